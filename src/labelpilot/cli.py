@@ -1,0 +1,247 @@
+"""The `labelpilot` command: thin shells over the same services the server uses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from labelpilot import __version__
+from labelpilot.errors import LabelPilotError
+from labelpilot.formats.base import list_formats
+
+app = typer.Typer(help="LabelPilot: smart labeling for computer vision.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True)
+out = Console()
+
+
+class Task(StrEnum):
+    ocr = "ocr"
+    detect = "detect"
+    segment = "segment"
+    classify = "classify"
+
+
+class SplitOpt(StrEnum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class StatusOpt(StrEnum):
+    accepted = "accepted"
+    all = "all"
+
+
+def _fail(e: LabelPilotError) -> None:
+    err.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True, soft_wrap=True)
+    if e.hint:
+        err.print(f"[yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except LabelPilotError as e:
+        _fail(e)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _open(directory: Path) -> Any:
+    from labelpilot.workspace import Workspace
+
+    return Workspace.open(directory)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"labelpilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version,
+                                               is_eager=True, help="Print the version.")] = False
+         ) -> None:
+    """LabelPilot: import, pre-label, review, fine-tune, optimize, serve."""
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="New workspace directory.")],
+    task: Annotated[Task, typer.Option(help="What the project labels.")],
+    name: Annotated[str | None, typer.Option(help="Project name (default: the folder's).")] = None,
+    labels: Annotated[str, typer.Option(help="Label classes, comma-separated.")] = "",
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL (e.g. postgresql://user@host/db); default: SQLite in DIR.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Create a workspace."""
+    from labelpilot.workspace import Workspace
+
+    with _user_errors():
+        ws = Workspace.create(directory, name=name, task=task.value,
+                              labels=labels.split(","), database_url=database_url)
+        ws.close()
+    if as_json:
+        _print_json({"workspace": str(directory), "name": ws.config.name, "task": task.value,
+                     "labels": ws.config.labels})
+    else:
+        out.print(f"Created workspace [bold]{ws.config.name}[/] ({task.value}) in {directory}")
+
+
+@app.command("import")
+def import_(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    source: Annotated[Path, typer.Argument(help="Folder, label file or archive to import.")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of: {', '.join(list_formats())}.")],
+    split: Annotated[SplitOpt | None, typer.Option(help="Put every image in this split.")] = None,
+    strict: Annotated[bool, typer.Option(help="Refuse label classes the workspace lacks.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the rest when images are bad.")] = False,
+    images_dir: Annotated[Path | None, typer.Option(help="Where the images are, if not "
+                                                    "beside the labels.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Import images and labels."""
+    from labelpilot.transfer import import_dataset
+
+    with _user_errors():
+        ws = _open(directory)
+        with _progress(not as_json) as progress:
+            report = import_dataset(ws, source, format=format,
+                                    split=split.value if split else None, strict=strict,
+                                    skip_invalid=skip_invalid, images_dir=images_dir,
+                                    progress=progress)
+        ws.close()
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"Imported {report.images_added} new image(s) "
+              f"({report.images_already_present} already present) and "
+              f"{report.annotations_added} annotation(s) "
+              f"({report.annotations_already_present} already present) from {source}")
+    if report.labels_added:
+        out.print(f"New label classes: {', '.join(report.labels_added)}")
+    for p in report.invalid_images:
+        err.print(f"[yellow]skipped:[/] {p}", highlight=False)
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    dest: Annotated[Path, typer.Argument(help="New (or empty) folder to write.")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of: {', '.join(list_formats())}.")],
+    status: Annotated[StatusOpt, typer.Option(
+        help="accepted: human-confirmed labels; all: also model proposals.")] = StatusOpt.accepted,
+    split: Annotated[SplitOpt | None, typer.Option(help="Export only this split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Export images and labels."""
+    from labelpilot.transfer import export_dataset
+
+    with _user_errors():
+        ws = _open(directory)
+        with _progress(not as_json) as progress:
+            report = export_dataset(ws, dest, format=format, status=status.value,
+                                    split=split.value if split else None, progress=progress)
+        ws.close()
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"Exported {report.images} image(s) and {report.annotations} annotation(s) "
+              f"to {dest} ({format})")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command()
+def stats(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Counts of images and annotations by status, source, label, review state and split."""
+    from labelpilot.transfer import workspace_stats
+
+    with _user_errors():
+        ws = _open(directory)
+        s = workspace_stats(ws)
+        ws.close()
+    if as_json:
+        _print_json(s)
+        return
+    out.print(f"[bold]{s['name']}[/] ({s['task']}): {s['images']} images, "
+              f"{s['annotations']} annotations")
+    table = Table("", "count", box=None, show_header=False, pad_edge=False)
+    for key, title in (("annotations_by_status", "annotations by status"),
+                       ("annotations_by_source", "annotations by source"),
+                       ("annotations_by_label", "annotations by label"),
+                       ("images_by_review_state", "images by review state"),
+                       ("images_by_split", "images by split")):
+        table.add_row(f"[bold]{title}[/]", "")
+        for k, v in s[key].items():
+            table.add_row(f"  {k}", str(v))
+    out.print(table)
+
+
+@app.command()
+def formats() -> None:
+    """List the import/export formats."""
+    from labelpilot.formats.base import get_format
+
+    table = Table("format", "what")
+    for name in list_formats():
+        table.add_row(name, get_format(name).description)
+    out.print(table)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to build the demo workspace.")],
+    force: Annotated[bool, typer.Option(help="Rebuild if it exists.")] = False,
+) -> None:
+    """Build a demo OCR workspace from the bundled sample images and print its stats."""
+    from labelpilot.demo import build_demo
+
+    with _user_errors():
+        build_demo(directory, force=force)
+    stats(directory, as_json=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,244 @@
+"""What every format module shares: the in-memory dataset, the registry, safe paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import orjson
+
+from labelpilot.annotations import Annotation
+from labelpilot.errors import FormatError, LabelPilotError, UnsafePathError, ValidationError
+from labelpilot.imageio import IMAGE_SUFFIXES
+
+
+@dataclass(slots=True)
+class DatasetItem:
+    """One image and its labels, as a format reads or writes it.
+
+    Args:
+        name: relative POSIX path used as the image's file name in exports.
+        path: where the image bytes are (None when `data` holds them).
+        data: embedded image bytes (LabelMe `imageData`).
+        width, height: the size the label file states, if any.
+    """
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    split: str | None = None
+    review_state: str | None = None
+    annotations: list[Annotation] = field(default_factory=list)
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+
+@dataclass
+class Dataset:
+    """Images with labels, the label classes in order, and warnings met while reading."""
+
+    items: list[DatasetItem] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def all_labels(self) -> list[str]:
+        """Declared classes first, then any others used, in order of first use."""
+        names = dict.fromkeys(self.labels)
+        for item in self.items:
+            for a in item.annotations:
+                names.setdefault(a.label)
+        return list(names)
+
+
+class Format(Protocol):
+    name: str
+    description: str
+
+    def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset: ...
+
+    def save(self, dataset: Dataset, dest: Path) -> None: ...
+
+
+_REGISTRY: dict[str, Format] = {}
+
+
+def register_format(cls: type) -> type:
+    """Class decorator: `@register_format class Coco: name = "coco" ...`."""
+    inst = cls()
+    if inst.name in _REGISTRY:
+        raise RuntimeError(f"format {inst.name!r} registered twice")
+    _REGISTRY[inst.name] = inst
+    return cls
+
+
+def get_format(name: str) -> Format:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LabelPilotError(f"unknown format {name!r}",
+                              hint=f"choose one of: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_formats() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    from labelpilot.formats import (  # noqa: F401  (imports register the formats)
+        coco,
+        cvat,
+        icdar,
+        images,
+        labelme,
+        labelstudio,
+        ppocr,
+        voc,
+        yolo,
+    )
+
+
+# --- reading helpers ----------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise FormatError(f"not valid JSON ({e})", path=path) from None
+    except OSError as e:
+        raise FormatError(f"cannot read the file ({e.strerror})", path=path) from None
+
+
+def read_text_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise FormatError(f"not UTF-8 text (byte {e.start})", path=path) from None
+    except OSError as e:
+        raise FormatError(f"cannot read the file ({e.strerror})", path=path) from None
+
+
+def shape_error(path: Path, where: str | None = None, line: int | None = None
+                ) -> Callable[[ValidationError], FormatError]:
+    def wrap(e: ValidationError) -> FormatError:
+        return FormatError(e.message, path=path, where=where, line=line)
+    return wrap
+
+
+def expect(cond: bool, message: str, *, path: Path, where: str | None = None,
+           line: int | None = None) -> None:
+    if not cond:
+        raise FormatError(message, path=path, where=where, line=line)
+
+
+class ImageLocator:
+    """Finds image files named by a label file, never outside the allowed roots.
+
+    Names are tried as relative paths under each root, then by base name anywhere under the
+    roots (label files often carry paths from another machine).
+    """
+
+    def __init__(self, roots: Iterable[Path]) -> None:
+        self.roots = [r.resolve() for r in dict.fromkeys(roots) if r.is_dir()]
+        self._by_name: dict[str, Path] | None = None
+
+    def _index(self) -> dict[str, Path]:
+        if self._by_name is None:
+            self._by_name = {}
+            for root in self.roots:
+                for dirpath, _dirs, files in os.walk(root):
+                    for f in files:
+                        if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                            self._by_name.setdefault(f, Path(dirpath) / f)
+        return self._by_name
+
+    def inside(self, path: Path) -> bool:
+        real = path.resolve()
+        return any(real == r or real.is_relative_to(r) for r in self.roots)
+
+    def find(self, name: str, *, label_file: Path) -> Path | None:
+        """The image file for `name`; raises UnsafePathError if `name` leads out of the roots."""
+        rel = name.replace("\\", "/")
+        if rel.startswith("file://"):
+            rel = rel[len("file://"):]
+        candidate_rel = PurePosixPath(rel)
+        if not candidate_rel.is_absolute():
+            for root in self.roots:
+                p = root / candidate_rel
+                if p.is_file():
+                    if not self.inside(p):
+                        raise UnsafePathError(
+                            f"{label_file}: image path {name!r} leads outside the import "
+                            f"folder {root}", hint="keep images inside the folder you import")
+                    return p
+            if ".." in candidate_rel.parts:
+                raise UnsafePathError(
+                    f"{label_file}: image path {name!r} leads outside the import folder",
+                    hint="keep images inside the folder you import")
+        found = self._index().get(candidate_rel.name)
+        if found is not None and not self.inside(found):
+            raise UnsafePathError(f"{label_file}: image {name!r} is a link to outside the "
+                                  "import folder")
+        return found
+
+
+def default_roots(source: Path, images_dir: Path | None) -> list[Path]:
+    """Where a label file's images may lie: beside it, and in the dataset folder above."""
+    roots = [images_dir] if images_dir else []
+    base = source if source.is_dir() else source.parent
+    roots.append(base)
+    if not source.is_dir() or base.name.lower() in ("annotations", "labels"):
+        roots.append(base.parent)
+    return roots
+
+
+# --- writing helpers ----------------------------------------------------------------
+
+
+def copy_image(item: DatasetItem, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if item.data is not None:
+        target.write_bytes(item.data)
+    else:
+        assert item.path is not None
+        shutil.copyfile(item.path, target)
+
+
+def write_json(path: Path, obj: Any, *, indent: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opts = orjson.OPT_INDENT_2 if indent else 0
+    path.write_bytes(orjson.dumps(obj, option=opts | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def image_size(item: DatasetItem) -> tuple[int, int] | None:
+    """The displayed size from the image header; None if unreadable (the import's image
+    check then reports the file)."""
+    from labelpilot.imageio import read_size
+
+    if item.width is not None and item.height is not None:
+        return item.width, item.height
+    try:
+        item.width, item.height = read_size(item.read_bytes())
+    except Exception:
+        return None
+    return item.width, item.height

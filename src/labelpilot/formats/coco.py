@@ -1,0 +1,215 @@
+"""COCO object detection / instance segmentation JSON.
+
+Boxes are `[x, y, w, h]`; a `segmentation` is a list of polygons (one annotation made of
+several parts becomes one LabelPilot annotation per part, sharing a `group`, as CVAT does),
+an uncompressed RLE (`counts` list) or a compressed RLE string. Text lines keep their
+transcription in an extra `text` key; a `score` key marks a model's proposal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labelpilot import masks
+from labelpilot.annotations import Annotation, Box, Mask, Polygon, Quad, RotatedBox
+from labelpilot.errors import FormatError, ValidationError
+from labelpilot.formats.base import (
+    Dataset,
+    DatasetItem,
+    ImageLocator,
+    copy_image,
+    default_roots,
+    expect,
+    read_json,
+    register_format,
+    write_json,
+)
+
+
+def _find_json(source: Path) -> Path:
+    if source.is_file():
+        return source
+    candidates = sorted(source.glob("annotations/*.json")) + sorted(source.glob("*.json"))
+    if not candidates:
+        raise FormatError("no COCO JSON file found (looked for annotations/*.json and *.json)",
+                          path=source)
+    return candidates[0]
+
+
+@register_format
+class Coco:
+    name = "coco"
+    description = "COCO JSON: boxes, polygons, RLE masks, categories"
+
+    def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
+        path = _find_json(source)
+        doc = read_json(path)
+        expect(isinstance(doc, dict), "the top level must be an object with 'images', "
+               "'annotations' and 'categories'", path=path)
+        for key in ("images", "categories"):
+            expect(isinstance(doc.get(key), list), f"'{key}' must be a list", path=path,
+                   where=key)
+        anns = doc.get("annotations", [])
+        expect(isinstance(anns, list), "'annotations' must be a list", path=path,
+               where="annotations")
+        cats: dict[Any, str] = {}
+        for i, c in enumerate(doc["categories"]):
+            where = f"categories[{i}]"
+            expect(isinstance(c, dict) and "id" in c and isinstance(c.get("name"), str),
+                   "each category needs an 'id' and a 'name'", path=path, where=where)
+            cats[c["id"]] = c["name"]
+        roots = default_roots(path, images_dir)
+        if source.is_dir():
+            roots.append(source)
+        locator = ImageLocator(roots)
+        items: dict[Any, DatasetItem] = {}
+        for i, im in enumerate(doc["images"]):
+            where = f"images[{i}]"
+            expect(isinstance(im, dict) and "id" in im and isinstance(im.get("file_name"), str),
+                   "each image needs an 'id' and a 'file_name'", path=path, where=where)
+            w, h = im.get("width"), im.get("height")
+            expect(isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0,
+                   "'width' and 'height' must be positive integers", path=path, where=where)
+            found = locator.find(im["file_name"], label_file=path)
+            items[im["id"]] = DatasetItem(name=im["file_name"], path=found or
+                                          locator.roots[0] / im["file_name"], width=w, height=h)
+        next_group = 1
+        for i, a in enumerate(anns):
+            where = f"annotations[{i}]"
+            if not isinstance(a, dict):
+                raise FormatError("each annotation must be an object", path=path, where=where)
+            item = items.get(a.get("image_id"))
+            if item is None:
+                raise FormatError(f"image_id {a.get('image_id')!r} is not in 'images'",
+                                  path=path, where=where + ".image_id")
+            label = cats.get(a.get("category_id"))
+            if label is None:
+                raise FormatError(f"category_id {a.get('category_id')!r} is not in 'categories'",
+                                  path=path, where=where + ".category_id")
+            try:
+                shapes = _shapes(a, item)
+                extra: dict[str, Any] = {}
+                if a.get("iscrowd"):
+                    extra["iscrowd"] = 1
+                if isinstance(a.get("attributes"), dict):
+                    extra.update(a["attributes"])
+                score = a.get("score")
+                group = None
+                if len(shapes) > 1:
+                    group = next_group
+                    next_group += 1
+                for shape in shapes:
+                    if a.get("text") is not None and isinstance(shape, Polygon) \
+                            and len(shape.points) == 4:
+                        shape = Quad(shape.points)  # a text line
+                    item.annotations.append(Annotation(
+                        label=label, shape=shape, text=a.get("text"), attributes=dict(extra),
+                        score=score, group=group,
+                        status="predicted" if score is not None else "accepted",
+                        source=a.get("source", "model:coco@1" if score is not None else "human"),
+                    ))
+            except ValidationError as e:
+                raise FormatError(e.message, path=path, where=where) from None
+        return Dataset(list(items.values()), list(dict.fromkeys(cats.values())))
+
+    def save(self, dataset: Dataset, dest: Path) -> None:
+        labels = dataset.all_labels()
+        cat_ids = {name: i + 1 for i, name in enumerate(labels)}
+        images, anns = [], []
+        ann_id = 1
+        for img_id, item in enumerate(dataset.items, start=1):
+            assert item.width is not None and item.height is not None
+            images.append({"id": img_id, "file_name": item.name, "width": item.width,
+                           "height": item.height})
+            copy_image(item, dest / "images" / item.name)
+            grouped: dict[int, list[Annotation]] = {}
+            singles: list[list[Annotation]] = []
+            for a in item.annotations:
+                if a.group is not None and isinstance(a.shape, Polygon) and not a.shape.holes:
+                    grouped.setdefault(a.group, []).append(a)
+                else:
+                    singles.append([a])
+            for parts in [*singles, *grouped.values()]:
+                rec = _record(parts, item.width, item.height)
+                if rec is None:
+                    continue
+                rec.update(id=ann_id, image_id=img_id, category_id=cat_ids[parts[0].label])
+                ann_id += 1
+                anns.append(rec)
+        write_json(dest / "annotations" / "instances.json", {
+            "info": {"description": "exported by LabelPilot"},
+            "images": images, "annotations": anns,
+            "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()],
+        })
+
+
+def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
+    seg = a.get("segmentation")
+    h, w = item.height or 0, item.width or 0
+    if isinstance(seg, list) and seg:
+        out = []
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+                raise ValidationError("a segmentation polygon must be a flat list of at least "
+                                      "3 (x, y) pairs")
+            out.append(Polygon(tuple(zip(poly[0::2], poly[1::2], strict=True))))
+        return out
+    if isinstance(seg, dict):
+        counts, size = seg.get("counts"), seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2):
+            raise ValidationError("RLE segmentation needs 'size': [height, width]")
+        if list(size) != [h, w]:
+            raise ValidationError(f"RLE size {size} does not match the image's [{h}, {w}]")
+        if isinstance(counts, list):
+            masks.unruns(counts, h * w)  # validates the run total
+            return [Mask(masks.compress_counts(counts), h, w)]
+        if isinstance(counts, str):
+            masks.decode(counts, h, w)
+            return [Mask(counts, h, w)]
+        raise ValidationError("RLE 'counts' must be a list of runs or a compressed string")
+    bbox = a.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4):
+        raise ValidationError("'bbox' must be [x, y, width, height]")
+    return [Box.from_xywh(*bbox)]
+
+
+def _record(parts: list[Annotation], width: int, height: int) -> dict[str, Any] | None:
+    a = parts[0]
+    shape = a.shape
+    rec: dict[str, Any] = {"iscrowd": int(bool(a.attributes.get("iscrowd")))}
+    if isinstance(shape, Box):
+        rec["segmentation"] = []
+        rec["area"] = shape.area()
+    elif isinstance(shape, Polygon) and not shape.holes:
+        rec["segmentation"] = [[c for p in part.shape.points for c in p]  # type: ignore[union-attr]
+                               for part in parts]
+        rec["area"] = sum(part.shape.area() for part in parts)
+    elif isinstance(shape, Quad | RotatedBox):
+        rec["segmentation"] = [[c for p in shape.corners() for c in p]]
+        rec["area"] = shape.area()
+    elif isinstance(shape, Polygon):
+        # COCO polygons cannot have holes: write the exact region as RLE instead.
+        m = masks.from_polygons([shape.points], height, width, shape.holes)
+        rec["segmentation"] = {"size": [height, width], "counts": masks.encode(m)}
+        rec["area"] = float(m.sum())
+    elif isinstance(shape, Mask):
+        rec["segmentation"] = {"size": [shape.height, shape.width], "counts": shape.rle}
+        rec["area"] = shape.area()
+    else:
+        return None  # points have no COCO instance form
+    if len(parts) > 1:
+        xs = [b for p in parts for b in p.shape.bbox()]
+        x1, y1 = min(xs[0::4]), min(xs[1::4])
+        x2, y2 = max(xs[2::4]), max(xs[3::4])
+    else:
+        x1, y1, x2, y2 = shape.bbox()
+    rec["bbox"] = [x1, y1, x2 - x1, y2 - y1]
+    if a.text is not None:
+        rec["text"] = a.text
+    if a.score is not None:
+        rec["score"] = a.score
+    extra = {k: v for k, v in a.attributes.items() if k != "iscrowd"}
+    if extra:
+        rec["attributes"] = extra
+    return rec

@@ -1,0 +1,194 @@
+"""CVAT for images XML 1.1.
+
+`<image>` elements hold `<box>` (with `rotation`, degrees clockwise about the centre),
+`<polygon>`, `<points>` and `<mask>` (runs over the row-major crop `left top width
+height`, starting with 0s). A `text` (or `transcription`) attribute is the transcription;
+other attributes are kept. `<polyline>`, `<ellipse>`, `<skeleton>` and `<tag>` are
+skipped with a warning. The image's `subset` gives its split.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelpilot import masks
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.errors import FormatError, ValidationError
+from labelpilot.formats.base import (
+    Dataset,
+    DatasetItem,
+    ImageLocator,
+    copy_image,
+    default_roots,
+    register_format,
+)
+from labelpilot.formats.voc import parse_xml
+
+_TEXT_ATTRS = ("text", "transcription")
+_SPLIT = {"train": "train", "training": "train", "val": "val", "validation": "val",
+          "valid": "val", "test": "test"}
+
+
+def _pts(s: str) -> tuple[tuple[float, float], ...]:
+    out = []
+    for pair in s.split(";"):
+        x, y = pair.split(",")
+        out.append((float(x), float(y)))
+    return tuple(out)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}"
+
+
+@register_format
+class Cvat:
+    name = "cvat"
+    description = "CVAT for images XML 1.1: box, rotated box, polygon, points, mask"
+
+    def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
+        path = source if source.is_file() else source / "annotations.xml"
+        if not path.is_file():
+            raise FormatError("no annotations.xml found", path=source)
+        root = parse_xml(path)
+        if root.tag != "annotations":
+            raise FormatError(f"the root element is <{root.tag}>, expected <annotations>",
+                              path=path)
+        locator = ImageLocator([*default_roots(path, images_dir), path.parent / "images"])
+        labels = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
+        ds = Dataset(labels=[n for n in labels if n])
+        skipped: dict[str, int] = {}
+        for i, im in enumerate(root.iterfind("image")):
+            where = f"image[{i}]"
+            name = im.get("name")
+            try:
+                w, h = int(im.get("width", "")), int(im.get("height", ""))
+            except ValueError:
+                raise FormatError("<image> needs integer width and height", path=path,
+                                  where=where) from None
+            if not name:
+                raise FormatError("<image> has no name", path=path, where=where)
+            found = locator.find(name, label_file=path)
+            item = DatasetItem(name=name, path=found or locator.roots[0] / name, width=w,
+                               height=h, split=_SPLIT.get((im.get("subset") or "").lower()))
+            for j, el in enumerate(im):
+                try:
+                    ann = _annotation(el, w, h)
+                except (ValidationError, ValueError, TypeError) as e:
+                    msg = e.message if isinstance(e, ValidationError) else f"bad values ({e})"
+                    raise FormatError(msg, path=path, where=f"{where}/{el.tag}[{j}]") from None
+                if ann is None:
+                    skipped[el.tag] = skipped.get(el.tag, 0) + 1
+                else:
+                    item.annotations.append(ann)
+            ds.items.append(item)
+        for tag, n in skipped.items():
+            ds.warnings.append(f"skipped {n} CVAT <{tag}> element(s): no LabelPilot equivalent")
+        return ds
+
+    def save(self, dataset: Dataset, dest: Path) -> None:
+        root = ET.Element("annotations")
+        ET.SubElement(root, "version").text = "1.1"
+        meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
+        ET.SubElement(meta, "name").text = "labelpilot"
+        ET.SubElement(meta, "size").text = str(len(dataset.items))
+        labels_el = ET.SubElement(meta, "labels")
+        has_text = any(a.text is not None for it in dataset.items for a in it.annotations)
+        for name in dataset.all_labels():
+            lab = ET.SubElement(labels_el, "label")
+            ET.SubElement(lab, "name").text = name
+            attrs = ET.SubElement(lab, "attributes")
+            if has_text:
+                at = ET.SubElement(attrs, "attribute")
+                ET.SubElement(at, "name").text = "text"
+                ET.SubElement(at, "input_type").text = "text"
+        for i, item in enumerate(dataset.items):
+            copy_image(item, dest / "images" / item.name)
+            im = ET.SubElement(root, "image", id=str(i), name=item.name, width=str(item.width),
+                               height=str(item.height))
+            if item.split:
+                im.set("subset", item.split.capitalize())
+            for a in item.annotations:
+                _write(im, a)
+        ET.indent(root)
+        dest.mkdir(parents=True, exist_ok=True)
+        ET.ElementTree(root).write(dest / "annotations.xml", encoding="utf-8",
+                                   xml_declaration=True)
+
+
+def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:
+    label = el.get("label") or ""
+    attrs: dict[str, Any] = {a.get("name", ""): a.text or "" for a in el.iterfind("attribute")}
+    text = next((attrs.pop(k) for k in _TEXT_ATTRS if k in attrs), None)
+    for flag in ("occluded",):
+        if el.get(flag) == "1":
+            attrs[flag] = True
+    shape: Any
+    if el.tag == "box":
+        x1, y1, x2, y2 = (float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr"))
+        rot = float(el.get("rotation") or 0)
+        if rot:
+            shape = RotatedBox((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, rot)
+        else:
+            shape = Box(x1, y1, x2, y2)
+    elif el.tag == "polygon":
+        pts = _pts(el.get("points", ""))
+        shape = Quad(pts) if text is not None and len(pts) == 4 else Polygon(pts)
+    elif el.tag == "points":
+        pts = _pts(el.get("points", ""))
+        if len(pts) != 1:
+            return None
+        shape = Point(*pts[0])
+    elif el.tag == "mask":
+        left, top = int(el.get("left", "")), int(el.get("top", ""))
+        mw, mh = int(el.get("width", "")), int(el.get("height", ""))
+        counts = [int(c) for c in (el.get("rle") or "").split(",") if c.strip()]
+        crop = masks.unruns(counts, mw * mh).reshape(mh, mw)
+        full = np.zeros((h, w), dtype=np.uint8)
+        full[top:top + mh, left:left + mw] = crop[: h - top, : w - left]
+        shape = Mask.from_array(full)
+    else:
+        return None
+    group = el.get("group_id")
+    score = el.get("score")
+    return Annotation(label=label, shape=shape, text=text, attributes=attrs,
+                      group=int(group) if group else None,
+                      score=float(score) if score else None,
+                      status="predicted" if score else "accepted",
+                      source="model:cvat@1" if score else "human")
+
+
+def _write(im: ET.Element, a: Annotation) -> None:
+    shape = a.shape
+    common = {"label": a.label, "source": "manual" if a.source == "human" else "auto",
+              "occluded": "1" if a.attributes.get("occluded") else "0", "z_order": "0"}
+    if a.group is not None:
+        common["group_id"] = str(a.group)
+    if isinstance(shape, Box):
+        el = ET.SubElement(im, "box", common, xtl=_fmt(shape.x1), ytl=_fmt(shape.y1),
+                           xbr=_fmt(shape.x2), ybr=_fmt(shape.y2))
+    elif isinstance(shape, RotatedBox):
+        el = ET.SubElement(im, "box", common, xtl=_fmt(shape.cx - shape.w / 2),
+                           ytl=_fmt(shape.cy - shape.h / 2), xbr=_fmt(shape.cx + shape.w / 2),
+                           ybr=_fmt(shape.cy + shape.h / 2), rotation=_fmt(shape.angle % 360))
+    elif isinstance(shape, Quad | Polygon):
+        el = ET.SubElement(im, "polygon", common,
+                           points=";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in shape.points))
+    elif isinstance(shape, Point):
+        el = ET.SubElement(im, "points", common, points=f"{_fmt(shape.x)},{_fmt(shape.y)}")
+    else:
+        arr = shape.to_array()
+        x1, y1, x2, y2 = (int(v) for v in shape.bbox())
+        crop = arr[y1:y2, x1:x2]
+        counts = masks.runs(crop.ravel())
+        el = ET.SubElement(im, "mask", common, rle=", ".join(map(str, counts)), left=str(x1),
+                           top=str(y1), width=str(max(1, x2 - x1)), height=str(max(1, y2 - y1)))
+    for k, v in a.attributes.items():
+        if k != "occluded":
+            ET.SubElement(el, "attribute", name=k).text = str(v)
+    if a.text is not None:
+        ET.SubElement(el, "attribute", name="text").text = a.text

@@ -1,0 +1,82 @@
+"""ICDAR 2015 incidental text: one `gt_<image stem>.txt` per image, each line
+`x1,y1,x2,y2,x3,y3,x4,y4,transcription` (the transcription may hold commas; `###` marks
+text to ignore, kept verbatim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelpilot.annotations import Annotation, Quad, text_corners
+from labelpilot.errors import FormatError, ValidationError
+from labelpilot.formats.base import (
+    Dataset,
+    DatasetItem,
+    ImageLocator,
+    copy_image,
+    default_roots,
+    read_text_lines,
+    register_format,
+)
+from labelpilot.imageio import IMAGE_SUFFIXES
+
+TEXT_LABEL = "text"
+
+
+@register_format
+class Icdar2015:
+    name = "icdar"
+    description = "ICDAR 2015 gt_<image>.txt quads with transcriptions"
+
+    def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
+        gts = [source] if source.is_file() else sorted(source.rglob("gt_*.txt"))
+        if not gts:
+            raise FormatError("no gt_*.txt files found", path=source)
+        locator = ImageLocator(default_roots(source, images_dir))
+        index = {p.stem: p for p in _images(locator)}
+        items = []
+        for gt in gts:
+            stem = gt.stem.removeprefix("gt_")
+            img = index.get(stem)
+            item = DatasetItem(name=img.name if img else f"{stem}.jpg",
+                               path=img or gt.parent / f"{stem}.jpg")
+            for n, ln in enumerate(read_text_lines(gt), 1):
+                if not ln.strip():
+                    continue
+                parts = ln.split(",", 8)
+                if len(parts) < 8:
+                    raise FormatError("expected 8 coordinates and a transcription", path=gt,
+                                      line=n)
+                try:
+                    coords = [float(v) for v in parts[:8]]
+                    quad = Quad(tuple(zip(coords[0::2], coords[1::2], strict=True)))
+                except ValueError:
+                    raise FormatError("coordinates must be numbers", path=gt, line=n) from None
+                except ValidationError as e:
+                    raise FormatError(e.message, path=gt, line=n) from None
+                text = parts[8] if len(parts) > 8 else ""
+                item.annotations.append(Annotation(label=TEXT_LABEL, shape=quad, text=text))
+            items.append(item)
+        return Dataset(items, [TEXT_LABEL])
+
+    def save(self, dataset: Dataset, dest: Path) -> None:
+        for item in dataset.items:
+            name = item.name.replace("/", "__")
+            copy_image(item, dest / "images" / name)
+            lines = []
+            for a in item.annotations:
+                try:
+                    pts = text_corners(a.shape)
+                except ValidationError:
+                    continue
+                coords = ",".join(str(round(v)) for p in pts for v in p)
+                lines.append(f"{coords},{a.text or ''}\n")
+            gt = dest / "gt" / f"gt_{Path(name).stem}.txt"
+            gt.parent.mkdir(parents=True, exist_ok=True)
+            gt.write_text("".join(lines), encoding="utf-8")
+
+
+def _images(locator: ImageLocator) -> list[Path]:
+    out = []
+    for root in locator.roots:
+        out += [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    return out

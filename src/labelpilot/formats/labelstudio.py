@@ -1,0 +1,216 @@
+"""Label Studio JSON export (a list of tasks).
+
+Reads `rectangle(labels)` (with rotation about the top-left corner, as Label Studio draws
+it), `polygon(labels)`, `brushlabels` (rle-pack RLE), `keypoint(labels)`, and `textarea`
+results that share a region `id` (the OCR template's transcriptions). Coordinates are
+percentages of `original_width` / `original_height`. `annotations` are human labels,
+`predictions` are model proposals (kept with their score).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from labelpilot import masks
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.errors import FormatError, ValidationError
+from labelpilot.formats.base import (
+    Dataset,
+    DatasetItem,
+    ImageLocator,
+    copy_image,
+    default_roots,
+    image_size,
+    read_json,
+    register_format,
+    write_json,
+)
+
+_GEOMETRY = {"rectangle", "rectanglelabels", "polygon", "polygonlabels", "brushlabels",
+             "keypoint", "keypointlabels"}
+
+
+def _image_ref(data: dict[str, Any]) -> str | None:
+    ref = data.get("image") or next((v for v in data.values() if isinstance(v, str)), None)
+    if not isinstance(ref, str):
+        return None
+    url = urlparse(ref)
+    if url.path.startswith("/data/local-files"):
+        d = parse_qs(url.query).get("d")
+        if d:
+            return unquote(d[0])
+    return unquote(url.path or ref)
+
+
+@register_format
+class LabelStudio:
+    name = "labelstudio"
+    description = "Label Studio JSON: rectangle, polygon, brush RLE, keypoint, textarea"
+
+    def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
+        path = source if source.is_file() else next(iter(sorted(source.glob("*.json"))), None)
+        if path is None:
+            raise FormatError("no Label Studio JSON file found", path=source)
+        doc = read_json(path)
+        tasks = [doc] if isinstance(doc, dict) else doc
+        if not isinstance(tasks, list):
+            raise FormatError("expected a list of tasks", path=path)
+        roots = default_roots(path, images_dir)
+        if source.is_dir():
+            roots.append(source)
+        locator = ImageLocator(roots)
+        items = []
+        for t, task in enumerate(tasks):
+            where = f"[{t}]"
+            if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+                raise FormatError("each task needs a 'data' object", path=path, where=where)
+            ref = _image_ref(task["data"])
+            if ref is None:
+                raise FormatError("task data names no image", path=path, where=where + ".data")
+            name = Path(ref).name
+            found = locator.find(ref.lstrip("/"), label_file=path)
+            if found is None and "-" in name:
+                # Label Studio prefixes uploads with an 8-character id: 1a2b3c4d-photo.jpg
+                found = locator.find(name.split("-", 1)[1], label_file=path)
+                name = name.split("-", 1)[1] if found else name
+            item = DatasetItem(name=name, path=found or locator.roots[0] / name)
+            groups = []
+            anns = [a for a in task.get("annotations", []) or [] if not a.get("was_cancelled")]
+            if anns:
+                groups.append((f"{where}.annotations[{len(anns) - 1}]", anns[-1], None))
+            for p, pred in enumerate(task.get("predictions", []) or []):
+                groups.append((f"{where}.predictions[{p}]", pred, pred.get("model_version")))
+            for gwhere, group, model in groups:
+                results = group.get("result") if isinstance(group, dict) else None
+                if not isinstance(results, list):
+                    raise FormatError("'result' must be a list", path=path, where=gwhere)
+                try:
+                    item.annotations += _regions(results, item, model, group.get("score"))
+                except (ValidationError, KeyError, TypeError, ValueError) as e:
+                    msg = e.message if isinstance(e, ValidationError) else f"bad result ({e!r})"
+                    raise FormatError(msg, path=path, where=gwhere + ".result") from None
+            items.append(item)
+        return Dataset(items)
+
+    def save(self, dataset: Dataset, dest: Path) -> None:
+        tasks = []
+        for i, item in enumerate(dataset.items, start=1):
+            name = item.name.replace("/", "__")
+            copy_image(item, dest / "images" / name)
+            human, predicted = [], []
+            for j, a in enumerate(item.annotations):
+                out = predicted if a.status == "predicted" else human
+                out += _results(a, f"r{i}_{j}", item)
+            task: dict[str, Any] = {"id": i, "data": {"image": f"images/{name}"},
+                                    "annotations": [{"result": human}] if human else []}
+            if predicted:
+                scores = [a.score for a in item.annotations if a.score is not None]
+                task["predictions"] = [{"model_version": "labelpilot", "result": predicted,
+                                        "score": min(scores) if scores else None}]
+            tasks.append(task)
+        write_json(dest / "tasks.json", tasks, indent=True)
+
+
+def _regions(results: list[dict[str, Any]], item: DatasetItem, model: str | None,
+             group_score: float | None) -> list[Annotation]:
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for k, r in enumerate(results):
+        by_id.setdefault(str(r.get("id", f"#{k}")), []).append(r)
+    out = []
+    for parts in by_id.values():
+        geo = next((r for r in parts if r.get("type") in _GEOMETRY), None)
+        if geo is None:
+            continue  # choices, ratings and other per-image results are not shapes
+        label = None
+        text = None
+        for r in parts:
+            v = r.get("value", {})
+            for key, val in v.items():
+                if key.endswith("labels") and isinstance(val, list) and val:
+                    label = str(val[0])
+            if r.get("type") == "textarea":
+                texts = v.get("text") or []
+                text = "\n".join(texts) if isinstance(texts, list) else str(texts)
+        w = geo.get("original_width")
+        h = geo.get("original_height")
+        if not (isinstance(w, int) and isinstance(h, int)):
+            size = image_size(item)
+            if size is None:
+                continue
+            w, h = size
+        item.width, item.height = w, h
+        shape = _shape(geo, w, h)
+        if text is not None and isinstance(shape, Polygon) and len(shape.points) == 4:
+            shape = Quad(shape.points)  # a text line drawn as a 4-point polygon
+        score = geo.get("score", group_score)
+        out.append(Annotation(
+            label=label or "object", shape=shape, text=text, score=score,
+            status="predicted" if model is not None else "accepted",
+            source=f"model:{_slug(model)}@1" if model is not None else "human"))
+    return out
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s) or "labelstudio"
+
+
+def _shape(r: dict[str, Any], w: int, h: int) -> Any:
+    v = r["value"]
+    kind = r["type"]
+    if kind.startswith("rectangle"):
+        x, y = v["x"] * w / 100, v["y"] * h / 100
+        bw, bh = v["width"] * w / 100, v["height"] * h / 100
+        rot = float(v.get("rotation") or 0)
+        if abs(rot) < 1e-9:
+            return Box(x, y, x + bw, y + bh)
+        a = math.radians(rot)
+        cx = x + (bw / 2) * math.cos(a) - (bh / 2) * math.sin(a)
+        cy = y + (bw / 2) * math.sin(a) + (bh / 2) * math.cos(a)
+        return RotatedBox(cx, cy, bw, bh, rot)
+    if kind.startswith("polygon"):
+        return Polygon(tuple((px * w / 100, py * h / 100) for px, py in v["points"]))
+    if kind == "brushlabels":
+        if v.get("format") != "rle":
+            raise ValidationError(f"brush format {v.get('format')!r} is not supported (only rle)")
+        return Mask.from_array(masks.ls_mask_decode(v["rle"], h, w))
+    return Point(v["x"] * w / 100, v["y"] * h / 100)
+
+
+def _results(a: Annotation, rid: str, item: DatasetItem) -> list[dict[str, Any]]:
+    w, h = item.width or 1, item.height or 1
+    shape = a.shape
+    base = {"id": rid, "from_name": "label", "to_name": "image", "original_width": w,
+            "original_height": h, "image_rotation": 0}
+    value: dict[str, Any]
+    if isinstance(shape, Box):
+        kind = "rectanglelabels"
+        value = {"x": shape.x1 / w * 100, "y": shape.y1 / h * 100,
+                 "width": (shape.x2 - shape.x1) / w * 100,
+                 "height": (shape.y2 - shape.y1) / h * 100, "rotation": 0}
+    elif isinstance(shape, RotatedBox):
+        kind = "rectanglelabels"
+        x0, y0 = shape.corners()[0]
+        value = {"x": x0 / w * 100, "y": y0 / h * 100, "width": shape.w / w * 100,
+                 "height": shape.h / h * 100, "rotation": shape.angle % 360}
+    elif isinstance(shape, Quad | Polygon):
+        kind = "polygonlabels"
+        pts = shape.points
+        value = {"points": [[x / w * 100, y / h * 100] for x, y in pts], "closed": True}
+    elif isinstance(shape, Mask):
+        kind = "brushlabels"
+        value = {"format": "rle", "rle": masks.ls_mask_encode(shape.to_array())}
+    else:
+        kind = "keypointlabels"
+        value = {"x": shape.x / w * 100, "y": shape.y / h * 100, "width": 0.5}
+    value[kind] = [a.label]
+    out = [{**base, "type": kind, "value": value}]
+    if a.score is not None:
+        out[0]["score"] = a.score
+    if a.text is not None:
+        tv = {k: v for k, v in value.items() if k != kind}
+        out.append({**base, "from_name": "transcription", "type": "textarea",
+                    "value": {**tv, "text": [a.text]}})
+    return out

@@ -1,0 +1,102 @@
+"""Reading images safely: type sniffed from content, pixel limit, integrity, EXIF orientation."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from labelpilot.errors import ImageError
+
+# Formats a labeling tool can show in a browser or feed to a model, by PIL's name.
+SUPPORTED = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DEFAULT_MAX_PIXELS = 100_000_000
+_ORIENTATION = 0x0112
+
+# The pixel limit is ours to enforce (with a message that names it), not PIL's warning.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbedImage:
+    """An image checked and ready to store.
+
+    `sha256` is the hash of the file as given (the de-duplication key); `data` is what gets
+    stored: the same bytes, or a re-encoding with the EXIF orientation applied.
+    """
+
+    sha256: str
+    width: int
+    height: int
+    suffix: str
+    data: bytes
+    reoriented: bool
+
+
+def probe_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ProbedImage:
+    """Check an image file's bytes and return what the store needs.
+
+    Raises:
+        ImageError: not an image, an unsupported type, over `max_pixels`, corrupt or
+            truncated. The message names `name`.
+    """
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+            fmt = im.format or "?"
+            if fmt not in SUPPORTED:
+                raise ImageError(
+                    f"{name}: {fmt} images are not supported",
+                    hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}",
+                )
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
+            if w * h > max_pixels:
+                raise ImageError(
+                    f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
+                    hint="raise max_pixels in labelpilot.toml if this image is genuine",
+                )
+            orientation = im.getexif().get(_ORIENTATION, 1) if fmt in ("JPEG", "TIFF", "WEBP", "PNG") else 1
+            if fmt == "JPEG" and orientation in (1, None):
+                # Decoding at 1/8 scale still walks every entropy-coded block: truncation
+                # and corruption surface, at a fraction of a full decode's cost.
+                im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
+                im.load()
+            else:
+                im.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageError(
+            f"{name}: not a readable image ({e})", hint="re-export or re-download the file"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = SUPPORTED[fmt]
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        upright = ImageOps.exif_transpose(im)
+        buf = io.BytesIO()
+        exif = upright.getexif()
+        exif.pop(_ORIENTATION, None)
+        save_fmt = fmt if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else "PNG"
+        kwargs = {"quality": 95} if save_fmt in ("JPEG", "WEBP") else {}
+        upright.save(buf, format=save_fmt, exif=exif, **kwargs)
+        return ProbedImage(digest, upright.width, upright.height, SUPPORTED[save_fmt],
+                           buf.getvalue(), True)
+    return ProbedImage(digest, w, h, suffix, data, False)
+
+
+def read_size(data: bytes) -> tuple[int, int]:
+    """Displayed (width, height) of an image, EXIF orientation applied, from its header."""
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        if im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):
+            return h, w
+        return w, h

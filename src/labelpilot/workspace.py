@@ -1,0 +1,168 @@
+"""A workspace: one project in one directory.
+
+Layout::
+
+    DIR/
+      labelpilot.toml   name, task, label classes, database URL (optional), limits
+      labelpilot.db     the SQLite database (unless the URL points elsewhere)
+      blobs/ab/<sha256><suffix>   images, content-addressed
+      models/           model cache
+
+`LABELPILOT_DATABASE_URL` overrides the database URL of the toml (for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from sqlalchemy.engine import Engine
+
+from labelpilot.annotations import TASKS
+from labelpilot.errors import WorkspaceError
+from labelpilot.imageio import DEFAULT_MAX_PIXELS
+from labelpilot.store.blobs import BlobStore
+
+CONFIG_NAME = "labelpilot.toml"
+DB_NAME = "labelpilot.db"
+ENV_DATABASE_URL = "LABELPILOT_DATABASE_URL"
+
+
+@dataclass
+class WorkspaceConfig:
+    name: str
+    task: str
+    labels: list[str] = field(default_factory=list)
+    database_url: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def to_toml(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "task": self.task, "labels": list(self.labels),
+                             "max_pixels": self.max_pixels}
+        if self.database_url:
+            d["database_url"] = self.database_url
+        return d
+
+    @classmethod
+    def from_toml(cls, d: dict[str, Any], path: Path) -> WorkspaceConfig:
+        def bad(key: str, why: str) -> WorkspaceError:
+            return WorkspaceError(f"{path}: field {key!r} {why}", hint="fix the file by hand")
+
+        for key in ("name", "task"):
+            if not isinstance(d.get(key), str):
+                raise bad(key, "must be a string")
+        if d["task"] not in TASKS:
+            raise bad("task", f"must be one of {', '.join(TASKS)}, not {d['task']!r}")
+        labels = d.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise bad("labels", "must be a list of strings")
+        url = d.get("database_url")
+        if url is not None and not isinstance(url, str):
+            raise bad("database_url", "must be a string")
+        max_pixels = d.get("max_pixels", DEFAULT_MAX_PIXELS)
+        if not isinstance(max_pixels, int) or max_pixels <= 0:
+            raise bad("max_pixels", "must be a positive integer")
+        return cls(d["name"], d["task"], labels, url, max_pixels)
+
+
+class Workspace:
+    """An opened workspace. Create with `Workspace.create`, open with `Workspace.open`."""
+
+    def __init__(self, root: Path, config: WorkspaceConfig) -> None:
+        self.root = root
+        self.config = config
+        self.blobs = BlobStore(root / "blobs")
+        self._engine: Engine | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def database_url(self) -> str:
+        return (os.environ.get(ENV_DATABASE_URL) or self.config.database_url
+                or f"sqlite:///{(self.root / DB_NAME).as_posix()}")
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine; the schema is migrated to the latest version on first use."""
+        if self._engine is None:
+            from labelpilot.store.db import make_engine, migrate
+
+            engine = make_engine(self.database_url)
+            migrate(engine)
+            self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def create(cls, root: Path | str, *, name: str | None = None, task: str,
+               labels: list[str] | None = None, database_url: str | None = None) -> Workspace:
+        root = Path(root)
+        if task not in TASKS:
+            raise WorkspaceError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+        if (root / CONFIG_NAME).exists():
+            raise WorkspaceError(f"{root} is already a workspace",
+                                 hint="open it instead, or choose another directory")
+        if root.exists() and any(root.iterdir()):
+            raise WorkspaceError(f"{root} exists and is not empty",
+                                 hint="choose an empty or new directory")
+        labels = _unique(labels or [])
+        config = WorkspaceConfig(name or root.name, task, labels, database_url)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "blobs").mkdir(exist_ok=True)
+        (root / "models").mkdir(exist_ok=True)
+        ws = cls(root, config)
+        ws.save_config()
+        from labelpilot.store import repo
+
+        with ws.engine.begin() as conn:
+            repo.ensure_labels(conn, labels)
+        return ws
+
+    @classmethod
+    def open(cls, root: Path | str) -> Workspace:
+        root = Path(root)
+        path = root / CONFIG_NAME
+        if not path.is_file():
+            raise WorkspaceError(f"{root} is not a LabelPilot workspace (no {CONFIG_NAME})",
+                                 hint=f"create one with: labelpilot init {root} --task ocr")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise WorkspaceError(f"{path}: not valid TOML ({e})") from None
+        return cls(root, WorkspaceConfig.from_toml(data, path))
+
+    def save_config(self) -> None:
+        tmp = self.config_path.with_suffix(".toml.tmp")
+        tmp.write_text(tomli_w.dumps(self.config.to_toml()), encoding="utf-8")
+        os.replace(tmp, self.config_path)
+
+    def add_labels(self, names: list[str]) -> None:
+        """Record label classes in the toml too, so it lists every class in use."""
+        new = [n for n in _unique(names) if n not in self.config.labels]
+        if new:
+            self.config.labels.extend(new)
+            self.save_config()
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(n.strip() for n in names if n.strip()))

@@ -1,0 +1,90 @@
+"""Shared fixtures. Database-backed tests run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labelpilot.workspace import Workspace
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+POSTGRES_URL = os.environ.get("LABELPILOT_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# In CI PostgreSQL must be there: a missing server fails the run instead of skipping.
+REQUIRE_POSTGRES = bool(os.environ.get("CI") or os.environ.get("LABELPILOT_REQUIRE_POSTGRES"))
+
+
+def _postgres_schema() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(POSTGRES_URL)
+    schema = f"lp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as e:
+        engine.dispose()
+        if REQUIRE_POSTGRES:
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {e.orig}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for the default SQLite file in the workspace, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        yield from _postgres_schema()
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path, db_url: str | None) -> Iterator[Callable[..., Workspace]]:
+    opened: list[Workspace] = []
+
+    def make(task: str = "detect", labels: list[str] | None = None,
+             name: str = "ws") -> Workspace:
+        ws = Workspace.create(tmp_path / name, task=task, labels=labels,
+                              database_url=db_url)
+        opened.append(ws)
+        return ws
+
+    yield make
+    for ws in opened:
+        ws.close()
+
+
+def write_image(path: Path, width: int = 64, height: int = 48, *, seed: int = 0,
+                fmt: str | None = None, exif_orientation: int | None = None) -> Path:
+    """A small real image with distinct content per seed (so hashes differ)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(arr)
+    kwargs = {}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif
+    im.save(path, format=fmt, **kwargs)
+    return path
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED}")
+    return SHARED
