@@ -14,6 +14,7 @@ Layout::
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,15 +128,29 @@ class Workspace:
                                  hint="choose an empty or new directory")
         labels = _unique(labels or [])
         config = WorkspaceConfig(name or root.name, task, labels, database_url)
+        created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
-        (root / "blobs").mkdir(exist_ok=True)
-        (root / "models").mkdir(exist_ok=True)
         ws = cls(root, config)
-        ws.save_config()
-        from labelpilot.store import repo
+        try:
+            (root / "blobs").mkdir(exist_ok=True)
+            (root / "models").mkdir(exist_ok=True)
+            from labelpilot.store import repo
 
-        with ws.engine.begin() as conn:
-            repo.ensure_labels(conn, labels)
+            with ws.engine.begin() as conn:
+                repo.ensure_labels(conn, labels)
+            ws.save_config()  # last: a folder without it is no workspace
+        except BaseException:
+            ws.close()
+            # Leave nothing half-made behind (the folder was new or empty).
+            for child in ("blobs", "models", DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+                p = root / child
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
         return ws
 
     @classmethod

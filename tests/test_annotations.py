@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from labelpilot.annotations import (
+    Annotation,
+    Box,
+    Mask,
+    Point,
+    Polygon,
+    Quad,
+    RotatedBox,
+    shape_from_dict,
+    text_corners,
+    trusted_shape,
+)
+from labelpilot.errors import ValidationError
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    # x2 < x1
+    (lambda: Box(10, 0, 5, 5), "x2 >= x1"),
+    # a coordinate that is not a number names the field
+    (lambda: Box("a", 0, 5, 5), "box.x1 must be a number"),
+    # NaN is refused
+    (lambda: Box(0, 0, math.nan, 5), "box.x2 must be finite"),
+    # a quad has exactly four corners
+    (lambda: Quad(((0, 0), (1, 0), (1, 1), (0, 1), (0, 0.5))), "exactly 4 points"),
+    # a polygon needs three points
+    (lambda: Polygon(((0, 0), (1, 1))), "polygon.points needs at least 3"),
+    # a point of the wrong arity names its index
+    (lambda: Polygon(((0, 0), (1,), (2, 2))), "polygon.points"),
+    # negative size
+    (lambda: RotatedBox(0, 0, -1, 2, 0), "w >= 0"),
+    (lambda: Mask("", 0, 5), "mask size must be positive"),
+    (lambda: Annotation(label="", shape=Box(0, 0, 1, 1)), "label must be a non-empty"),
+    (lambda: Annotation(label="a", shape=Box(0, 0, 1, 1), score=1.5), "within [0, 1]"),
+    (lambda: Annotation(label="a", shape=Box(0, 0, 1, 1), status="done"), "status must be one of"),
+    (lambda: Annotation(label="a", shape=Box(0, 0, 1, 1), source="yolo"), "model:<name>@<version>"),
+    (lambda: Annotation(label="a", shape=(0, 0, 1, 1)), "shape must be one of"),  # type: ignore[arg-type]
+])
+def test_validation_names_the_field(make, message) -> None:
+    with pytest.raises(ValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        make()
+
+
+@pytest.mark.parametrize("shape", [
+    Box(1, 2, 3, 4),
+    RotatedBox(10, 10, 4, 2, 30),
+    Quad(((0, 0), (4, 0), (4, 2), (0, 2))),
+    Polygon(((0, 0), (10, 0), (10, 10)), holes=(((2, 2), (3, 2), (3, 3)),)),
+    Mask.from_array(__import__("numpy").eye(5, dtype="uint8")),
+    Point(1.5, 2.5),
+])
+def test_shape_dict_roundtrip(shape) -> None:
+    assert shape_from_dict(shape.to_dict()) == shape
+    assert trusted_shape(shape.to_dict()) == shape
+
+
+def test_shape_from_dict_errors() -> None:
+    with pytest.raises(ValidationError, match="shape.type must be one of"):
+        shape_from_dict({"type": "ellipse"})
+    with pytest.raises(ValidationError, match="missing field 'xyxy'"):
+        shape_from_dict({"type": "box"})
+
+
+def test_clip_reports_movement_and_keeps_inside_shapes() -> None:
+    clipped, moved = Box(-5, 2, 120, 50).clip(100, 80)
+    assert moved and clipped == Box(0, 2, 100, 50)
+    same, moved = Box(0, 0, 100.005, 80).clip(100, 80)  # rounding noise is not clipping
+    assert not moved and same == Box(0, 0, 100.005, 80)
+    quad, moved = RotatedBox(0, 0, 10, 10, 45).clip(100, 80)
+    assert moved and isinstance(quad, Quad) and min(quad.bbox()) >= 0
+
+
+def test_rotated_box_corners() -> None:
+    r = RotatedBox(10, 10, 4, 2, 90)
+    xs = sorted(round(x, 6) for x, _ in r.corners())
+    ys = sorted(round(y, 6) for _, y in r.corners())
+    assert xs == [9, 9, 11, 11] and ys == [8, 8, 12, 12]
+
+
+def test_text_corners_of_a_polygon_is_its_min_area_rect_in_reading_order() -> None:
+    poly = Polygon(((10, 10), (30, 10), (50, 10), (50, 20), (30, 20), (10, 20)))
+    corners = text_corners(poly)
+    assert [tuple(round(v) for v in p) for p in corners] == [(10, 10), (50, 10), (50, 20), (10, 20)]
+    with pytest.raises(ValidationError, match="cannot be a text line"):
+        text_corners(Point(1, 1))
+
+
+def test_fingerprint_ignores_status_and_tiny_float_noise() -> None:
+    a = Annotation(label="x", shape=Box(1, 2, 3, 4), text="A")
+    b = Annotation(label="x", shape=Box(1.0000001, 2, 3, 4), text="A", status="predicted")
+    c = Annotation(label="x", shape=Box(1, 2, 3, 4), text="B")
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from labelpilot.errors import WorkspaceError
+from labelpilot.store import db
+from labelpilot.workspace import Workspace
+
+
+def test_create_and_open(make_workspace) -> None:
+    ws = make_workspace(task="ocr", labels=["text", " text", "logo"])
+    assert ws.config.labels == ["text", "logo"]
+    again = Workspace.open(ws.root)
+    assert (again.config.name, again.config.task) == ("ws", "ocr")
+    from labelpilot.store import repo
+
+    with again.engine.connect() as conn:
+        assert repo.label_names(conn) == ["text", "logo"]
+    again.close()
+
+
+def test_create_refuses_existing(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(WorkspaceError, match="exists and is not empty"):
+        Workspace.create(tmp_path / "full", task="ocr")
+    with pytest.raises(WorkspaceError, match="task must be one of"):
+        Workspace.create(tmp_path / "new", task="caption")
+    ws = Workspace.create(tmp_path / "ok", task="detect")
+    ws.close()
+    with pytest.raises(WorkspaceError, match="already a workspace"):
+        Workspace.create(tmp_path / "ok", task="detect")
+
+
+def test_open_errors(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="not a LabelPilot workspace") as e:
+        Workspace.open(tmp_path)
+    assert "labelpilot init" in str(e.value.hint)
+    (tmp_path / "labelpilot.toml").write_text('name = "x"\ntask = "dance"\n')
+    with pytest.raises(WorkspaceError, match="field 'task' must be one of"):
+        Workspace.open(tmp_path)
+    (tmp_path / "labelpilot.toml").write_text('name = "x\n')
+    with pytest.raises(WorkspaceError, match="not valid TOML"):
+        Workspace.open(tmp_path)
+
+
+def test_sqlite_wal_and_foreign_keys(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", task="detect")
+    with ws.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    ws.close()
+
+
+def test_env_var_points_at_another_database(tmp_path: Path, monkeypatch) -> None:
+    other = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("LABELPILOT_DATABASE_URL", f"sqlite:///{other}")
+    ws = Workspace.create(tmp_path / "w", task="detect")
+    ws.close()
+    assert other.exists() and not (tmp_path / "w" / "labelpilot.db").exists()
+
+
+def test_old_workspace_upgrades_itself(make_workspace) -> None:
+    ws = make_workspace()
+    url = ws.database_url
+    ws.close()
+    engine = db.make_engine(url)
+    db.downgrade(engine, "base")  # the state a workspace from before any migration is in
+    assert "annotations" not in inspect(engine).get_table_names()
+    engine.dispose()
+    again = Workspace.open(ws.root)
+    assert {"images", "annotations", "label_classes"} <= set(
+        inspect(again.engine).get_table_names())
+    again.close()
+
+
+def test_migrations_match_the_tables(make_workspace) -> None:
+    # Alembic's autogenerate diff between the migrated database and tables.py is empty.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from labelpilot.store.tables import Base
+
+    ws = make_workspace()
+    with ws.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_bad_database_url(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="cannot use database URL"):
+        Workspace.create(tmp_path / "w", task="detect", database_url="nosuchdb://x")
+    assert not (tmp_path / "w").exists()  # nothing half-made left behind
