@@ -92,7 +92,7 @@ def test_missing_image_is_reported(make_workspace, tmp_path: Path) -> None:
     ws = make_workspace()
     src = coco_dir(tmp_path / "c", 2)
     (src / "images" / "im1.png").unlink()
-    with pytest.raises(LabelPilotError, match="im1.png: image file not found"):
+    with pytest.raises(LabelPilotError, match=r"im1\.png: image file not found"):
         import_dataset(ws, src, format="coco")
 
 
