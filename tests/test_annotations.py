@@ -60,7 +60,7 @@ def test_shape_dict_roundtrip(shape) -> None:
 
 
 def test_shape_from_dict_errors() -> None:
-    with pytest.raises(ValidationError, match="shape.type must be one of"):
+    with pytest.raises(ValidationError, match=r"shape\.type must be one of"):
         shape_from_dict({"type": "ellipse"})
     with pytest.raises(ValidationError, match="missing field 'xyxy'"):
         shape_from_dict({"type": "box"})
