@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from labelpilot.cli import app
+from tests.test_transfer import coco_dir
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = runner.invoke(app, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_init_import_export_stats(tmp_path: Path, db_url: str | None) -> None:
+    ws = tmp_path / "ws"
+    extra = ["--database-url", db_url] if db_url else []
+    code, out, _ = run("init", ws, "--task", "detect", "--labels", "cat,dog", "--json", *extra)
+    assert code == 0 and json.loads(out)["labels"] == ["cat", "dog"]
+    code, out, _ = run("import", ws, coco_dir(tmp_path / "c"), "--format", "coco", "--split",
+                       "val", "--json")
+    assert code == 0 and json.loads(out)["annotations_added"] == 6
+    code, out, _ = run("stats", ws, "--json")
+    s = json.loads(out)
+    assert code == 0
+    assert (s["images"], s["annotations"]) == (3, 6)
+    for key in ("annotations_by_status", "annotations_by_source", "annotations_by_label",
+                "images_by_review_state", "images_by_split"):
+        assert key in s
+    assert s["images_by_split"] == {"val": 3}
+    code, out, _ = run("export", ws, tmp_path / "out", "--format", "yolo", "--json")
+    assert code == 0 and json.loads(out)["annotations"] == 6
+    assert len(list((tmp_path / "out" / "labels" / "val").glob("*.txt"))) == 3
+    code, out, _ = run("stats", ws)
+    assert code == 0 and "annotations by label" in out
+
+
+def test_user_errors_are_one_clear_message(tmp_path: Path) -> None:
+    code, _, err = run("stats", tmp_path)
+    assert code == 2 and "is not a LabelPilot workspace" in err and "Traceback" not in err
+    run("init", tmp_path / "ws", "--task", "ocr")
+    code, _, err = run("import", tmp_path / "ws", tmp_path / "nope", "--format", "coco")
+    assert code == 2 and "does not exist" in err
+    code, _, err = run("import", tmp_path / "ws", tmp_path, "--format", "pascal")
+    assert code == 2 and "unknown format 'pascal'" in err and "coco" in err
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    subprocess.run([sys.executable, "-m", "labelpilot.cli", "init", str(tmp_path / "ws"),
+                    "--task", "detect"], check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "labelpilot.cli", "import", str(tmp_path / "ws"),
+                        str(bad), "--format", "coco"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "bad.json: not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_builds_a_workspace(tmp_path: Path) -> None:
+    code, out, _ = run("demo", tmp_path / "demo")
+    assert code == 0 and "demo (ocr): 12 images" in out
+    code, out, _ = run("stats", tmp_path / "demo", "--json")
+    s = json.loads(out)
+    assert s["annotations_by_label"]["text"] == s["annotations"] > 24
