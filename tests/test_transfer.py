@@ -260,3 +260,11 @@ def test_pixel_limit_from_the_workspace(make_workspace, tmp_path: Path) -> None:
     ws.config.max_pixels = 1000
     with pytest.raises(LabelPilotError, match="over the limit of 1,000"):
         import_dataset(ws, coco_dir(tmp_path / "a", 1), format="coco")
+
+
+def test_labels_only_export(make_workspace, tmp_path: Path) -> None:
+    ws = make_workspace()
+    import_dataset(ws, coco_dir(tmp_path / "a", 2), format="coco")
+    export_dataset(ws, tmp_path / "out", format="coco", include_images=False)
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
+            if p.is_file()] == ["annotations/instances.json"]

@@ -50,12 +50,22 @@ def _num(value: object, name: str) -> float:
 
 def _points(value: Iterable[Sequence[float]], name: str, *, min_count: int) -> tuple[XY, ...]:
     try:
-        pts = tuple((_num(p[0], f"{name}[{i}].x"), _num(p[1], f"{name}[{i}].y"))
-                    for i, p in enumerate(value))
-    except (TypeError, IndexError):
-        raise ValidationError(
-            f"{name} must be a sequence of (x, y) pairs, but got {value!r:.80}"
-        ) from None
+        pts = tuple([(float(x), float(y)) for x, y in value])  # type: ignore[misc]
+        ok = math.isfinite(sum([x + y for x, y in pts]))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        # Slow path, only to say exactly which value is wrong.
+        try:
+            pts = tuple((_num(p[0], f"{name}[{i}].x"), _num(p[1], f"{name}[{i}].y"))
+                        for i, p in enumerate(value))
+        except (TypeError, IndexError):
+            raise ValidationError(
+                f"{name} must be a sequence of (x, y) pairs, but got {value!r:.80}"
+            ) from None
+        for i, p in enumerate(value):
+            if len(p) != 2:
+                raise ValidationError(f"{name}[{i}] must be an (x, y) pair, but got {p!r}")
     if len(pts) < min_count:
         raise ValidationError(f"{name} needs at least {min_count} points, but got {len(pts)}")
     return pts
@@ -66,14 +76,18 @@ def _clamp(v: float, hi: float) -> float:
 
 
 def _clamp_points(points: tuple[XY, ...], width: int, height: int) -> tuple[tuple[XY, ...], bool]:
+    x1, y1, x2, y2 = _bbox_of(points)
+    if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
+        return points, False
     out = tuple((_clamp(x, width), _clamp(y, height)) for x, y in points)
     moved = any(abs(a[0] - b[0]) > _CLIP_TOLERANCE or abs(a[1] - b[1]) > _CLIP_TOLERANCE
                 for a, b in zip(points, out, strict=True))
     return out, moved
 
 
-def _bbox_of(points: Iterable[XY]) -> tuple[float, float, float, float]:
-    xs, ys = zip(*points, strict=True)
+def _bbox_of(points: Sequence[XY]) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
     return min(xs), min(ys), max(xs), max(ys)
 
 
@@ -477,17 +491,22 @@ def trusted_shape(d: dict[str, Any]) -> Shape:
     return shape_from_dict(d)
 
 
-_ANNOTATION_DEFAULTS = {"text": None, "score": None, "source": "human", "status": "accepted",
-                        "group": None, "id": None, "version": 1, "created_by": None,
-                        "created_at": None, "updated_by": None, "updated_at": None}
-
-
 def trusted_annotation(**values: Any) -> Annotation:
     """`Annotation(...)` without validation, for data the store already validated."""
     obj = object.__new__(Annotation)
-    for k, v in _ANNOTATION_DEFAULTS.items():
-        setattr(obj, k, values.get(k, v))
+    get = values.get
     obj.label = values["label"]
     obj.shape = values["shape"]
-    obj.attributes = values.get("attributes") or {}
+    obj.text = get("text")
+    obj.attributes = get("attributes") or {}
+    obj.score = get("score")
+    obj.source = get("source", "human")
+    obj.status = get("status", "accepted")
+    obj.group = get("group")
+    obj.id = get("id")
+    obj.version = get("version", 1)
+    obj.created_by = get("created_by")
+    obj.created_at = get("created_at")
+    obj.updated_by = get("updated_by")
+    obj.updated_at = get("updated_at")
     return obj

@@ -170,6 +170,7 @@ def export(
     status: Annotated[StatusOpt, typer.Option(
         help="accepted: human-confirmed labels; all: also model proposals.")] = StatusOpt.accepted,
     split: Annotated[SplitOpt | None, typer.Option(help="Export only this split.")] = None,
+    images: Annotated[bool, typer.Option(help="Also write the image files.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Export images and labels."""
@@ -179,7 +180,8 @@ def export(
         ws = _open(directory)
         with _progress(not as_json) as progress:
             report = export_dataset(ws, dest, format=format, status=status.value,
-                                    split=split.value if split else None, progress=progress)
+                                    split=split.value if split else None,
+                                    include_images=images, progress=progress)
         ws.close()
     if as_json:
         _print_json(report.to_dict())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -196,15 +197,20 @@ def _write(conn: Any, ws: Workspace, checked: list[_Checked], label_ids: dict[st
     report.images_added = len(new_ids)
     report.images_already_present = len({c.sha256 for c in checked if c.sha256 in existing})
     image_ids.update({sha: v[0] for sha, v in existing.items()})
-    # Fingerprints of what the re-imported images already carry, so nothing is doubled.
+    # Only images that were already there, or that come twice in this import, can receive
+    # an annotation they already have: compare fingerprints for those alone.
+    repeated = {sha for sha, n in Counter(c.sha256 for c in checked).items() if n > 1}
     seen: dict[int, set[tuple[Any, ...]]] = {}
     if existing:
         stored = repo.annotations_for_images(conn, [v[0] for v in existing.values()])
         seen = {img: {a.fingerprint() for a in anns} for img, anns in stored.items()}
+    when = repo.db_time(conn, now)
+    values = repo.annotation_values
     ann_rows = []
     for c in checked:
         image_id = image_ids[c.sha256]
-        fps = seen.setdefault(image_id, set())
+        fps = seen.setdefault(image_id, set()) if (
+            c.sha256 in existing or c.sha256 in repeated) else None
         declared = (c.item.width, c.item.height)
         if None not in declared and declared != (c.width, c.height):
             report.warnings.append(
@@ -218,13 +224,13 @@ def _write(conn: Any, ws: Workspace, checked: list[_Checked], label_ids: dict[st
             if moved:
                 report.clipped += 1
                 a = _with_shape(a, shape)
-            fp = a.fingerprint()
-            if fp in fps:
-                report.annotations_already_present += 1
-                continue
-            fps.add(fp)
-            ann_rows.append(repo.annotation_row(a, image_id=image_id,
-                                                label_id=label_ids[a.label], when=now, user=user))
+            if fps is not None:
+                fp = a.fingerprint()
+                if fp in fps:
+                    report.annotations_already_present += 1
+                    continue
+                fps.add(fp)
+            ann_rows.append(values(a, image_id, label_ids[a.label], when, user))
     report.annotations_added = repo.insert_annotations(conn, ann_rows)
     if report.clipped:
         report.warnings.append(f"{report.clipped} annotation(s) reached outside their image "
@@ -250,12 +256,15 @@ def _unique_names(conn: Any, items: list[_Checked]) -> dict[str, str]:
 
 
 def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str = "accepted",
-                   split: str | None = None, progress: Progress | None = None) -> ExportReport:
+                   split: str | None = None, include_images: bool = True,
+                   progress: Progress | None = None) -> ExportReport:
     """Write the workspace's images and labels to `dest` in `format`.
 
     `status="accepted"` exports what people confirmed (accepted and edited labels);
     `"all"` adds the models' proposals. Rejected labels are never exported. The export is
     written beside `dest` and moved into place at the end: no half-written folder.
+    `include_images=False` writes the labels alone (recognition crops are still written:
+    they are the labels of a recognition set).
     """
     dest = Path(dest)
     if status not in EXPORT_STATUSES:
@@ -276,7 +285,7 @@ def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str 
             items[image_id].annotations.append(ann)
             n_ann += 1
         labels = repo.label_names(conn)
-    ds = Dataset(list(items.values()), labels)
+    ds = Dataset(list(items.values()), labels, include_images=include_images)
     if progress:
         progress("export", 0, len(ds.items))
     dest.parent.mkdir(parents=True, exist_ok=True)

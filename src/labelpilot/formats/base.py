@@ -58,6 +58,8 @@ class Dataset:
     items: list[DatasetItem] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Savers write the image files too unless this is off (a labels-only export).
+    include_images: bool = True
 
     def all_labels(self) -> list[str]:
         """Declared classes first, then any others used, in order of first use."""
@@ -155,51 +157,65 @@ class ImageLocator:
     """Finds image files named by a label file, never outside the allowed roots.
 
     Names are tried as relative paths under each root, then by base name anywhere under the
-    roots (label files often carry paths from another machine).
+    roots (label files often carry paths from another machine). The roots are walked once;
+    links are followed only when they stay inside the roots.
     """
 
     def __init__(self, roots: Iterable[Path]) -> None:
         self.roots = [r.resolve() for r in dict.fromkeys(roots) if r.is_dir()]
-        self._by_name: dict[str, Path] | None = None
+        self._files: dict[str, bool] | None = None  # absolute path -> is a symlink
+        self._by_name: dict[str, str] = {}
 
-    def _index(self) -> dict[str, Path]:
-        if self._by_name is None:
-            self._by_name = {}
-            for root in self.roots:
-                for dirpath, _dirs, files in os.walk(root):
-                    for f in files:
-                        if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                            self._by_name.setdefault(f, Path(dirpath) / f)
-        return self._by_name
+    def _index(self) -> dict[str, bool]:
+        if self._files is None:
+            self._files = {}
+            # Walk only the top-most roots: the others lie inside them.
+            tops = [r for r in self.roots if not any(r != o and r.is_relative_to(o)
+                                                     for o in self.roots)]
+            stack = [str(t) for t in tops]
+            while stack:
+                d = stack.pop()
+                try:
+                    entries = list(os.scandir(d))
+                except OSError:
+                    continue
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+                        self._files[e.path] = e.is_symlink()
+                        self._by_name.setdefault(e.name, e.path)
+        return self._files
 
     def inside(self, path: Path) -> bool:
         real = path.resolve()
         return any(real == r or real.is_relative_to(r) for r in self.roots)
+
+    def _checked(self, path: str, name: str, label_file: Path) -> Path:
+        p = Path(path)
+        if self._index()[path] and not self.inside(p):
+            raise UnsafePathError(f"{label_file}: image {name!r} is a link to outside the "
+                                  "import folder", hint="copy the image into the folder instead")
+        return p
 
     def find(self, name: str, *, label_file: Path) -> Path | None:
         """The image file for `name`; raises UnsafePathError if `name` leads out of the roots."""
         rel = name.replace("\\", "/")
         if rel.startswith("file://"):
             rel = rel[len("file://"):]
-        candidate_rel = PurePosixPath(rel)
-        if not candidate_rel.is_absolute():
+        p = PurePosixPath(rel)
+        files = self._index()
+        if not p.is_absolute():
             for root in self.roots:
-                p = root / candidate_rel
-                if p.is_file():
-                    if not self.inside(p):
-                        raise UnsafePathError(
-                            f"{label_file}: image path {name!r} leads outside the import "
-                            f"folder {root}", hint="keep images inside the folder you import")
-                    return p
-            if ".." in candidate_rel.parts:
-                raise UnsafePathError(
-                    f"{label_file}: image path {name!r} leads outside the import folder",
-                    hint="keep images inside the folder you import")
-        found = self._index().get(candidate_rel.name)
-        if found is not None and not self.inside(found):
-            raise UnsafePathError(f"{label_file}: image {name!r} is a link to outside the "
-                                  "import folder")
-        return found
+                cand = os.path.normpath(os.path.join(root, *p.parts))
+                if cand in files:
+                    return self._checked(cand, name, label_file)
+        if ".." in p.parts:
+            raise UnsafePathError(
+                f"{label_file}: image path {name!r} leads outside the import folder",
+                hint="keep images inside the folder you import")
+        found = self._by_name.get(p.name)
+        return self._checked(found, name, label_file) if found is not None else None
 
 
 def default_roots(source: Path, images_dir: Path | None) -> list[Path]:
@@ -215,7 +231,10 @@ def default_roots(source: Path, images_dir: Path | None) -> list[Path]:
 # --- writing helpers ----------------------------------------------------------------
 
 
-def copy_image(item: DatasetItem, target: Path) -> None:
+def copy_image(dataset: Dataset, item: DatasetItem, target: Path) -> None:
+    """Write the item's image to `target`, unless the export is of labels only."""
+    if not dataset.include_images:
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     if item.data is not None:
         target.write_bytes(item.data)

@@ -122,7 +122,7 @@ class Coco:
             assert item.width is not None and item.height is not None
             images.append({"id": img_id, "file_name": item.name, "width": item.width,
                            "height": item.height})
-            copy_image(item, dest / "images" / item.name)
+            copy_image(dataset, item, dest / "images" / item.name)
             grouped: dict[int, list[Annotation]] = {}
             singles: list[list[Annotation]] = []
             for a in item.annotations:

@@ -107,7 +107,7 @@ class Cvat:
                 ET.SubElement(at, "name").text = "text"
                 ET.SubElement(at, "input_type").text = "text"
         for i, item in enumerate(dataset.items):
-            copy_image(item, dest / "images" / item.name)
+            copy_image(dataset, item, dest / "images" / item.name)
             im = ET.SubElement(root, "image", id=str(i), name=item.name, width=str(item.width),
                                height=str(item.height))
             if item.split:

@@ -61,7 +61,7 @@ class Icdar2015:
     def save(self, dataset: Dataset, dest: Path) -> None:
         for item in dataset.items:
             name = item.name.replace("/", "__")
-            copy_image(item, dest / "images" / name)
+            copy_image(dataset, item, dest / "images" / name)
             lines = []
             for a in item.annotations:
                 try:

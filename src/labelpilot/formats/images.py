@@ -47,4 +47,4 @@ class Images:
 
     def save(self, dataset: Dataset, dest: Path) -> None:
         for item in dataset.items:
-            copy_image(item, dest / item.name)
+            copy_image(dataset, item, dest / item.name)

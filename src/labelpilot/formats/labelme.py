@@ -90,7 +90,7 @@ class LabelMe:
 
     def save(self, dataset: Dataset, dest: Path) -> None:
         for item in dataset.items:
-            copy_image(item, dest / item.name)
+            copy_image(dataset, item, dest / item.name)
             shapes = [_shape_dict(a) for a in item.annotations]
             write_json((dest / item.name).with_suffix(".json"), {
                 "version": "5.4.1", "flags": {}, "shapes": shapes,

@@ -99,7 +99,7 @@ class LabelStudio:
         tasks = []
         for i, item in enumerate(dataset.items, start=1):
             name = item.name.replace("/", "__")
-            copy_image(item, dest / "images" / name)
+            copy_image(dataset, item, dest / "images" / name)
             human, predicted = [], []
             for j, a in enumerate(item.annotations):
                 out = predicted if a.status == "predicted" else human

@@ -147,7 +147,7 @@ class PPOCRLabel:
         label_lines, state_lines = [], []
         for item in dataset.items:
             name = _flat_name(item)
-            copy_image(item, folder / name)
+            copy_image(dataset, item, folder / name)
             recs = []
             for a in item.annotations:
                 try:

@@ -95,7 +95,7 @@ class Voc:
         for item in dataset.items:
             stem = Path(item.name).with_suffix("").as_posix().replace("/", "__")
             fname = f"{stem}{item.suffix}"
-            copy_image(item, dest / "JPEGImages" / fname)
+            copy_image(dataset, item, dest / "JPEGImages" / fname)
             if item.split:
                 splits.setdefault(item.split, []).append(stem)
             root = ET.Element("annotation")

@@ -144,7 +144,7 @@ class _YoloBase:
         for item in dataset.items:
             split = item.split or "train"
             used_splits.add(split)
-            copy_image(item, dest / "images" / split / item.name)
+            copy_image(dataset, item, dest / "images" / split / item.name)
             lines = [line for a in item.annotations
                      if (line := self._line(a, index[a.label], item)) is not None]
             txt = (dest / "labels" / split / item.name).with_suffix(".txt")
