@@ -13,7 +13,7 @@ from PIL import Image
 
 from labelpilot.workspace import Workspace
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(os.environ.get("LABELPILOT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 POSTGRES_URL = os.environ.get("LABELPILOT_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # In CI PostgreSQL must be there: a missing server fails the run instead of skipping.
