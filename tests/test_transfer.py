@@ -268,3 +268,23 @@ def test_labels_only_export(make_workspace, tmp_path: Path) -> None:
     export_dataset(ws, tmp_path / "out", format="coco", include_images=False)
     assert [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
             if p.is_file()] == ["annotations/instances.json"]
+
+
+def test_worker_processes_check_images_and_clean_up(make_workspace, tmp_path: Path,
+                                                    monkeypatch) -> None:
+    # Large imports check images in worker processes; force that path on a small one.
+    from labelpilot import transfer
+
+    monkeypatch.setattr(transfer, "_PROCESS_POOL_MIN", 2)
+    monkeypatch.setattr(transfer, "_CHUNK_IMAGES", 2)
+    ws = make_workspace()
+    before = snapshot(ws)
+    src = coco_dir(tmp_path / "c", 7)
+    data = (src / "images" / "im5.png").read_bytes()
+    (src / "images" / "im5.png").write_bytes(data[:100])
+    with pytest.raises(LabelPilotError, match=r"1 of 7 images cannot be imported"):
+        import_dataset(ws, src, format="coco")
+    assert snapshot(ws) == before  # blobs stored by the workers were removed
+    r = import_dataset(ws, src, format="coco", skip_invalid=True)
+    assert (r.images_added, r.annotations_added) == (6, 12)
+    assert len(blob_files(ws)) == 6

@@ -211,7 +211,7 @@ class Quad:
         return (Quad(pts) if moved else self), moved
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "quad", "points": [list(p) for p in self.points]}
+        return {"type": "quad", "points": self.points}
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +244,9 @@ class Polygon:
         return (Polygon(pts, tuple(holes)) if moved else self), moved
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "polygon", "points": [list(p) for p in self.points]}
+        d: dict[str, Any] = {"type": "polygon", "points": self.points}
         if self.holes:
-            d["holes"] = [[list(p) for p in h] for h in self.holes]
+            d["holes"] = self.holes
         return d
 
 
@@ -322,6 +322,9 @@ Shape: TypeAlias = Box | RotatedBox | Quad | Polygon | Mask | Point
 SHAPE_TYPES: dict[str, type] = {
     c.type: c for c in (Box, RotatedBox, Quad, Polygon, Mask, Point)  # type: ignore[attr-defined]
 }
+
+
+_SHAPE_CLASSES = tuple(SHAPE_TYPES.values())
 
 
 def shape_from_dict(d: dict[str, Any]) -> Shape:
@@ -423,7 +426,7 @@ class Annotation:
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
             raise ValidationError(f"label must be a non-empty string, but got {self.label!r}")
-        if not isinstance(self.shape, tuple(SHAPE_TYPES.values())):
+        if not isinstance(self.shape, _SHAPE_CLASSES):
             raise ValidationError(
                 f"shape must be one of {sorted(SHAPE_TYPES)}, but got {type(self.shape).__name__}"
             )
@@ -436,7 +439,8 @@ class Annotation:
             self.score = s
         if self.status not in STATUSES:
             raise ValidationError(f"status must be one of {STATUSES}, but got {self.status!r}")
-        if not isinstance(self.source, str) or not _SOURCE_RE.match(self.source):
+        if self.source != "human" and (not isinstance(self.source, str)
+                                       or not _SOURCE_RE.match(self.source)):
             raise ValidationError(
                 f"source must be 'human' or 'model:<name>@<version>', but got {self.source!r}"
             )

@@ -4,39 +4,54 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_SUFFIX_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
+_HEX = frozenset("0123456789abcdef")
 
 
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._dirs: set[str] = set()
 
     def path(self, sha256: str, suffix: str) -> Path:
-        if not _SHA_RE.match(sha256) or not re.match(r"^\.[a-z0-9]{1,5}$", suffix):
+        return Path(self._path(sha256, suffix))
+
+    def _path(self, sha256: str, suffix: str) -> str:
+        if len(sha256) != 64 or not _HEX.issuperset(sha256) or not _SUFFIX_RE.match(suffix):
             raise ValueError(f"not a blob key: {sha256!r}{suffix!r}")
-        return self.root / sha256[:2] / f"{sha256}{suffix}"
+        return os.path.join(self.root, sha256[:2], sha256 + suffix)
 
     def put(self, sha256: str, suffix: str, data: bytes) -> bool:
         """Store `data` under its key; True if the file was new.
 
         Written to a temporary file and renamed, so a crash never leaves a partial blob.
         """
-        target = self.path(sha256, suffix)
-        if target.exists():
+        target = self._path(sha256, suffix)
+        if os.path.exists(target):
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        folder = os.path.dirname(target)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+        # One writer per process and content: pid + key make the temporary name unique.
+        tmp = os.path.join(folder, f".{sha256}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            os.close(fd)
+            os.unlink(tmp)
             raise
+        os.close(fd)
+        os.replace(tmp, target)
         return True
 
     def remove(self, sha256: str, suffix: str) -> None:
-        self.path(sha256, suffix).unlink(missing_ok=True)
+        try:
+            os.unlink(self._path(sha256, suffix))
+        except FileNotFoundError:
+            pass

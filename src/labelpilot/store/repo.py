@@ -81,19 +81,16 @@ ANNOTATION_COLUMNS = ("image_id", "label_id", "shape_type", "geometry", "x1", "y
                       "created_by", "created_at", "updated_by", "updated_at")
 
 
-def annotation_values(ann: Annotation, image_id: int, label_id: int, when: Any,
-                      user: str | None) -> tuple[Any, ...]:
-    """One row for `insert_annotations`, in `ANNOTATION_COLUMNS` order.
-
-    `when` is the creation time already converted by `db_time` (done once per batch).
-    """
+def annotation_fragment(ann: Annotation, bbox: tuple[float, float, float, float] | None = None
+                        ) -> tuple[Any, ...]:
+    """The columns of `ANNOTATION_COLUMNS` from `shape_type` to `group_id`, with the label
+    name (not yet its id) first. The import adds image id, label id and the bookkeeping."""
     shape = ann.shape
-    x1, y1, x2, y2 = shape.bbox()
-    by = ann.created_by or user
-    return (image_id, label_id, shape.type, orjson.dumps(shape.to_dict()).decode(),
+    x1, y1, x2, y2 = bbox or shape.bbox()
+    return (ann.label, shape.type, orjson.dumps(shape.to_dict()).decode(),
             x1, y1, x2, y2, ann.text,
             orjson.dumps(ann.attributes).decode() if ann.attributes else None,
-            ann.score, ann.source, ann.status, ann.group, 1, by, when, by, when)
+            ann.score, ann.source, ann.status, ann.group)
 
 
 def db_time(conn: Connection, when: datetime) -> Any:
