@@ -169,6 +169,13 @@ def test_zip_import_and_zip_slip(make_workspace, tmp_path: Path) -> None:
             if p.is_file():
                 zf.write(p, p.relative_to(src).as_posix())
     assert import_dataset(ws, good, format="coco").images_added == 2
+    wrapped = tmp_path / "wrapped.zip"  # one top folder, as most exports are zipped
+    src3 = coco_dir(tmp_path / "d", 1, seed0=9)
+    with zipfile.ZipFile(wrapped, "w") as zf:
+        for p in src3.rglob("*"):
+            if p.is_file():
+                zf.write(p, "export/" + p.relative_to(src3).as_posix())
+    assert import_dataset(ws, wrapped, format="coco").images_added == 1
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../../outside.txt", "x")
@@ -288,3 +295,15 @@ def test_worker_processes_check_images_and_clean_up(make_workspace, tmp_path: Pa
     r = import_dataset(ws, src, format="coco", skip_invalid=True)
     assert (r.images_added, r.annotations_added) == (6, 12)
     assert len(blob_files(ws)) == 6
+
+
+def test_link_mode_shares_the_file_and_copy_mode_does_not(make_workspace, tmp_path: Path) -> None:
+    ws = make_workspace()
+    src = coco_dir(tmp_path / "c", 2)
+    import_dataset(ws, src, format="coco", link=True)
+    original = src / "images" / "im0.png"
+    stored = [p for p in blob_files(ws) if p.read_bytes() == original.read_bytes()]
+    assert len(stored) == 1 and stored[0].stat().st_ino == original.stat().st_ino
+    ws2 = make_workspace(name="ws2")
+    import_dataset(ws2, src, format="coco")
+    assert all(p.stat().st_ino != original.stat().st_ino for p in blob_files(ws2))

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,12 +93,10 @@ def _bbox_of(points: Sequence[XY]) -> tuple[float, float, float, float]:
 
 
 def _polygon_area(points: Sequence[XY]) -> float:
-    s = 0.0
-    n = len(points)
-    for i in range(n):
-        x1, y1 = points[i]
-        x2, y2 = points[(i + 1) % n]
-        s += x1 * y2 - x2 * y1
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    # Shoelace formula, each sum in one pass of C-level map.
+    s = sum(map(operator.mul, xs, ys[1:] + ys[:1])) - sum(map(operator.mul, xs[1:] + xs[:1], ys))
     return abs(s) / 2
 
 
@@ -470,28 +469,33 @@ def _round(v: Any) -> Any:
 # on every export would dominate its cost, so these build the objects without checks.
 
 
-def _bare(cls: type, **values: Any) -> Any:
-    obj = object.__new__(cls)
-    for k, v in values.items():
-        object.__setattr__(obj, k, v)
-    return obj
-
-
 def _pts(raw: list[list[float]]) -> tuple[XY, ...]:
-    return tuple((p[0], p[1]) for p in raw)
+    return tuple(map(tuple, raw))  # type: ignore[arg-type]
+
+
+_set = object.__setattr__
 
 
 def trusted_shape(d: dict[str, Any]) -> Shape:
     """`shape_from_dict` without validation, for data the store already validated."""
     kind = d["type"]
-    if kind == "box":
-        x1, y1, x2, y2 = d["xyxy"]
-        return _bare(Box, x1=x1, y1=y1, x2=x2, y2=y2)  # type: ignore[no-any-return]
     if kind == "polygon":
-        return _bare(Polygon, points=_pts(d["points"]),  # type: ignore[no-any-return]
-                     holes=tuple(_pts(h) for h in d.get("holes", ())))
+        poly = object.__new__(Polygon)
+        _set(poly, "points", _pts(d["points"]))
+        _set(poly, "holes", tuple(_pts(h) for h in d.get("holes", ())))
+        return poly
+    if kind == "box":
+        box = object.__new__(Box)
+        x1, y1, x2, y2 = d["xyxy"]
+        _set(box, "x1", x1)
+        _set(box, "y1", y1)
+        _set(box, "x2", x2)
+        _set(box, "y2", y2)
+        return box
     if kind == "quad":
-        return _bare(Quad, points=_pts(d["points"]))  # type: ignore[no-any-return]
+        quad = object.__new__(Quad)
+        _set(quad, "points", _pts(d["points"]))
+        return quad
     return shape_from_dict(d)
 
 

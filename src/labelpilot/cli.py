@@ -133,6 +133,8 @@ def import_(
     skip_invalid: Annotated[bool, typer.Option(help="Import the rest when images are bad.")] = False,
     images_dir: Annotated[Path | None, typer.Option(help="Where the images are, if not "
                                                     "beside the labels.")] = None,
+    link: Annotated[bool, typer.Option(help="Hard-link images into the workspace instead of "
+                                       "copying (fast; for read-only originals).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Import images and labels."""
@@ -144,7 +146,7 @@ def import_(
             report = import_dataset(ws, source, format=format,
                                     split=split.value if split else None, strict=strict,
                                     skip_invalid=skip_invalid, images_dir=images_dir,
-                                    progress=progress)
+                                    link=link, progress=progress)
         ws.close()
     if as_json:
         _print_json(report.to_dict())

@@ -100,14 +100,17 @@ def _listing(problems: list[str]) -> str:
 
 def import_dataset(ws: Workspace, source: Path | str, *, format: str, split: str | None = None,
                    strict: bool = False, skip_invalid: bool = False,
-                   images_dir: Path | None = None, user: str | None = None,
-                   progress: Progress | None = None) -> ImportReport:
+                   images_dir: Path | None = None, link: bool = False,
+                   user: str | None = None, progress: Progress | None = None) -> ImportReport:
     """Import images and labels from `source` (a folder, file or archive) in `format`.
 
     Args:
         split: put every imported image in this split (else the format's own split, if any).
         strict: refuse label classes the workspace does not have (else they are added).
         skip_invalid: import the rest when some images are unreadable (else refuse all).
+        link: hard-link image files into the store instead of copying them, where the file
+            system allows (much faster for large sets; an original edited in place then
+            changes the stored image too, so use it for read-only datasets).
 
     Raises:
         LabelPilotError: with the file, line or field at fault; nothing was written.
@@ -122,19 +125,26 @@ def import_dataset(ws: Workspace, source: Path | str, *, format: str, split: str
         if is_archive(source):
             unpack(source, Path(tmp))
             load_from = Path(tmp)
+            inner = list(load_from.iterdir())
+            if len(inner) == 1 and inner[0].is_dir():  # archives often wrap one folder
+                load_from = inner[0]
         else:
             load_from = source
         ds = fmt.load(load_from, images_dir=images_dir)
         report = ImportReport(str(source), format, warnings=list(ds.warnings))
         return _import(ws, ds, report, split=split, strict=strict, skip_invalid=skip_invalid,
-                       user=user, progress=progress)
+                       link=link and not is_archive(source), user=user, progress=progress)
+
+
+_STORES: dict[str, BlobStore] = {}
 
 
 def check_image(path: str | None, data: bytes | None, name: str, max_pixels: int,
-                blob_root: str) -> tuple[str, str, int, int, bool] | str:
+                blob_root: str, link: bool = False) -> tuple[str, str, int, int, bool] | str:
     """Check one image and store its blob: (sha256, suffix, width, height, new) or a problem.
 
-    A plain function of plain values, so worker processes can run it.
+    A plain function of plain values, so worker processes can run it. With `link`, an
+    image stored as it is gets hard-linked into the store instead of copied.
     """
     try:
         if data is None:
@@ -147,7 +157,15 @@ def check_image(path: str | None, data: bytes | None, name: str, max_pixels: int
         return str(e.message)
     except OSError as e:
         return f"{path}: cannot read ({e.strerror})"
-    new = BlobStore(Path(blob_root)).put(probed.sha256, probed.suffix, probed.data)
+    store = _STORES.get(blob_root) or _STORES.setdefault(blob_root, BlobStore(Path(blob_root)))
+    new = None
+    if link and path is not None and not probed.reoriented:
+        try:
+            new = store.link(probed.sha256, probed.suffix, path)
+        except OSError:
+            new = None  # another file system, or links not allowed: copy instead
+    if new is None:
+        new = store.put(probed.sha256, probed.suffix, probed.data)
     return probed.sha256, probed.suffix, probed.width, probed.height, new
 
 
@@ -163,12 +181,12 @@ _CHUNK_IMAGES = 200
 class _ImageChecks:
     """Checks and stores the images in worker processes while the caller prepares rows."""
 
-    def __init__(self, ws: Workspace, items: list[DatasetItem]) -> None:
+    def __init__(self, ws: Workspace, items: list[DatasetItem], *, link: bool) -> None:
         self.items = items
         self.blobs = ws.blobs
         root = str(ws.blobs.root)
         jobs = [(str(it.path) if it.path is not None else None, it.data, it.name,
-                 ws.config.max_pixels, root) for it in items]
+                 ws.config.max_pixels, root, link) for it in items]
         self.chunks = [jobs[i:i + _CHUNK_IMAGES] for i in range(0, len(jobs), _CHUNK_IMAGES)]
         self.got: dict[int, list[Any]] = {}
         self.pool: ProcessPoolExecutor | None = None
@@ -241,7 +259,7 @@ def _fragment(a: Annotation, width: int, height: int) -> tuple[Any, ...]:
 
 
 def _import(ws: Workspace, ds: Dataset, report: ImportReport, *, split: str | None,
-            strict: bool, skip_invalid: bool, user: str | None,
+            strict: bool, skip_invalid: bool, link: bool, user: str | None,
             progress: Progress | None) -> ImportReport:
     engine = ws.engine
     used = ds.all_labels()
@@ -252,7 +270,7 @@ def _import(ws: Workspace, ds: Dataset, report: ImportReport, *, split: str | No
             f"label classes not in the workspace: {', '.join(unknown)}; nothing was imported",
             hint="add them (labelpilot init --labels, or import without --strict) or fix "
                  "the label files")
-    checks = _ImageChecks(ws, ds.items)
+    checks = _ImageChecks(ws, ds.items, link=link)
     try:
         fragments = _prepare(ds.items)
         checked, problems = checks.results(progress)

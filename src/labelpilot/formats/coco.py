@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labelpilot import masks
-from labelpilot.annotations import Annotation, Box, Mask, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Polygon, Quad
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -76,41 +76,40 @@ class Coco:
                                           locator.roots[0] / im["file_name"], width=w, height=h)
         next_group = 1
         for i, a in enumerate(anns):
-            where = f"annotations[{i}]"
             if not isinstance(a, dict):
-                raise FormatError("each annotation must be an object", path=path, where=where)
-            item = items.get(a.get("image_id"))
+                raise FormatError("each annotation must be an object", path=path,
+                                  where=f"annotations[{i}]")
+            get = a.get
+            item = items.get(get("image_id"))
             if item is None:
-                raise FormatError(f"image_id {a.get('image_id')!r} is not in 'images'",
-                                  path=path, where=where + ".image_id")
-            label = cats.get(a.get("category_id"))
+                raise FormatError(f"image_id {get('image_id')!r} is not in 'images'",
+                                  path=path, where=f"annotations[{i}].image_id")
+            label = cats.get(get("category_id"))
             if label is None:
-                raise FormatError(f"category_id {a.get('category_id')!r} is not in 'categories'",
-                                  path=path, where=where + ".category_id")
+                raise FormatError(f"category_id {get('category_id')!r} is not in 'categories'",
+                                  path=path, where=f"annotations[{i}].category_id")
             try:
                 shapes = _shapes(a, item)
-                extra: dict[str, Any] = {}
-                if a.get("iscrowd"):
+                attrs = get("attributes")
+                extra: dict[str, Any] = dict(attrs) if isinstance(attrs, dict) else {}
+                if get("iscrowd"):
                     extra["iscrowd"] = 1
-                if isinstance(a.get("attributes"), dict):
-                    extra.update(a["attributes"])
-                score = a.get("score")
+                score, text = get("score"), get("text")
+                predicted = score is not None
+                status = "predicted" if predicted else "accepted"
+                source = get("source", "model:coco@1" if predicted else "human")
                 group = None
                 if len(shapes) > 1:
                     group = next_group
                     next_group += 1
                 for shape in shapes:
-                    if a.get("text") is not None and isinstance(shape, Polygon) \
-                            and len(shape.points) == 4:
+                    if text is not None and isinstance(shape, Polygon) and len(shape.points) == 4:
                         shape = Quad(shape.points)  # a text line
                     item.annotations.append(Annotation(
-                        label=label, shape=shape, text=a.get("text"), attributes=dict(extra),
-                        score=score, group=group,
-                        status="predicted" if score is not None else "accepted",
-                        source=a.get("source", "model:coco@1" if score is not None else "human"),
-                    ))
+                        label, shape, text, extra if len(shapes) == 1 else dict(extra), score,
+                        source, status, group))
             except ValidationError as e:
-                raise FormatError(e.message, path=path, where=where) from None
+                raise FormatError(e.message, path=path, where=f"annotations[{i}]") from None
         return Dataset(list(items.values()), list(dict.fromkeys(cats.values())))
 
     def save(self, dataset: Dataset, dest: Path) -> None:
@@ -177,24 +176,27 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
 def _record(parts: list[Annotation], width: int, height: int) -> dict[str, Any] | None:
     a = parts[0]
     shape = a.shape
-    rec: dict[str, Any] = {"iscrowd": int(bool(a.attributes.get("iscrowd")))}
-    if isinstance(shape, Box):
+    attrs = a.attributes
+    rec: dict[str, Any] = {"iscrowd": 1 if attrs.get("iscrowd") else 0}
+    kind = shape.type
+    if kind == "box":
         rec["segmentation"] = []
         rec["area"] = shape.area()
-    elif isinstance(shape, Polygon) and not shape.holes:
+    elif kind == "polygon" and not shape.holes:  # type: ignore[union-attr]
         rec["segmentation"] = [[c for p in part.shape.points for c in p]  # type: ignore[union-attr]
                                for part in parts]
         rec["area"] = sum(part.shape.area() for part in parts)
-    elif isinstance(shape, Quad | RotatedBox):
-        rec["segmentation"] = [[c for p in shape.corners() for c in p]]
+    elif kind in ("quad", "rotated_box"):
+        rec["segmentation"] = [[c for p in shape.corners() for c in p]]  # type: ignore[union-attr]
         rec["area"] = shape.area()
-    elif isinstance(shape, Polygon):
+    elif kind == "polygon":
         # COCO polygons cannot have holes: write the exact region as RLE instead.
-        m = masks.from_polygons([shape.points], height, width, shape.holes)
+        m = masks.from_polygons([shape.points], height, width, shape.holes)  # type: ignore[union-attr]
         rec["segmentation"] = {"size": [height, width], "counts": masks.encode(m)}
         rec["area"] = float(m.sum())
-    elif isinstance(shape, Mask):
-        rec["segmentation"] = {"size": [shape.height, shape.width], "counts": shape.rle}
+    elif kind == "mask":
+        rec["segmentation"] = {"size": [shape.height, shape.width],  # type: ignore[union-attr]
+                               "counts": shape.rle}  # type: ignore[union-attr]
         rec["area"] = shape.area()
     else:
         return None  # points have no COCO instance form
@@ -209,7 +211,6 @@ def _record(parts: list[Annotation], width: int, height: int) -> dict[str, Any] 
         rec["text"] = a.text
     if a.score is not None:
         rec["score"] = a.score
-    extra = {k: v for k, v in a.attributes.items() if k != "iscrowd"}
-    if extra:
-        rec["attributes"] = extra
+    if attrs and (len(attrs) > 1 or "iscrowd" not in attrs):
+        rec["attributes"] = {k: v for k, v in attrs.items() if k != "iscrowd"}
     return rec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -50,8 +51,21 @@ class BlobStore:
         os.replace(tmp, target)
         return True
 
+    def link(self, sha256: str, suffix: str, source: str) -> bool:
+        """Hard-link `source` (whose bytes hash to `sha256`) into the store; True if new.
+
+        Raises OSError where the file system refuses the link; the caller copies instead.
+        """
+        target = self._path(sha256, suffix)
+        if os.path.exists(target):
+            return False
+        folder = os.path.dirname(target)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+        os.link(source, target)
+        return True
+
     def remove(self, sha256: str, suffix: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(sha256, suffix))
-        except FileNotFoundError:
-            pass

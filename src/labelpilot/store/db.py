@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from labelpilot.errors import WorkspaceError
 
@@ -58,7 +58,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     try:
         command.upgrade(alembic_config(engine), revision)
-    except OperationalError as e:
+    except DBAPIError as e:
         raise WorkspaceError(f"cannot open the database at {engine.url!r}: {e.orig}",
                              hint="check the database URL and that the server is running") from None
 

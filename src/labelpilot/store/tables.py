@@ -69,8 +69,11 @@ class AnnotationRow(Base):
     text: Mapped[str | None] = mapped_column(Text)
     attributes: Mapped[str | None] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    # No index of their own on source and status: a handful of distinct values each, so
+    # an index would cost every bulk insert more than it saves; (image_id, status) serves
+    # the per-image queries.
+    source: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
     group_id: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str | None] = mapped_column(String(200))

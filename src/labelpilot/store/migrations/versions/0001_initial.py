@@ -69,8 +69,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_annotations"),
     )
     op.create_index("ix_annotations_label_id", "annotations", ["label_id"])
-    op.create_index("ix_annotations_source", "annotations", ["source"])
-    op.create_index("ix_annotations_status", "annotations", ["status"])
     op.create_index("ix_annotations_image_id_status", "annotations", ["image_id", "status"])
 
 
