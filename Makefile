@@ -24,6 +24,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

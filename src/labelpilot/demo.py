@@ -18,6 +18,7 @@ _WORDS = ["LOT", "EXP", "REF", "SN", "P/N", "QTY", "MFG", "BATCH", "CODE"]
 
 def _sample(rng: random.Random, index: int) -> tuple[Image.Image, list[dict[str, object]]]:
     w, h = 480, 320
+    y: float
     bg = tuple(rng.randint(200, 245) for _ in range(3))
     im = Image.new("RGB", (w, h), bg)
     draw = ImageDraw.Draw(im)

@@ -97,7 +97,7 @@ class Coco:
                 score, text = get("score"), get("text")
                 predicted = score is not None
                 status = "predicted" if predicted else "accepted"
-                source = get("source", "model:coco@1" if predicted else "human")
+                origin = get("source", "model:coco@1" if predicted else "human")
                 group = None
                 if len(shapes) > 1:
                     group = next_group
@@ -107,7 +107,7 @@ class Coco:
                         shape = Quad(shape.points)  # a text line
                     item.annotations.append(Annotation(
                         label, shape, text, extra if len(shapes) == 1 else dict(extra), score,
-                        source, status, group))
+                        origin, status, group))
             except ValidationError as e:
                 raise FormatError(e.message, path=path, where=f"annotations[{i}]") from None
         return Dataset(list(items.values()), list(dict.fromkeys(cats.values())))

@@ -104,7 +104,7 @@ def _annotation(s: dict[str, Any], item: DatasetItem) -> Annotation | None:
         raise ValidationError("each shape must be an object")
     label = s.get("label")
     kind = s.get("shape_type") or "polygon"
-    pts = s.get("points") or []
+    pts: Any = s.get("points") or []
     text = s.get("description") or None
     attrs: dict[str, Any] = {k: v for k, v in (s.get("flags") or {}).items()}
     if s.get("difficult"):

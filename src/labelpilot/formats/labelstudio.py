@@ -100,7 +100,8 @@ class LabelStudio:
         for i, item in enumerate(dataset.items, start=1):
             name = item.name.replace("/", "__")
             copy_image(dataset, item, dest / "images" / name)
-            human, predicted = [], []
+            human: list[dict[str, Any]] = []
+            predicted: list[dict[str, Any]] = []
             for j, a in enumerate(item.annotations):
                 out = predicted if a.status == "predicted" else human
                 out += _results(a, f"r{i}_{j}", item)

@@ -80,7 +80,7 @@ class Voc:
                 except (ValueError, ValidationError) as e:
                     msg = e.message if isinstance(e, ValidationError) else "bndbox values must be numbers"
                     raise FormatError(msg, path=xml, where=where + "/bndbox") from None
-                attrs = {k: int(v) for k in _FLAGS if (v := (obj.findtext(k) or "").strip())
+                attrs: dict[str, object] = {k: int(v) for k in _FLAGS if (v := (obj.findtext(k) or "").strip())
                          in ("0", "1")}
                 pose = obj.findtext("pose")
                 if pose and pose != "Unspecified":

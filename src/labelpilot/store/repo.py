@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
 from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass
 
 _CHUNK = 500
 
-labels_t = LabelClass.__table__
-images_t = ImageRow.__table__
-annotations_t = AnnotationRow.__table__
+labels_t: Table = LabelClass.__table__  # type: ignore[assignment]
+images_t: Table = ImageRow.__table__  # type: ignore[assignment]
+annotations_t: Table = AnnotationRow.__table__  # type: ignore[assignment]
 
 
 def now() -> datetime:
@@ -107,6 +107,7 @@ def insert_annotations(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
     cols = ", ".join(ANNOTATION_COLUMNS)
     if conn.dialect.name == "postgresql":
         driver = conn.connection.driver_connection
+        assert driver is not None
         with driver.cursor() as cur, cur.copy(f"COPY annotations ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -174,7 +175,9 @@ def iter_annotations(conn: Connection, statuses: Sequence[str],
             images_t.c.split == split)
     compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
-    cursor = conn.connection.driver_connection.cursor()
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
     try:
         if compiled.positiontup is not None:
             cursor.execute(str(compiled), tuple(params[k] for k in compiled.positiontup))
