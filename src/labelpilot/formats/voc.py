@@ -80,8 +80,11 @@ class Voc:
                 except (ValueError, ValidationError) as e:
                     msg = e.message if isinstance(e, ValidationError) else "bndbox values must be numbers"
                     raise FormatError(msg, path=xml, where=where + "/bndbox") from None
-                attrs: dict[str, object] = {k: int(v) for k in _FLAGS if (v := (obj.findtext(k) or "").strip())
-                         in ("0", "1")}
+                attrs: dict[str, object] = {}
+                for k in _FLAGS:
+                    v = (obj.findtext(k) or "").strip()
+                    if v in ("0", "1"):
+                        attrs[k] = int(v)
                 pose = obj.findtext("pose")
                 if pose and pose != "Unspecified":
                     attrs["pose"] = pose
