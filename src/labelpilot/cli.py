@@ -223,6 +223,82 @@ def stats(
     out.print(table)
 
 
+users_app = typer.Typer(help="Manage the workspace's users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+class RoleOpt(StrEnum):
+    annotator = "annotator"
+    reviewer = "reviewer"
+    admin = "admin"
+
+
+@users_app.command("add")
+def users_add(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    username: Annotated[str, typer.Option(help="The new user's name.")],
+    role: Annotated[RoleOpt, typer.Option(help="annotator, reviewer or admin.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard "
+                                                 "input instead of a prompt.")] = False,
+) -> None:
+    """Add a user (the password is asked for, or read from stdin)."""
+    from labelpilot import users
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _user_errors():
+        ws = _open(directory)
+        with ws.engine.begin() as conn:
+            user = users.add_user(conn, username=username, password=password, role=role.value)
+        ws.close()
+    out.print(f"Added {user.username} ({user.role})")
+
+
+@users_app.command("list")
+def users_list(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the users and their roles."""
+    from labelpilot import users
+
+    with _user_errors():
+        ws = _open(directory)
+        with ws.engine.connect() as conn:
+            rows = users.list_users(conn)
+        ws.close()
+    if as_json:
+        _print_json([{"username": u.username, "role": u.role, "active": u.active} for u in rows])
+        return
+    table = Table("user", "role", "active")
+    for u in rows:
+        table.add_row(u.username, u.role, "yes" if u.active else "no")
+    out.print(table)
+
+
+@app.command()
+def serve(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the workspace: the REST API (OpenAPI at /docs) and background jobs."""
+    import uvicorn
+
+    from labelpilot.server.app import create_app, ensure_admin
+
+    with _user_errors():
+        ws = _open(directory)
+        first = ensure_admin(ws)
+    if first:
+        out.print(f"[bold]First start: created user [cyan]{first[0]}[/] with the one-time "
+                  f"password [cyan]{first[1]}[/][/] (shown only now; change it after signing in)")
+    out.print(f"Serving {ws.config.name} on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
+
+
 @app.command()
 def formats() -> None:
     """List the import/export formats."""

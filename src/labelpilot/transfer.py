@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sqlalchemy import select
+
 from labelpilot.annotations import SPLITS, Annotation
 from labelpilot.archives import is_archive, unpack
 from labelpilot.errors import ImageError, LabelPilotError, ValidationError
@@ -393,8 +395,9 @@ def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str 
         return _export(ws, dest, fmt, format, status, split, include_images, progress)
 
 
-def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split: str | None,
-            include_images: bool, progress: Progress | None) -> ExportReport:
+def export_items(ws: Workspace, *, status: str, split: str | None,
+                 include_images: bool = True) -> tuple[Dataset, int]:
+    """The workspace's images and labels to export, as a Dataset (and its label count)."""
     with ws.engine.connect() as conn:
         rows = repo.list_images(conn, split)
         items = {r.id: DatasetItem(name=r.file_name, path=ws.blobs.path(r.sha256, r.suffix),
@@ -405,7 +408,12 @@ def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split
             items[image_id].annotations.append(ann)
             n_ann += 1
         labels = repo.label_names(conn)
-    ds = Dataset(list(items.values()), labels, include_images=include_images)
+    return Dataset(list(items.values()), labels, include_images=include_images), n_ann
+
+
+def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split: str | None,
+            include_images: bool, progress: Progress | None) -> ExportReport:
+    ds, n_ann = export_items(ws, status=status, split=split, include_images=include_images)
     if progress:
         progress("export", 0, len(ds.items))
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -428,3 +436,41 @@ def workspace_stats(ws: Workspace) -> dict[str, Any]:
         s = repo.stats(conn)
         labels = repo.label_names(conn)
     return {"name": ws.config.name, "task": ws.config.task, "labels": labels, **s}
+
+
+def safe_file_name(name: str) -> str:
+    """An uploaded file's name reduced to a plain base name (no folders, no controls)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return cleaned[:200] or "upload"
+
+
+def add_image(ws: Workspace, conn: Any, *, data: bytes, name: str,
+              split: str | None = None) -> tuple[Any, bool]:
+    """Store one image (an upload) and its row; (row, created). The same bytes twice give
+    the existing image. A failure leaves no blob and no row behind."""
+    if split is not None and split not in SPLITS:
+        raise LabelPilotError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    probed = probe_image(data, name=safe_file_name(name), max_pixels=ws.config.max_pixels)
+    existing = repo.images_by_sha(conn, [probed.sha256])
+    if existing:
+        image_id = existing[probed.sha256][0]
+        return conn.execute(select(repo.images_t).where(
+            repo.images_t.c.id == image_id)).first(), False
+    new_blob = ws.blobs.put(probed.sha256, probed.suffix, probed.data)
+    try:
+        stem = PurePosixPath(safe_file_name(name)).stem or "upload"
+        checked = _Checked(DatasetItem(name=f"{stem}{probed.suffix}"), probed.sha256,
+                           probed.suffix, probed.width, probed.height, new_blob)
+        names = _unique_names(conn, [checked])
+        (image_id,) = repo.insert_images(conn, [{
+            "sha256": probed.sha256, "file_name": names[probed.sha256], "suffix": probed.suffix,
+            "width": probed.width, "height": probed.height, "split": split,
+            "review_state": "new", "created_at": repo.now()}])
+        row = conn.execute(select(repo.images_t).where(
+            repo.images_t.c.id == image_id)).first()
+    except BaseException:
+        if new_blob:
+            ws.blobs.remove(probed.sha256, probed.suffix)
+        raise
+    return row, True

@@ -60,6 +60,8 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     # Savers write the image files too unless this is off (a labels-only export).
     include_images: bool = True
+    # Called after each image is in place: (item, whether it was written now).
+    image_written: Callable[[DatasetItem, bool], None] | None = None
 
     def all_labels(self) -> list[str]:
         """Declared classes first, then any others used, in order of first use."""
@@ -232,15 +234,26 @@ def default_roots(source: Path, images_dir: Path | None) -> list[Path]:
 
 
 def copy_image(dataset: Dataset, item: DatasetItem, target: Path) -> None:
-    """Write the item's image to `target`, unless the export is of labels only."""
+    """Write the item's image to `target`, unless the export is of labels only.
+
+    The file is written under a temporary name and renamed, so a file that exists is whole:
+    a resumed export skips it. `dataset.image_written` hears of every image, written or not.
+    """
     if not dataset.include_images:
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if item.data is not None:
-        target.write_bytes(item.data)
-    else:
-        assert item.path is not None
-        shutil.copyfile(item.path, target)
+    wrote = False
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        if item.data is not None:
+            tmp.write_bytes(item.data)
+        else:
+            assert item.path is not None
+            shutil.copyfile(item.path, tmp)
+        os.replace(tmp, target)
+        wrote = True
+    if dataset.image_written is not None:
+        dataset.image_written(item, wrote)
 
 
 def write_json(path: Path, obj: Any, *, indent: bool = False) -> None:

@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
-from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass
+from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass, table
 
 _CHUNK = 500
 
-labels_t: Table = LabelClass.__table__  # type: ignore[assignment]
-images_t: Table = ImageRow.__table__  # type: ignore[assignment]
-annotations_t: Table = AnnotationRow.__table__  # type: ignore[assignment]
+labels_t = table(LabelClass)
+images_t = table(ImageRow)
+annotations_t = table(AnnotationRow)
 
 
 def now() -> datetime:

@@ -1,0 +1,278 @@
+"""Background jobs: a table in the database, handlers registered by kind, a runner.
+
+A job's work is split into items with string keys. A handler marks items finished in the
+same transaction as their effect (or after their effect is durable and idempotent), so a
+job killed half-way resumes where it stopped: the runner re-queues jobs found `running`
+at start-up and the handler skips finished items. Cancellation is a flag the handler
+checks between items.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+
+from labelpilot.errors import LabelPilotError
+from labelpilot.store import repo
+from labelpilot.store.tables import Job, JobItem, table
+from labelpilot.workspace import Workspace
+
+jobs_t = table(Job)
+items_t = table(JobItem)
+TERMINAL = ("done", "failed", "cancelled")
+Handler = Callable[["JobContext"], dict[str, Any] | None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def register_job(kind: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        _HANDLERS[kind] = fn
+        return fn
+    return deco
+
+
+def job_kinds() -> list[str]:
+    _load_builtin()
+    return sorted(_HANDLERS)
+
+
+def _load_builtin() -> None:
+    from labelpilot import export_job  # noqa: F401  (registers "export")
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class JobInfo:
+    id: int
+    kind: str
+    params: dict[str, Any]
+    status: str
+    total: int
+    done: int
+    error: str | None
+    result: dict[str, Any] | None
+    cancel_requested: bool
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def rate(self) -> float | None:
+        """Items per second since the job (re)started, while it runs."""
+        if self.started_at is None or self.done == 0:
+            return None
+        end = _utc(self.finished_at) or repo.now()
+        start = _utc(self.started_at)
+        assert start is not None
+        secs = (end - start).total_seconds()
+        return self.done / secs if secs > 0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        r = self.rate
+        if r is None or self.status != "running" or not r:
+            return None
+        return max(0.0, (self.total - self.done) / r)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "params": self.params, "status": self.status,
+                "total": self.total, "done": self.done, "error": self.error,
+                "result": self.result, "cancel_requested": self.cancel_requested,
+                "created_by": self.created_by, "created_at": _utc(self.created_at),
+                "started_at": _utc(self.started_at), "finished_at": _utc(self.finished_at),
+                "rate": self.rate, "eta_s": self.eta_s}
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=repo.now().tzinfo)
+    return dt
+
+
+def _info(r: Any) -> JobInfo:
+    return JobInfo(r.id, r.kind, orjson.loads(r.params), r.status, r.total, r.done, r.error,
+                   orjson.loads(r.result) if r.result else None, bool(r.cancel_requested),
+                   r.created_by, r.created_at, r.started_at, r.finished_at)
+
+
+def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | None) -> JobInfo:
+    _load_builtin()
+    if kind not in _HANDLERS:
+        raise LabelPilotError(f"unknown job kind {kind!r}; known: {', '.join(job_kinds())}")
+    job_id = conn.execute(insert(jobs_t).values(
+        kind=kind, params=orjson.dumps(params).decode(), status="queued", total=0, done=0,
+        cancel_requested=False, created_by=user, created_at=repo.now())
+        .returning(jobs_t.c.id)).scalar_one()
+    return get_job(conn, job_id)
+
+
+def get_job(conn: Connection, job_id: int) -> JobInfo:
+    r = conn.execute(select(jobs_t).where(jobs_t.c.id == job_id)).first()
+    if r is None:
+        from labelpilot.review import NotFoundError
+
+        raise NotFoundError(f"no job {job_id}")
+    return _info(r)
+
+
+def list_jobs(conn: Connection, *, limit: int = 100) -> list[JobInfo]:
+    return [_info(r) for r in conn.execute(
+        select(jobs_t).order_by(jobs_t.c.id.desc()).limit(limit))]
+
+
+def request_cancel(conn: Connection, job_id: int) -> JobInfo:
+    job = get_job(conn, job_id)
+    if job.status in TERMINAL:
+        raise LabelPilotError(f"job {job_id} is already {job.status}")
+    if job.status == "queued":
+        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
+            status="cancelled", cancel_requested=True, finished_at=repo.now()))
+    else:
+        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(cancel_requested=True))
+    return get_job(conn, job_id)
+
+
+class JobContext:
+    """What a handler gets: its parameters, the finished keys, and ways to report."""
+
+    def __init__(self, ws: Workspace, job: JobInfo, *, item_delay_s: float = 0.0) -> None:
+        self.ws = ws
+        self.job = job
+        self.params = job.params
+        self.item_delay_s = item_delay_s
+        self._pending: list[str] = []
+        self._last_flush = time.monotonic()
+        with ws.engine.connect() as conn:
+            self.finished = set(conn.execute(
+                select(items_t.c.key).where(items_t.c.job_id == job.id)).scalars())
+        self.done = len(self.finished)
+
+    def set_total(self, total: int) -> None:
+        with self.ws.engine.begin() as conn:
+            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
+                total=total, done=self.done))
+
+    def is_finished(self, key: str) -> bool:
+        return key in self.finished
+
+    def item_done(self, key: str) -> None:
+        """Record one finished item (flushed in batches; `flush` at the end)."""
+        if key in self.finished:
+            return
+        self.finished.add(key)
+        self._pending.append(key)
+        self.done += 1
+        if self.item_delay_s:
+            time.sleep(self.item_delay_s)
+        if len(self._pending) >= 50 or time.monotonic() - self._last_flush > 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.ws.engine.begin() as conn:
+            if self._pending:
+                conn.execute(insert(items_t), [{"job_id": self.job.id, "key": k}
+                                               for k in self._pending])
+            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
+                done=self.done))
+            cancel = conn.execute(select(jobs_t.c.cancel_requested).where(
+                jobs_t.c.id == self.job.id)).scalar_one()
+        self._pending = []
+        self._last_flush = time.monotonic()
+        if cancel:
+            raise Cancelled()
+
+    def check_cancel(self) -> None:
+        self.flush()
+
+
+def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo:
+    """Run (or resume) one job to its end in this thread."""
+    _load_builtin()
+    with ws.engine.begin() as conn:
+        job = get_job(conn, job_id)
+        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
+            status="running", started_at=repo.now(), error=None))
+        job = get_job(conn, job_id)
+    ctx = JobContext(ws, job, item_delay_s=item_delay_s)
+    try:
+        result = _HANDLERS[job.kind](ctx)
+        ctx.flush()
+        status, error = "done", None
+    except Cancelled:
+        status, error, result = "cancelled", None, None
+    except LabelPilotError as e:
+        status, error, result = "failed", str(e), None
+    except Exception as e:
+        status, error, result = "failed", f"{type(e).__name__}: {e}", None
+        traceback.print_exc()
+    with ws.engine.begin() as conn:
+        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
+            status=status, error=error, finished_at=repo.now(), done=ctx.done,
+            result=orjson.dumps(result).decode() if result is not None else None))
+        return get_job(conn, job_id)
+
+
+class JobRunner:
+    """A small pool of worker threads in the server process that runs queued jobs."""
+
+    def __init__(self, ws: Workspace, *, workers: int = 2, poll_s: float = 0.2,
+                 item_delay_s: float = 0.0) -> None:
+        self.ws = ws
+        self.workers = workers
+        self.poll_s = poll_s
+        self.item_delay_s = item_delay_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        # Jobs that were running when the last server died continue where they stopped.
+        with self.ws.engine.begin() as conn:
+            conn.execute(update(jobs_t).where(jobs_t.c.status == "running").values(
+                status="queued"))
+        for i in range(self.workers):
+            t = threading.Thread(target=self._loop, name=f"labelpilot-job-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def _claim(self) -> int | None:
+        with self.ws.engine.begin() as conn:
+            job_id = conn.execute(select(jobs_t.c.id).where(jobs_t.c.status == "queued")
+                                  .order_by(jobs_t.c.id).limit(1)).scalar()
+            if job_id is None:
+                return None
+            got = conn.execute(update(jobs_t).where(
+                jobs_t.c.id == job_id, jobs_t.c.status == "queued").values(
+                status="running", started_at=repo.now())).rowcount
+            return job_id if got else None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self._claim()
+            except Exception:
+                job_id = None
+            if job_id is None:
+                self._stop.wait(self.poll_s)
+                continue
+            run_job(self.ws, job_id, item_delay_s=self.item_delay_s)
+
+
+def keys(values: Iterable[object]) -> list[str]:
+    return [str(v) for v in values]

@@ -1,0 +1,1 @@
+"""The HTTP API: a thin, typed layer over the service modules."""

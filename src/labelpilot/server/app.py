@@ -1,0 +1,109 @@
+"""The FastAPI application on one workspace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from labelpilot import __version__
+from labelpilot.errors import FormatError, ImageError, LabelPilotError, ValidationError
+from labelpilot.jobs import JobRunner
+from labelpilot.review import ConflictError, ForbiddenError, NotFoundError
+from labelpilot.server.schemas import AnnotationPublic
+from labelpilot.server.settings import Settings
+from labelpilot.users import AuthError
+from labelpilot.workspace import Workspace
+
+
+def _status(e: LabelPilotError) -> int:
+    from labelpilot.server.routes.images import PayloadTooLarge
+
+    if isinstance(e, AuthError):
+        return 401
+    if isinstance(e, ForbiddenError):
+        return 403
+    if isinstance(e, NotFoundError):
+        return 404
+    if isinstance(e, ConflictError):
+        return 409
+    if isinstance(e, PayloadTooLarge) or (isinstance(e, ImageError) and "over the limit" in e.message):
+        return 413
+    if isinstance(e, ImageError) and ("not supported" in e.message or "not a readable" in e.message
+                                      or "empty" in e.message):
+        return 415
+    if isinstance(e, ValidationError | FormatError | ImageError):
+        return 422
+    return 400
+
+
+def create_app(ws: Workspace, settings: Settings | None = None, *,
+               run_jobs: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    runner = JobRunner(ws, workers=settings.job_workers, item_delay_s=settings.job_item_delay)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_jobs:
+            runner.start()
+        yield
+        if run_jobs:
+            runner.stop()
+
+    app = FastAPI(title="LabelPilot", version=__version__, lifespan=lifespan,
+                  description="Smart labeling for computer vision: images, annotations, "
+                              "review, jobs. Every route but sign-in needs a bearer token.")
+    app.state.workspace = ws
+    app.state.settings = settings
+
+    @app.exception_handler(LabelPilotError)
+    async def user_error(request: Request, e: LabelPilotError) -> JSONResponse:
+        status = _status(e)
+        body: dict[str, Any] = {"detail": e.message}
+        if e.hint:
+            body["hint"] = e.hint
+        if isinstance(e, ConflictError):
+            body["current"] = (AnnotationPublic.of(e.current, e.image_id).model_dump(mode="json")
+                               if e.current is not None else None)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, e: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""),
+                   "type": err.get("type", "")} for err in e.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_upload_bytes + 1_000_000:
+            return JSONResponse({"detail": f"the request is over the limit of "
+                                           f"{settings.max_upload_bytes:,} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    from labelpilot.server.routes import annotations, auth, images, jobs, project, users
+
+    for module in (auth, users, project, images, annotations, jobs):
+        app.include_router(module.router)
+    return app
+
+
+def ensure_admin(ws: Workspace) -> tuple[str, str] | None:
+    """On a workspace with no users, create `admin` with a one-time password and return it."""
+    from labelpilot import users
+
+    with ws.engine.begin() as conn:
+        if users.count_users(conn):
+            return None
+        password = users.new_password()
+        users.add_user(conn, username="admin", password=password, role="admin")
+        return "admin", password

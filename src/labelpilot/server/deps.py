@@ -1,0 +1,61 @@
+"""Dependencies: the workspace, a transaction, the current user and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Connection
+
+from labelpilot.review import ForbiddenError
+from labelpilot.server.settings import Settings
+from labelpilot.users import AuthError, UserInfo, user_for_token
+from labelpilot.workspace import Workspace
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_workspace(request: Request) -> Workspace:
+    return request.app.state.workspace  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_conn(ws: WorkspaceDep) -> Iterator[Connection]:
+    """One transaction per request: committed if the route returns, rolled back if it raises."""
+    with ws.engine.begin() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_conn)]
+TokenDep = Annotated[str | None, Depends(oauth2)]
+
+
+def current_user(ws: WorkspaceDep, token: TokenDep) -> UserInfo:
+    if not token:
+        raise AuthError("not signed in", hint="POST /api/auth/token for a bearer token")
+    with ws.engine.connect() as conn:
+        return user_for_token(conn, token)
+
+
+CurrentUser = Annotated[UserInfo, Depends(current_user)]
+
+
+def require(role: str) -> Callable[[UserInfo], UserInfo]:
+    def check(user: CurrentUser) -> UserInfo:
+        if not user.can(role):
+            raise ForbiddenError(f"this needs the {role} role; {user.username} is {user.role}")
+        return user
+    return check
+
+
+Reviewer = Annotated[UserInfo, Depends(require("reviewer"))]
+Admin = Annotated[UserInfo, Depends(require("admin"))]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from labelpilot import users
+from labelpilot.server.deps import Admin, ConnDep
+from labelpilot.server.schemas import UserCreate, UserPublic, UserUpdate
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+def _public(u: users.UserInfo) -> UserPublic:
+    return UserPublic(username=u.username, role=u.role, active=u.active)  # type: ignore[arg-type]
+
+
+@router.get("", response_model=list[UserPublic])
+def list_users(admin: Admin, conn: ConnDep) -> list[UserPublic]:
+    return [_public(u) for u in users.list_users(conn)]
+
+
+@router.post("", response_model=UserPublic, status_code=201)
+def create_user(body: UserCreate, admin: Admin, conn: ConnDep) -> UserPublic:
+    return _public(users.add_user(conn, username=body.username, password=body.password,
+                                  role=body.role))
+
+
+@router.patch("/{username}", response_model=UserPublic)
+def update_user(username: str, body: UserUpdate, admin: Admin, conn: ConnDep) -> UserPublic:
+    return _public(users.update_user(conn, username, role=body.role, active=body.active,
+                                     password=body.password))

@@ -1,0 +1,235 @@
+"""Request and response schemas, per resource: Base, Create, Update, Public, ListPublic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from labelpilot.annotations import Annotation
+
+Coord = Annotated[float, Field(allow_inf_nan=False)]
+XY = Annotated[list[Coord], Field(min_length=2, max_length=2)]
+
+
+class BoxShape(BaseModel):
+    type: Literal["box"]
+    xyxy: Annotated[list[Coord], Field(min_length=4, max_length=4)]
+
+
+class RotatedBoxShape(BaseModel):
+    type: Literal["rotated_box"]
+    cxcywha: Annotated[list[Coord], Field(min_length=5, max_length=5)]
+
+
+class QuadShape(BaseModel):
+    type: Literal["quad"]
+    points: Annotated[list[XY], Field(min_length=4, max_length=4)]
+
+
+class PolygonShape(BaseModel):
+    type: Literal["polygon"]
+    points: Annotated[list[XY], Field(min_length=3, max_length=100_000)]
+    holes: list[Annotated[list[XY], Field(min_length=3)]] = []
+
+
+class MaskShape(BaseModel):
+    type: Literal["mask"]
+    rle: str
+    size: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+
+
+class PointShape(BaseModel):
+    type: Literal["point"]
+    xy: XY
+
+
+Shape = Annotated[BoxShape | RotatedBoxShape | QuadShape | PolygonShape | MaskShape | PointShape,
+                  Field(discriminator="type")]
+Label = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Status = Literal["predicted", "accepted", "edited", "rejected"]
+
+
+class AnnotationBase(BaseModel):
+    label: Label
+    shape: Shape
+    text: str | None = None
+    attributes: dict[str, Any] = {}
+    group: int | None = None
+
+
+class AnnotationCreate(AnnotationBase):
+    status: Status = "accepted"
+
+
+class AnnotationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(description="the version you read; a stale one gets 409")
+    label: Label | None = None
+    shape: Shape | None = None
+    text: str | None = None
+    attributes: dict[str, Any] | None = None
+    group: int | None = None
+    status: Status | None = None
+
+
+class AnnotationPublic(AnnotationBase):
+    id: int
+    image_id: int
+    score: float | None
+    source: str
+    status: Status
+    version: int
+    created_by: str | None
+    created_at: datetime | None
+    updated_by: str | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, a: Annotation, image_id: int) -> AnnotationPublic:
+        return cls.model_validate({
+            "id": a.id, "image_id": image_id, "label": a.label, "shape": a.shape.to_dict(),
+            "text": a.text, "attributes": a.attributes, "group": a.group, "score": a.score,
+            "source": a.source, "status": a.status, "version": a.version,
+            "created_by": a.created_by, "created_at": a.created_at,
+            "updated_by": a.updated_by, "updated_at": a.updated_at})
+
+
+class AnnotationsPublic(BaseModel):
+    data: list[AnnotationPublic]
+    count: int
+
+
+class BulkStatus(BaseModel):
+    status: Literal["accepted", "rejected"]
+    ids: list[int] | None = None
+    only_status: Status | None = None
+
+
+class BulkResult(BaseModel):
+    changed: int
+
+
+class ConflictDetail(BaseModel):
+    detail: str
+    current: AnnotationPublic | None
+
+
+class ImagePublic(BaseModel):
+    id: int
+    file_name: str
+    width: int
+    height: int
+    split: Literal["train", "val", "test"] | None
+    review_state: Literal["new", "prelabeled", "in_review", "done"]
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
+    annotations: int = 0
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: Any, annotations: int = 0) -> ImagePublic:
+        return cls(id=r.id, file_name=r.file_name, width=r.width, height=r.height, split=r.split,
+                   review_state=r.review_state, claimed_by=r.claimed_by,
+                   claim_expires_at=r.claim_expires_at, annotations=annotations,
+                   created_at=r.created_at)
+
+
+class ImagesPublic(BaseModel):
+    data: list[ImagePublic]
+    count: int
+
+
+class ImageUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    review_state: Literal["new", "prelabeled", "in_review", "done"] | None = None
+    split: Literal["train", "val", "test", "unassigned"] | None = None
+
+
+class UploadResult(ImagePublic):
+    created: bool
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    annotation_id: int | None
+    action: str
+    username: str | None
+    at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+
+
+Role = Literal["annotator", "reviewer", "admin"]
+
+
+class UserPublic(BaseModel):
+    username: str
+    role: Role
+    active: bool
+
+
+class UserCreate(BaseModel):
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+    password: Annotated[str, Field(min_length=8, max_length=200)]
+    role: Role
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    active: bool | None = None
+    password: Annotated[str, Field(min_length=8, max_length=200)] | None = None
+
+
+class ProjectPublic(BaseModel):
+    name: str
+    task: str
+    labels: list[str]
+    stats: dict[str, Any]
+
+
+class ProjectUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    add_labels: list[Label] | None = None
+
+
+class ExportCreate(BaseModel):
+    format: str
+    status: Literal["accepted", "all"] = "accepted"
+    split: Literal["train", "val", "test"] | None = None
+    include_images: bool = True
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    params: dict[str, Any]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    total: int
+    done: int
+    error: str | None
+    result: dict[str, Any] | None
+    cancel_requested: bool
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rate: float | None
+    eta_s: float | None
+
+
+class Message(BaseModel):
+    detail: str

@@ -1,0 +1,158 @@
+"""Users, roles, passwords and bearer tokens (the service behind `users` and the API's auth).
+
+Passwords are hashed with Argon2id. Tokens are random strings handed out once; the
+database keeps only their SHA-256, an expiry and a revocation time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, func, insert, select, update
+
+from labelpilot.errors import LabelPilotError
+from labelpilot.store.repo import now
+from labelpilot.store.tables import Token, User, table
+
+ROLES = ("annotator", "reviewer", "admin")
+TOKEN_LIFETIME = timedelta(hours=12)
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+_hasher = PasswordHasher()
+
+users_t = table(User)
+tokens_t = table(Token)
+
+
+class AuthError(LabelPilotError):
+    """Wrong credentials, or a token that is unknown, expired or revoked."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    username: str
+    role: str
+    active: bool
+
+    def can(self, role: str) -> bool:
+        """True if this user's role is `role` or above (annotator < reviewer < admin)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def _info(row: object) -> UserInfo:
+    return UserInfo(row.id, row.username, row.role, row.active)  # type: ignore[attr-defined]
+
+
+def add_user(conn: Connection, *, username: str, password: str, role: str) -> UserInfo:
+    if not _USERNAME_RE.match(username):
+        raise LabelPilotError(f"username {username!r} is not allowed",
+                              hint="use 1-100 letters, digits and . _ @ -")
+    if role not in ROLES:
+        raise LabelPilotError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if len(password) < 8:
+        raise LabelPilotError("the password must have at least 8 characters")
+    if conn.execute(select(users_t.c.id).where(users_t.c.username == username)).first():
+        raise LabelPilotError(f"user {username!r} already exists")
+    conn.execute(insert(users_t).values(username=username, password_hash=_hasher.hash(password),
+                                        role=role, active=True, created_at=now()))
+    return get_user(conn, username)
+
+
+def get_user(conn: Connection, username: str) -> UserInfo:
+    row = conn.execute(select(users_t).where(users_t.c.username == username)).first()
+    if row is None:
+        raise LabelPilotError(f"no user {username!r}")
+    return _info(row)
+
+
+def list_users(conn: Connection) -> list[UserInfo]:
+    return [_info(r) for r in conn.execute(select(users_t).order_by(users_t.c.id))]
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(users_t)).scalar_one())
+
+
+def update_user(conn: Connection, username: str, *, role: str | None = None,
+                active: bool | None = None, password: str | None = None) -> UserInfo:
+    user = get_user(conn, username)
+    values: dict[str, object] = {}
+    if role is not None:
+        if role not in ROLES:
+            raise LabelPilotError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        values["role"] = role
+    if active is not None:
+        values["active"] = active
+    if password is not None:
+        if len(password) < 8:
+            raise LabelPilotError("the password must have at least 8 characters")
+        values["password_hash"] = _hasher.hash(password)
+    if values:
+        conn.execute(update(users_t).where(users_t.c.id == user.id).values(**values))
+    if active is False or password is not None:
+        revoke_all(conn, user.id)
+    return get_user(conn, username)
+
+
+def authenticate(conn: Connection, username: str, password: str) -> UserInfo:
+    row = conn.execute(select(users_t).where(users_t.c.username == username)).first()
+    if row is None or not row.active:
+        # Spend the same time as a real check, so timing does not tell who exists.
+        _hasher.hash(password)
+        raise AuthError("wrong username or password")
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise AuthError("wrong username or password") from None
+    return _info(row)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(conn: Connection, user: UserInfo, lifetime: timedelta = TOKEN_LIFETIME
+                ) -> tuple[str, datetime]:
+    token = "lp_" + secrets.token_urlsafe(32)
+    expires = now() + lifetime
+    conn.execute(insert(tokens_t).values(token_hash=_digest(token), user_id=user.id,
+                                         created_at=now(), expires_at=expires))
+    return token, expires
+
+
+def user_for_token(conn: Connection, token: str) -> UserInfo:
+    row = conn.execute(
+        select(users_t, tokens_t.c.expires_at, tokens_t.c.revoked_at)
+        .join(tokens_t, tokens_t.c.user_id == users_t.c.id)
+        .where(tokens_t.c.token_hash == _digest(token))).first()
+    if row is None:
+        raise AuthError("unknown token")
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now().tzinfo)
+    if row.revoked_at is not None:
+        raise AuthError("the token was revoked")
+    if expires <= now():
+        raise AuthError("the token has expired")
+    if not row.active:
+        raise AuthError("the user is deactivated")
+    return _info(row)
+
+
+def revoke_token(conn: Connection, token: str) -> None:
+    conn.execute(update(tokens_t).where(tokens_t.c.token_hash == _digest(token))
+                 .values(revoked_at=now()))
+
+
+def revoke_all(conn: Connection, user_id: int) -> None:
+    conn.execute(update(tokens_t).where(tokens_t.c.user_id == user_id,
+                                        tokens_t.c.revoked_at.is_(None))
+                 .values(revoked_at=now()))
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)

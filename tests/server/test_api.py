@@ -1,0 +1,314 @@
+"""The REST API route by route, with each role allowed and forbidden, on both databases."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import write_image
+from tests.server.conftest import PASSWORD, Api
+
+BOX = {"label": "cat", "shape": {"type": "box", "xyxy": [1, 2, 30, 40]}}
+
+
+def test_health_needs_no_token_and_everything_else_does(api: Api) -> None:
+    assert api.client.get("/api/health").json()["status"] == "ok"
+    for method, url in [("get", "/api/project"), ("get", "/api/images"),
+                        ("get", "/api/images/1/annotations"), ("get", "/api/jobs"),
+                        ("post", "/api/images/next"), ("get", "/api/users")]:
+        r = getattr(api.client, method)(url)
+        assert r.status_code == 401, (url, r.text)
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = api.client.get("/api/project", headers={"Authorization": "Bearer lp_nonsense"})
+    assert r.status_code == 401 and r.json()["detail"] == "unknown token"
+
+
+def test_sign_in_and_revoke(api: Api) -> None:
+    bad = api.client.post("/api/auth/token", data={"username": "admin", "password": "nope"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "wrong username or password"
+    r = api.client.post("/api/auth/token", data={"username": "annotator", "password": PASSWORD})
+    token = r.json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/api/auth/me", headers=h).json() == {
+        "username": "annotator", "role": "annotator", "active": True}
+    assert api.client.post("/api/auth/revoke", headers=h).status_code == 204
+    r = api.client.get("/api/auth/me", headers=h)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_expired_token(api: Api) -> None:
+    from datetime import timedelta
+
+    from labelpilot import users
+
+    with api.ws.engine.begin() as conn:
+        token, _ = users.issue_token(conn, users.get_user(conn, "reviewer"),
+                                     lifetime=timedelta(seconds=-1))
+    r = api.client.get("/api/project", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_users_admin_only(api: Api) -> None:
+    assert api.get("reviewer", "/api/users").status_code == 403
+    body = {"username": "ann2", "password": "password123", "role": "annotator"}
+    assert api.post("annotator", "/api/users", json=body).status_code == 403
+    r = api.post("admin", "/api/users", json=body)
+    assert r.status_code == 201 and r.json()["role"] == "annotator"
+    assert api.post("admin", "/api/users", json=body).status_code == 400  # exists
+    assert {u["username"] for u in api.get("admin", "/api/users").json()} >= {"ann2", "admin"}
+    r = api.patch("admin", "/api/users/ann2", json={"active": False})
+    assert r.status_code == 200 and r.json()["active"] is False
+    r = api.client.post("/api/auth/token", data={"username": "ann2", "password": "password123"})
+    assert r.status_code == 401
+    assert api.patch("admin", "/api/users/ghost", json={"active": False}).status_code == 400
+
+
+def test_project(api: Api) -> None:
+    p = api.get("annotator", "/api/project").json()
+    assert p["labels"] == ["cat", "dog"] and p["stats"]["images"] == 3
+    assert api.patch("reviewer", "/api/project", json={"add_labels": ["cow"]}).status_code == 403
+    r = api.patch("admin", "/api/project", json={"add_labels": ["cow"], "name": "farm"})
+    assert r.status_code == 200 and r.json()["labels"] == ["cat", "dog", "cow"]
+    assert api.ws.config.labels[-1] == "cow" and api.ws.config.name == "farm"
+
+
+def test_list_images_with_filters(api: Api) -> None:
+    r = api.get("annotator", "/api/images")
+    assert r.json()["count"] == 3 and r.json()["data"][0]["annotations"] == 2
+    assert api.get("annotator", "/api/images", params={"split": "val"}).json()["count"] == 0
+    assert api.get("annotator", "/api/images", params={"label": "dog"}).json()["count"] == 3
+    assert api.get("annotator", "/api/images", params={"source": "model:x@1"}).json()["count"] == 0
+    assert api.get("annotator", "/api/images",
+                   params={"review_state": "new", "limit": 2}).json()["count"] == 3
+    assert len(api.get("annotator", "/api/images", params={"limit": 2}).json()["data"]) == 2
+    assert api.get("annotator", "/api/images", params={"limit": 0}).status_code == 422
+    assert api.get("annotator", "/api/images", params={"split": "x"}).status_code == 422
+
+
+def test_image_bytes_and_thumbnail(api: Api) -> None:
+    img = api.get("annotator", "/api/images").json()["data"][0]
+    r = api.get("annotator", f"/api/images/{img['id']}/file")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).size == (img["width"], img["height"])
+    t = api.get("annotator", f"/api/images/{img['id']}/thumbnail", params={"size": 32})
+    assert t.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(t.content)).size) == 32
+    assert api.get("annotator", "/api/images/999/file").status_code == 404
+
+
+def test_annotation_crud_and_roles(api: Api) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][0]["id"]
+    r = api.post("annotator", f"/api/images/{image_id}/annotations", json=BOX)
+    assert r.status_code == 201, r.text
+    a = r.json()
+    # an annotator's label is 'edited' until a reviewer accepts it
+    assert (a["status"], a["version"], a["created_by"], a["source"]) == (
+        "edited", 1, "annotator", "human")
+    r = api.patch("annotator", f"/api/annotations/{a['id']}", json={"version": 1, "text": "x"})
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["text"] == "x"
+    r = api.patch("annotator", f"/api/annotations/{a['id']}",
+                  json={"version": 2, "status": "accepted"})
+    assert r.status_code == 403
+    r = api.patch("reviewer", f"/api/annotations/{a['id']}",
+                  json={"version": 2, "status": "accepted"})
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert api.get("annotator", f"/api/annotations/{a['id']}").json()["version"] == 3
+    assert api.delete("annotator", f"/api/annotations/{a['id']}",
+                      params={"version": 3}).status_code == 204
+    assert api.get("annotator", f"/api/annotations/{a['id']}").status_code == 404
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    # a shape of an unknown type
+    ({"label": "cat", "shape": {"type": "ellipse"}}, 422),
+    # a box with x2 < x1 passes the schema but not the model
+    ({"label": "cat", "shape": {"type": "box", "xyxy": [30, 2, 1, 40]}}, 422),
+    # a blank label
+    ({"label": " ", "shape": {"type": "box", "xyxy": [1, 2, 3, 4]}}, 422),
+    # a mask whose size is not the image's
+    ({"label": "cat", "shape": {"type": "mask", "rle": "0", "size": [2, 2]}}, 422),
+])
+def test_bad_annotations_are_422(api: Api, body: dict, status: int) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][0]["id"]
+    r = api.post("annotator", f"/api/images/{image_id}/annotations", json=body)
+    assert r.status_code == status, r.text
+    assert "detail" in r.json()
+
+
+def test_stale_edit_gets_409_with_the_current_state(api: Api) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][0]["id"]
+    a = api.post("annotator", f"/api/images/{image_id}/annotations", json=BOX).json()
+    first = api.patch("annotator", f"/api/annotations/{a['id']}",
+                      json={"version": 1, "label": "dog"})
+    assert first.status_code == 200
+    stale = api.patch("reviewer", f"/api/annotations/{a['id']}",
+                      json={"version": 1, "text": "my edit"})
+    assert stale.status_code == 409
+    body = stale.json()
+    assert body["current"]["label"] == "dog" and body["current"]["version"] == 2
+    assert "version 2, not 1" in body["detail"]
+    # nothing of the stale edit landed
+    assert api.get("annotator", f"/api/annotations/{a['id']}").json()["text"] is None
+    assert api.delete("annotator", f"/api/annotations/{a['id']}",
+                      params={"version": 1}).status_code == 409
+
+
+def test_bulk_accept_reject_and_audit(api: Api) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][0]["id"]
+    url = f"/api/images/{image_id}/annotations/bulk"
+    assert api.post("annotator", url, json={"status": "accepted"}).status_code == 403
+    r = api.post("reviewer", url, json={"status": "rejected"})
+    assert r.json() == {"changed": 2}
+    anns = api.get("annotator", f"/api/images/{image_id}/annotations").json()["data"]
+    assert {a["status"] for a in anns} == {"rejected"} and {a["version"] for a in anns} == {2}
+    log = api.get("annotator", f"/api/images/{image_id}/audit").json()
+    assert [(e["action"], e["username"]) for e in log] == [("rejected", "reviewer")] * 2
+
+
+def test_audit_records_before_and_after(api: Api) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][1]["id"]
+    a = api.post("annotator", f"/api/images/{image_id}/annotations", json=BOX).json()
+    api.patch("reviewer", f"/api/annotations/{a['id']}", json={"version": 1, "label": "dog"})
+    log = api.get("admin", f"/api/images/{image_id}/audit").json()
+    assert [e["action"] for e in log] == ["create", "update"]
+    assert log[1]["before"]["label"] == "cat" and log[1]["after"]["label"] == "dog"
+    assert log[1]["username"] == "reviewer"
+
+
+def test_review_state_and_split(api: Api) -> None:
+    image_id = api.get("annotator", "/api/images").json()["data"][0]["id"]
+    url = f"/api/images/{image_id}"
+    assert api.patch("annotator", url, json={"review_state": "done"}).status_code == 403
+    r = api.patch("reviewer", url, json={"review_state": "done", "split": "val"})
+    assert r.status_code == 200 and (r.json()["review_state"], r.json()["split"]) == ("done", "val")
+    assert api.patch("reviewer", url, json={"split": "holdout"}).status_code == 422
+
+
+def test_queue_never_hands_one_image_to_two(api: Api) -> None:
+    a = api.post("annotator", "/api/images/next").json()
+    b = api.post("reviewer", "/api/images/next").json()
+    c = api.post("admin", "/api/images/next").json()
+    assert len({a["id"], b["id"], c["id"]}) == 3
+    assert a["claimed_by"] == "annotator" and a["review_state"] == "in_review"
+    # asking again returns the image already claimed, not a new one
+    assert api.post("annotator", "/api/images/next").json()["id"] == a["id"]
+    assert api.post("annotator", f"/api/images/{b['id']}/release").status_code == 403
+    assert api.post("reviewer", f"/api/images/{b['id']}/release").status_code == 204
+    api.patch("reviewer", f"/api/images/{a['id']}", json={"review_state": "done"})
+    assert api.post("annotator", "/api/images/next").json()["id"] == b["id"]
+
+
+def test_claim_lease_expires(api: Api) -> None:
+    from datetime import timedelta
+
+    from labelpilot import review, users
+
+    with api.ws.engine.begin() as conn:
+        u = users.get_user(conn, "annotator")
+        first = review.claim_next(conn, user=u, lease=timedelta(seconds=-1))  # already expired
+    b = api.post("reviewer", "/api/images/next").json()
+    assert b["id"] == first.id  # an expired lease is free again
+
+
+def test_upload(api: Api, tmp_path: Path) -> None:
+    data = write_image(tmp_path / "u.png", 50, 40, seed=77).read_bytes()
+    r = api.post("annotator", "/api/images", files={"file": ("../../etc/evil name.png", data)},
+                 data={"split": "test"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["file_name"] == "evil name.png" and body["split"] == "test" and body["created"]
+    again = api.post("annotator", "/api/images", files={"file": ("other.png", data)})
+    assert again.status_code == 200 and again.json()["id"] == body["id"]
+
+
+def _blobs(api: Api) -> list[Path]:
+    return sorted(p for p in api.ws.blobs.root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(("name", "payload", "status", "message"), [
+    # a text file dressed as a JPEG
+    ("photo.jpg", b"<html><script>alert(1)</script></html>", 415, "not a readable image"),
+    # a GIF: an image, but not a supported one
+    ("anim.gif", "gif", 415, "not supported"),
+    # a decompression bomb: small file, 400 million pixels
+    ("bomb.png", "bomb", 413, "over the limit of 100,000,000"),
+    # over the upload byte limit of this server (2 MB)
+    ("big.png", b"\x89PNG" + b"0" * 2_100_000, 413, "over the limit of 2,000,000 bytes"),
+    # a truncated image
+    ("cut.png", "cut", 415, "not a readable image"),
+])
+def test_upload_attacks_leave_nothing(api: Api, tmp_path: Path, name: str, payload: object,
+                                      status: int, message: str) -> None:
+    if payload == "gif":
+        buf = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(buf, format="GIF")
+        payload = buf.getvalue()
+    elif payload == "bomb":
+        buf = io.BytesIO()
+        Image.new("1", (20000, 20000)).save(buf, format="PNG")
+        payload = buf.getvalue()
+    elif payload == "cut":
+        payload = write_image(tmp_path / "c.png", 100, 80).read_bytes()[:300]
+    before = _blobs(api)
+    r = api.post("annotator", "/api/images", files={"file": (name, payload)})
+    assert r.status_code == status, r.text
+    assert message in r.json()["detail"]
+    assert _blobs(api) == before
+    assert api.get("annotator", "/api/images").json()["count"] == 3
+
+
+def test_export_job_progress_and_download(api: Api) -> None:
+    assert api.post("annotator", "/api/exports", json={"format": "coco"}).status_code == 403
+    assert api.post("reviewer", "/api/exports", json={"format": "nope"}).status_code == 400
+    r = api.post("reviewer", "/api/exports", json={"format": "yolo", "status": "all"})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    events = []
+    with api.client.stream("GET", f"/api/jobs/{job_id}/events", headers=api.h("annotator")) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                events.append(__import__("json").loads(line[6:]))
+    assert events[-1]["status"] == "done" and events[-1]["done"] == events[-1]["total"] == 3
+    z = api.get("reviewer", f"/api/exports/{job_id}/download")
+    assert z.status_code == 200 and z.headers["content-type"] == "application/zip"
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(z.content)).namelist()
+    assert "data.yaml" in names
+    assert sum(n.startswith("images/train/") and n.endswith(".png") for n in names) == 3
+    assert api.get("annotator", "/api/jobs").json()[0]["id"] == job_id
+
+
+def test_cancel_a_job(make_workspace, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from labelpilot.server.settings import Settings
+    from labelpilot.transfer import import_dataset
+    from tests.server.conftest import add_users
+    from tests.test_transfer import coco_dir
+
+    ws = make_workspace()
+    import_dataset(ws, coco_dir(tmp_path / "c", 8), format="coco")
+    add_users(ws)
+    with TestClient(create_app(ws, Settings(job_item_delay=0.3, job_workers=1))) as client:
+        tok = client.post("/api/auth/token", data={"username": "reviewer",
+                                                   "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        job_id = client.post("/api/exports", json={"format": "coco"}, headers=h).json()["id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/jobs/{job_id}", headers=h).json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.post(f"/api/jobs/{job_id}/cancel", headers=h).json()["cancel_requested"]
+        while (job := client.get(f"/api/jobs/{job_id}", headers=h).json())["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert job["status"] == "cancelled" and job["done"] < 8
+        assert client.post(f"/api/jobs/{job_id}/cancel", headers=h).status_code == 400
+        assert client.get(f"/api/exports/{job_id}/download", headers=h).status_code == 400
+    assert not (ws.root / "exports" / f"job-{job_id}.partial").exists()
