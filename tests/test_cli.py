@@ -68,3 +68,20 @@ def test_demo_builds_a_workspace(tmp_path: Path) -> None:
     code, out, _ = run("stats", tmp_path / "demo", "--json")
     s = json.loads(out)
     assert s["annotations_by_label"]["text"] == s["annotations"] > 24
+
+
+def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
+    from argon2 import PasswordHasher
+
+    from labelpilot import users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    run("init", tmp_path / "ws", "--task", "detect")
+    r = runner.invoke(app, ["users", "add", str(tmp_path / "ws"), "--username", "ann",
+                            "--role", "annotator", "--password-stdin"], input="long-password\n")
+    assert r.exit_code == 0 and "Added ann (annotator)" in r.stdout
+    r = runner.invoke(app, ["users", "add", str(tmp_path / "ws"), "--username", "bob",
+                            "--role", "admin", "--password-stdin"], input="short\n")
+    assert r.exit_code == 2 and "at least 8 characters" in r.stderr
+    code, out, _ = run("users", "list", tmp_path / "ws", "--json")
+    assert json.loads(out) == [{"username": "ann", "role": "annotator", "active": True}]

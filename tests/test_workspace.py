@@ -94,3 +94,22 @@ def test_bad_database_url(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="cannot use database URL"):
         Workspace.create(tmp_path / "w", task="detect", database_url="nosuchdb://x")
     assert not (tmp_path / "w").exists()  # nothing half-made left behind
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(make_workspace, tmp_path: Path) -> None:
+    from labelpilot.transfer import import_dataset, workspace_stats
+    from tests.test_transfer import coco_dir
+
+    ws = make_workspace()
+    import_dataset(ws, coco_dir(tmp_path / "c", 2), format="coco")
+    before = workspace_stats(ws)
+    url = ws.database_url
+    ws.close()
+    engine = db.make_engine(url)
+    db.downgrade(engine, "0001")  # as a workspace made by the first release is
+    assert "users" not in inspect(engine).get_table_names()
+    engine.dispose()
+    again = Workspace.open(ws.root)
+    assert workspace_stats(again) == before
+    assert {"users", "jobs", "audit_log"} <= set(inspect(again.engine).get_table_names())
+    again.close()

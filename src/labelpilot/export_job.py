@@ -37,7 +37,8 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     counts = {"written": 0, "already_there": 0}
 
     def on_image(item: DatasetItem, wrote: bool) -> None:
-        counts["written" if wrote else "already_there"] += 1
+        if not ctx.is_finished(item.name):  # recorded by an earlier run: not counted again
+            counts["written" if wrote else "already_there"] += 1
         ctx.item_done(item.name)
 
     ds.image_written = on_image

@@ -92,8 +92,10 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     from labelpilot.server.routes import annotations, auth, images, jobs, project, users
 
+    from labelpilot.server.schemas import ERRORS
+
     for module in (auth, users, project, images, annotations, jobs):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERRORS)
     return app
 
 

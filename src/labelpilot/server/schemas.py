@@ -233,3 +233,21 @@ class JobPublic(BaseModel):
 
 class Message(BaseModel):
     detail: str
+
+
+class ErrorDetail(BaseModel):
+    """Every error: what was wrong (a sentence, or the invalid fields) and what to do."""
+
+    detail: str | list[dict[str, Any]]
+    hint: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorDetail, "description": "The request cannot be carried out as asked"},
+    401: {"model": ErrorDetail, "description": "Not signed in, or the token is not valid"},
+    403: {"model": ErrorDetail, "description": "The user's role does not allow this"},
+    404: {"model": ErrorDetail, "description": "No such resource"},
+    413: {"model": ErrorDetail, "description": "Over the size or pixel limit"},
+    415: {"model": ErrorDetail, "description": "Not a supported image"},
+    422: {"model": ErrorDetail, "description": "Invalid fields or values"},
+}

@@ -1,4 +1,9 @@
-"""Alembic environment: runs against the engine the workspace hands over."""
+"""Alembic environment: runs against the engine the workspace hands over.
+
+On SQLite, foreign keys are switched off while migrating: SQLite changes a table by
+copying it and dropping the old one, and with foreign keys on, dropping `images` would
+cascade into `annotations`. They are checked again before the migration commits.
+"""
 
 from alembic import context
 
@@ -7,10 +12,22 @@ from labelpilot.store.tables import Base
 config = context.config
 engine = config.attributes["engine"]
 
-with engine.begin() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    context.run_migrations()
+with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # no-op inside a transaction
+        connection.commit()
+    try:
+        context.configure(connection=connection, target_metadata=Base.metadata,
+                          render_as_batch=sqlite)
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+        connection.commit()
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()

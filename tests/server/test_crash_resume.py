@@ -1,0 +1,99 @@
+"""A real server process killed with SIGKILL during a job; the job resumes on restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from labelpilot.transfer import export_dataset, import_dataset
+from tests.server.conftest import PASSWORD, add_users
+from tests.test_transfer import coco_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(ws_root: Path, port: int, delay: float) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LABELPILOT_JOB_ITEM_DELAY": str(delay), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(ws_root),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+    proc.kill()
+    raise AssertionError("the server did not come up")
+
+
+def test_sigkill_mid_job_then_resume(make_workspace, tmp_path: Path) -> None:
+    ws = make_workspace()
+    n = 24
+    import_dataset(ws, coco_dir(tmp_path / "c", n), format="coco")
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(root, port, delay=0.15)
+    try:
+        tok = httpx.post(f"{base}/api/auth/token",
+                         data={"username": "reviewer", "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        job_id = httpx.post(f"{base}/api/exports", json={"format": "coco"}, headers=h).json()["id"]
+        deadline = time.monotonic() + 30
+        while (job := httpx.get(f"{base}/api/jobs/{job_id}", headers=h).json())["done"] < 6:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert job["status"] == "running" and job["done"] < n
+
+    proc = _serve(root, port, delay=0.0)
+    try:
+        deadline = time.monotonic() + 30
+        while (job := httpx.get(f"{base}/api/jobs/{job_id}", headers=h).json())["status"] != "done":
+            assert job["status"] in ("queued", "running"), job
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    result = job["result"]
+    assert job["done"] == job["total"] == n
+    # Resumed, not restarted: what the first run recorded was not done again, and every
+    # image the first run copied but had not yet recorded was found in place.
+    assert result["resumed_from"] >= 6
+    assert result["resumed_from"] + result["written"] + result["already_there"] == n
+    assert result["written"] <= n - result["resumed_from"]
+    # The export is exactly what an uninterrupted one gives.
+    from labelpilot.workspace import Workspace
+
+    reference = tmp_path / "reference"
+    with Workspace.open(root) as again:
+        export_dataset(again, reference, format="coco")
+    got = Path(result["path"])
+    files = sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file())
+    want = sorted(p.relative_to(reference).as_posix() for p in reference.rglob("*") if p.is_file())
+    assert files == want
+    for rel in want:
+        if rel.endswith(".json"):
+            assert json.loads((got / rel).read_text()) == json.loads((reference / rel).read_text())
+        else:
+            assert (got / rel).read_bytes() == (reference / rel).read_bytes()
