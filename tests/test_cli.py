@@ -84,4 +84,5 @@ def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
                             "--role", "admin", "--password-stdin"], input="short\n")
     assert r.exit_code == 2 and "at least 8 characters" in r.stderr
     code, out, _ = run("users", "list", tmp_path / "ws", "--json")
+    assert code == 0
     assert json.loads(out) == [{"username": "ann", "role": "annotator", "active": True}]

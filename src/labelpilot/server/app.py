@@ -91,7 +91,6 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         return {"status": "ok", "version": __version__}
 
     from labelpilot.server.routes import annotations, auth, images, jobs, project, users
-
     from labelpilot.server.schemas import ERRORS
 
     for module in (auth, users, project, images, annotations, jobs):
