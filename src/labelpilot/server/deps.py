@@ -1,13 +1,19 @@
-"""Dependencies: the workspace, a transaction, the current user and role checks."""
+"""Dependencies: the workspace, the current user and role checks.
+
+Routes open their transaction themselves (`with ws.engine.begin() as conn:`), in the
+thread that runs them, and commit before they return: an acknowledged write is committed.
+A transaction held by a dependency would be committed from another pool thread, and a
+request holding SQLite's write lock would then wait for a thread while every pool thread
+waits for that lock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Connection
 
 from labelpilot.review import ForbiddenError
 from labelpilot.server.settings import Settings
@@ -29,13 +35,6 @@ WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_conn(ws: WorkspaceDep) -> Iterator[Connection]:
-    """One transaction per request: committed if the route returns, rolled back if it raises."""
-    with ws.engine.begin() as conn:
-        yield conn
-
-
-ConnDep = Annotated[Connection, Depends(get_conn)]
 TokenDep = Annotated[str | None, Depends(oauth2)]
 
 

@@ -18,12 +18,14 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`: SQLite in WAL mode with foreign keys on, or PostgreSQL."""
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            # Connections are cheap on SQLite; the server's thread pool may want 40 at once.
+            engine = create_engine(url, connect_args={"timeout": 30}, pool_size=10,
+                                   max_overflow=40)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     except (ArgumentError, NoSuchModuleError) as e:
         raise WorkspaceError(f"cannot use database URL {url!r}: {e}",
                              hint="for PostgreSQL install the [postgres] extra") from None

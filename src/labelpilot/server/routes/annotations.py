@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 
 from labelpilot import review
 from labelpilot.annotations import shape_from_dict
-from labelpilot.server.deps import ConnDep, CurrentUser
+from labelpilot.server.deps import CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import AnnotationPublic, AnnotationUpdate, ConflictDetail
 
 router = APIRouter(prefix="/api/annotations", tags=["annotations"])
@@ -16,39 +16,42 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ConflictDetail,
 
 
 @router.get("/{annotation_id}", response_model=AnnotationPublic)
-def get_annotation(annotation_id: int, user: CurrentUser, conn: ConnDep) -> AnnotationPublic:
-    image_id, ann = review.get_annotation(conn, annotation_id)
-    return AnnotationPublic.of(ann, image_id)
+def get_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationPublic:
+    with ws.engine.begin() as conn:
+        image_id, ann = review.get_annotation(conn, annotation_id)
+        return AnnotationPublic.of(ann, image_id)
 
 
 @router.patch("/{annotation_id}", response_model=AnnotationPublic, responses=_CONFLICT)
 def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentUser,
-                      conn: ConnDep) -> AnnotationPublic:
+                      ws: WorkspaceDep) -> AnnotationPublic:
     """Change an annotation. Send the `version` you read: a stale one gets 409 with the
     current state, never a silent lost update."""
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"version"})
-    if "shape" in changes:
-        if body.shape is None:
-            changes.pop("shape")
-        else:
-            changes["shape"] = shape_from_dict(body.shape.model_dump())
-    if "label" in changes:
-        if body.label is None:
-            changes.pop("label")
-        else:
-            changes["label"] = body.label.strip()
-    if changes.get("attributes", {}) is None:
-        changes.pop("attributes")
-    if "status" in changes and changes["status"] is None:
-        changes.pop("status")
-    saved = review.update_annotation(conn, annotation_id=annotation_id, version=body.version,
-                                     changes=changes, user=user)
-    image_id, _ = review.get_annotation(conn, annotation_id)
-    return AnnotationPublic.of(saved, image_id)
+    with ws.engine.begin() as conn:
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"version"})
+        if "shape" in changes:
+            if body.shape is None:
+                changes.pop("shape")
+            else:
+                changes["shape"] = shape_from_dict(body.shape.model_dump())
+        if "label" in changes:
+            if body.label is None:
+                changes.pop("label")
+            else:
+                changes["label"] = body.label.strip()
+        if changes.get("attributes", {}) is None:
+            changes.pop("attributes")
+        if "status" in changes and changes["status"] is None:
+            changes.pop("status")
+        saved = review.update_annotation(conn, annotation_id=annotation_id, version=body.version,
+                                         changes=changes, user=user)
+        image_id, _ = review.get_annotation(conn, annotation_id)
+        return AnnotationPublic.of(saved, image_id)
 
 
 @router.delete("/{annotation_id}", status_code=204, response_class=Response,
                responses=_CONFLICT)
-def delete_annotation(annotation_id: int, user: CurrentUser, conn: ConnDep,
+def delete_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep,
                       version: Annotated[int, Query(description="the version you read")]) -> None:
-    review.delete_annotation(conn, annotation_id=annotation_id, version=version, user=user)
+    with ws.engine.begin() as conn:
+        review.delete_annotation(conn, annotation_id=annotation_id, version=version, user=user)

@@ -11,7 +11,7 @@ from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
 from labelpilot.annotations import shape_from_dict
 from labelpilot.errors import ImageError
-from labelpilot.server.deps import ConnDep, CurrentUser, SettingsDep, WorkspaceDep
+from labelpilot.server.deps import CurrentUser, SettingsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     AnnotationCreate,
     AnnotationPublic,
@@ -38,18 +38,18 @@ class PayloadTooLarge(ImageError):
 
 @router.get("", response_model=ImagesPublic)
 def list_images(
-    user: CurrentUser, conn: ConnDep,
+    user: CurrentUser, ws: WorkspaceDep,
     review_state: Literal["new", "prelabeled", "in_review", "done"] | None = None,
     split: Literal["train", "val", "test", "unassigned"] | None = None,
     label: str | None = None, source: str | None = None,
     low_confidence: Annotated[bool | None, Query(
         description="only images with (true) / without (false) proposals scored under 0.5")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ImagesPublic:
-    rows, total = review.list_images(conn, filters=review.ImageFilter(
-        review_state, split, label, source, low_confidence), offset=offset, limit=limit)
-    return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ImagesPublic:
+    with ws.engine.begin() as conn:
+        rows, total = review.list_images(conn, filters=review.ImageFilter(
+            review_state, split, label, source, low_confidence), offset=offset, limit=limit)
+        return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
 
 
 @router.post("", response_model=UploadResult, status_code=201,
@@ -76,98 +76,108 @@ async def upload_image(
 
 @router.post("/next", response_model=ImagePublic,
              responses={204: {"description": "nothing left to label"}})
-def next_image(user: CurrentUser, conn: ConnDep, settings: SettingsDep,
+def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
                response: Response) -> ImagePublic | Response:
     """Claim the next image to label: not done, not claimed by someone else (a lease)."""
-    row = review.claim_next(conn, user=user,
-                            lease=timedelta(minutes=settings.claim_minutes))
-    if row is None:
-        return Response(status_code=204)
-    return ImagePublic.of(row)
+    with ws.engine.begin() as conn:
+        row = review.claim_next(conn, user=user,
+                                lease=timedelta(minutes=settings.claim_minutes))
+        if row is None:
+            return Response(status_code=204)
+        return ImagePublic.of(row)
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
-def get_image(image_id: int, user: CurrentUser, conn: ConnDep) -> ImagePublic:
-    return ImagePublic.of(review.get_image(conn, image_id))
+def get_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic:
+    with ws.engine.begin() as conn:
+        return ImagePublic.of(review.get_image(conn, image_id))
 
 
 @router.patch("/{image_id}", response_model=ImagePublic)
 def update_image(image_id: int, body: ImageUpdate, user: CurrentUser,
-                 conn: ConnDep) -> ImagePublic:
+                 ws: WorkspaceDep) -> ImagePublic:
     """Set the review state (`done` needs a reviewer) or the split."""
-    row = review.get_image(conn, image_id)
-    if body.split is not None:
-        row = review.set_split(conn, image_id=image_id,
-                               split=None if body.split == "unassigned" else body.split)
-    if body.review_state is not None:
-        row = review.set_review_state(conn, image_id=image_id, state=body.review_state,
-                                      user=user)
-    return ImagePublic.of(row)
+    with ws.engine.begin() as conn:
+        row = review.get_image(conn, image_id)
+        if body.split is not None:
+            row = review.set_split(conn, image_id=image_id,
+                                   split=None if body.split == "unassigned" else body.split)
+        if body.review_state is not None:
+            row = review.set_review_state(conn, image_id=image_id, state=body.review_state,
+                                          user=user)
+        return ImagePublic.of(row)
 
 
 @router.post("/{image_id}/release", status_code=204, response_class=Response)
-def release_image(image_id: int, user: CurrentUser, conn: ConnDep) -> None:
-    review.release(conn, image_id=image_id, user=user)
+def release_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> None:
+    with ws.engine.begin() as conn:
+        review.release(conn, image_id=image_id, user=user)
 
 
 @router.get("/{image_id}/file", response_class=FileResponse,
             responses={200: {"content": {m: {} for m in _MEDIA.values()}}})
-def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep, conn: ConnDep) -> FileResponse:
-    row = review.get_image(conn, image_id)
-    return FileResponse(ws.blobs.path(row.sha256, row.suffix), media_type=_MEDIA[row.suffix],
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> FileResponse:
+    with ws.engine.begin() as conn:
+        row = review.get_image(conn, image_id)
+        return FileResponse(ws.blobs.path(row.sha256, row.suffix), media_type=_MEDIA[row.suffix],
+                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.get("/{image_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep, conn: ConnDep,
+def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep,
               size: Annotated[int, Query(ge=16, le=1024)] = 256) -> Response:
     """A JPEG no larger than `size` on its long side (cached in the workspace)."""
-    from PIL import Image
+    with ws.engine.begin() as conn:
+        from PIL import Image
 
-    row = review.get_image(conn, image_id)
-    cache = ws.root / "thumbs" / f"{row.sha256}_{size}.jpg"
-    if not cache.exists():
-        with Image.open(ws.blobs.path(row.sha256, row.suffix)) as im:
-            im.draft("RGB", (size, size))
-            small = im.convert("RGB")
-            small.thumbnail((size, size))
-            buf = io.BytesIO()
-            small.save(buf, format="JPEG", quality=85)
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_suffix(".part")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(cache)
-    return Response(cache.read_bytes(), media_type="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=31536000, immutable"})
+        row = review.get_image(conn, image_id)
+        cache = ws.root / "thumbs" / f"{row.sha256}_{size}.jpg"
+        if not cache.exists():
+            with Image.open(ws.blobs.path(row.sha256, row.suffix)) as im:
+                im.draft("RGB", (size, size))
+                small = im.convert("RGB")
+                small.thumbnail((size, size))
+                buf = io.BytesIO()
+                small.save(buf, format="JPEG", quality=85)
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_suffix(".part")
+            tmp.write_bytes(buf.getvalue())
+            tmp.replace(cache)
+        return Response(cache.read_bytes(), media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.get("/{image_id}/annotations", response_model=AnnotationsPublic)
-def list_annotations(image_id: int, user: CurrentUser, conn: ConnDep) -> AnnotationsPublic:
-    anns = review.list_annotations(conn, image_id=image_id)
-    return AnnotationsPublic(data=[AnnotationPublic.of(a, image_id) for a in anns],
-                             count=len(anns))
+def list_annotations(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationsPublic:
+    with ws.engine.begin() as conn:
+        anns = review.list_annotations(conn, image_id=image_id)
+        return AnnotationsPublic(data=[AnnotationPublic.of(a, image_id) for a in anns],
+                                 count=len(anns))
 
 
 @router.post("/{image_id}/annotations", response_model=AnnotationPublic, status_code=201)
 def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
-                      conn: ConnDep) -> AnnotationPublic:
-    ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
-                           text=body.text, attributes=body.attributes, group=body.group,
-                           status=body.status)
-    created = review.create_annotation(conn, image_id=image_id, annotation=ann, user=user)
-    return AnnotationPublic.of(created, image_id)
+                      ws: WorkspaceDep) -> AnnotationPublic:
+    with ws.engine.begin() as conn:
+        ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
+                               text=body.text, attributes=body.attributes, group=body.group,
+                               status=body.status)
+        created = review.create_annotation(conn, image_id=image_id, annotation=ann, user=user)
+        return AnnotationPublic.of(created, image_id)
 
 
 @router.post("/{image_id}/annotations/bulk", response_model=BulkResult)
-def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, conn: ConnDep) -> BulkResult:
+def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, ws: WorkspaceDep) -> BulkResult:
     """Accept or reject all (or the listed) annotations of an image (reviewers)."""
-    n = review.bulk_set_status(conn, image_id=image_id, status=body.status, user=user,
-                               annotation_ids=body.ids, only_status=body.only_status)
-    return BulkResult(changed=n)
+    with ws.engine.begin() as conn:
+        n = review.bulk_set_status(conn, image_id=image_id, status=body.status, user=user,
+                                   annotation_ids=body.ids, only_status=body.only_status)
+        return BulkResult(changed=n)
 
 
 @router.get("/{image_id}/audit", response_model=list[AuditEntryPublic])
-def audit(image_id: int, user: CurrentUser, conn: ConnDep) -> list[AuditEntryPublic]:
+def audit(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> list[AuditEntryPublic]:
     """Who changed which annotation of this image, when, from what to what."""
-    return [AuditEntryPublic(**e) for e in review.audit_for_image(conn, image_id=image_id)]
+    with ws.engine.begin() as conn:
+        return [AuditEntryPublic(**e) for e in review.audit_for_image(conn, image_id=image_id)]

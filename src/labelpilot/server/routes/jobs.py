@@ -11,7 +11,7 @@ from labelpilot import jobs
 from labelpilot.errors import LabelPilotError
 from labelpilot.formats.base import get_format
 from labelpilot.review import NotFoundError
-from labelpilot.server.deps import Admin, ConnDep, CurrentUser, Reviewer, WorkspaceDep
+from labelpilot.server.deps import Admin, CurrentUser, Reviewer, WorkspaceDep
 from labelpilot.server.schemas import ExportCreate, JobPublic
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -22,18 +22,21 @@ def _public(job: jobs.JobInfo) -> JobPublic:
 
 
 @router.get("/jobs", response_model=list[JobPublic])
-def list_jobs(user: CurrentUser, conn: ConnDep) -> list[JobPublic]:
-    return [_public(j) for j in jobs.list_jobs(conn)]
+def list_jobs(user: CurrentUser, ws: WorkspaceDep) -> list[JobPublic]:
+    with ws.engine.begin() as conn:
+        return [_public(j) for j in jobs.list_jobs(conn)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, user: CurrentUser, conn: ConnDep) -> JobPublic:
-    return _public(jobs.get_job(conn, job_id))
+def get_job(job_id: int, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
+    with ws.engine.begin() as conn:
+        return _public(jobs.get_job(conn, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, user: Reviewer, conn: ConnDep) -> JobPublic:
-    return _public(jobs.request_cancel(conn, job_id))
+def cancel_job(job_id: int, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+    with ws.engine.begin() as conn:
+        return _public(jobs.request_cancel(conn, job_id))
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
@@ -64,24 +67,26 @@ async def job_events(job_id: int, user: CurrentUser, ws: WorkspaceDep,
 
 
 @router.post("/exports", response_model=JobPublic, status_code=202, tags=["exports"])
-def start_export(body: ExportCreate, user: Reviewer, conn: ConnDep) -> JobPublic:
+def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
-    get_format(body.format)
-    return _public(jobs.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
-                               user=user.username))
+    with ws.engine.begin() as conn:
+        get_format(body.format)
+        return _public(jobs.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
+                                   user=user.username))
 
 
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
-def download_export(job_id: int, user: Reviewer, conn: ConnDep) -> FileResponse:
-    job = jobs.get_job(conn, job_id)
-    if job.kind != "export":
-        raise NotFoundError(f"job {job_id} is not an export")
-    if job.status != "done" or not job.result:
-        raise LabelPilotError(f"export {job_id} is {job.status}, not done",
-                              hint="wait for the job to finish")
-    return FileResponse(job.result["zip"], media_type="application/zip",
-                        filename=f"labelpilot-export-{job_id}.zip")
+def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
+    with ws.engine.begin() as conn:
+        job = jobs.get_job(conn, job_id)
+        if job.kind != "export":
+            raise NotFoundError(f"job {job_id} is not an export")
+        if job.status != "done" or not job.result:
+            raise LabelPilotError(f"export {job_id} is {job.status}, not done",
+                                  hint="wait for the job to finish")
+        return FileResponse(job.result["zip"], media_type="application/zip",
+                            filename=f"labelpilot-export-{job_id}.zip")
 
 
 __all__ = ["Admin", "router"]

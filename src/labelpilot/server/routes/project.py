@@ -1,32 +1,35 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy import Connection
 
-from labelpilot.server.deps import Admin, ConnDep, CurrentUser, WorkspaceDep
+from labelpilot.server.deps import Admin, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import ProjectPublic, ProjectUpdate
 from labelpilot.store import repo
+from labelpilot.workspace import Workspace
 
 router = APIRouter(prefix="/api/project", tags=["project"])
 
 
-def _project(ws: WorkspaceDep, conn: ConnDep) -> ProjectPublic:
+def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
     return ProjectPublic(name=ws.config.name, task=ws.config.task,
                          labels=repo.label_names(conn), stats=repo.stats(conn))
 
 
 @router.get("", response_model=ProjectPublic)
-def get_project(user: CurrentUser, ws: WorkspaceDep, conn: ConnDep) -> ProjectPublic:
+def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
     """Settings, label classes and progress (counts by status, label, review state, split)."""
-    return _project(ws, conn)
+    with ws.engine.begin() as conn:
+        return _project(ws, conn)
 
 
 @router.patch("", response_model=ProjectPublic)
-def update_project(body: ProjectUpdate, admin: Admin, ws: WorkspaceDep,
-                   conn: ConnDep) -> ProjectPublic:
-    if body.add_labels:
-        repo.ensure_labels(conn, [n.strip() for n in body.add_labels])
-        ws.add_labels([n.strip() for n in body.add_labels])
-    if body.name is not None and body.name != ws.config.name:
-        ws.config.name = body.name
-        ws.save_config()
-    return _project(ws, conn)
+def update_project(body: ProjectUpdate, admin: Admin, ws: WorkspaceDep) -> ProjectPublic:
+    with ws.engine.begin() as conn:
+        if body.add_labels:
+            repo.ensure_labels(conn, [n.strip() for n in body.add_labels])
+            ws.add_labels([n.strip() for n in body.add_labels])
+        if body.name is not None and body.name != ws.config.name:
+            ws.config.name = body.name
+            ws.save_config()
+        return _project(ws, conn)
