@@ -21,6 +21,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/labelpilot demo $(DEMO_DIR)
+	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks

@@ -1,7 +1,9 @@
 """Load test: simulated annotators against one `labelpilot serve` on loopback.
 
 Each simulated user loops: claim the next image, read its annotations, save 5 edits
-(PATCH with the version it read), mark the image done. After the run every acknowledged
+(PATCH with the version it read), mark the image done. With `--think 0` they fire the
+next request as soon as the last one answers (a stress test: latency is then mostly
+queueing, 50 users / throughput); with a think time they pace like people. After the run every acknowledged
 edit is checked against the database: zero lost writes is the requirement.
 
 Usage:
@@ -72,11 +74,13 @@ def build(root: Path, n_images: int, users: int, db_url: str | None) -> Path:
 
 
 async def annotator(client: Any, name: str, stop_at: float, lat: list[float],
-                    errors: list[str], acked: dict[int, tuple[int, str]]) -> None:
+                    errors: list[str], acked: dict[int, tuple[int, str]], think: float) -> None:
     r = await client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
     h = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     async def call(method: str, url: str, **kw: Any) -> Any:
+        if think:
+            await asyncio.sleep(think)  # the person looks, clicks, types
         t = time.perf_counter()
         resp = await client.request(method, url, headers=h, **kw)
         lat.append(time.perf_counter() - t)
@@ -103,7 +107,7 @@ async def annotator(client: Any, name: str, stop_at: float, lat: list[float],
         await call("PATCH", f"/api/images/{image_id}", json={"review_state": "done"})
 
 
-async def load(base: str, users: int, seconds: float) -> dict[str, Any]:
+async def load(base: str, users: int, seconds: float, think: float) -> dict[str, Any]:
     import httpx
 
     lat: list[float] = []
@@ -113,7 +117,7 @@ async def load(base: str, users: int, seconds: float) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
         t0 = time.perf_counter()
         stop_at = t0 + seconds
-        await asyncio.gather(*(annotator(client, f"user{u}", stop_at, lat, errors, acked)
+        await asyncio.gather(*(annotator(client, f"user{u}", stop_at, lat, errors, acked, think)
                                for u in range(users)))
         wall = time.perf_counter() - t0
     return {"latencies": lat, "errors": errors, "acked": acked, "wall": wall}
@@ -127,21 +131,21 @@ def verify(root: Path, acked: dict[int, tuple[int, str]]) -> int:
 
     lost = 0
     with Workspace.open(root) as ws, ws.engine.connect() as conn:
-        rows = dict(((r.id, (r.version, r.text)) for r in conn.execute(
-            select(annotations_t.c.id, annotations_t.c.version, annotations_t.c.text))))
+        rows = dict((r.id, (r.version, r.text)) for r in conn.execute(
+            select(annotations_t.c.id, annotations_t.c.version, annotations_t.c.text)))
     for ann_id, (version, text) in acked.items():
         if rows.get(ann_id) != (version, text):
             lost += 1
     return lost
 
 
-def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str | None
-            ) -> dict[str, Any]:
+def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str | None,
+            think: float) -> dict[str, Any]:
     root = OUT / f"load-{label}"
     build(root, n_images, users, db_url)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
-                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                               "--port", str(port)], stdout=open(root / "server.log", "wb"),
                               stderr=subprocess.STDOUT, env={**os.environ})
     import httpx
 
@@ -153,7 +157,7 @@ def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str |
         except httpx.HTTPError:
             time.sleep(0.1)
     try:
-        res = asyncio.run(load(base, users, seconds))
+        res = asyncio.run(load(base, users, seconds, think))
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
@@ -162,7 +166,7 @@ def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str |
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
-    return {"db": label, "requests": len(lat), "rps": len(lat) / res["wall"], "p50": pct(0.50),
+    return {"db": label, "think": think, "requests": len(lat), "rps": len(lat) / res["wall"], "p50": pct(0.50),
             "p95": pct(0.95), "p99": pct(0.99), "errors": len(res["errors"]),
             "acked_edits": len(res["acked"]), "lost": verify(root, res["acked"]),
             "first_errors": res["errors"][:3]}
@@ -173,30 +177,36 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--images", type=int, default=3000)
+    ap.add_argument("--think", type=float, default=None,
+                    help="seconds each simulated person waits before each request "
+                         "(default: run 0, a stress test, and 0.5, a very fast person)")
     ap.add_argument("--postgres", metavar="URL", nargs="?", const="postgresql+psycopg://"
                     "postgres@127.0.0.1:5432/test", help="also run on PostgreSQL")
     args = ap.parse_args()
-    results = [run_one("sqlite", args.users, args.seconds, args.images, None)]
+    thinks = [args.think] if args.think is not None else [0.0, 0.5]
+    results = [run_one("sqlite", args.users, args.seconds, args.images, None, t) for t in thinks]
     if args.postgres:
         from sqlalchemy import create_engine, text
 
         engine = create_engine(args.postgres)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS lp_load CASCADE"))
-            conn.execute(text("CREATE SCHEMA lp_load"))
-        try:
-            results.append(run_one("postgresql", args.users, args.seconds, args.images,
-                                   f"{args.postgres}?options=-csearch_path%3Dlp_load"))
-        finally:
+        for t in thinks:
             with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA lp_load CASCADE"))
-    print(f"\n{args.users} annotators, {args.seconds:.0f} s, one server process on "
-          f"{os.cpu_count()} cores")
-    print(f"{'database':<12}{'requests':>10}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-          f"{'errors':>8}{'acked edits':>13}{'lost':>6}")
+                conn.execute(text("DROP SCHEMA IF EXISTS lp_load CASCADE"))
+                conn.execute(text("CREATE SCHEMA lp_load"))
+            try:
+                results.append(run_one("postgresql", args.users, args.seconds, args.images,
+                                       f"{args.postgres}?options=-csearch_path%3Dlp_load", t))
+            finally:
+                with engine.begin() as conn:
+                    conn.execute(text("DROP SCHEMA lp_load CASCADE"))
+    print(f"\n{args.users} annotators, {args.seconds:.0f} s each run, one server process, "
+          f"load generator on the same {os.cpu_count()} cores")
+    print(f"{'database':<12}{'think s':>8}{'requests':>10}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'p99 ms':>9}{'errors':>8}{'acked edits':>13}{'lost':>6}")
     for r in results:
-        print(f"{r['db']:<12}{r['requests']:>10}{r['rps']:>8.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}"
-              f"{r['p99']:>9.1f}{r['errors']:>8}{r['acked_edits']:>13}{r['lost']:>6}")
+        print(f"{r['db']:<12}{r['think']:>8.1f}{r['requests']:>10}{r['rps']:>8.0f}{r['p50']:>9.1f}"
+              f"{r['p95']:>9.1f}{r['p99']:>9.1f}{r['errors']:>8}{r['acked_edits']:>13}"
+              f"{r['lost']:>6}")
         for e in r["first_errors"]:
             print(f"  e.g. {e}")
 

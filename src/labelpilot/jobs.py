@@ -160,7 +160,7 @@ class JobContext:
         self.done = len(self.finished)
 
     def set_total(self, total: int) -> None:
-        with self.ws.engine.begin() as conn:
+        with self.ws.transaction() as conn:
             conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
                 total=total, done=self.done))
 
@@ -180,7 +180,7 @@ class JobContext:
             self.flush()
 
     def flush(self) -> None:
-        with self.ws.engine.begin() as conn:
+        with self.ws.transaction() as conn:
             if self._pending:
                 conn.execute(insert(items_t), [{"job_id": self.job.id, "key": k}
                                                for k in self._pending])
@@ -200,7 +200,7 @@ class JobContext:
 def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo:
     """Run (or resume) one job to its end in this thread."""
     _load_builtin()
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         job = get_job(conn, job_id)
         conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
             status="running", started_at=repo.now(), error=None))
@@ -217,7 +217,7 @@ def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo
     except Exception as e:
         status, error, result = "failed", f"{type(e).__name__}: {e}", None
         traceback.print_exc()
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
             status=status, error=error, finished_at=repo.now(), done=ctx.done,
             result=orjson.dumps(result).decode() if result is not None else None))
@@ -238,7 +238,7 @@ class JobRunner:
 
     def start(self) -> None:
         # Jobs that were running when the last server died continue where they stopped.
-        with self.ws.engine.begin() as conn:
+        with self.ws.transaction() as conn:
             conn.execute(update(jobs_t).where(jobs_t.c.status == "running").values(
                 status="queued"))
         for i in range(self.workers):
@@ -252,7 +252,7 @@ class JobRunner:
             t.join(timeout=5)
 
     def _claim(self) -> int | None:
-        with self.ws.engine.begin() as conn:
+        with self.ws.transaction() as conn:
             job_id = conn.execute(select(jobs_t.c.id).where(jobs_t.c.status == "queued")
                                   .order_by(jobs_t.c.id).limit(1)).scalar()
             if job_id is None:

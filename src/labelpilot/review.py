@@ -184,12 +184,10 @@ def list_annotations(conn: Connection, *, image_id: int) -> list[Annotation]:
 
 
 def get_annotation(conn: Connection, annotation_id: int) -> tuple[int, Annotation]:
-    row = conn.execute(select(annotations_t.c.image_id).where(
-        annotations_t.c.id == annotation_id)).first()
-    if row is None:
+    found = repo.annotation_by_id(conn, annotation_id)
+    if found is None:
         raise NotFoundError(f"no annotation {annotation_id}")
-    anns = repo.annotations_for_images(conn, [row.image_id])[row.image_id]
-    return row.image_id, next(a for a in anns if a.id == annotation_id)
+    return found
 
 
 def _audit(conn: Connection, *, image_id: int, annotation_id: int | None, action: str,
@@ -234,7 +232,7 @@ _EDIT_FIELDS = ("label", "shape", "text", "attributes", "group")
 
 
 def update_annotation(conn: Connection, *, annotation_id: int, version: int,
-                      changes: dict[str, Any], user: UserInfo) -> Annotation:
+                      changes: dict[str, Any], user: UserInfo) -> tuple[int, Annotation]:
     """Apply `changes` if the annotation is still at `version`; else raise ConflictError.
 
     A change to the label, shape, text or attributes makes the status `edited` unless the
@@ -254,27 +252,36 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
         attributes=changes.get("attributes", before.attributes), score=before.score,
         source=before.source, status=status or ("edited" if edited else before.status),
         group=changes.get("group", before.group))
-    img = get_image(conn, image_id)
-    after.shape, _ = after.shape.clip(img.width, img.height)
-    ids = repo.ensure_labels(conn, [after.label])
-    label, shape_type, geometry, x1, y1, x2, y2, text, attrs, _score, _src, st, group = \
+    if "shape" in changes:
+        img = get_image(conn, image_id)
+        after.shape, _ = after.shape.clip(img.width, img.height)
+    if "label" in changes:
+        label_id = repo.ensure_labels(conn, [after.label])[after.label]
+    else:
+        label_id = conn.execute(select(annotations_t.c.label_id).where(
+            annotations_t.c.id == annotation_id)).scalar_one()
+    _label, shape_type, geometry, x1, y1, x2, y2, text, attrs, _score, _src, st, group = \
         repo.annotation_fragment(after)
+    when = repo.now()
     result = conn.execute(
         update(annotations_t)
         .where(annotations_t.c.id == annotation_id, annotations_t.c.version == version)
-        .values(label_id=ids[label], shape_type=shape_type, geometry=geometry, x1=x1, y1=y1,
+        .values(label_id=label_id, shape_type=shape_type, geometry=geometry, x1=x1, y1=y1,
                 x2=x2, y2=y2, text=text, attributes=attrs, status=st, group_id=group,
                 version=annotations_t.c.version + 1, updated_by=user.username,
-                updated_at=repo.now()))
+                updated_at=when))
     if result.rowcount == 0:
         raise ConflictError(
             f"annotation {annotation_id} is at version {before.version}, not {version}: "
             f"{before.updated_by or 'someone'} changed it since you read it",
             current=before, image_id=image_id)
-    _, saved = get_annotation(conn, annotation_id)
+    # The row as written: what was read, plus this change (one fewer round-trip).
+    after.id, after.version = annotation_id, version + 1
+    after.created_by, after.created_at = before.created_by, before.created_at
+    after.updated_by, after.updated_at = user.username, when
     _audit(conn, image_id=image_id, annotation_id=annotation_id, action="update", user=user,
-           before=before, after=saved)
-    return saved
+           before=before, after=after)
+    return image_id, after
 
 
 def delete_annotation(conn: Connection, *, annotation_id: int, version: int,

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from labelpilot.annotations import TASKS
@@ -78,6 +82,7 @@ class Workspace:
         self.config = config
         self.blobs = BlobStore(root / "blobs")
         self._engine: Engine | None = None
+        self._write_lock = threading.RLock()
 
     @property
     def config_path(self) -> Path:
@@ -102,6 +107,19 @@ class Workspace:
             migrate(engine)
             self._engine = engine
         return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit.
+
+        On SQLite the writers of this process queue on a lock first: SQLite's own waiting
+        sleeps in steps of up to 100 ms (the tail latency of a busy server), and a
+        transaction that read before another writer committed could not write at all.
+        """
+        engine = self.engine
+        lock = self._write_lock if engine.dialect.name == "sqlite" else nullcontext()
+        with lock, engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         if self._engine is not None:

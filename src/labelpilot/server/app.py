@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,6 +49,10 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in anyio's thread pool (40 threads by default). On a few cores
+        # that many threads mostly contend for the GIL and the database; fewer threads
+        # gave more requests per second and a shorter tail here (benchmarks/load_annotators.py).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         if run_jobs:
             runner.start()
         yield

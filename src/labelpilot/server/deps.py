@@ -1,7 +1,8 @@
 """Dependencies: the workspace, the current user and role checks.
 
-Routes open their transaction themselves (`with ws.engine.begin() as conn:`), in the
-thread that runs them, and commit before they return: an acknowledged write is committed.
+Routes open their transaction themselves (`with ws.transaction() as conn:` to write,
+`with ws.engine.connect() as conn:` to read), in the thread that runs them, and commit
+before they return: an acknowledged write is committed.
 A transaction held by a dependency would be committed from another pool thread, and a
 request holding SQLite's write lock would then wait for a thread while every pool thread
 waits for that lock.

@@ -12,5 +12,7 @@ class Settings(BaseSettings):
     token_hours: float = 12.0
     claim_minutes: float = 30.0
     job_workers: int = 2
+    # Threads for the (synchronous) route handlers.
+    threads: int = 8
     # Slows each job item down (seconds): for demos and for tests that stop a job half-way.
     job_item_delay: float = 0.0

@@ -134,6 +134,13 @@ def _row_to_annotation(r: Sequence[Any]) -> Annotation:
         updated_at=r[14])
 
 
+def annotation_by_id(conn: Connection, annotation_id: int) -> tuple[int, Annotation] | None:
+    """(image id, annotation) for one annotation, in one query; None if it does not exist."""
+    r = conn.execute(select(*_ANN_COLS).join(labels_t, labels_t.c.id == annotations_t.c.label_id)
+                     .where(annotations_t.c.id == annotation_id)).first()
+    return (r[1], _row_to_annotation(r)) if r is not None else None
+
+
 def annotations_for_images(conn: Connection, image_ids: Sequence[int],
                            statuses: Sequence[str] | None = None) -> dict[int, list[Annotation]]:
     """Annotations of the given images, by image id, in creation order."""

@@ -17,7 +17,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ConflictDetail,
 
 @router.get("/{annotation_id}", response_model=AnnotationPublic)
 def get_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationPublic:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         image_id, ann = review.get_annotation(conn, annotation_id)
         return AnnotationPublic.of(ann, image_id)
 
@@ -27,7 +27,7 @@ def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentU
                       ws: WorkspaceDep) -> AnnotationPublic:
     """Change an annotation. Send the `version` you read: a stale one gets 409 with the
     current state, never a silent lost update."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"version"})
         if "shape" in changes:
             if body.shape is None:
@@ -43,9 +43,9 @@ def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentU
             changes.pop("attributes")
         if "status" in changes and changes["status"] is None:
             changes.pop("status")
-        saved = review.update_annotation(conn, annotation_id=annotation_id, version=body.version,
-                                         changes=changes, user=user)
-        image_id, _ = review.get_annotation(conn, annotation_id)
+        image_id, saved = review.update_annotation(conn, annotation_id=annotation_id,
+                                                   version=body.version, changes=changes,
+                                                   user=user)
         return AnnotationPublic.of(saved, image_id)
 
 
@@ -53,5 +53,5 @@ def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentU
                responses=_CONFLICT)
 def delete_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep,
                       version: Annotated[int, Query(description="the version you read")]) -> None:
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         review.delete_annotation(conn, annotation_id=annotation_id, version=version, user=user)

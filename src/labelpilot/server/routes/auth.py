@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ws: WorkspaceDep,
           settings: SettingsDep) -> Token:
     """OAuth2 password flow: a bearer token for username + password."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         user = users.authenticate(conn, form.username, form.password)
         token, expires = users.issue_token(conn, user, timedelta(hours=settings.token_hours))
         return Token(access_token=token, expires_at=expires)
@@ -26,7 +26,7 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ws: WorkspaceDe
 @router.post("/revoke", status_code=204, response_class=Response)
 def revoke(user: CurrentUser, token: TokenDep, ws: WorkspaceDep) -> None:
     """Revoke the token this request carries (sign out)."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         assert token is not None
         users.revoke_token(conn, token)
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
@@ -46,7 +47,7 @@ def list_images(
         description="only images with (true) / without (false) proposals scored under 0.5")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ImagesPublic:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         rows, total = review.list_images(conn, filters=review.ImageFilter(
             review_state, split, label, source, low_confidence), offset=offset, limit=limit)
         return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
@@ -66,9 +67,12 @@ async def upload_image(
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
-    with ws.engine.begin() as conn:
-        row, created = add_image(ws, conn, data=data, name=file.filename or "upload",
-                                 split=split)
+    def store() -> tuple[Any, bool]:
+        with ws.transaction() as conn:
+            return add_image(ws, conn, data=data, name=file.filename or "upload", split=split)
+
+    # Decoding and hashing the image and writing it are blocking work: off the event loop.
+    row, created = await run_in_threadpool(store)
     if not created:
         response.status_code = 200
     return UploadResult(**ImagePublic.of(row).model_dump(), created=created)
@@ -79,7 +83,7 @@ async def upload_image(
 def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
                response: Response) -> ImagePublic | Response:
     """Claim the next image to label: not done, not claimed by someone else (a lease)."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         row = review.claim_next(conn, user=user,
                                 lease=timedelta(minutes=settings.claim_minutes))
         if row is None:
@@ -89,7 +93,7 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
 
 @router.get("/{image_id}", response_model=ImagePublic)
 def get_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         return ImagePublic.of(review.get_image(conn, image_id))
 
 
@@ -97,7 +101,7 @@ def get_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic
 def update_image(image_id: int, body: ImageUpdate, user: CurrentUser,
                  ws: WorkspaceDep) -> ImagePublic:
     """Set the review state (`done` needs a reviewer) or the split."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         row = review.get_image(conn, image_id)
         if body.split is not None:
             row = review.set_split(conn, image_id=image_id,
@@ -110,14 +114,14 @@ def update_image(image_id: int, body: ImageUpdate, user: CurrentUser,
 
 @router.post("/{image_id}/release", status_code=204, response_class=Response)
 def release_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> None:
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         review.release(conn, image_id=image_id, user=user)
 
 
 @router.get("/{image_id}/file", response_class=FileResponse,
             responses={200: {"content": {m: {} for m in _MEDIA.values()}}})
 def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> FileResponse:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
         return FileResponse(ws.blobs.path(row.sha256, row.suffix), media_type=_MEDIA[row.suffix],
                             headers={"Cache-Control": "private, max-age=31536000, immutable"})
@@ -128,7 +132,7 @@ def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> FileRespon
 def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep,
               size: Annotated[int, Query(ge=16, le=1024)] = 256) -> Response:
     """A JPEG no larger than `size` on its long side (cached in the workspace)."""
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         from PIL import Image
 
         row = review.get_image(conn, image_id)
@@ -150,7 +154,7 @@ def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep,
 
 @router.get("/{image_id}/annotations", response_model=AnnotationsPublic)
 def list_annotations(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationsPublic:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         anns = review.list_annotations(conn, image_id=image_id)
         return AnnotationsPublic(data=[AnnotationPublic.of(a, image_id) for a in anns],
                                  count=len(anns))
@@ -159,7 +163,7 @@ def list_annotations(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> Anno
 @router.post("/{image_id}/annotations", response_model=AnnotationPublic, status_code=201)
 def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
                       ws: WorkspaceDep) -> AnnotationPublic:
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
                                text=body.text, attributes=body.attributes, group=body.group,
                                status=body.status)
@@ -170,7 +174,7 @@ def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
 @router.post("/{image_id}/annotations/bulk", response_model=BulkResult)
 def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, ws: WorkspaceDep) -> BulkResult:
     """Accept or reject all (or the listed) annotations of an image (reviewers)."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         n = review.bulk_set_status(conn, image_id=image_id, status=body.status, user=user,
                                    annotation_ids=body.ids, only_status=body.only_status)
         return BulkResult(changed=n)
@@ -179,5 +183,5 @@ def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, ws: Workspac
 @router.get("/{image_id}/audit", response_model=list[AuditEntryPublic])
 def audit(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> list[AuditEntryPublic]:
     """Who changed which annotation of this image, when, from what to what."""
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         return [AuditEntryPublic(**e) for e in review.audit_for_image(conn, image_id=image_id)]

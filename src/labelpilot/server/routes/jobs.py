@@ -23,19 +23,19 @@ def _public(job: jobs.JobInfo) -> JobPublic:
 
 @router.get("/jobs", response_model=list[JobPublic])
 def list_jobs(user: CurrentUser, ws: WorkspaceDep) -> list[JobPublic]:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         return [_public(j) for j in jobs.list_jobs(conn)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
 def get_job(job_id: int, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         return _public(jobs.get_job(conn, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
 def cancel_job(job_id: int, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         return _public(jobs.request_cancel(conn, job_id))
 
 
@@ -69,7 +69,7 @@ async def job_events(job_id: int, user: CurrentUser, ws: WorkspaceDep,
 @router.post("/exports", response_model=JobPublic, status_code=202, tags=["exports"])
 def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         get_format(body.format)
         return _public(jobs.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
                                    user=user.username))
@@ -78,7 +78,7 @@ def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPub
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
 def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         job = jobs.get_job(conn, job_id)
         if job.kind != "export":
             raise NotFoundError(f"job {job_id} is not an export")

@@ -19,13 +19,13 @@ def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
 @router.get("", response_model=ProjectPublic)
 def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
     """Settings, label classes and progress (counts by status, label, review state, split)."""
-    with ws.engine.begin() as conn:
+    with ws.engine.connect() as conn:
         return _project(ws, conn)
 
 
 @router.patch("", response_model=ProjectPublic)
 def update_project(body: ProjectUpdate, admin: Admin, ws: WorkspaceDep) -> ProjectPublic:
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         if body.add_labels:
             repo.ensure_labels(conn, [n.strip() for n in body.add_labels])
             ws.add_labels([n.strip() for n in body.add_labels])
