@@ -144,30 +144,30 @@ def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str |
     root = OUT / f"load-{label}"
     build(root, n_images, users, db_url)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
-                               "--port", str(port)], stdout=open(root / "server.log", "wb"),
-                              stderr=subprocess.STDOUT, env={**os.environ})
     import httpx
 
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    with open(root / "server.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
+                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
         try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    try:
-        res = asyncio.run(load(base, users, seconds, think))
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+            res = asyncio.run(load(base, users, seconds, think))
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
     lat = sorted(res["latencies"])
 
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
-    return {"db": label, "think": think, "requests": len(lat), "rps": len(lat) / res["wall"], "p50": pct(0.50),
-            "p95": pct(0.95), "p99": pct(0.99), "errors": len(res["errors"]),
+    return {"db": label, "think": think, "requests": len(lat), "rps": len(lat) / res["wall"],
+            "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "errors": len(res["errors"]),
             "acked_edits": len(res["acked"]), "lost": verify(root, res["acked"]),
             "first_errors": res["errors"][:3]}
 
