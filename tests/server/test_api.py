@@ -312,3 +312,10 @@ def test_cancel_a_job(make_workspace, tmp_path: Path) -> None:
         assert client.post(f"/api/jobs/{job_id}/cancel", headers=h).status_code == 400
         assert client.get(f"/api/exports/{job_id}/download", headers=h).status_code == 400
     assert not (ws.root / "exports" / f"job-{job_id}.partial").exists()
+
+
+def test_home_page_escapes_user_text(api: Api) -> None:
+    api.ws.config.name = "<script>alert(1)</script>"
+    r = api.client.get("/")
+    assert r.status_code == 200 and "&lt;script&gt;" in r.text and "<script>" not in r.text
+    assert "3 images" in r.text

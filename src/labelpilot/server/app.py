@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from labelpilot import __version__
 from labelpilot.errors import FormatError, ImageError, LabelPilotError, ValidationError
@@ -90,6 +91,27 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
             return JSONResponse({"detail": f"the request is over the limit of "
                                            f"{settings.max_upload_bytes:,} bytes"}, status_code=413)
         return await call_next(request)
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def home() -> str:
+        """A plain status page until the web UI lands: the project, its progress, the API."""
+        from labelpilot.store import repo
+
+        with ws.engine.connect() as conn:
+            stats = repo.stats(conn)
+        rows = "".join(
+            f"<tr><td>{html.escape(group.replace('_', ' '))}</td><td>{html.escape(str(k))}</td>"
+            f"<td>{v}</td></tr>"
+            for group in ("images_by_review_state", "images_by_split", "annotations_by_status",
+                          "annotations_by_label")
+            for k, v in stats[group].items())
+        return (f"<!doctype html><meta charset=utf-8><title>LabelPilot: "
+                f"{html.escape(ws.config.name)}</title><body style='font-family:sans-serif'>"
+                f"<h1>{html.escape(ws.config.name)}</h1><p>{html.escape(ws.config.task)} project: "
+                f"{stats['images']} images, {stats['annotations']} annotations</p>"
+                f"<table border=1 cellpadding=4>{rows}</table>"
+                f"<p>API: <a href='/openapi.json'>/openapi.json</a> (sign in with POST "
+                f"/api/auth/token). The labeling UI comes with the web UI issue.</p>")
 
     @app.get("/api/health", tags=["meta"])
     def health() -> dict[str, str]:
