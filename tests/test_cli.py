@@ -86,3 +86,22 @@ def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
     code, out, _ = run("users", "list", tmp_path / "ws", "--json")
     assert code == 0
     assert json.loads(out) == [{"username": "ann", "role": "annotator", "active": True}]
+
+
+def test_jobs_run_from_the_cli(tmp_path: Path) -> None:
+    from labelpilot import jobs
+    from labelpilot.workspace import Workspace
+
+    run("init", tmp_path / "ws", "--task", "detect")
+    run("import", tmp_path / "ws", coco_dir(tmp_path / "c", 2), "--format", "coco")
+    with Workspace.open(tmp_path / "ws") as ws, ws.transaction() as conn:
+        job = jobs.submit(conn, kind="export", params={"format": "voc"}, user="cli")
+    code, out, _ = run("jobs", "run", tmp_path / "ws", "--json")
+    assert code == 0
+    (result,) = json.loads(out)
+    assert (result["id"], result["status"], result["done"]) == (job.id, "done", 2)
+    assert (Path(result["result"]["path"]) / "Annotations").is_dir()
+    code, out, _ = run("jobs", "list", tmp_path / "ws", "--json")
+    assert json.loads(out)[0]["status"] == "done"
+    code, out, _ = run("jobs", "run", tmp_path / "ws")
+    assert code == 0 and "no queued or interrupted jobs" in out

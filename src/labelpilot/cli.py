@@ -278,6 +278,79 @@ def users_list(
     out.print(table)
 
 
+jobs_app = typer.Typer(help="Background jobs (the same ones the server runs).",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the jobs, newest first."""
+    from labelpilot import jobs
+
+    with _user_errors():
+        ws = _open(directory)
+        with ws.engine.connect() as conn:
+            rows = jobs.list_jobs(conn)
+        ws.close()
+    if as_json:
+        _print_json([j.public() for j in rows])
+        return
+    table = Table("id", "kind", "status", "done", "total", "created by")
+    for j in rows:
+        table.add_row(str(j.id), j.kind, j.status, str(j.done), str(j.total), j.created_by or "")
+    out.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    job_id: Annotated[int | None, typer.Argument(help="The job; default: every queued or "
+                                                 "interrupted one.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run (or resume) jobs here, with a progress bar, instead of in a server."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import select
+
+    from labelpilot import jobs
+
+    with _user_errors():
+        ws = _open(directory)
+        with ws.engine.connect() as conn:
+            if job_id is not None:
+                ids = [jobs.get_job(conn, job_id).id]
+            else:
+                ids = list(conn.execute(select(jobs.jobs_t.c.id).where(
+                    jobs.jobs_t.c.status.in_(["queued", "running"])).order_by(
+                    jobs.jobs_t.c.id)).scalars())
+        results = []
+        with ThreadPoolExecutor(1) as pool:
+            for jid in ids:
+                with _progress(not as_json) as progress:
+                    future = pool.submit(jobs.run_job, ws, jid)
+                    while not future.done():
+                        time.sleep(0.3)
+                        if progress:
+                            with ws.engine.connect() as conn:
+                                j = jobs.get_job(conn, jid)
+                            progress(f"job {jid} ({j.kind})", j.done, max(j.total, 1))
+                results.append(future.result())
+        ws.close()
+    if as_json:
+        _print_json([j.public() for j in results])
+        return
+    for j in results:
+        out.print(f"job {j.id} ({j.kind}): {j.status}" + (f": {j.error}" if j.error else ""))
+    if not results:
+        out.print("no queued or interrupted jobs")
+
+
 @app.command()
 def serve(
     directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
