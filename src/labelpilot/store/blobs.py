@@ -24,6 +24,13 @@ class BlobStore:
             raise ValueError(f"not a blob key: {sha256!r}{suffix!r}")
         return os.path.join(self.root, sha256[:2], sha256 + suffix)
 
+    def _folder(self, target: str) -> str:
+        folder = os.path.dirname(target)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+        return folder
+
     def put(self, sha256: str, suffix: str, data: bytes) -> bool:
         """Store `data` under its key; True if the file was new.
 
@@ -32,10 +39,7 @@ class BlobStore:
         target = self._path(sha256, suffix)
         if os.path.exists(target):
             return False
-        folder = os.path.dirname(target)
-        if folder not in self._dirs:
-            os.makedirs(folder, exist_ok=True)
-            self._dirs.add(folder)
+        folder = self._folder(target)
         # One writer per process and content: pid + key make the temporary name unique.
         tmp = os.path.join(folder, f".{sha256}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -59,10 +63,7 @@ class BlobStore:
         target = self._path(sha256, suffix)
         if os.path.exists(target):
             return False
-        folder = os.path.dirname(target)
-        if folder not in self._dirs:
-            os.makedirs(folder, exist_ok=True)
-            self._dirs.add(folder)
+        self._folder(target)
         os.link(source, target)
         return True
 
