@@ -319,3 +319,21 @@ def test_home_page_escapes_user_text(api: Api) -> None:
     r = api.client.get("/")
     assert r.status_code == 200 and "&lt;script&gt;" in r.text and "<script>" not in r.text
     assert "3 images" in r.text
+
+
+def test_first_start_creates_one_admin(make_workspace) -> None:
+    from labelpilot import users
+    from labelpilot.server.app import ensure_admin
+
+    ws = make_workspace()
+    first = ensure_admin(ws)
+    assert first is not None and first[0] == "admin" and len(first[1]) >= 12
+    with ws.engine.connect() as conn:
+        assert users.authenticate(conn, "admin", first[1]).role == "admin"
+    assert ensure_admin(ws) is None  # only on a workspace with no users
+
+
+def test_annotators_cannot_cancel_jobs(api: Api) -> None:
+    job_id = api.post("reviewer", "/api/exports", json={"format": "coco"}).json()["id"]
+    assert api.post("annotator", f"/api/jobs/{job_id}/cancel").status_code == 403
+    assert api.get("annotator", "/api/jobs/999").status_code == 404
