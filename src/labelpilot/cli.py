@@ -372,6 +372,119 @@ def serve(
     uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
 
 
+class ImagesOpt(StrEnum):
+    new = "new"
+    all = "all"
+
+
+@app.command()
+def autolabel(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str, typer.Option(help="Model name (see `labelpilot models list`).")] = "ocr",
+    images: Annotated[ImagesOpt, typer.Option(help="new: images no model or person has "
+                                              "touched; all: every image not done.")] = ImagesOpt.new,
+    min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labelpilot import jobs
+
+    with _user_errors():
+        ws = _open(directory)
+        from labelpilot.models.registry import get_manifest
+
+        get_manifest(model, ws.models_dir)  # fail now on an unknown model
+        with ws.transaction() as conn:
+            job = jobs.submit(conn, kind="autolabel", user="cli", params={
+                "model": model, "images": images.value, "min_score": min_score})
+        with _progress(not as_json) as progress, ThreadPoolExecutor(1) as pool:
+            future = pool.submit(jobs.run_job, ws, job.id)
+            while not future.done():
+                time.sleep(0.3)
+                if progress:
+                    with ws.engine.connect() as conn:
+                        j = jobs.get_job(conn, job.id)
+                    progress(f"autolabel ({model})", j.done, max(j.total, 1))
+            job = future.result()
+        ws.close()
+    if as_json:
+        _print_json(job.public())
+    elif job.status != "done":
+        err.print(f"[red]autolabel {job.status}:[/] {job.error or ''}", highlight=False)
+    else:
+        r = job.result or {}
+        if not r.get("images"):
+            out.print(f"Nothing to do: no {images.value} images (images marked done are never "
+                      "touched).")
+        else:
+            out.print(f"Pre-labeled {r['images']} image(s) with {r['model']}: {r['added']} "
+                      f"proposal(s), {r['replaced']} earlier proposal(s) replaced, "
+                      f"{r['covered']} left out where a person's label is")
+        for f in r.get("failed_images", []):
+            err.print(f"[yellow]failed:[/] {f}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str, typer.Option(help="Model name.")] = "ocr",
+    split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
+                                                   "(default: every image).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Evaluate a model against the accepted labels: detection P/R/H, recognition
+    accuracy and CER on the true quads, end-to-end accept rate."""
+    from labelpilot.prelabel import evaluate_model
+
+    with _user_errors():
+        ws = _open(directory)
+        with _progress(not as_json) as progress:
+            result = evaluate_model(ws, model_name=model, split=split.value if split else None,
+                                    progress=progress)
+        ws.close()
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("metric", "value", title=f"{result['model']} on {result['lines']} lines of "
+                  f"{result['images']} images")
+    for k in ("det_precision", "det_recall", "det_hmean", "rec_line_accuracy", "rec_cer",
+              "e2e_accept_rate"):
+        table.add_row(k, f"{result[k]:.3f}")
+    out.print(table)
+
+
+models_app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the models this workspace can use."""
+    from dataclasses import asdict
+
+    from labelpilot.models.registry import list_models
+
+    with _user_errors():
+        ws = _open(directory)
+        infos = list_models(ws.models_dir)
+    if as_json:
+        _print_json([asdict(i) for i in infos])
+        return
+    table = Table("name", "version", "task", "where", "description")
+    for i in infos:
+        table.add_row(i.name, i.version, i.task, "built in" if i.builtin else "workspace",
+                      i.description)
+    out.print(table)
+
+
 @app.command()
 def formats() -> None:
     """List the import/export formats."""

@@ -10,7 +10,7 @@ import numpy as np
 from labelpilot.errors import ValidationError
 
 
-def rectify(image: np.ndarray, corners: Sequence[tuple[float, float]]) -> np.ndarray:
+def rectify(image: np.ndarray, corners: Sequence[tuple[float, float]] | np.ndarray) -> np.ndarray:
     """Warp the quad `corners` (top-left, top-right, bottom-right, bottom-left) to an
     upright rectangle. Lines much taller than wide (vertical text) are turned 90 degrees
     counter-clockwise so they read left to right, as PaddleOCR's recognizers expect.

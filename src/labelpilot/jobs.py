@@ -45,7 +45,7 @@ def job_kinds() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from labelpilot import export_job  # noqa: F401  (registers "export")
+    from labelpilot import export_job, prelabel  # noqa: F401  (they register their kinds)
 
 
 class Cancelled(Exception):
@@ -178,6 +178,21 @@ class JobContext:
             time.sleep(self.item_delay_s)
         if len(self._pending) >= 50 or time.monotonic() - self._last_flush > 0.5:
             self.flush()
+
+    def record_in(self, conn: Connection, key: str) -> None:
+        """Record a finished item inside the transaction that commits its effect, so a
+        crash never leaves the effect without the record (or the other way round)."""
+        if key in self.finished:
+            return
+        conn.execute(insert(items_t).values(job_id=self.job.id, key=key))
+        self.finished.add(key)
+        self.done += 1
+        conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(done=self.done))
+
+    def cancel_requested(self) -> bool:
+        with self.ws.engine.connect() as conn:
+            return bool(conn.execute(select(jobs_t.c.cancel_requested).where(
+                jobs_t.c.id == self.job.id)).scalar_one())
 
     def flush(self) -> None:
         with self.ws.transaction() as conn:

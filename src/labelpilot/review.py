@@ -18,7 +18,8 @@ from labelpilot.store.tables import AuditEntry, table
 from labelpilot.users import UserInfo
 
 CLAIM_LEASE = timedelta(minutes=30)
-LOW_CONFIDENCE = 0.5
+# Proposals scored under this are 'low confidence' (the OCR model flags the same mark).
+LOW_CONFIDENCE = 0.8
 
 images_t = repo.images_t
 annotations_t = repo.annotations_t

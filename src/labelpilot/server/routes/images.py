@@ -44,7 +44,7 @@ def list_images(
     split: Literal["train", "val", "test", "unassigned"] | None = None,
     label: str | None = None, source: str | None = None,
     low_confidence: Annotated[bool | None, Query(
-        description="only images with (true) / without (false) proposals scored under 0.5")] = None,
+        description="only images with (true) / without (false) proposals scored under 0.8")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ImagesPublic:
     with ws.engine.connect() as conn:

@@ -1,0 +1,1 @@
+"""Model plug-ins: a spec and predict(), manifests with checksums, the ONNX runtime layer."""

@@ -1,0 +1,67 @@
+"""Model manifests: files with SHA-256, task, labels, preprocessing, version, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from labelpilot.models.runtime import ModelError, verify_file
+
+
+@dataclass
+class ModelFile:
+    path: str
+    sha256: str
+    url: str | None = None
+
+
+@dataclass
+class ModelManifest:
+    """What a model is and how to run it. `files` maps a role (det, rec, cls) to a file;
+    relative paths are relative to the manifest's folder."""
+
+    name: str
+    version: str
+    task: str
+    kind: str
+    files: dict[str, ModelFile]
+    labels: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    root: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """The `source` its proposals carry: model:<name>@<version>."""
+        return f"model:{self.name}@{self.version}"
+
+    def file(self, role: str) -> tuple[Path, str]:
+        f = self.files.get(role)
+        if f is None:
+            raise ModelError(f"model {self.name} has no {role!r} file")
+        p = Path(f.path)
+        if not p.is_absolute() and self.root is not None:
+            p = self.root / p
+        return p, f.sha256
+
+    def verify(self) -> None:
+        for role in self.files:
+            verify_file(*self.file(role))
+
+    def to_json(self) -> bytes:
+        d = asdict(self)
+        d.pop("root")
+        return orjson.dumps(d, option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelManifest:
+        try:
+            d = orjson.loads(path.read_bytes())
+            files = {k: ModelFile(**v) for k, v in d.pop("files").items()}
+            return cls(**d, files=files, root=path.parent)
+        except (OSError, orjson.JSONDecodeError, TypeError, KeyError) as e:
+            raise ModelError(f"{path}: not a valid model manifest ({e})") from None
