@@ -88,3 +88,33 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"shared test data not found at {SHARED}")
     return SHARED
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def page_dataset(folder: Path) -> Path:
+    """scikit-image's scanned page as page.png with its hand-made ICDAR ground truth."""
+    import cv2
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / "page.png"), data.page())
+    (folder / "gt_page.txt").write_text((DATA / "ocr" / "gt_page.txt").read_text())
+    return folder
+
+
+def page_truth() -> list[tuple[list[tuple[float, float]], str]]:
+    out = []
+    for ln in (DATA / "ocr" / "gt_page.txt").read_text().splitlines():
+        v = ln.split(",", 8)
+        xy = [float(x) for x in v[:8]]
+        out.append((list(zip(xy[0::2], xy[1::2], strict=True)), v[8]))
+    return out
+
+
+@pytest.fixture(scope="session")
+def ocr_model():  # type: ignore[no-untyped-def]
+    from labelpilot.models.registry import load_model
+
+    return load_model("ocr", None, threads=1)

@@ -105,3 +105,21 @@ def test_jobs_run_from_the_cli(tmp_path: Path) -> None:
     assert json.loads(out)[0]["status"] == "done"
     code, out, _ = run("jobs", "run", tmp_path / "ws")
     assert code == 0 and "no queued or interrupted jobs" in out
+
+
+def test_autolabel_eval_and_models_from_the_cli(tmp_path: Path) -> None:
+    from tests.conftest import page_dataset
+
+    run("init", tmp_path / "ws", "--task", "ocr", "--labels", "text")
+    code, out, _ = run("autolabel", tmp_path / "ws")
+    assert code == 0 and "Nothing to do" in out
+    run("import", tmp_path / "ws", page_dataset(tmp_path / "p"), "--format", "icdar",
+        "--split", "test")
+    code, out, _ = run("eval", tmp_path / "ws", "--split", "test", "--json")
+    assert code == 0 and json.loads(out)["lines"] == 7
+    code, out, _ = run("autolabel", tmp_path / "ws", "--images", "all", "--json")
+    job = json.loads(out)
+    # every line is covered by the imported (accepted) ground truth: nothing proposed
+    assert code == 0 and job["status"] == "done" and job["result"]["added"] <= 1
+    code, out, _ = run("models", "list", tmp_path / "ws", "--json")
+    assert code == 0 and json.loads(out)[0]["name"] == "ocr"

@@ -10,6 +10,14 @@ import numpy as np
 from labelpilot.errors import ValidationError
 
 
+def is_vertical(corners: Sequence[tuple[float, float]] | np.ndarray) -> bool:
+    """True if `rectify` turns this quad's crop (a line much taller than wide)."""
+    src = np.asarray(corners, dtype=np.float32)
+    w = max(np.linalg.norm(src[0] - src[1]), np.linalg.norm(src[3] - src[2]))
+    h = max(np.linalg.norm(src[0] - src[3]), np.linalg.norm(src[1] - src[2]))
+    return bool(w >= 1 and h / w >= 1.5)
+
+
 def rectify(image: np.ndarray, corners: Sequence[tuple[float, float]] | np.ndarray) -> np.ndarray:
     """Warp the quad `corners` (top-left, top-right, bottom-right, bottom-left) to an
     upright rectangle. Lines much taller than wide (vertical text) are turned 90 degrees

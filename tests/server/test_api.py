@@ -337,3 +337,50 @@ def test_annotators_cannot_cancel_jobs(api: Api) -> None:
     job_id = api.post("reviewer", "/api/exports", json={"format": "coco"}).json()["id"]
     assert api.post("annotator", f"/api/jobs/{job_id}/cancel").status_code == 403
     assert api.get("annotator", "/api/jobs/999").status_code == 404
+
+
+def test_recognize_route(make_workspace, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from labelpilot.transfer import import_dataset
+    from tests.conftest import page_dataset, page_truth
+    from tests.server.conftest import add_users
+
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, page_dataset(tmp_path / "p"), format="icdar")
+    add_users(ws)
+    with TestClient(create_app(ws)) as client:
+        tok = client.post("/api/auth/token", data={"username": "annotator",
+                                                   "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        image_id = client.get("/api/images", headers=h).json()["data"][0]["id"]
+        before = client.get(f"/api/images/{image_id}/annotations", headers=h).json()
+        quad, text = page_truth()[0]
+        r = client.post(f"/api/images/{image_id}/recognize", headers=h,
+                        json={"points": [list(p) for p in quad]})
+        assert r.status_code == 200, r.text
+        assert r.json()["text"] == text and r.json()["model"] == "model:ocr@ppocrv6-small"
+        # nothing else changed
+        assert client.get(f"/api/images/{image_id}/annotations", headers=h).json() == before
+        flat = client.post(f"/api/images/{image_id}/recognize", headers=h,
+                           json={"points": [[1, 1], [50, 1], [50, 1], [1, 1]]})
+        assert flat.status_code == 422 and "degenerate" in flat.json()["detail"]
+        out = client.post(f"/api/images/{image_id}/recognize", headers=h,
+                          json={"points": [[1, 1], [900, 1], [900, 20], [1, 20]]})
+        assert out.status_code == 422 and "outside" in out.json()["detail"]
+        assert client.post(f"/api/images/{image_id}/recognize", headers=h,
+                           json={"points": [[1, 1]] * 4, "model": "nope"}).status_code == 404
+        assert client.post("/api/images/999/recognize", headers=h,
+                           json={"points": [list(p) for p in quad]}).status_code == 404
+
+
+def test_autolabel_route_runs_a_job(api: Api) -> None:
+    assert api.post("annotator", "/api/autolabel", json={}).status_code == 403
+    assert api.post("reviewer", "/api/autolabel", json={"model": "nope"}).status_code == 404
+    job_id = api.post("reviewer", "/api/autolabel", json={"images": "all"}).json()["id"]
+    deadline = time.monotonic() + 60
+    while (job := api.get("reviewer", f"/api/jobs/{job_id}").json())["status"] != "done":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["result"]["images"] == 3 and job["done"] == 3

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from labelpilot.annotations import Annotation, Quad
-from labelpilot.crops import rectify
+from labelpilot.crops import is_vertical, rectify
 from labelpilot.errors import ValidationError
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import ModelError, OrtSession
@@ -233,12 +233,32 @@ class OcrModel:
     # --- the whole pipeline -------------------------------------------------------
 
     def read(self, image: np.ndarray) -> list[TextLine]:
-        """Text lines in reading order; lines read with a score under `text_score` dropped."""
+        """Text lines in reading order; lines read with a score under `text_score` dropped.
+
+        A vertical line may read downwards or upwards, which the small orientation
+        classifier tells poorly: such lines are read both ways and the surer reading kept.
+        """
         lines = self.detect(image)
+        vertical = [is_vertical(ln.points) for ln in lines]
         crops = self._crops(image, lines)
-        self._fix_orientation(crops, lines)
-        for line, (text, score) in zip(lines, self.recognize(crops), strict=True):
+        for ln, v in zip(lines, vertical, strict=True):
+            if v:  # rectify turned the crop a quarter left: the text starts at corner 1
+                ln.points = np.roll(ln.points, -1, axis=0)
+        flat = [i for i, v in enumerate(vertical) if not v]
+        flat_crops = [crops[i] for i in flat]
+        flat_lines = [lines[i] for i in flat]
+        self._fix_orientation(flat_crops, flat_lines)
+        for i, c in zip(flat, flat_crops, strict=True):
+            crops[i] = c
+        upright = [i for i, v in enumerate(vertical) if v]
+        extra = [cv2.rotate(crops[i], cv2.ROTATE_180) for i in upright]
+        results = self.recognize(crops + extra)
+        for line, (text, score) in zip(lines, results[:len(crops)], strict=True):
             line.text, line.score = text, score
+        for i, (text, score) in zip(upright, results[len(crops):], strict=True):
+            if score > lines[i].score:
+                lines[i].text, lines[i].score = text, score
+                lines[i].points = np.roll(lines[i].points, 2, axis=0)
         return [ln for ln in lines if ln.text.strip() and ln.score >= self.settings.text_score]
 
     def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from labelpilot import __version__
 from labelpilot.errors import FormatError, ImageError, LabelPilotError, ValidationError
 from labelpilot.jobs import JobRunner
+from labelpilot.models.runtime import ModelError
 from labelpilot.review import ConflictError, ForbiddenError, NotFoundError
 from labelpilot.server.schemas import AnnotationPublic
 from labelpilot.server.settings import Settings
@@ -29,7 +30,7 @@ def _status(e: LabelPilotError) -> int:
         return 401
     if isinstance(e, ForbiddenError):
         return 403
-    if isinstance(e, NotFoundError):
+    if isinstance(e, NotFoundError) or (isinstance(e, ModelError) and e.message.startswith("no model")):
         return 404
     if isinstance(e, ConflictError):
         return 409

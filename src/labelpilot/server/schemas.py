@@ -213,6 +213,24 @@ class ExportCreate(BaseModel):
     include_images: bool = True
 
 
+class RecognizeRequest(BaseModel):
+    points: Annotated[list[XY], Field(min_length=4, max_length=4,
+                                      description="the quad's corners, reading order")]
+    model: str = "ocr"
+
+
+class RecognizeResult(BaseModel):
+    text: str
+    score: float
+    model: str
+
+
+class AutolabelCreate(BaseModel):
+    model: str = "ocr"
+    images: Literal["new", "all"] = "new"
+    min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class JobPublic(BaseModel):
     id: int
     kind: str

@@ -23,6 +23,8 @@ from labelpilot.server.schemas import (
     ImagePublic,
     ImagesPublic,
     ImageUpdate,
+    RecognizeRequest,
+    RecognizeResult,
     UploadResult,
 )
 from labelpilot.transfer import add_image
@@ -169,6 +171,21 @@ def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
                                status=body.status)
         created = review.create_annotation(conn, image_id=image_id, annotation=ann, user=user)
         return AnnotationPublic.of(created, image_id)
+
+
+@router.post("/{image_id}/recognize", response_model=RecognizeResult)
+def recognize(image_id: int, body: RecognizeRequest, user: CurrentUser,
+              ws: WorkspaceDep) -> RecognizeResult:
+    """Read one quad (drawn or moved by a person) with the OCR model; nothing is stored,
+    and no other annotation changes."""
+    from labelpilot.models.registry import load_model
+    from labelpilot.prelabel import load_image
+
+    with ws.engine.connect() as conn:
+        row = review.get_image(conn, image_id)
+    model = load_model(body.model, ws.models_dir)
+    text, score = model.recognize_quad(load_image(ws, row), [tuple(p) for p in body.points])
+    return RecognizeResult(text=text, score=score, model=model.spec.source)
 
 
 @router.post("/{image_id}/annotations/bulk", response_model=BulkResult)

@@ -12,7 +12,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.formats.base import get_format
 from labelpilot.review import NotFoundError
 from labelpilot.server.deps import Admin, CurrentUser, Reviewer, WorkspaceDep
-from labelpilot.server.schemas import ExportCreate, JobPublic
+from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -72,6 +72,17 @@ def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPub
     with ws.transaction() as conn:
         get_format(body.format)
         return _public(jobs.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
+                                   user=user.username))
+
+
+@router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
+def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+    """Pre-label images with a model, as a job (proposals are stored as `predicted`)."""
+    from labelpilot.models.registry import get_manifest
+
+    get_manifest(body.model, ws.models_dir)
+    with ws.transaction() as conn:
+        return _public(jobs.submit(conn, kind="autolabel", params=body.model_dump(),
                                    user=user.username))
 
 
