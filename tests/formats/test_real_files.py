@@ -197,3 +197,16 @@ def test_point_and_mask_kinds_are_typed(tmp_path: Path) -> None:
                                        "images/board_b.png": (64, 48)})
     a, _ = get_format("cvat").load(src).items
     assert isinstance(a.annotations[3].shape, Point)
+
+
+def test_ppocrlabel_export_writes_training_lists_per_split(make_workspace, tmp_path: Path) -> None:
+    src = copy_data("ppocrlabel", tmp_path, {"imgs/tag_1.png": (64, 48), "imgs/tag_2.png": (64, 48)})
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, src / "imgs", format="ppocrlabel", split="train")
+    out = tmp_path / "out"
+    export_dataset(ws, out, format="ppocrlabel")
+    det = (out / "images" / "det_gt_train.txt").read_text(encoding="utf-8").splitlines()
+    assert len(det) == 2 and all(ln.startswith("images/") for ln in det)
+    rec = (out / "images" / "train_rec_gt.txt").read_text(encoding="utf-8").splitlines()
+    assert [ln.split("\t")[1] for ln in rec] == ["SN 00417", "MADE IN EU", "###"]
+    assert not (out / "images" / "det_gt_test.txt").exists()

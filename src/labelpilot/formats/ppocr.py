@@ -3,7 +3,8 @@
 `ppocrlabel`: PPOCRLabel's `Label.txt` (`folder/image<TAB>[{"transcription", "points",
 "difficult"}]`) and `fileState.txt` (`/path/image<TAB>1` for confirmed images). Export also
 writes the recognition set PPOCRLabel makes: `crop_img/` + `rec_gt.txt`, each crop
-perspective-rectified from its quad; every text line is kept, whatever tool drew it.
+perspective-rectified from its quad; every text line is kept, whatever tool drew it; and,
+for images in a split, the training lists `det_gt_<split>.txt` and `<split>_rec_gt.txt`.
 
 `ppocr-rec`: a recognition set (`rec_gt.txt`, or `train_rec_gt.txt` / `val_rec_gt.txt` /
 `test_rec_gt.txt` for splits), each line `crop_path<TAB>text`. Import makes each crop an
@@ -145,6 +146,7 @@ class PPOCRLabel:
         folder = dest / "images"
         folder.mkdir(parents=True, exist_ok=True)
         label_lines, state_lines = [], []
+        by_split: dict[str, list[str]] = {}
         for item in dataset.items:
             name = _flat_name(item)
             copy_image(dataset, item, folder / name)
@@ -160,12 +162,18 @@ class PPOCRLabel:
                 if a.label != TEXT_LABEL:
                     rec["key_cls"] = a.label
                 recs.append(rec)
-            label_lines.append(f"images/{name}\t{orjson.dumps(recs).decode()}\n")
+            line = f"images/{name}\t{orjson.dumps(recs).decode()}\n"
+            label_lines.append(line)
+            if item.split in _SPLITS:
+                by_split.setdefault(item.split, []).append(line)
             if item.review_state == "done":
                 state_lines.append(f"{(folder / name).resolve()}\t1\n")
         (folder / "Label.txt").write_text("".join(label_lines), encoding="utf-8")
         (folder / "fileState.txt").write_text("".join(state_lines), encoding="utf-8")
-        write_rec_set(dataset, folder, by_split=False)
+        # Training lists per split, as PaddleOCR's det and rec trainers read them.
+        for split, lines in by_split.items():
+            (folder / f"det_gt_{split}.txt").write_text("".join(lines), encoding="utf-8")
+        write_rec_set(dataset, folder, by_split=True)
 
 
 @register_format
