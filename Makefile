@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-workspace
 # PostgreSQL for the test suite (these machines run one on 127.0.0.1:5432, trust auth).
 export LABELPILOT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean web
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
+# The browser UI: TypeScript, type-checked, bundled by esbuild into the Python package.
+STATIC := src/labelpilot/server/static
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(STATIC)/app.js: web/node_modules/.installed $(wildcard web/src/*.ts)
+	cd web && npx tsc --noEmit -p . && npm run -s build
+
+web: $(STATIC)/app.js
+
+# Chromium for the UI tests (Debian's package; Playwright drives it, nothing downloaded).
+/usr/bin/chromium:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev,bench]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed web
 	$(VENV)/bin/labelpilot demo $(DEMO_DIR)
 	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed web /usr/bin/chromium
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -314,11 +314,22 @@ def test_cancel_a_job(make_workspace, tmp_path: Path) -> None:
     assert not (ws.root / "exports" / f"job-{job_id}.partial").exists()
 
 
-def test_home_page_escapes_user_text(api: Api) -> None:
+def test_home_serves_the_ui_or_a_status_page(api: Api, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import STATIC, create_app
+
+    if (STATIC / "app.js").is_file():
+        r = api.client.get("/")
+        assert r.status_code == 200 and '<script src="/static/app.js">' in r.text
+        assert api.client.get("/static/app.js").status_code == 200
+    # Without a built UI: a status page, with user text escaped.
+    (tmp_path / "empty").mkdir()
     api.ws.config.name = "<script>alert(1)</script>"
-    r = api.client.get("/")
+    with TestClient(create_app(api.ws, run_jobs=False, static=tmp_path / "empty")) as client:
+        r = client.get("/")
     assert r.status_code == 200 and "&lt;script&gt;" in r.text and "<script>" not in r.text
-    assert "3 images" in r.text
+    assert "3 images" in r.text and "make web" in r.text
 
 
 def test_first_start_creates_one_admin(make_workspace) -> None:
@@ -384,3 +395,17 @@ def test_autolabel_route_runs_a_job(api: Api) -> None:
         assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
         time.sleep(0.1)
     assert job["result"]["images"] == 3 and job["done"] == 3
+
+
+def test_sign_in_cookie_serves_reads_only(api: Api) -> None:
+    r = api.client.post("/api/auth/token", data={"username": "reviewer", "password": PASSWORD})
+    cookie = r.cookies.get("labelpilot_token")
+    assert cookie and "httponly" in r.headers["set-cookie"].lower()
+    assert "samesite=strict" in r.headers["set-cookie"].lower()
+    image_id = api.get("reviewer", "/api/images").json()["data"][0]["id"]
+    # an <img> request carries the cookie, not a header: reads work
+    assert api.client.get(f"/api/images/{image_id}/thumbnail").status_code == 200
+    # a write with the cookie alone is refused (no cross-site request can forge one)
+    assert api.client.patch(f"/api/images/{image_id}", json={"split": "val"}).status_code == 401
+    api.client.post("/api/auth/revoke", headers={"Authorization": f"Bearer {cookie}"})
+    assert api.client.get(f"/api/images/{image_id}/thumbnail").status_code == 401

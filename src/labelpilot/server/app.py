@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from labelpilot import __version__
 from labelpilot.errors import FormatError, ImageError, LabelPilotError, ValidationError
@@ -21,6 +23,8 @@ from labelpilot.server.schemas import AnnotationPublic
 from labelpilot.server.settings import Settings
 from labelpilot.users import AuthError
 from labelpilot.workspace import Workspace
+
+STATIC = Path(__file__).parent / "static"
 
 
 def _status(e: LabelPilotError) -> int:
@@ -45,7 +49,7 @@ def _status(e: LabelPilotError) -> int:
 
 
 def create_app(ws: Workspace, settings: Settings | None = None, *,
-               run_jobs: bool = True) -> FastAPI:
+               run_jobs: bool = True, static: Path = STATIC) -> FastAPI:
     settings = settings or Settings()
     runner = JobRunner(ws, workers=settings.job_workers, item_delay_s=settings.job_item_delay)
 
@@ -93,9 +97,13 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                                            f"{settings.max_upload_bytes:,} bytes"}, status_code=413)
         return await call_next(request)
 
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     def home() -> str:
-        """A plain status page until the web UI lands: the project, its progress, the API."""
+        """The web UI; a plain status page if its script was not built (`make web`)."""
+        if (static / "app.js").is_file():
+            return (static / "index.html").read_text(encoding="utf-8")
         from labelpilot.store import repo
 
         with ws.engine.connect() as conn:
@@ -111,8 +119,8 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                 f"<h1>{html.escape(ws.config.name)}</h1><p>{html.escape(ws.config.task)} project: "
                 f"{stats['images']} images, {stats['annotations']} annotations</p>"
                 f"<table border=1 cellpadding=4>{rows}</table>"
-                f"<p>API: <a href='/openapi.json'>/openapi.json</a> (sign in with POST "
-                f"/api/auth/token). The labeling UI comes with the web UI issue.</p>")
+                f"<p>The web UI is not built (run <code>make web</code>). API: "
+                f"<a href='/openapi.json'>/openapi.json</a>.</p>")
 
     @app.get("/api/health", tags=["meta"])
     def health() -> dict[str, str]:

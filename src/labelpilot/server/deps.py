@@ -39,7 +39,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TokenDep = Annotated[str | None, Depends(oauth2)]
 
 
-def current_user(ws: WorkspaceDep, token: TokenDep) -> UserInfo:
+COOKIE = "labelpilot_token"
+
+
+def current_user(ws: WorkspaceDep, token: TokenDep, request: Request) -> UserInfo:
+    # The browser's <img> requests carry no header: for reads the sign-in cookie counts
+    # too (HttpOnly, SameSite=Strict; writes always need the bearer header).
+    if not token and request.method in ("GET", "HEAD"):
+        token = request.cookies.get(COOKIE)
     if not token:
         raise AuthError("not signed in", hint="POST /api/auth/token for a bearer token")
     with ws.engine.connect() as conn:

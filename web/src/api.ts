@@ -1,0 +1,142 @@
+// A typed, thin client for LabelPilot's REST API.
+
+export type XY = [number, number];
+export type Shape =
+  | { type: "box"; xyxy: number[] }
+  | { type: "rotated_box"; cxcywha: number[] }
+  | { type: "quad"; points: XY[] }
+  | { type: "polygon"; points: XY[]; holes?: XY[][] }
+  | { type: "mask"; rle: string; size: number[] }
+  | { type: "point"; xy: XY };
+
+export interface Annotation {
+  id: number;
+  image_id: number;
+  label: string;
+  shape: Shape;
+  text: string | null;
+  attributes: Record<string, unknown>;
+  group: number | null;
+  score: number | null;
+  source: string;
+  status: "predicted" | "accepted" | "edited" | "rejected";
+  version: number;
+  updated_by: string | null;
+}
+
+export interface Image {
+  id: number;
+  file_name: string;
+  width: number;
+  height: number;
+  split: string | null;
+  review_state: string;
+  claimed_by: string | null;
+  annotations: number;
+}
+
+export interface Job {
+  id: number;
+  kind: string;
+  status: string;
+  total: number;
+  done: number;
+  rate: number | null;
+  eta_s: number | null;
+  error: string | null;
+}
+
+export interface Project {
+  name: string;
+  task: string;
+  labels: string[];
+  stats: Record<string, any>;
+}
+
+export interface Me {
+  username: string;
+  role: "annotator" | "reviewer" | "admin";
+}
+
+export class ApiError extends Error {
+  constructor(public status: number, public detail: string, public body: any) {
+    super(detail);
+  }
+}
+
+const TOKEN_KEY = "labelpilot.token";
+
+export function token(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  const t = token();
+  if (t) headers["Authorization"] = `Bearer ${t}`;
+  let payload: BodyInit | undefined;
+  if (body instanceof URLSearchParams || body instanceof FormData) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(url, { method, headers, body: payload });
+  if (r.status === 204) return undefined as T;
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    if (r.status === 401 && !url.endsWith("/auth/token")) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      location.hash = "#/login";
+    }
+    throw new ApiError(r.status, detail ?? r.statusText, data);
+  }
+  return data as T;
+}
+
+export async function login(username: string, password: string): Promise<void> {
+  const form = new URLSearchParams({ username, password });
+  const r = await call<{ access_token: string }>("POST", "/api/auth/token", form);
+  sessionStorage.setItem(TOKEN_KEY, r.access_token);
+}
+
+export async function logout(): Promise<void> {
+  try {
+    await call("POST", "/api/auth/revoke");
+  } finally {
+    sessionStorage.removeItem(TOKEN_KEY);
+  }
+}
+
+export const api = {
+  me: () => call<Me>("GET", "/api/auth/me"),
+  project: () => call<Project>("GET", "/api/project"),
+  images: (q: Record<string, string>) =>
+    call<{ data: Image[]; count: number }>("GET", `/api/images?${new URLSearchParams(q)}`),
+  image: (id: number) => call<Image>("GET", `/api/images/${id}`),
+  setImage: (id: number, body: Record<string, string>) =>
+    call<Image>("PATCH", `/api/images/${id}`, body),
+  next: () => call<Image | undefined>("POST", "/api/images/next"),
+  annotations: (id: number) =>
+    call<{ data: Annotation[] }>("GET", `/api/images/${id}/annotations`),
+  annotation: (id: number) => call<Annotation>("GET", `/api/annotations/${id}`),
+  create: (imageId: number, a: Partial<Annotation>) =>
+    call<Annotation>("POST", `/api/images/${imageId}/annotations`, {
+      label: a.label, shape: a.shape, text: a.text, attributes: a.attributes ?? {},
+      group: a.group ?? null, status: a.status ?? "accepted",
+    }),
+  update: (id: number, version: number, changes: Record<string, unknown>) =>
+    call<Annotation>("PATCH", `/api/annotations/${id}`, { version, ...changes }),
+  remove: (id: number, version: number) =>
+    call<void>("DELETE", `/api/annotations/${id}?version=${version}`),
+  bulk: (imageId: number, status: string, ids?: number[]) =>
+    call<{ changed: number }>("POST", `/api/images/${imageId}/annotations/bulk`,
+      { status, ids: ids ?? null }),
+  recognize: (imageId: number, points: XY[]) =>
+    call<{ text: string; score: number; model: string }>(
+      "POST", `/api/images/${imageId}/recognize`, { points }),
+  jobs: () => call<Job[]>("GET", "/api/jobs"),
+  cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
+  autolabel: () => call<Job>("POST", "/api/autolabel", { images: "new" }),
+};
