@@ -194,6 +194,9 @@ export class LabelCanvas {
     // the smallest shape under the point wins (a word inside a paragraph box)
     let best: number | null = null;
     let bestArea = Infinity;
+    // paths are in image coordinates, and so is the point: test without the view transform
+    this.ctx.save();
+    this.ctx.setTransform(1, 0, 0, 1, 0, 0);
     for (const a of this.anns) {
       const entry = this.paths.get(a.id);
       if (!entry) continue;
@@ -207,6 +210,7 @@ export class LabelCanvas {
         }
       }
     }
+    this.ctx.restore();
     return best;
   }
 

@@ -242,6 +242,7 @@ const HELP: [string, string][] = [
 ];
 
 async function labelView(imageId: number): Promise<void> {
+  (window as any).__editorReady = undefined;
   const [project, image] = await Promise.all([api.project(), api.image(imageId)]);
   const status = el("span", { id: "save-status" }, "");
   const latency = el("span", { id: "tool-latency" }, "");
@@ -374,10 +375,9 @@ async function labelView(imageId: number): Promise<void> {
   textInput.addEventListener("keydown", (e) => {
     e.stopPropagation();
     if (e.key === "Enter" || e.key === "Escape") {
-      const sel = selectedAnn();
-      if (e.key === "Enter" && sel && textInput.value !== (sel.text ?? "")) {
-        doc.update(sel.id, { text: textInput.value });
-      }
+      // Enter keeps the edit (leaving the field fires one `change`, which saves it);
+      // Escape puts the old text back first, so nothing changes.
+      if (e.key === "Escape") textInput.value = selectedAnn()?.text ?? "";
       textInput.blur();
       canvas.canvas.focus();
     }
