@@ -5,7 +5,7 @@ with `labelpilot serve`, and measures in the Debian Chromium driven by Playwrigh
 - time from navigation to a usable grid (first thumbnails laid out);
 - time to open the image with 1,000 polygons (image and annotations drawn);
 - frames per second while panning that image (requestAnimationFrame-driven pans, 3 s).
-Also saves screenshots to docs/screenshots/.
+Also saves screenshots to benchmarks/out/screenshots/.
 
 Usage:
     python benchmarks/ui_bench.py [--images 10000] [--polygons 1000]
@@ -75,7 +75,6 @@ def main() -> None:
     ap.add_argument("--polygons", type=int, default=1000)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
-
     from tests.server.test_crash_resume import _free_port, _serve
     from tests.web.conftest import ARGS, CHROMIUM
 
@@ -94,7 +93,7 @@ def main() -> None:
     port = _free_port()
     server = _serve(root, port, delay=0.0)
     base = f"http://127.0.0.1:{port}"
-    shots = ROOT / "docs" / "screenshots"
+    shots = OUT / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:

@@ -16,11 +16,11 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
+    from tests.server.test_crash_resume import _free_port, _serve
+    from tests.web.conftest import ARGS, CHROMIUM
 
     from labelpilot import jobs, users
     from labelpilot.demo import build_demo
-    from tests.server.test_crash_resume import _free_port, _serve
-    from tests.web.conftest import ARGS, CHROMIUM
 
     root = ROOT / "benchmarks" / "out" / "shots-demo"
     shutil.rmtree(root, ignore_errors=True)
