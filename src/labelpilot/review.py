@@ -92,12 +92,18 @@ def _where(f: ImageFilter) -> list[Any]:
     return conds
 
 
-def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100
-                ) -> tuple[list[Any], int]:
+SORTS = {"id": images_t.c.id, "file_name": images_t.c.file_name,
+         "review_state": images_t.c.review_state}
+
+
+def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,
+                sort: str = "id") -> tuple[list[Any], int]:
     filters.check()
+    if sort not in SORTS:
+        raise LabelPilotError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     conds = _where(filters)
     total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
-    rows = conn.execute(select(images_t).where(*conds).order_by(images_t.c.id)
+    rows = conn.execute(select(images_t).where(*conds).order_by(SORTS[sort], images_t.c.id)
                         .offset(offset).limit(limit)).all()
     counts: dict[int, int] = dict(conn.execute(
         select(annotations_t.c.image_id, func.count())

@@ -409,3 +409,14 @@ def test_sign_in_cookie_serves_reads_only(api: Api) -> None:
     assert api.client.patch(f"/api/images/{image_id}", json={"split": "val"}).status_code == 401
     api.client.post("/api/auth/revoke", headers={"Authorization": f"Bearer {cookie}"})
     assert api.client.get(f"/api/images/{image_id}/thumbnail").status_code == 401
+
+
+def test_list_images_sorted(api: Api, tmp_path: Path) -> None:
+    data = write_image(tmp_path / "a.png", 30, 20, seed=99).read_bytes()
+    api.post("annotator", "/api/images", files={"file": ("aaa.png", data)})
+    by_name = api.get("annotator", "/api/images", params={"sort": "file_name"}).json()["data"]
+    assert [i["file_name"] for i in by_name] == sorted(i["file_name"] for i in by_name)
+    assert by_name[0]["file_name"] == "aaa.png"
+    by_id = api.get("annotator", "/api/images").json()["data"]
+    assert [i["id"] for i in by_id] == sorted(i["id"] for i in by_id)
+    assert api.get("annotator", "/api/images", params={"sort": "size"}).status_code == 422

@@ -174,3 +174,39 @@ def test_re_recognize_tool_shows_its_latency(browser: Any, live: Live) -> None:
     assert live.api("GET", f"/api/annotations/{first['id']}", token)["text"] == \
         "Region-based segmentation"
     page.close()
+
+
+def test_reshape_a_polygon_by_its_vertices(browser: Any, live: Live) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live)
+    token = live.token("reviewer", PASSWORD)
+    extra_id = next(i["id"] for i in live.api("GET", "/api/images", token)["data"]
+                    if i["file_name"] == "extra1.png")
+    open_image(page, live, extra_id)
+    page.keyboard.press("p")
+    for x, y in [(50, 50), (150, 50), (150, 150), (50, 150)]:
+        page.mouse.click(*to_screen(page, x, y))
+    page.keyboard.press("Enter")
+    settled(page)
+    page.keyboard.press("v")
+    page.mouse.click(*to_screen(page, 100, 100))  # select it
+    # drag the vertex at (150, 150) to (200, 180)
+    page.mouse.move(*to_screen(page, 150, 150))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, 200, 180), steps=5)
+    page.mouse.up()
+    settled(page)
+    (ann,) = live.api("GET", f"/api/images/{extra_id}/annotations", token)["data"]
+    assert ann["shape"]["points"][2] == pytest.approx([200, 180], abs=1.5)
+    # double-click on an edge adds a vertex; Alt+click on a vertex removes it
+    page.mouse.dblclick(*to_screen(page, 100, 50))
+    settled(page)
+    (ann,) = live.api("GET", f"/api/images/{extra_id}/annotations", token)["data"]
+    assert len(ann["shape"]["points"]) == 5
+    page.keyboard.down("Alt")
+    page.mouse.click(*to_screen(page, 100, 50))
+    page.keyboard.up("Alt")
+    settled(page)
+    (ann,) = live.api("GET", f"/api/images/{extra_id}/annotations", token)["data"]
+    assert len(ann["shape"]["points"]) == 4
+    page.close()

@@ -58,6 +58,47 @@ function translate(s: Shape, dx: number, dy: number): Shape {
   }
 }
 
+/** The shape with vertex `i` moved to `p` (a box keeps its opposite corner). */
+export function moveVertex(s: Shape, i: number, p: XY): Shape {
+  if (s.type === "box") {
+    const pts = shapePoints(s);
+    const [ox, oy] = pts[(i + 2) % 4];
+    return { type: "box", xyxy: [Math.min(ox, p[0]), Math.min(oy, p[1]), Math.max(ox, p[0]), Math.max(oy, p[1])] };
+  }
+  if (s.type === "quad" || s.type === "polygon") {
+    const points = s.points.map((q, k) => (k === i ? p : q)) as XY[];
+    return s.type === "quad" ? { type: "quad", points } : { type: "polygon", points, holes: s.holes };
+  }
+  return s;
+}
+
+/** A polygon with a vertex added on the edge nearest `p`, or vertex `i` removed. */
+export function insertVertex(s: Shape, p: XY): Shape {
+  if (s.type !== "polygon") return s;
+  let best = 0, bestD = Infinity;
+  s.points.forEach((a, k) => {
+    const b = s.points[(k + 1) % s.points.length];
+    const d = distToSegment(p, a, b);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  });
+  const points = [...s.points.slice(0, best + 1), p, ...s.points.slice(best + 1)] as XY[];
+  return { type: "polygon", points, holes: s.holes };
+}
+
+export function removeVertex(s: Shape, i: number): Shape {
+  if (s.type !== "polygon" || s.points.length <= 3) return s;
+  return { type: "polygon", points: s.points.filter((_, k) => k !== i), holes: s.holes };
+}
+
+function distToSegment([px, py]: XY, [ax, ay]: XY, [bx, by]: XY): number {
+  const dx = bx - ax, dy = by - ay;
+  const t = dx || dy ? Math.max(0, Math.min(1, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy))) : 0;
+  return Math.hypot(px - (ax + t * dx), py - (ay + t * dy));
+}
+
 function pathOf(s: Shape): Path2D {
   const p = new Path2D();
   const pts = shapePoints(s);
@@ -89,8 +130,9 @@ export class LabelCanvas {
   ty = 0;
   private pending: XY[] = [];
   private cursor: XY | null = null;
-  private drag: { mode: "pan" | "move" | "box"; x: number; y: number; start: XY; id?: number } | null = null;
+  private drag: { mode: "pan" | "move" | "box" | "vertex"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
   private moveOffset: XY = [0, 0];
+  private preview: Shape | null = null;
   private frame = 0;
   frames = 0;
 
@@ -105,7 +147,14 @@ export class LabelCanvas {
     this.canvas.addEventListener("mousedown", (e) => this.onDown(e));
     window.addEventListener("mousemove", (e) => this.onMove(e));
     window.addEventListener("mouseup", (e) => this.onUp(e));
-    this.canvas.addEventListener("dblclick", () => this.finishPolygon());
+    this.canvas.addEventListener("dblclick", (e) => {
+      if (this.tool === "polygon") return this.finishPolygon();
+      const a = this.anns.find((x) => x.id === this.selected);
+      if (a && a.shape.type === "polygon") {
+        const [sx, sy] = this.local(e);
+        this.events.moved(a.id, insertVertex(a.shape, this.clamp(this.toImage(sx, sy))));
+      }
+    });
   }
 
   async loadImage(url: string): Promise<void> {
@@ -214,6 +263,18 @@ export class LabelCanvas {
     return best;
   }
 
+  /** The index of the selected shape's vertex under a screen point (6 px), if any. */
+  vertexAt(sx: number, sy: number): number | null {
+    const a = this.anns.find((x) => x.id === this.selected);
+    if (!a || !["box", "quad", "polygon"].includes(a.shape.type)) return null;
+    const pts = shapePoints(a.shape);
+    for (let i = 0; i < pts.length; i++) {
+      const x = pts[i][0] * this.scale + this.tx, y = pts[i][1] * this.scale + this.ty;
+      if (Math.hypot(x - sx, y - sy) <= 6) return i;
+    }
+    return null;
+  }
+
   private onWheel(e: WheelEvent): void {
     e.preventDefault();
     const [sx, sy] = this.local(e);
@@ -242,6 +303,17 @@ export class LabelCanvas {
       this.redraw();
       return;
     }
+    const v = this.vertexAt(sx, sy);
+    if (v !== null && this.selected !== null) {
+      const a = this.anns.find((x) => x.id === this.selected)!;
+      if (e.altKey) {
+        this.events.moved(a.id, removeVertex(a.shape, v));
+        return;
+      }
+      this.drag = { mode: "vertex", x: sx, y: sy, start: p, id: a.id, vertex: v };
+      this.preview = null;
+      return;
+    }
     const id = this.hit(p[0], p[1]);
     this.selected = id;
     this.events.select(id);
@@ -263,6 +335,10 @@ export class LabelCanvas {
     if (d?.mode === "move") {
       this.moveOffset = [this.cursor[0] - d.start[0], this.cursor[1] - d.start[1]];
     }
+    if (d?.mode === "vertex" && d.vertex !== undefined) {
+      const a = this.anns.find((x) => x.id === d.id);
+      if (a) this.preview = moveVertex(a.shape, d.vertex, this.cursor);
+    }
     if (d || this.pending.length) this.redraw();
   }
 
@@ -275,6 +351,9 @@ export class LabelCanvas {
       if (Math.abs(x2 - x1) >= 2 && Math.abs(y2 - y1) >= 2) {
         this.events.drawn({ type: "box", xyxy: [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)] });
       }
+    } else if (d.mode === "vertex" && d.id !== undefined) {
+      if (this.preview) this.events.moved(d.id, this.preview);
+      this.preview = null;
     } else if (d.mode === "move" && d.id !== undefined) {
       const [dx, dy] = this.moveOffset;
       const a = this.anns.find((x) => x.id === d.id);
@@ -336,6 +415,18 @@ export class LabelCanvas {
         ctx.fillText(label, x + 3 * px, y - 4 * px);
       }
       ctx.restore();
+    }
+    // vertex handles of the selected shape, and the shape being reshaped
+    const sel = this.anns.find((a) => a.id === this.selected);
+    if (sel && ["box", "quad", "polygon"].includes(sel.shape.type)) {
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#ef4444";
+      for (const [x, y] of shapePoints(this.preview ?? sel.shape)) ctx.fillRect(x - 4 * px, y - 4 * px, 8 * px, 8 * px);
+      if (this.preview) {
+        ctx.strokeStyle = "#ef4444";
+        ctx.lineWidth = 2 * px;
+        ctx.stroke(pathOf(this.preview));
+      }
     }
     // the shape being drawn
     ctx.setLineDash([]);

@@ -167,9 +167,10 @@ async function openNext(): Promise<void> {
 // The image grid: only the rows in view exist in the DOM, so 10,000 images scroll freely.
 async function imagesView(): Promise<void> {
   const project = await api.project();
-  const filters = { review_state: "", split: "", label: "", low_confidence: "" };
+  const filters = { review_state: "", split: "", label: "", source: "", low_confidence: "", sort: "" };
   const select = (name: keyof typeof filters, options: string[]) => {
-    const s = el("select", { name }, el("option", { value: "" }, `any ${name.replace("_", " ")}`),
+    const first = name === "sort" ? "sort by id" : `any ${name.replace("_", " ")}`;
+    const s = el("select", { name }, el("option", { value: "" }, first),
       ...options.map((o) => el("option", { value: o }, o)));
     s.onchange = () => {
       filters[name] = s.value;
@@ -184,7 +185,10 @@ async function imagesView(): Promise<void> {
   app.replaceChildren(header(project), el("div", { class: "filters" },
     select("review_state", ["new", "prelabeled", "in_review", "done"]),
     select("split", ["train", "val", "test", "unassigned"]),
-    select("label", project.labels), select("low_confidence", ["true", "false"]), count), grid);
+    select("label", project.labels),
+    select("source", Object.keys(project.stats.annotations_by_source ?? {})),
+    select("low_confidence", ["true", "false"]), select("sort", ["file_name", "review_state"]),
+    count), grid);
 
   let images: Image[] = [];
   let total = 0;

@@ -48,10 +48,13 @@ def list_images(
     low_confidence: Annotated[bool | None, Query(
         description="only images with (true) / without (false) proposals scored under 0.8")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ImagesPublic:
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    sort: Literal["id", "file_name", "review_state"] = "id",
+) -> ImagesPublic:
     with ws.engine.connect() as conn:
         rows, total = review.list_images(conn, filters=review.ImageFilter(
-            review_state, split, label, source, low_confidence), offset=offset, limit=limit)
+            review_state, split, label, source, low_confidence), offset=offset, limit=limit,
+            sort=sort)
         return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
 
 
