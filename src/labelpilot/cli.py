@@ -458,6 +458,78 @@ def eval_(
     out.print(table)
 
 
+class InitOpt(StrEnum):
+    pretrained = "pretrained"
+    scratch = "scratch"
+
+
+@app.command()
+def train(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    task: Annotated[str, typer.Option(help="What to train: ocr-rec.")] = "ocr-rec",
+    init: Annotated[InitOpt, typer.Option(help="Start from the pretrained weights or from "
+                                          "scratch.")] = InitOpt.pretrained,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the train lines.")] = None,
+    minutes: Annotated[float | None, typer.Option(help="A time budget instead.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the new model.")] = None,
+    resume: Annotated[int | None, typer.Option(help="Resume the interrupted training job "
+                                               "with this id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Fine-tune the text recognizer on the accepted lines of the train split."""
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labelpilot import jobs
+    from labelpilot.train.job import ensure_no_other_training
+
+    if task != "ocr-rec":
+        _fail(LabelPilotError(f"task {task!r} cannot be trained yet", hint="use ocr-rec"))
+    if epochs is None and minutes is None:
+        epochs = 10
+    with _user_errors():
+        ws = _open(directory)
+        from labelpilot.train import require_torch
+
+        require_torch()
+        with ws.transaction() as conn:
+            if resume is not None:
+                job = jobs.get_job(conn, resume)
+                ensure_no_other_training(conn, job.id)
+                job_id = job.id
+            else:
+                ensure_no_other_training(conn)
+                job_id = jobs.submit(conn, kind="train-ocr-rec", user="cli", params={
+                    "init": init.value, "epochs": epochs, "minutes": minutes,
+                    "name": name}).id
+        with _progress(not as_json) as progress, ThreadPoolExecutor(1) as pool:
+            future = pool.submit(jobs.run_job, ws, job_id)
+            while not future.done():
+                _time.sleep(0.5)
+                if progress:
+                    with ws.engine.connect() as conn:
+                        j = jobs.get_job(conn, job_id)
+                    progress(f"train ({init.value})", j.done, max(j.total, 1))
+            job = future.result()
+        ws.close()
+    if as_json:
+        _print_json({**(job.result or {}), "job": job.id, "status": job.status,
+                     "error": job.error})
+    elif job.status == "done" and job.result:
+        r = job.result
+        out.print(f"Trained [bold]{r['model']}[/]: validation line accuracy "
+                  f"{r['val_accuracy']:.3f}, CER {r['val_cer']:.3f}, {r['steps']} steps in "
+                  f"{r['seconds']:.0f} s")
+        if r["new_characters"]:
+            out.print(f"New characters: {''.join(r['new_characters'])}")
+        for s in r["skipped"][:20]:
+            err.print(f"[yellow]skipped:[/] {s}", highlight=False)
+    else:
+        err.print(f"[red]training {job.status}:[/] {job.error or ''}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
 models_app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -46,6 +46,7 @@ def job_kinds() -> list[str]:
 
 def _load_builtin() -> None:
     from labelpilot import export_job, prelabel  # noqa: F401  (they register their kinds)
+    from labelpilot.train import job  # noqa: F401
 
 
 class Cancelled(Exception):
@@ -188,6 +189,13 @@ class JobContext:
         self.finished.add(key)
         self.done += 1
         conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(done=self.done))
+
+    def report(self, done: int, total: int) -> None:
+        """Progress for work that is not a list of items (a training run's seconds)."""
+        self.done = done
+        with self.ws.transaction() as conn:
+            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
+                done=done, total=total))
 
     def cancel_requested(self) -> bool:
         with self.ws.engine.connect() as conn:

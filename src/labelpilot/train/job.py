@@ -1,0 +1,47 @@
+"""The `train-ocr-rec` job: one training run at a time per workspace, resumable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+
+from labelpilot.errors import LabelPilotError
+from labelpilot.jobs import Cancelled, JobContext, jobs_t, register_job
+
+
+def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
+    q = select(jobs_t.c.id).where(jobs_t.c.kind == "train-ocr-rec",
+                                  jobs_t.c.status.in_(["queued", "running"]))
+    if job_id is not None:
+        q = q.where(jobs_t.c.id != job_id)
+    other = conn.execute(q).scalar()
+    if other is not None:
+        raise LabelPilotError(f"training job {other} is already queued or running on this "
+                              "workspace", hint="wait for it, or cancel it first")
+
+
+@register_job("train-ocr-rec")
+def run_training(ctx: JobContext) -> dict[str, Any]:
+    from labelpilot.train.ocr_rec import TrainConfig, Trainer
+
+    p = dict(ctx.params)
+    resume = bool(p.pop("resume", False))
+    cfg = TrainConfig(**p)
+    budget = int((cfg.minutes or 0) * 60)
+
+    def progress(point: dict[str, float]) -> None:
+        if budget:
+            ctx.report(min(int(point["seconds"]), budget), budget)
+        else:
+            ctx.report(int(point["step"]), int(point["step"]))
+
+    trainer = Trainer(ctx.ws, cfg, run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}",
+                      progress=progress, cancelled=ctx.cancel_requested)
+    result = trainer.run(resume=resume or ctx.done > 0)
+    if ctx.cancel_requested():
+        raise Cancelled()
+    out = asdict(result)
+    out["history"] = out["history"][-200:]
+    return out
