@@ -28,7 +28,7 @@ web: $(STATIC)/app.js
 
 # Chromium for the UI tests (Debian's package; Playwright drives it, nothing downloaded).
 /usr/bin/chromium:
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-dejavu-core
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev,bench]'

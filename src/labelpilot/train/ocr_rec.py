@@ -258,7 +258,7 @@ class Trainer:
                 if state["step"] % self.cfg.eval_every == 0 or state["step"] == 1:
                     acc, cer = self.evaluate(module, val, charset)
                     point = {"step": state["step"], "seconds": round(elapsed(), 2),
-                             "loss": float(loss), "val_accuracy": acc, "val_cer": cer}
+                             "loss": loss.item(), "val_accuracy": acc, "val_cer": cer}
                     state["history"].append(point)
                     if acc > state["best"]:
                         state["best"] = acc
