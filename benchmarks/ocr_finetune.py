@@ -123,25 +123,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--sets", default="plates,industrial")
+    ap.add_argument("--report", action="store_true",
+                    help="print the table from the last run's saved results, no training")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     sources = {"plates": SHARED / "datasets" / "lpr_plates",
                "industrial": OUT / "industrial-set"}
     table = {}
     for kind in args.sets.split(","):
+        saved = OUT / f"finetune-{kind}.json"
+        if args.report:
+            table[kind] = json.loads(saved.read_text())
+            continue
         if kind == "industrial":
             industrial(sources[kind])
         table[kind] = run_one(kind, sources[kind], args.minutes)
-        (OUT / f"finetune-{kind}.json").write_text(json.dumps(table[kind], indent=1))
+        saved.write_text(json.dumps(table[kind], indent=1))
     print(f"\nbudget {args.minutes:g} min of CPU training per run, {os.cpu_count()} cores")
     print(f"{'set':<12}{'zero-shot acc':>14}{'scratch acc':>13}{'pretrained acc':>16}"
           f"{'pretrained - scratch':>22}{'time to scratch final':>24}")
     for kind, r in table.items():
         sc, pt = r["scratch"], r["pretrained"]
-        final_scratch_val = max((h["val_accuracy"] for h in sc["history"]), default=0.0)
+        final_scratch_val = sc["history"][-1]["val_accuracy"] if sc["history"] else 0.0
         t_pt = time_to_reach(pt["history"], final_scratch_val)
         t_sc = time_to_reach(sc["history"], final_scratch_val)
-        ratio = f"{t_pt:.0f} s vs {t_sc:.0f} s ({100 * t_pt / t_sc:.0f}%)" if t_pt and t_sc else "n/a"
+        if final_scratch_val <= 0:
+            ratio = "scratch stays at 0"
+        elif t_pt is not None and t_sc:
+            ratio = f"{t_pt:.0f} s vs {t_sc:.0f} s ({100 * t_pt / t_sc:.0f}%)"
+        else:
+            ratio = "n/a"
         print(f"{kind:<12}{r['zero-shot']['test_accuracy']:>14.3f}{sc['test_accuracy']:>13.3f}"
               f"{pt['test_accuracy']:>16.3f}{100 * (pt['test_accuracy'] - sc['test_accuracy']):>+21.1f}p"
               f"{ratio:>24}")

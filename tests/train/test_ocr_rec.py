@@ -145,3 +145,35 @@ def test_clear_errors_before_any_training(make_workspace, tmp_path: Path) -> Non
 
     with ws.engine.connect() as conn, pytest.raises(LabelPilotError, match="already queued"):
         ensure_no_other_training(conn)
+
+
+def test_train_from_the_api_as_a_job(make_workspace, tmp_path: Path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from tests.server.conftest import PASSWORD, add_users
+
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, rec_dataset(tmp_path / "d", {"train": 16, "val": 8}), format="ppocr-rec")
+    add_users(ws)
+    with TestClient(create_app(ws)) as client:
+        def token(user: str) -> dict[str, str]:
+            t = client.post("/api/auth/token", data={"username": user, "password": PASSWORD})
+            return {"Authorization": f"Bearer {t.json()['access_token']}"}
+
+        assert client.post("/api/train", json={"epochs": 1}, headers=token("reviewer")).status_code == 403
+        h = token("admin")
+        job = client.post("/api/train", json={"epochs": 1, "name": "api-model"}, headers=h)
+        assert job.status_code == 202, job.text
+        again = client.post("/api/train", json={"epochs": 1}, headers=h)
+        assert again.status_code == 400 and "already queued or running" in again.json()["detail"]
+        deadline = time.monotonic() + 120
+        while (j := client.get(f"/api/jobs/{job.json()['id']}", headers=h).json())["status"] in (
+                "queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert j["status"] == "done", j
+        assert j["result"]["model"] == "api-model"
+    assert (ws.models_dir / "api-model" / "manifest.json").is_file()

@@ -231,6 +231,14 @@ class AutolabelCreate(BaseModel):
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
+class TrainCreate(BaseModel):
+    task: Literal["ocr-rec"] = "ocr-rec"
+    init: Literal["pretrained", "scratch"] = "pretrained"
+    epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
+    minutes: Annotated[float, Field(gt=0, le=24 * 60)] | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+
+
 class JobPublic(BaseModel):
     id: int
     kind: str

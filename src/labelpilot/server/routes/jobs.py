@@ -12,7 +12,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.formats.base import get_format
 from labelpilot.review import NotFoundError
 from labelpilot.server.deps import Admin, CurrentUser, Reviewer, WorkspaceDep
-from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic
+from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic, TrainCreate
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -86,6 +86,19 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> 
                                    user=user.username))
 
 
+@router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
+def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep) -> JobPublic:
+    """Fine-tune the recognizer on the reviewed lines, as a job (one at a time)."""
+    from labelpilot.train.job import ensure_no_other_training
+
+    with ws.transaction() as conn:
+        ensure_no_other_training(conn)
+        params = {"init": body.init, "epochs": body.epochs or (None if body.minutes else 10),
+                  "minutes": body.minutes, "name": body.name}
+        return _public(jobs.submit(conn, kind="train-ocr-rec", params=params,
+                                   user=user.username))
+
+
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
 def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
@@ -100,4 +113,3 @@ def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileRespon
                             filename=f"labelpilot-export-{job_id}.zip")
 
 
-__all__ = ["Admin", "router"]
