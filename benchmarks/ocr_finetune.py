@@ -49,33 +49,35 @@ def industrial(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 
                 f"EXP {rng.randint(1, 12):02d}/{rng.randint(24, 31)}",
                 f"{rng.randint(100000, 999999)}-{rng.choice('ABCDEFGHJK')}{rng.randint(10, 99)}",
                 f"SN{rng.randint(10**7, 10**8 - 1)}"])
-            font = ImageFont.truetype(rng.choice(fonts), rng.randint(22, 30))
+            # Rendered large, then sampled on the printer's dot grid: a character is 7 to
+            # 9 dots tall, as on real 5x7 / 7x9 dot-matrix and inkjet coders.
+            font = ImageFont.truetype(rng.choice(fonts), rng.randint(44, 52))
             style = rng.choice(["dot", "inkjet", "stamp"])
-            w = int(font.getlength(code)) + 24
-            ink = Image.new("L", (w, 44), 0)
-            ImageDraw.Draw(ink).text((12, 6), code, fill=255, font=font)
+            w = int(font.getlength(code)) + 40
+            ink = Image.new("L", (w, 80), 0)
+            ImageDraw.Draw(ink).text((20, 10), code, fill=255, font=font)
             mask = np.asarray(ink) > 128
             bg = rng.randint(150, 230)
-            img = np.full((44, w), bg, dtype=np.float32)
+            img = np.full(mask.shape, bg, dtype=np.float32)
             if style in ("dot", "inkjet"):
-                pitch = rng.choice([3, 4])
+                pitch = 5
                 dots = np.zeros_like(mask)
                 dots[::pitch, ::pitch] = mask[::pitch, ::pitch]
-                drop = np.random.default_rng(rng.randrange(1 << 30)).random(dots.shape) < 0.08
+                drop = np.random.default_rng(rng.randrange(1 << 30)).random(dots.shape) < 0.04
                 dots &= ~drop
-                canvas = Image.fromarray((dots * 255).astype(np.uint8))
-                if pitch == 4:  # bigger dots for the coarser grid
-                    canvas = canvas.filter(ImageFilter.MaxFilter(3))
+                canvas = Image.fromarray((dots * 255).astype(np.uint8)).filter(
+                    ImageFilter.MaxFilter(3))
                 if style == "inkjet":
-                    canvas = canvas.filter(ImageFilter.GaussianBlur(1.0))
+                    canvas = canvas.filter(ImageFilter.GaussianBlur(1.2))
                 level = np.asarray(canvas, dtype=np.float32) / 255
                 img = img * (1 - level) + rng.randint(10, 60) * level
-            else:  # stamped: embossed, low contrast
-                level = np.asarray(ink.filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255
-                shade = np.roll(level, 1, axis=0) - level
-                img = img + 45 * shade - 20 * level
+            else:  # stamped: embossed, lower contrast
+                level = np.asarray(ink.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255
+                shade = np.roll(level, 2, axis=0) - level
+                img = img + 60 * shade - 45 * level
             img += np.random.default_rng(rng.randrange(1 << 30)).normal(0, 6, img.shape)
-            out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert("RGB")
+            big = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert("RGB")
+            out = big.resize((max(1, big.width * 44 // big.height), 44), Image.BILINEAR)
             name = f"crops/{split}_{n:05d}.png"
             out.save(folder / name)
             lines.append(f"{name}\t{code}\n")
