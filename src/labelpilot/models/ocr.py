@@ -279,7 +279,8 @@ class OcrModel:
 
     def recognize_quad(self, image: np.ndarray, corners: Sequence[tuple[float, float]]
                        ) -> tuple[str, float]:
-        """Re-recognize one quad a person drew or moved (the others are not touched)."""
+        """Re-recognize one quad a person drew or moved (the others are not touched); its
+        first corner is where the text starts."""
         h, w = image.shape[:2]
         pts = np.asarray(corners, dtype=np.float64)
         if pts.shape != (4, 2) or not np.isfinite(pts).all():
@@ -289,9 +290,8 @@ class OcrModel:
             raise ValidationError(f"the quad {pts.tolist()} reaches outside the {w}x{h} image")
         if abs(cv2.contourArea(pts.astype(np.float32))) < 4:
             raise ValidationError(f"the quad {pts.tolist()} is degenerate (no area to read)")
-        crops = [rectify(image, pts)]
-        self._fix_orientation(crops, None)
-        return self.recognize(crops)[0]
+        # The quad's corner order gives the reading direction (a person drew it).
+        return self.recognize([rectify(image, pts)])[0]
 
 
 def _box_score(prob: np.ndarray, box: np.ndarray) -> float:
