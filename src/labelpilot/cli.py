@@ -75,6 +75,24 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
+def _run_job(ws: Any, job_id: int, label: str, *, show: bool) -> Any:
+    """Run (or resume) a job here, in a worker thread, with a progress bar from its row."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labelpilot import jobs
+
+    with _progress(show) as progress, ThreadPoolExecutor(1) as pool:
+        future = pool.submit(jobs.run_job, ws, job_id)
+        while not future.done():
+            time.sleep(0.3)
+            if progress:
+                with ws.engine.connect() as conn:
+                    j = jobs.get_job(conn, job_id)
+                progress(label, j.done, max(j.total, 1))
+        return future.result()
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -313,8 +331,6 @@ def jobs_run(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Run (or resume) jobs here, with a progress bar, instead of in a server."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import select
 
@@ -330,17 +346,10 @@ def jobs_run(
                     jobs.jobs_t.c.status.in_(["queued", "running"])).order_by(
                     jobs.jobs_t.c.id)).scalars())
         results = []
-        with ThreadPoolExecutor(1) as pool:
-            for jid in ids:
-                with _progress(not as_json) as progress:
-                    future = pool.submit(jobs.run_job, ws, jid)
-                    while not future.done():
-                        time.sleep(0.3)
-                        if progress:
-                            with ws.engine.connect() as conn:
-                                j = jobs.get_job(conn, jid)
-                            progress(f"job {jid} ({j.kind})", j.done, max(j.total, 1))
-                results.append(future.result())
+        for jid in ids:
+            with ws.engine.connect() as conn:
+                kind = jobs.get_job(conn, jid).kind
+            results.append(_run_job(ws, jid, f"job {jid} ({kind})", show=not as_json))
         ws.close()
     if as_json:
         _print_json([j.public() for j in results])
@@ -387,8 +396,6 @@ def autolabel(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
 
     from labelpilot import jobs
 
@@ -400,15 +407,7 @@ def autolabel(
         with ws.transaction() as conn:
             job = jobs.submit(conn, kind="autolabel", user="cli", params={
                 "model": model, "images": images.value, "min_score": min_score})
-        with _progress(not as_json) as progress, ThreadPoolExecutor(1) as pool:
-            future = pool.submit(jobs.run_job, ws, job.id)
-            while not future.done():
-                time.sleep(0.3)
-                if progress:
-                    with ws.engine.connect() as conn:
-                        j = jobs.get_job(conn, job.id)
-                    progress(f"autolabel ({model})", j.done, max(j.total, 1))
-            job = future.result()
+        job = _run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
         ws.close()
     if as_json:
         _print_json(job.public())
@@ -477,8 +476,6 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Fine-tune the text recognizer on the accepted lines of the train split."""
-    import time as _time
-    from concurrent.futures import ThreadPoolExecutor
 
     from labelpilot import jobs
     from labelpilot.train.job import ensure_no_other_training
@@ -502,15 +499,7 @@ def train(
                 job_id = jobs.submit(conn, kind="train-ocr-rec", user="cli", params={
                     "init": init.value, "epochs": epochs, "minutes": minutes,
                     "name": name}).id
-        with _progress(not as_json) as progress, ThreadPoolExecutor(1) as pool:
-            future = pool.submit(jobs.run_job, ws, job_id)
-            while not future.done():
-                _time.sleep(0.5)
-                if progress:
-                    with ws.engine.connect() as conn:
-                        j = jobs.get_job(conn, job_id)
-                    progress(f"train ({init.value})", j.done, max(j.total, 1))
-            job = future.result()
+        job = _run_job(ws, job_id, f"train ({init.value})", show=not as_json)
         ws.close()
     if as_json:
         _print_json({**(job.result or {}), "job": job.id, "status": job.status,
