@@ -74,8 +74,8 @@ class JobInfo:
         """Items per second since the job (re)started, while it runs."""
         if self.started_at is None or self.done == 0:
             return None
-        end = _utc(self.finished_at) or repo.now()
-        start = _utc(self.started_at)
+        end = repo.as_utc(self.finished_at) or repo.now()
+        start = repo.as_utc(self.started_at)
         assert start is not None
         secs = (end - start).total_seconds()
         return self.done / secs if secs > 0 else None
@@ -91,15 +91,10 @@ class JobInfo:
         return {"id": self.id, "kind": self.kind, "params": self.params, "status": self.status,
                 "total": self.total, "done": self.done, "error": self.error,
                 "result": self.result, "cancel_requested": self.cancel_requested,
-                "created_by": self.created_by, "created_at": _utc(self.created_at),
-                "started_at": _utc(self.started_at), "finished_at": _utc(self.finished_at),
+                "created_by": self.created_by, "created_at": repo.as_utc(self.created_at),
+                "started_at": repo.as_utc(self.started_at), "finished_at": repo.as_utc(self.finished_at),
                 "rate": self.rate, "eta_s": self.eta_s}
 
-
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=repo.now().tzinfo)
-    return dt
 
 
 def _info(r: Any) -> JobInfo:

@@ -5,7 +5,7 @@ each takes a connection inside the caller's transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -46,11 +46,6 @@ class ConflictError(LabelPilotError):
         self.current = current
         self.image_id = image_id
 
-
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=repo.now().tzinfo)
-    return dt
 
 
 # --- images -------------------------------------------------------------------------
@@ -226,7 +221,6 @@ def create_annotation(conn: Connection, *, image_id: int, annotation: Annotation
     values = dict(zip(repo.ANNOTATION_COLUMNS,
                       (image_id, ids[label], *rest, 1, user.username, when, user.username, when),
                       strict=True))
-    values["created_at"] = values["updated_at"] = repo.now()
     new_id = conn.execute(insert(annotations_t).values(values)
                           .returning(annotations_t.c.id)).scalar_one()
     _, created = get_annotation(conn, new_id)
@@ -335,6 +329,6 @@ def audit_for_image(conn: Connection, *, image_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(select(audit_t).where(audit_t.c.image_id == image_id)
                         .order_by(audit_t.c.id)).all()
     return [{"id": r.id, "annotation_id": r.annotation_id, "action": r.action,
-             "username": r.username, "at": _utc(r.at),
+             "username": r.username, "at": repo.as_utc(r.at),
              "before": orjson.loads(r.before) if r.before else None,
              "after": orjson.loads(r.after) if r.after else None} for r in rows]

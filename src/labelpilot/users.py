@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, func, insert, select, update
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.store.repo import now
+from labelpilot.store.repo import as_utc, now
 from labelpilot.store.tables import Token, User, table
 
 ROLES = ("annotator", "reviewer", "admin")
@@ -154,7 +154,8 @@ def _lookup(conn: Connection, digest: str) -> tuple[UserInfo, datetime]:
         .where(tokens_t.c.token_hash == digest)).first()
     if row is None:
         raise AuthError("unknown token")
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now().tzinfo)
+    expires = as_utc(row.expires_at)
+    assert expires is not None
     if row.revoked_at is not None:
         raise AuthError("the token was revoked")
     if expires <= now():

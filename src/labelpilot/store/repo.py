@@ -24,6 +24,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(dt: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
 def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
