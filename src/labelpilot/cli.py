@@ -153,6 +153,8 @@ def import_(
                                                     "beside the labels.")] = None,
     link: Annotated[bool, typer.Option(help="Hard-link images into the workspace instead of "
                                        "copying (fast; for read-only originals).")] = False,
+    ignore_value: Annotated[int | None, typer.Option(
+        help="masks format: the mask value of regions to ignore (128 GrabCut, 255 VOC).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Import images and labels."""
@@ -164,7 +166,8 @@ def import_(
             report = import_dataset(ws, source, format=format,
                                     split=split.value if split else None, strict=strict,
                                     skip_invalid=skip_invalid, images_dir=images_dir,
-                                    link=link, progress=progress)
+                                    link=link, progress=progress,
+                                    options={"ignore_value": ignore_value})
         ws.close()
     if as_json:
         _print_json(report.to_dict())
@@ -191,6 +194,8 @@ def export(
         help="accepted: human-confirmed labels; all: also model proposals.")] = StatusOpt.accepted,
     split: Annotated[SplitOpt | None, typer.Option(help="Export only this split.")] = None,
     images: Annotated[bool, typer.Option(help="Also write the image files.")] = True,
+    ignore_value: Annotated[int | None, typer.Option(
+        help="masks format: the value written for ignore regions (default 255).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Export images and labels."""
@@ -201,7 +206,8 @@ def export(
         with _progress(not as_json) as progress:
             report = export_dataset(ws, dest, format=format, status=status.value,
                                     split=split.value if split else None,
-                                    include_images=images, progress=progress)
+                                    include_images=images, progress=progress,
+                                    options={"ignore_value": ignore_value})
         ws.close()
     if as_json:
         _print_json(report.to_dict())
@@ -403,10 +409,14 @@ def autolabel(
         ws = _open(directory)
         from labelpilot.models.registry import get_manifest
 
-        get_manifest(model, ws.models_dir)  # fail now on an unknown model
+        manifest = get_manifest(model, ws.models_dir)  # fail now on an unknown model
+        # segmenters propose masks for whole images ("segment everything")
+        kind = "segment-everything" if manifest.kind in ("graphcut", "sam", "semantic") \
+            else "autolabel"
+        params: dict[str, Any] = {"model": model, "images": images.value}
+        params["min_score" if kind == "autolabel" else "min_quality"] = min_score
         with ws.transaction() as conn:
-            job = jobs.submit(conn, kind="autolabel", user="cli", params={
-                "model": model, "images": images.value, "min_score": min_score})
+            job = jobs.submit(conn, kind=kind, user="cli", params=params)
         job = _run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
         ws.close()
     if as_json:
@@ -543,6 +553,95 @@ def models_list(
     for i in infos:
         table.add_row(i.name, i.version, i.task, "built in" if i.builtin else "workspace",
                       i.description)
+    out.print(table)
+
+
+@models_app.command("add")
+def models_add(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    name: Annotated[str, typer.Argument(help="Catalogue name (see `labelpilot models "
+                                        "catalogue`).")],
+    source: Annotated[str | None, typer.Option(
+        "--from", help="A local file or folder, or a URL, instead of the catalogue's URL "
+                       "(checked against the catalogue's SHA-256 all the same).")] = None,
+) -> None:
+    """Install a catalogue model into the workspace (SHA-256 checked; nothing is left
+    behind on failure)."""
+    from labelpilot.models.catalogue import install
+
+    with _user_errors():
+        ws = _open(directory)
+        m = install(ws.models_dir, name, source)
+    out.print(f"Installed {m.name} ({m.kind}, {len(m.files)} file(s)) into {m.root}")
+
+
+@models_app.command("catalogue")
+def models_catalogue(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The models `models add` can install."""
+    from labelpilot.models.catalogue import CATALOGUE
+
+    if as_json:
+        _print_json([{"name": e.name, "task": e.task, "kind": e.kind,
+                      "description": e.description, "licence": e.licence,
+                      "files": [{"role": f.role, "url": f.url, "sha256": f.sha256}
+                                for f in e.files]} for e in CATALOGUE.values()])
+        return
+    table = Table("name", "task", "kind", "licence", "description")
+    for e in CATALOGUE.values():
+        table.add_row(e.name, e.task, e.kind, e.licence, e.description)
+    out.print(table)
+
+
+@models_app.command("convert")
+def models_convert(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    name: Annotated[str, typer.Argument(help="Name to register the converted model as.")],
+    arch: Annotated[str, typer.Option(help="sam_vit_b, sam_vit_l, sam_vit_h (or sam_tiny).")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="The PyTorch checkpoint (.pth); without it, random weights (for trying the "
+             "path out and measuring latency).")] = None,
+) -> None:
+    """Export a PyTorch SAM checkpoint to an ONNX encoder/decoder pair (parity-checked)."""
+    from labelpilot.segment.convert import convert_sam
+
+    with _user_errors():
+        ws = _open(directory)
+        m = convert_sam(ws.models_dir, name, arch=arch, checkpoint=checkpoint)
+    out.print(f"Converted {arch} to {m.root} (ONNX parity {m.metrics['onnx_parity']:.1e})")
+
+
+@app.command("eval-interactive")
+def eval_interactive(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str | None, typer.Option(
+        help="An interactive segmenter (default: the best available offline).")] = None,
+    split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
+                                                   "(default: every image).")] = None,
+    first: Annotated[str, typer.Option(help="click: start from one positive click; box: from "
+                                       "the object's bounding box.")] = "click",
+    max_clicks: Annotated[int, typer.Option(help="Interactions per instance.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Simulated clicks (RITM's protocol) on the accepted masks: NoC@85/90, mIoU after
+    1/3/5 interactions, latency per interaction."""
+    from labelpilot.segment.evaluate import evaluate_interactive
+
+    with _user_errors():
+        ws = _open(directory)
+        with _progress(not as_json) as progress:
+            r = evaluate_interactive(ws, model_name=model, split=split.value if split else None,
+                                     first=first, max_clicks=max_clicks, progress=progress)
+        ws.close()
+    if as_json:
+        _print_json(r)
+        return
+    table = Table("metric", "value", title=f"{r['model']}, {r['instances']} instances, "
+                  f"first: {r['first']}")
+    for k in ("noc85", "noc90", "miou_at_1", "miou_at_3", "miou_at_5", "click_latency_p50_ms",
+              "click_latency_p95_ms"):
+        table.add_row(k, f"{r[k]:.3f}" if "miou" in k else f"{r[k]:.2f}")
     out.print(table)
 
 

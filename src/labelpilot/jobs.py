@@ -46,6 +46,7 @@ def job_kinds() -> list[str]:
 
 def _load_builtin() -> None:
     from labelpilot import export_job, prelabel  # noqa: F401  (they register their kinds)
+    from labelpilot.segment import batch  # noqa: F401
     from labelpilot.train import job  # noqa: F401
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from labelpilot.annotations import SPLITS, Annotation
 from labelpilot.archives import is_archive, unpack
 from labelpilot.errors import ImageError, LabelPilotError, ValidationError
-from labelpilot.formats.base import Dataset, DatasetItem, get_format
+from labelpilot.formats.base import Dataset, DatasetItem, configured, get_format
 from labelpilot.imageio import probe_image
 from labelpilot.store import repo
 from labelpilot.store.blobs import BlobStore
@@ -103,7 +103,8 @@ def _listing(problems: list[str]) -> str:
 def import_dataset(ws: Workspace, source: Path | str, *, format: str, split: str | None = None,
                    strict: bool = False, skip_invalid: bool = False,
                    images_dir: Path | None = None, link: bool = False,
-                   user: str | None = None, progress: Progress | None = None) -> ImportReport:
+                   user: str | None = None, progress: Progress | None = None,
+                   options: dict[str, Any] | None = None) -> ImportReport:
     """Import images and labels from `source` (a folder, file or archive) in `format`.
 
     Args:
@@ -122,7 +123,7 @@ def import_dataset(ws: Workspace, source: Path | str, *, format: str, split: str
         raise LabelPilotError(f"{source} does not exist")
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    fmt = get_format(format)
+    fmt = configured(get_format(format), options)
     with _gc_paused(), tempfile.TemporaryDirectory(prefix="labelpilot-import-") as tmp:
         if is_archive(source):
             unpack(source, Path(tmp))
@@ -373,7 +374,8 @@ def _unique_names(conn: Any, items: list[_Checked]) -> dict[str, str]:
 
 def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str = "accepted",
                    split: str | None = None, include_images: bool = True,
-                   progress: Progress | None = None) -> ExportReport:
+                   progress: Progress | None = None,
+                   options: dict[str, Any] | None = None) -> ExportReport:
     """Write the workspace's images and labels to `dest` in `format`.
 
     `status="accepted"` exports what people confirmed (accepted and edited labels);
@@ -390,7 +392,7 @@ def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise LabelPilotError(f"{dest} exists and is not empty",
                               hint="export into a new or empty folder")
-    fmt = get_format(format)
+    fmt = configured(get_format(format), options)
     with _gc_paused():
         return _export(ws, dest, fmt, format, status, split, include_images, progress)
 

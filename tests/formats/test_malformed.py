@@ -107,6 +107,7 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
                           'height="9"><polygon label="a" points="1,2;x"/></image></annotations>'),
      r"at image\[0\]/polygon\[0\]: bad values"),
     ("images", lambda t: (t / "empty").mkdir() or t / "empty", "no images"),
+    ("masks", lambda t: (t / "images").mkdir() or t, "no masks/ folder"),
 ]
 
 

@@ -32,6 +32,9 @@ QUAD_TEXT_INT = Annotation(label="text", shape=Quad(((10, 10), (50, 12), (49, 22
                            text="###")
 POINT = Annotation(label="person", shape=Point(12.5, 40.25))
 MASK = Annotation(label="car", shape=_mask())
+_m2 = np.zeros((H, W), dtype=np.uint8)
+_m2[35:55, 55:75] = 1
+MASK2 = Annotation(label="person", shape=Mask.from_array(_m2))
 PRED = Annotation(label="car", shape=Box(1, 2, 20, 22), score=0.75, status="predicted",
                   source="model:x@1")
 GROUP = [Annotation(label="car", shape=Polygon(((1, 1), (10, 1), (10, 10))), group=1),
@@ -49,6 +52,7 @@ CASES: dict[str, tuple[list[Annotation], float]] = {
     "labelstudio": ([BOX, ROT, POLY, QUAD_TEXT, MASK, POINT, PRED], 1e-6),
     "cvat": ([BOX, ROT, POLY, QUAD_TEXT, POINT, MASK], 5e-3),
     "images": ([], 0),
+    "masks": ([MASK, MASK2], 0),
 }
 SPLITS_KEPT = {"yolo", "yolo-seg", "voc", "cvat"}
 

@@ -24,6 +24,26 @@ export interface Annotation {
   updated_by: string | null;
 }
 
+export interface SmartClick { x: number; y: number; positive: boolean }
+
+export interface SegmentPrompt {
+  clicks: SmartClick[];
+  box: number[] | null;
+  previous: { type: "mask"; rle: string; size: number[] } | null;
+  output?: "polygon" | "mask";
+  tolerance?: number;
+}
+
+export interface SegmentResult {
+  model: string;
+  source: string;
+  proposals: { quality: number; area: number; rle: string; shapes: Shape[] }[];
+  warnings: string[];
+  embed_ms: number;
+  decode_ms: number;
+  cached: string;
+}
+
 export interface Image {
   id: number;
   file_name: string;
@@ -124,7 +144,7 @@ export const api = {
   create: (imageId: number, a: Partial<Annotation>) =>
     call<Annotation>("POST", `/api/images/${imageId}/annotations`, {
       label: a.label, shape: a.shape, text: a.text, attributes: a.attributes ?? {},
-      group: a.group ?? null, status: a.status ?? "accepted",
+      group: a.group ?? null, status: a.status ?? "accepted", source: a.source ?? "human",
     }),
   update: (id: number, version: number, changes: Record<string, unknown>) =>
     call<Annotation>("PATCH", `/api/annotations/${id}`, { version, ...changes }),
@@ -136,6 +156,10 @@ export const api = {
   recognize: (imageId: number, points: XY[]) =>
     call<{ text: string; score: number; model: string }>(
       "POST", `/api/images/${imageId}/recognize`, { points }),
+  segment: (imageId: number, prompt: SegmentPrompt) =>
+    call<SegmentResult>("POST", `/api/images/${imageId}/segment`, prompt),
+  prepareSegment: (imageId: number) =>
+    call<{ model: string; status: string }>("POST", `/api/images/${imageId}/segment/prepare`),
   jobs: () => call<Job[]>("GET", "/api/jobs"),
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: () => call<Job>("POST", "/api/autolabel", { images: "new" }),

@@ -2,14 +2,16 @@
 // Plain canvas 2D: shapes are Path2D objects in image coordinates drawn under one view
 // transform, so 1,000 polygons redraw in a few milliseconds while panning.
 
-import { Annotation, Shape, XY } from "./api";
+import { Annotation, Shape, SmartClick, XY } from "./api";
 
-export type Tool = "select" | "box" | "polygon" | "quad";
+export type Tool = "select" | "box" | "polygon" | "quad" | "smart";
 
 export interface CanvasEvents {
   select(id: number | null): void;
   drawn(shape: Shape): void;
   moved(id: number, shape: Shape): void;
+  /** the smart tool's prompt changed (a click, a box): ask the model for a mask */
+  prompt?(clicks: SmartClick[], box: number[] | null): void;
 }
 
 const COLORS: Record<string, string> = {
@@ -130,7 +132,11 @@ export class LabelCanvas {
   ty = 0;
   private pending: XY[] = [];
   private cursor: XY | null = null;
-  private drag: { mode: "pan" | "move" | "box" | "vertex"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
+  private drag: { mode: "pan" | "move" | "box" | "vertex" | "smart"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
+  // the smart (click/box -> mask) tool: its prompt and the model's current answer
+  smartClicks: SmartClick[] = [];
+  smartBox: number[] | null = null;
+  private smartPreview: Path2D | null = null;
   private moveOffset: XY = [0, 0];
   private preview: Shape | null = null;
   private frame = 0;
@@ -147,6 +153,9 @@ export class LabelCanvas {
     this.canvas.addEventListener("mousedown", (e) => this.onDown(e));
     window.addEventListener("mousemove", (e) => this.onMove(e));
     window.addEventListener("mouseup", (e) => this.onUp(e));
+    this.canvas.addEventListener("contextmenu", (e) => {
+      if (this.tool === "smart") e.preventDefault();
+    });
     this.canvas.addEventListener("dblclick", (e) => {
       if (this.tool === "polygon") return this.finishPolygon();
       const a = this.anns.find((x) => x.id === this.selected);
@@ -186,6 +195,7 @@ export class LabelCanvas {
   setTool(t: Tool): void {
     this.tool = t;
     this.pending = [];
+    this.clearSmart();
     this.canvas.style.cursor = t === "select" ? "default" : "crosshair";
     this.redraw();
   }
@@ -285,8 +295,20 @@ export class LabelCanvas {
     this.canvas.focus();
     const [sx, sy] = this.local(e);
     const p = this.clamp(this.toImage(sx, sy));
+    if (this.tool === "smart" && e.button === 2 && !e.shiftKey) {
+      // right click: a negative click (this is not the object)
+      this.smartClicks.push({ x: p[0], y: p[1], positive: false });
+      this.events.prompt?.(this.smartClicks, this.smartBox);
+      this.redraw();
+      return;
+    }
     if (e.button === 1 || e.button === 2 || e.shiftKey) {
       this.drag = { mode: "pan", x: sx, y: sy, start: p };
+      return;
+    }
+    if (this.tool === "smart") {
+      this.drag = { mode: "smart", x: sx, y: sy, start: p };
+      this.cursor = p;
       return;
     }
     if (this.tool === "box") {
@@ -346,7 +368,16 @@ export class LabelCanvas {
     const d = this.drag;
     this.drag = null;
     if (!d) return;
-    if (d.mode === "box" && this.cursor) {
+    if (d.mode === "smart" && this.cursor) {
+      const [x1, y1] = d.start, [x2, y2] = this.cursor;
+      if (Math.abs(x2 - x1) * this.scale >= 4 && Math.abs(y2 - y1) * this.scale >= 4) {
+        this.smartBox = [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)];
+      } else {
+        const [w, h] = this.imageSize;
+        this.smartClicks.push({ x: Math.min(w - 1, x1), y: Math.min(h - 1, y1), positive: true });
+      }
+      this.events.prompt?.(this.smartClicks, this.smartBox);
+    } else if (d.mode === "box" && this.cursor) {
       const [x1, y1] = d.start, [x2, y2] = this.cursor;
       if (Math.abs(x2 - x1) >= 2 && Math.abs(y2 - y1) >= 2) {
         this.events.drawn({ type: "box", xyxy: [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)] });
@@ -369,6 +400,35 @@ export class LabelCanvas {
       this.pending = [];
       this.redraw();
     }
+  }
+
+  /** The model's answer to the smart prompt, drawn filled until accepted or cleared. */
+  setSmartPreview(shapes: Shape[] | null): void {
+    if (!shapes) this.smartPreview = null;
+    else {
+      const p = new Path2D();
+      for (const s of shapes) p.addPath(pathOf(s));
+      this.smartPreview = p;
+    }
+    this.redraw();
+  }
+
+  clearSmart(): void {
+    this.smartClicks = [];
+    this.smartBox = null;
+    this.smartPreview = null;
+    this.redraw();
+  }
+
+  /** Take back the last smart click (or the box). */
+  undoSmart(): boolean {
+    if (this.smartClicks.length) this.smartClicks.pop();
+    else if (this.smartBox) this.smartBox = null;
+    else return false;
+    if (!this.smartClicks.length && !this.smartBox) this.smartPreview = null;
+    else this.events.prompt?.(this.smartClicks, this.smartBox);
+    this.redraw();
+    return true;
   }
 
   cancelDrawing(): void {
@@ -432,9 +492,28 @@ export class LabelCanvas {
     ctx.setLineDash([]);
     ctx.strokeStyle = "#ef4444";
     ctx.lineWidth = 2 * px;
-    if (this.drag?.mode === "box" && this.cursor) {
+    if ((this.drag?.mode === "box" || this.drag?.mode === "smart") && this.cursor) {
       const [x1, y1] = this.drag.start;
       ctx.strokeRect(x1, y1, this.cursor[0] - x1, this.cursor[1] - y1);
+    }
+    if (this.tool === "smart") {
+      if (this.smartPreview) {
+        ctx.fillStyle = "rgba(59,130,246,0.35)";
+        ctx.fill(this.smartPreview, "evenodd");
+        ctx.strokeStyle = "#3b82f6";
+        ctx.stroke(this.smartPreview);
+      }
+      if (this.smartBox) {
+        const [x1, y1, x2, y2] = this.smartBox;
+        ctx.strokeStyle = "#f59e0b";
+        ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      }
+      for (const c of this.smartClicks) {
+        ctx.fillStyle = c.positive ? "#10b981" : "#ef4444";
+        ctx.beginPath();
+        ctx.arc(c.x, c.y, 5 * px, 0, Math.PI * 2);
+        ctx.fill();
+      }
     }
     if (this.pending.length) {
       ctx.beginPath();

@@ -59,7 +59,7 @@ export class Doc {
     return this.queue;
   }
 
-  create(ann: Omit<Annotation, "id" | "image_id" | "version" | "score" | "source" | "updated_by">,
+  create(ann: Omit<Annotation, "id" | "image_id" | "version" | "score" | "source" | "updated_by"> & { source?: string },
          record = true): Promise<void> {
     return this.enqueue(async () => {
       const saved = await api.create(this.imageId, ann);

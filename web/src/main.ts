@@ -1,7 +1,7 @@
 // LabelPilot's browser UI: sign-in, overview, image grid, labeling and review.
 // Every piece of user text goes into the page through textContent, never as HTML.
 
-import { Annotation, ApiError, Image, Me, Project, Shape, XY, api, login, logout, token } from "./api";
+import { Annotation, ApiError, Image, Me, Project, SegmentResult, Shape, SmartClick, XY, api, login, logout, token } from "./api";
 import { LabelCanvas, Tool, shapePoints } from "./canvas";
 import { Conflict, Doc } from "./doc";
 
@@ -241,6 +241,7 @@ const HELP: [string, string][] = [
   ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
   ["D", "mark the image done and open the next"], ["N / →", "next image"], ["←", "previous image"],
+  ["S", "smart mask: click the object (right-click: not the object), or drag a box; Enter keeps the mask, Backspace takes back a click"],
   ["T", "re-recognize the selected text line"], ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
   ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"], ["?", "this help"],
 ];
@@ -256,6 +257,7 @@ async function labelView(imageId: number): Promise<void> {
     box: el("button", { "data-tool": "box" }, "Box (B)"),
     polygon: el("button", { "data-tool": "polygon" }, "Polygon (P)"),
     quad: el("button", { "data-tool": "quad" }, "Quad (Q)"),
+    smart: el("button", { "data-tool": "smart" }, "Smart mask (S)"),
   };
   const list = el("ol", { class: "ann-list", id: "ann-list" });
   const textInput = el("input", { id: "transcription", placeholder: "transcription", disabled: "" });
@@ -283,7 +285,46 @@ async function labelView(imageId: number): Promise<void> {
       });
     },
     moved: (id, shape) => doc.update(id, { shape }),
+    prompt: (clicks, box) => void askMask(clicks, box),
   });
+
+  // --- the smart mask tool: every click or box asks the model again, with the mask so far
+  let smart: SegmentResult | null = null;
+  let smartSeq = 0;
+  async function askMask(clicks: SmartClick[], box: number[] | null): Promise<void> {
+    const seq = ++smartSeq;
+    const best = smart?.proposals[0];
+    const t0 = performance.now();
+    try {
+      const r = await api.segment(imageId, {
+        clicks, box, tolerance: 1,
+        previous: best && clicks.length ? { type: "mask", rle: best.rle, size: [image.height, image.width] } : null,
+      });
+      if (seq !== smartSeq) return; // a newer prompt is on its way
+      smart = r;
+      const p = r.proposals[0];
+      canvas.setSmartPreview(p ? p.shapes : null);
+      latency.textContent = `${r.model}: quality ${p ? p.quality.toFixed(2) : "-"}, ` +
+        `${Math.round(performance.now() - t0)} ms` + (r.warnings.length ? ` · ${r.warnings.join("; ")}` : "");
+    } catch (e) {
+      if (seq !== smartSeq) return;
+      latency.textContent = e instanceof ApiError ? e.detail : String(e);
+    }
+  }
+
+  async function keepMask(): Promise<void> {
+    const p = smart?.proposals[0];
+    if (!smart || !p || !p.shapes.length) return;
+    const source = smart.source;
+    for (const shape of p.shapes) {
+      await doc.create({ label: labelSelect.value, shape, text: null, attributes: {}, group: null,
+        status: "edited", source });
+    }
+    smart = null;
+    smartSeq++;
+    canvas.clearSmart();
+    refresh();
+  }
   (window as any).__canvas = canvas;
   (window as any).__doc = doc;
   for (const [t, b] of Object.entries(toolButtons)) b.onclick = () => setTool(t as Tool);
@@ -423,7 +464,7 @@ async function labelView(imageId: number): Promise<void> {
     }
     switch (k) {
       case "?": toggleHelp(); break;
-      case "Escape": canvas.cancelDrawing(); setTool("select"); document.getElementById("help")?.remove(); break;
+      case "Escape": smart = null; smartSeq++; canvas.cancelDrawing(); setTool("select"); document.getElementById("help")?.remove(); break;
       case "v": case "V": setTool("select"); break;
       case "b": case "B": setTool("box"); break;
       case "p": case "P": setTool("polygon"); break;
@@ -431,8 +472,13 @@ async function labelView(imageId: number): Promise<void> {
       case "f": case "F": canvas.fit(); break;
       case "1": canvas.oneToOne(); break;
       case "Delete": case "Backspace":
+        if (canvas.tool === "smart") {
+          if (!canvas.undoSmart()) { smart = null; smartSeq++; }
+          break;
+        }
         if (sel) await doc.remove(sel.id);
         break;
+      case "s": case "S": setTool("smart"); break;
       case "e": case "E":
         if (sel) {
           e.preventDefault();
@@ -461,6 +507,7 @@ async function labelView(imageId: number): Promise<void> {
       }
       case "Enter":
         if (canvas.tool === "polygon") canvas.finishPolygon();
+        else if (canvas.tool === "smart") await keepMask();
         else if (sel && reviewer) await doc.update(sel.id, { status: "accepted" });
         break;
       case "r": case "R":
@@ -490,6 +537,8 @@ async function labelView(imageId: number): Promise<void> {
   await canvas.loadImage(`/api/images/${imageId}/file`);
   await doc.load();
   setTool("select");
+  // the segmentation embedding of this image starts now, before the first smart click
+  if (project.task === "segment") api.prepareSegment(imageId).catch(() => undefined);
   canvas.canvas.focus();
   (window as any).__editorReady = performance.now();
 }

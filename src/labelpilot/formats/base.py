@@ -102,6 +102,18 @@ def get_format(name: str) -> Format:
                               hint=f"choose one of: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def configured(fmt: Format, options: dict[str, Any] | None) -> Format:
+    """The format with `options` applied (formats that take options define with_options)."""
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    if not opts:
+        return fmt
+    with_options = getattr(fmt, "with_options", None)
+    if with_options is None:
+        raise LabelPilotError(f"the {fmt.name} format takes no options (got "
+                              f"{', '.join(opts)})")
+    return with_options(**opts)  # type: ignore[no-any-return]
+
+
 def list_formats() -> list[str]:
     _load_builtin()
     return sorted(_REGISTRY)
@@ -115,6 +127,7 @@ def _load_builtin() -> None:
         images,
         labelme,
         labelstudio,
+        masks,
         ppocr,
         voc,
         yolo,

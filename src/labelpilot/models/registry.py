@@ -22,10 +22,29 @@ class ModelInfo:
     metrics: dict[str, Any]
 
 
+def _graphcut_manifest() -> ModelManifest:
+    return ModelManifest(name="graphcut", version="1", task="segment", kind="graphcut",
+                         files={}, description="interactive graph cut (no weights; the "
+                                               "offline default for click/box to mask)")
+
+
 def _builtins() -> dict[str, Any]:
     from labelpilot.models.ocr import builtin_manifest
 
-    return {"ocr": builtin_manifest}
+    return {"ocr": builtin_manifest, "graphcut": _graphcut_manifest}
+
+
+SEGMENTER_KINDS = ("graphcut", "sam", "semantic")
+
+
+def default_segmenter(models_dir: Path | None) -> str:
+    """The best interactive segmenter available here: an installed SAM-family model, else
+    the built-in graph cut."""
+    if models_dir is not None and models_dir.is_dir():
+        sams = [m.name for m in workspace_manifests(models_dir).values() if m.kind == "sam"]
+        if sams:
+            return sams[0]
+    return "graphcut"
 
 
 def workspace_manifests(models_dir: Path) -> dict[str, ModelManifest]:
@@ -75,11 +94,28 @@ def load_model(name: str, models_dir: Path | None, *, threads: int | None = None
     with _LOCK:
         model = _LOADED.get(key)
         if model is None:
-            if manifest.kind != "ocr":
-                raise ModelError(f"model {name!r} is a {manifest.kind!r} model; this version "
-                                 "runs OCR models")
-            from labelpilot.models.ocr import OcrModel
-
-            model = OcrModel(manifest, threads=threads)
+            model = _instantiate(manifest, threads)
             _LOADED[key] = model
     return model
+
+
+def _instantiate(manifest: ModelManifest, threads: int | None) -> Any:
+    kind = manifest.kind
+    if kind == "ocr":
+        from labelpilot.models.ocr import OcrModel
+
+        return OcrModel(manifest, threads=threads)
+    if kind == "graphcut":
+        from labelpilot.segment.classical import GraphCutSegmenter
+
+        return GraphCutSegmenter()
+    if kind == "sam":
+        from labelpilot.segment.sam import SamSegmenter
+
+        return SamSegmenter(manifest, threads=threads)
+    if kind == "semantic":
+        from labelpilot.segment.semantic import SemanticSegmenter
+
+        return SemanticSegmenter(manifest, threads=threads)
+    raise ModelError(f"model {manifest.name!r} is of kind {kind!r}, which this version cannot "
+                     "run", hint="known kinds: ocr, graphcut, sam, semantic")

@@ -43,7 +43,9 @@ def _status(e: LabelPilotError) -> int:
     if isinstance(e, ImageError) and ("not supported" in e.message or "not a readable" in e.message
                                       or "empty" in e.message):
         return 415
-    if isinstance(e, ValidationError | FormatError | ImageError):
+    from labelpilot.segment.base import PromptError
+
+    if isinstance(e, ValidationError | FormatError | ImageError | PromptError):
         return 422
     return 400
 
@@ -126,10 +128,10 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    from labelpilot.server.routes import annotations, auth, images, jobs, project, users
+    from labelpilot.server.routes import annotations, auth, images, jobs, project, segment, users
     from labelpilot.server.schemas import ERRORS
 
-    for module in (auth, users, project, images, annotations, jobs):
+    for module in (auth, users, project, images, segment, annotations, jobs):
         app.include_router(module.router, responses=ERRORS)
     return app
 

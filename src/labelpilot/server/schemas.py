@@ -61,6 +61,9 @@ class AnnotationBase(BaseModel):
 
 class AnnotationCreate(AnnotationBase):
     status: Status = "accepted"
+    source: Annotated[str, Field(pattern=r"^(human|model:[^@\s]+@\S+)$", description=(
+        "who drew it: `human`, or the model a smart tool used (`model:<name>@<version>`)"
+    ))] = "human"
 
 
 class AnnotationUpdate(BaseModel):
@@ -277,3 +280,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not a supported image"},
     422: {"model": ErrorDetail, "description": "Invalid fields or values"},
 }
+
+
+class ClickIn(BaseModel):
+    x: Coord
+    y: Coord
+    positive: bool = True
+
+
+class SegmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="an interactive segmenter (`labelpilot models "
+                                                "list`); default: the best one installed")
+    clicks: Annotated[list[ClickIn], Field(max_length=200)] = []
+    box: Annotated[list[Coord], Field(min_length=4, max_length=4)] | None = None
+    previous: MaskShape | None = Field(None, description="the mask being corrected")
+    output: Literal["polygon", "mask"] = "polygon"
+    tolerance: Annotated[float, Field(ge=0, le=50)] = 1.0
+
+
+class SegmentProposal(BaseModel):
+    quality: float
+    area: int
+    rle: str = Field(description="the mask as COCO compressed RLE (send it back as `previous` "
+                                 "with the next click)")
+    shapes: list[Shape] = Field(description="polygons (one per part, holes kept) or one mask")
+
+
+class SegmentResult(BaseModel):
+    model: str
+    source: str
+    proposals: list[SegmentProposal]
+    warnings: list[str]
+    embed_ms: float
+    decode_ms: float
+    cached: str

@@ -4,7 +4,7 @@ import io
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -86,14 +86,18 @@ async def upload_image(
 @router.post("/next", response_model=ImagePublic,
              responses={204: {"description": "nothing left to label"}})
 def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
-               response: Response) -> ImagePublic | Response:
-    """Claim the next image to label: not done, not claimed by someone else (a lease)."""
+               response: Response, request: Request) -> ImagePublic | Response:
+    """Claim the next image to label: not done, not claimed by someone else (a lease).
+    Its segmentation embedding starts computing in the background."""
     with ws.transaction() as conn:
         row = review.claim_next(conn, user=user,
                                 lease=timedelta(minutes=settings.claim_minutes))
-        if row is None:
-            return Response(status_code=204)
-        return ImagePublic.of(row)
+    if row is None:
+        return Response(status_code=204)
+    from labelpilot.server.routes.segment import prepare_quietly
+
+    prepare_quietly(request, ws, row)
+    return ImagePublic.of(row)
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
@@ -171,7 +175,7 @@ def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
     with ws.transaction() as conn:
         ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
                                text=body.text, attributes=body.attributes, group=body.group,
-                               status=body.status)
+                               status=body.status, source=body.source)
         created = review.create_annotation(conn, image_id=image_id, annotation=ann, user=user)
         return AnnotationPublic.of(created, image_id)
 

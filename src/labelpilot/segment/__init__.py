@@ -1,0 +1,1 @@
+"""Interactive segmentation: click/box -> mask with any segmenter, cached per image."""

@@ -1,0 +1,239 @@
+"""Interactive segmentation sessions: an embedding per image, computed once, cached in
+memory (bounded by bytes) and on disk (checked on read), precomputed in the background for
+the next images of the review queue; prompts are answered from the cached embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from labelpilot.annotations import Mask, Polygon
+from labelpilot.segment.base import InteractiveSegmenter, MaskProposal, Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentResult:
+    proposals: list[MaskProposal]
+    warnings: list[str] = field(default_factory=list)
+    embed_ms: float = 0.0  # 0 when the embedding came from a cache
+    decode_ms: float = 0.0
+    cached: str = "memory"  # memory | disk | computed
+
+
+def mask_warnings(mask: np.ndarray) -> list[str]:
+    n = int(mask.sum())
+    if n == 0:
+        return ["the mask is empty: add a positive click on the object"]
+    if n == mask.size:
+        return ["the mask covers the whole image: add a negative click on the background"]
+    return []
+
+
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float = 4.0
+                     ) -> list[Polygon]:
+    """One polygon per outer contour, its holes kept; Douglas-Peucker `tolerance` in pixels
+    (0 keeps every contour pixel)."""
+    m = np.ascontiguousarray(mask.astype(np.uint8))
+    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hierarchy is None:
+        return []
+    hier = hierarchy[0]
+
+    def simplify(c: np.ndarray) -> list[tuple[float, float]] | None:
+        if tolerance > 0:
+            c = cv2.approxPolyDP(c, tolerance, True)
+        if len(c) < 3 or abs(cv2.contourArea(c)) < min_area:
+            return None
+        # contour pixels' coordinates: filling the polygon (masks.from_polygons) gives the
+        # mask back
+        return [(float(x), float(y)) for x, y in c.reshape(-1, 2)]
+
+    out = []
+    for i, c in enumerate(contours):
+        if hier[i][3] != -1:  # a hole: collected by its parent
+            continue
+        outer = simplify(c)
+        if outer is None:
+            continue
+        holes = []
+        j = hier[i][2]
+        while j != -1:
+            h = simplify(contours[j])
+            if h is not None:
+                holes.append(tuple(h))
+            j = hier[j][0]
+        out.append(Polygon(tuple(outer), tuple(holes)))
+    return out
+
+
+def mask_to_rle(mask: np.ndarray) -> Mask:
+    return Mask.from_array(mask.astype(np.uint8))
+
+
+class EmbeddingCache:
+    """Embeddings by (model, image key): an LRU in memory bounded by bytes, and .npz files
+    on disk with a SHA-256 of their content (a corrupt or foreign file is recomputed)."""
+
+    def __init__(self, segmenter: InteractiveSegmenter, disk_dir: Path | None,
+                 max_bytes: int = 512 << 20) -> None:
+        self.seg = segmenter
+        self.disk_dir = disk_dir
+        self.max_bytes = max_bytes
+        self._mem: OrderedDict[str, Any] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Any]] = {}
+        self.stats = {"memory": 0, "disk": 0, "computed": 0, "disk_rejected": 0}
+
+    def _tag(self, key: str) -> str:
+        return hashlib.sha256(f"{self.seg.name}@{self.seg.version}:{key}".encode()).hexdigest()
+
+    def _disk_path(self, key: str) -> Path | None:
+        if self.disk_dir is None:
+            return None
+        return self.disk_dir / f"{self._tag(key)[:32]}.npz"
+
+    def _remember(self, key: str, emb: Any) -> None:
+        size = int(getattr(emb, "nbytes", 0))
+        with self._lock:
+            if key in self._mem:
+                return
+            self._mem[key] = emb
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._mem) > 1:
+                _, old = self._mem.popitem(last=False)
+                self._bytes -= int(getattr(old, "nbytes", 0))
+
+    def peek(self, key: str) -> Any | None:
+        with self._lock:
+            emb = self._mem.get(key)
+            if emb is not None:
+                self._mem.move_to_end(key)
+            return emb
+
+    def _read_disk(self, key: str) -> Any | None:
+        path = self._disk_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            raw = path.read_bytes()
+            digest, body = raw[:64].decode(), raw[64:]
+            if hashlib.sha256(body).hexdigest() != digest:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(body), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            if str(arrays.pop("__tag__")) != self._tag(key):
+                raise ValueError("written for another model or image")
+            return self.seg.load_embedding(arrays)
+        except Exception as e:  # any damage: recompute, never a wrong mask
+            log.warning("embedding cache file %s is unusable (%s); recomputing", path, e)
+            self.stats["disk_rejected"] += 1
+            path.unlink(missing_ok=True)
+            return None
+
+    def _write_disk(self, key: str, emb: Any) -> None:
+        path = self._disk_path(key)
+        if path is None:
+            return
+        buf = io.BytesIO()
+        arrays = {"__tag__": np.array(self._tag(key)), **self.seg.save_embedding(emb)}
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        body = buf.getvalue()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(hashlib.sha256(body).hexdigest().encode() + body)
+        tmp.replace(path)
+
+    def get(self, key: str, load_image: Callable[[], np.ndarray]) -> tuple[Any, str, float]:
+        """(embedding, where it came from, ms spent computing it)."""
+        emb = self.peek(key)
+        if emb is not None:
+            self.stats["memory"] += 1
+            return emb, "memory", 0.0
+        with self._lock:
+            fut = self._pending.get(key)
+        if fut is not None:  # being precomputed: wait for it
+            emb = fut.result()
+            self.stats["memory"] += 1
+            return emb, "memory", 0.0
+        return self._load_or_compute(key, load_image)
+
+    def _load_or_compute(self, key: str, load_image: Callable[[], np.ndarray]
+                         ) -> tuple[Any, str, float]:
+        emb = self._read_disk(key)
+        if emb is not None:
+            self._remember(key, emb)
+            self.stats["disk"] += 1
+            return emb, "disk", 0.0
+        t0 = time.perf_counter()
+        emb = self.seg.embed(load_image())
+        ms = (time.perf_counter() - t0) * 1000
+        self._remember(key, emb)
+        try:
+            self._write_disk(key, emb)
+        except OSError as e:
+            log.warning("could not write the embedding cache: %s", e)
+        self.stats["computed"] += 1
+        return emb, "computed", ms
+
+    def precompute(self, key: str, load_image: Callable[[], np.ndarray],
+                   pool: ThreadPoolExecutor) -> Future[Any] | None:
+        if self.peek(key) is not None:
+            return None
+        with self._lock:
+            if key in self._pending:
+                return self._pending[key]
+
+            def work() -> Any:
+                try:
+                    emb = self.peek(key)
+                    return emb if emb is not None else self._load_or_compute(key, load_image)[0]
+                finally:
+                    with self._lock:
+                        self._pending.pop(key, None)
+
+            fut = pool.submit(work)
+            self._pending[key] = fut
+            return fut
+
+
+class SegmentSession:
+    """A segmenter with its cache; thread-safe; one per (workspace, model) in a server."""
+
+    def __init__(self, segmenter: InteractiveSegmenter, cache_dir: Path | None = None,
+                 max_bytes: int = 512 << 20) -> None:
+        self.seg = segmenter
+        self.cache = EmbeddingCache(segmenter, cache_dir, max_bytes)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+
+    def segment(self, key: str, load_image: Callable[[], np.ndarray], prompt: Prompt,
+                size: tuple[int, int]) -> SegmentResult:
+        """`size` = (width, height) of the image, for validating the prompt first."""
+        prompt.validate(*size)
+        emb, where, embed_ms = self.cache.get(key, load_image)
+        t0 = time.perf_counter()
+        proposals = self.seg.predict(emb, prompt)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        warnings = mask_warnings(proposals[0].mask) if proposals else ["no mask"]
+        return SegmentResult(proposals, warnings, embed_ms, decode_ms, where)
+
+    def precompute(self, key: str, load_image: Callable[[], np.ndarray]) -> Future[Any] | None:
+        return self.cache.precompute(key, load_image, self._pool)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,81 @@
+"""The smart mask tool in a real Chromium: click, correct with a right-click, keep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labelpilot import masks
+from labelpilot.segment.clicks import iou
+from labelpilot.transfer import import_dataset
+from tests.segment.scenes import deepest
+from tests.server.conftest import PASSWORD, add_users
+from tests.server.test_segment_api import scenes_dataset
+from tests.web.conftest import Live, serve
+from tests.web.test_ui import open_image, settled, to_screen
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def seg_live(make_workspace, tmp_path: Path) -> Iterator[tuple[Live, list[Any]]]:  # type: ignore[no-untyped-def]
+    ws = make_workspace(task="segment", labels=["object"])
+    src, truths = scenes_dataset(tmp_path / "scenes", 1)
+    import_dataset(ws, src / "images", format="images")  # the images only: we label them
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        yield live, truths
+
+
+def sign_in(page: Any, live: Live) -> None:
+    page.goto(live.base + "/")
+    page.fill("#username", "annotator")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=1 images")
+
+
+def test_click_correct_and_keep_a_mask(browser: Any, seg_live: tuple[Live, list[Any]]) -> None:
+    live, truths = seg_live
+    ring, rect = truths[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live)
+    token = live.token("annotator", PASSWORD)
+    (img,) = live.api("GET", "/api/images", token)["data"]
+    open_image(page, live, img["id"])
+    page.keyboard.press("s")
+    assert page.evaluate("__canvas.tool") == "smart"
+    # drag a box around both objects: the mask takes both
+    ys, xs = np.nonzero(ring | rect)
+    page.mouse.move(*to_screen(page, float(xs.min()) - 2, float(ys.min()) - 2))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, float(xs.max()) + 2, float(ys.max()) + 2), steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#tool-latency:has-text('ms')")
+    assert page.evaluate("__canvas.smartBox") is not None
+    # right-click the rectangle: not the object
+    page.evaluate("document.getElementById('tool-latency').textContent = ''")
+    page.mouse.click(*to_screen(page, *deepest(rect)), button="right")
+    page.wait_for_selector("#tool-latency:has-text('ms')")
+    assert page.evaluate("__canvas.smartClicks.length") == 1
+    assert "graphcut" in page.text_content("#tool-latency")
+    page.keyboard.press("Enter")
+    settled(page)
+    anns = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+    assert len(anns) == 1
+    a = anns[0]
+    assert a["source"] == "model:graphcut@1" and a["status"] == "edited"
+    shape = a["shape"]
+    got = masks.from_polygons([shape["points"]], 240, 320, shape["holes"]).astype(bool)
+    assert iou(got, ring) > 0.85 and len(shape["holes"]) == 1
+    # undo takes the kept mask away again
+    page.keyboard.press("Control+z")
+    settled(page)
+    assert live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"] == []
+    page.close()
