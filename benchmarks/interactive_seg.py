@@ -93,7 +93,7 @@ class OpenCVGrabCut:
         h, w = img.shape[:2]
         if prompt.previous is None and not prompt.clicks:  # a box alone
             cv2.setRNGSeed(0)
-            x1, y1, x2, y2 = (int(round(v)) for v in prompt.box)
+            x1, y1, x2, y2 = (round(v) for v in prompt.box)
             mask = np.zeros((h, w), np.uint8)
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             cv2.grabCut(img, mask, (x1, y1, max(1, x2 - x1), max(1, y2 - y1)), bgd, fgd, 5,
@@ -104,7 +104,7 @@ class OpenCVGrabCut:
         else:
             mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if prompt.box is not None:
-            x1, y1, x2, y2 = (int(round(v)) for v in prompt.box)
+            x1, y1, x2, y2 = (round(v) for v in prompt.box)
             outside = np.ones((h, w), bool)
             outside[max(0, y1):y2, max(0, x1):x2] = False
             mask[outside] = cv2.GC_BGD
@@ -112,6 +112,8 @@ class OpenCVGrabCut:
             cv2.circle(mask, (int(c.x), int(c.y)), 5, cv2.GC_FGD if c.positive else cv2.GC_BGD, -1)
         if not ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
             return [MaskProposal(np.ones((h, w), bool), 1.0)]
+        if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():  # grabCut needs both
+            return [MaskProposal(np.zeros((h, w), bool), 1.0)]
         cv2.setRNGSeed(0)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.grabCut(img, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
@@ -128,7 +130,7 @@ def workspace(tmp: Path, name: str, folder: Path, ignore: int | None) -> Any:
     return ws
 
 
-def decoder_latency(n: int = 60) -> dict[str, float]:
+def decoder_latency(n: int = 60, quantize: bool = False) -> dict[str, float]:
     """Per-click decode time of the real-size SAM prompt encoder + mask decoder (random
     weights), on a real image, prompts growing as in the simulator."""
     from labelpilot.models.registry import load_model
@@ -136,7 +138,7 @@ def decoder_latency(n: int = 60) -> dict[str, float]:
     from labelpilot.segment.convert import convert_sam
 
     with tempfile.TemporaryDirectory() as d:
-        convert_sam(Path(d), "sam-arch", arch="sam_tiny", checkpoint=None)
+        convert_sam(Path(d), "sam-arch", arch="sam_tiny", checkpoint=None, quantize=quantize)
         seg = load_model("sam-arch", Path(d))
         img = cv2.imread(str(next((SHARED / "datasets" / "grabcut" / "data_GT").glob("*.jpg"))))
         emb = seg.embed(np.ascontiguousarray(img[..., ::-1]))
@@ -151,7 +153,8 @@ def decoder_latency(n: int = 60) -> dict[str, float]:
                                        bool(rng.random() < 0.7)))
             t0 = time.perf_counter()
             out = seg.predict(emb, prompt)
-            times.append((time.perf_counter() - t0) * 1000)
+            if i >= 5:  # the first calls allocate
+                times.append((time.perf_counter() - t0) * 1000)
             prompt.previous = out[0].mask
         return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
 
@@ -191,7 +194,7 @@ def main() -> None:
                 sets.append((f"every {args.baseline_every}th", sub[bench]))
             for which, (folder, ignore) in sets:
                 ws = workspace(tmp / which.replace(" ", ""), bench, folder, ignore)
-                models: list[tuple[str, Any]] = [("graphcut", GraphCutSegmenter())] + sams
+                models: list[tuple[str, Any]] = [("graphcut", GraphCutSegmenter()), *sams]
                 if not args.skip_baseline and (which != "all" or args.baseline_every == 1):
                     models.insert(0, ("opencv-grabcut", OpenCVGrabCut()))
                 for name, seg in models:
@@ -209,9 +212,10 @@ def main() -> None:
                               f"{r['click_latency_p95_ms']:.0f} ms ({r['instances']} inst., "
                               f"{r['seconds']:.0f} s)", flush=True)
                 ws.close()
-    lat = decoder_latency()
-    print(f"\nSAM-architecture decoder (real size, random weights): per click "
-          f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms")
+    lat = {"fp32": decoder_latency(), "int8": decoder_latency(quantize=True)}
+    for k, v in lat.items():
+        print(f"\nSAM-architecture decoder (real size, random weights, {k}): per click "
+              f"p50 {v['p50_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms")
     print("\n| set | subset | tool | first | NoC@85 | NoC@90 | mIoU@1 | mIoU@3 | mIoU@5 | "
           "p50 ms | p95 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -92,6 +92,13 @@ def test_checkpoint_round_trip_and_a_wrong_checkpoint(models_dir: Path, tmp_path
     with pytest.raises(LabelPilotError, match="not a sam_tiny checkpoint"):
         convert_sam(tmp_path / "models", "bad", arch="sam_tiny", checkpoint=bad)
     assert not (tmp_path / "models" / "bad").exists()
+    q = convert_sam(tmp_path / "models", "int8", arch="sam_tiny", checkpoint=ckpt, quantize=True)
+    assert q.files["decoder"].path == "decoder.int8.onnx"
+    assert q.metrics["int8_mask_agreement"] >= 0.98
+    assert not (tmp_path / "models" / "int8" / "decoder.onnx").exists()
+    seg = load_model("int8", tmp_path / "models")
+    img, (ring, _) = scene()
+    assert len(seg.predict(seg.embed(img), Prompt([Click(*deepest(ring))]))) == 3
     with pytest.raises(LabelPilotError, match="unknown SAM architecture"):
         convert_sam(tmp_path / "models", "x", arch="sam_vit_q", checkpoint=None)
 

@@ -136,6 +136,15 @@ def test_prepare_and_claim_precompute_the_embedding(seg_api) -> None:  # type: i
     assert sess.cache.stats["computed"] >= 2 or sess.cache._pending
 
 
+def test_models_route_lists_the_segmenters(seg_api) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, _ids, _ = seg_api
+    r = client.get("/api/models")
+    assert r.status_code == 200
+    by = {m["name"]: m for m in r.json()}
+    assert by["graphcut"]["interactive"] and by["graphcut"]["default"]
+    assert by["ocr"]["kind"] == "ocr" and not by["ocr"]["interactive"]
+
+
 def _sha(client: TestClient, image_id: int) -> str:
     from labelpilot import review
 

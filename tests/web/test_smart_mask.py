@@ -79,3 +79,58 @@ def test_click_correct_and_keep_a_mask(browser: Any, seg_live: tuple[Live, list[
     settled(page)
     assert live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"] == []
     page.close()
+
+
+@pytest.fixture
+def person_live(make_workspace, tmp_path: Path, shared: Path):  # type: ignore[no-untyped-def]
+    import cv2
+
+    from labelpilot.models.catalogue import install
+    from labelpilot.segment.convert import convert_sam
+    from tests.segment.test_semantic import person
+
+    ws = make_workspace(task="segment", labels=["person"])
+    img, gt = person(shared)
+    (tmp_path / "p").mkdir()
+    cv2.imwrite(str(tmp_path / "p" / "person.png"), img[..., ::-1])
+    import_dataset(ws, tmp_path / "p", format="images")
+    install(ws.models_dir, "deeplabv3-pascal",
+            str(shared / "models" / "deeplabv3_mnv2_pascal_257.onnx"))
+    convert_sam(ws.models_dir, "tiny-sam", arch="sam_tiny", checkpoint=None)
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        yield live, gt
+
+
+def test_each_model_kind_answers_in_the_editor(browser: Any, person_live) -> None:  # type: ignore[no-untyped-def]
+    live, gt = person_live
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live)
+    token = live.token("annotator", PASSWORD)
+    (img,) = live.api("GET", "/api/images", token)["data"]
+    open_image(page, live, img["id"])
+    page.wait_for_selector("#smart-model option[value=graphcut]", state="attached")
+    options = page.eval_on_selector_all("#smart-model option", "os => os.map(o => o.value)")
+    assert set(options) == {"graphcut", "tiny-sam", "deeplabv3-pascal"}
+    assert page.eval_on_selector("#smart-model", "s => s.value") == "tiny-sam"  # the default
+    page.keyboard.press("s")
+    x, y = deepest(gt)
+    h, w = gt.shape
+    for model in ("tiny-sam", "graphcut", "deeplabv3-pascal"):
+        page.select_option("#smart-model", model)
+        page.evaluate("document.getElementById('tool-latency').textContent = ''")
+        if model == "tiny-sam":
+            page.mouse.click(*to_screen(page, x, y))
+        page.wait_for_selector(f"#tool-latency:has-text('{model}')")
+        assert "ms" in page.text_content("#tool-latency")
+    page.keyboard.press("Enter")
+    settled(page)
+    anns = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+    assert anns and {a["source"] for a in anns} == {"model:deeplabv3-pascal@1"}
+    got = np.zeros((h, w), bool)
+    for a in anns:
+        got |= masks.from_polygons([a["shape"]["points"]], h, w, a["shape"]["holes"]).astype(bool)
+    assert iou(got, gt) > 0.4
+    page.close()

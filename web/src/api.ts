@@ -26,7 +26,13 @@ export interface Annotation {
 
 export interface SmartClick { x: number; y: number; positive: boolean }
 
+export interface ModelInfo {
+  name: string; version: string; task: string; kind: string; builtin: boolean;
+  description: string; interactive: boolean; default: boolean;
+}
+
 export interface SegmentPrompt {
+  model?: string;
   clicks: SmartClick[];
   box: number[] | null;
   previous: { type: "mask"; rle: string; size: number[] } | null;
@@ -156,6 +162,7 @@ export const api = {
   recognize: (imageId: number, points: XY[]) =>
     call<{ text: string; score: number; model: string }>(
       "POST", `/api/images/${imageId}/recognize`, { points }),
+  models: () => call<ModelInfo[]>("GET", "/api/models"),
   segment: (imageId: number, prompt: SegmentPrompt) =>
     call<SegmentResult>("POST", `/api/images/${imageId}/segment`, prompt),
   prepareSegment: (imageId: number) =>

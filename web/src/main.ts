@@ -241,7 +241,7 @@ const HELP: [string, string][] = [
   ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
   ["D", "mark the image done and open the next"], ["N / →", "next image"], ["←", "previous image"],
-  ["S", "smart mask: click the object (right-click: not the object), or drag a box; Enter keeps the mask, Backspace takes back a click"],
+  ["S", "smart mask: click the object (right-click: not the object), or drag a box; Tab shows the model's alternatives, Enter keeps the mask, Backspace takes back a click"],
   ["T", "re-recognize the selected text line"], ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
   ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"], ["?", "this help"],
 ];
@@ -265,7 +265,22 @@ async function labelView(imageId: number): Promise<void> {
   const side = el("aside", {},
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · ${image.review_state}`),
     el("label", {}, "Class ", labelSelect), el("label", {}, "Text ", textInput), list);
-  const toolbar = el("div", { class: "toolbar" }, ...Object.values(toolButtons), status, latency);
+  // the smart mask tool's model: every interactive segmenter of the workspace
+  const smartModel = el("select", { id: "smart-model", title: "smart mask model" });
+  api.models().then((ms) => {
+    for (const m of ms.filter((x) => x.interactive)) {
+      const o = el("option", { value: m.name }, `${m.name} (${m.kind})`);
+      if (m.default) o.selected = true;
+      smartModel.appendChild(o);
+    }
+  }).catch(() => undefined);
+  smartModel.onchange = () => {
+    smart = null;
+    smartSeq++;
+    if (canvas.smartClicks.length || canvas.smartBox) void askMask(canvas.smartClicks, canvas.smartBox);
+    canvas.canvas.focus();
+  };
+  const toolbar = el("div", { class: "toolbar" }, ...Object.values(toolButtons), smartModel, status, latency);
   app.replaceChildren(header(project), toolbar, el("div", { class: "editor" }, stage, side));
 
   let conflictOpen = false;
@@ -297,7 +312,7 @@ async function labelView(imageId: number): Promise<void> {
     const t0 = performance.now();
     try {
       const r = await api.segment(imageId, {
-        clicks, box, tolerance: 1,
+        model: smartModel.value || undefined, clicks, box, tolerance: 1,
         previous: best && clicks.length ? { type: "mask", rle: best.rle, size: [image.height, image.width] } : null,
       });
       if (seq !== smartSeq) return; // a newer prompt is on its way
@@ -488,6 +503,14 @@ async function labelView(imageId: number): Promise<void> {
         break;
       case "Tab": {
         e.preventDefault();
+        if (canvas.tool === "smart" && smart && smart.proposals.length > 1) {
+          // the model's alternatives (an ambiguous click): show the next one
+          smart.proposals.push(smart.proposals.shift()!);
+          const p = smart.proposals[0];
+          canvas.setSmartPreview(p.shapes);
+          latency.textContent = `${smart.model}: alternative, quality ${p.quality.toFixed(2)}`;
+          break;
+        }
         if (!doc.anns.length) break;
         const i = doc.anns.findIndex((a) => a.id === canvas.selected);
         canvas.selected = doc.anns[(i + (e.shiftKey ? -1 + doc.anns.length : 1)) % doc.anns.length].id;

@@ -49,7 +49,66 @@ class CatalogueEntry:
 
 _PINTO = "https://github.com/PINTO0309/PINTO_model_zoo/raw/main"
 
+# COCO's 80 detection classes in the order the detectors output them, spelled as COCO's
+# JSON spells them (darknet's coco.names says motorbike, aeroplane, sofa, tvmonitor...)
+COCO80_NAMES = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
+    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
+    'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
+    'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket', 'bottle',
+    'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
+    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
+    'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush',
+)
+
+_MEAN_STD = {"mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395]}  # BGR order
+
 CATALOGUE: dict[str, CatalogueEntry] = {e.name: e for e in [
+    CatalogueEntry(
+        "yolox-nano", "detect", "detect", "YOLOX-Nano, COCO 80 classes, 416x416 (Megvii release)",
+        (CatalogueFile("model", "yolox_nano_416.onnx",
+                       "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/"
+                       "0.1.1rc0/yolox_nano.onnx",
+                       "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"),),
+        COCO80_NAMES,
+        {"layout": "yolox", "input_size": [416, 416], "channels": "BGR", "resize": "letterbox",
+         "pad_value": 114.0, "strides": [8, 16, 32], "score_threshold": 0.3, "nms_iou": 0.65},
+        "Apache-2.0"),
+    CatalogueEntry(
+        "nanodet-m", "detect", "detect", "NanoDet-m, COCO 80 classes, 320x320 (RangiLyu release)",
+        (CatalogueFile("model", "nanodet_m_320.onnx",
+                       "https://github.com/RangiLyu/nanodet/releases/download/v0.0.1/"
+                       "nanodet_m.onnx",
+                       "c59b6c947ce475d27023327808aed655fa000981fe144c4fd2026828999e19f8"),),
+        COCO80_NAMES,
+        {"layout": "nanodet", "input_size": [320, 320], "channels": "BGR", "resize": "stretch",
+         **_MEAN_STD, "strides": [8, 16, 32], "reg_max": 7, "score_threshold": 0.3,
+         "nms_iou": 0.6},
+        "Apache-2.0"),
+    CatalogueEntry(
+        "picodet-xs", "detect", "detect",
+        "PP-PicoDet-XS, COCO 80 classes, 320x320, NMS in the graph (PaddleDetection)",
+        (CatalogueFile("model", "picodet_xs_320_lcnet_postprocessed.onnx",
+                       "https://paddledet.bj.bcebos.com/deploy/third_engine/"
+                       "picodet_xs_320_lcnet_postprocessed.onnx",
+                       "3b8e7687122d70b1615734827b19f28e24cde83cb59b4d27845a3566da4b8510"),),
+        COCO80_NAMES,
+        {"layout": "nms_boxes", "input_size": [320, 320], "channels": "RGB", "resize": "stretch",
+         "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+         "score_threshold": 0.3},
+        "Apache-2.0"),
+    CatalogueEntry(
+        "person-detector", "detect", "detect", "lightweight one-class person detector (YOLOX head)",
+        (CatalogueFile("model", "lightweight_person_detector.onnx",
+                       f"{_PINTO}/343_LightWeight-Person-Detector/lightweight_person_detector.onnx",
+                       "4bf5f704cd3bd900645a4303e0934ede13d9fb2135058b38005f4c2886c68576"),),
+        ("person",),
+        {"layout": "yolox", "input_size": [192, 192], "channels": "BGR", "resize": "letterbox",
+         "pad_value": 114.0, "strides": [8, 16, 32], "score_threshold": 0.3, "nms_iou": 0.6},
+        "Apache-2.0"),
     CatalogueEntry(
         "deeplabv3-pascal", "segment", "semantic",
         "DeepLabV3 MobileNetV2, Pascal VOC 21 classes, 257x257 (TFLite model, ONNX conversion)",

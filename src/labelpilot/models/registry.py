@@ -105,6 +105,10 @@ def _instantiate(manifest: ModelManifest, threads: int | None) -> Any:
         from labelpilot.models.ocr import OcrModel
 
         return OcrModel(manifest, threads=threads)
+    if kind == "detect":
+        from labelpilot.models.detect import DetectorModel
+
+        return DetectorModel(manifest, threads=threads)
     if kind == "graphcut":
         from labelpilot.segment.classical import GraphCutSegmenter
 
@@ -118,4 +122,4 @@ def _instantiate(manifest: ModelManifest, threads: int | None) -> Any:
 
         return SemanticSegmenter(manifest, threads=threads)
     raise ModelError(f"model {manifest.name!r} is of kind {kind!r}, which this version cannot "
-                     "run", hint="known kinds: ocr, graphcut, sam, semantic")
+                     "run", hint="known kinds: ocr, detect, graphcut, sam, semantic")

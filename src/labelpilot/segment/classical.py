@@ -77,8 +77,8 @@ class GraphEmbedding:
 @dataclass
 class GraphCutParams:
     work_size: int = 480
-    gamma: float = 50.0  # pairwise weight
-    seed_radius: float = 1 / 80  # of the working image's long side (6 px at 480)
+    gamma: float = 25.0  # pairwise weight
+    seed_radius: float = 1 / 160  # of the working image's long side (3 px at 480)
     iterations: int = 2
     box_iterations: int = 5  # for a box alone
     location: float = 1.0  # cost of object pixels per unit of geodesic distance (of the diagonal)

@@ -43,10 +43,12 @@ def make_sam(arch: str, checkpoint: Path | None, seed: int = 0) -> Any:
 
 
 def convert_sam(models_dir: Path, name: str, *, arch: str, checkpoint: Path | None,
-                seed: int = 0) -> ModelManifest:
+                seed: int = 0, quantize: bool = False) -> ModelManifest:
     """Export `checkpoint` (None: random weights, for tests and latency checks) of `arch`
     as `models_dir/name/{encoder,decoder}.onnx` + manifest; refused if ONNX Runtime's
-    output differs from PyTorch's by more than PARITY_TOLERANCE."""
+    output differs from PyTorch's by more than PARITY_TOLERANCE. `quantize`: the decoder's
+    weights to INT8 (dynamic quantization, as the official SAM export offers), kept only if
+    its masks agree with the FP32 decoder's on QUANT_AGREEMENT of the pixels."""
     torch = _torch()
     from labelpilot.train.sam_arch import DecoderGraph, EncoderGraph
 
@@ -82,13 +84,18 @@ def convert_sam(models_dir: Path, name: str, *, arch: str, checkpoint: Path | No
     if parity > PARITY_TOLERANCE:
         raise LabelPilotError(f"the exported ONNX pair differs from PyTorch by {parity:.2e} "
                               f"(tolerance {PARITY_TOLERANCE}); not registered")
+    decoder = "decoder.onnx"
+    metrics: dict[str, float] = {"onnx_parity": parity}
+    if quantize:
+        metrics["int8_mask_agreement"] = _quantize_decoder(tmp, dec_in, dec_names)
+        decoder = "decoder.int8.onnx"
     manifest = ModelManifest(
         name=name, version="1", task="segment", kind="sam",
         files={"encoder": ModelFile("encoder.onnx", sha256_file(tmp / "encoder.onnx")),
-               "decoder": ModelFile("decoder.onnx", sha256_file(tmp / "decoder.onnx"))},
+               "decoder": ModelFile(decoder, sha256_file(tmp / decoder))},
         labels=[], preprocessing={"input_size": s, "mean": [123.675, 116.28, 103.53],
                                   "std": [58.395, 57.12, 57.375]},
-        metrics={"onnx_parity": parity},
+        metrics=metrics,
         description=f"{arch} converted from {checkpoint.name if checkpoint else 'random weights'}")
     (tmp / "manifest.json").write_bytes(manifest.to_json())
     if out.exists():
@@ -97,6 +104,39 @@ def convert_sam(models_dir: Path, name: str, *, arch: str, checkpoint: Path | No
         shutil.rmtree(out)
     tmp.rename(out)
     return ModelManifest.load(out / "manifest.json")
+
+
+QUANT_AGREEMENT = 0.98
+
+
+def _quantize_decoder(folder: Path, dec_in: tuple[Any, ...], names: list[str]) -> float:
+    import logging
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the model is for CNNs
+    try:
+        quantize_dynamic(str(folder / "decoder.onnx"), str(folder / "decoder.int8.onnx"),
+                         weight_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    feed = {k: v.numpy() for k, v in zip(names, dec_in, strict=True)}
+    fp = ort.InferenceSession(str(folder / "decoder.onnx"), so,
+                              providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    q = ort.InferenceSession(str(folder / "decoder.int8.onnx"), so,
+                             providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    agreement = float(((fp > 0) == (q > 0)).mean())
+    if agreement < QUANT_AGREEMENT:
+        raise LabelPilotError(f"the INT8 decoder's masks agree with the FP32 ones on only "
+                              f"{agreement:.1%} of the pixels (needed {QUANT_AGREEMENT:.0%}); "
+                              "convert without --quantize")
+    (folder / "decoder.onnx").unlink()
+    return agreement
 
 
 def _parity(folder: Path, enc: Any, dec: Any, image: Any, dec_in: tuple[Any, ...],

@@ -128,10 +128,19 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    from labelpilot.server.routes import annotations, auth, images, jobs, project, segment, users
+    from labelpilot.server.routes import (
+        annotations,
+        auth,
+        images,
+        jobs,
+        models,
+        project,
+        segment,
+        users,
+    )
     from labelpilot.server.schemas import ERRORS
 
-    for module in (auth, users, project, images, segment, annotations, jobs):
+    for module in (auth, users, project, images, segment, annotations, jobs, models):
         app.include_router(module.router, responses=ERRORS)
     return app
 

@@ -282,6 +282,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class ModelPublic(BaseModel):
+    name: str
+    version: str
+    task: str
+    kind: str
+    builtin: bool
+    description: str
+    interactive: bool = Field(description="an interactive segmenter (click/box -> mask)")
+    default: bool = Field(description="the segmenter used when a request names none")
+
+
 class ClickIn(BaseModel):
     x: Coord
     y: Coord

@@ -1,0 +1,265 @@
+"""Object detectors as ONNX plug-ins: preprocessing and output decoding per published layout.
+
+Layouts (manifest `preprocessing.layout`):
+- `yolox`: [1, N, 5+nc] raw grid outputs (xy = (o + grid) * stride, wh = exp(o) * stride,
+  strides 8/16/32), score = objectness x class; letterbox top-left, pad 114, BGR 0-255;
+- `yolov5`: [1, N, 5+nc] decoded cxcywh in input pixels, objectness and class scores;
+- `yolov8`: [1, 4+nc, N] decoded cxcywh and class scores (Ultralytics v8/11 and later);
+- `nanodet`: per-stride class maps (sigmoid) and GFL box distributions (reg_max+1 bins per
+  side), outputs matched by shape, not by name;
+- `nms_boxes`: NMS inside the graph, [K, 6] = class, score, x1, y1, x2, y2 in original
+  pixels (PP-PicoDet exports with `scale_factor`);
+- `boxes`: plain outputs `boxes` [N,4] (x1,y1,x2,y2 input pixels), `scores` [N], `labels` [N].
+A model whose outputs fit none of these is refused at load with the shapes it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from labelpilot.annotations import Annotation, Box
+from labelpilot.models.manifest import ModelManifest
+from labelpilot.models.ocr import ModelSpec
+from labelpilot.models.runtime import ModelError, OrtSession
+
+LAYOUTS = ("yolox", "yolov5", "yolov8", "nanodet", "nms_boxes", "boxes")
+
+
+@dataclass
+class DetectSettings:
+    layout: str
+    input_size: tuple[int, int]  # (width, height)
+    channels: str = "BGR"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: str = "letterbox"  # letterbox (top-left, keep ratio) | stretch
+    pad_value: float = 114.0
+    strides: tuple[int, ...] = (8, 16, 32)
+    reg_max: int = 7
+    score_threshold: float = 0.25
+    nms_iou: float = 0.6
+    max_detections: int = 100
+    class_thresholds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, pre: dict[str, Any]) -> DetectSettings:
+        p = dict(pre)
+        if p.get("layout") not in LAYOUTS:
+            raise ModelError(f"unknown detector layout {p.get('layout')!r}",
+                             hint=f"one of: {', '.join(LAYOUTS)}")
+        p["input_size"] = tuple(int(v) for v in p["input_size"])
+        for k in ("mean", "std", "strides"):
+            if k in p:
+                p[k] = tuple(p[k])
+        return cls(**p)
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # [K, 4] x1, y1, x2, y2 in image pixels
+    scores: np.ndarray  # [K]
+    classes: np.ndarray  # [K] model class index
+
+
+def _as_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any image (grey, BGRA, 16-bit) as 3-channel 8-bit BGR."""
+    if image.dtype == np.uint16:
+        image = (image / 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
+    return image
+
+
+class DetectorModel:
+    """`predict(image_bgr) -> [Annotation]` (boxes labelled with the model's class names)."""
+
+    def __init__(self, manifest: ModelManifest, *, threads: int | None = None,
+                 device: str = "auto") -> None:
+        self.manifest = manifest
+        self.settings = DetectSettings.of(manifest.preprocessing)
+        if not manifest.labels:
+            raise ModelError(f"detector {manifest.name} has no class names in its manifest")
+        self.spec = ModelSpec(manifest.name, manifest.version, "detect",
+                              tuple(manifest.labels), manifest.description)
+        path, sha = manifest.file("model")
+        self.session = OrtSession(path, sha256=sha, threads=threads, device=device)
+        self._check_outputs()
+
+    # ---- checks -----------------------------------------------------------------------
+    def _shapes(self) -> list[list[Any]]:
+        return [list(o.shape) for o in self.session.session.get_outputs()]
+
+    def _check_outputs(self) -> None:
+        s = self.settings
+        shapes = self._shapes()
+        nc = len(self.manifest.labels)
+
+        def last(i: int) -> Any:
+            return shapes[i][-1] if shapes and shapes[i] else None
+
+        ok = {
+            "yolox": len(shapes) == 1 and last(0) == 5 + nc,
+            "yolov5": len(shapes) == 1 and last(0) == 5 + nc,
+            "yolov8": len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][1] == 4 + nc,
+            "nanodet": len(shapes) == 2 * len(s.strides),
+            "nms_boxes": len(shapes) in (1, 2) and last(0) == 6,
+            "boxes": {o.name for o in self.session.session.get_outputs()}
+                     >= {"boxes", "scores", "labels"},
+        }[s.layout]
+        if not ok:
+            raise ModelError(
+                f"{self.session.path.name}: outputs {shapes} do not fit the {s.layout!r} layout "
+                f"with {nc} classes", hint="check the manifest's layout and class list")
+
+    # ---- inference --------------------------------------------------------------------
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+        s = self.settings
+        w_in, h_in = s.input_size
+        h, w = image.shape[:2]
+        if s.resize == "letterbox":
+            r = min(w_in / w, h_in / h)
+            nw, nh = max(1, round(w * r)), max(1, round(h * r))
+            canvas = np.full((h_in, w_in, 3), s.pad_value, np.float32)
+            canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            x: np.ndarray = canvas
+            sx = sy = r
+        else:
+            x = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+            sx, sy = w_in / w, h_in / h
+        if s.channels == "RGB":
+            x = x[..., ::-1]
+        x = (x - np.array(s.mean, np.float32)) / np.array(s.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32), sx, sy
+
+    def detect(self, image: np.ndarray) -> Detections:
+        image = _as_bgr8(image)
+        h, w = image.shape[:2]
+        s = self.settings
+        x, sx, sy = self._prepare(image)
+        if s.layout == "nms_boxes":
+            feed = [x]
+            if len(self.session.input_names) > 1:
+                feed.append(np.array([[sy, sx]], np.float32))
+            out = self.session(*feed)[0].reshape(-1, 6)
+            boxes, scores, classes = out[:, 2:6].copy(), out[:, 1], out[:, 0].astype(int)
+            if len(self.session.input_names) == 1:
+                boxes /= np.array([sx, sy, sx, sy], np.float32)
+            keep = scores >= self._thresholds(classes)
+            return self._finish(boxes[keep], scores[keep], classes[keep], w, h, nms=False)
+        outs = self.session(x)
+        if s.layout == "yolox":
+            boxes, scores, classes = self._decode_yolox(outs[0][0])
+        elif s.layout == "yolov5":
+            p = outs[0][0]
+            cls = p[:, 5:] * p[:, 4:5]
+            boxes, scores, classes = _cxcywh(p[:, :4]), cls.max(1), cls.argmax(1)
+        elif s.layout == "yolov8":
+            p = outs[0][0].T
+            cls = p[:, 4:]
+            boxes, scores, classes = _cxcywh(p[:, :4]), cls.max(1), cls.argmax(1)
+        elif s.layout == "nanodet":
+            boxes, scores, classes = self._decode_nanodet(outs)
+        else:  # boxes
+            named = dict(zip(self.session.output_names, outs, strict=True))
+            boxes = named["boxes"].reshape(-1, 4)
+            scores = named["scores"].reshape(-1)
+            classes = named["labels"].reshape(-1).astype(int)
+        keep = scores >= self._thresholds(classes)
+        boxes = boxes[keep] / np.array([sx, sy, sx, sy], np.float32)
+        return self._finish(boxes, scores[keep], classes[keep], w, h, nms=True)
+
+    def _thresholds(self, classes: np.ndarray) -> np.ndarray:
+        s = self.settings
+        if not s.class_thresholds:
+            return np.full(classes.shape, s.score_threshold, np.float32)
+        names = self.manifest.labels
+        table = np.array([s.class_thresholds.get(n, s.score_threshold) for n in names], np.float32)
+        return table[np.clip(classes, 0, len(names) - 1)]
+
+    def _grid(self) -> tuple[np.ndarray, np.ndarray]:
+        w_in, h_in = self.settings.input_size
+        grids, strides = [], []
+        for st in self.settings.strides:
+            gy, gx = np.mgrid[0:h_in // st, 0:w_in // st]
+            grids.append(np.stack([gx.ravel(), gy.ravel()], 1))
+            strides.append(np.full(gx.size, st))
+        return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+    def _decode_yolox(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        grid, stride = self._grid()
+        if grid.shape[0] != p.shape[0]:
+            raise ModelError(f"{self.session.path.name}: {p.shape[0]} predictions, but the "
+                             f"strides {self.settings.strides} at {self.settings.input_size} "
+                             f"give {grid.shape[0]}")
+        xy = (p[:, :2] + grid) * stride[:, None]
+        wh = np.exp(np.clip(p[:, 2:4], -10, 10)) * stride[:, None]
+        cls = p[:, 5:] * p[:, 4:5]
+        return _cxcywh(np.concatenate([xy, wh], 1)), cls.max(1), cls.argmax(1)
+
+    def _decode_nanodet(self, outs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self.settings
+        nc = len(self.manifest.labels)
+        bins = s.reg_max + 1
+        cls_maps = sorted((o.reshape(-1, nc) for o in outs if o.shape[-1] == nc),
+                          key=lambda a: -a.shape[0])
+        reg_maps = sorted((o.reshape(-1, 4 * bins) for o in outs if o.shape[-1] == 4 * bins),
+                          key=lambda a: -a.shape[0])
+        if len(cls_maps) != len(s.strides) or len(reg_maps) != len(s.strides):
+            raise ModelError(f"{self.session.path.name}: outputs {[o.shape for o in outs]} are "
+                             f"not {len(s.strides)} class maps of {nc} and box maps of {4 * bins}")
+        w_in, h_in = s.input_size
+        all_b, all_s, all_c = [], [], []
+        for st, cm, rm in zip(s.strides, cls_maps, reg_maps, strict=True):
+            gh, gw = int(np.ceil(h_in / st)), int(np.ceil(w_in / st))
+            gy, gx = np.mgrid[0:gh, 0:gw]
+            cx, cy = (gx.ravel() + 0.5) * st, (gy.ravel() + 0.5) * st
+            d = rm.reshape(-1, 4, bins)
+            d = np.exp(d - d.max(-1, keepdims=True))
+            d = (d / d.sum(-1, keepdims=True)) @ np.arange(bins, dtype=np.float32) * st
+            all_b.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], 1))
+            all_s.append(cm.max(1))
+            all_c.append(cm.argmax(1))
+        return np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c)
+
+    def _finish(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int,
+                h: int, *, nms: bool) -> Detections:
+        boxes = boxes.astype(np.float32).reshape(-1, 4)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        boxes, scores, classes = boxes[ok], scores[ok].astype(np.float32), classes[ok]
+        if nms and len(boxes):
+            xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
+            kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(),
+                                           0.0, self.settings.nms_iou)
+            idx = np.array(kept, int).reshape(-1)
+            boxes, scores, classes = boxes[idx], scores[idx], classes[idx]
+        order = np.argsort(-scores)[: self.settings.max_detections]
+        return Detections(boxes[order], scores[order], classes[order].astype(int))
+
+    def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
+        d = self.detect(image)
+        out = []
+        for b, sc, c in zip(d.boxes, d.scores, d.classes, strict=True):
+            if sc < min_score:
+                continue
+            out.append(Annotation(label=self.manifest.labels[int(c)],
+                                  shape=Box(*(float(v) for v in b)),
+                                  score=float(min(1.0, max(0.0, sc))), source=self.spec.source,
+                                  status="predicted"))
+        return out
+
+
+def _cxcywh(b: np.ndarray) -> np.ndarray:
+    return np.concatenate([b[:, :2] - b[:, 2:4] / 2, b[:, :2] + b[:, 2:4] / 2], 1)
