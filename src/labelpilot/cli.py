@@ -399,6 +399,12 @@ def autolabel(
     images: Annotated[ImagesOpt, typer.Option(help="new: images no model or person has "
                                               "touched; all: every image not done.")] = ImagesOpt.new,
     min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="Detectors: model class = project label (repeat it), e.g. "
+                      "--map 'dining table=table'.")] = None,
+    unmapped: Annotated[str | None, typer.Option(
+        help="Detectors: classes neither mapped nor named like a project label: drop or add "
+             "(default: add when the project has no labels yet, else drop).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
@@ -415,6 +421,21 @@ def autolabel(
             else "autolabel"
         params: dict[str, Any] = {"model": model, "images": images.value}
         params["min_score" if kind == "autolabel" else "min_quality"] = min_score
+        if map_ or unmapped:
+            pairs = {}
+            for item in map_ or []:
+                src, sep, dst = item.partition("=")
+                if not sep or not src.strip() or not dst.strip():
+                    raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL")
+                pairs[src.strip()] = dst.strip()
+            from labelpilot.models.registry import load_model
+            from labelpilot.prelabel import LabelMap
+            from labelpilot.store import repo
+
+            with ws.engine.connect() as conn:  # check the map now, not in the job
+                LabelMap(load_model(model, ws.models_dir).spec.labels, repo.label_names(conn),
+                         pairs, unmapped)
+            params.update(map=pairs, unmapped=unmapped)
         with ws.transaction() as conn:
             job = jobs.submit(conn, kind=kind, user="cli", params=params)
         job = _run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
@@ -458,6 +479,15 @@ def eval_(
         ws.close()
     if as_json:
         _print_json(result)
+        return
+    if "map50" in result:
+        table = Table("class", "instances", "AP50", "AP50:95",
+                      title=f"{result['model']} on {result['images']} images: mAP50 "
+                            f"{result['map50']:.3f}, mAP50:95 {result['map50_95']:.3f}, accept "
+                            f"rate {result['accept_rate']:.3f}")
+        for name, c in sorted(result["per_class"].items()):
+            table.add_row(name, str(c["instances"]), f"{c['ap50']:.3f}", f"{c['ap50_95']:.3f}")
+        out.print(table)
         return
     table = Table("metric", "value", title=f"{result['model']} on {result['lines']} lines of "
                   f"{result['images']} images")

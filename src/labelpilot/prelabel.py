@@ -10,7 +10,7 @@ job leaves no half-written image, and a resumed one skips the finished images.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -89,6 +89,44 @@ def _targets(conn: Connection, which: str) -> list[Any]:
     return list(conn.execute(q))
 
 
+class LabelMap:
+    """Model class names -> project labels: `mapping` first, then same-named project
+    labels; the rest dropped, or added as new project labels (`unmapped="add"`)."""
+
+    def __init__(self, model_labels: Sequence[str], project_labels: Sequence[str],
+                 mapping: dict[str, str] | None = None, unmapped: str | None = None) -> None:
+        mapping = dict(mapping or {})
+        unknown_model = sorted(set(mapping) - set(model_labels))
+        if unknown_model:
+            raise LabelPilotError(
+                f"--map names {', '.join(repr(x) for x in unknown_model)}, which the model does "
+                f"not have", hint=f"the model's classes: {', '.join(model_labels)}")
+        unknown_project = sorted(set(mapping.values()) - set(project_labels))
+        if unknown_project:
+            raise LabelPilotError(
+                f"--map names the project label(s) {', '.join(repr(x) for x in unknown_project)}"
+                ", which do not exist", hint="valid labels: " + (", ".join(project_labels)
+                                                               or "(none yet)"))
+        if unmapped not in (None, "drop", "add"):
+            raise LabelPilotError(f"unmapped must be drop or add, not {unmapped!r}")
+        # a project with no labels yet takes the model's
+        self.unmapped = unmapped or ("add" if not project_labels else "drop")
+        self.table = {m: mapping.get(m, m) for m in model_labels
+                      if m in mapping or m in project_labels or self.unmapped == "add"}
+        self.dropped = 0
+
+    def apply(self, anns: list[Annotation]) -> list[Annotation]:
+        out = []
+        for a in anns:
+            target = self.table.get(a.label)
+            if target is None:
+                self.dropped += 1
+                continue
+            a.label = target
+            out.append(a)
+        return out
+
+
 @register_job("autolabel")
 def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.models.registry import load_model
@@ -98,13 +136,18 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     min_score = float(p.get("min_score", 0.0))
     with ctx.ws.engine.connect() as conn:
         rows = _targets(conn, p.get("images", "new"))
+        project_labels = repo.label_names(conn)
+    label_map = None
+    if model.spec.task == "detect":
+        label_map = LabelMap(model.spec.labels, project_labels, p.get("map"), p.get("unmapped"))
     ctx.set_total(len(rows))
     todo = [r for r in rows if not ctx.is_finished(str(r.id))]
     totals = {"added": 0, "replaced": 0, "covered": 0, "skipped_done": 0}
     failed: list[str] = []
 
     def infer(row: Any) -> list[Annotation]:
-        return model.predict(load_image(ctx.ws, row), min_score=min_score)  # type: ignore[no-any-return]
+        found: list[Annotation] = model.predict(load_image(ctx.ws, row), min_score=min_score)
+        return label_map.apply(found) if label_map is not None else found
 
     # Two images in flight, one inference thread each (one ONNX thread per image runs
     # more images per second than two threads on one image); writes happen here, in order.
@@ -122,8 +165,10 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
                 totals[k] += v
             if ctx.cancel_requested():
                 raise Cancelled()
-    return {"model": model.spec.source, "images": len(rows), **totals,
-            "failed_images": failed}
+    out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
+    if label_map is not None:
+        out["dropped_unmapped"] = label_map.dropped
+    return out
 
 
 def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
@@ -138,14 +183,47 @@ def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
         yield pending.popleft()
 
 
+def evaluate_detector(ws: Workspace, model: Any, split: str | None,
+                      progress: Any = None) -> dict[str, Any]:
+    """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
+    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored)."""
+    from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+
+    with ws.engine.connect() as conn:
+        t = repo.images_t
+        q = select(t).order_by(t.c.id)
+        if split is not None:
+            q = q.where(t.c.split == split)
+        rows = list(conn.execute(q))
+        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+    if not any(anns.get(r.id) for r in rows):
+        where = f"the {split} split" if split else "the workspace"
+        raise LabelPilotError(f"{where} has no accepted labels to evaluate against",
+                              hint="accept or import ground truth first (e.g. --split test)")
+    per_image = []
+    for n, row in enumerate(rows, 1):
+        gts = [GtBox(a.shape.bbox(), a.label, bool(a.attributes.get("iscrowd")))
+               for a in anns.get(row.id, []) if a.shape.type != "point"]
+        dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
+                for a in model.predict(load_image(ws, row))]
+        per_image.append((dets, gts))
+        if progress:
+            progress("eval", n, len(rows))
+    result = evaluate_detections(per_image, accept_threshold=model.settings.score_threshold)
+    return {"model": model.spec.source, "split": split, "images": len(rows), **result}
+
+
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
                    progress: Any = None) -> dict[str, Any]:
-    """Evaluate an OCR model against the workspace's accepted text lines (see ocr_eval)."""
+    """Evaluate a model against the workspace's accepted labels: OCR text lines (see
+    ocr_eval) or detection boxes (see detect_eval)."""
     from labelpilot.crops import rectify
     from labelpilot.models.registry import load_model
     from labelpilot.ocr_eval import GtLine, PredLine, evaluate
 
     model = load_model(model_name, ws.models_dir)
+    if getattr(model, "spec", None) is not None and model.spec.task == "detect":
+        return evaluate_detector(ws, model, split, progress)
     with ws.engine.connect() as conn:
         t = repo.images_t
         q = select(t).order_by(t.c.id)

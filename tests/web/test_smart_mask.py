@@ -134,3 +134,36 @@ def test_each_model_kind_answers_in_the_editor(browser: Any, person_live) -> Non
         got |= masks.from_polygons([a["shape"]["points"]], h, w, a["shape"]["holes"]).astype(bool)
     assert iou(got, gt) > 0.4
     page.close()
+
+
+def test_click_to_box_with_a_detector(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                      shared: Path) -> None:
+    from labelpilot.models.catalogue import install
+    from tests.detect.test_detect import coco
+
+    ws = make_workspace(task="detect", labels=["bowl", "broccoli"])
+    files, _, _ = coco(shared, 1)
+    (tmp_path / "i").mkdir()
+    (tmp_path / "i" / files[0].name).write_bytes(files[0].read_bytes())
+    import_dataset(ws, tmp_path / "i", format="images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        sign_in(page, live)
+        token = live.token("annotator", PASSWORD)
+        (img,) = live.api("GET", "/api/images", token)["data"]
+        open_image(page, live, img["id"])
+        page.keyboard.press("k")
+        page.mouse.click(*to_screen(page, 470, 100))  # the top-right bowl
+        page.wait_for_selector("#tool-latency:has-text('yolox-nano@1 (detector) bowl')")
+        page.keyboard.press("Enter")
+        settled(page)
+        (a,) = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+        assert a["label"] == "bowl" and a["shape"]["type"] == "box"
+        assert a["source"] == "model:yolox-nano@1" and a["status"] == "edited"
+        x1, y1, x2, y2 = a["shape"]["xyxy"]
+        assert x1 <= 470 <= x2 and y1 <= 100 <= y2
+        page.close()

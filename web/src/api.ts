@@ -31,6 +31,10 @@ export interface ModelInfo {
   description: string; interactive: boolean; default: boolean;
 }
 
+export interface ClickBoxResult {
+  box: number[]; label: string | null; score: number; source: string; method: "detector" | "mask";
+}
+
 export interface SegmentPrompt {
   model?: string;
   clicks: SmartClick[];
@@ -163,6 +167,8 @@ export const api = {
     call<{ text: string; score: number; model: string }>(
       "POST", `/api/images/${imageId}/recognize`, { points }),
   models: () => call<ModelInfo[]>("GET", "/api/models"),
+  clickBox: (imageId: number, clicks: SmartClick[]) =>
+    call<ClickBoxResult>("POST", `/api/images/${imageId}/click-box`, { clicks }),
   segment: (imageId: number, prompt: SegmentPrompt) =>
     call<SegmentResult>("POST", `/api/images/${imageId}/segment`, prompt),
   prepareSegment: (imageId: number) =>

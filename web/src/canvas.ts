@@ -4,7 +4,7 @@
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
 
-export type Tool = "select" | "box" | "polygon" | "quad" | "smart";
+export type Tool = "select" | "box" | "polygon" | "quad" | "smart" | "clickbox";
 
 export interface CanvasEvents {
   select(id: number | null): void;
@@ -154,7 +154,7 @@ export class LabelCanvas {
     window.addEventListener("mousemove", (e) => this.onMove(e));
     window.addEventListener("mouseup", (e) => this.onUp(e));
     this.canvas.addEventListener("contextmenu", (e) => {
-      if (this.tool === "smart") e.preventDefault();
+      if (this.smartTool) e.preventDefault();
     });
     this.canvas.addEventListener("dblclick", (e) => {
       if (this.tool === "polygon") return this.finishPolygon();
@@ -295,7 +295,7 @@ export class LabelCanvas {
     this.canvas.focus();
     const [sx, sy] = this.local(e);
     const p = this.clamp(this.toImage(sx, sy));
-    if (this.tool === "smart" && e.button === 2 && !e.shiftKey) {
+    if (this.smartTool && e.button === 2 && !e.shiftKey) {
       // right click: a negative click (this is not the object)
       this.smartClicks.push({ x: p[0], y: p[1], positive: false });
       this.events.prompt?.(this.smartClicks, this.smartBox);
@@ -306,7 +306,7 @@ export class LabelCanvas {
       this.drag = { mode: "pan", x: sx, y: sy, start: p };
       return;
     }
-    if (this.tool === "smart") {
+    if (this.smartTool) {
       this.drag = { mode: "smart", x: sx, y: sy, start: p };
       this.cursor = p;
       return;
@@ -370,7 +370,7 @@ export class LabelCanvas {
     if (!d) return;
     if (d.mode === "smart" && this.cursor) {
       const [x1, y1] = d.start, [x2, y2] = this.cursor;
-      if (Math.abs(x2 - x1) * this.scale >= 4 && Math.abs(y2 - y1) * this.scale >= 4) {
+      if (this.tool === "smart" && Math.abs(x2 - x1) * this.scale >= 4 && Math.abs(y2 - y1) * this.scale >= 4) {
         this.smartBox = [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)];
       } else {
         const [w, h] = this.imageSize;
@@ -400,6 +400,11 @@ export class LabelCanvas {
       this.pending = [];
       this.redraw();
     }
+  }
+
+  /** The click-driven tools: click/box -> mask, click -> box. */
+  get smartTool(): boolean {
+    return this.tool === "smart" || this.tool === "clickbox";
   }
 
   /** The model's answer to the smart prompt, drawn filled until accepted or cleared. */
@@ -496,7 +501,7 @@ export class LabelCanvas {
       const [x1, y1] = this.drag.start;
       ctx.strokeRect(x1, y1, this.cursor[0] - x1, this.cursor[1] - y1);
     }
-    if (this.tool === "smart") {
+    if (this.smartTool) {
       if (this.smartPreview) {
         ctx.fillStyle = "rgba(59,130,246,0.35)";
         ctx.fill(this.smartPreview, "evenodd");

@@ -1,7 +1,7 @@
 // LabelPilot's browser UI: sign-in, overview, image grid, labeling and review.
 // Every piece of user text goes into the page through textContent, never as HTML.
 
-import { Annotation, ApiError, Image, Me, Project, SegmentResult, Shape, SmartClick, XY, api, login, logout, token } from "./api";
+import { Annotation, ApiError, ClickBoxResult, Image, Me, Project, SegmentResult, Shape, SmartClick, XY, api, login, logout, token } from "./api";
 import { LabelCanvas, Tool, shapePoints } from "./canvas";
 import { Conflict, Doc } from "./doc";
 
@@ -242,6 +242,7 @@ const HELP: [string, string][] = [
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
   ["D", "mark the image done and open the next"], ["N / →", "next image"], ["←", "previous image"],
   ["S", "smart mask: click the object (right-click: not the object), or drag a box; Tab shows the model's alternatives, Enter keeps the mask, Backspace takes back a click"],
+  ["K", "click to box: click an object (the detector's box under it, else the mask's box); a second click corrects it; Enter keeps it"],
   ["T", "re-recognize the selected text line"], ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
   ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"], ["?", "this help"],
 ];
@@ -258,6 +259,7 @@ async function labelView(imageId: number): Promise<void> {
     polygon: el("button", { "data-tool": "polygon" }, "Polygon (P)"),
     quad: el("button", { "data-tool": "quad" }, "Quad (Q)"),
     smart: el("button", { "data-tool": "smart" }, "Smart mask (S)"),
+    clickbox: el("button", { "data-tool": "clickbox" }, "Click to box (K)"),
   };
   const list = el("ol", { class: "ann-list", id: "ann-list" });
   const textInput = el("input", { id: "transcription", placeholder: "transcription", disabled: "" });
@@ -306,8 +308,24 @@ async function labelView(imageId: number): Promise<void> {
   // --- the smart mask tool: every click or box asks the model again, with the mask so far
   let smart: SegmentResult | null = null;
   let smartSeq = 0;
+  let clickBoxAnswer: ClickBoxResult | null = null;
   async function askMask(clicks: SmartClick[], box: number[] | null): Promise<void> {
     const seq = ++smartSeq;
+    if (canvas.tool === "clickbox") {
+      const t0 = performance.now();
+      try {
+        const r = await api.clickBox(imageId, clicks);
+        if (seq !== smartSeq) return;
+        clickBoxAnswer = r;
+        canvas.setSmartPreview([{ type: "box", xyxy: r.box }]);
+        latency.textContent = `${r.source.replace(/^model:/, "")} (${r.method})` +
+          `${r.label ? ` ${r.label}` : ""} ${r.score.toFixed(2)}, ${Math.round(performance.now() - t0)} ms`;
+      } catch (e) {
+        if (seq !== smartSeq) return;
+        latency.textContent = e instanceof ApiError ? e.detail : String(e);
+      }
+      return;
+    }
     const best = smart?.proposals[0];
     const t0 = performance.now();
     try {
@@ -325,6 +343,18 @@ async function labelView(imageId: number): Promise<void> {
       if (seq !== smartSeq) return;
       latency.textContent = e instanceof ApiError ? e.detail : String(e);
     }
+  }
+
+  async function keepBox(): Promise<void> {
+    const r = clickBoxAnswer;
+    if (!r) return;
+    const label = r.label && project.labels.includes(r.label) ? r.label : labelSelect.value;
+    await doc.create({ label, shape: { type: "box", xyxy: r.box }, text: null, attributes: {},
+      group: null, status: "edited", source: r.source });
+    clickBoxAnswer = null;
+    smartSeq++;
+    canvas.clearSmart();
+    refresh();
   }
 
   async function keepMask(): Promise<void> {
@@ -487,13 +517,14 @@ async function labelView(imageId: number): Promise<void> {
       case "f": case "F": canvas.fit(); break;
       case "1": canvas.oneToOne(); break;
       case "Delete": case "Backspace":
-        if (canvas.tool === "smart") {
-          if (!canvas.undoSmart()) { smart = null; smartSeq++; }
+        if (canvas.smartTool) {
+          if (!canvas.undoSmart()) { smart = null; clickBoxAnswer = null; smartSeq++; }
           break;
         }
         if (sel) await doc.remove(sel.id);
         break;
       case "s": case "S": setTool("smart"); break;
+      case "k": case "K": setTool("clickbox"); break;
       case "e": case "E":
         if (sel) {
           e.preventDefault();
@@ -531,6 +562,7 @@ async function labelView(imageId: number): Promise<void> {
       case "Enter":
         if (canvas.tool === "polygon") canvas.finishPolygon();
         else if (canvas.tool === "smart") await keepMask();
+        else if (canvas.tool === "clickbox") await keepBox();
         else if (sel && reviewer) await doc.update(sel.id, { status: "accepted" });
         break;
       case "r": case "R":

@@ -311,6 +311,22 @@ class SegmentRequest(BaseModel):
     tolerance: Annotated[float, Field(ge=0, le=50)] = 1.0
 
 
+class ClickBoxRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clicks: Annotated[list[ClickIn], Field(min_length=1, max_length=50)]
+    detector: str | None = Field(None, description="default: the first detector installed")
+    segmenter: str | None = Field(None, description="used when no detection holds the clicks")
+
+
+class ClickBoxResult(BaseModel):
+    box: Annotated[list[float], Field(min_length=4, max_length=4)]
+    label: str | None = Field(description="the detector's class, when a detection answered")
+    score: float
+    source: str
+    method: Literal["detector", "mask"]
+
+
 class SegmentProposal(BaseModel):
     quality: float
     area: int

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,11 +13,23 @@ from fastapi import APIRouter, Request
 from labelpilot import review
 from labelpilot.annotations import Mask
 from labelpilot.errors import LabelPilotError
-from labelpilot.models.registry import SEGMENTER_KINDS, default_segmenter, get_manifest, load_model
+from labelpilot.models.registry import (
+    SEGMENTER_KINDS,
+    default_segmenter,
+    get_manifest,
+    load_model,
+    workspace_manifests,
+)
 from labelpilot.segment.base import Click, Prompt, PromptError
 from labelpilot.segment.session import SegmentSession, mask_to_polygons
 from labelpilot.server.deps import CurrentUser, WorkspaceDep
-from labelpilot.server.schemas import SegmentProposal, SegmentRequest, SegmentResult
+from labelpilot.server.schemas import (
+    ClickBoxRequest,
+    ClickBoxResult,
+    SegmentProposal,
+    SegmentRequest,
+    SegmentResult,
+)
 
 router = APIRouter(prefix="/api/images", tags=["segment"])
 
@@ -110,3 +124,82 @@ def prepare_quietly(request: Request, ws: Any, row: Any) -> None:
         sess.precompute(image_key(row), _loader(ws, row))
     except LabelPilotError:
         pass
+
+
+# ---- click -> box -----------------------------------------------------------------------
+_DETECTIONS: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+
+def _detections(ws: Any, model: Any, row: Any) -> Any:
+    """The detector's boxes for an image, kept for the last 64 images (clicks come in runs)."""
+    from labelpilot.prelabel import load_image
+
+    key = (model.spec.source, str(row.sha256))
+    with _LOCK:
+        hit = _DETECTIONS.get(key)
+        if hit is not None:
+            _DETECTIONS.move_to_end(key)
+            return hit
+    found = model.detect(load_image(ws, row))
+    with _LOCK:
+        _DETECTIONS[key] = found
+        while len(_DETECTIONS) > 64:
+            _DETECTIONS.popitem(last=False)
+    return found
+
+
+def pick_box(det: Any, labels: Sequence[str], clicks: list[Click]
+             ) -> tuple[tuple[float, ...], str, float] | None:
+    """The highest-scored detection that holds every positive click and no negative one."""
+    best = None
+    for box, score, cls in zip(det.boxes, det.scores, det.classes, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in box)
+
+        def inside(c: Click, x1: float = x1, y1: float = y1, x2: float = x2,
+                   y2: float = y2) -> bool:
+            return x1 <= c.x <= x2 and y1 <= c.y <= y2
+
+        if all(inside(c) == c.positive for c in clicks) and (best is None or score > best[2]):
+            best = ((x1, y1, x2, y2), labels[int(cls)], float(score))
+    return best
+
+
+@router.post("/{image_id}/click-box", response_model=ClickBoxResult,
+             responses={422: {"description": "a prompt that cannot be answered"}})
+def click_box(image_id: int, body: ClickBoxRequest, request: Request, user: CurrentUser,
+              ws: WorkspaceDep) -> ClickBoxResult:
+    """One click on an object -> its box: the detector's best proposal holding the clicks
+    (positive clicks inside, negative ones outside), else the bounding box of the
+    segmentation mask for the clicks. A second click corrects the first answer."""
+    with ws.engine.connect() as conn:
+        row = review.get_image(conn, image_id)
+    clicks = [Click(c.x, c.y, c.positive) for c in body.clicks]
+    prompt = Prompt(clicks)
+    prompt.validate(row.width, row.height)
+    if not any(c.positive for c in clicks):
+        raise PromptError("click-box needs a positive click on the object")
+    detector = body.detector
+    if detector is None:
+        found = [m for m in workspace_manifests(ws.models_dir).values() if m.kind == "detect"]
+        detector = found[0].name if found else None
+    if detector is not None:
+        manifest = get_manifest(detector, ws.models_dir)
+        if manifest.kind != "detect":
+            raise PromptError(f"model {detector!r} is a {manifest.kind} model, not a detector")
+        model = load_model(detector, ws.models_dir)
+        hit = pick_box(_detections(ws, model, row), model.spec.labels, clicks)
+        if hit is not None:
+            box, label, score = hit
+            return ClickBoxResult(box=list(box), label=label, score=score,
+                                  source=manifest.source, method="detector")
+    sess, seg_manifest = session_for(request, ws, body.segmenter)
+    res = sess.segment(image_key(row), _loader(ws, row), prompt, (row.width, row.height))
+    mask = res.proposals[0].mask if res.proposals else None
+    if mask is None or not mask.any():
+        raise PromptError("no object found under the click",
+                          hint="click nearer the object's middle, or draw the box")
+    ys, xs = np.nonzero(mask)
+    return ClickBoxResult(box=[float(xs.min()), float(ys.min()), float(xs.max() + 1),
+                               float(ys.max() + 1)], label=None,
+                          score=res.proposals[0].quality, source=seg_manifest.source,
+                          method="mask")

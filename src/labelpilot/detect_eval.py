@@ -1,0 +1,148 @@
+"""COCO-style detection metrics: AP per class at IoU 0.50:0.05:0.95 (101-point interpolated
+precision, up to 100 detections per image, crowd regions ignored), mAP@0.5, mAP@0.5:0.95,
+and the accept rate: the share of ground-truth boxes a reviewer could accept as proposed
+(a detection of the right class at IoU >= 0.7, above the model's score threshold).
+Checked against pycocotools in the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALLS = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass
+class GtBox:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    label: str
+    crowd: bool = False
+
+
+@dataclass
+class DetBox:
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+
+
+def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """[D, G] IoU; against a crowd box, intersection over the detection's area (COCO)."""
+    if not len(d) or not len(g):
+        return np.zeros((len(d), len(g)))
+    x1 = np.maximum(d[:, None, 0], g[None, :, 0])
+    y1 = np.maximum(d[:, None, 1], g[None, :, 1])
+    x2 = np.minimum(d[:, None, 2], g[None, :, 2])
+    y2 = np.minimum(d[:, None, 3], g[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    ad = ((d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1]))[:, None]
+    ag = ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[None, :]
+    union = np.where(crowd[None, :], ad, ad + ag - inter)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(matched, ignored) per detection (sorted by score) for one image and class."""
+    order = np.argsort([-x.score for x in dets], kind="stable")
+    dets = [dets[i] for i in order]
+    # non-crowd ground truth first, as COCO sorts it
+    g_order = sorted(range(len(gts)), key=lambda i: gts[i].crowd)
+    gts = [gts[i] for i in g_order]
+    d = np.array([x.box for x in dets], float).reshape(-1, 4)
+    g = np.array([x.box for x in gts], float).reshape(-1, 4)
+    crowd = np.array([x.crowd for x in gts], bool)
+    ious = _iou(d, g, crowd)
+    taken = np.zeros(len(gts), bool)
+    matched = np.zeros(len(dets), bool)
+    ignored = np.zeros(len(dets), bool)
+    for i in range(len(dets)):
+        best, best_j = min(t, 1 - 1e-10), -1
+        for j in range(len(gts)):
+            if taken[j] and not crowd[j]:
+                continue
+            if best_j > -1 and not crowd[best_j] and crowd[j]:
+                break
+            if ious[i, j] < best:
+                continue
+            best, best_j = ious[i, j], j
+        if best_j == -1:
+            continue
+        if crowd[best_j]:
+            ignored[i] = True
+        else:
+            matched[i] = True
+            taken[best_j] = True
+    return matched, ignored
+
+
+def average_precision(per_image: Sequence[tuple[list[DetBox], list[GtBox]]], label: str,
+                      t: float, max_dets: int = 100) -> float | None:
+    """AP of one class at IoU `t` over the images; None when the class has no ground truth."""
+    scores, tps, ign = [], [], []
+    n_gt = 0
+    for dets, gts in per_image:
+        # COCO keeps the best `max_dets` of each class in each image
+        d = sorted((x for x in dets if x.label == label), key=lambda x: -x.score)[:max_dets]
+        g = [x for x in gts if x.label == label]
+        n_gt += sum(1 for x in g if not x.crowd)
+        if not d:
+            continue
+        m, i = _match(d, g, t)
+        s = sorted(x.score for x in d)[::-1]
+        scores += s
+        tps += list(m)
+        ign += list(i)
+    if n_gt == 0:
+        return None
+    if not scores:
+        return 0.0
+    order = np.argsort(-np.array(scores), kind="mergesort")
+    tp = np.array(tps)[order]
+    keep = ~np.array(ign)[order]
+    tp = tp[keep]
+    fp = ~tp
+    ctp, cfp = np.cumsum(tp), np.cumsum(fp)
+    recall = ctp / n_gt
+    precision = ctp / np.maximum(ctp + cfp, np.finfo(float).eps)
+    # make precision monotone (from the right), then sample at the 101 recall points
+    for k in range(len(precision) - 1, 0, -1):
+        precision[k - 1] = max(precision[k - 1], precision[k])
+    idx = np.searchsorted(recall, RECALLS, side="left")
+    sampled = np.array([precision[i] if i < len(precision) else 0.0 for i in idx])
+    return float(sampled.mean())
+
+
+def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
+                        accept_threshold: float = 0.0, accept_iou: float = 0.7) -> dict[str, object]:
+    labels = sorted({g.label for _, gts in per_image for g in gts if not g.crowd})
+    per_class: dict[str, dict[str, float]] = {}
+    for lab in labels:
+        aps = [average_precision(per_image, lab, float(t)) for t in THRESHOLDS]
+        vals = [a for a in aps if a is not None]
+        if vals:
+            per_class[lab] = {"ap50": float(aps[0] or 0.0), "ap50_95": float(np.mean(vals)),
+                              "instances": sum(1 for _, gts in per_image for g in gts
+                                               if g.label == lab and not g.crowd)}
+    # accept rate: one detection per ground-truth box, greedily by score
+    hit = total = 0
+    for dets, gts in per_image:
+        real = [g for g in gts if not g.crowd]
+        total += len(real)
+        for lab in {g.label for g in real}:
+            d = [x for x in dets if x.label == lab and x.score >= accept_threshold]
+            g = [x for x in real if x.label == lab]
+            if d:
+                m, _ = _match(d, g, accept_iou)
+                hit += int(m.sum())
+    return {
+        "map50": float(np.mean([c["ap50"] for c in per_class.values()])) if per_class else 0.0,
+        "map50_95": float(np.mean([c["ap50_95"] for c in per_class.values()]))
+        if per_class else 0.0,
+        "accept_rate": hit / total if total else 0.0,
+        "ground_truth_boxes": total,
+        "per_class": per_class,
+    }

@@ -1,0 +1,180 @@
+"""Detector plug-ins on real COCO images, and the mAP evaluator against pycocotools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+from labelpilot.models.catalogue import install
+from labelpilot.models.manifest import ModelManifest
+from labelpilot.models.registry import load_model
+from labelpilot.models.runtime import ModelError
+
+DETECTORS = ("yolox-nano", "nanodet-m", "picodet-xs")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import SHARED
+
+    d = tmp_path_factory.mktemp("models")
+    for name in (*DETECTORS, "person-detector"):
+        install(d, name, str(SHARED / "models"))
+    return d
+
+
+def coco(shared: Path, n: int) -> tuple[list[Path], dict, dict[int, list[dict]]]:
+    root = shared / "datasets" / "coco128"
+    j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    files = sorted((root / "train2017").glob("*.jpg"))[:n]
+    anns: dict[int, list[dict]] = {}
+    for a in j["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    return files, j, anns
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detectors_find_the_objects_of_a_coco_image(models: Path, shared: Path, name: str) -> None:
+    files, _j, _anns = coco(shared, 1)
+    img = cv2.imread(str(files[0]))  # bowls of food: bowl and broccoli
+    m = load_model(name, models)
+    got = m.predict(img)
+    assert got and all(a.source == f"model:{name}@1" and a.status == "predicted" for a in got)
+    labels = {a.label for a in got}
+    assert {"bowl", "broccoli"} <= labels
+    # grey, BGRA and 16-bit versions of the image are read too
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    deep = img.astype(np.uint16) * 257
+    for variant in (grey, bgra, deep):
+        assert m.predict(variant), name
+
+
+def test_class_thresholds_and_a_wrong_layout(models: Path, tmp_path: Path, shared: Path) -> None:
+    files, _, _ = coco(shared, 1)
+    img = cv2.imread(str(files[0]))
+    path = models / "yolox-nano" / "manifest.json"
+    m = ModelManifest.load(path)
+    m.preprocessing["class_thresholds"] = {"bowl": 0.99}
+    m.name = "strict-yolox"
+    m.files["model"].path = str(models / "yolox-nano" / m.files["model"].path)
+    (tmp_path / "strict-yolox").mkdir()
+    (tmp_path / "strict-yolox" / "manifest.json").write_bytes(m.to_json())
+    labels = {a.label for a in load_model("strict-yolox", tmp_path).predict(img)}
+    assert "bowl" not in labels and "broccoli" in labels
+    m.preprocessing = {**m.preprocessing, "layout": "yolov8", "class_thresholds": {}}
+    m.name = "wrong"
+    (tmp_path / "wrong").mkdir()
+    (tmp_path / "wrong" / "manifest.json").write_bytes(m.to_json())
+    with pytest.raises(ModelError, match=r"outputs \[\[1, 3549, 85\]\] do not fit the 'yolov8'"):
+        load_model("wrong", tmp_path)
+
+
+def test_map_matches_pycocotools(models: Path, shared: Path) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    files, j, anns = coco(shared, 24)
+    ids = {im["file_name"]: im["id"] for im in j["images"]}
+    names = {c["id"]: c["name"] for c in j["categories"]}
+    cat_of = {v: k for k, v in names.items()}
+    m = load_model("yolox-nano", models)
+    per_image, results = [], []
+    for f in files:
+        iid = ids[f.name]
+        dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0)) for a in
+                m.predict(cv2.imread(str(f)))]
+        gts = [GtBox((a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                      a["bbox"][1] + a["bbox"][3]), names[a["category_id"]], bool(a["iscrowd"]))
+               for a in anns.get(iid, [])]
+        per_image.append((dets, gts))
+        for d in dets:
+            x1, y1, x2, y2 = d.box
+            results.append({"image_id": iid, "category_id": cat_of[d.label],
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": d.score})
+    ours = evaluate_detections(per_image)
+    gt = COCO()
+    keep = {ids[f.name] for f in files}
+    gt.dataset = {"images": [im for im in j["images"] if im["id"] in keep],
+                  "annotations": [a for a in j["annotations"] if a["image_id"] in keep],
+                  "categories": j["categories"]}
+    gt.createIndex()
+    ev = COCOeval(gt, gt.loadRes(results), "bbox")
+    ev.params.imgIds = sorted(keep)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ours["map50_95"] == pytest.approx(ev.stats[0], abs=1e-6)
+    assert ours["map50"] == pytest.approx(ev.stats[1], abs=1e-6)
+    assert 0 < ours["accept_rate"] < 1 and ours["per_class"]["person"]["instances"] > 0
+
+
+def test_cli_autolabel_and_eval_with_a_detector(tmp_path: Path, shared: Path,
+                                                db_url: str | None) -> None:
+    """coco128's first images with their COCO labels as the test split; a catalogue
+    detector pre-labels the other images and is evaluated against the ground truth."""
+    from tests.test_cli import run
+
+    files, j, _anns = coco(shared, 8)
+    keep = {im["id"] for im in j["images"] if im["file_name"] in {f.name for f in files}}
+    src = tmp_path / "coco"
+    (src / "images").mkdir(parents=True)
+    for f in files:
+        (src / "images" / f.name).write_bytes(f.read_bytes())
+    sub = {"images": [im for im in j["images"] if im["id"] in keep],
+           "annotations": [a for a in j["annotations"] if a["image_id"] in keep],
+           "categories": j["categories"]}
+    (src / "annotations.json").write_text(json.dumps(sub))
+    ws = tmp_path / "ws"
+    extra = ["--database-url", db_url] if db_url else []
+    assert run("init", ws, "--task", "detect", *extra)[0] == 0
+    code, _, err = run("import", ws, src / "annotations.json", "--format", "coco", "--split",
+                       "test", "--images-dir", src / "images")
+    assert code == 0, err
+    code, _, err = run("models", "add", ws, "yolox-nano", "--from", shared / "models")
+    assert code == 0, err
+    code, out, err = run("eval", ws, "--model", "yolox-nano", "--split", "test", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    for k in ("images", "map50", "map50_95", "accept_rate", "per_class"):
+        assert k in r
+    assert r["images"] == 8 and 0.2 < r["map50"] <= 1 and r["map50_95"] < r["map50"]
+    code, out, _ = run("eval", ws, "--model", "yolox-nano", "--split", "test")
+    assert code == 0 and "mAP50" in out
+    # pre-label: proposals of the model, next to (not over) the imported labels
+    extra_img = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[20]
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / extra_img.name).write_bytes(extra_img.read_bytes())
+    assert run("import", ws, tmp_path / "new", "--format", "images")[0] == 0
+    code, out, err = run("autolabel", ws, "--model", "yolox-nano", "--json")
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["kind"] == "autolabel" and job["result"]["added"] > 0
+
+
+def test_class_map_by_name_and_its_errors(tmp_path: Path, shared: Path) -> None:
+    from tests.test_cli import run
+
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect", "--labels", "dish,vegetable")[0] == 0
+    files, _, _ = coco(shared, 1)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / files[0].name).write_bytes(files[0].read_bytes())
+    assert run("import", ws, tmp_path / "img", "--format", "images")[0] == 0
+    assert run("models", "add", ws, "yolox-nano", "--from", shared / "models")[0] == 0
+    code, _, err = run("autolabel", ws, "--model", "yolox-nano", "--map", "bowl=plate")
+    assert code != 0 and "'plate', which do not exist" in err and "dish, vegetable" in err
+    code, _, err = run("autolabel", ws, "--model", "yolox-nano", "--map", "bowls=dish")
+    assert code != 0 and "'bowls', which the model does not have" in err
+    code, out, err = run("autolabel", ws, "--model", "yolox-nano", "--map", "bowl=dish",
+                         "--map", "broccoli=vegetable", "--json")
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["result"]["added"] > 0 and job["result"]["dropped_unmapped"] > 0
+    code, out, _ = run("stats", ws, "--json")
+    assert set(json.loads(out)["annotations_by_label"]) == {"dish", "vegetable"}
