@@ -179,6 +179,25 @@ def _fetch(src: str, dest: Path, timeout: float = 60) -> None:
     shutil.copyfile(path, dest)
 
 
+def _weights_out_of_inputs(path: Path) -> bool:
+    """Some exports (PP-PicoDet's) declare their weights as graph inputs too, which keeps
+    ONNX Runtime from folding constants; drop those inputs (1.5x faster). Needs `onnx`
+    (the [train] extra); without it the file stays as downloaded."""
+    try:
+        import onnx
+    except ImportError:
+        return False
+    model = onnx.load(str(path))
+    weights = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if len(inputs) == len(model.graph.input):
+        return False
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.save(model, str(path))
+    return True
+
+
 def install(models_dir: Path, name: str, source: str | None = None) -> ModelManifest:
     """Install catalogue model `name` into `models_dir/name` (atomic: nothing is left on
     failure). `source`: a local file or folder (files found by their catalogue names) or
@@ -207,7 +226,10 @@ def install(models_dir: Path, name: str, source: str | None = None) -> ModelMani
                                  f"{f.role} file is {f.sha256}",
                                  hint="it is another version or a damaged download; nothing "
                                       "was installed")
-            files[f.role] = ModelFile(f.filename, f.sha256, f.url)
+            sha = f.sha256
+            if f.filename.endswith(".onnx") and _weights_out_of_inputs(dest):
+                sha = sha256_file(dest)  # the optimised copy; the download was checked above
+            files[f.role] = ModelFile(f.filename, sha, f.url)
         manifest = ModelManifest(name=e.name, version="1", task=e.task, kind=e.kind,
                                  files=files, labels=list(e.labels),
                                  preprocessing=dict(e.preprocessing),
