@@ -12,6 +12,7 @@ from labelpilot.transfer import import_dataset
 from tests.detect.test_detect import coco
 from tests.segment.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
+from tests.server.conftest import api as api  # noqa: F401  (the fixture, with its roles)
 from tests.server.test_segment_api import scenes_dataset
 
 
@@ -77,3 +78,16 @@ def test_without_a_detector_the_mask_gives_the_box(make_workspace, tmp_path: Pat
         ys, xs = np.nonzero(rect)
         want = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
         assert max(abs(a - b) for a, b in zip(body["box"], want, strict=True)) <= 3
+
+
+def test_autolabel_route_takes_detectors_maps_and_segmenters(api, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    install(api.ws.models_dir, "yolox-nano", str(shared / "models"))
+    bad = api.post("reviewer", "/api/autolabel", json={"model": "yolox-nano",
+                                                      "map": {"bowl": "plate"}})
+    assert bad.status_code == 400 and "do not exist" in bad.json()["detail"]
+    assert "cat, dog" in bad.json()["hint"]
+    ok = api.post("reviewer", "/api/autolabel", json={"model": "yolox-nano", "map": {"cat": "dog"}})
+    assert ok.status_code == 202 and ok.json()["kind"] == "autolabel"
+    seg = api.post("reviewer", "/api/autolabel", json={"model": "graphcut"})
+    assert seg.status_code == 202 and seg.json()["kind"] == "segment-everything"
+    assert api.post("annotator", "/api/autolabel", json={"model": "graphcut"}).status_code == 403

@@ -175,5 +175,5 @@ export const api = {
     call<{ model: string; status: string }>("POST", `/api/images/${imageId}/segment/prepare`),
   jobs: () => call<Job[]>("GET", "/api/jobs"),
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
-  autolabel: () => call<Job>("POST", "/api/autolabel", { images: "new" }),
+  autolabel: (model = "ocr") => call<Job>("POST", "/api/autolabel", { model, images: "new" }),
 };

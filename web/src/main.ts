@@ -118,12 +118,23 @@ async function overviewView(): Promise<void> {
   const actions = el("div", { class: "actions" }, start);
   if (me && me.role !== "annotator") {
     const pre = el("button", { id: "prelabel" }, "Pre-label new images");
+    // the models for this project's task (segmenters propose masks for whole images)
+    const preModel = el("select", { id: "prelabel-model" });
+    api.models().then((ms) => {
+      const fits = ms.filter((m) => project.task === "segment" ? m.interactive
+        : m.task === project.task);
+      for (const m of fits) preModel.appendChild(el("option", { value: m.name }, m.name));
+    }).catch(() => undefined);
     pre.onclick = async () => {
-      await api.autolabel();
-      toast("pre-labeling started");
+      try {
+        await api.autolabel(preModel.value || "ocr");
+        toast("pre-labeling started");
+      } catch (e) {
+        toast(e instanceof ApiError ? e.detail : String(e));
+      }
       renderJobs(jobsBox);
     };
-    actions.append(pre);
+    actions.append(preModel, pre);
   }
   const jobsBox = el("div", { class: "jobs", id: "jobs" });
   app.replaceChildren(header(project), el("main", { class: "overview" },

@@ -232,6 +232,9 @@ class AutolabelCreate(BaseModel):
     model: str = "ocr"
     images: Literal["new", "all"] = "new"
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
+    map: dict[str, str] | None = Field(None, description="detectors: model class -> project label")
+    unmapped: Literal["drop", "add"] | None = Field(
+        None, description="detectors: classes neither mapped nor named like a project label")
 
 
 class TrainCreate(BaseModel):
