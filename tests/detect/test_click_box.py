@@ -12,7 +12,7 @@ from labelpilot.transfer import import_dataset
 from tests.detect.test_detect import coco
 from tests.segment.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
-from tests.server.conftest import api as api  # noqa: F401  (the fixture, with its roles)
+from tests.server.conftest import api as api  # the fixture, with its roles
 from tests.server.test_segment_api import scenes_dataset
 
 
