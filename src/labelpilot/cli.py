@@ -505,7 +505,8 @@ class InitOpt(StrEnum):
 @app.command()
 def train(
     directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
-    task: Annotated[str, typer.Option(help="What to train: ocr-rec.")] = "ocr-rec",
+    task: Annotated[str, typer.Option(help="What to train: ocr-rec (the text recognizer) or "
+                                      "detect (a detector: custom auto-label).")] = "ocr-rec",
     init: Annotated[InitOpt, typer.Option(help="Start from the pretrained weights or from "
                                           "scratch.")] = InitOpt.pretrained,
     epochs: Annotated[int | None, typer.Option(help="Passes over the train lines.")] = None,
@@ -515,13 +516,17 @@ def train(
                                                "with this id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Fine-tune the text recognizer on the accepted lines of the train split."""
+    """Fine-tune on the accepted labels of the train split: the text recognizer
+    (--task ocr-rec) or a detector (--task detect; evaluated on the test split)."""
 
     from labelpilot import jobs
     from labelpilot.train.job import ensure_no_other_training
 
+    if task == "detect":
+        _train_detector(directory, init.value, epochs, minutes, name, as_json)
+        return
     if task != "ocr-rec":
-        _fail(LabelPilotError(f"task {task!r} cannot be trained yet", hint="use ocr-rec"))
+        _fail(LabelPilotError(f"task {task!r} cannot be trained", hint="use ocr-rec or detect"))
     if epochs is None and minutes is None:
         epochs = 10
     with _user_errors():
@@ -557,6 +562,48 @@ def train(
         err.print(f"[red]training {job.status}:[/] {job.error or ''}", highlight=False)
     if job.status != "done":
         raise typer.Exit(1)
+
+
+def _train_detector(directory: Path, init: str, epochs: int | None, minutes: float | None,
+                    name: str | None, as_json: bool) -> None:
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer, result_dict
+
+    if epochs is None and minutes is None:
+        minutes = 5.0
+    with _user_errors():
+        ws = _open(directory)
+        from labelpilot.train import require_torch
+
+        require_torch()
+        cfg = DetectTrainConfig(init=init, minutes=minutes if epochs is None else None,
+                                epochs=epochs, name=name or f"detector-{init}")
+        with _progress(not as_json) as progress:
+            budget = int((minutes or 0) * 60)
+
+            def report(p: dict[str, float]) -> None:
+                if progress:
+                    progress("train", min(int(p["seconds"]), budget) if budget else int(p["step"]),
+                             budget or int(p["step"]))
+
+            trainer = DetectTrainer(ws, cfg, progress=report,
+                                    warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+            r = trainer.run()
+        ws.close()
+    if as_json:
+        d = result_dict(r)
+        d.pop("history")
+        _print_json(d)
+        return
+    out.print(f"Trained [bold]{r.name}[/] ({init}) on {r.train_images} images / {r.train_boxes} "
+              f"boxes of {', '.join(r.classes)}: {r.steps} steps in {r.seconds:.0f} s")
+    if r.test:
+        table = Table("class", "instances", "AP50", "AP50:95",
+                      title=f"test split: mAP50 {r.test['map50']:.3f}, accept rate "
+                            f"{r.test['accept_rate']:.3f}")
+        for c, v in sorted(r.test["per_class"].items()):
+            table.add_row(c, str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
+        out.print(table)
+    out.print(f"Pre-label the rest with: labelpilot autolabel {directory} --model {r.name}")
 
 
 models_app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)

@@ -92,6 +92,8 @@ class DetectorModel:
             raise ModelError(f"detector {manifest.name} has no class names in its manifest")
         self.spec = ModelSpec(manifest.name, manifest.version, "detect",
                               tuple(manifest.labels), manifest.description)
+        # channels with no name (a custom detector uses only some of its base's) are skipped
+        self._named = np.array([bool(n) for n in manifest.labels])
         path, sha = manifest.file("model")
         self.session = OrtSession(path, sha256=sha, threads=threads, device=device)
         self._check_outputs()
@@ -175,7 +177,8 @@ class DetectorModel:
             boxes = named["boxes"].reshape(-1, 4)
             scores = named["scores"].reshape(-1)
             classes = named["labels"].reshape(-1).astype(int)
-        keep = scores >= self._thresholds(classes)
+        keep = (scores >= self._thresholds(classes)) & self._named[np.clip(classes, 0,
+                                                                         len(self._named) - 1)]
         boxes = boxes[keep] / np.array([sx, sy, sx, sy], np.float32)
         return self._finish(boxes, scores[keep], classes[keep], w, h, nms=True)
 

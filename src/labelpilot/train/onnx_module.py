@@ -100,7 +100,24 @@ def _softmax(i: list[Any], a: dict[str, Any]) -> Any:
 def _reshape(i: list[Any], a: dict[str, Any]) -> Any:
     x, shape = i[0], _ints(i[1])
     target = [x.shape[k] if v == 0 else v for k, v in enumerate(shape)]
+    if target and target[0] == 1 and x.dim() and x.shape[0] > 1:
+        target[0] = x.shape[0]  # graphs exported for batch 1, trained on batches
     return x.reshape(target)
+
+
+def _resize(i: list[Any], a: dict[str, Any]) -> Any:
+    x = i[0]
+    mode = a.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    if len(i) > 3 and i[3] is not None and i[3].numel():
+        size = _ints(i[3])[2:]
+        kw: dict[str, Any] = {"size": size}
+    else:
+        scales = [float(v) for v in i[2].tolist()][2:]
+        kw = {"scale_factor": scales}
+    if mode == "nearest":
+        return F.interpolate(x, mode="nearest", **kw)
+    return F.interpolate(x, mode="bilinear", align_corners=False, **kw)
 
 
 def _slice(i: list[Any], a: dict[str, Any]) -> Any:
@@ -152,6 +169,7 @@ OPS: dict[str, Op] = {
     "Transpose": lambda i, a: i[0].permute(*a["perm"]),
     "MatMul": lambda i, a: torch.matmul(i[0], i[1]),
     "Softmax": _softmax,
+    "Resize": _resize,
 }
 
 

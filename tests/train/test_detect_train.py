@@ -1,0 +1,72 @@
+"""Custom auto-label: fine-tune the catalogue's YOLOX-Nano on a few accepted boxes, export,
+register, evaluate on the test split, pre-label with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labelpilot.errors import LabelPilotError
+from labelpilot.models.catalogue import install
+from labelpilot.models.registry import load_model
+from labelpilot.transfer import import_dataset
+
+pytest.importorskip("torch")
+
+
+def coco_subset(shared: Path, folder: Path, classes: list[str], train: int, test: int) -> dict:
+    root = shared / "datasets" / "coco128"
+    j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    names = {c["id"]: c["name"] for c in j["categories"]}
+    has = {a["image_id"] for a in j["annotations"] if names[a["category_id"]] in classes}
+    ims = [im for im in sorted(j["images"], key=lambda i: i["file_name"]) if im["id"] in has]
+    out = {}
+    for split, sel in (("train", ims[:train]), ("test", ims[train:train + test])):
+        d = folder / split
+        (d / "images").mkdir(parents=True)
+        ids = {im["id"] for im in sel}
+        for im in sel:
+            shutil.copy(root / "train2017" / im["file_name"], d / "images" / im["file_name"])
+        (d / "a.json").write_text(json.dumps({
+            "images": sel, "categories": [c for c in j["categories"] if c["name"] in classes],
+            "annotations": [a for a in j["annotations"] if a["image_id"] in ids
+                            and names[a["category_id"]] in classes]}))
+        out[split] = d
+    return out
+
+
+def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Path,
+                                                    shared: Path) -> None:  # type: ignore[no-untyped-def]
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+
+    ws = make_workspace(task="detect", labels=["bowl", "car", "giraffe"])
+    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 4, 3)
+    cfg = DetectTrainConfig(epochs=1, batch=2, name="custom", minutes=None)
+    with pytest.raises(LabelPilotError, match="train split has no accepted boxes"):
+        DetectTrainer(ws, cfg).run()
+    for split, d in parts.items():
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    with pytest.raises(LabelPilotError, match="'yolox-nano', which is not installed"):
+        DetectTrainer(ws, cfg).run()
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    warnings: list[str] = []
+    losses: list[float] = []
+    r = DetectTrainer(ws, cfg, progress=lambda p: losses.append(p["loss"]),
+                      warn=warnings.append).run()
+    assert r.classes == ["bowl", "car"] and r.skipped_classes == ["giraffe"]
+    assert any("'giraffe' has no accepted boxes" in w for w in warnings)
+    assert r.steps == 2 and len(losses) == 2 and all(v > 0 for v in losses)
+    assert r.onnx_parity < 1e-3
+    assert r.test is not None and set(r.test["per_class"]) <= {"bowl", "car"}
+    for key in ("map50", "map50_95", "accept_rate"):
+        assert 0 <= r.test[key] <= 1
+    model = load_model("custom", ws.models_dir)
+    # the custom model only ever says the project's classes
+    assert {lab for lab in model.spec.labels if lab} == {"bowl", "car"}
+    import cv2
+
+    found = model.predict(cv2.imread(str(next((parts["test"] / "images").iterdir()))))
+    assert all(a.label in ("bowl", "car") for a in found)
