@@ -132,17 +132,18 @@ class DetectorModel:
         if s.resize == "letterbox":
             r = min(w_in / w, h_in / h)
             nw, nh = max(1, round(w * r)), max(1, round(h * r))
-            canvas = np.full((h_in, w_in, 3), s.pad_value, np.float32)
+            canvas = np.full((h_in, w_in, 3), int(round(s.pad_value)), np.uint8)
             canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            x: np.ndarray = canvas
             sx = sy = r
         else:
-            x = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+            canvas = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC)
             sx, sy = w_in / w, h_in / h
-        if s.channels == "RGB":
-            x = x[..., ::-1]
-        x = (x - np.array(s.mean, np.float32)) / np.array(s.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32), sx, sy
+        # one pass: uint8 HWC (BGR) -> float32 NCHW, channels swapped if the model wants RGB
+        blob = cv2.dnn.blobFromImage(canvas, 1.0, swapRB=s.channels == "RGB")
+        if any(s.mean) or any(v != 1 for v in s.std):
+            blob -= np.array(s.mean, np.float32)[None, :, None, None]
+            blob /= np.array(s.std, np.float32)[None, :, None, None]
+        return blob, sx, sy
 
     def detect(self, image: np.ndarray) -> Detections:
         image = _as_bgr8(image)
