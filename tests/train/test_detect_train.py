@@ -70,3 +70,41 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
 
     found = model.predict(cv2.imread(str(next((parts["test"] / "images").iterdir()))))
     assert all(a.label in ("bowl", "car") for a in found)
+
+
+def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from tests.server.conftest import PASSWORD, add_users
+
+    ws = make_workspace(task="detect", labels=["bowl", "car"])
+    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 3, 2)
+    for split, d in parts.items():
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    add_users(ws)
+    with TestClient(create_app(ws)) as client:
+        tok = client.post("/api/auth/token", data={"username": "admin",
+                                                   "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        r = client.post("/api/train", headers=h, json={"task": "detect", "epochs": 1,
+                                                       "name": "api-detector"})
+        assert r.status_code == 202, r.text
+        assert r.json()["kind"] == "train-detect"
+        second = client.post("/api/train", headers=h, json={"task": "detect", "epochs": 1})
+        assert second.status_code == 400 and "already queued or running" in second.json()["detail"]
+        import time
+
+        for _ in range(600):
+            job = client.get(f"/api/jobs/{r.json()['id']}", headers=h).json()
+            if job["status"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.2)
+        assert job["status"] == "done", job
+        assert job["result"]["model"] == "api-detector" and job["result"]["onnx_parity"] < 1e-3
+        models = {m["name"]: m for m in client.get("/api/models", headers=h).json()}
+        assert models["api-detector"]["task"] == "detect"
+        pre = client.post("/api/autolabel", headers=h, json={"model": "api-detector",
+                                                             "images": "all"})
+        assert pre.status_code == 202 and pre.json()["kind"] == "autolabel"

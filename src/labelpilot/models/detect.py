@@ -132,17 +132,18 @@ class DetectorModel:
         if s.resize == "letterbox":
             r = min(w_in / w, h_in / h)
             nw, nh = max(1, round(w * r)), max(1, round(h * r))
-            canvas = np.full((h_in, w_in, 3), int(round(s.pad_value)), np.uint8)
+            canvas: np.ndarray = np.full((h_in, w_in, 3), round(s.pad_value), np.uint8)
             canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
             sx = sy = r
         else:
             canvas = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC)
             sx, sy = w_in / w, h_in / h
         # one pass: uint8 HWC (BGR) -> float32 NCHW, channels swapped if the model wants RGB
-        blob = cv2.dnn.blobFromImage(canvas, 1.0, swapRB=s.channels == "RGB")
+        blob = np.asarray(cv2.dnn.blobFromImage(canvas, 1.0, swapRB=s.channels == "RGB"),
+                          np.float32)
         if any(s.mean) or any(v != 1 for v in s.std):
-            blob -= np.array(s.mean, np.float32)[None, :, None, None]
-            blob /= np.array(s.std, np.float32)[None, :, None, None]
+            blob = (blob - np.array(s.mean, np.float32)[None, :, None, None]) \
+                / np.array(s.std, np.float32)[None, :, None, None]
         return blob, sx, sy
 
     def detect(self, image: np.ndarray) -> Detections:

@@ -238,7 +238,7 @@ class AutolabelCreate(BaseModel):
 
 
 class TrainCreate(BaseModel):
-    task: Literal["ocr-rec"] = "ocr-rec"
+    task: Literal["ocr-rec", "detect"] = "ocr-rec"
     init: Literal["pretrained", "scratch"] = "pretrained"
     epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
     minutes: Annotated[float, Field(gt=0, le=24 * 60)] | None = None

@@ -12,7 +12,7 @@ from labelpilot.jobs import Cancelled, JobContext, jobs_t, register_job
 
 
 def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
-    q = select(jobs_t.c.id).where(jobs_t.c.kind == "train-ocr-rec",
+    q = select(jobs_t.c.id).where(jobs_t.c.kind.in_(["train-ocr-rec", "train-detect"]),
                                   jobs_t.c.status.in_(["queued", "running"]))
     if job_id is not None:
         q = q.where(jobs_t.c.id != job_id)
@@ -44,4 +44,32 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
         raise Cancelled()
     out = asdict(result)
     out["history"] = out["history"][-200:]
+    return out
+
+
+@register_job("train-detect")
+def run_detect_training(ctx: JobContext) -> dict[str, Any]:
+    """Custom auto-label as a job (restarts from the base model if interrupted)."""
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+
+    p = dict(ctx.params)
+    cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
+                            epochs=p.get("epochs"), name=p.get("name") or "custom-detector")
+    budget = int((cfg.minutes or 0) * 60)
+
+    def progress(point: dict[str, float]) -> None:
+        if budget:
+            ctx.report(min(int(point["seconds"]), budget), budget)
+        else:
+            ctx.report(int(point["step"]), int(point["step"]))
+
+    warnings: list[str] = []
+    result = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
+                           warn=warnings.append).run()
+    if ctx.cancel_requested():
+        raise Cancelled()
+    out = asdict(result)
+    out["history"] = out["history"][-200:]
+    out["warnings"] = warnings
+    out["model"] = result.name
     return out

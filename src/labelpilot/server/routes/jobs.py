@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
@@ -100,11 +101,19 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> 
 
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep) -> JobPublic:
-    """Fine-tune the recognizer on the reviewed lines, as a job (one at a time)."""
+    """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
+    text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
     from labelpilot.train.job import ensure_no_other_training
 
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
+        if body.task == "detect":
+            params: dict[str, Any] = {
+                "init": body.init, "epochs": body.epochs,
+                "minutes": body.minutes or (None if body.epochs else 5.0),
+                "name": body.name or f"detector-{body.init}"}
+            return _public(jobs.submit(conn, kind="train-detect", params=params,
+                                       user=user.username))
         params = {"init": body.init, "epochs": body.epochs or (None if body.minutes else 10),
                   "minutes": body.minutes, "name": body.name}
         return _public(jobs.submit(conn, kind="train-ocr-rec", params=params,
