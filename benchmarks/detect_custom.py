@@ -74,13 +74,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lp-custom-") as t:
         ws = build(Path(t), classes, args.train, args.test)
         base = lp("eval", str(ws), "--model", "yolox-nano", "--split", "test")
-        rows.append({"model": "yolox-nano as shipped (no training)", **base})
+        rows.append({**base, "model": "yolox-nano as shipped (no training)"})
         print(json.dumps(rows[-1]), flush=True)
         for minutes in (float(m) for m in args.minutes.split(",")):
             for init in ("pretrained", "scratch"):
                 r = lp("train", str(ws), "--task", "detect", "--init", init, "--minutes",
                        str(minutes), "--name", f"{init}-{minutes:g}min")
-                rows.append({"model": f"{init}, {minutes:g} min ({r['steps']} steps)", **r["test"]})
+                rows.append({**r["test"], "model": f"{init}, {minutes:g} min ({r['steps']} steps)"})
                 print(json.dumps(rows[-1]), flush=True)
     print(f"\nclasses: {', '.join(classes)}; {args.train} training images, {args.test} test images")
     print("\n| model | mAP50 | mAP50:95 | accept rate | " + " | ".join(f"AP50 {c}" for c in classes)
