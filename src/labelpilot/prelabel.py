@@ -183,19 +183,26 @@ def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
         yield pending.popleft()
 
 
-def evaluate_detector(ws: Workspace, model: Any, split: str | None,
-                      progress: Any = None) -> dict[str, Any]:
-    """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
-    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored)."""
-    from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
-
+def confirmed_labels(ws: Workspace, split: str | None) -> tuple[list[Any], dict[int, list[Annotation]]]:
+    """The images of a split (all when None) and their accepted/edited annotations: the
+    ground truth every evaluation reads."""
     with ws.engine.connect() as conn:
         t = repo.images_t
         q = select(t).order_by(t.c.id)
         if split is not None:
             q = q.where(t.c.split == split)
         rows = list(conn.execute(q))
-        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+        return rows, repo.annotations_for_images(conn, [r.id for r in rows],
+                                                 ("accepted", "edited"))
+
+
+def evaluate_detector(ws: Workspace, model: Any, split: str | None,
+                      progress: Any = None) -> dict[str, Any]:
+    """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
+    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored)."""
+    from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+
+    rows, anns = confirmed_labels(ws, split)
     if not any(anns.get(r.id) for r in rows):
         where = f"the {split} split" if split else "the workspace"
         raise LabelPilotError(f"{where} has no accepted labels to evaluate against",
@@ -224,13 +231,7 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
     model = load_model(model_name, ws.models_dir)
     if getattr(model, "spec", None) is not None and model.spec.task == "detect":
         return evaluate_detector(ws, model, split, progress)
-    with ws.engine.connect() as conn:
-        t = repo.images_t
-        q = select(t).order_by(t.c.id)
-        if split is not None:
-            q = q.where(t.c.split == split)
-        rows = list(conn.execute(q))
-        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+    rows, anns = confirmed_labels(ws, split)
     gts, preds, recs = [], [], []
     items = [(r, [a for a in anns.get(r.id, []) if a.text is not None]) for r in rows]
     items = [(r, lines) for r, lines in items if lines]

@@ -17,12 +17,9 @@ PARITY_TOLERANCE = 1e-3
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise LabelPilotError("converting a checkpoint needs PyTorch",
-                              hint="pip install 'labelpilot[train]'") from None
-    return torch
+    from labelpilot.train import require_torch
+
+    return require_torch()
 
 
 def make_sam(arch: str, checkpoint: Path | None, seed: int = 0) -> Any:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.segment.clicks import InstanceTrace, miou_curve, simulate, summarize
-from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
 REGION_TYPES = ("mask", "polygon")
@@ -18,13 +16,9 @@ REGION_TYPES = ("mask", "polygon")
 
 def load_instances(ws: Workspace, split: str | None) -> list[tuple[Any, list[Any], Any]]:
     """(image row, object annotations, ignore annotations) for images that have objects."""
-    with ws.engine.connect() as conn:
-        t = repo.images_t
-        q = select(t).order_by(t.c.id)
-        if split is not None:
-            q = q.where(t.c.split == split)
-        rows = list(conn.execute(q))
-        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+    from labelpilot.prelabel import confirmed_labels
+
+    rows, anns = confirmed_labels(ws, split)
     out = []
     for r in rows:
         regions = [a for a in anns.get(r.id, []) if a.shape.type in REGION_TYPES]

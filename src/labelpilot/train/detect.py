@@ -67,12 +67,9 @@ class DetectTrainResult:
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise LabelPilotError("training needs PyTorch", hint="pip install 'labelpilot[train]'") \
-            from None
-    return torch
+    from labelpilot.train import require_torch
+
+    return require_torch()
 
 
 def training_boxes(ws: Workspace, split: str) -> tuple[list[tuple[Any, list[tuple[Any, str]]]],

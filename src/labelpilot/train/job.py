@@ -22,6 +22,19 @@ def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
                               "workspace", hint="wait for it, or cancel it first")
 
 
+def _progress(ctx: JobContext, minutes: float | None) -> Any:
+    """Progress by seconds of the time budget, or by steps when training by epochs."""
+    budget = int((minutes or 0) * 60)
+
+    def report(point: dict[str, float]) -> None:
+        if budget:
+            ctx.report(min(int(point["seconds"]), budget), budget)
+        else:
+            ctx.report(int(point["step"]), int(point["step"]))
+
+    return report
+
+
 @register_job("train-ocr-rec")
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
@@ -29,13 +42,7 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
     p = dict(ctx.params)
     resume = bool(p.pop("resume", False))
     cfg = TrainConfig(**p)
-    budget = int((cfg.minutes or 0) * 60)
-
-    def progress(point: dict[str, float]) -> None:
-        if budget:
-            ctx.report(min(int(point["seconds"]), budget), budget)
-        else:
-            ctx.report(int(point["step"]), int(point["step"]))
+    progress = _progress(ctx, cfg.minutes)
 
     trainer = Trainer(ctx.ws, cfg, run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}",
                       progress=progress, cancelled=ctx.cancel_requested)
@@ -55,13 +62,7 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     p = dict(ctx.params)
     cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector")
-    budget = int((cfg.minutes or 0) * 60)
-
-    def progress(point: dict[str, float]) -> None:
-        if budget:
-            ctx.report(min(int(point["seconds"]), budget), budget)
-        else:
-            ctx.report(int(point["step"]), int(point["step"]))
+    progress = _progress(ctx, cfg.minutes)
 
     warnings: list[str] = []
     result = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
