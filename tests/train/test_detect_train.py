@@ -70,6 +70,10 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
 
     found = model.predict(cv2.imread(str(next((parts["test"] / "images").iterdir()))))
     assert all(a.label in ("bowl", "car") for a in found)
+    # from scratch: every convolution re-initialised, nothing else (Resize's scales stay)
+    s = DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None,
+                                            name="from-scratch")).run()
+    assert s.steps == 2 and s.onnx_parity < 1e-3
 
 
 def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]

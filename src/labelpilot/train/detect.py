@@ -48,6 +48,7 @@ class DetectTrainConfig:
     name: str = "custom-detector"
     batch: int = 4
     lr: float = 1e-4
+    body_lr: float = 1.0  # the pretrained body learns at this share of lr
     seed: int = 0
     base: str = "yolox-nano"
 
@@ -197,7 +198,19 @@ class DetectTrainer:
         loss_obj = torch.nn.functional.binary_cross_entropy(obj, obj_t, reduction="sum") / n
         loss_box = torch.stack(box_losses).sum() / n if box_losses else out.sum() * 0
         loss_cls = torch.stack(cls_losses).sum() / n if cls_losses else out.sum() * 0
+        self.last_parts = {"box": float(loss_box.detach().item()),
+                           "obj": float(loss_obj.detach().item()),
+                           "cls": float(loss_cls.detach().item()), "positives": float(n_pos)}
         return 5 * loss_box + loss_obj + loss_cls
+
+    @staticmethod
+    def _conv_params(module: Any) -> list[str]:
+        """ONNX names of the convolutions' weights and biases (the trainable layers)."""
+        out = []
+        for op, inputs, _, _ in module.nodes:
+            if op == "Conv":
+                out += [n for n in inputs[1:3] if n and n in module.names]
+        return out
 
     # ---- the run ---------------------------------------------------------------------
     def run(self) -> DetectTrainResult:
@@ -231,7 +244,8 @@ class DetectTrainer:
         module = OnnxModule(proto)
         if cfg.init == "scratch":
             with torch.no_grad():
-                for p in module.parameters():
+                for n in self._conv_params(module):
+                    p = module.param(n)
                     if p.dim() == 4:
                         torch.nn.init.kaiming_normal_(p, nonlinearity="relu")
                         p.mul_(0.5)
@@ -240,8 +254,17 @@ class DetectTrainer:
         self._grid_cache = self._grid()
         images = [(load_image(self.ws, r), np.array(
             [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
-        opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr if cfg.init == "pretrained"
-                                else cfg.lr * 4, weight_decay=5e-4)
+        # only the layers the graph computes with (not Resize's scales); the prediction
+        # layers at the full rate, the pretrained body at body_lr x that
+        pred = {module.names[n] for n in module.names if n.startswith("head.") and "_preds" in n}
+        conv = {module.names[n] for n in self._conv_params(module)}
+        head_params = [p for k, p in module.params.items() if k in pred]
+        body_params = [p for k, p in module.params.items() if k in conv and k not in pred]
+        base_lr = cfg.lr if cfg.init == "pretrained" else cfg.lr * 4
+        body_scale = cfg.body_lr if cfg.init == "pretrained" else 1.0
+        opt = torch.optim.AdamW([{"params": head_params, "scale": 1.0},
+                                 {"params": body_params, "scale": body_scale}],
+                                lr=base_lr, weight_decay=5e-4)
         budget = (cfg.minutes or 0) * 60
         steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch))
         total = cfg.epochs * steps_per_epoch if cfg.epochs else None
@@ -256,7 +279,7 @@ class DetectTrainer:
                 break
             warm = min(1.0, (step + 1) / 20)
             for gparam in opt.param_groups:
-                gparam["lr"] = (cfg.lr if cfg.init == "pretrained" else cfg.lr * 4) * warm * \
+                gparam["lr"] = base_lr * gparam["scale"] * warm * \
                     0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
             batch = random.sample(images, min(cfg.batch, len(images)))
             xs, ts = [], []
@@ -272,7 +295,8 @@ class DetectTrainer:
             torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
             opt.step()
             step += 1
-            point = {"step": step, "seconds": time.time() - t0, "loss": float(loss.item())}
+            point = {"step": step, "seconds": time.time() - t0, "loss": float(loss.item()),
+                     **self.last_parts}
             history.append(point)
             if self.progress:
                 self.progress(point)
