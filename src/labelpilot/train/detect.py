@@ -64,6 +64,8 @@ class DetectTrainResult:
     seconds: float
     onnx_parity: float
     test: dict[str, Any] | None = None
+    kept_step: int = 0  # the step whose weights were kept (best on validation; 0 = the start)
+    val_map50: float = -1.0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -203,6 +205,28 @@ class DetectTrainer:
                            "cls": float(loss_cls.detach().item()), "positives": float(n_pos)}
         return 5 * loss_box + loss_obj + loss_cls
 
+    def _val_map(self, module: Any, base_model: Any, val: list[tuple[np.ndarray, list[Any]]],
+                 labels_by_channel: dict[int, str]) -> float:
+        """mAP@0.5 of the module on the held-out images (the project's classes only)."""
+        from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+
+        torch = self.torch
+        per_image = []
+        with torch.no_grad():
+            for img, boxes in val:
+                x, sx, sy = base_model._prepare(img)
+                out = module(torch.from_numpy(x)).numpy()[0]
+                b, s, c = base_model._decode_yolox(out)
+                keep = (s >= 0.01) & np.isin(c, list(labels_by_channel))
+                h, w = img.shape[:2]
+                d = base_model._finish(b[keep] / np.array([sx, sy, sx, sy], np.float32), s[keep],
+                                       c[keep], w, h, nms=True)
+                dets = [DetBox((float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3])),
+                               labels_by_channel[int(k)], float(sc))
+                        for bx, sc, k in zip(d.boxes, d.scores, d.classes, strict=True)]
+                per_image.append((dets, [GtBox(tuple(bx), lab) for bx, lab in boxes]))
+        return float(evaluate_detections(per_image)["map50"])  # type: ignore[arg-type]
+
     @staticmethod
     def _conv_params(module: Any) -> list[str]:
         """ONNX names of the convolutions' weights and biases (the trainable layers)."""
@@ -254,6 +278,22 @@ class DetectTrainer:
         self._grid_cache = self._grid()
         images = [(load_image(self.ws, r), np.array(
             [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
+        # validation: the val split, else a fifth of train (at least 2 images) held out; the
+        # weights kept are the best on it, the starting ones included (so a few images can
+        # not make a pretrained detector worse on held-out data)
+        val_items, _, _ = training_boxes(self.ws, "val")
+        if val_items:
+            val = [(load_image(self.ws, r), bs) for r, bs in val_items]
+        else:
+            n_val = max(2, len(images) // 5) if len(images) >= 6 else 0
+            order = list(range(len(images)))
+            random.Random(cfg.seed).shuffle(order)
+            val = [(images[i][0], items[i][1]) for i in order[:n_val]]
+            images = [images[i] for i in order[n_val:]]
+        from labelpilot.models.detect import DetectorModel
+
+        base_model = DetectorModel(base, threads=1)
+        labels_by_channel = {k: c for c, k in zip(classes, chan, strict=True)}
         # only the layers the graph computes with (not Resize's scales); the prediction
         # layers at the full rate, the pretrained body at body_lr x that
         pred = {module.names[n] for n in module.names if n.startswith("head.") and "_preds" in n}
@@ -271,6 +311,11 @@ class DetectTrainer:
         t0 = time.time()
         step = 0
         history: list[dict[str, float]] = []
+        best_score, best_step, best_state = -1.0, 0, None
+        if val:
+            best_score = self._val_map(module, base_model, val, labels_by_channel)
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        next_eval = t0 + 30
         module.train()
         while True:
             elapsed = time.time() - t0
@@ -297,10 +342,27 @@ class DetectTrainer:
             step += 1
             point = {"step": step, "seconds": time.time() - t0, "loss": float(loss.item()),
                      **self.last_parts}
+            if val and (time.time() >= next_eval or (total and step % max(1, total // 4) == 0)):
+                module.eval()
+                score = self._val_map(module, base_model, val, labels_by_channel)
+                module.train()
+                point["val_map50"] = score
+                if score > best_score:
+                    best_score, best_step = score, step
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                next_eval = time.time() + 30
             history.append(point)
             if self.progress:
                 self.progress(point)
         module.eval()
+        if val and best_state is not None:
+            final = self._val_map(module, base_model, val, labels_by_channel)
+            if final > best_score:
+                best_score, best_step = final, step
+            else:
+                module.load_state_dict(best_state)
+        self.best: dict[str, float] = {"val_images": len(val), "val_map50": best_score,
+                                       "kept_step": best_step}
         out_dir = self.ws.models_dir / cfg.name
         parity = self._export(module, out_dir, base, classes, chan, sha)
         manifest = ModelManifest.load(out_dir / "manifest.json")
@@ -309,7 +371,9 @@ class DetectTrainer:
                                    parity, history=history[-200:])
         result.test = self._evaluate(manifest.name)
         manifest.metrics.update({"test": result.test, "train_images": len(items),
-                                 "steps": step, "init": cfg.init})
+                                 "steps": step, "init": cfg.init, **self.best})
+        result.kept_step = int(self.best["kept_step"])
+        result.val_map50 = float(self.best["val_map50"])
         (out_dir / "manifest.json").write_bytes(manifest.to_json())
         (out_dir / "history.json").write_text(json.dumps(history))
         return result
