@@ -59,6 +59,7 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
     assert r.classes == ["bowl", "car"] and r.skipped_classes == ["giraffe"]
     assert any("'giraffe' has no accepted boxes" in w for w in warnings)
     assert r.steps == 2 and len(losses) == 2 and all(v > 0 for v in losses)
+    assert r.kept_step == 2 and r.val_map50 == -1.0  # too few images to hold some out
     assert r.onnx_parity < 1e-3
     assert r.test is not None and set(r.test["per_class"]) <= {"bowl", "car"}
     for key in ("map50", "map50_95", "accept_rate"):
@@ -112,3 +113,21 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
         pre = client.post("/api/autolabel", headers=h, json={"model": "api-detector",
                                                              "images": "all"})
         assert pre.status_code == 202 and pre.json()["kind"] == "autolabel"
+
+
+def test_held_out_images_choose_the_weights_kept(make_workspace, tmp_path: Path,
+                                                 shared: Path) -> None:  # type: ignore[no-untyped-def]
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+
+    ws = make_workspace(task="detect", labels=["person"])
+    parts = coco_subset(shared, tmp_path / "c", ["person"], 8, 2)
+    for split, d in parts.items():
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    r = DetectTrainer(ws, DetectTrainConfig(epochs=2, batch=2, minutes=None, name="kept")).run()
+    # 8 images: 2 held out; mAP measured at the start and along the way, the best kept
+    assert r.train_images == 8 and 0 <= r.val_map50 <= 1 and 0 <= r.kept_step <= r.steps
+    vals = [h["val_map50"] for h in r.history if "val_map50" in h]
+    assert vals and r.val_map50 >= max(vals)
+    m = json.loads((ws.models_dir / "kept" / "manifest.json").read_text())
+    assert m["metrics"]["val_images"] == 2 and m["metrics"]["kept_step"] == r.kept_step

@@ -362,7 +362,7 @@ class DetectTrainer:
             else:
                 module.load_state_dict(best_state)
         self.best: dict[str, float] = {"val_images": len(val), "val_map50": best_score,
-                                       "kept_step": best_step}
+                                       "kept_step": best_step if val else step}
         out_dir = self.ws.models_dir / cfg.name
         parity = self._export(module, out_dir, base, classes, chan, sha)
         manifest = ModelManifest.load(out_dir / "manifest.json")
