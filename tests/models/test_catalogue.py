@@ -69,3 +69,16 @@ def test_from_a_local_file_or_folder(shared: Path, tmp_path: Path) -> None:
                 str(shared / "models" / "seg_mediapipe_meet.onnx"))
     with pytest.raises(Exception, match="no catalogue model 'nope'"):
         install(tmp_path / "m", "nope")
+
+
+def test_a_reinstalled_model_is_loaded_again(shared: Path, tmp_path: Path) -> None:
+    """The process-wide model cache is keyed by the manifest's version and files: the same
+    name installed anew with other files gives the new model, not the cached one."""
+    d = tmp_path / "m"
+    install(d, "selfie-person", str(shared / "models" / "seg_selfie_segmentation.onnx"))
+    first = load_model("selfie-person", d)
+    assert load_model("selfie-person", d) is first
+    m = (d / "selfie-person" / "manifest.json")
+    text = m.read_text().replace('"version": "1"', '"version": "2"')
+    m.write_text(text)
+    assert load_model("selfie-person", d) is not first

@@ -83,14 +83,17 @@ def get_manifest(name: str, models_dir: Path | None) -> ModelManifest:
     return make()  # type: ignore[no-any-return]
 
 
-_LOADED: dict[tuple[str, str, int | None], Any] = {}
+_LOADED: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 
 
 def load_model(name: str, models_dir: Path | None, *, threads: int | None = None) -> Any:
-    """The plug-in for `name`, loaded once per process (checksums are checked then)."""
+    """The plug-in for `name`, loaded once per process (checksums are checked then). A model
+    retrained or re-installed under the same name (another version or other files) is
+    loaded again."""
     manifest = get_manifest(name, models_dir)
-    key = (str(manifest.root), manifest.name, threads)
+    files = tuple(sorted((role, f.path, f.sha256) for role, f in manifest.files.items()))
+    key = (str(manifest.root), manifest.name, manifest.version, files, threads)
     with _LOCK:
         model = _LOADED.get(key)
         if model is None:

@@ -410,10 +410,9 @@ class DetectTrainer:
         return parity
 
     def _evaluate(self, name: str) -> dict[str, Any] | None:
-        from labelpilot.models.registry import _LOADED, load_model
+        from labelpilot.models.registry import load_model
         from labelpilot.prelabel import evaluate_detector
 
-        _LOADED.clear()  # a re-trained model of the same name must be read again
         items, _, _ = training_boxes(self.ws, "test")
         if not items:
             return None
