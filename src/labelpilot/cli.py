@@ -413,29 +413,17 @@ def autolabel(
 
     with _user_errors():
         ws = _open(directory)
-        from labelpilot.models.registry import get_manifest
+        from labelpilot.prelabel import plan_autolabel
 
-        manifest = get_manifest(model, ws.models_dir)  # fail now on an unknown model
-        # segmenters propose masks for whole images ("segment everything")
-        kind = "segment-everything" if manifest.kind in ("graphcut", "sam", "semantic") \
-            else "autolabel"
-        params: dict[str, Any] = {"model": model, "images": images.value}
-        params["min_score" if kind == "autolabel" else "min_quality"] = min_score
-        if map_ or unmapped:
-            pairs = {}
-            for item in map_ or []:
-                src, sep, dst = item.partition("=")
-                if not sep or not src.strip() or not dst.strip():
-                    raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL")
-                pairs[src.strip()] = dst.strip()
-            from labelpilot.models.registry import load_model
-            from labelpilot.prelabel import LabelMap
-            from labelpilot.store import repo
-
-            with ws.engine.connect() as conn:  # check the map now, not in the job
-                LabelMap(load_model(model, ws.models_dir).spec.labels, repo.label_names(conn),
-                         pairs, unmapped)
-            params.update(map=pairs, unmapped=unmapped)
+        pairs = {}
+        for item in map_ or []:
+            src, sep, dst = item.partition("=")
+            if not sep or not src.strip() or not dst.strip():
+                raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL")
+            pairs[src.strip()] = dst.strip()
+        kind, params = plan_autolabel(ws, model=model, images=images.value,
+                                      min_score=min_score, mapping=pairs or None,
+                                      unmapped=unmapped)
         with ws.transaction() as conn:
             job = jobs.submit(conn, kind=kind, user="cli", params=params)
         job = _run_job(ws, job.id, f"autolabel ({model})", show=not as_json)

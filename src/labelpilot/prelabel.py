@@ -127,6 +127,30 @@ class LabelMap:
         return out
 
 
+def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score: float = 0.0,
+                   mapping: dict[str, str] | None = None, unmapped: str | None = None
+                   ) -> tuple[str, dict[str, Any]]:
+    """The job (kind, params) that pre-labels with `model`: `autolabel` for OCR models and
+    detectors (a detector's class map is checked now, not in the job), `segment-everything`
+    for interactive segmenters (masks for whole images)."""
+    from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_model
+
+    manifest = get_manifest(model, ws.models_dir)  # fails now on an unknown model
+    params: dict[str, Any] = {"model": model, "images": images}
+    if manifest.kind in SEGMENTER_KINDS:
+        return "segment-everything", {**params, "min_quality": min_score}
+    params["min_score"] = min_score
+    if manifest.kind == "detect":
+        with ws.engine.connect() as conn:
+            LabelMap(load_model(model, ws.models_dir).spec.labels, repo.label_names(conn),
+                     mapping, unmapped)
+        if mapping:
+            params["map"] = mapping
+        if unmapped:
+            params["unmapped"] = unmapped
+    return "autolabel", params
+
+
 @register_job("autolabel")
 def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.models.registry import load_model

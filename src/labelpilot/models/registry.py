@@ -37,6 +37,19 @@ def _builtins() -> dict[str, Any]:
 SEGMENTER_KINDS = ("graphcut", "sam", "semantic")
 
 
+def segmenter_manifest(name: str | None, models_dir: Path | None) -> ModelManifest:
+    """The manifest of interactive segmenter `name` (None: the best available); a model of
+    another kind is refused (422 on the API)."""
+    from labelpilot.segment.base import PromptError
+
+    name = name or default_segmenter(models_dir)
+    manifest = get_manifest(name, models_dir)
+    if manifest.kind not in SEGMENTER_KINDS:
+        raise PromptError(f"model {name!r} is a {manifest.kind} model, not an interactive "
+                          "segmenter", hint="pick one of kind " + ", ".join(SEGMENTER_KINDS))
+    return manifest
+
+
 def default_segmenter(models_dir: Path | None) -> str:
     """The best interactive segmenter available here: an installed SAM-family model, else
     the built-in graph cut."""

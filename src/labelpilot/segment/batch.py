@@ -74,15 +74,12 @@ def segment_everything(segmenter: Any, image: np.ndarray, *, box: tuple[float, .
 
 @register_job("segment-everything")
 def run_segment_everything(ctx: JobContext) -> dict[str, Any]:
-    from labelpilot.models.registry import default_segmenter, get_manifest, load_model
+    from labelpilot.models.registry import load_model, segmenter_manifest
     from labelpilot.prelabel import _targets, load_image, store_proposals
 
     p = ctx.params
-    name = p.get("model") or default_segmenter(ctx.ws.models_dir)
-    manifest = get_manifest(name, ctx.ws.models_dir)
-    if manifest.kind not in ("graphcut", "sam", "semantic"):
-        raise LabelPilotError(f"model {name!r} is a {manifest.kind} model, not a segmenter")
-    seg = load_model(name, ctx.ws.models_dir, threads=1)
+    manifest = segmenter_manifest(p.get("model"), ctx.ws.models_dir)
+    seg = load_model(manifest.name, ctx.ws.models_dir, threads=1)
     label = p.get("label") or "object"
     box = tuple(p["box"]) if p.get("box") else None
     with ctx.ws.engine.connect() as conn:

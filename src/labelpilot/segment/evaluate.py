@@ -37,20 +37,16 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     `stop_at` ends an instance once reached after the fifth interaction (saves time;
     NoC up to it and mIoU@1/3/5 are unchanged, the curve stays flat after)."""
     from labelpilot.formats.masks import shape_mask
-    from labelpilot.models.registry import default_segmenter, get_manifest, load_model
+    from labelpilot.models.registry import load_model, segmenter_manifest
     from labelpilot.prelabel import load_image
 
     if first not in ("click", "box"):
         raise LabelPilotError(f"--first must be click or box, not {first!r}")
     if not 1 <= max_clicks <= 100:
         raise LabelPilotError(f"--max-clicks must be between 1 and 100, not {max_clicks}")
-    name = model_name or default_segmenter(ws.models_dir)
     if segmenter is None:
-        manifest = get_manifest(name, ws.models_dir)
-        if manifest.kind not in ("graphcut", "sam", "semantic"):
-            raise LabelPilotError(f"model {name!r} is a {manifest.kind} model, not an "
-                                  "interactive segmenter")
-        segmenter = load_model(name, ws.models_dir)
+        manifest = segmenter_manifest(model_name, ws.models_dir)
+        segmenter = load_model(manifest.name, ws.models_dir)
         source = manifest.source
     else:
         source = f"model:{segmenter.name}@{segmenter.version}"

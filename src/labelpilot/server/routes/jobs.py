@@ -81,20 +81,11 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> 
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
-    from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_model
-    from labelpilot.prelabel import LabelMap
-    from labelpilot.store import repo
+    from labelpilot.prelabel import plan_autolabel
 
-    manifest = get_manifest(body.model, ws.models_dir)
-    params = body.model_dump(exclude_none=True)
-    kind = "autolabel"
-    if manifest.kind in SEGMENTER_KINDS:
-        kind = "segment-everything"
-        params["min_quality"] = params.pop("min_score")
-    elif manifest.kind == "detect":
-        with ws.engine.connect() as conn:  # a bad map fails here, not in the job
-            LabelMap(load_model(body.model, ws.models_dir).spec.labels, repo.label_names(conn),
-                     body.map, body.unmapped)
+    kind, params = plan_autolabel(ws, model=body.model, images=body.images,
+                                  min_score=body.min_score, mapping=body.map,
+                                  unmapped=body.unmapped)
     with ws.transaction() as conn:
         return _public(jobs.submit(conn, kind=kind, params=params, user=user.username))
 

@@ -14,10 +14,9 @@ from labelpilot import review
 from labelpilot.annotations import Mask
 from labelpilot.errors import LabelPilotError
 from labelpilot.models.registry import (
-    SEGMENTER_KINDS,
-    default_segmenter,
     get_manifest,
     load_model,
+    segmenter_manifest,
     workspace_manifests,
 )
 from labelpilot.segment.base import Click, Prompt, PromptError
@@ -39,11 +38,8 @@ _LOCK = threading.Lock()
 def session_for(request: Request, ws: Any, name: str | None) -> tuple[SegmentSession, Any]:
     """The app's session for a model (one per model, its embeddings cached in memory and
     under the workspace's cache folder)."""
-    name = name or default_segmenter(ws.models_dir)
-    manifest = get_manifest(name, ws.models_dir)
-    if manifest.kind not in SEGMENTER_KINDS:
-        raise PromptError(f"model {name!r} is a {manifest.kind} model, not an interactive "
-                          "segmenter", hint="pick one of kind " + ", ".join(SEGMENTER_KINDS))
+    manifest = segmenter_manifest(name, ws.models_dir)
+    name = manifest.name
     state = request.app.state
     with _LOCK:
         sessions = getattr(state, "segment_sessions", None)
