@@ -46,6 +46,24 @@ def load_image(ws: Workspace, row: Any) -> np.ndarray:
     return image
 
 
+def load_rgb(ws: Workspace, row: Any) -> np.ndarray:
+    """The stored image as a contiguous RGB array (what the segmenters take)."""
+    return np.ascontiguousarray(load_image(ws, row)[..., ::-1])
+
+
+def store_for_job(ctx: JobContext, image_id: int, proposals: list[Annotation],
+                  totals: dict[str, int]) -> None:
+    """One image of a pre-labeling job: its proposals stored and the image recorded as
+    finished in one transaction, the counts added to `totals`; stops if cancelled."""
+    with ctx.ws.transaction() as conn:
+        counts = store_proposals(conn, image_id=image_id, proposals=proposals)
+        ctx.record_in(conn, str(image_id))
+    for k, v in counts.items():
+        totals[k] += v
+    if ctx.cancel_requested():
+        raise Cancelled()
+
+
 def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotation]
                     ) -> dict[str, int]:
     """Replace the image's `predicted` annotations by `proposals`, except where a
@@ -182,13 +200,7 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
             except LabelPilotError as e:
                 failed.append(e.message)
                 continue
-            with ctx.ws.transaction() as conn:
-                counts = store_proposals(conn, image_id=row.id, proposals=proposals)
-                ctx.record_in(conn, str(row.id))
-            for k, v in counts.items():
-                totals[k] += v
-            if ctx.cancel_requested():
-                raise Cancelled()
+            store_for_job(ctx, row.id, proposals, totals)
     out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
     if label_map is not None:
         out["dropped_unmapped"] = label_map.dropped

@@ -16,7 +16,7 @@ import numpy as np
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError
-from labelpilot.jobs import Cancelled, JobContext, register_job
+from labelpilot.jobs import JobContext, register_job
 from labelpilot.segment.base import Click, MaskProposal, Prompt
 from labelpilot.segment.session import mask_to_polygons
 
@@ -75,7 +75,7 @@ def segment_everything(segmenter: Any, image: np.ndarray, *, box: tuple[float, .
 @register_job("segment-everything")
 def run_segment_everything(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.models.registry import load_model, segmenter_manifest
-    from labelpilot.prelabel import _targets, load_image, store_proposals
+    from labelpilot.prelabel import _targets, load_rgb, store_for_job
 
     p = ctx.params
     manifest = segmenter_manifest(p.get("model"), ctx.ws.models_dir)
@@ -94,7 +94,7 @@ def run_segment_everything(ctx: JobContext) -> dict[str, Any]:
         if ctx.is_finished(str(row.id)):
             continue
         try:
-            image = np.ascontiguousarray(load_image(ctx.ws, row)[..., ::-1])
+            image = load_rgb(ctx.ws, row)
         except LabelPilotError as e:
             failed.append(e.message)
             continue
@@ -106,11 +106,5 @@ def run_segment_everything(ctx: JobContext) -> dict[str, Any]:
             for poly in mask_to_polygons(prop.mask, float(p.get("tolerance", 1.0))):
                 anns.append(Annotation(label=cls or label, shape=poly, score=prop.quality,
                                        source=manifest.source, status="predicted"))
-        with ctx.ws.transaction() as conn:
-            counts = store_proposals(conn, image_id=row.id, proposals=anns)
-            ctx.record_in(conn, str(row.id))
-        for k, v in counts.items():
-            totals[k] += v
-        if ctx.cancel_requested():
-            raise Cancelled()
+        store_for_job(ctx, row.id, anns, totals)
     return {"model": manifest.source, "images": len(rows), **totals, "failed_images": failed}

@@ -38,7 +38,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     NoC up to it and mIoU@1/3/5 are unchanged, the curve stays flat after)."""
     from labelpilot.formats.masks import shape_mask
     from labelpilot.models.registry import load_model, segmenter_manifest
-    from labelpilot.prelabel import load_image
+    from labelpilot.prelabel import load_rgb
 
     if first not in ("click", "box"):
         raise LabelPilotError(f"--first must be click or box, not {first!r}")
@@ -60,7 +60,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     total = sum(len(objs) for _, objs, _ in items)
     done = 0
     for row, objects, ignores in items:
-        image = np.ascontiguousarray(load_image(ws, row)[..., ::-1])
+        image = load_rgb(ws, row)
         h, w = image.shape[:2]
         emb = segmenter.embed(image)
         ignore = np.zeros((h, w), bool)

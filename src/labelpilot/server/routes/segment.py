@@ -54,9 +54,9 @@ def session_for(request: Request, ws: Any, name: str | None) -> tuple[SegmentSes
 
 
 def _loader(ws: Any, row: Any) -> Any:
-    from labelpilot.prelabel import load_image
+    from labelpilot.prelabel import load_rgb
 
-    return lambda: np.ascontiguousarray(load_image(ws, row)[..., ::-1])
+    return lambda: load_rgb(ws, row)
 
 
 def image_key(row: Any) -> str:
