@@ -86,7 +86,6 @@ class GraphCutParams:
     geo_edge: float = 2.0  # how much an image edge lengthens a geodesic path
     local_radius: float = 0.04  # of the diagonal: the neighbourhood of a click's colour model
     local_reach: float = 1.0  # of the diagonal: how far (geodesically) a click's model applies
-    box_centre: float = 0.0  # object bonus at the centre of a box (off: it cost clicks on GrabCut)
     keep: float = 1.0  # cost of flipping a pixel of the previous mask far from the click
     keep_sigma: float = 0.08  # of the diagonal: how far a correction reaches freely
     roi_margin: float = 0.15  # of the diagonal, around the mask and clicks
@@ -198,22 +197,18 @@ class GraphCutSegmenter:
         reach = p.local_reach * diag
         near_pos = (geo_pos < reach)[sl] if geo_pos is not None else None
         near_neg = (geo_neg < reach)[sl] if geo_neg is not None else None
-        box_prior = None
-        if pr.box is not None and p.box_centre > 0:
-            x1, y1, x2, y2 = pr.box
-            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            e = ((xx - (x1 + x2) / 2) / max(1.0, (x2 - x1) / 2)) ** 2 \
-                + ((yy - (y1 + y2) / 2) / max(1.0, (y2 - y1) / 2)) ** 2
-            box_prior = p.box_centre * np.clip(1 - np.sqrt(e) / 0.6, 0, 1)
-
-        # keep prior: flipping the previous mask is dear away from the newest click
-        keep = None
+        # the terms that do not change over the iterations: location priors, and the keep
+        # prior (flipping the previous mask is dear away from the newest click)
+        prior_fg, prior_bg = loc[sl], loc_bg[sl]
         if prev is not None and pr.clicks:
             last = pr.clicks[-1]
             yy, xx = np.mgrid[ry1:ry2, rx1:rx2]
             d2 = ((xx - last.x) ** 2 + (yy - last.y) ** 2) / (p.keep_sigma * diag) ** 2
-            keep = np.zeros((h, w), np.float32)
-            keep[sl] = p.keep * (1 - np.exp(-d2 / 2))
+            keep = p.keep * (1 - np.exp(-d2 / 2))
+            prior_fg = prior_fg + np.where(prev[sl], 0, keep)
+            prior_bg = prior_bg + np.where(prev[sl], keep, 0)
+        bins = emb.bins[sl]
+        fixed_fg, fixed_bg = fg_s[sl], bg_s[sl]
 
         # initial estimate
         if prev is not None:
@@ -234,17 +229,11 @@ class GraphCutSegmenter:
         for _ in range(iterations):
             if not (cur & ~bg_s).any():
                 break
-            b = emb.bins[sl]
-            d_fg = _colour_cost(b, (cur & ~bg_s)[sl], local_fg, near_pos) + loc[sl]
-            d_bg = _colour_cost(b, (~cur | bg_s)[sl], local_bg, near_neg) + loc_bg[sl]
-            if box_prior is not None:
-                d_bg = d_bg + box_prior[sl]
-            if keep is not None and prev is not None:
-                d_fg = d_fg + np.where(prev[sl], 0, keep[sl])
-                d_bg = d_bg + np.where(prev[sl], keep[sl], 0)
-            big = 1e6
-            d_fg = np.where(bg_s[sl], big, np.where(fg_s[sl], 0, d_fg))
-            d_bg = np.where(fg_s[sl], big, np.where(bg_s[sl], 0, d_bg))
+            d_fg = _colour_cost(bins, (cur & ~bg_s)[sl], local_fg, near_pos) + prior_fg
+            d_bg = _colour_cost(bins, (~cur | bg_s)[sl], local_bg, near_neg) + prior_bg
+            big = 1e6  # the seeds: hard constraints
+            d_fg = np.where(fixed_bg, big, np.where(fixed_fg, 0, d_fg))
+            d_bg = np.where(fixed_fg, big, np.where(fixed_bg, 0, d_bg))
             fg_roi = _cut_coarse(d_fg, d_bg, right, down) if coarse else \
                 _cut_grid(d_fg, d_bg, right, down)
             new = np.zeros((h, w), bool)
@@ -261,7 +250,7 @@ class GraphCutSegmenter:
             k = np.ones((3, 3), np.uint8)
             u8 = lab.astype(np.uint8)
             band = cv2.dilate(u8, k, iterations=p.band) != cv2.erode(u8, k, iterations=p.band)
-            band &= ~(fg_s[sl] | bg_s[sl])
+            band &= ~(fixed_fg | fixed_bg)
             if band.any():
                 cur = cur.copy()
                 cur[sl] = _cut_band(d_fg, d_bg, right, down, lab, band)
@@ -345,10 +334,6 @@ def _hist(bins: np.ndarray, sel: np.ndarray) -> np.ndarray:
     hist = np.bincount(bins[sel], minlength=BINS ** 3).astype(np.float32)
     hist = _blur3(hist.reshape(BINS, BINS, BINS)).ravel()  # smooth over neighbouring colours
     return hist / (hist.sum() + EPS)
-
-
-def _log_hist(bins: np.ndarray, sel: np.ndarray) -> np.ndarray:
-    return np.log(_hist(bins, sel) + 1e-6)
 
 
 def _colour_cost(bins: np.ndarray, sel: np.ndarray, local: list[np.ndarray],

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from labelpilot.annotations import Mask, Polygon
+from labelpilot.annotations import Polygon
 from labelpilot.segment.base import InteractiveSegmenter, MaskProposal, Prompt
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,6 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float =
             j = hier[j][0]
         out.append(Polygon(tuple(outer), tuple(holes)))
     return out
-
-
-def mask_to_rle(mask: np.ndarray) -> Mask:
-    return Mask.from_array(mask.astype(np.uint8))
 
 
 class EmbeddingCache:

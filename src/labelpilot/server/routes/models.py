@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from fastapi import APIRouter
 
 from labelpilot.models.registry import SEGMENTER_KINDS, default_segmenter, list_models
@@ -17,17 +15,8 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 def models(user: CurrentUser, ws: WorkspaceDep) -> list[ModelPublic]:
     """Every model with its task and kind; `default` marks the interactive segmenter used
     when a request names none."""
-    from labelpilot.models.registry import get_manifest
-
     best = default_segmenter(ws.models_dir)
-    out = []
-    for i in list_models(ws.models_dir):
-        kind = i.kind
-        if kind == "?":
-            continue
-        with contextlib.suppress(Exception):  # an unavailable one keeps its listed kind
-            kind = get_manifest(i.name, ws.models_dir).kind
-        out.append(ModelPublic(name=i.name, version=i.version, task=i.task, kind=kind,
-                               builtin=i.builtin, description=i.description,
-                               interactive=kind in SEGMENTER_KINDS, default=i.name == best))
-    return out
+    return [ModelPublic(name=i.name, version=i.version, task=i.task, kind=i.kind,
+                        builtin=i.builtin, description=i.description,
+                        interactive=i.kind in SEGMENTER_KINDS, default=i.name == best)
+            for i in list_models(ws.models_dir) if i.kind != "?"]  # "?": unavailable
