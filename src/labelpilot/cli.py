@@ -401,7 +401,7 @@ def autolabel(
     min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
     map_: Annotated[list[str] | None, typer.Option(
         "--map", help="Detectors: model class = project label (repeat it), e.g. "
-                      "--map 'dining table=table'.")] = None,
+                      "--map 'dining table=table'; 'person=' drops a class.")] = None,
     unmapped: Annotated[str | None, typer.Option(
         help="Detectors: classes neither mapped nor named like a project label: drop or add "
              "(default: add when the project has no labels yet, else drop).")] = None,
@@ -418,8 +418,10 @@ def autolabel(
         pairs = {}
         for item in map_ or []:
             src, sep, dst = item.partition("=")
-            if not sep or not src.strip() or not dst.strip():
-                raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL")
+            if not sep or not src.strip():
+                raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL",
+                                      hint="e.g. --map 'dining table=table' (or 'person=' to "
+                                           "drop that class)")
             pairs[src.strip()] = dst.strip()
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs or None,

@@ -108,8 +108,9 @@ def _targets(conn: Connection, which: str) -> list[Any]:
 
 
 class LabelMap:
-    """Model class names -> project labels: `mapping` first, then same-named project
-    labels; the rest dropped, or added as new project labels (`unmapped="add"`)."""
+    """Model class names -> project labels: `mapping` first (a class mapped to "" is
+    dropped), then same-named project labels; the rest dropped, or added as new project
+    labels (`unmapped="add"`)."""
 
     def __init__(self, model_labels: Sequence[str], project_labels: Sequence[str],
                  mapping: dict[str, str] | None = None, unmapped: str | None = None) -> None:
@@ -119,7 +120,7 @@ class LabelMap:
             raise LabelPilotError(
                 f"--map names {', '.join(repr(x) for x in unknown_model)}, which the model does "
                 f"not have", hint=f"the model's classes: {', '.join(model_labels)}")
-        unknown_project = sorted(set(mapping.values()) - set(project_labels))
+        unknown_project = sorted(set(mapping.values()) - set(project_labels) - {""})
         if unknown_project:
             raise LabelPilotError(
                 f"--map names the project label(s) {', '.join(repr(x) for x in unknown_project)}"
@@ -131,6 +132,7 @@ class LabelMap:
         self.unmapped = unmapped or ("add" if not project_labels else "drop")
         self.table = {m: mapping.get(m, m) for m in model_labels
                       if m in mapping or m in project_labels or self.unmapped == "add"}
+        self.table = {m: p for m, p in self.table.items() if p}
         self.dropped = 0
 
     def apply(self, anns: list[Annotation]) -> list[Annotation]:

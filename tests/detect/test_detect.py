@@ -178,3 +178,13 @@ def test_class_map_by_name_and_its_errors(tmp_path: Path, shared: Path) -> None:
     assert job["result"]["added"] > 0 and job["result"]["dropped_unmapped"] > 0
     code, out, _ = run("stats", ws, "--json")
     assert set(json.loads(out)["annotations_by_label"]) == {"dish", "vegetable"}
+
+
+def test_class_map_can_drop_a_same_named_class() -> None:
+    from labelpilot.annotations import Annotation, Box
+    from labelpilot.prelabel import LabelMap
+
+    m = LabelMap(["person", "car", "truck"], ["person", "car"], {"person": "", "truck": "car"})
+    assert m.table == {"car": "car", "truck": "car"}
+    anns = [Annotation(label=n, shape=Box(0, 0, 5, 5)) for n in ("person", "car", "truck")]
+    assert [a.label for a in m.apply(anns)] == ["car", "car"] and m.dropped == 1

@@ -29,6 +29,23 @@ export interface SmartClick { x: number; y: number; positive: boolean }
 export interface ModelInfo {
   name: string; version: string; task: string; kind: string; builtin: boolean;
   description: string; interactive: boolean; default: boolean;
+  classes: string[]; metrics: Record<string, any>;
+}
+
+export interface AutolabelOptions {
+  model: string;
+  images?: "new" | "all";
+  min_score?: number;
+  map?: Record<string, string> | null;
+  unmapped?: "drop" | "add" | null;
+}
+
+export interface TrainOptions {
+  task: "ocr-rec" | "detect";
+  init: "pretrained" | "scratch";
+  minutes?: number | null;
+  epochs?: number | null;
+  name?: string | null;
 }
 
 export interface ClickBoxResult {
@@ -74,6 +91,8 @@ export interface Job {
   rate: number | null;
   eta_s: number | null;
   error: string | null;
+  params: Record<string, any>;
+  result: Record<string, any> | null;
 }
 
 export interface Project {
@@ -175,5 +194,6 @@ export const api = {
     call<{ model: string; status: string }>("POST", `/api/images/${imageId}/segment/prepare`),
   jobs: () => call<Job[]>("GET", "/api/jobs"),
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
-  autolabel: (model = "ocr") => call<Job>("POST", "/api/autolabel", { model, images: "new" }),
+  autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
+  train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),
 };

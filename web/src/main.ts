@@ -4,24 +4,11 @@
 import { Annotation, ApiError, ClickBoxResult, Image, Me, Project, SegmentResult, Shape, SmartClick, XY, api, login, logout, token } from "./api";
 import { LabelCanvas, Tool, shapePoints } from "./canvas";
 import { Conflict, Doc } from "./doc";
+import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
+import { el, toast } from "./dom";
 
 const app = document.getElementById("app")!;
 let me: Me | null = null;
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(typeof c === "string" ? document.createTextNode(c) : c);
-  return e;
-}
-
-function toast(message: string, kind: "info" | "error" = "info"): void {
-  const t = el("div", { class: `toast ${kind}`, role: "status" }, message);
-  document.body.append(t);
-  setTimeout(() => t.remove(), 4000);
-}
 
 // --- smart tools: the hook the OCR, segmentation and detection features plug into ----
 
@@ -98,6 +85,7 @@ function header(project?: Project): HTMLElement {
     el("a", { href: "#/" }, "LabelPilot"),
     el("span", { class: "project" }, project ? `${project.name} (${project.task})` : ""),
     el("a", { href: "#/images" }, "Images"),
+    el("a", { href: "#/models" }, "Models"),
     el("span", { class: "who" }, me ? `${me.username} · ${me.role}` : ""), out);
 }
 
@@ -116,54 +104,21 @@ async function overviewView(): Promise<void> {
   const start = el("button", { id: "start" }, "Start labeling (next image)");
   start.onclick = () => openNext();
   const actions = el("div", { class: "actions" }, start);
+  const panels: HTMLElement[] = [];
+  const jobs = jobsList((j) => {
+    // a finished training run is a new model to pre-label with; a finished job new counts
+    if (j.kind.startsWith("train-") && j.status === "done") prelabel?.refresh();
+  });
+  let prelabel: ReturnType<typeof prelabelPanel> | null = null;
   if (me && me.role !== "annotator") {
-    const pre = el("button", { id: "prelabel" }, "Pre-label new images");
-    // the models for this project's task (segmenters propose masks for whole images)
-    const preModel = el("select", { id: "prelabel-model" });
-    api.models().then((ms) => {
-      const fits = ms.filter((m) => project.task === "segment" ? m.interactive
-        : m.task === project.task);
-      for (const m of fits) preModel.appendChild(el("option", { value: m.name }, m.name));
-    }).catch(() => undefined);
-    pre.onclick = async () => {
-      try {
-        await api.autolabel(preModel.value || "ocr");
-        toast("pre-labeling started");
-      } catch (e) {
-        toast(e instanceof ApiError ? e.detail : String(e));
-      }
-      renderJobs(jobsBox);
-    };
-    actions.append(preModel, pre);
+    prelabel = prelabelPanel(project, () => jobs.refresh());
+    panels.push(prelabel.root);
   }
-  const jobsBox = el("div", { class: "jobs", id: "jobs" });
+  const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
+  if (train) panels.push(train);
   app.replaceChildren(header(project), el("main", { class: "overview" },
-    el("h2", {}, `${s.images} images, ${s.annotations} annotations`), actions, table,
-    el("h3", {}, "Jobs"), jobsBox));
-  renderJobs(jobsBox);
-}
-
-async function renderJobs(box: HTMLElement): Promise<void> {
-  const jobs = await api.jobs();
-  box.replaceChildren(...jobs.slice(0, 10).map((j) => {
-    const pct = j.total ? Math.round((100 * j.done) / j.total) : 0;
-    const row = el("div", { class: "job" },
-      el("span", {}, `#${j.id} ${j.kind}: ${j.status} ${j.done}/${j.total}`),
-      el("progress", { max: "100", value: String(pct) }),
-      el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""));
-    if (j.status === "running" || j.status === "queued") {
-      const cancel = el("button", {}, "Cancel");
-      cancel.onclick = async () => {
-        await api.cancel(j.id);
-        renderJobs(box);
-      };
-      row.append(cancel);
-    }
-    return row;
-  }));
-  if (jobs.some((j) => j.status === "running" || j.status === "queued")) {
-    setTimeout(() => document.body.contains(box) && renderJobs(box), 1000);
-  }
+    el("h2", {}, `${s.images} images, ${s.annotations} annotations`), actions,
+    el("div", { class: "panels" }, ...panels), table, el("h3", {}, "Jobs"), jobs.root));
 }
 
 async function openNext(): Promise<void> {
@@ -621,6 +576,10 @@ async function route(): Promise<void> {
     const m = hash.match(/^#\/label\/(\d+)$/);
     if (m) return await labelView(Number(m[1]));
     if (hash === "#/images") return await imagesView();
+    if (hash === "#/models") {
+      app.replaceChildren(await modelsView(header(await api.project())));
+      return;
+    }
     return await overviewView();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;

@@ -20,6 +20,13 @@ class ModelInfo:
     builtin: bool
     description: str
     metrics: dict[str, Any]
+    classes: tuple[str, ...] = ()  # a detector's class names (its output channels)
+
+
+def _info(m: ModelManifest, builtin: bool) -> ModelInfo:
+    classes = tuple(n for n in m.labels if n) if m.task == "detect" else ()
+    return ModelInfo(m.name, m.version, m.task, m.kind, builtin, m.description, m.metrics,
+                     classes)
 
 
 def _graphcut_manifest() -> ModelManifest:
@@ -76,11 +83,10 @@ def list_models(models_dir: Path | None) -> list[ModelInfo]:
         except ModelError as e:
             infos.append(ModelInfo(name, "?", "?", "?", True, f"unavailable: {e.message}", {}))
             continue
-        infos.append(ModelInfo(m.name, m.version, m.task, m.kind, True, m.description, m.metrics))
+        infos.append(_info(m, True))
     if models_dir is not None and models_dir.is_dir():
         for m in workspace_manifests(models_dir).values():
-            infos.append(ModelInfo(m.name, m.version, m.task, m.kind, False, m.description,
-                                   m.metrics))
+            infos.append(_info(m, False))
     return infos
 
 

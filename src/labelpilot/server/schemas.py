@@ -294,6 +294,11 @@ class ModelPublic(BaseModel):
     description: str
     interactive: bool = Field(description="an interactive segmenter (click/box -> mask)")
     default: bool = Field(description="the segmenter used when a request names none")
+    classes: list[str] = Field(default_factory=list,
+                               description="a detector's class names (for a class map)")
+    metrics: dict[str, Any] = Field(default_factory=dict,
+                                    description="what the model measured (trained models: "
+                                                "test-split figures, per class)")
 
 
 class ClickIn(BaseModel):

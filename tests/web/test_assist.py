@@ -1,0 +1,115 @@
+"""The model side of the UI in a real Chromium: pre-labeling with a detector's class map,
+training a custom detector from the overview, and the models page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labelpilot.models.catalogue import install
+from labelpilot.transfer import import_dataset
+from tests.server.conftest import PASSWORD, add_users
+from tests.web.conftest import Live, serve
+
+pytestmark = pytest.mark.slow
+
+
+def sign_in(page: Any, live: Live, user: str) -> None:
+    page.goto(live.base + "/")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#jobs", state="attached")
+
+
+def wait_job(page: Any, kind: str) -> str:
+    row = page.wait_for_selector(f".job[data-kind={kind}].done, .job[data-kind={kind}].failed",
+                                 timeout=120_000)
+    text = row.text_content()
+    assert "done" in text, text
+    return str(text)
+
+
+def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                   shared: Path) -> None:
+    from tests.detect.test_detect import coco
+
+    # the project calls COCO's bowls "dish"; the model's other classes are dropped
+    ws = make_workspace(task="detect", labels=["dish", "broccoli"])
+    files, _, _ = coco(shared, 1)
+    (tmp_path / "i").mkdir()
+    (tmp_path / "i" / files[0].name).write_bytes(files[0].read_bytes())
+    import_dataset(ws, tmp_path / "i", format="images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        sign_in(page, live, "reviewer")
+        page.select_option("#prelabel-model", "yolox-nano")
+        page.wait_for_selector("#class-map select[data-label=dish]")
+        # same-named classes are preselected, the others start at "none"
+        assert page.eval_on_selector("select[data-label=broccoli]", "s => s.value") == "broccoli"
+        assert page.eval_on_selector("select[data-label=dish]", "s => s.value") == ""
+        assert not page.is_checked("#add-unmapped")
+        page.select_option("select[data-label=dish]", "bowl")
+        # broccoli set to none: dropped, although the project has a label of that name
+        page.select_option("select[data-label=broccoli]", "")
+        page.click("#prelabel")
+        wait_job(page, "autolabel")
+        token = live.token("reviewer", PASSWORD)
+        (img,) = live.api("GET", "/api/images", token)["data"]
+        anns = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+        assert anns and {a["label"] for a in anns} == {"dish"}
+        (job,) = live.api("GET", "/api/jobs", token)
+        assert job["params"]["map"] == {"bowl": "dish", "broccoli": ""}
+        assert job["result"]["dropped_unmapped"] > 0
+        page.close()
+
+
+def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                            shared: Path) -> None:
+    pytest.importorskip("torch")
+    from tests.train.test_detect_train import coco_subset
+
+    ws = make_workspace(task="detect", labels=["bowl", "car"])
+    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 4, 2)
+    for split, d in parts.items():
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        # reviewers pre-label but do not train
+        sign_in(page, live, "reviewer")
+        page.wait_for_selector("#prelabel-panel")
+        assert page.query_selector("#train-panel") is None
+        page.click("#logout")
+        sign_in(page, live, "admin")
+        page.fill("#train-minutes", "0.05")
+        page.fill("#train-name", "ui-detector")
+        page.click("#train")
+        text = wait_job(page, "train-detect")
+        assert "model ui-detector: test mAP50" in text
+        # the new model is offered for pre-labeling without a reload ...
+        page.wait_for_selector("#prelabel-model option[value=ui-detector]", state="attached")
+        page.select_option("#prelabel-model", "ui-detector")
+        page.wait_for_selector("#class-map select[data-label=car]")
+        assert page.eval_on_selector("select[data-label=bowl]", "s => s.value") == "bowl"
+        # ... and the models page shows what it measured on the test split, per class
+        page.click("header a[href='#/models']")
+        row = page.wait_for_selector("tr[data-model=ui-detector]")
+        assert "test split (2 images)" in row.text_content()
+        classes = page.eval_on_selector_all(
+            "tr[data-model=ui-detector] table.per-class td:first-child",
+            "cells => cells.map(c => c.textContent)")
+        token = live.token("admin", PASSWORD)
+        (m,) = [m for m in live.api("GET", "/api/models", token) if m["name"] == "ui-detector"]
+        assert classes == sorted(m["metrics"]["test"]["per_class"]) and classes
+        assert sorted(m["classes"]) == ["bowl", "car"] and m["task"] == "detect"
+        page.close()

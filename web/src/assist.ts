@@ -1,0 +1,234 @@
+// The model side of the UI: pre-labeling (with a detector's class map), training a custom
+// model on the reviewed labels, the jobs list, and the models page with what each measured.
+
+import { ApiError, Job, ModelInfo, Project, TrainOptions, api } from "./api";
+import { el, toast } from "./dom";
+
+function message(e: unknown): string {
+  return e instanceof ApiError ? e.detail : String(e);
+}
+
+const fmt = (v: unknown) => (typeof v === "number" ? v.toFixed(3) : String(v ?? ""));
+
+// --- pre-labeling --------------------------------------------------------------------
+
+/** The models that fit the project: its task, or any interactive segmenter for a
+ * segmentation project (those propose masks for whole images). */
+function fits(project: Project, m: ModelInfo): boolean {
+  return project.task === "segment" ? m.interactive : m.task === project.task;
+}
+
+/** A detector's classes onto the project's labels, one row per project label (like CVAT's
+ * automatic-annotation dialog): the same-named class is preselected; "none" drops it. */
+function classMapTable(project: Project, model: ModelInfo): {
+  root: HTMLElement; map: () => Record<string, string>; addOthers: () => boolean;
+} {
+  const rows: [string, HTMLSelectElement][] = project.labels.map((label) => {
+    const sel = el("select", { "data-label": label, "aria-label": `model class for ${label}` },
+      el("option", { value: "" }, "— none —"),
+      ...model.classes.map((c) => el("option", { value: c }, c)));
+    sel.value = model.classes.includes(label) ? label : "";
+    return [label, sel];
+  });
+  const add = el("input", { type: "checkbox", id: "add-unmapped" });
+  if (!project.labels.length) add.checked = true;
+  const table = el("table", { class: "class-map" },
+    el("tr", {}, el("th", {}, "project label"), el("th", {}, `${model.name} class`)),
+    ...rows.map(([label, sel]) => el("tr", {}, el("td", {}, label), el("td", {}, sel))));
+  const root = el("div", { id: "class-map" }, table,
+    el("label", {}, add, " add the model's other classes as new labels"));
+  return {
+    root,
+    map: () => {
+      const out: Record<string, string> = {};
+      for (const [label, sel] of rows) if (sel.value) out[sel.value] = label;
+      // a same-named class the user did not pick for its label is dropped, not matched
+      for (const [label] of rows) {
+        if (model.classes.includes(label) && !(label in out)) out[label] = "";
+      }
+      return out;
+    },
+    addOthers: () => add.checked,
+  };
+}
+
+export function prelabelPanel(project: Project, started: () => void): {
+  root: HTMLElement; refresh: () => Promise<void>;
+} {
+  const select = el("select", { id: "prelabel-model", "aria-label": "pre-labeling model" });
+  const button = el("button", { id: "prelabel" }, "Pre-label new images");
+  const mapBox = el("div", {});
+  let models: ModelInfo[] = [];
+  let table: ReturnType<typeof classMapTable> | null = null;
+
+  const showMap = () => {
+    const m = models.find((x) => x.name === select.value);
+    table = m && m.task === "detect" && m.classes.length ? classMapTable(project, m) : null;
+    mapBox.replaceChildren(...(table ? [table.root] : []));
+  };
+  select.onchange = showMap;
+  const refresh = async () => {
+    const keep = select.value;
+    models = (await api.models()).filter((m) => fits(project, m));
+    select.replaceChildren(...models.map((m) => el("option", { value: m.name },
+      m.builtin ? m.name : `${m.name} (v${m.version})`)));
+    if (models.some((m) => m.name === keep)) select.value = keep;
+    showMap();
+  };
+  button.onclick = async () => {
+    try {
+      await api.autolabel({
+        model: select.value || "ocr",
+        map: table ? table.map() : null,
+        unmapped: table ? (table.addOthers() ? "add" : "drop") : null,
+      });
+      toast("pre-labeling started");
+    } catch (e) {
+      toast(message(e), "error");
+    }
+    started();
+  };
+  const root = el("section", { class: "panel", id: "prelabel-panel" },
+    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, button), mapBox);
+  refresh().catch(() => undefined);
+  return { root, refresh };
+}
+
+// --- training ------------------------------------------------------------------------
+
+const TRAIN_TASK: Record<string, TrainOptions["task"]> = { detect: "detect", ocr: "ocr-rec" };
+
+/** Admins: fine-tune on the accepted labels of the train split (custom auto-label). */
+export function trainPanel(project: Project, started: () => void): HTMLElement | null {
+  const task = TRAIN_TASK[project.task];
+  if (!task) return null;
+  const init = el("select", { id: "train-init", "aria-label": "start from" },
+    el("option", { value: "pretrained" }, "from the pretrained model"),
+    el("option", { value: "scratch" }, "from scratch"));
+  const minutes = el("input", { id: "train-minutes", type: "number", min: "0.1", step: "any",
+    value: task === "detect" ? "5" : "10", "aria-label": "minutes" });
+  const name = el("input", { id: "train-name", value: `custom-${project.task}`,
+    pattern: "[A-Za-z0-9_.\\-]{1,64}", "aria-label": "model name" });
+  const button = el("button", { id: "train" }, "Train");
+  button.onclick = async () => {
+    const m = Number(minutes.value);
+    if (!(m > 0)) {
+      toast("minutes must be a number above 0", "error");
+      return;
+    }
+    try {
+      await api.train({ task, init: init.value as TrainOptions["init"], minutes: m,
+        name: name.value.trim() || null });
+      toast("training started");
+    } catch (e) {
+      toast(message(e), "error");
+    }
+    started();
+  };
+  return el("section", { class: "panel", id: "train-panel" },
+    el("h3", {}, "Train on the reviewed labels (train split)"),
+    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button),
+    el("p", { class: "hint" }, "The model is checked on the val split (or a held-out part " +
+      "of train), scored on the test split, and then offered for pre-labeling."));
+}
+
+// --- jobs ----------------------------------------------------------------------------
+
+/** One line on what a finished job did. */
+export function jobSummary(j: Job): string {
+  if (j.status === "failed") return j.error ?? "failed";
+  const r = j.result;
+  if (j.status !== "done" || !r) return "";
+  if (j.kind === "train-detect") {
+    const t = r.test;
+    return t ? `model ${r.model}: test mAP50 ${fmt(t.map50)}, accept rate ${fmt(t.accept_rate)}`
+      : `model ${r.model}: val mAP50 ${fmt(r.val_map50)}`;
+  }
+  if (j.kind === "train-ocr-rec") {
+    return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
+  }
+  if ("added" in r) return `added ${r.added}, replaced ${r.replaced ?? 0}`;
+  return "";
+}
+
+/** The latest jobs with progress; polls while any runs and calls `finished` when one ends. */
+export function jobsList(finished: (j: Job) => void): { root: HTMLElement; refresh: () => void } {
+  const root = el("div", { class: "jobs", id: "jobs" });
+  const seen = new Map<number, string>();
+  let timer: number | undefined;
+  const refresh = async () => {
+    window.clearTimeout(timer);
+    let jobs: Job[];
+    try {
+      jobs = await api.jobs();
+    } catch {
+      return;
+    }
+    for (const j of jobs) {
+      const before = seen.get(j.id);
+      if (before !== undefined && before !== j.status && !["queued", "running"].includes(j.status)) {
+        finished(j);
+      }
+      seen.set(j.id, j.status);
+    }
+    root.replaceChildren(...jobs.slice(0, 10).map((j) => {
+      const pct = j.total ? Math.round((100 * j.done) / j.total) : 0;
+      const row = el("div", { class: `job ${j.status}`, "data-kind": j.kind },
+        el("span", {}, `#${j.id} ${j.kind}: ${j.status} ${j.done}/${j.total}`),
+        el("progress", { max: "100", value: String(pct) }),
+        el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
+        el("span", { class: "summary" }, jobSummary(j)));
+      if (j.status === "running" || j.status === "queued") {
+        const cancel = el("button", {}, "Cancel");
+        cancel.onclick = async () => {
+          await api.cancel(j.id);
+          refresh();
+        };
+        row.append(cancel);
+      }
+      return row;
+    }));
+    if (jobs.some((j) => j.status === "running" || j.status === "queued")) {
+      timer = window.setTimeout(() => document.body.contains(root) && refresh(), 1000);
+    }
+  };
+  refresh();
+  return { root, refresh };
+}
+
+// --- models page ---------------------------------------------------------------------
+
+function perClassTable(perClass: Record<string, any>): HTMLElement {
+  return el("table", { class: "per-class" },
+    el("tr", {}, ...["class", "AP50", "AP50:95", "instances"].map((h) => el("th", {}, h))),
+    ...Object.entries(perClass).map(([c, v]) => el("tr", {}, el("td", {}, c),
+      el("td", {}, fmt(v.ap50)), el("td", {}, fmt(v.ap50_95)), el("td", {}, String(v.instances)))));
+}
+
+function metricsBlock(metrics: Record<string, any>): HTMLElement {
+  const box = el("div", { class: "metrics" });
+  const test = metrics.test;
+  if (test && typeof test === "object") {
+    box.append(el("p", {}, `test split (${test.images} images): mAP50 ${fmt(test.map50)}, ` +
+      `mAP50:95 ${fmt(test.map50_95)}, accept rate ${fmt(test.accept_rate)}`));
+    if (test.per_class) box.append(perClassTable(test.per_class));
+  }
+  const scalars = Object.entries(metrics).filter(([, v]) => typeof v === "number" || typeof v === "string");
+  if (scalars.length) {
+    box.append(el("p", { class: "hint" }, scalars.map(([k, v]) => `${k} ${fmt(v)}`).join(" · ")));
+  }
+  return box;
+}
+
+export async function modelsView(head: HTMLElement): Promise<HTMLElement> {
+  const models = await api.models();
+  const rows = models.map((m) => el("tr", { "data-model": m.name },
+    el("td", {}, m.name), el("td", {}, `${m.task} / ${m.kind}`), el("td", {}, m.version),
+    el("td", {}, m.builtin ? "built in" : "installed"),
+    el("td", {}, m.description, metricsBlock(m.metrics))));
+  return el("div", { class: "page" }, head, el("main", { class: "overview" },
+    el("h2", {}, `${models.length} models`),
+    el("table", { class: "models" },
+      el("tr", {}, ...["name", "task / kind", "version", "", "what it is, what it measured"]
+        .map((h) => el("th", {}, h))), ...rows)));
+}
