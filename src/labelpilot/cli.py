@@ -586,6 +586,10 @@ def _train_detector(directory: Path, init: str, epochs: int | None, minutes: flo
         return
     out.print(f"Trained [bold]{r.name}[/] ({init}) on {r.train_images} images / {r.train_boxes} "
               f"boxes of {', '.join(r.classes)}: {r.steps} steps in {r.seconds:.0f} s")
+    if r.val_map50 >= 0:
+        kept = (f"the weights of step {r.kept_step}" if r.kept_step else
+                "the starting weights (training did not improve on them)")
+        out.print(f"Kept {kept}: held-out mAP50 {r.val_map50:.3f}")
     if r.test:
         table = Table("class", "instances", "AP50", "AP50:95",
                       title=f"test split: mAP50 {r.test['map50']:.3f}, accept rate "

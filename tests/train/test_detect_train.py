@@ -131,3 +131,65 @@ def test_held_out_images_choose_the_weights_kept(make_workspace, tmp_path: Path,
     assert vals and r.val_map50 >= max(vals)
     m = json.loads((ws.models_dir / "kept" / "manifest.json").read_text())
     assert m["metrics"]["val_images"] == 2 and m["metrics"]["kept_step"] == r.kept_step
+
+
+def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path: Path,
+                                                        shared: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+
+    ws = make_workspace(task="detect", labels=["person"])
+    parts = coco_subset(shared, tmp_path / "c", ["person"], 8, 1)
+    import_dataset(ws, parts["train"] / "a.json", format="coco", split="train",
+                   images_dir=parts["train"] / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    run = tmp_path / "run"
+    cfg = DetectTrainConfig(epochs=4, batch=2, minutes=None, name="resumed")
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_7(p: dict) -> None:
+        if p["step"] == 7:
+            raise Crash()
+
+    # 6 training images (2 held out), batches of 2: 12 steps, a checkpoint every 3
+    with pytest.raises(Crash):
+        DetectTrainer(ws, cfg, progress=crash_at_7, run_dir=run).run()
+    saved = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["step"] == 6 and saved["classes"] == ["person"]
+    steps: list[int] = []
+    r = DetectTrainer(ws, cfg, progress=lambda p: steps.append(p["step"]),
+                      run_dir=run).run(resume=True)
+    assert steps == list(range(7, 13)) and r.steps == 12
+    assert [h["step"] for h in r.history] == list(range(1, 13))  # the curve before the crash
+    assert sum("val_map50" in h for h in r.history) == 4
+    # a checkpoint from another kind of run is not mixed in
+    with pytest.raises(LabelPilotError, match="of another run"):
+        DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None),
+                      run_dir=run).run(resume=True)
+
+
+def test_train_and_eval_from_the_cli(tmp_path: Path, shared: Path) -> None:
+    from tests.test_cli import run
+
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect", "--labels", "bowl,car")[0] == 0
+    code, _, err = run("train", ws, "--task", "detect", "--epochs", "1")
+    assert code != 0 and "train split has no accepted boxes" in err
+    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 8, 2)
+    for split, d in parts.items():
+        assert run("import", ws, d / "a.json", "--format", "coco", "--split", split,
+                   "--images-dir", d / "images")[0] == 0
+    assert run("models", "add", ws, "yolox-nano", "--from", shared / "models")[0] == 0
+    code, out, err = run("train", ws, "--task", "detect", "--epochs", "1", "--name", "cli-det")
+    assert code == 0, err
+    assert "Trained cli-det (pretrained) on 8 images" in out and "held-out mAP50" in out
+    assert "test split: mAP50" in out and "AP50:95" in out  # the per-class table
+    code, out, err = run("eval", ws, "--model", "cli-det", "--split", "test", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["images"] == 2 and set(got["per_class"]) <= {"bowl", "car"}
+    m = json.loads((ws / "models" / "cli-det" / "manifest.json").read_text())
+    assert m["metrics"]["test"]["map50"] == pytest.approx(got["map50"])

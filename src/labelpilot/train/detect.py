@@ -98,8 +98,11 @@ class DetectTrainer:
     def __init__(self, ws: Workspace, cfg: DetectTrainConfig,
                  progress: Callable[[dict[str, float]], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
-                 warn: Callable[[str], None] | None = None) -> None:
-        self.ws, self.cfg = ws, cfg
+                 warn: Callable[[str], None] | None = None,
+                 run_dir: Path | None = None) -> None:
+        """`run_dir`: where a checkpoint is kept at each evaluation (every 30 s, or each
+        quarter of an epoch-bounded run), so that `run(resume=True)` goes on from it."""
+        self.ws, self.cfg, self.run_dir = ws, cfg, run_dir
         self.progress, self.cancelled = progress, cancelled or (lambda: False)
         self.warn = warn or (lambda m: None)
         self.torch = _torch()
@@ -237,7 +240,7 @@ class DetectTrainer:
         return out
 
     # ---- the run ---------------------------------------------------------------------
-    def run(self) -> DetectTrainResult:
+    def run(self, *, resume: bool = False) -> DetectTrainResult:
         torch = self.torch
         import onnx
 
@@ -308,16 +311,41 @@ class DetectTrainer:
         budget = (cfg.minutes or 0) * 60
         steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch))
         total = cfg.epochs * steps_per_epoch if cfg.epochs else None
-        t0 = time.time()
-        step = 0
-        history: list[dict[str, float]] = []
-        best_score, best_step, best_state = -1.0, 0, None
-        if val:
-            best_score = self._val_map(module, base_model, val, labels_by_channel)
+        # what a checkpoint carries besides the weights and the optimizer
+        state: dict[str, Any] = {"step": 0, "seconds": 0.0, "best_score": -1.0, "best_step": 0,
+                                 "history": []}
+        best_state: dict[str, Any] | None = None
+        ckpt = self.run_dir / "checkpoint.pt" if self.run_dir else None
+        if resume and ckpt is not None and ckpt.is_file():
+            saved = torch.load(ckpt, weights_only=False)
+            if saved.get("classes") != classes or saved.get("init") != cfg.init:
+                raise LabelPilotError(f"the checkpoint in {self.run_dir} is of another run "
+                                      "(other classes or init)", hint="start a new training run")
+            module.load_state_dict(saved["module"])
+            opt.load_state_dict(saved["opt"])
+            state, best_state = saved["state"], saved["best"]
+            random.seed(cfg.seed + state["step"])
+            torch.manual_seed(cfg.seed + state["step"])
+        elif val:
+            state["best_score"] = self._val_map(module, base_model, val, labels_by_channel)
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        next_eval = t0 + 30
+        t0 = time.time() - state["seconds"]
+
+        def save() -> None:
+            if ckpt is None:
+                return
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"module": module.state_dict(), "opt": opt.state_dict(),
+                        "state": {**state, "seconds": time.time() - t0}, "best": best_state,
+                        "classes": classes, "init": cfg.init}, tmp)
+            tmp.replace(ckpt)
+
+        history: list[dict[str, float]] = state["history"]
+        next_eval = time.time() + 30
         module.train()
         while True:
+            step = state["step"]
             elapsed = time.time() - t0
             frac = (step / total) if total else (elapsed / budget if budget else 1.0)
             if frac >= 1.0 or self.cancelled():
@@ -339,21 +367,28 @@ class DetectTrainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
             opt.step()
-            step += 1
+            step = state["step"] = step + 1
             point = {"step": step, "seconds": time.time() - t0, "loss": float(loss.item()),
                      **self.last_parts}
-            if val and (time.time() >= next_eval or (total and step % max(1, total // 4) == 0)):
-                module.eval()
-                score = self._val_map(module, base_model, val, labels_by_channel)
-                module.train()
-                point["val_map50"] = score
-                if score > best_score:
-                    best_score, best_step = score, step
-                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            if time.time() >= next_eval or (total and step % max(1, total // 4) == 0):
+                if val:
+                    module.eval()
+                    score = self._val_map(module, base_model, val, labels_by_channel)
+                    module.train()
+                    point["val_map50"] = score
+                    if score > state["best_score"]:
+                        state["best_score"], state["best_step"] = score, step
+                        best_state = {k: v.detach().clone()
+                                      for k, v in module.state_dict().items()}
+                history.append(point)
+                save()
                 next_eval = time.time() + 30
-            history.append(point)
+            else:
+                history.append(point)
             if self.progress:
                 self.progress(point)
+        step = state["step"]
+        best_score, best_step = state["best_score"], state["best_step"]
         module.eval()
         if val and best_state is not None:
             final = self._val_map(module, base_model, val, labels_by_channel)

@@ -1,7 +1,9 @@
-"""The `train-ocr-rec` job: one training run at a time per workspace, resumable."""
+"""The training jobs (`train-ocr-rec`, `train-detect`): one run at a time per workspace,
+resumable."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from typing import Any
 
@@ -56,7 +58,8 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
 
 @register_job("train-detect")
 def run_detect_training(ctx: JobContext) -> dict[str, Any]:
-    """Custom auto-label as a job (restarts from the base model if interrupted)."""
+    """Custom auto-label as a job; a run that was interrupted (the server stopped) goes on
+    from its last checkpoint."""
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
 
     p = dict(ctx.params)
@@ -65,10 +68,14 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     progress = _progress(ctx, cfg.minutes)
 
     warnings: list[str] = []
-    result = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
-                           warn=warnings.append).run()
+    trainer = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
+                            warn=warnings.append,
+                            run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}")
+    result = trainer.run(resume=bool(p.get("resume")) or ctx.done > 0)
     if ctx.cancel_requested():
         raise Cancelled()
+    if trainer.run_dir is not None:  # the model is registered: its checkpoint is not needed
+        shutil.rmtree(trainer.run_dir, ignore_errors=True)
     out = asdict(result)
     out["history"] = out["history"][-200:]
     out["warnings"] = warnings
