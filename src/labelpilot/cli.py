@@ -399,9 +399,7 @@ def autolabel(
     images: Annotated[ImagesOpt, typer.Option(help="new: images no model or person has "
                                               "touched; all: every image not done.")] = ImagesOpt.new,
     min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
-    map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="Detectors: model class = project label (repeat it), e.g. "
-                      "--map 'dining table=table'; 'person=' drops a class.")] = None,
+    map_: MapOpt = None,
     unmapped: Annotated[str | None, typer.Option(
         help="Detectors: classes neither mapped nor named like a project label: drop or add "
              "(default: add when the project has no labels yet, else drop).")] = None,
@@ -415,16 +413,9 @@ def autolabel(
         ws = _open(directory)
         from labelpilot.prelabel import plan_autolabel
 
-        pairs = {}
-        for item in map_ or []:
-            src, sep, dst = item.partition("=")
-            if not sep or not src.strip():
-                raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL",
-                                      hint="e.g. --map 'dining table=table' (or 'person=' to "
-                                           "drop that class)")
-            pairs[src.strip()] = dst.strip()
+        pairs = _class_map(map_)
         kind, params = plan_autolabel(ws, model=model, images=images.value,
-                                      min_score=min_score, mapping=pairs or None,
+                                      min_score=min_score, mapping=pairs,
                                       unmapped=unmapped)
         with ws.transaction() as conn:
             job = jobs.submit(conn, kind=kind, user="cli", params=params)
@@ -449,23 +440,43 @@ def autolabel(
         raise typer.Exit(1)
 
 
+def _class_map(items: list[str] | None) -> dict[str, str] | None:
+    """--map MODEL_CLASS=PROJECT_LABEL options as a dict (an empty label drops the class)."""
+    pairs = {}
+    for item in items or []:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip():
+            raise LabelPilotError(f"--map {item!r} is not MODEL_CLASS=PROJECT_LABEL",
+                                  hint="e.g. --map 'dining table=table' (or 'person=' to "
+                                       "drop that class)")
+        pairs[src.strip()] = dst.strip()
+    return pairs or None
+
+
+MapOpt = Annotated[list[str] | None, typer.Option(
+    "--map", help="Detectors: model class = project label (repeat it), e.g. "
+                  "--map 'dining table=table'; 'person=' drops a class.")]
+
+
 @app.command("eval")
 def eval_(
     directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
     model: Annotated[str, typer.Option(help="Model name.")] = "ocr",
     split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
                                                    "(default: every image).")] = None,
+    map_: MapOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Evaluate a model against the accepted labels: detection P/R/H, recognition
-    accuracy and CER on the true quads, end-to-end accept rate."""
+    """Evaluate a model against the accepted labels: OCR detection P/R/H, recognition
+    accuracy and CER on the true quads, end-to-end accept rate; detectors: mAP, per-class
+    AP and accept rate (classes mapped as `autolabel --map` would)."""
     from labelpilot.prelabel import evaluate_model
 
     with _user_errors():
         ws = _open(directory)
         with _progress(not as_json) as progress:
             result = evaluate_model(ws, model_name=model, split=split.value if split else None,
-                                    progress=progress)
+                                    progress=progress, mapping=_class_map(map_))
         ws.close()
     if as_json:
         _print_json(result)

@@ -235,11 +235,16 @@ def confirmed_labels(ws: Workspace, split: str | None) -> tuple[list[Any], dict[
 
 
 def evaluate_detector(ws: Workspace, model: Any, split: str | None,
-                      progress: Any = None) -> dict[str, Any]:
+                      progress: Any = None, mapping: dict[str, str] | None = None
+                      ) -> dict[str, Any]:
     """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
-    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored)."""
+    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored).
+    The model's classes are named as pre-labeling names them (`mapping`, then by name;
+    the others dropped)."""
     from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
 
+    with ws.engine.connect() as conn:
+        names = LabelMap(model.spec.labels, repo.label_names(conn), mapping, "drop")
     rows, anns = confirmed_labels(ws, split)
     if not any(anns.get(r.id) for r in rows):
         where = f"the {split} split" if split else "the workspace"
@@ -250,7 +255,7 @@ def evaluate_detector(ws: Workspace, model: Any, split: str | None,
         gts = [GtBox(a.shape.bbox(), a.label, bool(a.attributes.get("iscrowd")))
                for a in anns.get(row.id, []) if a.shape.type != "point"]
         dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
-                for a in model.predict(load_image(ws, row))]
+                for a in names.apply(model.predict(load_image(ws, row)))]
         per_image.append((dets, gts))
         if progress:
             progress("eval", n, len(rows))
@@ -259,7 +264,8 @@ def evaluate_detector(ws: Workspace, model: Any, split: str | None,
 
 
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
-                   progress: Any = None) -> dict[str, Any]:
+                   progress: Any = None, mapping: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
     """Evaluate a model against the workspace's accepted labels: OCR text lines (see
     ocr_eval) or detection boxes (see detect_eval)."""
     from labelpilot.crops import rectify
@@ -268,7 +274,9 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
 
     model = load_model(model_name, ws.models_dir)
     if getattr(model, "spec", None) is not None and model.spec.task == "detect":
-        return evaluate_detector(ws, model, split, progress)
+        return evaluate_detector(ws, model, split, progress, mapping)
+    if mapping:
+        raise LabelPilotError(f"--map applies to detectors; {model_name} is not one")
     rows, anns = confirmed_labels(ws, split)
     gts, preds, recs = [], [], []
     items = [(r, [a for a in anns.get(r.id, []) if a.text is not None]) for r in rows]

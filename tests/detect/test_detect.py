@@ -188,3 +188,31 @@ def test_class_map_can_drop_a_same_named_class() -> None:
     assert m.table == {"car": "car", "truck": "car"}
     anns = [Annotation(label=n, shape=Box(0, 0, 5, 5)) for n in ("person", "car", "truck")]
     assert [a.label for a in m.apply(anns)] == ["car", "car"] and m.dropped == 1
+
+
+def test_eval_names_classes_as_prelabeling_would(tmp_path: Path, shared: Path) -> None:
+    from tests.test_cli import run
+
+    # the project calls COCO's bowls "dish": without the map no dish is found
+    files, j, anns = coco(shared, 1)
+    im = next(i for i in j["images"] if i["file_name"] == files[0].name)
+    bowl = next(c["id"] for c in j["categories"] if c["name"] == "bowl")
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "images" / files[0].name).write_bytes(files[0].read_bytes())
+    (tmp_path / "d" / "a.json").write_text(json.dumps({
+        "images": [im], "categories": [{"id": bowl, "name": "dish"}],
+        "annotations": [a for a in anns[im["id"]] if a["category_id"] == bowl]}))
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect", "--labels", "dish")[0] == 0
+    assert run("import", ws, tmp_path / "d" / "a.json", "--format", "coco", "--images-dir",
+               tmp_path / "d" / "images")[0] == 0
+    assert run("models", "add", ws, "yolox-nano", "--from", shared / "models")[0] == 0
+    code, out, err = run("eval", ws, "--model", "yolox-nano", "--json")
+    assert code == 0, err
+    assert json.loads(out)["per_class"]["dish"]["ap50"] == 0
+    code, out, err = run("eval", ws, "--model", "yolox-nano", "--map", "bowl=dish", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["per_class"]["dish"]["ap50"] > 0.5 and got["accept_rate"] > 0
+    code, _, err = run("eval", ws, "--model", "yolox-nano", "--map", "bowl=plate")
+    assert code != 0 and "'plate', which do not exist" in err
