@@ -597,6 +597,10 @@ def _train_detector(directory: Path, init: str, epochs: int | None, minutes: flo
         return
     out.print(f"Trained [bold]{r.name}[/] ({init}) on {r.train_images} images / {r.train_boxes} "
               f"boxes of {', '.join(r.classes)}: {r.steps} steps in {r.seconds:.0f} s")
+    moved = {c: b for c, b in r.base_classes.items() if b != [c]}
+    for c, b in moved.items():
+        out.print(f"{c} is said by the base model's {', '.join(b)} (found on the training "
+                  f"boxes; {b[0]} trained)")
     if r.val_map50 >= 0:
         kept = (f"the weights of step {r.kept_step}" if r.kept_step else
                 "the starting weights (training did not improve on them)")

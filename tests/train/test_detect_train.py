@@ -4,7 +4,6 @@ register, evaluate on the test split, pre-label with it."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,29 +12,9 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.models.catalogue import install
 from labelpilot.models.registry import load_model
 from labelpilot.transfer import import_dataset
+from tests.detect.data import coco_subset, detect_workspace
 
 pytest.importorskip("torch")
-
-
-def coco_subset(shared: Path, folder: Path, classes: list[str], train: int, test: int) -> dict:
-    root = shared / "datasets" / "coco128"
-    j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
-    names = {c["id"]: c["name"] for c in j["categories"]}
-    has = {a["image_id"] for a in j["annotations"] if names[a["category_id"]] in classes}
-    ims = [im for im in sorted(j["images"], key=lambda i: i["file_name"]) if im["id"] in has]
-    out = {}
-    for split, sel in (("train", ims[:train]), ("test", ims[train:train + test])):
-        d = folder / split
-        (d / "images").mkdir(parents=True)
-        ids = {im["id"] for im in sel}
-        for im in sel:
-            shutil.copy(root / "train2017" / im["file_name"], d / "images" / im["file_name"])
-        (d / "a.json").write_text(json.dumps({
-            "images": sel, "categories": [c for c in j["categories"] if c["name"] in classes],
-            "annotations": [a for a in j["annotations"] if a["image_id"] in ids
-                            and names[a["category_id"]] in classes]}))
-        out[split] = d
-    return out
 
 
 def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Path,
@@ -81,14 +60,10 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
     from fastapi.testclient import TestClient
 
     from labelpilot.server.app import create_app
-    from tests.server.conftest import PASSWORD, add_users
+    from tests.server.conftest import PASSWORD
 
-    ws = make_workspace(task="detect", labels=["bowl", "car"])
-    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 3, 2)
-    for split, d in parts.items():
-        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    add_users(ws)
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["bowl", "car"],
+                          classes=["bowl", "car"], train=3, test=2, users=True)
     with TestClient(create_app(ws)) as client:
         tok = client.post("/api/auth/token", data={"username": "admin",
                                                    "password": PASSWORD}).json()["access_token"]
@@ -119,11 +94,8 @@ def test_held_out_images_choose_the_weights_kept(make_workspace, tmp_path: Path,
                                                  shared: Path) -> None:  # type: ignore[no-untyped-def]
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
 
-    ws = make_workspace(task="detect", labels=["person"])
-    parts = coco_subset(shared, tmp_path / "c", ["person"], 8, 2)
-    for split, d in parts.items():
-        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["person"], classes=["person"],
+                          train=8, test=2)
     r = DetectTrainer(ws, DetectTrainConfig(epochs=2, batch=2, minutes=None, name="kept")).run()
     # 8 images: 2 held out; mAP measured at the start and along the way, the best kept
     assert r.train_images == 8 and 0 <= r.val_map50 <= 1 and 0 <= r.kept_step <= r.steps
@@ -139,11 +111,8 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path
 
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
 
-    ws = make_workspace(task="detect", labels=["person"])
-    parts = coco_subset(shared, tmp_path / "c", ["person"], 8, 1)
-    import_dataset(ws, parts["train"] / "a.json", format="coco", split="train",
-                   images_dir=parts["train"] / "images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["person"], classes=["person"],
+                          train=8)
     run = tmp_path / "run"
     cfg = DetectTrainConfig(epochs=4, batch=2, minutes=None, name="resumed")
 
@@ -193,3 +162,26 @@ def test_train_and_eval_from_the_cli(tmp_path: Path, shared: Path) -> None:
     assert got["images"] == 2 and set(got["per_class"]) <= {"bowl", "car"}
     m = json.loads((ws / "models" / "cli-det" / "manifest.json").read_text())
     assert m["metrics"]["test"]["map50"] == pytest.approx(got["map50"])
+
+
+def test_a_new_class_is_found_in_the_base_models_classes(make_workspace, tmp_path: Path,
+                                                         shared: Path) -> None:  # type: ignore[no-untyped-def]
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+
+    # the project calls bowls "dish", a name the COCO model does not have
+    ws = make_workspace(task="detect", labels=["dish"])
+    d = coco_subset(shared, tmp_path / "c", ["bowl"], 6, 0)["train"]
+    j = json.loads((d / "a.json").read_text())
+    j["categories"][0]["name"] = "dish"
+    (d / "a.json").write_text(json.dumps(j))
+    import_dataset(ws, d / "a.json", format="coco", split="train", images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    r = DetectTrainer(ws, DetectTrainConfig(epochs=1, batch=2, minutes=None, name="dish")).run()
+    assert r.base_classes["dish"][0] == "bowl" and "person" not in r.base_classes["dish"]
+    labels = json.loads((ws.models_dir / "dish" / "manifest.json").read_text())["labels"]
+    assert {lab for lab in labels if lab} == {"dish"} and labels[45] == "dish"  # COCO's bowl
+    model = load_model("dish", ws.models_dir)
+    import cv2
+
+    found = model.predict(cv2.imread(str(sorted((d / "images").iterdir())[0])))
+    assert found and {a.label for a in found} == {"dish"}

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from labelpilot.models.catalogue import install
-from labelpilot.transfer import import_dataset
-from tests.server.conftest import PASSWORD, add_users
+from tests.detect.data import detect_workspace
+from tests.server.conftest import PASSWORD
 from tests.web.conftest import Live, serve
 
 pytestmark = pytest.mark.slow
@@ -34,16 +33,8 @@ def wait_job(page: Any, kind: str) -> str:
 
 def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
                                    shared: Path) -> None:
-    from tests.detect.test_detect import coco
-
     # the project calls COCO's bowls "dish"; the model's other classes are dropped
-    ws = make_workspace(task="detect", labels=["dish", "broccoli"])
-    files, _, _ = coco(shared, 1)
-    (tmp_path / "i").mkdir()
-    (tmp_path / "i" / files[0].name).write_bytes(files[0].read_bytes())
-    import_dataset(ws, tmp_path / "i", format="images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    add_users(ws)
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["dish", "broccoli"], users=True)
     root = ws.root
     ws.close()
     for live in serve(root):
@@ -73,14 +64,8 @@ def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,
 def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
                                             shared: Path) -> None:
     pytest.importorskip("torch")
-    from tests.train.test_detect_train import coco_subset
-
-    ws = make_workspace(task="detect", labels=["bowl", "car"])
-    parts = coco_subset(shared, tmp_path / "c", ["bowl", "car"], 4, 2)
-    for split, d in parts.items():
-        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    add_users(ws)
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["bowl", "car"],
+                          classes=["bowl", "car"], train=4, test=2, users=True)
     root = ws.root
     ws.close()
     for live in serve(root):

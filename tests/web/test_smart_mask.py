@@ -138,16 +138,9 @@ def test_each_model_kind_answers_in_the_editor(browser: Any, person_live) -> Non
 
 def test_click_to_box_with_a_detector(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
                                       shared: Path) -> None:
-    from labelpilot.models.catalogue import install
-    from tests.detect.test_detect import coco
+    from tests.detect.data import detect_workspace
 
-    ws = make_workspace(task="detect", labels=["bowl", "broccoli"])
-    files, _, _ = coco(shared, 1)
-    (tmp_path / "i").mkdir()
-    (tmp_path / "i" / files[0].name).write_bytes(files[0].read_bytes())
-    import_dataset(ws, tmp_path / "i", format="images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    add_users(ws)
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["bowl", "broccoli"], users=True)
     root = ws.root
     ws.close()
     for live in serve(root):

@@ -92,8 +92,10 @@ class DetectorModel:
             raise ModelError(f"detector {manifest.name} has no class names in its manifest")
         self.spec = ModelSpec(manifest.name, manifest.version, "detect",
                               tuple(manifest.labels), manifest.description)
-        # channels with no name (a custom detector uses only some of its base's) are skipped
+        # channels with no name (a custom detector uses only some of its base's) are not
+        # classes: a box takes the best of the named channels
         self._named = np.array([bool(n) for n in manifest.labels])
+        self._mask = None if self._named.all() else self._named.astype(np.float32)
         path, sha = manifest.file("model")
         self.session = OrtSession(path, sha256=sha, threads=threads, device=device)
         self._check_outputs()
@@ -166,11 +168,11 @@ class DetectorModel:
             boxes, scores, classes = self._decode_yolox(outs[0][0])
         elif s.layout == "yolov5":
             p = outs[0][0]
-            cls = p[:, 5:] * p[:, 4:5]
+            cls = self._only_named(p[:, 5:] * p[:, 4:5])
             boxes, scores, classes = _cxcywh(p[:, :4]), cls.max(1), cls.argmax(1)
         elif s.layout == "yolov8":
             p = outs[0][0].T
-            cls = p[:, 4:]
+            cls = self._only_named(p[:, 4:])
             boxes, scores, classes = _cxcywh(p[:, :4]), cls.max(1), cls.argmax(1)
         elif s.layout == "nanodet":
             boxes, scores, classes = self._decode_nanodet(outs)
@@ -201,7 +203,13 @@ class DetectorModel:
             strides.append(np.full(gx.size, st))
         return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
-    def _decode_yolox(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _only_named(self, cls: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Class scores [N, C] with the unnamed channels zeroed (`mask`: which to keep)."""
+        mask = self._mask if mask is None else mask
+        return cls if mask is None else cls * mask
+
+    def _decode_yolox(self, p: np.ndarray, mask: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         grid, stride = self._grid()
         if grid.shape[0] != p.shape[0]:
             raise ModelError(f"{self.session.path.name}: {p.shape[0]} predictions, but the "
@@ -209,7 +217,7 @@ class DetectorModel:
                              f"give {grid.shape[0]}")
         xy = (p[:, :2] + grid) * stride[:, None]
         wh = np.exp(np.clip(p[:, 2:4], -10, 10)) * stride[:, None]
-        cls = p[:, 5:] * p[:, 4:5]
+        cls = self._only_named(p[:, 5:] * p[:, 4:5], mask)
         return _cxcywh(np.concatenate([xy, wh], 1)), cls.max(1), cls.argmax(1)
 
     def _decode_nanodet(self, outs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,6 +241,7 @@ class DetectorModel:
             d = np.exp(d - d.max(-1, keepdims=True))
             d = (d / d.sum(-1, keepdims=True)) @ np.arange(bins, dtype=np.float32) * st
             all_b.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], 1))
+            cm = self._only_named(cm)
             all_s.append(cm.max(1))
             all_c.append(cm.argmax(1))
         return np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c)

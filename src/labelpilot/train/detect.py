@@ -2,17 +2,22 @@
 `train` split, export it (the same graph, new weights, parity-checked), register it.
 
 The model is YOLOX-Nano (the catalogue's `yolox-nano`, COCO-pretrained) run as a trainable
-module by `train.onnx_module`. Its 80 class channels are reused: a project class takes the
-channel of the COCO class of the same name, or a free one, so no layer changes shape and
-the exported graph is the one that was trained. `--init scratch` re-initialises every
-weight (the comparison the benchmark makes).
+module by `train.onnx_module`. Its 80 class channels are reused, so no layer changes shape
+and the exported graph is the one that was trained: a project class is said by the COCO
+class of its name, and by the COCO classes the pretrained model finds on its training
+boxes (a project's "animal" by dog, horse, zebra...; see `_class_channels`). The exported
+manifest names those channels after the project's classes and leaves the rest unnamed
+(never reported). `--init scratch` re-initialises every weight (the benchmark's baseline).
 
 Training: letterboxed 416x416 batches with flips and scale/brightness jitter; targets
-assigned YOLOX-style (anchor points inside the box and near its centre, the best few by
-predicted IoU per box); losses: 1 - IoU on positives, BCE on objectness everywhere, BCE on
-the project's class channels (the other 80 - k channels are pushed to 0 so COCO classes
-the project does not label stop appearing). AdamW with warm-up and cosine decay over the
-time budget.
+assigned as YOLOX does (SimOTA: anchors in the box's centre region, ranked by how well the
+model already classifies and fits the box, a dynamic number per box); losses: 1 - IoU^2 on
+positives; objectness: 1 on positives and, elsewhere, what the starting model said (a
+frozen copy), so objects the project does not label are not unlearnt; class scores of the
+project's channels: on positives, the class's channel that already says it best is taught
+(IoU-aware target), and away from the project's boxes they are pushed down where the
+model sees an object. AdamW with warm-up and cosine decay over the time budget; the
+weights kept are the best on held-out images, the starting ones included.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class DetectTrainResult:
     test: dict[str, Any] | None = None
     kept_step: int = 0  # the step whose weights were kept (best on validation; 0 = the start)
     val_map50: float = -1.0
+    # project class -> the base model's classes whose channels say it (the first trained)
+    base_classes: dict[str, list[str]] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -153,7 +160,11 @@ class DetectTrainer:
             s.append(torch.full((n * n,), st))
         return torch.cat(g).float(), torch.cat(s).float()
 
-    def _loss(self, out: Any, targets: list[np.ndarray], channels: Any) -> Any:
+    def _loss(self, out: Any, targets: list[np.ndarray], channels: Any, group_mask: Any,
+              teacher_obj: Any = None) -> Any:
+        """YOLOX's losses for one batch. `channels`: the channel each class trains;
+        `group_mask` [classes, channels]: the channels that say each class; `teacher_obj`:
+        the starting model's objectness, the target away from the project's boxes."""
         torch = self.torch
         grid, stride = self._grid_cache
         xy = (out[..., :2] + grid) * stride[:, None]
@@ -162,7 +173,15 @@ class DetectTrainer:
         obj, cls = out[..., 4].clamp(1e-6, 1 - 1e-6), out[..., 5:].clamp(1e-6, 1 - 1e-6)
         centres = (grid + 0.5) * stride[:, None]
         box_losses, obj_t, cls_losses = [], torch.zeros_like(obj), []
+        ignore = torch.zeros_like(obj, dtype=torch.bool)
+        trained = group_mask.any(0).nonzero().reshape(-1)  # the channels the project uses
+        column = torch.full((group_mask.shape[1],), -1, dtype=torch.long)
+        column[trained] = torch.arange(len(trained))
         n_pos = 0
+
+        def bce(p: Any, t: Any) -> Any:
+            return torch.nn.functional.binary_cross_entropy(p, t, reduction="none")
+
         for b, t in enumerate(targets):
             if not len(t):
                 continue
@@ -175,7 +194,12 @@ class DetectTrainer:
             cand = inside & near
             cand |= near & ~cand.any(1, keepdim=True)  # tiny boxes: the centre region alone
             ious = _box_iou(gt, pred[b].detach())  # [G, A]
-            cost = -ious - 10 * cand.float()
+            # SimOTA's cost (as YOLOX trains): how well the model already says the box's
+            # class there (the best of the class's channels) and fits it, in the centre region
+            with torch.no_grad():
+                said = (cls[b].detach()[None] * group_mask[lab][:, None]).amax(-1)  # [G, A]
+                score = (said * obj[b].detach()[None]).sqrt().clamp(1e-8, 1)
+                cost = -score.log() - 3.0 * (ious + 1e-8).log() + 1e5 * (~cand).float()
             assigned = torch.full((pred.shape[1],), -1, dtype=torch.long)
             best = torch.full((pred.shape[1],), float("inf"))
             for g in range(len(gt)):
@@ -195,18 +219,88 @@ class DetectTrainer:
             iou = _box_iou_pairs(pred[b, pos], gt[g_idx])
             box_losses.append((1 - iou ** 2).sum())
             obj_t[b, pos] = 1.0
-            target = torch.zeros(len(pos), cls.shape[-1])
-            target[torch.arange(len(pos)), channels[lab[g_idx]]] = iou.detach().clamp(0.1, 1)
-            cls_losses.append(torch.nn.functional.binary_cross_entropy(
-                cls[b, pos], target, reduction="sum"))
+            # the class's channel that already says it best there is the one taught (a dog
+            # in a project's "animal" stays the base's dog); all its other channels go down
+            said = cls[b, pos].detach() * group_mask[lab[g_idx]]
+            target = torch.zeros(len(pos), len(trained))
+            target[torch.arange(len(pos)), column[said.argmax(-1)]] = iou.detach().clamp(0.1, 1)
+            cls_losses.append(bce(cls[b, pos][:, trained], target).sum())
+            ignore[b] |= near.any(0)
         n = max(1, n_pos)
-        loss_obj = torch.nn.functional.binary_cross_entropy(obj, obj_t, reduction="sum") / n
+        # objectness: up on the project's objects; never pushed down elsewhere, so what the
+        # pretrained model knows of objects stays (a COCO object that is not one of the
+        # project's classes is kept out by its class score instead)
+        positive = obj_t > 0
+        if teacher_obj is not None:  # elsewhere, objectness as the pretrained model had it
+            obj_t = torch.where(positive, obj_t, teacher_obj)
+        loss_obj = bce(obj, obj_t).sum() / n
+        # class scores of the trained channels: down where something the project does not
+        # label looks like an object (weighted by objectness; near a box nothing is pushed)
+        negative = ~positive & ~ignore
+        away = bce(cls[..., trained], torch.zeros_like(cls[..., trained])) \
+            * obj.detach()[..., None]
+        cls_losses.append(away[negative].sum())
         loss_box = torch.stack(box_losses).sum() / n if box_losses else out.sum() * 0
-        loss_cls = torch.stack(cls_losses).sum() / n if cls_losses else out.sum() * 0
+        loss_cls = torch.stack(cls_losses).sum() / n
         self.last_parts = {"box": float(loss_box.detach().item()),
                            "obj": float(loss_obj.detach().item()),
                            "cls": float(loss_cls.detach().item()), "positives": float(n_pos)}
         return 5 * loss_box + loss_obj + loss_cls
+
+    def _class_channels(self, base: ModelManifest, classes: list[str],
+                        images: list[tuple[np.ndarray, np.ndarray]]) -> list[list[int]]:
+        """Which of the base model's output channels say each project class, found on the
+        training boxes: the pretrained model is run over the training images and each box
+        votes for the class of the detection that covers it (IoU >= 0.5). A class's first
+        channel (the one it trains) is the base class of the same name, else its most voted
+        free one ("animal" from "dog"), else any free one. Other channels join a class when
+        they found its boxes and at least half of their detections are its boxes (a
+        project's "vehicle" takes "car", "bus" and "truck"; "person" is not taken for a
+        project that does not label people)."""
+        from labelpilot.models.detect import DetectorModel
+
+        names = list(base.labels)
+        model = DetectorModel(base, threads=2)
+        model.settings.score_threshold = 0.05
+        votes: dict[str, dict[int, int]] = {c: {} for c in classes}
+        fired: dict[int, list[str | None]] = {}  # channel -> what its confident boxes were
+        for img, boxes in images:
+            d = model.detect(img)
+            for b in boxes:
+                if len(d.boxes):
+                    iou = _np_iou(b[:4], d.boxes)
+                    j = int(np.argmax(iou))
+                    if iou[j] >= 0.5:
+                        votes[classes[int(b[4])]][int(d.classes[j])] = \
+                            votes[classes[int(b[4])]].get(int(d.classes[j]), 0) + 1
+            for box, score, k in zip(d.boxes, d.scores, d.classes, strict=True):
+                if score >= 0.3:
+                    iou = _np_iou(box, boxes[:, :4]) if len(boxes) else np.zeros(0)
+                    hit = classes[int(boxes[int(np.argmax(iou)), 4])] \
+                        if len(iou) and iou.max() >= 0.5 else None
+                    fired.setdefault(int(k), []).append(hit)
+        groups: dict[str, list[int]] = {c: [names.index(c)] for c in classes if c in names}
+        taken = {g[0] for g in groups.values()}
+        for c in sorted((c for c in classes if c not in groups),
+                        key=lambda c: -max(votes[c].values(), default=0)):
+            ranked = sorted(votes[c], key=lambda k: -votes[c][k])
+            pick = next((k for k in ranked if k not in taken and names[k] not in classes), None)
+            if pick is None:
+                pick = next(k for k in range(len(names)) if k not in taken
+                            and names[k] not in classes)
+            groups[c] = [pick]
+            taken.add(pick)
+        # the other channels that say a class, the most voted first; each joins one class
+        extra = sorted(((n, k, c) for c in classes for k, n in votes[c].items()),
+                       reverse=True)
+        for _, k, c in extra:
+            hits = fired.get(k, [])
+            if k in taken or names[k] in classes or not hits:
+                continue
+            if sum(h == c for h in hits) / len(hits) >= 0.5:
+                groups[c].append(k)
+                taken.add(k)
+        return [groups[c] for c in classes]
 
     def _val_map(self, module: Any, base_model: Any, val: list[tuple[np.ndarray, list[Any]]],
                  labels_by_channel: dict[int, str]) -> float:
@@ -215,12 +309,14 @@ class DetectTrainer:
 
         torch = self.torch
         per_image = []
+        mask = np.zeros(len(base_model.manifest.labels), np.float32)
+        mask[list(labels_by_channel)] = 1  # the project's channels only, as exported
         with torch.no_grad():
             for img, boxes in val:
                 x, sx, sy = base_model._prepare(img)
                 out = module(torch.from_numpy(x)).numpy()[0]
-                b, s, c = base_model._decode_yolox(out)
-                keep = (s >= 0.01) & np.isin(c, list(labels_by_channel))
+                b, s, c = base_model._decode_yolox(out, mask)
+                keep = s >= 0.01
                 h, w = img.shape[:2]
                 d = base_model._finish(b[keep] / np.array([sx, sy, sx, sy], np.float32), s[keep],
                                        c[keep], w, h, nms=True)
@@ -261,11 +357,16 @@ class DetectTrainer:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        # project class -> output channel: the COCO class of that name, else a free one
-        coco = list(base.labels)
-        free = [i for i, n in enumerate(coco) if n not in classes]
-        chan = [coco.index(c) if c in coco else free.pop(0) for c in classes]
+        images = [(load_image(self.ws, r), np.array(
+            [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
+        groups = self._class_channels(base, classes, images)
+        chan = [g[0] for g in groups]  # the channel each class trains
+        self.base_classes = {c: [base.labels[k] for k in g]
+                            for c, g in zip(classes, groups, strict=True)}
         channels = torch.tensor(chan)
+        group_mask = torch.zeros(len(classes), len(base.labels), dtype=torch.bool)
+        for i, g in enumerate(groups):
+            group_mask[i, g] = True
         path, sha = base.file("model")
         proto = onnx.load(str(path))
         module = OnnxModule(proto)
@@ -279,8 +380,6 @@ class DetectTrainer:
                     else:
                         p.zero_()
         self._grid_cache = self._grid()
-        images = [(load_image(self.ws, r), np.array(
-            [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
         # validation: the val split, else a fifth of train (at least 2 images) held out; the
         # weights kept are the best on it, the starting ones included (so a few images can
         # not make a pretrained detector worse on held-out data)
@@ -296,18 +395,18 @@ class DetectTrainer:
         from labelpilot.models.detect import DetectorModel
 
         base_model = DetectorModel(base, threads=1)
-        labels_by_channel = {k: c for c, k in zip(classes, chan, strict=True)}
+        labels_by_channel = {k: c for c, g in zip(classes, groups, strict=True) for k in g}
         # only the layers the graph computes with (not Resize's scales); the prediction
         # layers at the full rate, the pretrained body at body_lr x that
         pred = {module.names[n] for n in module.names if n.startswith("head.") and "_preds" in n}
         conv = {module.names[n] for n in self._conv_params(module)}
         head_params = [p for k, p in module.params.items() if k in pred]
         body_params = [p for k, p in module.params.items() if k in conv and k not in pred]
+        param_groups: list[dict[str, Any]] = [{"params": head_params, "scale": 1.0},
+                  {"params": body_params,
+                   "scale": cfg.body_lr if cfg.init == "pretrained" else 1.0}]
         base_lr = cfg.lr if cfg.init == "pretrained" else cfg.lr * 4
-        body_scale = cfg.body_lr if cfg.init == "pretrained" else 1.0
-        opt = torch.optim.AdamW([{"params": head_params, "scale": 1.0},
-                                 {"params": body_params, "scale": body_scale}],
-                                lr=base_lr, weight_decay=5e-4)
+        opt = torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=5e-4)
         budget = (cfg.minutes or 0) * 60
         steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch))
         total = cfg.epochs * steps_per_epoch if cfg.epochs else None
@@ -329,6 +428,14 @@ class DetectTrainer:
         elif val:
             state["best_score"] = self._val_map(module, base_model, val, labels_by_channel)
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        # the starting model, frozen: what it says of objects the project does not label
+        # is kept (pretrained only; from scratch there is nothing to keep)
+        teacher = None
+        if cfg.init == "pretrained":
+            teacher = OnnxModule(proto)
+            teacher.eval()
+            for prm in teacher.parameters():
+                prm.requires_grad_(False)
         t0 = time.time() - state["seconds"]
 
         def save() -> None:
@@ -361,8 +468,13 @@ class DetectTrainer:
                 keep = (t[:, 2] - t[:, 0] > 2) & (t[:, 3] - t[:, 1] > 2)
                 xs.append(x)
                 ts.append(t[keep])
-            out = module(torch.from_numpy(np.stack(xs)))
-            loss = self._loss(out, ts, channels)
+            batch_x = torch.from_numpy(np.stack(xs))
+            teacher_obj = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_obj = teacher(batch_x)[..., 4]
+            out = module(batch_x)
+            loss = self._loss(out, ts, channels, group_mask, teacher_obj)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
@@ -399,22 +511,24 @@ class DetectTrainer:
         self.best: dict[str, float] = {"val_images": len(val), "val_map50": best_score,
                                        "kept_step": best_step if val else step}
         out_dir = self.ws.models_dir / cfg.name
-        parity = self._export(module, out_dir, base, classes, chan, sha)
+        parity = self._export(module, out_dir, base, labels_by_channel, sha)
         manifest = ModelManifest.load(out_dir / "manifest.json")
         result = DetectTrainResult(cfg.name, classes, skipped, len(items),
                                    sum(len(b) for _, b in items), step, time.time() - t0,
                                    parity, history=history[-200:])
         result.test = self._evaluate(manifest.name)
         manifest.metrics.update({"test": result.test, "train_images": len(items),
-                                 "steps": step, "init": cfg.init, **self.best})
+                                 "steps": step, "init": cfg.init, **self.best,
+                                 "base_classes": self.base_classes})
         result.kept_step = int(self.best["kept_step"])
+        result.base_classes = dict(self.base_classes)
         result.val_map50 = float(self.best["val_map50"])
         (out_dir / "manifest.json").write_bytes(manifest.to_json())
         (out_dir / "history.json").write_text(json.dumps(history))
         return result
 
-    def _export(self, module: Any, out: Path, base: ModelManifest, classes: list[str],
-                chan: list[int], base_sha: str) -> float:
+    def _export(self, module: Any, out: Path, base: ModelManifest,
+                labels_by_channel: dict[int, str], base_sha: str) -> float:
         import onnx
         import onnxruntime as ort
 
@@ -432,14 +546,15 @@ class DetectTrainer:
             raise LabelPilotError(f"the exported ONNX model differs from the trained one by "
                                   f"{parity:.2e}; not registered")
         labels = [""] * 80
-        for c, k in zip(classes, chan, strict=True):
+        for k, c in labels_by_channel.items():
             labels[k] = c
         pre = dict(base.preprocessing)
         manifest = ModelManifest(
             name=out.name, version=time.strftime("%Y%m%d%H%M%S"), task="detect", kind="detect",
             files={"model": ModelFile("model.onnx", sha256_file(out / "model.onnx"))},
             labels=labels, preprocessing=pre, metrics={"onnx_parity": parity},
-            description=f"{base.name} fine-tuned ({self.cfg.init}) on {', '.join(classes)}",
+            description=f"{base.name} fine-tuned ({self.cfg.init}) on "
+                        f"{', '.join(sorted(set(labels_by_channel.values())))}",
             root=out)
         (out / "manifest.json").write_bytes(manifest.to_json())
         return parity
@@ -452,6 +567,14 @@ class DetectTrainer:
         if not items:
             return None
         return evaluate_detector(self.ws, load_model(name, self.ws.models_dir), "test")
+
+
+def _np_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = (box[2:] - box[:2]).clip(0).prod()
+    return np.asarray(inter / (area + (boxes[:, 2:] - boxes[:, :2]).clip(0).prod(-1) - inter + 1e-9))
 
 
 def _box_iou(a: Any, b: Any) -> Any:

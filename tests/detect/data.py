@@ -1,0 +1,58 @@
+"""Detection test workspaces from the real coco128 images (shared/datasets/coco128)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from labelpilot.models.catalogue import install
+from labelpilot.transfer import import_dataset
+
+
+def coco_subset(shared: Path, folder: Path, classes: list[str], train: int, test: int) -> dict:
+    """COCO files for the first `train` coco128 images holding `classes` (by file name) and
+    the next `test`, with only those classes' boxes: {"train": dir, "test": dir}."""
+    root = shared / "datasets" / "coco128"
+    j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    names = {c["id"]: c["name"] for c in j["categories"]}
+    has = {a["image_id"] for a in j["annotations"] if names[a["category_id"]] in classes}
+    ims = [im for im in sorted(j["images"], key=lambda i: i["file_name"]) if im["id"] in has]
+    out = {}
+    for split, sel in (("train", ims[:train]), ("test", ims[train:train + test])):
+        if not sel:
+            continue
+        d = folder / split
+        (d / "images").mkdir(parents=True)
+        ids = {im["id"] for im in sel}
+        for im in sel:
+            shutil.copy(root / "train2017" / im["file_name"], d / "images" / im["file_name"])
+        (d / "a.json").write_text(json.dumps({
+            "images": sel, "categories": [c for c in j["categories"] if c["name"] in classes],
+            "annotations": [a for a in j["annotations"] if a["image_id"] in ids
+                            and names[a["category_id"]] in classes]}))
+        out[split] = d
+    return out
+
+
+def detect_workspace(make_workspace: Any, tmp_path: Path, shared: Path, labels: list[str], *,
+                     classes: list[str] | None = None, train: int = 0, test: int = 0,
+                     users: bool = False) -> Any:
+    """A detection workspace with yolox-nano installed, holding either the first coco128
+    image unlabelled (no `classes`) or a labelled subset of `classes` split train/test."""
+    ws = make_workspace(task="detect", labels=labels)
+    if classes:
+        for split, d in coco_subset(shared, tmp_path / "c", classes, train, test).items():
+            import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    else:
+        first = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[0]
+        (tmp_path / "i").mkdir()
+        shutil.copy(first, tmp_path / "i" / first.name)
+        import_dataset(ws, tmp_path / "i", format="images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    if users:
+        from tests.server.conftest import add_users
+
+        add_users(ws)
+    return ws
