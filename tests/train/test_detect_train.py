@@ -54,6 +54,8 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
     s = DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None,
                                             name="from-scratch")).run()
     assert s.steps == 2 and s.onnx_parity < 1e-3
+    # ... and each class has one channel of its own (the base's classes mean nothing there)
+    assert s.base_classes == {"bowl": ["bowl"], "car": ["car"]}
 
 
 def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]

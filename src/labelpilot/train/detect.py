@@ -359,7 +359,9 @@ class DetectTrainer:
         np.random.seed(cfg.seed)
         images = [(load_image(self.ws, r), np.array(
             [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
-        groups = self._class_channels(base, classes, images)
+        # from scratch the base's classes mean nothing: each class has its own channel
+        groups = self._class_channels(base, classes,
+                                      images if cfg.init == "pretrained" else [])
         chan = [g[0] for g in groups]  # the channel each class trains
         self.base_classes = {c: [base.labels[k] for k in g]
                             for c, g in zip(classes, groups, strict=True)}
