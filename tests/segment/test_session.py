@@ -79,6 +79,32 @@ def test_memory_cache_is_bounded(tmp_path: Path) -> None:
     assert cache.peek("k4") is not None and cache.peek("k0") is None
 
 
+def test_disk_cache_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    import os
+
+    img, _ = scene()
+    seg = Counting()
+    probe = EmbeddingCache(seg, tmp_path / "probe")
+    probe.get("x", lambda: img)
+    one = next((tmp_path / "probe").glob("*.npz")).stat().st_size
+    d = tmp_path / "cache"
+    cache = EmbeddingCache(seg, d, max_bytes=1, max_disk_bytes=int(one * 2.5))
+    cache.get("k0", lambda: img)
+    cache.get("k1", lambda: img)
+    for i, f in enumerate(sorted(d.glob("*.npz"), key=lambda f: f.stat().st_mtime)):
+        os.utime(f, (1000 + i, 1000 + i))  # k0 older than k1, whatever the clock's grain
+    # k0 is read from disk (a new cache: nothing in memory): now it is the recent one
+    again = EmbeddingCache(seg, d, max_bytes=1, max_disk_bytes=int(one * 2.5))
+    assert again.get("k0", lambda: img)[1] == "disk"
+    again.get("k2", lambda: img)  # a third file: over the limit, k1 goes
+    assert len(list(d.glob("*.npz"))) == 2
+    fresh = EmbeddingCache(seg, d, max_bytes=1, max_disk_bytes=int(one * 2.5))
+    assert fresh.get("k0", lambda: img)[1] == "disk"
+    assert fresh.get("k2", lambda: img)[1] == "disk"
+    embeds = seg.embeds
+    assert fresh.get("k1", lambda: img)[1] == "computed" and seg.embeds == embeds + 1
+
+
 def test_precompute_then_click_uses_it(tmp_path: Path) -> None:
     img, (ring, _) = scene()
     seg = Counting()

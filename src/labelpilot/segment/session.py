@@ -5,9 +5,11 @@ the next images of the review queue; prompts are answered from the cached embedd
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -83,13 +85,16 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float =
 
 class EmbeddingCache:
     """Embeddings by (model, image key): an LRU in memory bounded by bytes, and .npz files
-    on disk with a SHA-256 of their content (a corrupt or foreign file is recomputed)."""
+    on disk with a SHA-256 of their content (a corrupt or foreign file is recomputed),
+    bounded too: past `max_disk_bytes` the least recently used files go."""
 
     def __init__(self, segmenter: InteractiveSegmenter, disk_dir: Path | None,
-                 max_bytes: int = 512 << 20) -> None:
+                 max_bytes: int = 512 << 20, max_disk_bytes: int = 2 << 30) -> None:
         self.seg = segmenter
         self.disk_dir = disk_dir
         self.max_bytes = max_bytes
+        self.max_disk_bytes = max_disk_bytes
+        self._disk_lock = threading.Lock()
         self._mem: OrderedDict[str, Any] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -135,7 +140,10 @@ class EmbeddingCache:
                 arrays = {k: z[k] for k in z.files}
             if str(arrays.pop("__tag__")) != self._tag(key):
                 raise ValueError("written for another model or image")
-            return self.seg.load_embedding(arrays)
+            emb = self.seg.load_embedding(arrays)
+            with contextlib.suppress(OSError):
+                os.utime(path)  # used now: the last to be pruned
+            return emb
         except Exception as e:  # any damage: recompute, never a wrong mask
             log.warning("embedding cache file %s is unusable (%s); recomputing", path, e)
             self.stats["disk_rejected"] += 1
@@ -154,6 +162,26 @@ class EmbeddingCache:
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(hashlib.sha256(body).hexdigest().encode() + body)
         tmp.replace(path)
+        self._prune_disk(keep=path)
+
+    def _prune_disk(self, keep: Path) -> None:
+        """Remove the least recently used files until the folder fits `max_disk_bytes`."""
+        assert self.disk_dir is not None
+        with self._disk_lock:
+            files = []
+            for f in self.disk_dir.glob("*.npz"):
+                try:
+                    st = f.stat()
+                except OSError:  # removed meanwhile
+                    continue
+                files.append((st.st_mtime, st.st_size, f))
+            total = sum(size for _, size, _ in files)
+            for _, size, f in sorted(files, key=lambda t: t[0]):
+                if total <= self.max_disk_bytes:
+                    break
+                if f != keep:
+                    f.unlink(missing_ok=True)
+                    total -= size
 
     def get(self, key: str, load_image: Callable[[], np.ndarray]) -> tuple[Any, str, float]:
         """(embedding, where it came from, ms spent computing it)."""
@@ -212,9 +240,9 @@ class SegmentSession:
     """A segmenter with its cache; thread-safe; one per (workspace, model) in a server."""
 
     def __init__(self, segmenter: InteractiveSegmenter, cache_dir: Path | None = None,
-                 max_bytes: int = 512 << 20) -> None:
+                 max_bytes: int = 512 << 20, max_disk_bytes: int = 2 << 30) -> None:
         self.seg = segmenter
-        self.cache = EmbeddingCache(segmenter, cache_dir, max_bytes)
+        self.cache = EmbeddingCache(segmenter, cache_dir, max_bytes, max_disk_bytes)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
     def segment(self, key: str, load_image: Callable[[], np.ndarray], prompt: Prompt,

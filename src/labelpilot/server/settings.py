@@ -16,3 +16,5 @@ class Settings(BaseSettings):
     threads: int = 8
     # Slows each job item down (seconds): for demos and for tests that stop a job half-way.
     job_item_delay: float = 0.0
+    # Disk kept per segmentation model for image embeddings (least recently used go first).
+    embedding_cache_mb: int = 2048

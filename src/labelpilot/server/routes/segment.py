@@ -48,7 +48,8 @@ def session_for(request: Request, ws: Any, name: str | None) -> tuple[SegmentSes
         sess = sessions.get(name)
         if sess is None:
             seg = load_model(name, ws.models_dir)
-            sess = SegmentSession(seg, ws.root / "cache" / "embeddings" / name)
+            sess = SegmentSession(seg, ws.root / "cache" / "embeddings" / name,
+                                  max_disk_bytes=state.settings.embedding_cache_mb << 20)
             sessions[name] = sess
     return sess, manifest
 
