@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -243,6 +244,23 @@ class OnnxModule(nn.Module):
                 if head is not None:
                     dims[-1].dim_value = int(self.param(head[0]).shape[-1])
         return out
+
+    def save_checked(self, path: Path, x: torch.Tensor, tolerance: float = 1e-3) -> float:
+        """Write `to_onnx()` to `path` and run `x` through both it (ONNX Runtime) and this
+        module; the largest difference, or LabelPilotError past `tolerance`."""
+        import onnxruntime as ort
+
+        onnx.save(self.to_onnx(), str(path))
+        self.eval()
+        with torch.no_grad():
+            want = self(x).numpy()
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]
+                                   ).run(None, {self.input_name: x.numpy()})[0]
+        parity = float(np.abs(got - want).max())
+        if parity > tolerance:
+            raise LabelPilotError(f"the exported ONNX model differs from the trained one "
+                                  f"(max difference {parity:.2e}); not registered")
+        return parity
 
     def _head(self) -> tuple[str, str] | None:
         """(weight, bias) initializer names of the final MatMul + Add before the softmax."""
