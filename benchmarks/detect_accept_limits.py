@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from detect_custom import build, parse_classes
 
-from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+from labelpilot.detect_eval import DetBox, GtBox, box_iou, evaluate_detections
 from labelpilot.models.detect import DetectorModel
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import sha256_file
@@ -39,12 +39,6 @@ def at_size(base: ModelManifest, size: int, folder: Path) -> DetectorModel:
     j["files"]["model"] = {"path": "model.onnx", "sha256": sha256_file(folder / "model.onnx")}
     (folder / "manifest.json").write_text(json.dumps(j))
     return DetectorModel(ModelManifest.load(folder / "manifest.json"), threads=2)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(rb - lt, 0, None)))
-    return inter / (float(np.prod(a[2:] - a[:2])) + float(np.prod(b[2:] - b[:2])) - inter)
 
 
 def main() -> None:
@@ -69,7 +63,8 @@ def main() -> None:
                 for box, lab in gts:
                     area = float(np.prod(box[2:] - box[:2]))
                     k = "S" if area < 32 ** 2 else "M" if area < 96 ** 2 else "L"
-                    best = max([iou(box, d) for d, dl in dets if dl == lab] or [0.0])
+                    same = np.array([d for d, dl in dets if dl == lab]).reshape(-1, 4)
+                    best = float(box_iou(box[None], same).max(initial=0.0))
                     count[k][0] += 1
                     count[k][1] += best >= 0.5
                     count[k][2] += best >= 0.7

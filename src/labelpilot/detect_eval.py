@@ -30,8 +30,9 @@ class DetBox:
     score: float
 
 
-def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """[D, G] IoU; against a crowd box, intersection over the detection's area (COCO)."""
+def box_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
+    """[D, G] IoU of xyxy boxes; against a crowd box, intersection over the detection's
+    area (COCO)."""
     if not len(d) or not len(g):
         return np.zeros((len(d), len(g)))
     x1 = np.maximum(d[:, None, 0], g[None, :, 0])
@@ -41,7 +42,7 @@ def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     ad = ((d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1]))[:, None]
     ag = ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[None, :]
-    union = np.where(crowd[None, :], ad, ad + ag - inter)
+    union = ad + ag - inter if crowd is None else np.where(crowd[None, :], ad, ad + ag - inter)
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
@@ -55,7 +56,7 @@ def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, 
     d = np.array([x.box for x in dets], float).reshape(-1, 4)
     g = np.array([x.box for x in gts], float).reshape(-1, 4)
     crowd = np.array([x.crowd for x in gts], bool)
-    ious = _iou(d, g, crowd)
+    ious = box_iou(d, g, crowd)
     taken = np.zeros(len(gts), bool)
     matched = np.zeros(len(dets), bool)
     ignored = np.zeros(len(dets), bool)

@@ -148,7 +148,9 @@ class DetectorModel:
                 / np.array(s.std, np.float32)[None, :, None, None]
         return blob, sx, sy
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, score_threshold: float | None = None) -> Detections:
+        """Boxes scored at least the settings' thresholds (per class), or `score_threshold`
+        for every class when given."""
         image = _as_bgr8(image)
         h, w = image.shape[:2]
         s = self.settings
@@ -161,7 +163,7 @@ class DetectorModel:
             boxes, scores, classes = out[:, 2:6].copy(), out[:, 1], out[:, 0].astype(int)
             if len(self.session.input_names) == 1:
                 boxes /= np.array([sx, sy, sx, sy], np.float32)
-            keep = scores >= self._thresholds(classes)
+            keep = scores >= self._thresholds(classes, score_threshold)
             return self._finish(boxes[keep], scores[keep], classes[keep], w, h, nms=False)
         outs = self.session(x)
         if s.layout == "yolox":
@@ -181,13 +183,15 @@ class DetectorModel:
             boxes = named["boxes"].reshape(-1, 4)
             scores = named["scores"].reshape(-1)
             classes = named["labels"].reshape(-1).astype(int)
-        keep = (scores >= self._thresholds(classes)) & self._named[np.clip(classes, 0,
+        keep = (scores >= self._thresholds(classes, score_threshold)) & self._named[np.clip(classes, 0,
                                                                          len(self._named) - 1)]
         boxes = boxes[keep] / np.array([sx, sy, sx, sy], np.float32)
         return self._finish(boxes, scores[keep], classes[keep], w, h, nms=True)
 
-    def _thresholds(self, classes: np.ndarray) -> np.ndarray:
+    def _thresholds(self, classes: np.ndarray, fixed: float | None = None) -> np.ndarray:
         s = self.settings
+        if fixed is not None:
+            return np.full(classes.shape, fixed, np.float32)
         if not s.class_thresholds:
             return np.full(classes.shape, s.score_threshold, np.float32)
         names = self.manifest.labels

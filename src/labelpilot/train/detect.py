@@ -26,6 +26,7 @@ import json
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,23 +129,20 @@ class DetectTrainer:
             raise LabelPilotError(f"{self.cfg.base} is not an 80-class YOLOX model")
         return m
 
-    def _sample(self, image: np.ndarray, boxes: np.ndarray, augment: bool
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented training input (CHW) and its boxes: letterboxed at a random scale
+        and place, brightness jitter, a horizontal flip half the time."""
         h, w = image.shape[:2]
-        r = SIZE / max(h, w)
-        if augment:
-            r *= random.uniform(0.7, 1.0)
+        r = SIZE / max(h, w) * random.uniform(0.7, 1.0)
         nw, nh = max(1, int(w * r)), max(1, int(h * r))
         canvas = np.full((SIZE, SIZE, 3), 114, np.float32)
-        ox = random.randint(0, SIZE - nw) if augment else 0
-        oy = random.randint(0, SIZE - nh) if augment else 0
+        ox, oy = random.randint(0, SIZE - nw), random.randint(0, SIZE - nh)
         img = cv2.resize(image, (nw, nh)).astype(np.float32)
-        if augment:
-            img = np.clip(img * random.uniform(0.75, 1.25) + random.uniform(-20, 20), 0, 255)
+        img = np.clip(img * random.uniform(0.75, 1.25) + random.uniform(-20, 20), 0, 255)
         canvas[oy:oy + nh, ox:ox + nw] = img
         b = boxes.copy()
         b[:, :4] = b[:, :4] * r + np.array([ox, oy, ox, oy], np.float32)
-        if augment and random.random() < 0.5:
+        if random.random() < 0.5:
             canvas = canvas[:, ::-1]
             b[:, [0, 2]] = SIZE - b[:, [2, 0]]
         return np.ascontiguousarray(canvas.transpose(2, 0, 1)), b
@@ -227,11 +225,11 @@ class DetectTrainer:
             cls_losses.append(bce(cls[b, pos][:, trained], target).sum())
             ignore[b] |= near.any(0)
         n = max(1, n_pos)
-        # objectness: up on the project's objects; never pushed down elsewhere, so what the
-        # pretrained model knows of objects stays (a COCO object that is not one of the
-        # project's classes is kept out by its class score instead)
+        # objectness: 1 on the project's objects; elsewhere what the starting model said
+        # (`teacher_obj`), so a COCO object the project does not label stays an object and
+        # is kept out by its class score instead; from scratch (no teacher), 0 elsewhere
         positive = obj_t > 0
-        if teacher_obj is not None:  # elsewhere, objectness as the pretrained model had it
+        if teacher_obj is not None:
             obj_t = torch.where(positive, obj_t, teacher_obj)
         loss_obj = bce(obj, obj_t).sum() / n
         # class scores of the trained channels: down where something the project does not
@@ -247,44 +245,39 @@ class DetectTrainer:
                            "cls": float(loss_cls.detach().item()), "positives": float(n_pos)}
         return 5 * loss_box + loss_obj + loss_cls
 
-    def _class_channels(self, base: ModelManifest, classes: list[str],
+    def _class_channels(self, base: ModelManifest, model: Any, classes: list[str],
                         images: list[tuple[np.ndarray, np.ndarray]]) -> list[list[int]]:
         """Which of the base model's output channels say each project class, found on the
-        training boxes: the pretrained model is run over the training images and each box
+        training boxes: the pretrained `model` is run over the training images and each box
         votes for the class of the detection that covers it (IoU >= 0.5). A class's first
         channel (the one it trains) is the base class of the same name, else its most voted
         free one ("animal" from "dog"), else any free one. Other channels join a class when
         they found its boxes and at least half of their detections are its boxes (a
         project's "vehicle" takes "car", "bus" and "truck"; "person" is not taken for a
         project that does not label people)."""
-        from labelpilot.models.detect import DetectorModel
+        from labelpilot.detect_eval import box_iou
 
         names = list(base.labels)
-        model = DetectorModel(base, threads=2)
-        model.settings.score_threshold = 0.05
-        votes: dict[str, dict[int, int]] = {c: {} for c in classes}
+        votes: dict[str, Counter[int]] = {c: Counter() for c in classes}
         fired: dict[int, list[str | None]] = {}  # channel -> what its confident boxes were
         for img, boxes in images:
-            d = model.detect(img)
-            for b in boxes:
-                if len(d.boxes):
-                    iou = _np_iou(b[:4], d.boxes)
-                    j = int(np.argmax(iou))
-                    if iou[j] >= 0.5:
-                        votes[classes[int(b[4])]][int(d.classes[j])] = \
-                            votes[classes[int(b[4])]].get(int(d.classes[j]), 0) + 1
-            for box, score, k in zip(d.boxes, d.scores, d.classes, strict=True):
-                if score >= 0.3:
-                    iou = _np_iou(box, boxes[:, :4]) if len(boxes) else np.zeros(0)
-                    hit = classes[int(boxes[int(np.argmax(iou)), 4])] \
-                        if len(iou) and iou.max() >= 0.5 else None
-                    fired.setdefault(int(k), []).append(hit)
+            d = model.detect(img, score_threshold=0.05)
+            if not len(d.boxes):
+                continue
+            ious = box_iou(boxes[:, :4], d.boxes)  # [boxes, detections]
+            for b, j in enumerate(ious.argmax(1)):
+                if ious[b, j] >= 0.5:
+                    votes[classes[int(boxes[b, 4])]][int(d.classes[j])] += 1
+            for j, b in enumerate(ious.argmax(0)):
+                if d.scores[j] >= 0.3:
+                    hit = classes[int(boxes[b, 4])] if ious[b, j] >= 0.5 else None
+                    fired.setdefault(int(d.classes[j]), []).append(hit)
         groups: dict[str, list[int]] = {c: [names.index(c)] for c in classes if c in names}
         taken = {g[0] for g in groups.values()}
         for c in sorted((c for c in classes if c not in groups),
                         key=lambda c: -max(votes[c].values(), default=0)):
-            ranked = sorted(votes[c], key=lambda k: -votes[c][k])
-            pick = next((k for k in ranked if k not in taken and names[k] not in classes), None)
+            pick = next((k for k, _ in votes[c].most_common()
+                         if k not in taken and names[k] not in classes), None)
             if pick is None:
                 pick = next(k for k in range(len(names)) if k not in taken
                             and names[k] not in classes)
@@ -359,8 +352,11 @@ class DetectTrainer:
         np.random.seed(cfg.seed)
         images = [(load_image(self.ws, r), np.array(
             [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
+        from labelpilot.models.detect import DetectorModel
+
+        base_model = DetectorModel(base, threads=2)  # finds the classes, decodes validation
         # from scratch the base's classes mean nothing: each class has its own channel
-        groups = self._class_channels(base, classes,
+        groups = self._class_channels(base, base_model, classes,
                                       images if cfg.init == "pretrained" else [])
         chan = [g[0] for g in groups]  # the channel each class trains
         self.base_classes = {c: [base.labels[k] for k in g]
@@ -394,9 +390,6 @@ class DetectTrainer:
             random.Random(cfg.seed).shuffle(order)
             val = [(images[i][0], items[i][1]) for i in order[:n_val]]
             images = [images[i] for i in order[n_val:]]
-        from labelpilot.models.detect import DetectorModel
-
-        base_model = DetectorModel(base, threads=1)
         labels_by_channel = {k: c for c, g in zip(classes, groups, strict=True) for k in g}
         # only the layers the graph computes with (not Resize's scales); the prediction
         # layers at the full rate, the pretrained body at body_lr x that
@@ -466,7 +459,7 @@ class DetectTrainer:
             batch = random.sample(images, min(cfg.batch, len(images)))
             xs, ts = [], []
             for img, bx in batch:
-                x, t = self._sample(img, bx, augment=True)
+                x, t = self._sample(img, bx)
                 keep = (t[:, 2] - t[:, 0] > 2) & (t[:, 3] - t[:, 1] > 2)
                 xs.append(x)
                 ts.append(t[keep])
@@ -558,14 +551,6 @@ class DetectTrainer:
         if not items:
             return None
         return evaluate_detector(self.ws, load_model(name, self.ws.models_dir), "test")
-
-
-def _np_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = (box[2:] - box[:2]).clip(0).prod()
-    return np.asarray(inter / (area + (boxes[:, 2:] - boxes[:, :2]).clip(0).prod(-1) - inter + 1e-9))
 
 
 def _box_iou(a: Any, b: Any) -> Any:
