@@ -579,13 +579,9 @@ def _train_detector(directory: Path, init: str, epochs: int | None, minutes: flo
         cfg = DetectTrainConfig(init=init, minutes=minutes if epochs is None else None,
                                 epochs=epochs, name=name or f"detector-{init}")
         with _progress(not as_json) as progress:
-            budget = int((minutes or 0) * 60)
+            from labelpilot.train import budget_progress
 
-            def report(p: dict[str, float]) -> None:
-                if progress:
-                    progress("train", min(int(p["seconds"]), budget) if budget else int(p["step"]),
-                             budget or int(p["step"]))
-
+            report = budget_progress(cfg.minutes, lambda d, t: progress and progress("train", d, t))
             trainer = DetectTrainer(ws, cfg, progress=report,
                                     warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
             r = trainer.run()

@@ -131,8 +131,8 @@ class LabelMap:
         # a project with no labels yet takes the model's
         self.unmapped = unmapped or ("add" if not project_labels else "drop")
         self.table = {m: mapping.get(m, m) for m in model_labels
-                      if m in mapping or m in project_labels or self.unmapped == "add"}
-        self.table = {m: p for m, p in self.table.items() if p}
+                      if (m in mapping or m in project_labels or self.unmapped == "add")
+                      and mapping.get(m, m)}
         self.dropped = 0
 
     def apply(self, anns: list[Annotation]) -> list[Annotation]:

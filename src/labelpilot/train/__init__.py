@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from labelpilot.errors import LabelPilotError
@@ -14,3 +15,18 @@ def require_torch() -> Any:
         raise LabelPilotError("training needs PyTorch",
                               hint="pip install 'labelpilot[train]'") from None
     return torch
+
+
+def budget_progress(minutes: float | None, report: Callable[[int, int], None]
+                    ) -> Callable[[dict[str, float]], None]:
+    """A trainer's progress callback that reports (done, total): seconds of the time
+    budget, or steps when training by epochs (no budget)."""
+    budget = int((minutes or 0) * 60)
+
+    def on_point(point: dict[str, float]) -> None:
+        if budget:
+            report(min(int(point["seconds"]), budget), budget)
+        else:
+            report(int(point["step"]), int(point["step"]))
+
+    return on_point

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.jobs import Cancelled, JobContext, jobs_t, register_job
+from labelpilot.train import budget_progress
 
 
 def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
@@ -24,19 +25,6 @@ def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
                               "workspace", hint="wait for it, or cancel it first")
 
 
-def _progress(ctx: JobContext, minutes: float | None) -> Any:
-    """Progress by seconds of the time budget, or by steps when training by epochs."""
-    budget = int((minutes or 0) * 60)
-
-    def report(point: dict[str, float]) -> None:
-        if budget:
-            ctx.report(min(int(point["seconds"]), budget), budget)
-        else:
-            ctx.report(int(point["step"]), int(point["step"]))
-
-    return report
-
-
 @register_job("train-ocr-rec")
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
@@ -44,7 +32,7 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
     p = dict(ctx.params)
     resume = bool(p.pop("resume", False))
     cfg = TrainConfig(**p)
-    progress = _progress(ctx, cfg.minutes)
+    progress = budget_progress(cfg.minutes, ctx.report)
 
     trainer = Trainer(ctx.ws, cfg, run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}",
                       progress=progress, cancelled=ctx.cancel_requested)
@@ -65,7 +53,7 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     p = dict(ctx.params)
     cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector")
-    progress = _progress(ctx, cfg.minutes)
+    progress = budget_progress(cfg.minutes, ctx.report)
 
     warnings: list[str] = []
     trainer = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
