@@ -32,6 +32,17 @@ class Live:
         return r.json() if r.content else None
 
 
+def sign_in(page: Any, live: Live, user: str) -> None:
+    """Sign in through the login form and wait for the overview."""
+    from tests.server.conftest import PASSWORD
+
+    page.goto(live.base + "/")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#jobs", state="attached")
+
+
 def require_ui() -> None:
     if not CHROMIUM.exists():
         pytest.fail("/usr/bin/chromium is missing: `make test` installs it (apt-get install chromium)")

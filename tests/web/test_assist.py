@@ -10,17 +10,9 @@ import pytest
 
 from tests.detect.data import detect_workspace
 from tests.server.conftest import PASSWORD
-from tests.web.conftest import Live, serve
+from tests.web.conftest import serve, sign_in
 
 pytestmark = pytest.mark.slow
-
-
-def sign_in(page: Any, live: Live, user: str) -> None:
-    page.goto(live.base + "/")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#jobs", state="attached")
 
 
 def wait_job(page: Any, kind: str) -> str:

@@ -16,6 +16,7 @@ from tests.segment.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
 from tests.server.test_segment_api import scenes_dataset
 from tests.web.conftest import Live, serve
+from tests.web.conftest import sign_in as signed_in
 from tests.web.test_ui import open_image, settled, to_screen
 
 pytestmark = pytest.mark.slow
@@ -34,10 +35,7 @@ def seg_live(make_workspace, tmp_path: Path) -> Iterator[tuple[Live, list[Any]]]
 
 
 def sign_in(page: Any, live: Live) -> None:
-    page.goto(live.base + "/")
-    page.fill("#username", "annotator")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    signed_in(page, live, "annotator")
     page.wait_for_selector("text=1 images")
 
 

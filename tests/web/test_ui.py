@@ -12,6 +12,7 @@ from labelpilot.transfer import import_dataset
 from tests.conftest import page_dataset, write_image
 from tests.server.conftest import PASSWORD, add_users
 from tests.web.conftest import Live, serve
+from tests.web.conftest import sign_in as signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +31,7 @@ def live(make_workspace, tmp_path: Path) -> Iterator[Live]:  # type: ignore[no-u
 
 
 def sign_in(page: Any, live: Live, user: str = "reviewer") -> None:
-    page.goto(live.base + "/")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    signed_in(page, live, user)
     page.wait_for_selector("text=4 images, 7 annotations")
 
 
