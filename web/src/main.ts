@@ -105,11 +105,11 @@ async function overviewView(): Promise<void> {
   start.onclick = () => openNext();
   const actions = el("div", { class: "actions" }, start);
   const panels: HTMLElement[] = [];
+  let prelabel: ReturnType<typeof prelabelPanel> | null = null;
   const jobs = jobsList((j) => {
-    // a finished training run is a new model to pre-label with; a finished job new counts
+    // a finished training run is a new model to pre-label with
     if (j.kind.startsWith("train-") && j.status === "done") prelabel?.refresh();
   });
-  let prelabel: ReturnType<typeof prelabelPanel> | null = null;
   if (me && me.role !== "annotator") {
     prelabel = prelabelPanel(project, () => jobs.refresh());
     panels.push(prelabel.root);
