@@ -38,14 +38,15 @@ demo: $(VENV)/.installed web
 	$(VENV)/bin/labelpilot demo $(DEMO_DIR)
 	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
-test: $(VENV)/.installed web /usr/bin/chromium
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m mypy
+test: lint web /usr/bin/chromium
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
+# ruff (PLC2701: no imports of another module's private names), mypy over the package,
+# the tests and the benchmarks, and the layer contracts of pyproject.toml.
 lint: $(VENV)/.installed
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/coco_import_export.py

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -39,7 +40,8 @@ def build(root: Path, n_images: int, per_image: int) -> Path:
     img_dir.mkdir(parents=True)
     rng = np.random.default_rng(0)
     w, h = 96, 72
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     base = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
     for i in range(n_images):
         arr = base.copy()
@@ -77,11 +79,11 @@ def _peak_mb() -> float:
 def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, float]:
     """One measured operation, run in a fresh process by `main`."""
     if name == "labelpilot-parse":
-        from labelpilot.formats.base import get_format
-        from labelpilot.transfer import _gc_paused
+        from labelpilot.formats import get_format
+        from labelpilot.transfer import gc_paused
 
         t = time.perf_counter()
-        with _gc_paused():
+        with gc_paused():
             ds = get_format("coco").load(data)
         n = sum(len(item.annotations) for item in ds.items)
         return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": _peak_mb()}
@@ -111,8 +113,8 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, flo
         ws = Workspace.open(Path((work / "latest").read_text()))
         ws.engine  # noqa: B018 - connect and check migrations outside the timing
         t = time.perf_counter()
-        r = export_dataset(ws, work / "lp_export", format="coco", include_images=False)
-        return {"seconds": time.perf_counter() - t, "annotations": r.annotations,
+        exported = export_dataset(ws, work / "lp_export", format="coco", include_images=False)
+        return {"seconds": time.perf_counter() - t, "annotations": exported.annotations,
                 "peak_mb": _peak_mb()}
     from datumaro.components.dataset import Dataset
 

@@ -19,11 +19,12 @@ import numpy as np
 import onnx
 from detect_custom import build, parse_classes
 
-from labelpilot.detect_eval import DetBox, GtBox, box_iou, evaluate_detections
+from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
+from labelpilot.geometry.iou import box_iou
 from labelpilot.models.detect import DetectorModel
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import sha256_file
-from labelpilot.prelabel import confirmed_labels, load_image
+from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
 
@@ -48,8 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lp-limits-") as t:
         ws = Workspace.open(build(Path(t), parse_classes(args.classes), 30, 30))
-        rows, anns = confirmed_labels(ws, "test")
-        images = [(load_image(ws, r), [(np.array(a.shape.bbox()), a.label)
+        with ws.engine.connect() as conn:
+            rows, anns = repo.confirmed_labels(conn, "test")
+        images = [(ws.blobs.load_image(r), [(np.array(a.shape.bbox()), a.label)
                                        for a in anns.get(r.id, [])
                                        if not a.attributes.get("iscrowd")]) for r in rows]
         base = ModelManifest.load(ws.models_dir / "yolox-nano" / "manifest.json")
@@ -75,10 +77,10 @@ def main() -> None:
                   f"{sum(c[2] for c in count.values()) / total:.3f} |")
         model = DetectorModel(base, threads=2)
         model.settings.score_threshold = 0.05
-        per_image = []
+        per_image: list[tuple[list[DetBox], list[GtBox]]] = []
         for img, gts in images:
-            dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0)) for a in model.predict(img)]
-            per_image.append((dets, [GtBox(tuple(b), lab) for b, lab in gts]))
+            found = [DetBox(a.shape.bbox(), a.label, float(a.score or 0)) for a in model.predict(img)]
+            per_image.append((found, [GtBox(tuple(b), lab) for b, lab in gts]))
         print("\n| score threshold | accept rate | proposals |")
         print("|---:|---:|---:|")
         for th in (0.05, 0.1, 0.2, 0.3, 0.4):

@@ -8,7 +8,7 @@ does not load in cv2.dnn (OpenCV 5.0 fails on its in-graph NMS), so its referenc
 Runtime with default session options, the way the file is shipped.
 
 Both sides use COCO's evaluation settings: score >= 0.001, NMS IoU 0.65, 100 boxes per
-image; mAP from labelpilot.detect_eval (equal to pycocotools, see tests/detect). Box
+image; mAP from labelpilot.evaluation.detect (equal to pycocotools, see tests/detect). Box
 agreement: the share of boxes (either side) with a same-class box on the other side at
 IoU >= 0.9, over all boxes down to score 0.001 (where tiny numeric differences between
 runtimes reorder near-ties) and over those scored >= 0.3 (the proposals people see).
@@ -40,7 +40,7 @@ SCORE, NMS, MAX = 0.001, 0.65, 100
 
 
 def load_coco() -> tuple[list[np.ndarray], list[list[Any]]]:
-    from labelpilot.detect_eval import GtBox
+    from labelpilot.evaluation.detect import GtBox
 
     root = SHARED / "datasets" / "coco128"
     j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
@@ -52,7 +52,7 @@ def load_coco() -> tuple[list[np.ndarray], list[list[Any]]]:
         anns.setdefault(a["image_id"], []).append(
             GtBox((x, y, x + w, y + h), names[a["category_id"]], bool(a["iscrowd"])))
     files = sorted((root / "train2017").glob("*.jpg"))
-    return ([cv2.imread(str(f)) for f in files], [anns.get(by_file[f.name], []) for f in files])
+    return ([np.asarray(cv2.imread(str(f))) for f in files], [anns.get(by_file[f.name], []) for f in files])
 
 
 # ---- the reference decoders (written from the authors' post-processing) -------------------
@@ -104,7 +104,7 @@ def ref_yolox(net: Any, img: np.ndarray, size: int = 416) -> tuple[np.ndarray, .
 
 def ref_nanodet(net: Any, img: np.ndarray, size: int = 320) -> tuple[np.ndarray, ...]:
     h, w = img.shape[:2]
-    x = cv2.resize(img, (size, size)).astype(np.float32)
+    x: Any = cv2.resize(img, (size, size)).astype(np.float32)
     x = (x - np.array([103.53, 116.28, 123.675], np.float32)) / np.array([57.375, 57.12, 58.395],
                                                                          np.float32)
     net.setInput(x.transpose(2, 0, 1)[None])
@@ -138,7 +138,8 @@ def ref_nanodet(net: Any, img: np.ndarray, size: int = 320) -> tuple[np.ndarray,
 
 def ref_picodet(sess: Any, img: np.ndarray, size: int = 320) -> tuple[np.ndarray, ...]:
     h, w = img.shape[:2]
-    x = cv2.resize(img[..., ::-1], (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    x: Any = cv2.resize(img[..., ::-1], (size, size),
+                        interpolation=cv2.INTER_CUBIC).astype(np.float32)
     x = (x - np.array([123.675, 116.28, 103.53], np.float32)) / np.array([58.395, 57.12, 57.375],
                                                                          np.float32)
     out = sess.run(None, {"image": x.transpose(2, 0, 1)[None],
@@ -151,7 +152,7 @@ def ref_picodet(sess: Any, img: np.ndarray, size: int = 320) -> tuple[np.ndarray
 # ---- measuring ---------------------------------------------------------------------------
 def agreement(a: list[tuple[np.ndarray, ...]], b: list[tuple[np.ndarray, ...]],
               min_score: float = 0.0) -> float:
-    from labelpilot.detect_eval import _iou
+    from labelpilot.geometry.iou import box_iou
 
     def above(r: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         keep = np.asarray(r[1]) >= min_score
@@ -162,7 +163,7 @@ def agreement(a: list[tuple[np.ndarray, ...]], b: list[tuple[np.ndarray, ...]],
         for x, cx, y, cy in ((ba, ca, bb, cb), (bb, cb, ba, ca)):
             total += len(x)
             if len(x) and len(y):
-                iou = _iou(np.asarray(x, float), np.asarray(y, float), np.zeros(len(y), bool))
+                iou = box_iou(np.asarray(x, float), np.asarray(y, float), np.zeros(len(y), bool))
                 same = np.asarray(cx)[:, None] == np.asarray(cy)[None, :]
                 hit += int(((iou >= 0.9) & same).any(1).sum())
     return hit / max(1, total)
@@ -170,9 +171,10 @@ def agreement(a: list[tuple[np.ndarray, ...]], b: list[tuple[np.ndarray, ...]],
 
 def metrics(results: list[tuple[np.ndarray, ...]], gts: list[list[Any]], labels: list[str]
             ) -> dict[str, Any]:
-    from labelpilot.detect_eval import DetBox, evaluate_detections
+    from labelpilot.evaluation.detect import DetBox, evaluate_detections
 
-    per_image = [([DetBox(tuple(map(float, bx)), labels[int(c)], float(s))
+    per_image = [([DetBox((float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3])), labels[int(c)],
+                           float(s))
                    for bx, s, c in zip(*r, strict=True)], g) for r, g in zip(results, gts, strict=True)]
     return evaluate_detections(per_image, accept_threshold=0.3)
 
@@ -196,7 +198,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from labelpilot.models.catalogue import install
-    from labelpilot.models.registry import load_model
+    from labelpilot.models.registry import load_detector
 
     cv2.setNumThreads(THREADS)
     images, gts = load_coco()
@@ -206,7 +208,7 @@ def main() -> None:
                                 ("nanodet-m", "nanodet_m_320.onnx", "nanodet"),
                                 ("picodet-xs", "picodet_xs_320_lcnet_postprocessed.onnx", "picodet")):
             install(Path(d), name, str(SHARED / "models"))
-            model = load_model(name, Path(d), threads=THREADS)
+            model = load_detector(name, Path(d), threads=THREADS)
             model.settings.score_threshold, model.settings.nms_iou = SCORE, NMS
             model.settings.max_detections = MAX
             labels = list(model.spec.labels)
@@ -231,8 +233,9 @@ def main() -> None:
                 ref_name = "cv2.dnn"
                 fn = ref_yolox if ref == "yolox" else ref_nanodet
 
-                def reference(im: np.ndarray, net: Any = net, fn: Any = fn) -> tuple[np.ndarray, ...]:
-                    return fn(net, im)  # type: ignore[no-any-return]
+                def reference(im: np.ndarray, sess: Any = net, fn: Any = fn  # type: ignore[misc]
+                              ) -> tuple[np.ndarray, ...]:
+                    return fn(sess, im)  # type: ignore[no-any-return]
 
             rf, rf_ips = timed(reference, images, args.repeat)
             m_lp, m_rf = metrics(lp, gts, labels), metrics(rf, gts, labels)

@@ -45,6 +45,13 @@ SHARED = Path(os.environ.get("LABELPILOT_SHARED", ROOT.parent / "shared"))
 OUT = ROOT / "benchmarks" / "out"
 
 
+def read(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise SystemExit(f"cannot read {path}")
+    return np.asarray(image)
+
+
 def build_sets(tmp: Path, every: int = 1, offset: int = 0) -> dict[str, tuple[Path, int | None]]:
     """The two benchmarks in the masks layout, scaled; (folder, ignore value)."""
     out: dict[str, tuple[Path, int | None]] = {}
@@ -63,8 +70,8 @@ def build_sets(tmp: Path, every: int = 1, offset: int = 0) -> dict[str, tuple[Pa
         for i, (img_path, gt_path) in enumerate(files):
             if i % every != offset % every:
                 continue
-            img = cv2.imread(str(img_path))
-            gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+            img = read(img_path)
+            gt = read(gt_path, cv2.IMREAD_GRAYSCALE)
             h, w = gt.shape
             s = size / max(h, w)
             wh = (round(w * s), round(h * s))
@@ -88,7 +95,7 @@ class OpenCVGrabCut:
         return np.ascontiguousarray(image[..., ::-1])  # grabCut wants BGR
 
     def predict(self, img: np.ndarray, prompt: Any) -> list[Any]:
-        from labelpilot.segment.base import MaskProposal
+        from labelpilot.models.base import MaskProposal
 
         h, w = img.shape[:2]
         if prompt.previous is None and not prompt.clicks:  # a box alone
@@ -116,7 +123,7 @@ class OpenCVGrabCut:
             return [MaskProposal(np.zeros((h, w), bool), 1.0)]
         cv2.setRNGSeed(0)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(img, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(img, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
         return [MaskProposal((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 1.0)]
 
 
@@ -133,14 +140,14 @@ def workspace(tmp: Path, name: str, folder: Path, ignore: int | None) -> Any:
 def decoder_latency(n: int = 60, quantize: bool = False) -> dict[str, float]:
     """Per-click decode time of the real-size SAM prompt encoder + mask decoder (random
     weights), on a real image, prompts growing as in the simulator."""
-    from labelpilot.models.registry import load_model
-    from labelpilot.segment.base import Click, Prompt
-    from labelpilot.segment.convert import convert_sam
+    from labelpilot.models.base import Click, Prompt
+    from labelpilot.models.convert.sam import convert_sam
+    from labelpilot.models.registry import load_segmenter
 
     with tempfile.TemporaryDirectory() as d:
         convert_sam(Path(d), "sam-arch", arch="sam_tiny", checkpoint=None, quantize=quantize)
-        seg = load_model("sam-arch", Path(d))
-        img = cv2.imread(str(next((SHARED / "datasets" / "grabcut" / "data_GT").glob("*.jpg"))))
+        seg = load_segmenter("sam-arch", Path(d))
+        img = read(next((SHARED / "datasets" / "grabcut" / "data_GT").glob("*.jpg")))
         emb = seg.embed(np.ascontiguousarray(img[..., ::-1]))
         h, w = img.shape[:2]
         rng = np.random.default_rng(0)
@@ -169,9 +176,9 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from labelpilot.models.registry import load_model
-    from labelpilot.segment.classical import GraphCutSegmenter
-    from labelpilot.segment.evaluate import evaluate_interactive
+    from labelpilot.evaluation.interactive import evaluate_interactive
+    from labelpilot.models.graphcut import GraphCutSegmenter
+    from labelpilot.models.registry import load_segmenter
     from labelpilot.workspace import Workspace
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -185,7 +192,7 @@ def main() -> None:
             ws_models = Workspace.open(args.sam_models)
             from labelpilot.models.registry import list_models
 
-            sams = [(i.name, load_model(i.name, ws_models.models_dir))
+            sams = [(i.name, load_segmenter(i.name, ws_models.models_dir))
                     for i in list_models(ws_models.models_dir) if i.task == "segment"
                     and not i.builtin]
         for bench in full:

@@ -49,7 +49,8 @@ def build(root: Path, n_images: int, users: int, db_url: str | None) -> Path:
     shutil.rmtree(src, ignore_errors=True)
     (src / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
     for i in range(n_images):
         arr = base.copy()
@@ -65,7 +66,7 @@ def build(root: Path, n_images: int, users: int, db_url: str | None) -> Path:
     ws = Workspace.create(root, task="detect", labels=["part"], database_url=db_url)
     import_dataset(ws, src / "annotations.json", format="coco", link=True)
     # Cheap Argon2 parameters for the 50 load-test accounts only (sign-in is not measured).
-    users_mod._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users_mod.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     with ws.engine.begin() as conn:
         for u in range(users):
             users_mod.add_user(conn, username=f"user{u}", password=PASSWORD, role="reviewer")

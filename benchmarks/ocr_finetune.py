@@ -70,14 +70,14 @@ def industrial(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 
                 if style == "inkjet":
                     canvas = canvas.filter(ImageFilter.GaussianBlur(1.2))
                 level = np.asarray(canvas, dtype=np.float32) / 255
-                img = img * (1 - level) + rng.randint(10, 60) * level
+                img = np.asarray(img * (1 - level) + rng.randint(10, 60) * level, np.float32)
             else:  # stamped: embossed, lower contrast
                 level = np.asarray(ink.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255
                 shade = np.roll(level, 2, axis=0) - level
-                img = img + 60 * shade - 45 * level
+                img = np.asarray(img + 60 * shade - 45 * level, np.float32)
             img += np.random.default_rng(rng.randrange(1 << 30)).normal(0, 6, img.shape)
             big = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert("RGB")
-            out = big.resize((max(1, big.width * 44 // big.height), 44), Image.BILINEAR)
+            out = big.resize((max(1, big.width * 44 // big.height), 44), Image.Resampling.BILINEAR)
             name = f"crops/{split}_{n:05d}.png"
             out.save(folder / name)
             lines.append(f"{name}\t{code}\n")
@@ -88,7 +88,7 @@ def industrial(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 
 
 def run_one(kind: str, source: Path, minutes: float) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "src"))
-    from labelpilot.prelabel import evaluate_model
+    from labelpilot.evaluation.run import evaluate_model
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
     from labelpilot.transfer import import_dataset
     from labelpilot.workspace import Workspace

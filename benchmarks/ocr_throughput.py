@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LABELPILOT_SHARED", ROOT.parent / "shared"))
@@ -48,17 +49,17 @@ def dataset() -> list[tuple[str, object, list[tuple[list[tuple[float, float]], s
 
 
 def run_tool(tool: str, threads: int, repeat: int) -> dict[str, float]:
-    from labelpilot.ocr_eval import GtLine, PredLine, evaluate
+    from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
 
     items = dataset()
-    images = [im for _, im, _ in items]
+    images: list[Any] = [im for _, im, _ in items]
     if tool.startswith("labelpilot"):
         from concurrent.futures import ThreadPoolExecutor
 
         from labelpilot.models.ocr import FAST, OcrModel, OcrSettings, builtin_manifest
 
         # As the autolabel job runs it: one ONNX thread per image, `threads` images at once.
-        settings = OcrSettings(**FAST) if tool.endswith("fast") else OcrSettings()
+        settings = OcrSettings(**FAST) if tool.endswith("fast") else OcrSettings()  # type: ignore[arg-type]
         model = OcrModel(builtin_manifest(), threads=1, settings=settings)
         pool = ThreadPoolExecutor(threads)
 
@@ -75,7 +76,7 @@ def run_tool(tool: str, threads: int, repeat: int) -> dict[str, float]:
         def read_all() -> list[list[tuple[list[list[float]], str]]]:
             out = []
             for im in images:
-                r = engine(im)
+                r: Any = engine(im)  # a RapidOCROutput for a whole image
                 boxes = [] if r.boxes is None else r.boxes.tolist()
                 out.append(list(zip(boxes, r.txts or (), strict=True)))
             return out
@@ -87,7 +88,7 @@ def run_tool(tool: str, threads: int, repeat: int) -> dict[str, float]:
         results = read_all()
         best = min(best, time.perf_counter() - t)
     gts = [[GtLine(p, text) for p, text in g] for _, _, g in items]
-    preds = [[PredLine([tuple(pt) for pt in p], text) for p, text in r] for r in results]
+    preds = [[PredLine([(pt[0], pt[1]) for pt in p], text) for p, text in r] for r in results]
     metrics = evaluate(gts, preds, [[""] * len(g) for g in gts])
     n_lines = sum(len(r) for r in results)
     return {"seconds": best, "images_per_s": len(images) / best, "lines_per_s": n_lines / best,

@@ -62,7 +62,7 @@ def build(root: Path, n_images: int, n_polygons: int) -> Path:
     ws = Workspace.create(root, task="segment", labels=["part"])
     import_dataset(ws, src / "images", format="images", link=True)
     import_dataset(ws, src / "crowded.json", format="coco", images_dir=src / "images")
-    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     with ws.transaction() as conn:
         users.add_user(conn, username="bench", password="bench-password", role="reviewer")
     ws.close()
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--polygons", type=int, default=1000)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
-    from tests.server.test_crash_resume import _free_port, _serve
+    from tests.server.live import free_port, serve
     from tests.web.conftest import ARGS, CHROMIUM
 
     t = time.perf_counter()
@@ -90,8 +90,8 @@ def main() -> None:
     with Workspace.open(root) as ws, ws.engine.connect() as conn:
         crowded = conn.execute(select(images_t.c.id).where(
             images_t.c.file_name == "crowded.png")).scalar_one()
-    port = _free_port()
-    server = _serve(root, port, delay=0.0)
+    port = free_port()
+    server = serve(root, port, delay=0.0)
     base = f"http://127.0.0.1:{port}"
     shots = OUT / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)

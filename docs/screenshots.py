@@ -16,11 +16,12 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-    from tests.server.test_crash_resume import _free_port, _serve
+    from tests.server.live import free_port, serve
     from tests.web.conftest import ARGS, CHROMIUM
 
-    from labelpilot import jobs, users
+    from labelpilot import users
     from labelpilot.demo import build_demo
+    from labelpilot.jobs import engine, kinds
 
     root = ROOT / "benchmarks" / "out" / "shots-demo"
     shutil.rmtree(root, ignore_errors=True)
@@ -30,11 +31,11 @@ def main() -> None:
         conn.exec_driver_sql("DELETE FROM annotations")
         conn.exec_driver_sql("UPDATE images SET review_state = 'new'")
         users.add_user(conn, username="demo", password="demo-password", role="reviewer")
-        job = jobs.submit(conn, kind="autolabel", params={"images": "new"}, user="demo")
-    jobs.run_job(ws, job.id)
+        job = kinds.submit(conn, kind="autolabel", params={"images": "new"}, user="demo")
+    engine.run_job(ws, job.id, kinds.HANDLERS)
     ws.close()
-    port = _free_port()
-    server = _serve(root, port, delay=0.0)
+    port = free_port()
+    server = serve(root, port, delay=0.0)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

@@ -115,6 +115,6 @@ def page_truth() -> list[tuple[list[tuple[float, float]], str]]:
 
 @pytest.fixture(scope="session")
 def ocr_model():  # type: ignore[no-untyped-def]
-    from labelpilot.models.registry import load_model
+    from labelpilot.models.registry import load_ocr
 
-    return load_model("ocr", None, threads=1)
+    return load_ocr("ocr", None, threads=1)

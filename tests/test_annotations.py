@@ -23,7 +23,7 @@ from labelpilot.errors import ValidationError
     # x2 < x1
     (lambda: Box(10, 0, 5, 5), "x2 >= x1"),
     # a coordinate that is not a number names the field
-    (lambda: Box("a", 0, 5, 5), "box.x1 must be a number"),
+    (lambda: Box("a", 0, 5, 5), "box.x1 must be a number"),  # type: ignore[arg-type]
     # NaN is refused
     (lambda: Box(0, 0, math.nan, 5), "box.x2 must be finite"),
     # a quad has exactly four corners
@@ -31,7 +31,7 @@ from labelpilot.errors import ValidationError
     # a polygon needs three points
     (lambda: Polygon(((0, 0), (1, 1))), "polygon.points needs at least 3"),
     # a point of the wrong arity names its index
-    (lambda: Polygon(((0, 0), (1,), (2, 2))), "polygon.points"),
+    (lambda: Polygon(((0, 0), (1,), (2, 2))), "polygon.points"),  # type: ignore[arg-type]
     # negative size
     (lambda: RotatedBox(0, 0, -1, 2, 0), "w >= 0"),
     (lambda: Mask("", 0, 5), "mask size must be positive"),

@@ -13,7 +13,7 @@ from tests.test_transfer import coco_dir
 runner = CliRunner()
 
 
-def run(*args: str) -> tuple[int, str, str]:
+def run(*args: str | Path) -> tuple[int, str, str]:
     r = runner.invoke(app, [str(a) for a in args])
     return r.exit_code, r.stdout, r.stderr
 
@@ -75,7 +75,7 @@ def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
 
     from labelpilot import users
 
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(users, "password_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     run("init", tmp_path / "ws", "--task", "detect")
     r = runner.invoke(app, ["users", "add", str(tmp_path / "ws"), "--username", "ann",
                             "--role", "annotator", "--password-stdin"], input="long-password\n")
@@ -89,13 +89,13 @@ def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_jobs_run_from_the_cli(tmp_path: Path) -> None:
-    from labelpilot import jobs
+    from labelpilot.jobs import kinds
     from labelpilot.workspace import Workspace
 
     run("init", tmp_path / "ws", "--task", "detect")
     run("import", tmp_path / "ws", coco_dir(tmp_path / "c", 2), "--format", "coco")
     with Workspace.open(tmp_path / "ws") as ws, ws.transaction() as conn:
-        job = jobs.submit(conn, kind="export", params={"format": "voc"}, user="cli")
+        job = kinds.submit(conn, kind="export", params={"format": "voc"}, user="cli")
     code, out, _ = run("jobs", "run", tmp_path / "ws", "--json")
     assert code == 0
     (result,) = json.loads(out)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from labelpilot import jobs, review
-from labelpilot.annotations import Annotation, Quad
+from labelpilot import review
+from labelpilot.annotations import Annotation, Quad, text_corners
 from labelpilot.errors import LabelPilotError
-from labelpilot.prelabel import evaluate_model
+from labelpilot.evaluation.run import evaluate_model
+from labelpilot.jobs import engine, kinds
 from labelpilot.store import repo
 from labelpilot.transfer import import_dataset, workspace_stats
 from labelpilot.users import UserInfo
@@ -18,11 +20,21 @@ from tests.conftest import page_dataset, write_image
 REVIEWER = UserInfo(1, "rita", "reviewer", True)
 
 
-def autolabel(ws, images: str = "new", **params) -> jobs.JobInfo:  # type: ignore[no-untyped-def]
+def autolabel(ws, images: str = "new", **params) -> engine.JobInfo:  # type: ignore[no-untyped-def]
     with ws.transaction() as conn:
-        job = jobs.submit(conn, kind="autolabel", user="test",
+        job = kinds.submit(conn, kind="autolabel", user="test",
                           params={"model": "ocr", "images": images, **params})
-    return jobs.run_job(ws, job.id)
+    return engine.run_job(ws, job.id, kinds.HANDLERS)
+
+
+def result_of(job: engine.JobInfo) -> dict[str, Any]:
+    assert job.result is not None, job.error
+    return job.result
+
+
+def ident(a: Annotation) -> int:
+    assert a.id is not None
+    return a.id
 
 
 def anns(ws, image_id: int) -> list[Annotation]:  # type: ignore[no-untyped-def]
@@ -36,7 +48,7 @@ def test_autolabel_then_rerun_respects_people(make_workspace, tmp_path: Path) ->
     write_image(tmp_path / "q" / "other.png", 200, 100, seed=3)
     import_dataset(ws, tmp_path / "q", format="images")
     job = autolabel(ws)
-    assert job.status == "done" and job.result["images"] == 2
+    assert job.status == "done" and result_of(job)["images"] == 2
     with ws.engine.connect() as conn:
         page_id, other_id = [r.id for r in repo.list_images(conn)]
     first = anns(ws, page_id)
@@ -47,19 +59,19 @@ def test_autolabel_then_rerun_respects_people(make_workspace, tmp_path: Path) ->
     # third proposal was, and rejects the fourth.
     title, second, third, fourth = first[:4]
     with ws.transaction() as conn:
-        review.update_annotation(conn, annotation_id=title.id, version=1,
+        review.update_annotation(conn, annotation_id=ident(title), version=1,
                                  changes={"status": "accepted"}, user=REVIEWER)
-        review.update_annotation(conn, annotation_id=second.id, version=1,
+        review.update_annotation(conn, annotation_id=ident(second), version=1,
                                  changes={"text": "fixed by hand"}, user=REVIEWER)
-        review.delete_annotation(conn, annotation_id=third.id, version=1, user=REVIEWER)
+        review.delete_annotation(conn, annotation_id=ident(third), version=1, user=REVIEWER)
         mine = review.create_annotation(conn, image_id=page_id, user=REVIEWER, annotation=Annotation(
-            label="text", shape=Quad(third.shape.points), text="my own line"))
-        review.update_annotation(conn, annotation_id=fourth.id, version=1,
+            label="text", shape=Quad(text_corners(third.shape)), text="my own line"))
+        review.update_annotation(conn, annotation_id=ident(fourth), version=1,
                                  changes={"status": "rejected"}, user=REVIEWER)
         review.set_review_state(conn, image_id=other_id, state="done", user=REVIEWER)
     before_other = anns(ws, other_id)
     again = autolabel(ws, images="all")
-    assert again.status == "done" and again.result["images"] == 1  # the done image is skipped
+    assert again.status == "done" and result_of(again)["images"] == 1  # the done image is skipped
     after = {a.id: a for a in anns(ws, page_id)}
     # people's work is untouched
     assert after[title.id].status == "accepted" and after[title.id].version == 2
@@ -69,7 +81,7 @@ def test_autolabel_then_rerun_respects_people(make_workspace, tmp_path: Path) ->
     predicted = [a for a in after.values() if a.status == "predicted"]
     # earlier proposals replaced, none where a person's or a rejected label is
     assert not {a.id for a in predicted} & {a.id for a in first}
-    assert again.result["covered"] >= 4
+    assert result_of(again)["covered"] >= 4
     assert len(predicted) == len(first) - 4
     assert anns(ws, other_id) == before_other
 
@@ -87,16 +99,16 @@ def test_a_bad_image_does_not_stop_the_job(make_workspace, tmp_path: Path) -> No
     blob.write_bytes(b"garbage")  # the disk lost it after import
     job = autolabel(ws)
     assert job.status == "done" and job.done == 1
-    assert len(job.result["failed_images"]) == 1 and "b.png" in job.result["failed_images"][0]
+    assert len(result_of(job)["failed_images"]) == 1 and "b.png" in result_of(job)["failed_images"][0]
     blob.write_bytes(good)  # fixed: a new run picks up just that image
     retry = autolabel(ws)
-    assert retry.result["images"] == 1 and not retry.result["failed_images"]
+    assert result_of(retry)["images"] == 1 and not result_of(retry)["failed_images"]
 
 
 def test_nothing_to_do_is_said_plainly(make_workspace) -> None:
     ws = make_workspace(task="ocr")
     job = autolabel(ws)
-    assert job.status == "done" and job.result["images"] == 0
+    assert job.status == "done" and result_of(job)["images"] == 0
 
 
 def test_eval_against_accepted_ground_truth(make_workspace, tmp_path: Path) -> None:

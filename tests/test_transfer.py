@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from labelpilot.errors import FormatError, LabelPilotError, UnsafePathError
-from labelpilot.formats.base import get_format
+from labelpilot.formats import get_format
 from labelpilot.transfer import export_dataset, import_dataset, workspace_stats
 from tests.conftest import write_image
 
@@ -20,11 +20,13 @@ from tests.conftest import write_image
 def coco_dir(root: Path, n_images: int = 3, *, boxes: list[list[float]] | None = None,
              extra: dict[str, Any] | None = None, seed0: int = 0) -> Path:
     """A COCO folder as people hand them over: annotations/x.json + images/."""
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for i in range(n_images):
         write_image(root / "images" / f"im{i}.png", 64, 48, seed=seed0 + i)
         images.append({"id": i + 1, "file_name": f"im{i}.png", "width": 64, "height": 48})
-        for j, b in enumerate(boxes or [[2, 3, 10, 12], [20, 20, 5, 6]]):
+        each: list[list[float]] = boxes or [[2, 3, 10, 12], [20, 20, 5, 6]]
+        for j, b in enumerate(each):
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1 + j % 2,
                          "bbox": b, "area": b[2] * b[3], "iscrowd": 0, "segmentation": []})
     doc = {"images": images, "annotations": anns,

@@ -18,10 +18,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
-from labelpilot import masks
 from labelpilot.errors import ValidationError
+from labelpilot.geometry import rle
+
+if TYPE_CHECKING:
+    import numpy as np
 
 XY: TypeAlias = tuple[float, float]
 
@@ -271,16 +274,16 @@ class Mask:
     @classmethod
     def from_array(cls, array: Any) -> Mask:
         h, w = array.shape[:2]
-        return cls(masks.encode(array), h, w)
+        return cls(rle.encode(array), h, w)
 
     def to_array(self) -> Any:
-        return masks.decode(self.rle, self.height, self.width)
+        return rle.decode(self.rle, self.height, self.width)
 
     def bbox(self) -> tuple[float, float, float, float]:
-        return masks.bbox(self.rle, self.height, self.width)
+        return rle.bbox(self.rle, self.height, self.width)
 
     def area(self) -> float:
-        return float(masks.area(self.rle))
+        return float(rle.area(self.rle))
 
     def clip(self, width: int, height: int) -> tuple[Mask, bool]:
         if (width, height) != (self.width, self.height):
@@ -370,6 +373,23 @@ def text_corners(shape: Shape) -> tuple[XY, ...]:
         pts = cv2.boxPoints(rect)
         return _reading_order(tuple((float(x), float(y)) for x, y in pts))
     raise ValidationError(f"a {shape.type} cannot be a text line; draw a quad or polygon")
+
+
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float = 4.0
+                     ) -> list[Polygon]:
+    """One polygon per outer contour of a bool mask, its holes kept; Douglas-Peucker
+    `tolerance` in pixels (0 keeps every contour pixel)."""
+    from labelpilot.geometry.contours import mask_outlines
+
+    return [Polygon(outer, holes) for outer, holes in mask_outlines(mask, tolerance, min_area)]
+
+
+def region_corners(shape: Shape) -> tuple[XY, ...]:
+    """A shape's outline for overlap tests: a text line's four corners, else its box's."""
+    try:
+        return text_corners(shape)
+    except ValidationError:
+        return Box(*shape.bbox()).corners()
 
 
 def _reading_order(pts: tuple[XY, ...]) -> tuple[XY, ...]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from labelpilot.errors import ImageError
+from labelpilot.errors import ImageError, ImageTooLargeError, UnsupportedImageError
 
 # Formats a labeling tool can show in a browser or feed to a model, by PIL's name.
 SUPPORTED = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
@@ -45,14 +45,14 @@ def probe_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS)
             truncated. The message names `name`.
     """
     if not data:
-        raise ImageError(f"{name}: the file is empty")
+        raise UnsupportedImageError(f"{name}: the file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data))
             fmt = im.format or "?"
             if fmt not in SUPPORTED:
-                raise ImageError(
+                raise UnsupportedImageError(
                     f"{name}: {fmt} images are not supported",
                     hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}",
                 )
@@ -60,7 +60,7 @@ def probe_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS)
             if w <= 0 or h <= 0:
                 raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
             if w * h > max_pixels:
-                raise ImageError(
+                raise ImageTooLargeError(
                     f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
                     hint="raise max_pixels in labelpilot.toml if this image is genuine",
                 )
@@ -75,7 +75,7 @@ def probe_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(
+        raise UnsupportedImageError(
             f"{name}: not a readable image ({e})", hint="re-export or re-download the file"
         ) from None
     digest = hashlib.sha256(data).hexdigest()

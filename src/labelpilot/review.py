@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select, update
 
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import ConflictError, ForbiddenError, LabelPilotError, NotFoundError
 from labelpilot.store import repo
 from labelpilot.store.tables import AuditEntry, table
 from labelpilot.users import UserInfo
@@ -25,27 +25,6 @@ images_t = repo.images_t
 annotations_t = repo.annotations_t
 labels_t = repo.labels_t
 audit_t = table(AuditEntry)
-
-
-class NotFoundError(LabelPilotError):
-    """The image, annotation, job or user does not exist."""
-
-
-class ForbiddenError(LabelPilotError):
-    """The user's role does not allow this."""
-
-
-class ConflictError(LabelPilotError):
-    """A stale edit: someone changed the annotation since the client read it.
-
-    `current` holds the annotation as it is now (None if it was deleted).
-    """
-
-    def __init__(self, message: str, *, current: Annotation | None, image_id: int) -> None:
-        super().__init__(message, hint="reload the annotation, re-apply your change, send again")
-        self.current = current
-        self.image_id = image_id
-
 
 
 # --- images -------------------------------------------------------------------------

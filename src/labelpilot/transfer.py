@@ -24,7 +24,8 @@ from sqlalchemy import select
 from labelpilot.annotations import SPLITS, Annotation
 from labelpilot.archives import is_archive, unpack
 from labelpilot.errors import ImageError, LabelPilotError, ValidationError
-from labelpilot.formats.base import Dataset, DatasetItem, configured, get_format
+from labelpilot.formats import configured, get_format
+from labelpilot.formats.base import Dataset, DatasetItem
 from labelpilot.imageio import probe_image
 from labelpilot.store import repo
 from labelpilot.store.blobs import BlobStore
@@ -78,7 +79,7 @@ class _Checked:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector during bulk work.
 
     Building hundreds of thousands of small containers makes the collector run over and
@@ -124,7 +125,7 @@ def import_dataset(ws: Workspace, source: Path | str, *, format: str, split: str
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     fmt = configured(get_format(format), options)
-    with _gc_paused(), tempfile.TemporaryDirectory(prefix="labelpilot-import-") as tmp:
+    with gc_paused(), tempfile.TemporaryDirectory(prefix="labelpilot-import-") as tmp:
         if is_archive(source):
             unpack(source, Path(tmp))
             load_from = Path(tmp)
@@ -393,7 +394,7 @@ def export_dataset(ws: Workspace, dest: Path | str, *, format: str, status: str 
         raise LabelPilotError(f"{dest} exists and is not empty",
                               hint="export into a new or empty folder")
     fmt = configured(get_format(format), options)
-    with _gc_paused():
+    with gc_paused():
         return _export(ws, dest, fmt, format, status, split, include_images, progress)
 
 

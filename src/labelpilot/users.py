@@ -17,21 +17,18 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, func, insert, select, update
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import AuthError, LabelPilotError
 from labelpilot.store.repo import as_utc, now
 from labelpilot.store.tables import Token, User, table
 
 ROLES = ("annotator", "reviewer", "admin")
 TOKEN_LIFETIME = timedelta(hours=12)
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
-_hasher = PasswordHasher()
+# Argon2id with its default cost; tests and benchmarks swap in cheap parameters.
+password_hasher = PasswordHasher()
 
 users_t = table(User)
 tokens_t = table(Token)
-
-
-class AuthError(LabelPilotError):
-    """Wrong credentials, or a token that is unknown, expired or revoked."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ def add_user(conn: Connection, *, username: str, password: str, role: str) -> Us
         raise LabelPilotError("the password must have at least 8 characters")
     if conn.execute(select(users_t.c.id).where(users_t.c.username == username)).first():
         raise LabelPilotError(f"user {username!r} already exists")
-    conn.execute(insert(users_t).values(username=username, password_hash=_hasher.hash(password),
+    conn.execute(insert(users_t).values(username=username, password_hash=password_hasher.hash(password),
                                         role=role, active=True, created_at=now()))
     return get_user(conn, username)
 
@@ -93,7 +90,7 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
     if password is not None:
         if len(password) < 8:
             raise LabelPilotError("the password must have at least 8 characters")
-        values["password_hash"] = _hasher.hash(password)
+        values["password_hash"] = password_hasher.hash(password)
     if values:
         conn.execute(update(users_t).where(users_t.c.id == user.id).values(**values))
         _cache.clear()
@@ -106,10 +103,10 @@ def authenticate(conn: Connection, username: str, password: str) -> UserInfo:
     row = conn.execute(select(users_t).where(users_t.c.username == username)).first()
     if row is None or not row.active:
         # Spend the same time as a real check, so timing does not tell who exists.
-        _hasher.hash(password)
+        password_hasher.hash(password)
         raise AuthError("wrong username or password")
     try:
-        _hasher.verify(row.password_hash, password)
+        password_hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise AuthError("wrong username or password") from None
     return _info(row)

@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+from labelpilot.errors import ModelError
+from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
 from labelpilot.models.catalogue import install
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.registry import load_model
-from labelpilot.models.runtime import ModelError
+from labelpilot.models.registry import load_detector
+from tests.imaging import read_bgr
 
 DETECTORS = ("yolox-nano", "nanodet-m", "picodet-xs")
 
@@ -41,8 +42,8 @@ def coco(shared: Path, n: int) -> tuple[list[Path], dict, dict[int, list[dict]]]
 @pytest.mark.parametrize("name", DETECTORS)
 def test_detectors_find_the_objects_of_a_coco_image(models: Path, shared: Path, name: str) -> None:
     files, _j, _anns = coco(shared, 1)
-    img = cv2.imread(str(files[0]))  # bowls of food: bowl and broccoli
-    m = load_model(name, models)
+    img = read_bgr(files[0])  # bowls of food: bowl and broccoli
+    m = load_detector(name, models)
     got = m.predict(img)
     assert got and all(a.source == f"model:{name}@1" and a.status == "predicted" for a in got)
     labels = {a.label for a in got}
@@ -57,7 +58,7 @@ def test_detectors_find_the_objects_of_a_coco_image(models: Path, shared: Path, 
 
 def test_class_thresholds_and_a_wrong_layout(models: Path, tmp_path: Path, shared: Path) -> None:
     files, _, _ = coco(shared, 1)
-    img = cv2.imread(str(files[0]))
+    img = read_bgr(files[0])
     path = models / "yolox-nano" / "manifest.json"
     m = ModelManifest.load(path)
     m.preprocessing["class_thresholds"] = {"bowl": 0.99}
@@ -65,14 +66,14 @@ def test_class_thresholds_and_a_wrong_layout(models: Path, tmp_path: Path, share
     m.files["model"].path = str(models / "yolox-nano" / m.files["model"].path)
     (tmp_path / "strict-yolox").mkdir()
     (tmp_path / "strict-yolox" / "manifest.json").write_bytes(m.to_json())
-    labels = {a.label for a in load_model("strict-yolox", tmp_path).predict(img)}
+    labels = {a.label for a in load_detector("strict-yolox", tmp_path).predict(img)}
     assert "bowl" not in labels and "broccoli" in labels
     m.preprocessing = {**m.preprocessing, "layout": "yolov8", "class_thresholds": {}}
     m.name = "wrong"
     (tmp_path / "wrong").mkdir()
     (tmp_path / "wrong" / "manifest.json").write_bytes(m.to_json())
     with pytest.raises(ModelError, match=r"outputs \[\[1, 3549, 85\]\] do not fit the 'yolov8'"):
-        load_model("wrong", tmp_path)
+        load_detector("wrong", tmp_path)
 
 
 def test_map_matches_pycocotools(models: Path, shared: Path) -> None:
@@ -83,12 +84,12 @@ def test_map_matches_pycocotools(models: Path, shared: Path) -> None:
     ids = {im["file_name"]: im["id"] for im in j["images"]}
     names = {c["id"]: c["name"] for c in j["categories"]}
     cat_of = {v: k for k, v in names.items()}
-    m = load_model("yolox-nano", models)
+    m = load_detector("yolox-nano", models)
     per_image, results = [], []
     for f in files:
         iid = ids[f.name]
         dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0)) for a in
-                m.predict(cv2.imread(str(f)))]
+                m.predict(read_bgr(f))]
         gts = [GtBox((a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
                       a["bbox"][1] + a["bbox"][3]), names[a["category_id"]], bool(a["iscrowd"]))
                for a in anns.get(iid, [])]
@@ -182,7 +183,7 @@ def test_class_map_by_name_and_its_errors(tmp_path: Path, shared: Path) -> None:
 
 def test_class_map_can_drop_a_same_named_class() -> None:
     from labelpilot.annotations import Annotation, Box
-    from labelpilot.prelabel import LabelMap
+    from labelpilot.proposals import LabelMap
 
     m = LabelMap(["person", "car", "truck"], ["person", "car"], {"person": "", "truck": "car"})
     assert m.table == {"car": "car", "truck": "car"}

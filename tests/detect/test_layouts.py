@@ -9,16 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labelpilot.errors import ModelError
 from labelpilot.models.manifest import ModelFile, ModelManifest
-from labelpilot.models.registry import load_model
-from labelpilot.models.runtime import ModelError, sha256_file
+from labelpilot.models.registry import load_detector
+from labelpilot.models.runtime import sha256_file
 
 torch = pytest.importorskip("torch")
 NC = 3
 LABELS = ["cat", "dog", "bird"]
 
 
-class Fixed(torch.nn.Module):  # type: ignore[misc]
+class Fixed(torch.nn.Module):  # type: ignore[misc,name-defined]
     """Returns constant outputs (plus 0 x the image so the graph keeps its input)."""
 
     def __init__(self, *outs: np.ndarray) -> None:
@@ -62,8 +63,8 @@ def test_yolov8_layout(tmp_path: Path) -> None:
     p[0, :4, 2] = [200, 100, 20, 20]
     p[0, 4 + 2, 2] = 0.4  # under the threshold
     export(tmp_path, "v8", "yolov8", [p], ["output0"])
-    got = load_model("v8", tmp_path).predict(image())
-    assert [(a.label, round(a.score, 2)) for a in got] == [("dog", 0.9)]
+    got = load_detector("v8", tmp_path).predict(image())
+    assert [(a.label, round(a.score or 0.0, 2)) for a in got] == [("dog", 0.9)]
     assert got[0].shape.bbox() == pytest.approx((80, 40, 120, 60))
 
 
@@ -74,8 +75,8 @@ def test_yolov5_layout(tmp_path: Path) -> None:
     p[0, 1, :5] = [100, 50, 40, 20, 0.9]
     p[0, 1, 5 + 2] = 0.9  # bird at the same place: another class, kept
     export(tmp_path, "v5", "yolov5", [p], ["output"])
-    got = load_model("v5", tmp_path).predict(image())
-    assert sorted((a.label, round(a.score, 2)) for a in got) == [("bird", 0.81), ("cat", 0.72)]
+    got = load_detector("v5", tmp_path).predict(image())
+    assert sorted((a.label, round(a.score or 0.0, 2)) for a in got) == [("bird", 0.81), ("cat", 0.72)]
 
 
 def test_plain_boxes_layout(tmp_path: Path) -> None:
@@ -83,7 +84,7 @@ def test_plain_boxes_layout(tmp_path: Path) -> None:
     scores = np.array([0.95, 0.3], np.float32)
     labels = np.array([2, 0], np.int64)
     export(tmp_path, "plain", "boxes", [boxes, scores, labels], ["boxes", "scores", "labels"])
-    got = load_model("plain", tmp_path).predict(image())
+    got = load_detector("plain", tmp_path).predict(image())
     assert [(a.label, a.shape.bbox()) for a in got] == [("bird", (10, 10, 50, 40))]
 
 
@@ -91,7 +92,7 @@ def test_unknown_layouts_and_shapes_are_refused(tmp_path: Path) -> None:
     p = np.zeros((1, 8, 9), np.float32)  # 8 rows: not 4 + 3 classes
     export(tmp_path, "odd", "yolov8", [p], ["output0"])
     with pytest.raises(ModelError, match=r"outputs \[\[1, 8, 9\]\] do not fit the 'yolov8' layout"):
-        load_model("odd", tmp_path)
+        load_detector("odd", tmp_path)
     m = ModelManifest.load(tmp_path / "odd" / "manifest.json")
     m.preprocessing["layout"] = "ssd"
     m.name = "odd2"
@@ -99,4 +100,4 @@ def test_unknown_layouts_and_shapes_are_refused(tmp_path: Path) -> None:
     m.files["model"].path = str(tmp_path / "odd" / "m.onnx")
     (tmp_path / "odd2" / "manifest.json").write_bytes(m.to_json())
     with pytest.raises(ModelError, match="unknown detector layout 'ssd'"):
-        load_model("odd2", tmp_path)
+        load_detector("odd2", tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labelpilot.errors import FormatError
-from labelpilot.formats.base import get_format
+from labelpilot.formats import get_format
 from tests.conftest import write_image
 
 
@@ -19,8 +19,13 @@ def _w(path: Path, text: str) -> Path:
     return path
 
 
+def _folder(make: Path, source: Path) -> Path:
+    make.mkdir()
+    return source
+
+
 def _coco(tmp: Path, **override: object) -> Path:
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+    doc: dict[str, object] = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}],
            "categories": [{"id": 1, "name": "cat"}]}
     doc.update(override)
@@ -106,8 +111,8 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("cvat", lambda t: _w(t / "annotations.xml", '<annotations><image id="0" name="a.png" width="9" '
                           'height="9"><polygon label="a" points="1,2;x"/></image></annotations>'),
      r"at image\[0\]/polygon\[0\]: bad values"),
-    ("images", lambda t: (t / "empty").mkdir() or t / "empty", "no images"),
-    ("masks", lambda t: (t / "images").mkdir() or t, "no masks/ folder"),
+    ("images", lambda t: _folder(t / "empty", t / "empty"), "no images"),
+    ("masks", lambda t: _folder(t / "images", t), "no masks/ folder"),
 ]
 
 
@@ -121,6 +126,6 @@ def test_malformed(fmt: str, make: Callable[[Path], Path], message: str, tmp_pat
 
 
 def test_every_format_has_a_malformed_case() -> None:
-    from labelpilot.formats.base import list_formats
+    from labelpilot.formats import list_formats
 
     assert {c[0] for c in CASES} == set(list_formats())

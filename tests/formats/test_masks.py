@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from labelpilot.errors import FormatError
-from labelpilot.formats.base import configured, get_format
+from labelpilot.formats import configured, get_format
 from labelpilot.formats.masks import shape_mask
 from labelpilot.transfer import export_dataset, import_dataset
 from tests.conftest import write_image
@@ -89,5 +89,5 @@ def test_import_export_round_trip(make_workspace, tmp_path: Path) -> None:  # ty
     assert rep.annotations_added == 3
     export_dataset(ws, tmp_path / "out", format="masks", options={"ignore_value": 128})
     back = cv2.imread(str(tmp_path / "out" / "masks" / "e.png"), cv2.IMREAD_UNCHANGED)
-    assert (back == ids).all()
+    assert back is not None and np.array_equal(back, ids)
     assert (tmp_path / "out" / "images" / "e.png").is_file()

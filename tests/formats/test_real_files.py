@@ -12,7 +12,7 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from labelpilot.annotations import Box, Mask, Point, Polygon, Quad, RotatedBox
-from labelpilot.formats.base import get_format
+from labelpilot.formats import get_format
 from labelpilot.transfer import export_dataset, import_dataset, workspace_stats
 from tests.conftest import write_image
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
-from labelpilot.formats.base import Dataset, DatasetItem, get_format, list_formats
+from labelpilot.formats import get_format, list_formats
+from labelpilot.formats.base import Dataset, DatasetItem
 from tests.conftest import write_image
 
 W, H = 80, 60
@@ -103,7 +104,8 @@ def test_roundtrip(name: str, tmp_path: Path) -> None:
     assert sorted(by_stem) == ["img0", "img1"]
     for item in items:
         got = by_stem[item.stem]
-        assert got.path is not None and got.path.read_bytes() == item.path.read_bytes()
+        assert got.path is not None and item.path is not None
+        assert got.path.read_bytes() == item.path.read_bytes()
         assert_same(item.annotations, got.annotations, tol)
         if name in SPLITS_KEPT:
             assert got.split == item.split

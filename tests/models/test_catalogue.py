@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from labelpilot.errors import ModelError
 from labelpilot.models import catalogue
 from labelpilot.models.catalogue import CatalogueEntry, CatalogueFile, install
 from labelpilot.models.registry import list_models, load_model
-from labelpilot.models.runtime import ModelError
-from labelpilot.segment.semantic import SemanticSegmenter
+from labelpilot.models.semantic import SemanticSegmenter
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from skimage import data
 
 from labelpilot.errors import ValidationError
-from labelpilot.ocr_eval import GtLine, PredLine, match
+from labelpilot.evaluation.ocr import GtLine, PredLine, match
 from tests.conftest import page_truth
 
 TITLE = "Region-based segmentation"
@@ -61,14 +61,14 @@ def test_recognize_one_quad(ocr_model) -> None:
 
 
 def test_recognizer_batches_match_one_by_one(ocr_model) -> None:
-    from labelpilot.crops import rectify
+    from labelpilot.geometry.crops import rectify
 
     image = _page()
     crops = [rectify(image, np.asarray(q)) for q, _ in page_truth()]
     together = ocr_model.recognize(crops)
     alone = [ocr_model.recognize([c])[0] for c in crops]
     # Padding a crop to the batch's width may move a character at most, on one line.
-    from labelpilot.ocr_eval import edit_distance
+    from labelpilot.evaluation.ocr import edit_distance
 
     distances = [edit_distance(a, b) for (a, _), (b, _) in zip(together, alone, strict=True)]
     assert sum(d > 0 for d in distances) <= 1 and max(distances) <= 1, (together, alone)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from labelpilot.errors import ModelError
 from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.ocr import OcrModel, builtin_manifest
-from labelpilot.models.runtime import ModelError, OrtSession, choose_providers, sha256_file
+from labelpilot.models.runtime import OrtSession, choose_providers, sha256_file
 
 
 def test_builtin_manifest_checksums_hold() -> None:

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from labelpilot.segment.base import Click, Prompt, PromptError
-from labelpilot.segment.classical import GraphCutSegmenter
-from labelpilot.segment.clicks import gt_box, iou, simulate
+from labelpilot.errors import PromptError
+from labelpilot.evaluation.clicker import gt_box, simulate
+from labelpilot.geometry.iou import mask_iou as iou
+from labelpilot.models.base import Click, Prompt
+from labelpilot.models.graphcut import GraphCutSegmenter
 from tests.segment.scenes import deepest, scene
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from labelpilot.segment.base import Prompt
-from labelpilot.segment.clicks import InstanceTrace, gt_box, iou, next_click, simulate, summarize
+from labelpilot.evaluation.clicker import InstanceTrace, gt_box, next_click, simulate, summarize
+from labelpilot.geometry.iou import mask_iou as iou
+from labelpilot.models.base import Prompt
 
 
 def test_next_click_goes_deepest_into_the_larger_error() -> None:

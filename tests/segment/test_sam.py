@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.annotations import mask_to_polygons
+from labelpilot.errors import LabelPilotError, ModelError
+from labelpilot.models.base import Click, Prompt
+from labelpilot.models.convert.sam import convert_sam, make_sam
 from labelpilot.models.manifest import ModelFile, ModelManifest
-from labelpilot.models.registry import default_segmenter, load_model
-from labelpilot.models.runtime import ModelError, sha256_file
-from labelpilot.segment.base import Click, Prompt
-from labelpilot.segment.convert import convert_sam, make_sam
-from labelpilot.segment.session import mask_to_polygons
+from labelpilot.models.registry import default_segmenter, load_segmenter
+from labelpilot.models.runtime import sha256_file
+from labelpilot.models.sam import SamSegmenter
 from tests.segment.scenes import deepest, scene
 
 torch = pytest.importorskip("torch")
@@ -36,9 +37,10 @@ def test_convert_writes_a_checked_pair(models_dir: Path) -> None:
 
 
 def test_onnx_pipeline_matches_pytorch_on_a_real_image(models_dir: Path) -> None:
-    from labelpilot.train.sam_arch import DecoderGraph, EncoderGraph
+    from labelpilot.models.convert.sam_arch import DecoderGraph, EncoderGraph
 
-    seg = load_model("tiny-sam", models_dir)
+    seg = load_segmenter("tiny-sam", models_dir)
+    assert isinstance(seg, SamSegmenter)
     img, (ring, _) = scene()
     emb = seg.embed(img)
     assert emb.features.shape == (1, 256, 64, 64) and emb.size == (320, 240)
@@ -65,7 +67,7 @@ def test_onnx_pipeline_matches_pytorch_on_a_real_image(models_dir: Path) -> None
 
 
 def test_click_box_and_previous_mask_give_masks_and_polygons(models_dir: Path) -> None:
-    seg = load_model("tiny-sam", models_dir)
+    seg = load_segmenter("tiny-sam", models_dir)
     img, (ring, rect) = scene(1)
     emb = seg.embed(img)
     one = seg.predict(emb, Prompt([Click(*deepest(ring))]))
@@ -96,7 +98,7 @@ def test_checkpoint_round_trip_and_a_wrong_checkpoint(models_dir: Path, tmp_path
     assert q.files["decoder"].path == "decoder.int8.onnx"
     assert q.metrics["int8_mask_agreement"] >= 0.98
     assert not (tmp_path / "models" / "int8" / "decoder.onnx").exists()
-    seg = load_model("int8", tmp_path / "models")
+    seg = load_segmenter("int8", tmp_path / "models")
     img, (ring, _) = scene()
     assert len(seg.predict(seg.embed(img), Prompt([Click(*deepest(ring))]))) == 3
     with pytest.raises(LabelPilotError, match="unknown SAM architecture"):
@@ -116,10 +118,10 @@ def test_an_encoder_and_decoder_that_do_not_match_are_refused(models_dir: Path,
                              "decoder": ModelFile(str(dec), sha256_file(dec))}, root=folder)
     (folder / "manifest.json").write_bytes(m.to_json())
     with pytest.raises(ModelError, match=f"encoder {det.name} and decoder decoder.onnx do not match"):
-        load_model("mixed", tmp_path / "models")
+        load_segmenter("mixed", tmp_path / "models")
     # and a decoder that is not a SAM decoder at all
     m.files = {"encoder": ModelFile(str(dec), sha256_file(dec)),
                "decoder": ModelFile(str(det), det_sha)}
     (folder / "manifest.json").write_bytes(m.to_json())
     with pytest.raises(ModelError, match="is not a SAM decoder"):
-        load_model("mixed", tmp_path / "models")
+        load_segmenter("mixed", tmp_path / "models")

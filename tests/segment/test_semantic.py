@@ -6,22 +6,24 @@ import cv2
 import numpy as np
 import pytest
 
+from labelpilot.evaluation.clicker import gt_box
+from labelpilot.geometry.iou import mask_iou as iou
+from labelpilot.jobs.segment_everything import segment_everything
+from labelpilot.models.base import Click, Prompt
 from labelpilot.models.catalogue import install
-from labelpilot.models.registry import load_model
-from labelpilot.segment.base import Click, Prompt
-from labelpilot.segment.batch import segment_everything
-from labelpilot.segment.clicks import gt_box, iou
+from labelpilot.models.registry import load_segmenter
+from tests.imaging import read_bgr
 from tests.segment.scenes import deepest
 
 
 def person(shared: Path) -> tuple[np.ndarray, np.ndarray]:
     """The COCO-MVal person instance that covers the largest share of its image."""
     d = shared / "datasets" / "coco_mval"
-    gts = {p.stem: cv2.imread(str(d / "gt" / f"{p.stem}.png"), cv2.IMREAD_GRAYSCALE) > 0
+    gts = {p.stem: read_bgr(d / "gt" / f"{p.stem}.png", cv2.IMREAD_GRAYSCALE) > 0
            for p in sorted((d / "img").glob("person*.jpg"))}
-    name = max(gts, key=lambda k: gts[k].mean())
-    img = cv2.imread(str(d / "img" / f"{name}.jpg"))[..., ::-1]
-    return np.ascontiguousarray(img), gts[name]
+    name = max(gts, key=lambda k: float(np.mean(gts[k])))
+    img = read_bgr(d / "img" / f"{name}.jpg")[..., ::-1]
+    return np.ascontiguousarray(img), np.asarray(gts[name])
 
 
 @pytest.mark.parametrize("name,file", [
@@ -31,7 +33,7 @@ def person(shared: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_a_click_on_a_person_gives_the_person(shared: Path, tmp_path: Path, name: str,
                                               file: str) -> None:
     install(tmp_path, name, str(shared / "models" / file))
-    seg = load_model(name, tmp_path)
+    seg = load_segmenter(name, tmp_path)
     img, gt = person(shared)
     emb = seg.embed(img)
     m = seg.predict(emb, Prompt([Click(*deepest(gt))]))[0]
@@ -50,7 +52,7 @@ def _box_mask(gt: np.ndarray) -> np.ndarray:
 
 def test_segment_everything_labels_regions_by_class(shared: Path, tmp_path: Path) -> None:
     install(tmp_path, "deeplabv3-pascal", str(shared / "models" / "deeplabv3_mnv2_pascal_257.onnx"))
-    seg = load_model("deeplabv3-pascal", tmp_path)
+    seg = load_segmenter("deeplabv3-pascal", tmp_path)
     img, gt = person(shared)
     found = segment_everything(seg, img)
     labels = [lab for _, lab in found]

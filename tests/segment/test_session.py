@@ -3,16 +3,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelpilot import masks
-from labelpilot.segment.base import Click, Prompt, PromptError
-from labelpilot.segment.classical import GraphCutSegmenter
-from labelpilot.segment.clicks import iou
-from labelpilot.segment.session import (
-    EmbeddingCache,
-    SegmentSession,
-    mask_to_polygons,
-    mask_warnings,
-)
+from labelpilot.annotations import mask_to_polygons
+from labelpilot.assist.sessions import EmbeddingCache, SegmentSession, mask_warnings
+from labelpilot.errors import PromptError
+from labelpilot.geometry import rle
+from labelpilot.geometry.iou import mask_iou as iou
+from labelpilot.models.base import Click, Prompt
+from labelpilot.models.graphcut import GraphCutSegmenter
 from tests.segment.scenes import deepest, scene
 
 
@@ -134,12 +131,13 @@ def test_polygons_keep_holes_and_give_the_mask_back() -> None:
     assert len(ring_poly.holes) == 1
     back = np.zeros(ring.shape, bool)
     for p in polys:
-        back |= masks.from_polygons([p.points], *ring.shape, p.holes).astype(bool)
+        back |= rle.from_polygons([p.points], ring.shape[0], ring.shape[1], p.holes).astype(bool)
     assert iou(back, ring | rect) > 0.98
     # simplification keeps far fewer points for nearly the same mask
     simple = mask_to_polygons(ring, tolerance=1.5)[0]
     assert len(simple.points) < len(ring_poly.points) / 3
-    again = masks.from_polygons([simple.points], *ring.shape, simple.holes).astype(bool)
+    again = rle.from_polygons([simple.points], ring.shape[0], ring.shape[1],
+                             simple.holes).astype(bool)
     assert iou(again, ring) > 0.95
 
 

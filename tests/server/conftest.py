@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from labelpilot import users
 from labelpilot.server.app import create_app
-from labelpilot.server.settings import Settings
+from labelpilot.settings import Settings
 from labelpilot.transfer import import_dataset
 from labelpilot.workspace import Workspace
 from tests.test_transfer import coco_dir
@@ -52,7 +52,7 @@ def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     # the hashes stay real Argon2id, with the cheapest parameters.
     from argon2 import PasswordHasher
 
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(users, "password_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ def test_claim_lease_expires(api: Api) -> None:
         u = users.get_user(conn, "annotator")
         first = review.claim_next(conn, user=u, lease=timedelta(seconds=-1))  # already expired
     b = api.post("reviewer", "/api/images/next").json()
-    assert b["id"] == first.id  # an expired lease is free again
+    assert first is not None and b["id"] == first.id  # an expired lease is free again
 
 
 def test_upload(api: Api, tmp_path: Path) -> None:
@@ -287,7 +287,7 @@ def test_cancel_a_job(make_workspace, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from labelpilot.server.app import create_app
-    from labelpilot.server.settings import Settings
+    from labelpilot.settings import Settings
     from labelpilot.transfer import import_dataset
     from tests.server.conftest import add_users
     from tests.test_transfer import coco_dir

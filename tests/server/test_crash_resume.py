@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,30 +12,8 @@ import httpx
 
 from labelpilot.transfer import export_dataset, import_dataset
 from tests.server.conftest import PASSWORD, add_users
+from tests.server.live import free_port, serve
 from tests.test_transfer import coco_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(ws_root: Path, port: int, delay: float) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LABELPILOT_JOB_ITEM_DELAY": str(delay), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(ws_root),
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-    proc.kill()
-    raise AssertionError("the server did not come up")
 
 
 def test_sigkill_mid_job_then_resume(make_workspace, tmp_path: Path) -> None:
@@ -48,9 +23,9 @@ def test_sigkill_mid_job_then_resume(make_workspace, tmp_path: Path) -> None:
     add_users(ws)
     root = ws.root
     ws.close()
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _serve(root, port, delay=0.15)
+    proc = serve(root, port, delay=0.15)
     try:
         tok = httpx.post(f"{base}/api/auth/token",
                          data={"username": "reviewer", "password": PASSWORD}).json()["access_token"]
@@ -65,7 +40,7 @@ def test_sigkill_mid_job_then_resume(make_workspace, tmp_path: Path) -> None:
         proc.wait()
     assert job["status"] == "running" and job["done"] < n
 
-    proc = _serve(root, port, delay=0.0)
+    proc = serve(root, port, delay=0.0)
     try:
         deadline = time.monotonic() + 30
         while (job := httpx.get(f"{base}/api/jobs/{job_id}", headers=h).json())["status"] != "done":

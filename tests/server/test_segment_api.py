@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from labelpilot import masks
-from labelpilot.segment.clicks import iou
+from labelpilot.geometry import rle
+from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.server.app import create_app
 from labelpilot.transfer import import_dataset
 from tests.segment.scenes import deepest, scene
@@ -49,7 +49,7 @@ def seg_api(make_workspace, tmp_path: Path):  # type: ignore[no-untyped-def]
 def poly_mask(shapes: list[dict], h: int, w: int) -> np.ndarray:
     out = np.zeros((h, w), bool)
     for s in shapes:
-        out |= masks.from_polygons([s["points"]], h, w, s["holes"]).astype(bool)
+        out |= rle.from_polygons([s["points"]], h, w, s["holes"]).astype(bool)
     return out
 
 
@@ -67,7 +67,7 @@ def test_click_gives_a_polygon_with_its_hole_and_nothing_is_stored(seg_api) -> N
     (p,) = body["proposals"]
     assert len(p["shapes"]) == 1 and len(p["shapes"][0]["holes"]) == 1
     assert iou(poly_mask(p["shapes"], 240, 320), ring) > 0.9
-    assert p["area"] == int(masks.decode(p["rle"], 240, 320).sum())
+    assert p["area"] == int(rle.decode(p["rle"], 240, 320).sum())
     assert client.get(f"/api/images/{ids[0]}/annotations").json() == before
     # the second prompt on the same image reuses the embedding
     r2 = client.post(f"/api/images/{ids[0]}/segment",
@@ -75,7 +75,7 @@ def test_click_gives_a_polygon_with_its_hole_and_nothing_is_stored(seg_api) -> N
     assert r2.json()["cached"] == "memory" and r2.json()["embed_ms"] == 0
     (shape,) = r2.json()["proposals"][0]["shapes"]
     assert shape["type"] == "mask" and shape["size"] == [240, 320]
-    assert iou(masks.decode(shape["rle"], 240, 320).astype(bool), ring) > 0.9
+    assert iou(rle.decode(shape["rle"], 240, 320).astype(bool), ring) > 0.9
 
 
 def test_correction_with_the_previous_mask_then_save_as_the_models(seg_api) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +91,7 @@ def test_correction_with_the_previous_mask_then_save_as_the_models(seg_api) -> N
         "previous": {"type": "mask", "rle": first["rle"], "size": [240, 320]}})
     assert r.status_code == 200, r.text
     p = r.json()["proposals"][0]
-    got = masks.decode(p["rle"], 240, 320).astype(bool)
+    got = rle.decode(p["rle"], 240, 320).astype(bool)
     assert iou(got, ring) > 0.85 and (got & rect).sum() < 0.1 * rect.sum()
     saved = client.post(f"/api/images/{ids[1]}/annotations", json={
         "label": "object", "shape": p["shapes"][0], "status": "edited",
@@ -123,7 +123,7 @@ def test_prepare_and_claim_precompute_the_embedding(seg_api) -> None:  # type: i
     client, _ws, ids, truths = seg_api
     r = client.post(f"/api/images/{ids[1]}/segment/prepare")
     assert r.status_code == 202 and r.json()["model"] == "graphcut"
-    sess = client.app.state.segment_sessions["graphcut"]  # type: ignore[attr-defined]
+    sess, _ = client.app.state.sessions.get("graphcut")
     fut = sess.precompute(f"{_sha(client, ids[1])}", lambda: None)
     if fut is not None:
         fut.result(timeout=30)

@@ -10,9 +10,10 @@ import pytest
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.models.catalogue import install
-from labelpilot.models.registry import load_model
+from labelpilot.models.registry import load_detector
 from labelpilot.transfer import import_dataset
 from tests.detect.data import coco_subset, detect_workspace
+from tests.imaging import read_bgr
 
 pytest.importorskip("torch")
 
@@ -43,12 +44,11 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
     assert r.test is not None and set(r.test["per_class"]) <= {"bowl", "car"}
     for key in ("map50", "map50_95", "accept_rate"):
         assert 0 <= r.test[key] <= 1
-    model = load_model("custom", ws.models_dir)
+    model = load_detector("custom", ws.models_dir)
     # the custom model only ever says the project's classes
     assert {lab for lab in model.spec.labels if lab} == {"bowl", "car"}
-    import cv2
 
-    found = model.predict(cv2.imread(str(next((parts["test"] / "images").iterdir()))))
+    found = model.predict(read_bgr(next((parts["test"] / "images").iterdir())))
     assert all(a.label in ("bowl", "car") for a in found)
     # from scratch: every convolution re-initialised, nothing else (Resize's scales stay)
     s = DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None,
@@ -131,7 +131,7 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path
     saved = torch.load(run / "checkpoint.pt", weights_only=False)
     assert saved["state"]["step"] == 6 and saved["classes"] == ["person"]
     steps: list[int] = []
-    r = DetectTrainer(ws, cfg, progress=lambda p: steps.append(p["step"]),
+    r = DetectTrainer(ws, cfg, progress=lambda p: steps.append(int(p["step"])),
                       run_dir=run).run(resume=True)
     assert steps == list(range(7, 13)) and r.steps == 12
     assert [h["step"] for h in r.history] == list(range(1, 13))  # the curve before the crash
@@ -182,8 +182,7 @@ def test_a_new_class_is_found_in_the_base_models_classes(make_workspace, tmp_pat
     assert r.base_classes["dish"][0] == "bowl" and "person" not in r.base_classes["dish"]
     labels = json.loads((ws.models_dir / "dish" / "manifest.json").read_text())["labels"]
     assert {lab for lab in labels if lab} == {"dish"} and labels[45] == "dish"  # COCO's bowl
-    model = load_model("dish", ws.models_dir)
-    import cv2
+    model = load_detector("dish", ws.models_dir)
 
-    found = model.predict(cv2.imread(str(sorted((d / "images").iterdir())[0])))
+    found = model.predict(read_bgr(sorted((d / "images").iterdir())[0]))
     assert found and {a.label for a in found} == {"dish"}

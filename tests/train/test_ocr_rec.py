@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the [train] extra is part of make test")
 
-from labelpilot import jobs  # noqa: E402
 from labelpilot.errors import LabelPilotError  # noqa: E402
+from labelpilot.jobs import kinds  # noqa: E402
 from labelpilot.models.ocr import builtin_manifest  # noqa: E402
 from labelpilot.train.ocr_rec import TrainConfig, Trainer  # noqa: E402
 from labelpilot.train.onnx_module import OnnxModule  # noqa: E402
@@ -83,15 +83,15 @@ def test_train_extends_the_charset_and_registers_a_working_model(make_workspace,
     assert (model_dir / "rec.onnx").is_file() and (model_dir / "curves.png").is_file()
     chars = (model_dir / "dict.txt").read_text(encoding="utf-8").split("\n")
     assert chars[-2] == NEW  # appended after the pretrained characters
-    from labelpilot.models.registry import list_models, load_model
+    from labelpilot.models.registry import list_models, load_ocr
 
     info = next(m for m in list_models(ws.models_dir) if m.name == "codes")
     assert info.metrics["onnx_parity"] < 1e-3 and "val_accuracy" in info.metrics
-    model = load_model("codes", ws.models_dir)
+    model = load_ocr("codes", ws.models_dir)
     assert model.charset[-1] == NEW and len(model.charset) == int(
         model.rec.session.get_outputs()[0].shape[-1])
     # the registered model runs end to end, and eval reports the same keys as for `ocr`
-    from labelpilot.prelabel import evaluate_model
+    from labelpilot.evaluation.run import evaluate_model
 
     r = evaluate_model(ws, model_name="codes", split="test")
     assert r["model"] == "model:codes@1" and 0 <= r["rec_line_accuracy"] <= 1
@@ -140,8 +140,8 @@ def test_clear_errors_before_any_training(make_workspace, tmp_path: Path) -> Non
     with pytest.raises(LabelPilotError, match=r"10 accepted train lines are too few .* at least 16"):
         Trainer(ws, TrainConfig(), run_dir=tmp_path / "run").data()
     with ws.transaction() as conn:
-        jobs.submit(conn, kind="train-ocr-rec", params={"epochs": 1}, user="a")
-    from labelpilot.train.job import ensure_no_other_training
+        kinds.submit(conn, kind="train-ocr-rec", params={"epochs": 1}, user="a")
+    from labelpilot.jobs.train import ensure_no_other_training
 
     with ws.engine.connect() as conn, pytest.raises(LabelPilotError, match="already queued"):
         ensure_no_other_training(conn)

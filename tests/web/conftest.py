@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from labelpilot.server.app import STATIC
-from tests.server.test_crash_resume import _free_port, _serve
+from tests.server.live import free_port
+from tests.server.live import serve as serve_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -62,8 +63,8 @@ def browser() -> Iterator[Any]:
 
 
 def serve(root: Path) -> Iterator[Live]:
-    port = _free_port()
-    proc = _serve(root, port, delay=0.0)
+    port = free_port()
+    proc = serve_process(root, port, delay=0.0)
     try:
         yield Live(f"http://127.0.0.1:{port}", root)
     finally:

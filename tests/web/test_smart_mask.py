@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labelpilot import masks
-from labelpilot.segment.clicks import iou
+from labelpilot.geometry import rle
+from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.transfer import import_dataset
 from tests.segment.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
@@ -70,7 +70,7 @@ def test_click_correct_and_keep_a_mask(browser: Any, seg_live: tuple[Live, list[
     a = anns[0]
     assert a["source"] == "model:graphcut@1" and a["status"] == "edited"
     shape = a["shape"]
-    got = masks.from_polygons([shape["points"]], 240, 320, shape["holes"]).astype(bool)
+    got = rle.from_polygons([shape["points"]], 240, 320, shape["holes"]).astype(bool)
     assert iou(got, ring) > 0.85 and len(shape["holes"]) == 1
     # undo takes the kept mask away again
     page.keyboard.press("Control+z")
@@ -84,7 +84,7 @@ def person_live(make_workspace, tmp_path: Path, shared: Path):  # type: ignore[n
     import cv2
 
     from labelpilot.models.catalogue import install
-    from labelpilot.segment.convert import convert_sam
+    from labelpilot.models.convert.sam import convert_sam
     from tests.segment.test_semantic import person
 
     ws = make_workspace(task="segment", labels=["person"])
@@ -129,7 +129,7 @@ def test_each_model_kind_answers_in_the_editor(browser: Any, person_live) -> Non
     assert anns and {a["source"] for a in anns} == {"model:deeplabv3-pascal@1"}
     got = np.zeros((h, w), bool)
     for a in anns:
-        got |= masks.from_polygons([a["shape"]["points"]], h, w, a["shape"]["holes"]).astype(bool)
+        got |= rle.from_polygons([a["shape"]["points"]], h, w, a["shape"]["holes"]).astype(bool)
     assert iou(got, gt) > 0.4
     page.close()
 

@@ -1,18 +1,21 @@
-"""What every format module shares: the in-memory dataset, the registry, safe paths."""
+"""What every format module shares: the in-memory dataset, the Format protocol, reading
+helpers (JSON, text, XML), image lookup with safe paths, writing helpers."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import orjson
+from defusedxml import ElementTree as SafeET
 
 from labelpilot.annotations import Annotation
-from labelpilot.errors import FormatError, LabelPilotError, UnsafePathError, ValidationError
+from labelpilot.errors import FormatError, UnsafePathError, ValidationError
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 
@@ -81,59 +84,6 @@ class Format(Protocol):
     def save(self, dataset: Dataset, dest: Path) -> None: ...
 
 
-_REGISTRY: dict[str, Format] = {}
-
-
-def register_format(cls: type) -> type:
-    """Class decorator: `@register_format class Coco: name = "coco" ...`."""
-    inst = cls()
-    if inst.name in _REGISTRY:
-        raise RuntimeError(f"format {inst.name!r} registered twice")
-    _REGISTRY[inst.name] = inst
-    return cls
-
-
-def get_format(name: str) -> Format:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LabelPilotError(f"unknown format {name!r}",
-                              hint=f"choose one of: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def configured(fmt: Format, options: dict[str, Any] | None) -> Format:
-    """The format with `options` applied (formats that take options define with_options)."""
-    opts = {k: v for k, v in (options or {}).items() if v is not None}
-    if not opts:
-        return fmt
-    with_options = getattr(fmt, "with_options", None)
-    if with_options is None:
-        raise LabelPilotError(f"the {fmt.name} format takes no options (got "
-                              f"{', '.join(opts)})")
-    return with_options(**opts)  # type: ignore[no-any-return]
-
-
-def list_formats() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    from labelpilot.formats import (  # noqa: F401  (imports register the formats)
-        coco,
-        cvat,
-        icdar,
-        images,
-        labelme,
-        labelstudio,
-        masks,
-        ppocr,
-        voc,
-        yolo,
-    )
-
-
 # --- reading helpers ----------------------------------------------------------------
 
 
@@ -144,6 +94,17 @@ def read_json(path: Path) -> Any:
         raise FormatError(f"not valid JSON ({e})", path=path) from None
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror})", path=path) from None
+
+
+def parse_xml(path: Path) -> ET.Element:
+    try:
+        return SafeET.parse(path).getroot()  # type: ignore[no-any-return]
+    except ET.ParseError as e:
+        line = e.position[0] if e.position else None
+        raise FormatError(f"not well-formed XML ({e.msg if hasattr(e, 'msg') else e})",
+                          path=path, line=line) from None
+    except Exception as e:  # defusedxml refuses entity tricks with its own errors
+        raise FormatError(f"refused XML ({type(e).__name__}: {e})", path=path) from None
 
 
 def read_text_lines(path: Path) -> list[str]:

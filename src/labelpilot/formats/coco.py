@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labelpilot import masks
 from labelpilot.annotations import Annotation, Box, Mask, Polygon, Quad
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
@@ -22,9 +21,9 @@ from labelpilot.formats.base import (
     default_roots,
     expect,
     read_json,
-    register_format,
     write_json,
 )
+from labelpilot.geometry import rle
 
 
 def _find_json(source: Path) -> Path:
@@ -37,7 +36,6 @@ def _find_json(source: Path) -> Path:
     return candidates[0]
 
 
-@register_format
 class Coco:
     name = "coco"
     description = "COCO JSON: boxes, polygons, RLE masks, categories"
@@ -161,10 +159,10 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
         if list(size) != [h, w]:
             raise ValidationError(f"RLE size {size} does not match the image's [{h}, {w}]")
         if isinstance(counts, list):
-            masks.unruns(counts, h * w)  # validates the run total
-            return [Mask(masks.compress_counts(counts), h, w)]
+            rle.unruns(counts, h * w)  # validates the run total
+            return [Mask(rle.compress_counts(counts), h, w)]
         if isinstance(counts, str):
-            masks.decode(counts, h, w)
+            rle.decode(counts, h, w)
             return [Mask(counts, h, w)]
         raise ValidationError("RLE 'counts' must be a list of runs or a compressed string")
     bbox = a.get("bbox")
@@ -191,8 +189,8 @@ def _record(parts: list[Annotation], width: int, height: int) -> dict[str, Any] 
         rec["area"] = shape.area()
     elif kind == "polygon":
         # COCO polygons cannot have holes: write the exact region as RLE instead.
-        m = masks.from_polygons([shape.points], height, width, shape.holes)  # type: ignore[union-attr]
-        rec["segmentation"] = {"size": [height, width], "counts": masks.encode(m)}
+        m = rle.from_polygons([shape.points], height, width, shape.holes)  # type: ignore[union-attr]
+        rec["segmentation"] = {"size": [height, width], "counts": rle.encode(m)}
         rec["area"] = float(m.sum())
     elif kind == "mask":
         rec["segmentation"] = {"size": [shape.height, shape.width],  # type: ignore[union-attr]

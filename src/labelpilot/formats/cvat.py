@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot import masks
 from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
@@ -24,9 +23,9 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     default_roots,
-    register_format,
+    parse_xml,
 )
-from labelpilot.formats.voc import parse_xml
+from labelpilot.geometry import rle
 
 _TEXT_ATTRS = ("text", "transcription")
 _SPLIT = {"train": "train", "training": "train", "val": "val", "validation": "val",
@@ -45,7 +44,6 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
-@register_format
 class Cvat:
     name = "cvat"
     description = "CVAT for images XML 1.1: box, rotated box, polygon, points, mask"
@@ -147,7 +145,7 @@ def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:
         left, top = int(el.get("left", "")), int(el.get("top", ""))
         mw, mh = int(el.get("width", "")), int(el.get("height", ""))
         counts = [int(c) for c in (el.get("rle") or "").split(",") if c.strip()]
-        crop = masks.unruns(counts, mw * mh).reshape(mh, mw)
+        crop = rle.unruns(counts, mw * mh).reshape(mh, mw)
         full = np.zeros((h, w), dtype=np.uint8)
         full[top:top + mh, left:left + mw] = crop[: h - top, : w - left]
         shape = Mask.from_array(full)
@@ -184,7 +182,7 @@ def _write(im: ET.Element, a: Annotation) -> None:
         arr = shape.to_array()
         x1, y1, x2, y2 = (int(v) for v in shape.bbox())
         crop = arr[y1:y2, x1:x2]
-        counts = masks.runs(crop.ravel())
+        counts = rle.runs(crop.ravel())
         el = ET.SubElement(im, "mask", common, rle=", ".join(map(str, counts)), left=str(x1),
                            top=str(y1), width=str(max(1, x2 - x1)), height=str(max(1, y2 - y1)))
     for k, v in a.attributes.items():

@@ -15,14 +15,12 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     read_text_lines,
-    register_format,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 TEXT_LABEL = "text"
 
 
-@register_format
 class Icdar2015:
     name = "icdar"
     description = "ICDAR 2015 gt_<image>.txt quads with transcriptions"

@@ -12,12 +12,10 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     read_text_lines,
-    register_format,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 
-@register_format
 class Images:
     name = "images"
     description = "a folder or list file of images, no labels"

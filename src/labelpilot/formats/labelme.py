@@ -26,12 +26,10 @@ from labelpilot.formats.base import (
     default_roots,
     expect,
     read_json,
-    register_format,
     write_json,
 )
 
 
-@register_format
 class LabelMe:
     name = "labelme"
     description = "LabelMe / X-AnyLabeling JSON, one file per image"

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from labelpilot import masks
 from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
@@ -25,9 +24,9 @@ from labelpilot.formats.base import (
     default_roots,
     image_size,
     read_json,
-    register_format,
     write_json,
 )
+from labelpilot.geometry import rle
 
 _GEOMETRY = {"rectangle", "rectanglelabels", "polygon", "polygonlabels", "brushlabels",
              "keypoint", "keypointlabels"}
@@ -45,7 +44,6 @@ def _image_ref(data: dict[str, Any]) -> str | None:
     return unquote(url.path or ref)
 
 
-@register_format
 class LabelStudio:
     name = "labelstudio"
     description = "Label Studio JSON: rectangle, polygon, brush RLE, keypoint, textarea"
@@ -176,7 +174,7 @@ def _shape(r: dict[str, Any], w: int, h: int) -> Any:
     if kind == "brushlabels":
         if v.get("format") != "rle":
             raise ValidationError(f"brush format {v.get('format')!r} is not supported (only rle)")
-        return Mask.from_array(masks.ls_mask_decode(v["rle"], h, w))
+        return Mask.from_array(rle.ls_mask_decode(v["rle"], h, w))
     return Point(v["x"] * w / 100, v["y"] * h / 100)
 
 
@@ -202,7 +200,7 @@ def _results(a: Annotation, rid: str, item: DatasetItem) -> list[dict[str, Any]]
         value = {"points": [[x / w * 100, y / h * 100] for x, y in pts], "closed": True}
     elif isinstance(shape, Mask):
         kind = "brushlabels"
-        value = {"format": "rle", "rle": masks.ls_mask_encode(shape.to_array())}
+        value = {"format": "rle", "rle": rle.ls_mask_encode(shape.to_array())}
     else:
         kind = "keypointlabels"
         value = {"x": shape.x / w * 100, "y": shape.y / h * 100, "width": 0.5}

@@ -24,7 +24,7 @@ from PIL import Image
 
 from labelpilot.annotations import Annotation, Mask
 from labelpilot.errors import FormatError
-from labelpilot.formats.base import Dataset, DatasetItem, copy_image, read_text_lines, register_format
+from labelpilot.formats.base import Dataset, DatasetItem, copy_image, read_text_lines
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 IGNORE_LABEL = "ignore"
@@ -51,7 +51,6 @@ def read_mask(path: Path) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-@register_format
 class Masks:
     name = "masks"
     description = "images/ + masks/ (binary, instance-id or palette PNGs), matched by stem"
@@ -161,8 +160,8 @@ def _raster(a: Annotation, w: int, h: int) -> np.ndarray:
 
 def shape_mask(shape: Any, w: int, h: int) -> np.ndarray:
     """Any region shape (mask, polygon with holes, box, quad, rotated box) as a bool mask."""
-    from labelpilot import masks as rle
     from labelpilot.annotations import Polygon, text_corners
+    from labelpilot.geometry import rle
 
     if isinstance(shape, Mask):
         return shape.to_array().astype(bool)

@@ -21,7 +21,6 @@ import numpy as np
 import orjson
 
 from labelpilot.annotations import Annotation, Polygon, Quad, text_corners
-from labelpilot.crops import rectify
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -30,8 +29,8 @@ from labelpilot.formats.base import (
     copy_image,
     image_size,
     read_text_lines,
-    register_format,
 )
+from labelpilot.geometry.crops import rectify
 
 TEXT_LABEL = "text"
 _SPLITS = ("train", "val", "test")
@@ -83,7 +82,6 @@ def write_rec_set(dataset: Dataset, dest: Path, *, by_split: bool) -> None:
                                                           encoding="utf-8")
 
 
-@register_format
 class PPOCRLabel:
     name = "ppocrlabel"
     description = "PPOCRLabel Label.txt + fileState.txt; export adds crop_img/ + rec_gt.txt"
@@ -176,7 +174,6 @@ class PPOCRLabel:
         write_rec_set(dataset, folder, by_split=True)
 
 
-@register_format
 class PPOCRRec:
     name = "ppocr-rec"
     description = "PaddleOCR recognition set: rec_gt.txt + crop images"

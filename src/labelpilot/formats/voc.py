@@ -10,8 +10,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from defusedxml import ElementTree as SafeET
-
 from labelpilot.annotations import Annotation, Box, Point
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
@@ -20,24 +18,12 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     default_roots,
-    register_format,
+    parse_xml,
 )
 
 _FLAGS = ("difficult", "truncated", "occluded")
 
 
-def parse_xml(path: Path) -> ET.Element:
-    try:
-        return SafeET.parse(path).getroot()  # type: ignore[no-any-return]
-    except ET.ParseError as e:
-        line = e.position[0] if e.position else None
-        raise FormatError(f"not well-formed XML ({e.msg if hasattr(e, 'msg') else e})",
-                          path=path, line=line) from None
-    except Exception as e:  # defusedxml refuses entity tricks with its own errors
-        raise FormatError(f"refused XML ({type(e).__name__}: {e})", path=path) from None
-
-
-@register_format
 class Voc:
     name = "voc"
     description = "Pascal VOC XML (boxes)"

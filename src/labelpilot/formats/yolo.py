@@ -22,7 +22,6 @@ from labelpilot.formats.base import (
     copy_image,
     image_size,
     read_text_lines,
-    register_format,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
 
@@ -193,13 +192,11 @@ def _outline(shape: Any) -> Any:
     return None
 
 
-@register_format
 class Yolo(_YoloBase):
     name = "yolo"
     description = "YOLO (Ultralytics layout, detect): data.yaml + images/ + labels/"
 
 
-@register_format
 class YoloSeg(_YoloBase):
     name = "yolo-seg"
     description = "YOLO (Ultralytics layout, segment): polygons in labels/"

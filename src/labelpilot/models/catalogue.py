@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.models.manifest import ModelFile, ModelManifest
-from labelpilot.models.runtime import ModelError, sha256_file
+from labelpilot.models.runtime import sha256_file
 
 PASCAL_VOC = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",

@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 from labelpilot.annotations import Annotation, Box
+from labelpilot.errors import ModelError
+from labelpilot.models.base import ModelSpec
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.ocr import ModelSpec
-from labelpilot.models.runtime import ModelError, OrtSession
+from labelpilot.models.runtime import OrtSession
 
 LAYOUTS = ("yolox", "yolov5", "yolov8", "nanodet", "nms_boxes", "boxes")
 
@@ -127,7 +128,9 @@ class DetectorModel:
                 f"with {nc} classes", hint="check the manifest's layout and class list")
 
     # ---- inference --------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """The network's input for a BGR image, and the scale (sx, sy) from image pixels to
+        input pixels."""
         s = self.settings
         w_in, h_in = s.input_size
         h, w = image.shape[:2]
@@ -154,7 +157,7 @@ class DetectorModel:
         image = _as_bgr8(image)
         h, w = image.shape[:2]
         s = self.settings
-        x, sx, sy = self._prepare(image)
+        x, sx, sy = self.preprocess(image)
         if s.layout == "nms_boxes":
             feed = [x]
             if len(self.session.input_names) > 1:
@@ -249,6 +252,18 @@ class DetectorModel:
             all_s.append(cm.max(1))
             all_c.append(cm.argmax(1))
         return np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c)
+
+    def decode_yolox_grid(self, p: np.ndarray, *, scale: tuple[float, float],
+                          size: tuple[int, int], class_mask: np.ndarray | None = None,
+                          min_score: float = 0.0) -> Detections:
+        """Detections from a raw YOLOX grid output `p` [N, 5+C] for a `preprocess`ed image of
+        `size` (w, h) at `scale` (sx, sy): what a trainer's own module gives, decoded and
+        suppressed as `detect` does. `class_mask` keeps some channels only."""
+        boxes, scores, classes = self._decode_yolox(p, class_mask)
+        keep = scores >= min_score
+        sx, sy = scale
+        return self._finish(boxes[keep] / np.array([sx, sy, sx, sy], np.float32), scores[keep],
+                            classes[keep], size[0], size[1], nms=True)
 
     def _finish(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int,
                 h: int, *, nms: bool) -> Detections:

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from labelpilot.models.runtime import ModelError, verify_file
+from labelpilot.errors import ModelError
+from labelpilot.models.runtime import verify_file
 
 
 @dataclass

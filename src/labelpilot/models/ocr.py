@@ -24,27 +24,13 @@ import cv2
 import numpy as np
 
 from labelpilot.annotations import Annotation, Quad
-from labelpilot.crops import is_vertical, rectify
-from labelpilot.errors import ValidationError
+from labelpilot.errors import ModelError, ValidationError
+from labelpilot.geometry.crops import is_vertical, rectify
+from labelpilot.models.base import ModelSpec
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.runtime import ModelError, OrtSession
+from labelpilot.models.runtime import OrtSession
 
 TEXT_LABEL = "text"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a plug-in is: its name and version, its task, its own label names."""
-
-    name: str
-    version: str
-    task: str
-    labels: tuple[str, ...]
-    description: str = ""
-
-    @property
-    def source(self) -> str:
-        return f"model:{self.name}@{self.version}"
 
 
 @dataclass
@@ -183,7 +169,7 @@ class OcrModel:
             return
         for start in range(0, len(crops), 32):
             chunk = crops[start:start + 32]
-            batch = np.stack([_norm_pad(c, 48, 192) for c in chunk])
+            batch = np.stack([norm_pad(c, 48, 192) for c in chunk])
             probs = self.cls(batch)[0]
             for k, p in enumerate(probs):
                 if int(np.argmax(p)) == 1 and p[1] > self.settings.cls_thresh:
@@ -209,7 +195,7 @@ class OcrModel:
             idx = order[i:j]
             width = math.ceil(max(ratios[k] for k in idx) * s.rec_height / 8) * 8
             width = max(width, s.rec_height)
-            batch = np.stack([_norm_pad(crops[k], s.rec_height, width) for k in idx])
+            batch = np.stack([norm_pad(crops[k], s.rec_height, width) for k in idx])
             logits = self.rec(batch)[0]
             for k, decoded in zip(idx, self._decode(logits), strict=True):
                 out[k] = decoded
@@ -337,7 +323,7 @@ def _reading_order(lines: list[TextLine]) -> list[TextLine]:
     return [ln for row in rows for ln in sorted(row, key=lambda t: t.points[:, 0].min())]
 
 
-def _norm_pad(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+def norm_pad(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize to `height` keeping the aspect ratio (at most `width` wide), scale to
     [-1, 1], pad with zeros on the right: a (3, height, width) float32 array."""
     h, w = crop.shape[:2]

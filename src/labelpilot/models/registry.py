@@ -1,14 +1,21 @@
-"""Which models exist: the built-in ones and those in a workspace's `models/` folder."""
+"""Which models exist (the built-in ones and those in a workspace's `models/` folder), and
+the kind -> plug-in table that loads them. Plug-ins never import this module."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from labelpilot.errors import ModelError, ModelNotFoundError, PromptError
+from labelpilot.models.base import InteractiveSegmenter, Predictor
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.runtime import ModelError
+
+if TYPE_CHECKING:
+    from labelpilot.models.detect import DetectorModel
+    from labelpilot.models.ocr import OcrModel
 
 
 @dataclass(frozen=True)
@@ -35,20 +42,63 @@ def _graphcut_manifest() -> ModelManifest:
                                                "offline default for click/box to mask)")
 
 
-def _builtins() -> dict[str, Any]:
+def _builtins() -> dict[str, Callable[[], ModelManifest]]:
     from labelpilot.models.ocr import builtin_manifest
 
     return {"ocr": builtin_manifest, "graphcut": _graphcut_manifest}
 
 
-SEGMENTER_KINDS = ("graphcut", "sam", "semantic")
+
+
+Model = Predictor | InteractiveSegmenter
+Factory = Callable[[ModelManifest, "int | None"], Model]
+
+
+def _ocr(m: ModelManifest, threads: int | None) -> Model:
+    from labelpilot.models.ocr import OcrModel
+
+    return OcrModel(m, threads=threads)
+
+
+def _detect(m: ModelManifest, threads: int | None) -> Model:
+    from labelpilot.models.detect import DetectorModel
+
+    return DetectorModel(m, threads=threads)
+
+
+def _graphcut(m: ModelManifest, threads: int | None) -> Model:
+    from labelpilot.models.graphcut import GraphCutSegmenter
+
+    return GraphCutSegmenter()
+
+
+def _sam(m: ModelManifest, threads: int | None) -> Model:
+    from labelpilot.models.sam import SamSegmenter
+
+    return SamSegmenter(m, threads=threads)
+
+
+def _semantic(m: ModelManifest, threads: int | None) -> Model:
+    from labelpilot.models.semantic import SemanticSegmenter
+
+    return SemanticSegmenter(m, threads=threads)
+
+
+# kind -> (plug-in factory, whether it is an interactive segmenter). A new kind is one row
+# here and one module beside this one.
+KINDS: dict[str, tuple[Factory, bool]] = {
+    "ocr": (_ocr, False),
+    "detect": (_detect, False),
+    "graphcut": (_graphcut, True),
+    "sam": (_sam, True),
+    "semantic": (_semantic, True),
+}
+SEGMENTER_KINDS = tuple(k for k, (_, interactive) in KINDS.items() if interactive)
 
 
 def segmenter_manifest(name: str | None, models_dir: Path | None) -> ModelManifest:
     """The manifest of interactive segmenter `name` (None: the best available); a model of
     another kind is refused (422 on the API)."""
-    from labelpilot.segment.base import PromptError
-
     name = name or default_segmenter(models_dir)
     manifest = get_manifest(name, models_dir)
     if manifest.kind not in SEGMENTER_KINDS:
@@ -98,15 +148,15 @@ def get_manifest(name: str, models_dir: Path | None) -> ModelManifest:
     make = _builtins().get(name)
     if make is None:
         known = [i.name for i in list_models(models_dir)]
-        raise ModelError(f"no model {name!r}", hint=f"known models: {', '.join(known)}")
-    return make()  # type: ignore[no-any-return]
+        raise ModelNotFoundError(f"no model {name!r}", hint=f"known models: {', '.join(known)}")
+    return make()
 
 
-_LOADED: dict[tuple[Any, ...], Any] = {}
+_LOADED: dict[tuple[Any, ...], Model] = {}
 _LOCK = threading.Lock()
 
 
-def load_model(name: str, models_dir: Path | None, *, threads: int | None = None) -> Any:
+def load_model(name: str, models_dir: Path | None, *, threads: int | None = None) -> Model:
     """The plug-in for `name`, loaded once per process (checksums are checked then). A model
     retrained or re-installed under the same name (another version or other files) is
     loaded again."""
@@ -116,32 +166,44 @@ def load_model(name: str, models_dir: Path | None, *, threads: int | None = None
     with _LOCK:
         model = _LOADED.get(key)
         if model is None:
-            model = _instantiate(manifest, threads)
+            entry = KINDS.get(manifest.kind)
+            if entry is None:
+                raise ModelError(f"model {manifest.name!r} is of kind {manifest.kind!r}, which "
+                                 "this version cannot run",
+                                 hint=f"known kinds: {', '.join(KINDS)}")
+            model = entry[0](manifest, threads)
             _LOADED[key] = model
     return model
 
 
-def _instantiate(manifest: ModelManifest, threads: int | None) -> Any:
-    kind = manifest.kind
-    if kind == "ocr":
-        from labelpilot.models.ocr import OcrModel
+def _load_kind(name: str, models_dir: Path | None, kinds: tuple[str, ...], what: str,
+               threads: int | None) -> Any:
+    manifest = get_manifest(name, models_dir)
+    if manifest.kind not in kinds:
+        raise PromptError(f"model {name!r} is a {manifest.kind} model, not {what}",
+                          hint="pick a model of kind " + ", ".join(kinds))
+    return load_model(name, models_dir, threads=threads)
 
-        return OcrModel(manifest, threads=threads)
-    if kind == "detect":
-        from labelpilot.models.detect import DetectorModel
 
-        return DetectorModel(manifest, threads=threads)
-    if kind == "graphcut":
-        from labelpilot.segment.classical import GraphCutSegmenter
+def load_predictor(name: str, models_dir: Path | None, *, threads: int | None = None
+                   ) -> Predictor:
+    """A model that pre-labels whole images (OCR or detector)."""
+    return cast(Predictor, _load_kind(name, models_dir, ("ocr", "detect"),
+                                      "a pre-labeling model", threads))
 
-        return GraphCutSegmenter()
-    if kind == "sam":
-        from labelpilot.segment.sam import SamSegmenter
 
-        return SamSegmenter(manifest, threads=threads)
-    if kind == "semantic":
-        from labelpilot.segment.semantic import SemanticSegmenter
+def load_ocr(name: str, models_dir: Path | None, *, threads: int | None = None) -> OcrModel:
+    return cast("OcrModel", _load_kind(name, models_dir, ("ocr",), "an OCR model", threads))
 
-        return SemanticSegmenter(manifest, threads=threads)
-    raise ModelError(f"model {manifest.name!r} is of kind {kind!r}, which this version cannot "
-                     "run", hint="known kinds: ocr, detect, graphcut, sam, semantic")
+
+def load_detector(name: str, models_dir: Path | None, *, threads: int | None = None
+                  ) -> DetectorModel:
+    return cast("DetectorModel", _load_kind(name, models_dir, ("detect",), "a detector",
+                                            threads))
+
+
+def load_segmenter(name: str | None, models_dir: Path | None, *, threads: int | None = None
+                   ) -> InteractiveSegmenter:
+    """Interactive segmenter `name` (None: the best available, see segmenter_manifest)."""
+    manifest = segmenter_manifest(name, models_dir)
+    return cast(InteractiveSegmenter, load_model(manifest.name, models_dir, threads=threads))

@@ -14,13 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import ModelError
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
-class ModelError(LabelPilotError):
-    """A model file that is missing, corrupt, or not the one its manifest names."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

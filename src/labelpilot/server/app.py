@@ -15,45 +15,25 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from labelpilot import __version__
-from labelpilot.errors import FormatError, ImageError, LabelPilotError, ValidationError
-from labelpilot.jobs import JobRunner
-from labelpilot.models.runtime import ModelError
-from labelpilot.review import ConflictError, ForbiddenError, NotFoundError
+from labelpilot.assist.click_box import DetectionCache
+from labelpilot.assist.sessions import SessionPool
+from labelpilot.errors import (
+    ConflictError,
+    LabelPilotError,
+)
+from labelpilot.jobs.engine import JobRunner
+from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
-from labelpilot.server.settings import Settings
-from labelpilot.users import AuthError
+from labelpilot.settings import Settings
 from labelpilot.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
 
 
-def _status(e: LabelPilotError) -> int:
-    from labelpilot.server.routes.images import PayloadTooLarge
-
-    if isinstance(e, AuthError):
-        return 401
-    if isinstance(e, ForbiddenError):
-        return 403
-    if isinstance(e, NotFoundError) or (isinstance(e, ModelError) and e.message.startswith("no model")):
-        return 404
-    if isinstance(e, ConflictError):
-        return 409
-    if isinstance(e, PayloadTooLarge) or (isinstance(e, ImageError) and "over the limit" in e.message):
-        return 413
-    if isinstance(e, ImageError) and ("not supported" in e.message or "not a readable" in e.message
-                                      or "empty" in e.message):
-        return 415
-    from labelpilot.segment.base import PromptError
-
-    if isinstance(e, ValidationError | FormatError | ImageError | PromptError):
-        return 422
-    return 400
-
-
 def create_app(ws: Workspace, settings: Settings | None = None, *,
                run_jobs: bool = True, static: Path = STATIC) -> FastAPI:
     settings = settings or Settings()
-    runner = JobRunner(ws, workers=settings.job_workers, item_delay_s=settings.job_item_delay)
+    runner = JobRunner(ws, HANDLERS, workers=settings.job_workers, item_delay_s=settings.job_item_delay)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,16 +46,19 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         yield
         if run_jobs:
             runner.stop()
+        app.state.sessions.close()
 
     app = FastAPI(title="LabelPilot", version=__version__, lifespan=lifespan,
                   description="Smart labeling for computer vision: images, annotations, "
                               "review, jobs. Every route but sign-in needs a bearer token.")
     app.state.workspace = ws
     app.state.settings = settings
+    app.state.sessions = SessionPool(ws, max_disk_bytes=settings.embedding_cache_mb << 20)
+    app.state.detections = DetectionCache()
 
     @app.exception_handler(LabelPilotError)
     async def user_error(request: Request, e: LabelPilotError) -> JSONResponse:
-        status = _status(e)
+        status = e.http_status
         body: dict[str, Any] = {"detail": e.message}
         if e.hint:
             body["hint"] = e.hint

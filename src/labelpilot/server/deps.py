@@ -16,9 +16,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from labelpilot.review import ForbiddenError
-from labelpilot.server.settings import Settings
-from labelpilot.users import AuthError, UserInfo, user_for_token
+from labelpilot.assist.click_box import DetectionCache
+from labelpilot.assist.sessions import SessionPool
+from labelpilot.errors import AuthError, ForbiddenError
+from labelpilot.settings import Settings
+from labelpilot.users import UserInfo, user_for_token
 from labelpilot.workspace import Workspace
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -32,8 +34,18 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def get_sessions(request: Request) -> SessionPool:
+    return request.app.state.sessions  # type: ignore[no-any-return]
+
+
+def get_detections(request: Request) -> DetectionCache:
+    return request.app.state.detections  # type: ignore[no-any-return]
+
+
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionsDep = Annotated[SessionPool, Depends(get_sessions)]
+DetectionsDep = Annotated[DetectionCache, Depends(get_detections)]
 
 
 TokenDep = Annotated[str | None, Depends(oauth2)]

@@ -1,1 +1,3 @@
-"""Persistence: SQLAlchemy tables, Alembic migrations, content-addressed image blobs."""
+"""Persistence: SQLAlchemy tables (`tables`), Alembic migrations, bulk queries (`repo`),
+engines (`db`), content-addressed image blobs read back as pixels (`blobs`). Imports the
+annotation vocabulary and errors only."""

@@ -1,4 +1,5 @@
-"""Content-addressed image files: `blobs/<first two hex>/<sha256><suffix>`."""
+"""Content-addressed image files: `blobs/<first two hex>/<sha256><suffix>`, and reading a
+stored image back as pixels."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from labelpilot.errors import LabelPilotError
 
 _SUFFIX_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
 _HEX = frozenset("0123456789abcdef")
@@ -70,3 +77,17 @@ class BlobStore:
     def remove(self, sha256: str, suffix: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(sha256, suffix))
+
+    def load_image(self, row: Any) -> np.ndarray:
+        """The image of an `images` row as a BGR array; LabelPilotError if it does not decode."""
+        path = self.path(row.sha256, row.suffix)
+        data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise LabelPilotError(f"image {row.id} ({row.file_name}) does not decode",
+                             hint="re-import the file, then run autolabel again")
+        return image
+
+    def load_rgb(self, row: Any) -> np.ndarray:
+        """The image of an `images` row as a contiguous RGB array (what segmenters take)."""
+        return np.ascontiguousarray(self.load_image(row)[..., ::-1])

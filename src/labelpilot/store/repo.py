@@ -231,3 +231,11 @@ def stats(conn: Connection) -> dict[str, Any]:
         "images_by_split": {("unassigned" if k == "None" else k): v
                             for k, v in grouped(images_t.c.split, images_t).items()},
     }
+
+
+def confirmed_labels(conn: Connection, split: str | None
+                     ) -> tuple[list[Any], dict[int, list[Annotation]]]:
+    """The images of a split (all when None) and their accepted/edited annotations: the
+    ground truth every evaluation and training reads."""
+    rows = list_images(conn, split)
+    return rows, annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))

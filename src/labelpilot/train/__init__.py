@@ -1,20 +1,9 @@
-"""Fine-tuning (the `[train]` extra: PyTorch, imported lazily)."""
+"""Fine-tuning: the PyTorch side only (the `[train]` extra, imported lazily through
+`labelpilot.extras`). Trainers read the store and write models; jobs run them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from labelpilot.errors import LabelPilotError
-
-
-def require_torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise LabelPilotError("training needs PyTorch",
-                              hint="pip install 'labelpilot[train]'") from None
-    return torch
 
 
 def budget_progress(minutes: float | None, report: Callable[[int, int], None]

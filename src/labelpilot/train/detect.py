@@ -28,13 +28,12 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import select
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.models.manifest import ModelFile, ModelManifest
@@ -78,7 +77,7 @@ class DetectTrainResult:
 
 
 def _torch() -> Any:
-    from labelpilot.train import require_torch
+    from labelpilot.extras import require_torch
 
     return require_torch()
 
@@ -88,9 +87,7 @@ def training_boxes(ws: Workspace, split: str) -> tuple[list[tuple[Any, list[tupl
     """[(image row, [(x1,y1,x2,y2), label])], the classes with examples, the project's
     classes without any (warned and skipped)."""
     with ws.engine.connect() as conn:
-        t = repo.images_t
-        rows = list(conn.execute(select(t).where(t.c.split == split).order_by(t.c.id)))
-        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+        rows, anns = repo.confirmed_labels(conn, split)
         project = repo.label_names(conn)
     items = []
     for r in rows:
@@ -255,7 +252,7 @@ class DetectTrainer:
         they found its boxes and at least half of their detections are its boxes (a
         project's "vehicle" takes "car", "bus" and "truck"; "person" is not taken for a
         project that does not label people)."""
-        from labelpilot.detect_eval import box_iou
+        from labelpilot.geometry.iou import box_iou
 
         names = list(base.labels)
         votes: dict[str, Counter[int]] = {c: Counter() for c in classes}
@@ -298,7 +295,7 @@ class DetectTrainer:
     def _val_map(self, module: Any, base_model: Any, val: list[tuple[np.ndarray, list[Any]]],
                  labels_by_channel: dict[int, str]) -> float:
         """mAP@0.5 of the module on the held-out images (the project's classes only)."""
-        from labelpilot.detect_eval import DetBox, GtBox, evaluate_detections
+        from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
 
         torch = self.torch
         per_image = []
@@ -306,13 +303,11 @@ class DetectTrainer:
         mask[list(labels_by_channel)] = 1  # the project's channels only, as exported
         with torch.no_grad():
             for img, boxes in val:
-                x, sx, sy = base_model._prepare(img)
+                x, sx, sy = base_model.preprocess(img)
                 out = module(torch.from_numpy(x)).numpy()[0]
-                b, s, c = base_model._decode_yolox(out, mask)
-                keep = s >= 0.01
                 h, w = img.shape[:2]
-                d = base_model._finish(b[keep] / np.array([sx, sy, sx, sy], np.float32), s[keep],
-                                       c[keep], w, h, nms=True)
+                d = base_model.decode_yolox_grid(out, scale=(sx, sy), size=(w, h),
+                                                 class_mask=mask, min_score=0.01)
                 dets = [DetBox((float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3])),
                                labels_by_channel[int(k)], float(sc))
                         for bx, sc, k in zip(d.boxes, d.scores, d.classes, strict=True)]
@@ -333,7 +328,6 @@ class DetectTrainer:
         torch = self.torch
         import onnx
 
-        from labelpilot.prelabel import load_image
         from labelpilot.train.onnx_module import OnnxModule
 
         cfg = self.cfg
@@ -350,7 +344,7 @@ class DetectTrainer:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        images = [(load_image(self.ws, r), np.array(
+        images = [(self.ws.blobs.load_image(r), np.array(
             [[*bx, classes.index(lab)] for bx, lab in boxes], np.float32)) for r, boxes in items]
         from labelpilot.models.detect import DetectorModel
 
@@ -383,7 +377,7 @@ class DetectTrainer:
         # not make a pretrained detector worse on held-out data)
         val_items, _, _ = training_boxes(self.ws, "val")
         if val_items:
-            val = [(load_image(self.ws, r), bs) for r, bs in val_items]
+            val = [(self.ws.blobs.load_image(r), bs) for r, bs in val_items]
         else:
             n_val = max(2, len(images) // 5) if len(images) >= 6 else 0
             order = list(range(len(images)))
@@ -544,13 +538,13 @@ class DetectTrainer:
         return parity
 
     def _evaluate(self, name: str) -> dict[str, Any] | None:
-        from labelpilot.models.registry import load_model
-        from labelpilot.prelabel import evaluate_detector
+        from labelpilot.evaluation.run import evaluate_detector
+        from labelpilot.models.registry import load_detector
 
         items, _, _ = training_boxes(self.ws, "test")
         if not items:
             return None
-        return evaluate_detector(self.ws, load_model(name, self.ws.models_dir), "test")
+        return evaluate_detector(self.ws, load_detector(name, self.ws.models_dir), "test")
 
 
 def _box_iou(a: Any, b: Any) -> Any:
@@ -573,7 +567,3 @@ def _box_iou_pairs(a: Any, b: Any) -> Any:
     area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
     area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
     return inter / (area_a + area_b - inter + 1e-9)
-
-
-def result_dict(r: DetectTrainResult) -> dict[str, Any]:
-    return asdict(r)

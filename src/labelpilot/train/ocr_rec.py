@@ -21,13 +21,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import select
 
 from labelpilot.annotations import text_corners
-from labelpilot.crops import rectify
 from labelpilot.errors import LabelPilotError, ValidationError
+from labelpilot.geometry.crops import rectify
 from labelpilot.models.manifest import ModelFile, ModelManifest
-from labelpilot.models.ocr import OcrModel, _norm_pad, builtin_manifest
+from labelpilot.models.ocr import OcrModel, builtin_manifest, norm_pad
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
@@ -75,20 +74,17 @@ def _crop(image: np.ndarray, shape: Any) -> np.ndarray:
 
 def collect_lines(ws: Workspace, split: str) -> tuple[list[Line], list[str]]:
     """Accepted text lines of one split as crops; and what had to be skipped, and why."""
-    from labelpilot.prelabel import load_image
 
     lines: list[Line] = []
     skipped: list[str] = []
     with ws.engine.connect() as conn:
-        rows = list(conn.execute(select(repo.images_t).where(repo.images_t.c.split == split)
-                                 .order_by(repo.images_t.c.id)))
-        anns = repo.annotations_for_images(conn, [r.id for r in rows], ("accepted", "edited"))
+        rows, anns = repo.confirmed_labels(conn, split)
     for row in rows:
         mine = [a for a in anns.get(row.id, []) if a.text is not None]
         if not mine:
             continue
         try:
-            image = load_image(ws, row)
+            image = ws.blobs.load_image(row)
         except LabelPilotError as e:
             skipped.append(e.message)
             continue
@@ -138,7 +134,7 @@ class Trainer:
     def __init__(self, ws: Workspace, cfg: TrainConfig, *, run_dir: Path,
                  progress: Callable[[dict[str, float]], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> None:
-        from labelpilot.train import require_torch
+        from labelpilot.extras import require_torch
 
         self.torch = require_torch()
         self.ws = ws
@@ -309,14 +305,14 @@ class Trainer:
         crops = [augment(ln.crop, rng) if self.cfg.augment else ln.crop for ln in lines]
         ratio = max(c.shape[1] / max(1, c.shape[0]) for c in crops)
         width = max(HEIGHT, math.ceil(ratio * HEIGHT / 8) * 8)
-        x = torch.from_numpy(np.stack([_norm_pad(c, HEIGHT, width) for c in crops]))
+        x = torch.from_numpy(np.stack([norm_pad(c, HEIGHT, width) for c in crops]))
         targets = torch.tensor([index[c] for ln in lines for c in ln.text], dtype=torch.long)
         lengths = torch.tensor([len(ln.text) for ln in lines], dtype=torch.long)
         return x, targets, lengths
 
     def evaluate(self, module: Any, lines: list[Line], charset: list[str]
                  ) -> tuple[float, float]:
-        from labelpilot.ocr_eval import edit_distance
+        from labelpilot.evaluation.ocr import edit_distance
 
         torch = self.torch
         module.eval()
@@ -326,7 +322,7 @@ class Trainer:
                 chunk = lines[i:i + 64]
                 ratio = max(ln.crop.shape[1] / max(1, ln.crop.shape[0]) for ln in chunk)
                 width = max(HEIGHT, math.ceil(ratio * HEIGHT / 8) * 8)
-                x = torch.from_numpy(np.stack([_norm_pad(ln.crop, HEIGHT, width)
+                x = torch.from_numpy(np.stack([norm_pad(ln.crop, HEIGHT, width)
                                                for ln in chunk]))
                 best = module(x, logits=True).argmax(-1).numpy()
                 for seq, ln in zip(best, chunk, strict=True):

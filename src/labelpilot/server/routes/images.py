@@ -4,15 +4,16 @@ import io
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
 from labelpilot.annotations import shape_from_dict
-from labelpilot.errors import ImageError
-from labelpilot.server.deps import CurrentUser, SettingsDep, WorkspaceDep
+from labelpilot.assist.recognize import recognize_quad
+from labelpilot.errors import PayloadTooLargeError
+from labelpilot.server.deps import CurrentUser, SessionsDep, SettingsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     AnnotationCreate,
     AnnotationPublic,
@@ -33,10 +34,6 @@ router = APIRouter(prefix="/api/images", tags=["images"])
 
 _MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".tif": "image/tiff",
           ".webp": "image/webp"}
-
-
-class PayloadTooLarge(ImageError):
-    pass
 
 
 @router.get("", response_model=ImagesPublic)
@@ -71,7 +68,7 @@ async def upload_image(
     file is stored by its hash; the same image twice is stored once."""
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
+        raise PayloadTooLargeError(f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
     def store() -> tuple[Any, bool]:
         with ws.transaction() as conn:
             return add_image(ws, conn, data=data, name=file.filename or "upload", split=split)
@@ -86,7 +83,7 @@ async def upload_image(
 @router.post("/next", response_model=ImagePublic,
              responses={204: {"description": "nothing left to label"}})
 def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
-               response: Response, request: Request) -> ImagePublic | Response:
+               sessions: SessionsDep) -> ImagePublic | Response:
     """Claim the next image to label: not done, not claimed by someone else (a lease).
     Its segmentation embedding starts computing in the background."""
     with ws.transaction() as conn:
@@ -94,9 +91,7 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
                                 lease=timedelta(minutes=settings.claim_minutes))
     if row is None:
         return Response(status_code=204)
-    from labelpilot.server.routes.segment import prepare_quietly
-
-    prepare_quietly(request, ws, row)
+    sessions.prepare_quietly(row)
     return ImagePublic.of(row)
 
 
@@ -185,14 +180,10 @@ def recognize(image_id: int, body: RecognizeRequest, user: CurrentUser,
               ws: WorkspaceDep) -> RecognizeResult:
     """Read one quad (drawn or moved by a person) with the OCR model; nothing is stored,
     and no other annotation changes."""
-    from labelpilot.models.registry import load_model
-    from labelpilot.prelabel import load_image
-
     with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
-    model = load_model(body.model, ws.models_dir)
-    text, score = model.recognize_quad(load_image(ws, row), [tuple(p) for p in body.points])
-    return RecognizeResult(text=text, score=score, model=model.spec.source)
+    text, score, source = recognize_quad(ws, row, body.points, model=body.model)
+    return RecognizeResult(text=text, score=score, model=source)
 
 
 @router.post("/{image_id}/annotations/bulk", response_model=BulkResult)

@@ -3,41 +3,41 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from labelpilot import jobs
-from labelpilot.errors import LabelPilotError
-from labelpilot.formats.base import get_format
-from labelpilot.review import NotFoundError
+from labelpilot.errors import LabelPilotError, NotFoundError
+from labelpilot.formats import get_format
+from labelpilot.jobs import engine, kinds
+from labelpilot.jobs.autolabel import plan_autolabel
+from labelpilot.jobs.train import ensure_no_other_training, plan_training
 from labelpilot.server.deps import Admin, CurrentUser, Reviewer, WorkspaceDep
 from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic, TrainCreate
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
 
-def _public(job: jobs.JobInfo) -> JobPublic:
+def _public(job: engine.JobInfo) -> JobPublic:
     return JobPublic(**job.public())
 
 
 @router.get("/jobs", response_model=list[JobPublic])
 def list_jobs(user: CurrentUser, ws: WorkspaceDep) -> list[JobPublic]:
     with ws.engine.connect() as conn:
-        return [_public(j) for j in jobs.list_jobs(conn)]
+        return [_public(j) for j in engine.list_jobs(conn)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
 def get_job(job_id: int, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
     with ws.engine.connect() as conn:
-        return _public(jobs.get_job(conn, job_id))
+        return _public(engine.get_job(conn, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
 def cancel_job(job_id: int, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
     with ws.transaction() as conn:
-        return _public(jobs.request_cancel(conn, job_id))
+        return _public(engine.request_cancel(conn, job_id))
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
@@ -47,19 +47,19 @@ async def job_events(job_id: int, user: CurrentUser, ws: WorkspaceDep,
     """Server-Sent Events: a `progress` event whenever the job moves (done/total, rate,
     ETA), ending with its final state."""
     with ws.engine.connect() as conn:
-        jobs.get_job(conn, job_id)
+        engine.get_job(conn, job_id)
 
     async def stream() -> AsyncIterator[str]:
         last = None
         while True:
             with ws.engine.connect() as conn:
-                job = jobs.get_job(conn, job_id)
+                job = engine.get_job(conn, job_id)
             state = (job.status, job.done, job.total)
             if state != last:
                 last = state
                 payload = _public(job).model_dump_json()
                 yield f"event: progress\ndata: {payload}\n\n"
-            if job.status in jobs.TERMINAL or await request.is_disconnected():
+            if job.status in engine.TERMINAL or await request.is_disconnected():
                 return
             await asyncio.sleep(0.25)
 
@@ -72,7 +72,7 @@ def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPub
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
     with ws.transaction() as conn:
         get_format(body.format)
-        return _public(jobs.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
+        return _public(kinds.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
                                    user=user.username))
 
 
@@ -81,41 +81,29 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> 
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
-    from labelpilot.prelabel import plan_autolabel
-
     kind, params = plan_autolabel(ws, model=body.model, images=body.images,
                                   min_score=body.min_score, mapping=body.map,
                                   unmapped=body.unmapped)
     with ws.transaction() as conn:
-        return _public(jobs.submit(conn, kind=kind, params=params, user=user.username))
+        return _public(kinds.submit(conn, kind=kind, params=params, user=user.username))
 
 
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep) -> JobPublic:
     """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
-    from labelpilot.train.job import ensure_no_other_training
-
+    kind, params = plan_training(task=body.task, init=body.init, epochs=body.epochs,
+                                 minutes=body.minutes, name=body.name)
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
-        if body.task == "detect":
-            params: dict[str, Any] = {
-                "init": body.init, "epochs": body.epochs,
-                "minutes": body.minutes or (None if body.epochs else 5.0),
-                "name": body.name or f"detector-{body.init}"}
-            return _public(jobs.submit(conn, kind="train-detect", params=params,
-                                       user=user.username))
-        params = {"init": body.init, "epochs": body.epochs or (None if body.minutes else 10),
-                  "minutes": body.minutes, "name": body.name}
-        return _public(jobs.submit(conn, kind="train-ocr-rec", params=params,
-                                   user=user.username))
+        return _public(kinds.submit(conn, kind=kind, params=params, user=user.username))
 
 
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
 def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
     with ws.engine.connect() as conn:
-        job = jobs.get_job(conn, job_id)
+        job = engine.get_job(conn, job_id)
         if job.kind != "export":
             raise NotFoundError(f"job {job_id} is not an export")
         if job.status != "done" or not job.result:

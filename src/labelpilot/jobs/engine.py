@@ -1,4 +1,5 @@
-"""Background jobs: a table in the database, handlers registered by kind, a runner.
+"""The job engine: the jobs table, a context for handlers, a runner. It knows no handler:
+`run_job` and `JobRunner` take the kind -> handler table (`jobs.kinds.HANDLERS`).
 
 A job's work is split into items with string keys. A handler marks items finished in the
 same transaction as their effect (or after their effect is durable and idempotent), so a
@@ -12,15 +13,15 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, insert, select, update
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import LabelPilotError, NotFoundError
 from labelpilot.store import repo
 from labelpilot.store.tables import Job, JobItem, table
 from labelpilot.workspace import Workspace
@@ -28,30 +29,13 @@ from labelpilot.workspace import Workspace
 jobs_t = table(Job)
 items_t = table(JobItem)
 TERMINAL = ("done", "failed", "cancelled")
+T = TypeVar("T")
 Handler = Callable[["JobContext"], dict[str, Any] | None]
-_HANDLERS: dict[str, Handler] = {}
-
-
-def register_job(kind: str) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        _HANDLERS[kind] = fn
-        return fn
-    return deco
-
-
-def job_kinds() -> list[str]:
-    _load_builtin()
-    return sorted(_HANDLERS)
-
-
-def _load_builtin() -> None:
-    from labelpilot import export_job, prelabel  # noqa: F401  (they register their kinds)
-    from labelpilot.segment import batch  # noqa: F401
-    from labelpilot.train import job  # noqa: F401
+Handlers = Mapping[str, Handler]
 
 
 class Cancelled(Exception):
-    pass
+    """Raised inside a handler when the job's cancel flag is seen."""
 
 
 @dataclass
@@ -104,10 +88,12 @@ def _info(r: Any) -> JobInfo:
                    r.created_by, r.created_at, r.started_at, r.finished_at)
 
 
-def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | None) -> JobInfo:
-    _load_builtin()
-    if kind not in _HANDLERS:
-        raise LabelPilotError(f"unknown job kind {kind!r}; known: {', '.join(job_kinds())}")
+def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | None,
+           known: Iterable[str]) -> JobInfo:
+    """Queue a job of `kind`, one of the `known` kinds."""
+    known = sorted(known)
+    if kind not in known:
+        raise LabelPilotError(f"unknown job kind {kind!r}; known: {', '.join(known)}")
     job_id = conn.execute(insert(jobs_t).values(
         kind=kind, params=orjson.dumps(params).decode(), status="queued", total=0, done=0,
         cancel_requested=False, created_by=user, created_at=repo.now())
@@ -118,8 +104,6 @@ def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | N
 def get_job(conn: Connection, job_id: int) -> JobInfo:
     r = conn.execute(select(jobs_t).where(jobs_t.c.id == job_id)).first()
     if r is None:
-        from labelpilot.review import NotFoundError
-
         raise NotFoundError(f"no job {job_id}")
     return _info(r)
 
@@ -127,6 +111,17 @@ def get_job(conn: Connection, job_id: int) -> JobInfo:
 def list_jobs(conn: Connection, *, limit: int = 100) -> list[JobInfo]:
     return [_info(r) for r in conn.execute(
         select(jobs_t).order_by(jobs_t.c.id.desc()).limit(limit))]
+
+
+def unfinished_job_ids(conn: Connection, *, kinds: Iterable[str] | None = None,
+                       exclude: int | None = None) -> list[int]:
+    """Queued or running (or interrupted: still `running`) jobs, oldest first."""
+    q = select(jobs_t.c.id).where(jobs_t.c.status.in_(["queued", "running"]))
+    if kinds is not None:
+        q = q.where(jobs_t.c.kind.in_(list(kinds)))
+    if exclude is not None:
+        q = q.where(jobs_t.c.id != exclude)
+    return list(conn.execute(q.order_by(jobs_t.c.id)).scalars())
 
 
 def request_cancel(conn: Connection, job_id: int) -> JobInfo:
@@ -186,6 +181,16 @@ class JobContext:
         self.done += 1
         conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(done=self.done))
 
+    def commit_item(self, key: str, effect: Callable[[Connection], T]) -> T:
+        """Run `effect` and record item `key` as finished in one transaction (a crash
+        never leaves one without the other); then stop if the job was cancelled."""
+        with self.ws.transaction() as conn:
+            result = effect(conn)
+            self.record_in(conn, key)
+        if self.cancel_requested():
+            raise Cancelled()
+        return result
+
     def report(self, done: int, total: int) -> None:
         """Progress for work that is not a list of items (a training run's seconds)."""
         self.done = done
@@ -216,9 +221,9 @@ class JobContext:
         self.flush()
 
 
-def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo:
-    """Run (or resume) one job to its end in this thread."""
-    _load_builtin()
+def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: float = 0.0
+            ) -> JobInfo:
+    """Run (or resume) one job to its end in this thread with its kind's handler."""
     with ws.transaction() as conn:
         job = get_job(conn, job_id)
         conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
@@ -226,7 +231,10 @@ def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo
         job = get_job(conn, job_id)
     ctx = JobContext(ws, job, item_delay_s=item_delay_s)
     try:
-        result = _HANDLERS[job.kind](ctx)
+        handler = handlers.get(job.kind)
+        if handler is None:
+            raise LabelPilotError(f"this version cannot run jobs of kind {job.kind!r}")
+        result = handler(ctx)
         ctx.flush()
         status, error = "done", None
     except Cancelled:
@@ -246,9 +254,10 @@ def run_job(ws: Workspace, job_id: int, *, item_delay_s: float = 0.0) -> JobInfo
 class JobRunner:
     """A small pool of worker threads in the server process that runs queued jobs."""
 
-    def __init__(self, ws: Workspace, *, workers: int = 2, poll_s: float = 0.2,
-                 item_delay_s: float = 0.0) -> None:
+    def __init__(self, ws: Workspace, handlers: Handlers, *, workers: int = 2,
+                 poll_s: float = 0.2, item_delay_s: float = 0.0) -> None:
         self.ws = ws
+        self.handlers = handlers
         self.workers = workers
         self.poll_s = poll_s
         self.item_delay_s = item_delay_s
@@ -290,7 +299,7 @@ class JobRunner:
             if job_id is None:
                 self._stop.wait(self.poll_s)
                 continue
-            run_job(self.ws, job_id, item_delay_s=self.item_delay_s)
+            run_job(self.ws, job_id, self.handlers, item_delay_s=self.item_delay_s)
 
 
 def keys(values: Iterable[object]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`labelpilot eval-interactive`: the click simulator (segment.clicks) over a workspace's
+"""`labelpilot eval-interactive`: the click simulator (evaluation.clicker) over a workspace's
 accepted region annotations (masks, polygons), with any segmenter."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.segment.clicks import InstanceTrace, miou_curve, simulate, summarize
+from labelpilot.evaluation.clicker import InstanceTrace, miou_curve, simulate, summarize
+from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
 REGION_TYPES = ("mask", "polygon")
@@ -16,9 +17,8 @@ REGION_TYPES = ("mask", "polygon")
 
 def load_instances(ws: Workspace, split: str | None) -> list[tuple[Any, list[Any], Any]]:
     """(image row, object annotations, ignore annotations) for images that have objects."""
-    from labelpilot.prelabel import confirmed_labels
-
-    rows, anns = confirmed_labels(ws, split)
+    with ws.engine.connect() as conn:
+        rows, anns = repo.confirmed_labels(conn, split)
     out = []
     for r in rows:
         regions = [a for a in anns.get(r.id, []) if a.shape.type in REGION_TYPES]
@@ -37,8 +37,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     `stop_at` ends an instance once reached after the fifth interaction (saves time;
     NoC up to it and mIoU@1/3/5 are unchanged, the curve stays flat after)."""
     from labelpilot.formats.masks import shape_mask
-    from labelpilot.models.registry import load_model, segmenter_manifest
-    from labelpilot.prelabel import load_rgb
+    from labelpilot.models.registry import load_segmenter, segmenter_manifest
 
     if first not in ("click", "box"):
         raise LabelPilotError(f"--first must be click or box, not {first!r}")
@@ -46,7 +45,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
         raise LabelPilotError(f"--max-clicks must be between 1 and 100, not {max_clicks}")
     if segmenter is None:
         manifest = segmenter_manifest(model_name, ws.models_dir)
-        segmenter = load_model(manifest.name, ws.models_dir)
+        segmenter = load_segmenter(manifest.name, ws.models_dir)
         source = manifest.source
     else:
         source = f"model:{segmenter.name}@{segmenter.version}"
@@ -60,7 +59,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     total = sum(len(objs) for _, objs, _ in items)
     done = 0
     for row, objects, ignores in items:
-        image = load_rgb(ws, row)
+        image = ws.blobs.load_rgb(row)
         h, w = image.shape[:2]
         emb = segmenter.embed(image)
         ignore = np.zeros((h, w), bool)

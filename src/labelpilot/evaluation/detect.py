@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from labelpilot.geometry.iou import box_iou
 
 THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALLS = np.linspace(0.0, 1.0, 101)
@@ -28,22 +31,6 @@ class DetBox:
     box: tuple[float, float, float, float]
     label: str
     score: float
-
-
-def box_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
-    """[D, G] IoU of xyxy boxes; against a crowd box, intersection over the detection's
-    area (COCO)."""
-    if not len(d) or not len(g):
-        return np.zeros((len(d), len(g)))
-    x1 = np.maximum(d[:, None, 0], g[None, :, 0])
-    y1 = np.maximum(d[:, None, 1], g[None, :, 1])
-    x2 = np.minimum(d[:, None, 2], g[None, :, 2])
-    y2 = np.minimum(d[:, None, 3], g[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    ad = ((d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1]))[:, None]
-    ag = ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[None, :]
-    union = ad + ag - inter if crowd is None else np.where(crowd[None, :], ad, ad + ag - inter)
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +105,7 @@ def average_precision(per_image: Sequence[tuple[list[DetBox], list[GtBox]]], lab
 
 
 def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
-                        accept_threshold: float = 0.0, accept_iou: float = 0.7) -> dict[str, object]:
+                        accept_threshold: float = 0.0, accept_iou: float = 0.7) -> dict[str, Any]:
     labels = sorted({g.label for _, gts in per_image for g in gts if not g.crowd})
     per_class: dict[str, dict[str, float]] = {}
     for lab in labels:

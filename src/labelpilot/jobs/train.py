@@ -7,25 +7,43 @@ import shutil
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.jobs import Cancelled, JobContext, jobs_t, register_job
+from labelpilot.jobs.engine import Cancelled, JobContext, unfinished_job_ids
 from labelpilot.train import budget_progress
 
+TRAINING_KINDS = {"ocr-rec": "train-ocr-rec", "detect": "train-detect"}
 
-def ensure_no_other_training(conn: Any, job_id: int | None = None) -> None:
-    q = select(jobs_t.c.id).where(jobs_t.c.kind.in_(["train-ocr-rec", "train-detect"]),
-                                  jobs_t.c.status.in_(["queued", "running"]))
-    if job_id is not None:
-        q = q.where(jobs_t.c.id != job_id)
-    other = conn.execute(q).scalar()
-    if other is not None:
+
+def ensure_no_other_training(conn: Connection, job_id: int | None = None) -> None:
+    """One training at a time per workspace (both kinds share the machine)."""
+    others = unfinished_job_ids(conn, kinds=TRAINING_KINDS.values(), exclude=job_id)
+    if others:
+        other = others[0]
         raise LabelPilotError(f"training job {other} is already queued or running on this "
                               "workspace", hint="wait for it, or cancel it first")
 
 
-@register_job("train-ocr-rec")
+def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = None,
+                  minutes: float | None = None, name: str | None = None
+                  ) -> tuple[str, dict[str, Any]]:
+    """The job (kind, params) that trains `task`, with the defaults the CLI and the API
+    share: the recognizer trains 10 epochs, a detector 5 minutes, unless told otherwise."""
+    kind = TRAINING_KINDS.get(task)
+    if kind is None:
+        raise LabelPilotError(f"task {task!r} cannot be trained",
+                              hint=f"use {' or '.join(TRAINING_KINDS)}")
+    if init not in ("pretrained", "scratch"):
+        raise LabelPilotError(f"init must be pretrained or scratch, not {init!r}")
+    if task == "detect":
+        return kind, {"init": init, "epochs": epochs,
+                      "minutes": minutes or (None if epochs else 5.0),
+                      "name": name or f"detector-{init}"}
+    return kind, {"init": init, "epochs": epochs or (None if minutes else 10),
+                  "minutes": minutes, "name": name}
+
+
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
 
@@ -44,7 +62,6 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
     return out
 
 
-@register_job("train-detect")
 def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     """Custom auto-label as a job; a run that was interrupted (the server stopped) goes on
     from its last checkpoint."""

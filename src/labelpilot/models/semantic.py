@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from labelpilot.errors import ModelError
+from labelpilot.models.base import MaskProposal, Prompt
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.runtime import ModelError, OrtSession
-from labelpilot.segment.base import MaskProposal, Prompt
+from labelpilot.models.runtime import OrtSession
 
 
 @dataclass

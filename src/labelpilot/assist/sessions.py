@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from labelpilot.annotations import Polygon
-from labelpilot.segment.base import InteractiveSegmenter, MaskProposal, Prompt
+from labelpilot.errors import LabelPilotError
+from labelpilot.models.base import InteractiveSegmenter, MaskProposal, Prompt
+from labelpilot.models.manifest import ModelManifest
+from labelpilot.models.registry import load_segmenter, segmenter_manifest
+from labelpilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +46,6 @@ def mask_warnings(mask: np.ndarray) -> list[str]:
     if n == mask.size:
         return ["the mask covers the whole image: add a negative click on the background"]
     return []
-
-
-def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float = 4.0
-                     ) -> list[Polygon]:
-    """One polygon per outer contour, its holes kept; Douglas-Peucker `tolerance` in pixels
-    (0 keeps every contour pixel)."""
-    m = np.ascontiguousarray(mask.astype(np.uint8))
-    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    if hierarchy is None:
-        return []
-    hier = hierarchy[0]
-
-    def simplify(c: np.ndarray) -> list[tuple[float, float]] | None:
-        if tolerance > 0:
-            c = cv2.approxPolyDP(c, tolerance, True)
-        if len(c) < 3 or abs(cv2.contourArea(c)) < min_area:
-            return None
-        # contour pixels' coordinates: filling the polygon (masks.from_polygons) gives the
-        # mask back
-        return [(float(x), float(y)) for x, y in c.reshape(-1, 2)]
-
-    out = []
-    for i, c in enumerate(contours):
-        if hier[i][3] != -1:  # a hole: collected by its parent
-            continue
-        outer = simplify(c)
-        if outer is None:
-            continue
-        holes = []
-        j = hier[i][2]
-        while j != -1:
-            h = simplify(contours[j])
-            if h is not None:
-                holes.append(tuple(h))
-            j = hier[j][0]
-        out.append(Polygon(tuple(outer), tuple(holes)))
-    return out
 
 
 class EmbeddingCache:
@@ -261,3 +226,57 @@ class SegmentSession:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def image_key(row: Any) -> str:
+    """What an embedding is cached under: the image's content, not its id."""
+    return str(row.sha256)
+
+
+class SessionPool:
+    """The segmentation sessions of one workspace in one process: one per model (created on
+    first use), their embeddings cached in memory and under the workspace's
+    `cache/embeddings/<model>/`."""
+
+    def __init__(self, ws: Workspace, *, max_disk_bytes: int = 2 << 30) -> None:
+        self.ws = ws
+        self.max_disk_bytes = max_disk_bytes
+        self._sessions: dict[str, SegmentSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None) -> tuple[SegmentSession, ModelManifest]:
+        """The session for interactive segmenter `name` (None: the best available)."""
+        manifest = segmenter_manifest(name, self.ws.models_dir)
+        with self._lock:
+            sess = self._sessions.get(manifest.name)
+            if sess is None:
+                seg = load_segmenter(manifest.name, self.ws.models_dir)
+                sess = SegmentSession(seg, self.ws.root / "cache" / "embeddings" / manifest.name,
+                                      max_disk_bytes=self.max_disk_bytes)
+                self._sessions[manifest.name] = sess
+        return sess, manifest
+
+    def segment(self, row: Any, prompt: Prompt, model: str | None
+                ) -> tuple[SegmentResult, ModelManifest]:
+        """Answer a prompt on a stored image with segmenter `model`."""
+        sess, manifest = self.get(model)
+        res = sess.segment(image_key(row), lambda: self.ws.blobs.load_rgb(row), prompt,
+                           (row.width, row.height))
+        return res, manifest
+
+    def prepare(self, row: Any, model: str | None) -> tuple[bool, ModelManifest]:
+        """Start computing the image's embedding in the background; False if it is ready."""
+        sess, manifest = self.get(model)
+        fut = sess.precompute(image_key(row), lambda: self.ws.blobs.load_rgb(row))
+        return fut is not None, manifest
+
+    def prepare_quietly(self, row: Any) -> None:
+        """Precompute with the default segmenter; a failure here only costs the first click."""
+        with contextlib.suppress(LabelPilotError):
+            self.prepare(row, None)
+
+    def close(self) -> None:
+        with self._lock:
+            for sess in self._sessions.values():
+                sess.close()
+            self._sessions.clear()

@@ -17,7 +17,7 @@ PARITY_TOLERANCE = 1e-3
 
 
 def _torch() -> Any:
-    from labelpilot.train import require_torch
+    from labelpilot.extras import require_torch
 
     return require_torch()
 
@@ -25,7 +25,7 @@ def _torch() -> Any:
 def make_sam(arch: str, checkpoint: Path | None, seed: int = 0) -> Any:
     """The PyTorch model: the checkpoint's weights, or random ones (seeded)."""
     torch = _torch()
-    from labelpilot.train.sam_arch import build
+    from labelpilot.models.convert.sam_arch import build
 
     if checkpoint is not None and not checkpoint.is_file():
         raise LabelPilotError(f"checkpoint {checkpoint} does not exist")
@@ -47,7 +47,7 @@ def convert_sam(models_dir: Path, name: str, *, arch: str, checkpoint: Path | No
     weights to INT8 (dynamic quantization, as the official SAM export offers), kept only if
     its masks agree with the FP32 decoder's on QUANT_AGREEMENT of the pixels."""
     torch = _torch()
-    from labelpilot.train.sam_arch import DecoderGraph, EncoderGraph
+    from labelpilot.models.convert.sam_arch import DecoderGraph, EncoderGraph
 
     sam = make_sam(arch, checkpoint, seed)
     out = models_dir / name

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from labelpilot.segment.base import MaskProposal, Prompt
+from labelpilot.models.base import MaskProposal, Prompt
 
 BINS = 48
 EPS = 1e-4

@@ -16,14 +16,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from labelpilot.segment.base import Click, Prompt
-
-
-def iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    keep = ~ignore if ignore is not None else np.ones_like(gt, dtype=bool)
-    inter = np.count_nonzero(pred & gt & keep)
-    union = np.count_nonzero((pred | gt) & keep)
-    return inter / union if union else 1.0
+from labelpilot.geometry.iou import mask_iou
+from labelpilot.models.base import Click, Prompt
 
 
 def _deepest(region: np.ndarray) -> tuple[float, int, int]:
@@ -92,7 +86,7 @@ def simulate(predict: Predictor, gt: np.ndarray, *, ignore: np.ndarray | None = 
         t0 = time.perf_counter()
         pred = predict(Prompt(list(prompt.clicks), prompt.box, prompt.previous))
         trace.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        trace.ious.append(iou(pred, gt, ignore))
+        trace.ious.append(mask_iou(pred, gt, ignore))
         if stop_at is not None and step >= 4 and trace.ious[-1] >= stop_at:
             trace.ious += [trace.ious[-1]] * (max_clicks - step - 1)
             break

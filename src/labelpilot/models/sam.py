@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from labelpilot.errors import ModelError
+from labelpilot.models.base import MaskProposal, Prompt
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.runtime import ModelError, OrtSession
-from labelpilot.segment.base import MaskProposal, Prompt
+from labelpilot.models.runtime import OrtSession
 
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input",
                   "has_mask_input")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from labelpilot.geometry.iou import polygon_iou
+
 IGNORE_TEXT = "###"
 
 
@@ -37,22 +39,11 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def _iou(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:
-    from shapely.geometry import Polygon
-
-    pa, pb = Polygon(a).buffer(0), Polygon(b).buffer(0)
-    if pa.is_empty or pb.is_empty:
-        return 0.0
-    inter = pa.intersection(pb).area
-    union = pa.union(pb).area
-    return float(inter / union) if union > 0 else 0.0
-
-
 def match(gt: Sequence[GtLine], pred: Sequence[PredLine], iou: float = 0.5
           ) -> tuple[list[tuple[int, int]], set[int]]:
     """Greedy one-to-one matching by IoU: (gt index, pred index) pairs over the threshold,
     and the predictions that fall on don't-care lines (counted neither way)."""
-    pairs = sorted(((_iou(g.points, p.points), gi, pi) for gi, g in enumerate(gt)
+    pairs = sorted(((polygon_iou(g.points, p.points), gi, pi) for gi, g in enumerate(gt)
                     for pi, p in enumerate(pred)), reverse=True)
     used_g: set[int] = set()
     used_p: set[int] = set()

@@ -1,4 +1,8 @@
-"""What every interactive segmenter takes and returns, whatever the model behind it."""
+"""The one model seam: what every plug-in is (`ModelSpec`), and the two protocols the
+rest of LabelPilot calls: a `Predictor` (image -> proposals: OCR, detection) and an
+`InteractiveSegmenter` (image -> embedding, prompt -> masks), with their prompts.
+
+Plug-ins import this module; nothing here imports a plug-in."""
 
 from __future__ import annotations
 
@@ -7,11 +11,35 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from labelpilot.errors import LabelPilotError
+from labelpilot.annotations import Annotation
+from labelpilot.errors import PromptError
 
 
-class PromptError(LabelPilotError):
-    """A prompt that cannot be answered (422 on the API)."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a plug-in is: its name and version, its task, its own label names."""
+
+    name: str
+    version: str
+    task: str
+    labels: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def source(self) -> str:
+        """The `source` its proposals carry: model:<name>@<version>."""
+        return f"model:{self.name}@{self.version}"
+
+
+class Predictor(Protocol):
+    """A model that proposes labels for a whole image (OCR lines, detector boxes)."""
+
+    spec: ModelSpec
+
+    def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
+        """`image`: BGR uint8 HxWx3. Proposals labelled with the model's own class names,
+        each with a score and `source` = spec.source, status `predicted`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,8 @@ class Embedding(Protocol):
 
 
 class InteractiveSegmenter(Protocol):
+    """Click/box -> mask: an embedding per image computed once, then cheap prompts."""
+
     name: str
     version: str
 

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from labelpilot.formats.base import DatasetItem, get_format
-from labelpilot.jobs import Cancelled, JobContext, register_job
+from labelpilot.formats import get_format
+from labelpilot.formats.base import DatasetItem
+from labelpilot.jobs.engine import Cancelled, JobContext
 from labelpilot.transfer import EXPORT_STATUSES, export_items
 
 
@@ -21,7 +22,6 @@ def export_dir(root: Path, job_id: int) -> Path:
     return root / "exports" / f"job-{job_id}"
 
 
-@register_job("export")
 def run_export(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     status = p.get("status", "accepted")

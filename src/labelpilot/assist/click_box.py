@@ -1,0 +1,96 @@
+"""Click to box: one click on an object -> its box. The detector's best box holding the
+clicks (positive ones inside, negative ones outside), else the bounding box of the
+segmentation mask for the clicks. A second click corrects the first answer."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from labelpilot.assist.sessions import SessionPool
+from labelpilot.errors import PromptError
+from labelpilot.models.base import Click, Prompt
+from labelpilot.models.detect import Detections, DetectorModel
+from labelpilot.models.registry import load_detector, workspace_manifests
+
+
+@dataclass
+class BoxAnswer:
+    box: tuple[float, float, float, float]
+    label: str | None  # the detector's class; None from a mask
+    score: float
+    source: str
+    method: Literal["detector", "mask"]
+
+
+class DetectionCache:
+    """A detector's boxes per image, kept for the last `size` images (clicks come in runs)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._hits: OrderedDict[tuple[str, str], Detections] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def detections(self, model: DetectorModel, image_key: str, load: Any) -> Detections:
+        key = (model.spec.source, image_key)
+        with self._lock:
+            hit = self._hits.get(key)
+            if hit is not None:
+                self._hits.move_to_end(key)
+                return hit
+        found = model.detect(load())
+        with self._lock:
+            self._hits[key] = found
+            while len(self._hits) > self.size:
+                self._hits.popitem(last=False)
+        return found
+
+
+def pick_box(det: Detections, labels: Sequence[str], clicks: list[Click]
+             ) -> tuple[tuple[float, float, float, float], str, float] | None:
+    """The highest-scored detection that holds every positive click and no negative one."""
+    best = None
+    for box, score, cls in zip(det.boxes, det.scores, det.classes, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in box)
+
+        def inside(c: Click, x1: float = x1, y1: float = y1, x2: float = x2,
+                   y2: float = y2) -> bool:
+            return x1 <= c.x <= x2 and y1 <= c.y <= y2
+
+        if all(inside(c) == c.positive for c in clicks) and (best is None or score > best[2]):
+            best = ((x1, y1, x2, y2), labels[int(cls)], float(score))
+    return best
+
+
+def click_box(sessions: SessionPool, cache: DetectionCache, row: Any, clicks: list[Click], *,
+              detector: str | None = None, segmenter: str | None = None) -> BoxAnswer:
+    """The box for `clicks` on the stored image `row`. Without a named `detector` the
+    workspace's first detector is asked, if it has one."""
+    ws = sessions.ws
+    prompt = Prompt(clicks)
+    prompt.validate(row.width, row.height)
+    if not any(c.positive for c in clicks):
+        raise PromptError("click-box needs a positive click on the object")
+    if detector is None:
+        found = [m for m in workspace_manifests(ws.models_dir).values() if m.kind == "detect"]
+        detector = found[0].name if found else None
+    if detector is not None:
+        model = load_detector(detector, ws.models_dir)
+        hit = pick_box(cache.detections(model, str(row.sha256), lambda: ws.blobs.load_image(row)),
+                       model.spec.labels, clicks)
+        if hit is not None:
+            box, label, score = hit
+            return BoxAnswer(box, label, score, model.spec.source, "detector")
+    res, manifest = sessions.segment(row, prompt, segmenter)
+    mask = res.proposals[0].mask if res.proposals else None
+    if mask is None or not mask.any():
+        raise PromptError("no object found under the click",
+                          hint="click nearer the object's middle, or draw the box")
+    ys, xs = np.nonzero(mask)
+    return BoxAnswer((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)),
+                     None, res.proposals[0].quality, manifest.source, "mask")

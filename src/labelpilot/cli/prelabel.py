@@ -1,0 +1,145 @@
+"""`autolabel`, `eval`, `eval-interactive`: pre-labeling and measuring models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from labelpilot.cli.common import (
+    ImagesOpt,
+    JsonOpt,
+    MapOpt,
+    SplitOpt,
+    class_map,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    run_job,
+    user_errors,
+)
+
+commands = typer.Typer()
+
+@commands.command()
+def autolabel(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str, typer.Option(help="Model name (see `labelpilot models list`).")] = "ocr",
+    images: Annotated[ImagesOpt, typer.Option(help="new: images no model or person has "
+                                              "touched; all: every image not done.")] = ImagesOpt.new,
+    min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
+    map_: MapOpt = None,
+    unmapped: Annotated[str | None, typer.Option(
+        help="Detectors: classes neither mapped nor named like a project label: drop or add "
+             "(default: add when the project has no labels yet, else drop).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
+
+    from labelpilot.jobs import kinds
+    from labelpilot.jobs.autolabel import plan_autolabel
+
+    with user_errors():
+        ws = open_workspace(directory)
+        pairs = class_map(map_)
+        kind, params = plan_autolabel(ws, model=model, images=images.value,
+                                      min_score=min_score, mapping=pairs,
+                                      unmapped=unmapped)
+        with ws.transaction() as conn:
+            job = kinds.submit(conn, kind=kind, user="cli", params=params)
+        job = run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
+        ws.close()
+    if as_json:
+        print_json(job.public())
+    elif job.status != "done":
+        err.print(f"[red]autolabel {job.status}:[/] {job.error or ''}", highlight=False)
+    else:
+        r = job.result or {}
+        if not r.get("images"):
+            out.print(f"Nothing to do: no {images.value} images (images marked done are never "
+                      "touched).")
+        else:
+            out.print(f"Pre-labeled {r['images']} image(s) with {r['model']}: {r['added']} "
+                      f"proposal(s), {r['replaced']} earlier proposal(s) replaced, "
+                      f"{r['covered']} left out where a person's label is")
+        for f in r.get("failed_images", []):
+            err.print(f"[yellow]failed:[/] {f}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
+@commands.command("eval")
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str, typer.Option(help="Model name.")] = "ocr",
+    split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
+                                                   "(default: every image).")] = None,
+    map_: MapOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a model against the accepted labels: OCR detection P/R/H, recognition
+    accuracy and CER on the true quads, end-to-end accept rate; detectors: mAP, per-class
+    AP and accept rate (classes mapped as `autolabel --map` would)."""
+    from labelpilot.evaluation.run import evaluate_model
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with progress_bar(not as_json) as progress:
+            result = evaluate_model(ws, model_name=model, split=split.value if split else None,
+                                    progress=progress, mapping=class_map(map_))
+        ws.close()
+    if as_json:
+        print_json(result)
+        return
+    if "map50" in result:
+        table = Table("class", "instances", "AP50", "AP50:95",
+                      title=f"{result['model']} on {result['images']} images: mAP50 "
+                            f"{result['map50']:.3f}, mAP50:95 {result['map50_95']:.3f}, accept "
+                            f"rate {result['accept_rate']:.3f}")
+        for name, c in sorted(result["per_class"].items()):
+            table.add_row(name, str(c["instances"]), f"{c['ap50']:.3f}", f"{c['ap50_95']:.3f}")
+        out.print(table)
+        return
+    table = Table("metric", "value", title=f"{result['model']} on {result['lines']} lines of "
+                  f"{result['images']} images")
+    for k in ("det_precision", "det_recall", "det_hmean", "rec_line_accuracy", "rec_cer",
+              "e2e_accept_rate"):
+        table.add_row(k, f"{result[k]:.3f}")
+    out.print(table)
+
+
+@commands.command("eval-interactive")
+def eval_interactive(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    model: Annotated[str | None, typer.Option(
+        help="An interactive segmenter (default: the best available offline).")] = None,
+    split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
+                                                   "(default: every image).")] = None,
+    first: Annotated[str, typer.Option(help="click: start from one positive click; box: from "
+                                       "the object's bounding box.")] = "click",
+    max_clicks: Annotated[int, typer.Option(help="Interactions per instance.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated clicks (RITM's protocol) on the accepted masks: NoC@85/90, mIoU after
+    1/3/5 interactions, latency per interaction."""
+    from labelpilot.evaluation.interactive import evaluate_interactive
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with progress_bar(not as_json) as progress:
+            r = evaluate_interactive(ws, model_name=model, split=split.value if split else None,
+                                     first=first, max_clicks=max_clicks, progress=progress)
+        ws.close()
+    if as_json:
+        print_json(r)
+        return
+    table = Table("metric", "value", title=f"{r['model']}, {r['instances']} instances, "
+                  f"first: {r['first']}")
+    for k in ("noc85", "noc90", "miou_at_1", "miou_at_3", "miou_at_5", "click_latency_p50_ms",
+              "click_latency_p95_ms"):
+        table.add_row(k, f"{r[k]:.3f}" if "miou" in k else f"{r[k]:.2f}")
+    out.print(table)

@@ -1,0 +1,102 @@
+"""`train`: fine-tune the recognizer or a detector on the reviewed labels, as a job (one
+training at a time per workspace; an interrupted one resumes with --resume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from labelpilot.cli.common import InitOpt, JsonOpt, err, open_workspace, out, print_json, run_job, user_errors
+from labelpilot.errors import LabelPilotError
+
+commands = typer.Typer()
+
+
+@commands.command()
+def train(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    task: Annotated[str, typer.Option(help="What to train: ocr-rec (the text recognizer) or "
+                                      "detect (a detector: custom auto-label).")] = "ocr-rec",
+    init: Annotated[InitOpt, typer.Option(help="Start from the pretrained weights or from "
+                                          "scratch.")] = InitOpt.pretrained,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the train split.")] = None,
+    minutes: Annotated[float | None, typer.Option(help="A time budget instead.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the new model.")] = None,
+    resume: Annotated[int | None, typer.Option(help="Resume the interrupted training job "
+                                               "with this id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune on the accepted labels of the train split: the text recognizer
+    (--task ocr-rec) or a detector (--task detect; evaluated on the test split)."""
+    from labelpilot.extras import require_torch
+    from labelpilot.jobs import engine, kinds
+    from labelpilot.jobs.train import TRAINING_KINDS, ensure_no_other_training, plan_training
+
+    with user_errors():
+        kind, params = plan_training(task=task, init=init.value, epochs=epochs,
+                                     minutes=minutes, name=name)
+        ws = open_workspace(directory)
+        require_torch()
+        with ws.transaction() as conn:
+            if resume is not None:
+                job = engine.get_job(conn, resume)
+                if job.kind not in TRAINING_KINDS.values():
+                    raise LabelPilotError(f"job {resume} is a {job.kind} job, not a training")
+                ensure_no_other_training(conn, job.id)
+                job_id = job.id
+            else:
+                ensure_no_other_training(conn)
+                job_id = kinds.submit(conn, kind=kind, user="cli", params=params).id
+        job = run_job(ws, job_id, f"train {task} ({init.value})", show=not as_json)
+        ws.close()
+    if as_json:
+        result = dict(job.result or {})
+        result.pop("history", None)
+        print_json({**result, "job": job.id, "status": job.status, "error": job.error})
+    elif job.status == "done" and job.result:
+        if job.kind == "train-detect":
+            _print_detector(job.result, directory)
+        else:
+            _print_recognizer(job.result)
+    else:
+        err.print(f"[red]training {job.status}:[/] {job.error or ''}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
+def _print_recognizer(r: dict[str, Any]) -> None:
+    out.print(f"Trained [bold]{r['model']}[/]: validation line accuracy "
+              f"{r['val_accuracy']:.3f}, CER {r['val_cer']:.3f}, {r['steps']} steps in "
+              f"{r['seconds']:.0f} s")
+    if r["new_characters"]:
+        out.print(f"New characters: {''.join(r['new_characters'])}")
+    for s in r["skipped"][:20]:
+        err.print(f"[yellow]skipped:[/] {s}", highlight=False)
+
+
+def _print_detector(r: dict[str, Any], directory: Path) -> None:
+    for w in r.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    out.print(f"Trained [bold]{r['name']}[/] on {r['train_images']} images / "
+              f"{r['train_boxes']} boxes of {', '.join(r['classes'])}: {r['steps']} steps in "
+              f"{r['seconds']:.0f} s")
+    for c, b in r["base_classes"].items():
+        if b != [c]:
+            out.print(f"{c} is said by the base model's {', '.join(b)} (found on the training "
+                      f"boxes; {b[0]} trained)")
+    if r["val_map50"] >= 0:
+        kept = (f"the weights of step {r['kept_step']}" if r["kept_step"] else
+                "the starting weights (training did not improve on them)")
+        out.print(f"Kept {kept}: held-out mAP50 {r['val_map50']:.3f}")
+    test = r.get("test")
+    if test:
+        table = Table("class", "instances", "AP50", "AP50:95",
+                      title=f"test split: mAP50 {test['map50']:.3f}, accept rate "
+                            f"{test['accept_rate']:.3f}")
+        for c, v in sorted(test["per_class"].items()):
+            table.add_row(c, str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
+        out.print(table)
+    out.print(f"Pre-label the rest with: labelpilot autolabel {directory} --model {r['name']}")

@@ -1,0 +1,59 @@
+"""`users add|list`: the workspace's users and roles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from labelpilot.cli.common import JsonOpt, RoleOpt, open_workspace, out, print_json, user_errors
+
+app = typer.Typer(help="Manage the workspace's users.", no_args_is_help=True)
+
+
+@app.command("add")
+def users_add(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    username: Annotated[str, typer.Option(help="The new user's name.")],
+    role: Annotated[RoleOpt, typer.Option(help="annotator, reviewer or admin.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard "
+                                                 "input instead of a prompt.")] = False,
+) -> None:
+    """Add a user (the password is asked for, or read from stdin)."""
+    from labelpilot import users
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with user_errors():
+        ws = open_workspace(directory)
+        with ws.engine.begin() as conn:
+            user = users.add_user(conn, username=username, password=password, role=role.value)
+        ws.close()
+    out.print(f"Added {user.username} ({user.role})")
+
+
+@app.command("list")
+def users_list(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """List the users and their roles."""
+    from labelpilot import users
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with ws.engine.connect() as conn:
+            rows = users.list_users(conn)
+        ws.close()
+    if as_json:
+        print_json([{"username": u.username, "role": u.role, "active": u.active} for u in rows])
+        return
+    table = Table("user", "role", "active")
+    for u in rows:
+        table.add_row(u.username, u.role, "yes" if u.active else "no")
+    out.print(table)

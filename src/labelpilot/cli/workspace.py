@@ -1,0 +1,180 @@
+"""`init`, `import`, `export`, `stats`, `formats`, `demo`: the workspace and its data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from labelpilot.cli.common import (
+    JsonOpt,
+    SplitOpt,
+    StatusOpt,
+    Task,
+    err,
+    open_workspace,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+)
+from labelpilot.formats import list_formats
+
+commands = typer.Typer()
+
+@commands.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="New workspace directory.")],
+    task: Annotated[Task, typer.Option(help="What the project labels.")],
+    name: Annotated[str | None, typer.Option(help="Project name (default: the folder's).")] = None,
+    labels: Annotated[str, typer.Option(help="Label classes, comma-separated.")] = "",
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL (e.g. postgresql://user@host/db); default: SQLite in DIR.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a workspace."""
+    from labelpilot.workspace import Workspace
+
+    with user_errors():
+        ws = Workspace.create(directory, name=name, task=task.value,
+                              labels=labels.split(","), database_url=database_url)
+        ws.close()
+    if as_json:
+        print_json({"workspace": str(directory), "name": ws.config.name, "task": task.value,
+                     "labels": ws.config.labels})
+    else:
+        out.print(f"Created workspace [bold]{ws.config.name}[/] ({task.value}) in {directory}")
+
+
+@commands.command("import")
+def import_(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    source: Annotated[Path, typer.Argument(help="Folder, label file or archive to import.")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of: {', '.join(list_formats())}.")],
+    split: Annotated[SplitOpt | None, typer.Option(help="Put every image in this split.")] = None,
+    strict: Annotated[bool, typer.Option(help="Refuse label classes the workspace lacks.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the rest when images are bad.")] = False,
+    images_dir: Annotated[Path | None, typer.Option(help="Where the images are, if not "
+                                                    "beside the labels.")] = None,
+    link: Annotated[bool, typer.Option(help="Hard-link images into the workspace instead of "
+                                       "copying (fast; for read-only originals).")] = False,
+    ignore_value: Annotated[int | None, typer.Option(
+        help="masks format: the mask value of regions to ignore (128 GrabCut, 255 VOC).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import images and labels."""
+    from labelpilot.transfer import import_dataset
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with progress_bar(not as_json) as progress:
+            report = import_dataset(ws, source, format=format,
+                                    split=split.value if split else None, strict=strict,
+                                    skip_invalid=skip_invalid, images_dir=images_dir,
+                                    link=link, progress=progress,
+                                    options={"ignore_value": ignore_value})
+        ws.close()
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"Imported {report.images_added} new image(s) "
+              f"({report.images_already_present} already present) and "
+              f"{report.annotations_added} annotation(s) "
+              f"({report.annotations_already_present} already present) from {source}")
+    if report.labels_added:
+        out.print(f"New label classes: {', '.join(report.labels_added)}")
+    for p in report.invalid_images:
+        err.print(f"[yellow]skipped:[/] {p}", highlight=False)
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@commands.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    dest: Annotated[Path, typer.Argument(help="New (or empty) folder to write.")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of: {', '.join(list_formats())}.")],
+    status: Annotated[StatusOpt, typer.Option(
+        help="accepted: human-confirmed labels; all: also model proposals.")] = StatusOpt.accepted,
+    split: Annotated[SplitOpt | None, typer.Option(help="Export only this split.")] = None,
+    images: Annotated[bool, typer.Option(help="Also write the image files.")] = True,
+    ignore_value: Annotated[int | None, typer.Option(
+        help="masks format: the value written for ignore regions (default 255).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export images and labels."""
+    from labelpilot.transfer import export_dataset
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with progress_bar(not as_json) as progress:
+            report = export_dataset(ws, dest, format=format, status=status.value,
+                                    split=split.value if split else None,
+                                    include_images=images, progress=progress,
+                                    options={"ignore_value": ignore_value})
+        ws.close()
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"Exported {report.images} image(s) and {report.annotations} annotation(s) "
+              f"to {dest} ({format})")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@commands.command()
+def stats(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts of images and annotations by status, source, label, review state and split."""
+    from labelpilot.transfer import workspace_stats
+
+    with user_errors():
+        ws = open_workspace(directory)
+        s = workspace_stats(ws)
+        ws.close()
+    if as_json:
+        print_json(s)
+        return
+    out.print(f"[bold]{s['name']}[/] ({s['task']}): {s['images']} images, "
+              f"{s['annotations']} annotations")
+    table = Table("", "count", box=None, show_header=False, pad_edge=False)
+    for key, title in (("annotations_by_status", "annotations by status"),
+                       ("annotations_by_source", "annotations by source"),
+                       ("annotations_by_label", "annotations by label"),
+                       ("images_by_review_state", "images by review state"),
+                       ("images_by_split", "images by split")):
+        table.add_row(f"[bold]{title}[/]", "")
+        for k, v in s[key].items():
+            table.add_row(f"  {k}", str(v))
+    out.print(table)
+
+
+@commands.command()
+def formats() -> None:
+    """List the import/export formats."""
+    from labelpilot.formats import get_format
+
+    table = Table("format", "what")
+    for name in list_formats():
+        table.add_row(name, get_format(name).description)
+    out.print(table)
+
+
+@commands.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to build the demo workspace.")],
+    force: Annotated[bool, typer.Option(help="Rebuild if it exists.")] = False,
+) -> None:
+    """Build a demo OCR workspace from the bundled sample images and print its stats."""
+    from labelpilot.demo import build_demo
+
+    with user_errors():
+        build_demo(directory, force=force)
+    stats(directory, as_json=False)
+

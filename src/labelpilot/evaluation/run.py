@@ -1,0 +1,83 @@
+"""Evaluating a workspace's model against its accepted labels: the OCR metrics
+(evaluation.ocr) or COCO detection metrics (evaluation.detect), model by model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labelpilot.annotations import region_corners
+from labelpilot.errors import LabelPilotError
+from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
+from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
+from labelpilot.geometry.crops import rectify
+from labelpilot.models.registry import get_manifest, load_detector, load_ocr
+from labelpilot.proposals import LabelMap
+from labelpilot.store import repo
+from labelpilot.workspace import Workspace
+
+if TYPE_CHECKING:
+    from labelpilot.models.detect import DetectorModel
+
+
+def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
+                      progress: Any = None, mapping: dict[str, str] | None = None
+                      ) -> dict[str, Any]:
+    """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
+    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored).
+    The model's classes are named as pre-labeling names them (`mapping`, then by name;
+    the others dropped)."""
+    with ws.engine.connect() as conn:
+        names = LabelMap(model.spec.labels, repo.label_names(conn), mapping, "drop")
+        rows, anns = repo.confirmed_labels(conn, split)
+    if not any(anns.get(r.id) for r in rows):
+        where = f"the {split} split" if split else "the workspace"
+        raise LabelPilotError(f"{where} has no accepted labels to evaluate against",
+                              hint="accept or import ground truth first (e.g. --split test)")
+    per_image = []
+    for n, row in enumerate(rows, 1):
+        gts = [GtBox(a.shape.bbox(), a.label, bool(a.attributes.get("iscrowd")))
+               for a in anns.get(row.id, []) if a.shape.type != "point"]
+        dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
+                for a in names.apply(model.predict(ws.blobs.load_image(row)))]
+        per_image.append((dets, gts))
+        if progress:
+            progress("eval", n, len(rows))
+    result = evaluate_detections(per_image, accept_threshold=model.settings.score_threshold)
+    return {"model": model.spec.source, "split": split, "images": len(rows), **result}
+
+
+def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
+                   progress: Any = None, mapping: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """Evaluate a model against the workspace's accepted labels: OCR text lines (see
+    evaluation.ocr) or detection boxes (see evaluation.detect)."""
+    if get_manifest(model_name, ws.models_dir).kind == "detect":
+        detector = load_detector(model_name, ws.models_dir)
+        return evaluate_detector(ws, detector, split, progress, mapping)
+    if mapping:
+        raise LabelPilotError(f"--map applies to detectors; {model_name} is not one")
+    model = load_ocr(model_name, ws.models_dir)
+    with ws.engine.connect() as conn:
+        rows, anns = repo.confirmed_labels(conn, split)
+    gts, preds, recs = [], [], []
+    items = [(r, [a for a in anns.get(r.id, []) if a.text is not None]) for r in rows]
+    items = [(r, lines) for r, lines in items if lines]
+    if not items:
+        where = f"the {split} split" if split else "the workspace"
+        raise LabelPilotError(f"{where} has no accepted text lines to evaluate against",
+                              hint="accept or import ground truth first (e.g. --split test)")
+    for n, (row, lines) in enumerate(items, 1):
+        image = ws.blobs.load_image(row)
+        gt = [GtLine(region_corners(a.shape), a.text or "") for a in lines]
+        pred = [PredLine(region_corners(a.shape), a.text or "") for a in model.predict(image)]
+        # A person's quad starts where the text starts: no orientation guess needed.
+        crops = [rectify(image, np.asarray(g.points)) for g in gt]
+        recs.append([text for text, _ in model.recognize(crops)])
+        gts.append(gt)
+        preds.append(pred)
+        if progress:
+            progress("eval", n, len(items))
+    result = evaluate(gts, preds, recs)
+    return {"model": model.spec.source, "split": split, **result}

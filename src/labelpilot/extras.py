@@ -1,0 +1,18 @@
+"""The optional extras, imported lazily: a missing one is a user error that names the
+extra to install, never an ImportError traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labelpilot.errors import LabelPilotError
+
+
+def require_torch() -> Any:
+    """The `torch` module ([train] extra)."""
+    try:
+        import torch
+    except ImportError:
+        raise LabelPilotError("this needs PyTorch",
+                              hint="pip install 'labelpilot[train]'") from None
+    return torch

@@ -1,0 +1,103 @@
+"""The `autolabel` job: a model pre-labels the workspace's images; its proposals are stored
+with the re-run rules of `labelpilot.proposals`, one image per transaction."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from labelpilot.annotations import Annotation
+from labelpilot.errors import LabelPilotError
+from labelpilot.jobs.engine import JobContext
+from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
+from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals
+from labelpilot.store import repo
+from labelpilot.workspace import Workspace
+
+TOTALS = ("added", "replaced", "covered", "skipped_done")
+
+
+def store_image_proposals(ctx: JobContext, image_id: int, proposals: list[Annotation]
+                          ) -> dict[str, int]:
+    """One image of a pre-labeling job: its proposals stored and the image recorded as
+    finished in one transaction; stops if the job was cancelled."""
+    return ctx.commit_item(str(image_id), lambda conn: store_proposals(
+        conn, image_id=image_id, proposals=proposals))
+
+
+def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        totals[k] += v
+
+
+def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score: float = 0.0,
+                   mapping: dict[str, str] | None = None, unmapped: str | None = None
+                   ) -> tuple[str, dict[str, Any]]:
+    """The job (kind, params) that pre-labels with `model`: `autolabel` for OCR models and
+    detectors (a detector's class map is checked now, not in the job), `segment-everything`
+    for interactive segmenters (masks for whole images)."""
+    manifest = get_manifest(model, ws.models_dir)  # fails now on an unknown model
+    params: dict[str, Any] = {"model": model, "images": images}
+    if manifest.kind in SEGMENTER_KINDS:
+        return "segment-everything", {**params, "min_quality": min_score}
+    params["min_score"] = min_score
+    if manifest.kind == "detect":
+        with ws.engine.connect() as conn:
+            LabelMap(load_detector(model, ws.models_dir).spec.labels, repo.label_names(conn),
+                     mapping, unmapped)
+        if mapping:
+            params["map"] = mapping
+        if unmapped:
+            params["unmapped"] = unmapped
+    return "autolabel", params
+
+
+def run_autolabel(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    model = load_predictor(p.get("model", "ocr"), ctx.ws.models_dir, threads=1)
+    min_score = float(p.get("min_score", 0.0))
+    with ctx.ws.engine.connect() as conn:
+        rows = prelabel_targets(conn, p.get("images", "new"))
+        project_labels = repo.label_names(conn)
+    label_map = None
+    if model.spec.task == "detect":
+        label_map = LabelMap(model.spec.labels, project_labels, p.get("map"), p.get("unmapped"))
+    ctx.set_total(len(rows))
+    todo = [r for r in rows if not ctx.is_finished(str(r.id))]
+    totals = dict.fromkeys(TOTALS, 0)
+    failed: list[str] = []
+
+    def infer(row: Any) -> list[Annotation]:
+        found = model.predict(ctx.ws.blobs.load_image(row), min_score=min_score)
+        return label_map.apply(found) if label_map is not None else found
+
+    # Two images in flight, one inference thread each (one ONNX thread per image runs
+    # more images per second than two threads on one image); writes happen here, in order.
+    with ThreadPoolExecutor(2) as pool:
+        for row, future in _windowed(pool, infer, todo, ahead=3):
+            try:
+                proposals = future.result()
+            except LabelPilotError as e:
+                failed.append(e.message)
+                continue
+            add_counts(totals, store_image_proposals(ctx, row.id, proposals))
+    out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
+    if label_map is not None:
+        out["dropped_unmapped"] = label_map.dropped
+    return out
+
+
+def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
+              ) -> Iterator[tuple[Any, Future[Any]]]:
+    """(item, future) in order, keeping `ahead` more submitted than consumed."""
+    pending: deque[tuple[Any, Future[Any]]] = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) > ahead:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+

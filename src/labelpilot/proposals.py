@@ -1,0 +1,106 @@
+"""Storing a model's proposals with the re-run rules, and the class map.
+
+Review semantics: a re-run never touches what a person accepted or edited, nor images
+marked done; it replaces the earlier `predicted` proposals of an image, and proposes
+nothing where a person's (or a rejected) annotation already covers the spot. The jobs
+that call this store each image in one transaction, recorded as finished in that same
+transaction (`JobContext.commit_item`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from labelpilot.annotations import Annotation, region_corners
+from labelpilot.errors import LabelPilotError
+from labelpilot.geometry.iou import polygon_iou
+from labelpilot.store import repo
+
+OVERLAP_IOU = 0.5
+
+
+def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotation]
+                    ) -> dict[str, int]:
+    """Replace the image's `predicted` annotations by `proposals`, except where a
+    person's or a rejected annotation covers the spot. Done images are left alone."""
+    img = conn.execute(select(repo.images_t).where(repo.images_t.c.id == image_id)).first()
+    if img is None or img.review_state == "done":
+        return {"added": 0, "replaced": 0, "covered": 0, "skipped_done": int(img is not None)}
+    existing = repo.annotations_for_images(conn, [image_id]).get(image_id, [])
+    kept = [region_corners(a.shape) for a in existing if a.status != "predicted"]
+    replaced = conn.execute(delete(repo.annotations_t).where(
+        repo.annotations_t.c.image_id == image_id,
+        repo.annotations_t.c.status == "predicted")).rowcount
+    fresh = [a for a in proposals
+             if not any(polygon_iou(region_corners(a.shape), k) >= OVERLAP_IOU for k in kept)]
+    if fresh:
+        ids = repo.ensure_labels(conn, [a.label for a in fresh])
+        when = repo.db_time(conn, repo.now())
+        rows = []
+        for a in fresh:
+            shape, _ = a.shape.clip(img.width, img.height)
+            a.shape = shape
+            label, *rest = repo.annotation_fragment(a)
+            rows.append((image_id, ids[label], *rest, 1, None, when, None, when))
+        repo.insert_annotations(conn, rows)
+    if img.review_state == "new":
+        conn.execute(update(repo.images_t).where(repo.images_t.c.id == image_id)
+                     .values(review_state="prelabeled"))
+    return {"added": len(fresh), "replaced": int(replaced), "covered": len(proposals) - len(fresh),
+            "skipped_done": 0}
+
+
+def prelabel_targets(conn: Connection, which: str) -> list[Any]:
+    """The image rows a pre-labeling run works on: `new` (untouched) or `all` (not done)."""
+    t = repo.images_t
+    q = select(t).order_by(t.c.id)
+    if which == "new":
+        q = q.where(t.c.review_state == "new")
+    elif which == "all":
+        q = q.where(t.c.review_state != "done")
+    else:
+        raise LabelPilotError(f"images must be 'new' or 'all', not {which!r}")
+    return list(conn.execute(q))
+
+
+class LabelMap:
+    """Model class names -> project labels: `mapping` first (a class mapped to "" is
+    dropped), then same-named project labels; the rest dropped, or added as new project
+    labels (`unmapped="add"`)."""
+
+    def __init__(self, model_labels: Sequence[str], project_labels: Sequence[str],
+                 mapping: dict[str, str] | None = None, unmapped: str | None = None) -> None:
+        mapping = dict(mapping or {})
+        unknown_model = sorted(set(mapping) - set(model_labels))
+        if unknown_model:
+            raise LabelPilotError(
+                f"--map names {', '.join(repr(x) for x in unknown_model)}, which the model does "
+                f"not have", hint=f"the model's classes: {', '.join(model_labels)}")
+        unknown_project = sorted(set(mapping.values()) - set(project_labels) - {""})
+        if unknown_project:
+            raise LabelPilotError(
+                f"--map names the project label(s) {', '.join(repr(x) for x in unknown_project)}"
+                ", which do not exist", hint="valid labels: " + (", ".join(project_labels)
+                                                               or "(none yet)"))
+        if unmapped not in (None, "drop", "add"):
+            raise LabelPilotError(f"unmapped must be drop or add, not {unmapped!r}")
+        # a project with no labels yet takes the model's
+        self.unmapped = unmapped or ("add" if not project_labels else "drop")
+        self.table = {m: mapping.get(m, m) for m in model_labels
+                      if (m in mapping or m in project_labels or self.unmapped == "add")
+                      and mapping.get(m, m)}
+        self.dropped = 0
+
+    def apply(self, anns: list[Annotation]) -> list[Annotation]:
+        out = []
+        for a in anns:
+            target = self.table.get(a.label)
+            if target is None:
+                self.dropped += 1
+                continue
+            a.label = target
+            out.append(a)
+        return out

@@ -1,1 +1,0 @@
-"""Interactive segmentation: click/box -> mask with any segmenter, cached per image."""
