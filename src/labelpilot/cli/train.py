@@ -58,7 +58,7 @@ def train(
         print_json({**result, "job": job.id, "status": job.status, "error": job.error})
     elif job.status == "done" and job.result:
         if job.kind == "train-detect":
-            _print_detector(job.result, directory)
+            _print_detector(job.result, directory, job.params.get("init", "pretrained"))
         else:
             _print_recognizer(job.result)
     else:
@@ -77,10 +77,10 @@ def _print_recognizer(r: dict[str, Any]) -> None:
         err.print(f"[yellow]skipped:[/] {s}", highlight=False)
 
 
-def _print_detector(r: dict[str, Any], directory: Path) -> None:
+def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
     for w in r.get("warnings", []):
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    out.print(f"Trained [bold]{r['name']}[/] on {r['train_images']} images / "
+    out.print(f"Trained [bold]{r['name']}[/] ({init}) on {r['train_images']} images / "
               f"{r['train_boxes']} boxes of {', '.join(r['classes'])}: {r['steps']} steps in "
               f"{r['seconds']:.0f} s")
     for c, b in r["base_classes"].items():
