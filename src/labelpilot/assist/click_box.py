@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labelpilot.assist.sessions import SessionPool
+from labelpilot.assist.sessions import SessionPool, image_key
 from labelpilot.errors import PromptError
 from labelpilot.models.base import Click, Prompt
 from labelpilot.models.detect import Detections, DetectorModel
@@ -81,7 +81,7 @@ def click_box(sessions: SessionPool, cache: DetectionCache, row: Any, clicks: li
         detector = found[0].name if found else None
     if detector is not None:
         model = load_detector(detector, ws.models_dir)
-        hit = pick_box(cache.detections(model, str(row.sha256), lambda: ws.blobs.load_image(row)),
+        hit = pick_box(cache.detections(model, image_key(row), lambda: ws.blobs.load_image(row)),
                        model.spec.labels, clicks)
         if hit is not None:
             box, label, score = hit

@@ -12,7 +12,7 @@ from labelpilot.cli.common import JsonOpt, open_workspace, out, print_json, run_
 from labelpilot.jobs import engine
 
 app = typer.Typer(help="Background jobs (the same ones the server runs).",
-                       no_args_is_help=True)
+                  no_args_is_help=True)
 
 
 @app.command("list")
@@ -47,7 +47,8 @@ def jobs_run(
     with user_errors():
         ws = open_workspace(directory)
         with ws.engine.connect() as conn:
-            ids = [engine.get_job(conn, job_id).id] if job_id is not None else engine.unfinished_job_ids(conn)
+            ids = ([engine.get_job(conn, job_id).id] if job_id is not None
+                   else engine.unfinished_job_ids(conn))
         results = []
         for jid in ids:
             with ws.engine.connect() as conn:

@@ -99,5 +99,3 @@ def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
             yield pending.popleft()
     while pending:
         yield pending.popleft()
-
-

@@ -160,7 +160,11 @@ def load_model(name: str, models_dir: Path | None, *, threads: int | None = None
     """The plug-in for `name`, loaded once per process (checksums are checked then). A model
     retrained or re-installed under the same name (another version or other files) is
     loaded again."""
-    manifest = get_manifest(name, models_dir)
+    return _load(get_manifest(name, models_dir), threads)
+
+
+def _load(manifest: ModelManifest, threads: int | None) -> Model:
+    """The plug-in for a manifest already read, from the process cache or loaded now."""
     files = tuple(sorted((role, f.path, f.sha256) for role, f in manifest.files.items()))
     key = (str(manifest.root), manifest.name, manifest.version, files, threads)
     with _LOCK:
@@ -182,7 +186,7 @@ def _load_kind(name: str, models_dir: Path | None, kinds: tuple[str, ...], what:
     if manifest.kind not in kinds:
         raise PromptError(f"model {name!r} is a {manifest.kind} model, not {what}",
                           hint="pick a model of kind " + ", ".join(kinds))
-    return load_model(name, models_dir, threads=threads)
+    return _load(manifest, threads)
 
 
 def load_predictor(name: str, models_dir: Path | None, *, threads: int | None = None
@@ -205,5 +209,4 @@ def load_detector(name: str, models_dir: Path | None, *, threads: int | None = N
 def load_segmenter(name: str | None, models_dir: Path | None, *, threads: int | None = None
                    ) -> InteractiveSegmenter:
     """Interactive segmenter `name` (None: the best available, see segmenter_manifest)."""
-    manifest = segmenter_manifest(name, models_dir)
-    return cast(InteractiveSegmenter, load_model(manifest.name, models_dir, threads=threads))
+    return cast(InteractiveSegmenter, _load(segmenter_manifest(name, models_dir), threads))

@@ -17,10 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from labelpilot import __version__
 from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
-from labelpilot.errors import (
-    ConflictError,
-    LabelPilotError,
-)
+from labelpilot.errors import ConflictError, LabelPilotError
 from labelpilot.jobs.engine import JobRunner
 from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
