@@ -5,6 +5,7 @@ import-linter contracts in pyproject.toml, run by `make test`.)"""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,36 @@ def test_every_benchmark_starts(script: Path) -> None:
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "usage:" in r.stdout
+
+
+# a function or method head in the UI's TypeScript: `function f(`, `async f(`, `get f()`
+TS_HEAD = re.compile(r"^(\s*)(?:export\s+)?(?:async\s+)?(?:function\s+\w+|(?:get\s+)?\w+)\s*\(.*\{\s*$")
+TS_KEYWORDS = {"if", "for", "while", "switch", "catch", "return"}
+
+
+def long_ts_functions(source: str, limit: int) -> list[tuple[int, int]]:
+    """(first line, length) of each function or method longer than `limit` lines, found by
+    its head and the closing brace at the head's indentation (the code is formatted)."""
+    lines = source.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        m = TS_HEAD.match(line)
+        if not m or line.strip().split("(")[0].split()[-1] in TS_KEYWORDS:
+            continue
+        end = next((j for j in range(i + 1, len(lines)) if lines[j] == m.group(1) + "}"), i)
+        if end - i + 1 > limit:
+            out.append((i + 1, end - i + 1))
+    return out
+
+
+def test_the_long_function_finder_finds_one() -> None:
+    body = "\n".join(f"  x{i}();" for i in range(5))
+    assert long_ts_functions(f"export async function f(a: number): void {{\n{body}\n}}\n", 6) \
+        == [(1, 7)]
+    assert long_ts_functions(f"class A {{\n  get b(): number {{\n{body}\n  }}\n}}\n", 6) == [(2, 7)]
+    assert long_ts_functions(f"function f() {{\n{body}\n}}\n", 10) == []
+
+
+@pytest.mark.parametrize("module", sorted((ROOT / "web" / "src").glob("*.ts")), ids=lambda p: p.name)
+def test_no_ui_function_is_longer_than_a_screen(module: Path) -> None:
+    assert long_ts_functions(module.read_text(), 100) == []

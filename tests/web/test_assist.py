@@ -32,6 +32,8 @@ def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,
     for live in serve(root):
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         sign_in(page, live, "reviewer")
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url.removeprefix(live.base)))
         page.select_option("#prelabel-model", "yolox-nano")
         page.wait_for_selector("#class-map select[data-label=dish]")
         # same-named classes are preselected, the others start at "none"
@@ -41,6 +43,7 @@ def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,
         page.select_option("select[data-label=dish]", "bowl")
         # broccoli set to none: dropped, although the project has a label of that name
         page.select_option("select[data-label=broccoli]", "")
+        mark = len(requests)
         page.click("#prelabel")
         wait_job(page, "autolabel")
         token = live.token("reviewer", PASSWORD)
@@ -48,6 +51,9 @@ def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,
         anns = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
         assert anns and {a["label"] for a in anns} == {"dish"}
         (job,) = live.api("GET", "/api/jobs", token)
+        # progress came over the job's event stream: the list was read once, after the start
+        assert f"/api/jobs/{job['id']}/events" in requests
+        assert requests[mark:].count("/api/jobs") == 1, requests
         assert job["params"]["map"] == {"bowl": "dish", "broccoli": ""}
         assert job["result"]["dropped_unmapped"] > 0
         page.close()

@@ -48,7 +48,9 @@ def test_click_correct_and_keep_a_mask(browser: Any, seg_live: tuple[Live, list[
     (img,) = live.api("GET", "/api/images", token)["data"]
     open_image(page, live, img["id"])
     page.keyboard.press("s")
-    assert page.evaluate("__canvas.tool") == "smart"
+    # the tool registered through the smart-tool hook takes the canvas's prompts
+    assert page.evaluate("__canvas.tool") == "prompt"
+    assert page.get_attribute("button[data-tool=smart]", "class") == "active"
     # drag a box around both objects: the mask takes both
     ys, xs = np.nonzero(ring | rect)
     page.mouse.move(*to_screen(page, float(xs.min()) - 2, float(ys.min()) - 2))

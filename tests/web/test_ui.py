@@ -165,6 +165,9 @@ def test_re_recognize_tool_shows_its_latency(browser: Any, live: Live) -> None:
     live.api("PATCH", f"/api/annotations/{first['id']}", token,
              json={"version": first["version"], "text": "wrong"})
     open_image(page, live, page_id)
+    # the smart tools have toolbar buttons too; with nothing selected this one says why not
+    page.click("button[data-tool=recognize]")
+    page.wait_for_selector(".toast:has-text('select a text line first')")
     page.locator("#ann-list li").first.click()
     page.keyboard.press("t")
     page.wait_for_selector("#tool-latency:has-text('ms')")

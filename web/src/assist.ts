@@ -151,49 +151,69 @@ export function jobSummary(j: Job): string {
   return "";
 }
 
-/** The latest jobs with progress; polls while any runs and calls `finished` when one ends. */
+const ACTIVE = ["queued", "running"];
+
+function jobRow(j: Job, refresh: () => void): HTMLElement {
+  const pct = j.total ? Math.round((100 * j.done) / j.total) : 0;
+  const row = el("div", { class: `job ${j.status}`, "data-kind": j.kind, "data-id": String(j.id) },
+    el("span", {}, `#${j.id} ${j.kind}: ${j.status} ${j.done}/${j.total}`),
+    el("progress", { max: "100", value: String(pct) }),
+    el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
+    el("span", { class: "summary" }, jobSummary(j)));
+  if (ACTIVE.includes(j.status)) {
+    const cancel = el("button", {}, "Cancel");
+    cancel.onclick = async () => {
+      await api.cancel(j.id);
+      refresh();
+    };
+    row.append(cancel);
+  }
+  return row;
+}
+
+/** The latest jobs. Each queued or running one is followed over its Server-Sent Events
+ * route (no polling); `finished` is called when a followed job ends. `refresh` reads the
+ * list again (after starting a job). */
 export function jobsList(finished: (j: Job) => void): { root: HTMLElement; refresh: () => void } {
   const root = el("div", { class: "jobs", id: "jobs" });
-  const seen = new Map<number, string>();
-  let timer: number | undefined;
-  const refresh = async () => {
-    window.clearTimeout(timer);
-    let jobs: Job[];
+  const streams = new Map<number, EventSource>();
+  let jobs: Job[] = [];
+  const render = () => root.replaceChildren(...jobs.slice(0, 10).map((j) => jobRow(j, refresh)));
+  const stop = (id: number) => {
+    streams.get(id)?.close();
+    streams.delete(id);
+  };
+  const follow = (j: Job) => {
+    if (streams.has(j.id) || !ACTIVE.includes(j.status)) return;
+    const source = new EventSource(`/api/jobs/${j.id}/events`);
+    streams.set(j.id, source);
+    source.addEventListener("progress", (ev) => {
+      if (!document.body.contains(root)) return stop(j.id); // the view is gone
+      const now = JSON.parse((ev as MessageEvent).data) as Job;
+      jobs = jobs.map((x) => (x.id === now.id ? now : x));
+      render();
+      if (!ACTIVE.includes(now.status)) {
+        stop(j.id);
+        finished(now);
+      }
+    });
+    // the stream broke before the job ended (a restart, the network): read the list again
+    source.onerror = () => {
+      stop(j.id);
+      window.setTimeout(() => document.body.contains(root) && refresh(), 2000);
+    };
+  };
+  async function refresh(): Promise<void> {
     try {
       jobs = await api.jobs();
     } catch {
       return;
     }
-    for (const j of jobs) {
-      const before = seen.get(j.id);
-      if (before !== undefined && before !== j.status && !["queued", "running"].includes(j.status)) {
-        finished(j);
-      }
-      seen.set(j.id, j.status);
-    }
-    root.replaceChildren(...jobs.slice(0, 10).map((j) => {
-      const pct = j.total ? Math.round((100 * j.done) / j.total) : 0;
-      const row = el("div", { class: `job ${j.status}`, "data-kind": j.kind },
-        el("span", {}, `#${j.id} ${j.kind}: ${j.status} ${j.done}/${j.total}`),
-        el("progress", { max: "100", value: String(pct) }),
-        el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
-        el("span", { class: "summary" }, jobSummary(j)));
-      if (j.status === "running" || j.status === "queued") {
-        const cancel = el("button", {}, "Cancel");
-        cancel.onclick = async () => {
-          await api.cancel(j.id);
-          refresh();
-        };
-        row.append(cancel);
-      }
-      return row;
-    }));
-    if (jobs.some((j) => j.status === "running" || j.status === "queued")) {
-      timer = window.setTimeout(() => document.body.contains(root) && refresh(), 1000);
-    }
-  };
+    render();
+    jobs.forEach(follow);
+  }
   refresh();
-  return { root, refresh };
+  return { root, refresh: () => void refresh() };
 }
 
 // --- models page ---------------------------------------------------------------------

@@ -4,7 +4,10 @@
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
 
-export type Tool = "select" | "box" | "polygon" | "quad" | "smart" | "clickbox";
+/** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
+ * go to the active smart tool as its prompt instead of drawing a shape. */
+export type Tool = "select" | "box" | "polygon" | "quad" | "prompt";
+export type PromptMode = "click" | "click-or-box";
 
 export interface CanvasEvents {
   select(id: number | null): void;
@@ -127,6 +130,7 @@ export class LabelCanvas {
   anns: Annotation[] = [];
   selected: number | null = null;
   tool: Tool = "select";
+  promptMode: PromptMode = "click";
   scale = 1;
   tx = 0;
   ty = 0;
@@ -192,8 +196,9 @@ export class LabelCanvas {
     this.redraw();
   }
 
-  setTool(t: Tool): void {
+  setTool(t: Tool, mode: PromptMode = "click"): void {
     this.tool = t;
+    this.promptMode = mode;
     this.pending = [];
     this.clearSmart();
     this.canvas.style.cursor = t === "select" ? "default" : "crosshair";
@@ -370,7 +375,7 @@ export class LabelCanvas {
     if (!d) return;
     if (d.mode === "smart" && this.cursor) {
       const [x1, y1] = d.start, [x2, y2] = this.cursor;
-      if (this.tool === "smart" && Math.abs(x2 - x1) * this.scale >= 4 && Math.abs(y2 - y1) * this.scale >= 4) {
+      if (this.promptMode === "click-or-box" && Math.abs(x2 - x1) * this.scale >= 4 && Math.abs(y2 - y1) * this.scale >= 4) {
         this.smartBox = [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)];
       } else {
         const [w, h] = this.imageSize;
@@ -402,9 +407,9 @@ export class LabelCanvas {
     }
   }
 
-  /** The click-driven tools: click/box -> mask, click -> box. */
+  /** A smart tool takes the clicks: click/box -> mask, click -> box. */
   get smartTool(): boolean {
-    return this.tool === "smart" || this.tool === "clickbox";
+    return this.tool === "prompt";
   }
 
   /** The model's answer to the smart prompt, drawn filled until accepted or cleared. */

@@ -1,0 +1,369 @@
+// The labeling editor: one image and its annotations, the drawing tools, the smart tools
+// (through the hook in tools.ts), review keys and the conflict dialog.
+
+import { Annotation, ApiError, Image, Me, Project, Shape, api } from "./api";
+import { LabelCanvas, Tool } from "./canvas";
+import { Conflict, Doc } from "./doc";
+import { el, toast } from "./dom";
+import { ActionTool, EditorContext, PromptTool, SmartTool, makeSmartTools } from "./tools";
+// the smart tools register themselves with the hook; their order is the toolbar's
+import "./smartmask";
+import "./clickbox";
+import "./recognize";
+
+type DrawTool = Exclude<Tool, "prompt">;
+
+const DRAW_TOOLS: [DrawTool, string][] = [
+  ["select", "Select (V)"], ["box", "Box (B)"], ["polygon", "Polygon (P)"], ["quad", "Quad (Q)"],
+];
+
+const HELP: [string, string][] = [
+  ["V / Esc", "select tool (Esc also cancels drawing)"], ["B", "draw a box"], ["P", "draw a polygon (double-click or Enter closes it)"],
+  ["Q", "draw a quad (4 clicks)"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
+  ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
+  ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
+  ["D", "mark the image done and open the next"], ["N / →", "next image"], ["←", "previous image"],
+  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"], ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"],
+  ["?", "this help"],
+];
+
+/** Open the next image to label (the server picks it and claims it for this user). */
+export async function openNext(): Promise<void> {
+  const img = await api.next();
+  if (!img) {
+    toast("Nothing left to label.");
+    return;
+  }
+  location.hash = `#/label/${img.id}`;
+}
+
+/** The editor's state, as its parts (layout, keys, smart tools) share it. */
+class Editor implements EditorContext {
+  readonly stage = el("div", { class: "stage" });
+  readonly labels: HTMLSelectElement;
+  readonly text = el("input", { id: "transcription", placeholder: "transcription", disabled: "" });
+  readonly status = el("span", { id: "save-status" }, "");
+  readonly line = el("span", { id: "tool-latency" }, "");
+  readonly list = el("ol", { class: "ann-list", id: "ann-list" });
+  readonly buttons = new Map<string, HTMLButtonElement>();
+  readonly doc: Doc;
+  readonly canvas: LabelCanvas;
+  readonly tools: SmartTool[];
+  /** the prompt tool taking the canvas's clicks, if one is active */
+  active: PromptTool | null = null;
+  conflictOpen = false;
+
+  constructor(readonly project: Project, readonly image: Image, readonly me: Me | null) {
+    this.labels = el("select", { id: "label" }, ...project.labels.map((l) => el("option", { value: l }, l)));
+    this.doc = new Doc(image.id, () => this.refresh(), (c) => showConflict(this, c));
+    this.canvas = new LabelCanvas(this.stage, {
+      select: (id) => {
+        this.canvas.selected = id;
+        this.refresh();
+      },
+      drawn: (shape) => void createDrawn(this, shape),
+      moved: (id, shape) => this.doc.update(id, { shape }),
+      prompt: (clicks, box) => void this.active?.ask(clicks, box),
+    });
+    this.tools = makeSmartTools(this);
+  }
+
+  get imageId(): number {
+    return this.image.id;
+  }
+
+  selected(): Annotation | null {
+    return this.canvas.selected === null ? null : this.doc.byId(this.canvas.selected) ?? null;
+  }
+
+  label(): string {
+    return this.labels.value;
+  }
+
+  report(message: string): void {
+    this.line.textContent = message;
+  }
+
+  refresh(): void {
+    refresh(this);
+  }
+
+  get reviewer(): boolean {
+    return this.me?.role !== "annotator";
+  }
+}
+
+export async function labelView(app: HTMLElement, header: (p: Project) => HTMLElement,
+                                me: Me | null, imageId: number): Promise<void> {
+  (window as any).__editorReady = undefined;
+  const [project, image] = await Promise.all([api.project(), api.image(imageId)]);
+  const ed = new Editor(project, image, me);
+  const { toolbar, side } = layout(ed);
+  app.replaceChildren(header(project), toolbar, el("div", { class: "editor" }, ed.stage, side));
+  (window as any).__canvas = ed.canvas;
+  (window as any).__doc = ed.doc;
+  const onKey = (e: KeyboardEvent) => {
+    if (!document.body.contains(ed.stage)) window.removeEventListener("keydown", onKey);
+    else void handleKey(ed, e);
+  };
+  window.addEventListener("keydown", onKey);
+  await ed.canvas.loadImage(`/api/images/${imageId}/file`);
+  await ed.doc.load();
+  setTool(ed, "select");
+  for (const t of ed.tools) if (t.kind === "prompt") t.opened?.();
+  ed.canvas.canvas.focus();
+  (window as any).__editorReady = performance.now();
+}
+
+/** The toolbar (drawing tools, then the smart tools and their controls) and the side panel. */
+function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
+  const { buttons } = ed;
+  for (const [t, title] of DRAW_TOOLS) buttons.set(t, el("button", { "data-tool": t }, title));
+  for (const t of ed.tools) {
+    buttons.set(t.id, el("button", { "data-tool": t.id }, `${t.name} (${t.key.toUpperCase()})`));
+  }
+  for (const [id, b] of buttons) {
+    const tool = ed.tools.find((t) => t.id === id);
+    b.onclick = () => (tool?.kind === "action" ? void runAction(ed, tool) : setTool(ed, id));
+  }
+  const controls = ed.tools.flatMap((t) => (t.kind === "prompt" ? t.controls : []));
+  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, ed.status, ed.line);
+  const { image } = ed;
+  const side = el("aside", {},
+    el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · ${image.review_state}`),
+    el("label", {}, "Class ", ed.labels), el("label", {}, "Text ", ed.text), ed.list);
+  wireFields(ed);
+  return { toolbar, side };
+}
+
+/** The transcription and class fields edit the selected annotation. */
+function wireFields(ed: Editor): void {
+  const { text, labels } = ed;
+  text.addEventListener("keydown", (e) => {
+    e.stopPropagation();
+    if (e.key === "Enter" || e.key === "Escape") {
+      // Enter keeps the edit (leaving the field fires one `change`, which saves it);
+      // Escape puts the old text back first, so nothing changes.
+      if (e.key === "Escape") text.value = ed.selected()?.text ?? "";
+      text.blur();
+      ed.canvas.canvas.focus();
+    }
+  });
+  text.addEventListener("change", () => {
+    const sel = ed.selected();
+    if (sel && text.value !== (sel.text ?? "")) ed.doc.update(sel.id, { text: text.value });
+  });
+  labels.onchange = () => {
+    const sel = ed.selected();
+    if (sel) ed.doc.update(sel.id, { label: labels.value });
+  };
+}
+
+function setTool(ed: Editor, id: string): void {
+  ed.active?.reset();
+  const prompt = ed.tools.find((t) => t.id === id && t.kind === "prompt") as PromptTool | undefined;
+  ed.active = prompt ?? null;
+  if (prompt) ed.canvas.setTool("prompt", prompt.mode);
+  else ed.canvas.setTool(id as DrawTool);
+  for (const [k, b] of ed.buttons) b.classList.toggle("active", k === id);
+}
+
+async function createDrawn(ed: Editor, shape: Shape): Promise<void> {
+  const isText = shape.type === "quad" || ed.project.task === "ocr";
+  await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null, attributes: {},
+    group: null, status: ed.me?.role === "annotator" ? "edited" : "accepted" });
+  const last = ed.doc.anns[ed.doc.anns.length - 1];
+  if (last) ed.canvas.selected = last.id;
+  ed.refresh();
+}
+
+async function runAction(ed: Editor, tool: ActionTool): Promise<void> {
+  const why = tool.unavailable();
+  if (why) {
+    toast(`${tool.name}: ${why}`);
+    return;
+  }
+  const t0 = performance.now();
+  try {
+    const msg = await tool.run();
+    ed.report(`${tool.name}: ${Math.round(performance.now() - t0)} ms, ${msg}`);
+  } catch (e) {
+    toast(e instanceof ApiError ? e.detail : String(e), "error");
+  }
+}
+
+/** Redraw after any change: canvas, save status, the selection's fields, the list. */
+function refresh(ed: Editor): void {
+  const { doc, canvas, text } = ed;
+  canvas.setAnnotations(doc.anns);
+  ed.status.textContent = doc.saving ? "saving…" : doc.lastError ? `error: ${doc.lastError}` : "saved";
+  const sel = ed.selected();
+  text.disabled = !sel;
+  if (document.activeElement !== text) text.value = sel?.text ?? "";
+  if (sel) ed.labels.value = sel.label;
+  ed.list.replaceChildren(...doc.anns.map((a) => listItem(ed, a)));
+}
+
+function listItem(ed: Editor, a: Annotation): HTMLElement {
+  const item = el("li", { class: `${a.status}${a.id === ed.canvas.selected ? " selected" : ""}`,
+    "data-id": String(a.id) },
+    el("span", { class: "lbl" }, a.label), " ",
+    el("span", { class: "txt" }, a.text ?? ""), " ",
+    el("span", { class: "meta" }, `${a.status}${a.score !== null ? ` ${a.score.toFixed(2)}` : ""} v${a.version}`));
+  item.onclick = () => {
+    ed.canvas.selected = a.id;
+    ed.refresh();
+  };
+  return item;
+}
+
+function showConflict(ed: Editor, c: Conflict): void {
+  ed.conflictOpen = true;
+  const theirs = c.theirs;
+  const dlg = el("div", { class: "dialog", id: "conflict", role: "dialog" },
+    el("h3", {}, "Someone else changed this annotation"),
+    el("p", {}, theirs ? `Now: ${theirs.label} "${theirs.text ?? ""}" (${theirs.status}, v${theirs.version}, by ${theirs.updated_by ?? "?"})`
+      : "It was deleted."),
+    el("p", {}, `Your change: ${JSON.stringify(c.mine)}`));
+  const keepTheirs = el("button", { id: "keep-theirs" }, "Keep theirs");
+  const keepMine = el("button", { id: "keep-mine" }, "Apply mine on top");
+  const close = (choice: "mine" | "theirs") => {
+    dlg.remove();
+    ed.conflictOpen = false;
+    c.resolve(choice);
+  };
+  keepTheirs.onclick = () => close("theirs");
+  keepMine.onclick = () => close("mine");
+  dlg.append(keepTheirs, keepMine);
+  document.body.append(dlg);
+  keepMine.focus();
+}
+
+function toggleHelp(ed: Editor): void {
+  const open = document.getElementById("help");
+  if (open) {
+    open.remove();
+    return;
+  }
+  const rows = [...HELP, ...ed.tools.map((t): [string, string] => [t.key.toUpperCase(), t.help])];
+  const t = el("table", {}, ...rows.map(([k, v]) => el("tr", {}, el("td", {}, el("kbd", {}, k)), el("td", {}, v))));
+  document.body.append(el("div", { class: "dialog", id: "help" }, el("h3", {}, "Keyboard"), t));
+}
+
+// --- keys ----------------------------------------------------------------------------
+
+async function handleKey(ed: Editor, e: KeyboardEvent): Promise<void> {
+  if (ed.conflictOpen || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+  if ((e.ctrlKey || e.metaKey) && ["z", "y"].includes(e.key.toLowerCase())) {
+    e.preventDefault();
+    await (e.shiftKey || e.key.toLowerCase() === "y" ? ed.doc.redo() : ed.doc.undo());
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (ed.active && (await promptKey(ed, ed.active, e))) return;
+  const tool = ed.tools.find((t) => t.key === e.key.toLowerCase());
+  if (tool) {
+    e.preventDefault();
+    if (tool.kind === "action") await runAction(ed, tool);
+    else setTool(ed, tool.id);
+    return;
+  }
+  const handler = KEYS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+  if (handler) await handler(ed, e);
+}
+
+/** Enter, Tab, Backspace and Esc while a prompt tool is active; true when handled. */
+async function promptKey(ed: Editor, tool: PromptTool, e: KeyboardEvent): Promise<boolean> {
+  switch (e.key) {
+    case "Enter": await tool.keep(); return true;
+    case "Tab":
+      e.preventDefault();
+      return tool.alternative();
+    case "Delete": case "Backspace":
+      // take back the last click (the canvas asks again), or forget the answer
+      if (!ed.canvas.undoSmart()) tool.reset();
+      return true;
+    default: return false;
+  }
+}
+
+/** Cycle the selection through `anns` (forwards, or backwards with `back`). */
+function selectNext(ed: Editor, anns: Annotation[], back = false): void {
+  const i = anns.findIndex((a) => a.id === ed.canvas.selected);
+  ed.canvas.selected = anns[(i + (back ? anns.length - 1 : 1)) % anns.length].id;
+  ed.refresh();
+}
+
+async function go(ed: Editor, delta: 1 | -1): Promise<void> {
+  await ed.doc.idle();
+  if (delta === 1) return openNext();
+  const prev = await api.images({ limit: "1", offset: "0" });
+  const all = await api.images({ limit: "1000" });
+  const ids = all.data.map((i) => i.id);
+  const at = ids.indexOf(ed.imageId);
+  const target = at > 0 ? ids[at - 1] : prev.data[0]?.id;
+  if (target !== undefined) location.hash = `#/label/${target}`;
+}
+
+type KeyHandler = (ed: Editor, e: KeyboardEvent) => void | Promise<void>;
+
+const KEYS: Record<string, KeyHandler> = {
+  "?": (ed) => toggleHelp(ed),
+  Escape: (ed) => {
+    ed.canvas.cancelDrawing();
+    setTool(ed, "select");
+    document.getElementById("help")?.remove();
+  },
+  v: (ed) => setTool(ed, "select"),
+  b: (ed) => setTool(ed, "box"),
+  p: (ed) => setTool(ed, "polygon"),
+  q: (ed) => setTool(ed, "quad"),
+  f: (ed) => ed.canvas.fit(),
+  "1": (ed) => ed.canvas.oneToOne(),
+  Delete: async (ed) => {
+    const sel = ed.selected();
+    if (sel) await ed.doc.remove(sel.id);
+  },
+  Backspace: (ed, e) => KEYS.Delete(ed, e),
+  e: (ed, e) => {
+    if (!ed.selected()) return;
+    e.preventDefault();
+    ed.text.focus();
+    ed.text.select();
+  },
+  Tab: (ed, e) => {
+    e.preventDefault();
+    if (ed.doc.anns.length) selectNext(ed, ed.doc.anns, e.shiftKey);
+  },
+  l: (ed) => {
+    const low = ed.doc.anns.filter((a) => a.status === "predicted" && (a.score ?? 1) < 0.8);
+    if (low.length) selectNext(ed, low);
+    else toast("No low-confidence proposals left on this image.");
+  },
+  Enter: async (ed) => {
+    const sel = ed.selected();
+    if (ed.canvas.tool === "polygon") ed.canvas.finishPolygon();
+    else if (sel && ed.reviewer) await ed.doc.update(sel.id, { status: "accepted" });
+  },
+  r: async (ed) => {
+    const sel = ed.selected();
+    if (sel && ed.reviewer) await ed.doc.update(sel.id, { status: "rejected" });
+  },
+  a: async (ed) => {
+    if (!ed.reviewer) return;
+    await ed.doc.idle();
+    const ids = ed.doc.anns.filter((a) => a.status === "predicted").map((a) => a.id);
+    const r = await api.bulk(ed.imageId, "accepted", ids);
+    await ed.doc.load();
+    toast(`accepted ${r.changed}`);
+  },
+  d: async (ed) => {
+    if (!ed.reviewer) return;
+    await ed.doc.idle();
+    await api.setImage(ed.imageId, { review_state: "done" });
+    await openNext();
+  },
+  n: (ed) => go(ed, 1),
+  ArrowRight: (ed) => go(ed, 1),
+  ArrowLeft: (ed) => go(ed, -1),
+};
