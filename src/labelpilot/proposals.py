@@ -10,14 +10,17 @@ transaction (`JobContext.commit_item`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, select, update
-
-from labelpilot.annotations import Annotation, region_corners
+from labelpilot.annotations import REVIEW_STATES, Annotation, region_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.geometry.iou import polygon_iou
+from labelpilot.store import annotations as annotation_rows
+from labelpilot.store import images as image_rows
 from labelpilot.store import repo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 OVERLAP_IOU = 0.5
 
@@ -26,14 +29,12 @@ def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotati
                     ) -> dict[str, int]:
     """Replace the image's `predicted` annotations by `proposals`, except where a
     person's or a rejected annotation covers the spot. Done images are left alone."""
-    img = conn.execute(select(repo.images_t).where(repo.images_t.c.id == image_id)).first()
+    img = image_rows.image_row(conn, image_id)
     if img is None or img.review_state == "done":
         return {"added": 0, "replaced": 0, "covered": 0, "skipped_done": int(img is not None)}
     existing = repo.annotations_for_images(conn, [image_id]).get(image_id, [])
     kept = [region_corners(a.shape) for a in existing if a.status != "predicted"]
-    replaced = conn.execute(delete(repo.annotations_t).where(
-        repo.annotations_t.c.image_id == image_id,
-        repo.annotations_t.c.status == "predicted")).rowcount
+    replaced = annotation_rows.delete_predicted(conn, image_id)
     fresh = [a for a in proposals
              if not any(polygon_iou(region_corners(a.shape), k) >= OVERLAP_IOU for k in kept)]
     if fresh:
@@ -47,23 +48,17 @@ def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotati
             rows.append((image_id, ids[label], *rest, 1, None, when, None, when))
         repo.insert_annotations(conn, rows)
     if img.review_state == "new":
-        conn.execute(update(repo.images_t).where(repo.images_t.c.id == image_id)
-                     .values(review_state="prelabeled"))
-    return {"added": len(fresh), "replaced": int(replaced), "covered": len(proposals) - len(fresh),
+        image_rows.set_image(conn, image_id, review_state="prelabeled")
+    return {"added": len(fresh), "replaced": replaced, "covered": len(proposals) - len(fresh),
             "skipped_done": 0}
 
 
 def prelabel_targets(conn: Connection, which: str) -> list[Any]:
     """The image rows a pre-labeling run works on: `new` (untouched) or `all` (not done)."""
-    t = repo.images_t
-    q = select(t).order_by(t.c.id)
-    if which == "new":
-        q = q.where(t.c.review_state == "new")
-    elif which == "all":
-        q = q.where(t.c.review_state != "done")
-    else:
+    if which not in ("new", "all"):
         raise LabelPilotError(f"images must be 'new' or 'all', not {which!r}")
-    return list(conn.execute(q))
+    states = ["new"] if which == "new" else [s for s in REVIEW_STATES if s != "done"]
+    return image_rows.in_states(conn, states)
 
 
 class LabelMap:

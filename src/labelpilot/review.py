@@ -6,25 +6,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select, update
 
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
 from labelpilot.errors import ConflictError, ForbiddenError, LabelPilotError, NotFoundError
-from labelpilot.store import repo
-from labelpilot.store.tables import AuditEntry, table
+from labelpilot.store import annotations as annotation_rows
+from labelpilot.store import audit, repo
+from labelpilot.store import images as image_rows
 from labelpilot.users import UserInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 CLAIM_LEASE = timedelta(minutes=30)
 # Proposals scored under this are 'low confidence' (the OCR model flags the same mark).
 LOW_CONFIDENCE = 0.8
-
-images_t = repo.images_t
-annotations_t = repo.annotations_t
-labels_t = repo.labels_t
-audit_t = table(AuditEntry)
+SORTS = tuple(image_rows.SORTS)
 
 
 # --- images -------------------------------------------------------------------------
@@ -44,30 +43,9 @@ class ImageFilter:
         if self.split is not None and self.split not in (*SPLITS, "unassigned"):
             raise LabelPilotError(f"split must be one of {', '.join(SPLITS)} or unassigned")
 
-
-def _where(f: ImageFilter) -> list[Any]:
-    conds: list[Any] = []
-    if f.review_state:
-        conds.append(images_t.c.review_state == f.review_state)
-    if f.split == "unassigned":
-        conds.append(images_t.c.split.is_(None))
-    elif f.split:
-        conds.append(images_t.c.split == f.split)
-    ann = annotations_t
-    if f.label:
-        conds.append(exists().where(ann.c.image_id == images_t.c.id, ann.c.label_id == labels_t.c.id,
-                                    labels_t.c.name == f.label))
-    if f.source:
-        conds.append(exists().where(ann.c.image_id == images_t.c.id, ann.c.source == f.source))
-    if f.low_confidence is not None:
-        low = exists().where(ann.c.image_id == images_t.c.id, ann.c.status == "predicted",
-                             ann.c.score < LOW_CONFIDENCE)
-        conds.append(low if f.low_confidence else ~low)
-    return conds
-
-
-SORTS = {"id": images_t.c.id, "file_name": images_t.c.file_name,
-         "review_state": images_t.c.review_state}
+    def query(self) -> image_rows.ImageQuery:
+        return image_rows.ImageQuery(self.review_state, self.split, self.label, self.source,
+                                     self.low_confidence, LOW_CONFIDENCE)
 
 
 def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,
@@ -75,20 +53,11 @@ def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limi
     filters.check()
     if sort not in SORTS:
         raise LabelPilotError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
-    conds = _where(filters)
-    total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
-    rows = conn.execute(select(images_t).where(*conds).order_by(SORTS[sort], images_t.c.id)
-                        .offset(offset).limit(limit)).all()
-    counts: dict[int, int] = dict(conn.execute(
-        select(annotations_t.c.image_id, func.count())
-        .where(annotations_t.c.image_id.in_([r.id for r in rows]),
-               annotations_t.c.status != "rejected")
-        .group_by(annotations_t.c.image_id)).all()) if rows else {}
-    return [(r, counts.get(r.id, 0)) for r in rows], int(total)
+    return image_rows.page(conn, filters.query(), sort=sort, offset=offset, limit=limit)
 
 
 def get_image(conn: Connection, image_id: int) -> Any:
-    row = conn.execute(select(images_t).where(images_t.c.id == image_id)).first()
+    row = image_rows.image_row(conn, image_id)
     if row is None:
         raise NotFoundError(f"no image {image_id}")
     return row
@@ -96,43 +65,21 @@ def get_image(conn: Connection, image_id: int) -> Any:
 
 def claim_next(conn: Connection, *, user: UserInfo, lease: timedelta = CLAIM_LEASE,
                filters: ImageFilter | None = None) -> Any | None:
-    """Hand the user the next image that is not done and not claimed by someone else.
-
-    Two annotators asking at once never get the same image: the claim is one conditional
-    UPDATE, re-checked against the row as it is when written (PostgreSQL also skips rows
-    another transaction is claiming).
-    """
-    now = repo.now()
-    free = or_(images_t.c.claimed_by.is_(None), images_t.c.claim_expires_at < now,
-               images_t.c.claimed_by == user.username)
-    mine = conn.execute(select(images_t).where(
-        images_t.c.claimed_by == user.username, images_t.c.claim_expires_at >= now,
-        images_t.c.review_state != "done").order_by(images_t.c.id).limit(1)).first()
+    """Hand the user the image they hold, else the next one that is not done and not
+    claimed by someone else (two annotators asking at once never get the same image)."""
+    mine = image_rows.claimed_by(conn, user.username, repo.now())
     if mine is not None:
         return mine
-    conds = [images_t.c.review_state != "done", free, *_where(filters or ImageFilter())]
-    for _ in range(20):
-        q = select(images_t.c.id).where(*conds).order_by(images_t.c.id).limit(1)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        image_id = conn.execute(q).scalar()
-        if image_id is None:
-            return None
-        got = conn.execute(update(images_t).where(images_t.c.id == image_id, free).values(
-            claimed_by=user.username, claim_expires_at=now + lease,
-            review_state=case((images_t.c.review_state.in_(["new", "prelabeled"]), "in_review"),
-                              else_=images_t.c.review_state))).rowcount
-        if got:
-            return get_image(conn, image_id)
-    return None
+    image_id = image_rows.claim_first(conn, username=user.username, lease=lease,
+                                      query=(filters or ImageFilter()).query())
+    return None if image_id is None else get_image(conn, image_id)
 
 
 def release(conn: Connection, *, image_id: int, user: UserInfo) -> None:
     row = get_image(conn, image_id)
     if row.claimed_by not in (None, user.username) and not user.can("reviewer"):
         raise ForbiddenError(f"image {image_id} is claimed by {row.claimed_by}")
-    conn.execute(update(images_t).where(images_t.c.id == image_id)
-                 .values(claimed_by=None, claim_expires_at=None))
+    image_rows.set_image(conn, image_id, claimed_by=None, claim_expires_at=None)
 
 
 def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserInfo) -> Any:
@@ -144,7 +91,7 @@ def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserI
     values: dict[str, Any] = {"review_state": state}
     if state == "done":
         values.update(claimed_by=None, claim_expires_at=None)
-    conn.execute(update(images_t).where(images_t.c.id == image_id).values(**values))
+    image_rows.set_image(conn, image_id, **values)
     return get_image(conn, image_id)
 
 
@@ -152,7 +99,7 @@ def set_split(conn: Connection, *, image_id: int, split: str | None) -> Any:
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)} or null")
     get_image(conn, image_id)
-    conn.execute(update(images_t).where(images_t.c.id == image_id).values(split=split))
+    image_rows.set_image(conn, image_id, split=split)
     return get_image(conn, image_id)
 
 
@@ -173,9 +120,9 @@ def get_annotation(conn: Connection, annotation_id: int) -> tuple[int, Annotatio
 
 def _audit(conn: Connection, *, image_id: int, annotation_id: int | None, action: str,
            user: UserInfo, before: Annotation | None, after: Annotation | None) -> None:
-    conn.execute(insert(audit_t).values(
-        image_id=image_id, annotation_id=annotation_id, action=action, username=user.username,
-        at=repo.now(), before=_dump(before), after=_dump(after)))
+    audit.record(conn, [{"image_id": image_id, "annotation_id": annotation_id, "action": action,
+                         "username": user.username, "at": repo.now(), "before": _dump(before),
+                         "after": _dump(after)}])
 
 
 def _dump(a: Annotation | None) -> str | None:
@@ -194,14 +141,8 @@ def create_annotation(conn: Connection, *, image_id: int, annotation: Annotation
     annotation.shape = shape
     if annotation.status in ("accepted", "rejected") and not user.can("reviewer"):
         annotation.status = "edited"
-    ids = repo.ensure_labels(conn, [annotation.label])
-    when = repo.now()
-    label, *rest = repo.annotation_fragment(annotation)
-    values = dict(zip(repo.ANNOTATION_COLUMNS,
-                      (image_id, ids[label], *rest, 1, user.username, when, user.username, when),
-                      strict=True))
-    new_id = conn.execute(insert(annotations_t).values(values)
-                          .returning(annotations_t.c.id)).scalar_one()
+    new_id = annotation_rows.insert_one(conn, image_id=image_id, annotation=annotation,
+                                        username=user.username, when=repo.now())
     _, created = get_annotation(conn, new_id)
     _audit(conn, image_id=image_id, annotation_id=new_id, action="create", user=user,
            before=None, after=created)
@@ -235,22 +176,10 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
     if "shape" in changes:
         img = get_image(conn, image_id)
         after.shape, _ = after.shape.clip(img.width, img.height)
-    if "label" in changes:
-        label_id = repo.ensure_labels(conn, [after.label])[after.label]
-    else:
-        label_id = conn.execute(select(annotations_t.c.label_id).where(
-            annotations_t.c.id == annotation_id)).scalar_one()
-    _label, shape_type, geometry, x1, y1, x2, y2, text, attrs, _score, _src, st, group = \
-        repo.annotation_fragment(after)
     when = repo.now()
-    result = conn.execute(
-        update(annotations_t)
-        .where(annotations_t.c.id == annotation_id, annotations_t.c.version == version)
-        .values(label_id=label_id, shape_type=shape_type, geometry=geometry, x1=x1, y1=y1,
-                x2=x2, y2=y2, text=text, attributes=attrs, status=st, group_id=group,
-                version=annotations_t.c.version + 1, updated_by=user.username,
-                updated_at=when))
-    if result.rowcount == 0:
+    if not annotation_rows.update_versioned(
+            conn, annotation_id=annotation_id, version=version, after=after,
+            new_label="label" in changes, username=user.username, when=when):
         raise ConflictError(
             f"annotation {annotation_id} is at version {before.version}, not {version}: "
             f"{before.updated_by or 'someone'} changed it since you read it",
@@ -267,9 +196,7 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
 def delete_annotation(conn: Connection, *, annotation_id: int, version: int,
                       user: UserInfo) -> None:
     image_id, before = get_annotation(conn, annotation_id)
-    n = conn.execute(delete(annotations_t).where(
-        annotations_t.c.id == annotation_id, annotations_t.c.version == version)).rowcount
-    if n == 0:
+    if not annotation_rows.delete_versioned(conn, annotation_id=annotation_id, version=version):
         raise ConflictError(
             f"annotation {annotation_id} is at version {before.version}, not {version}",
             current=before, image_id=image_id)
@@ -286,18 +213,13 @@ def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserI
     if not user.can("reviewer"):
         raise ForbiddenError("only reviewers and admins can accept or reject")
     get_image(conn, image_id)
-    conds = [annotations_t.c.image_id == image_id, annotations_t.c.status != status]
-    if annotation_ids is not None:
-        conds.append(annotations_t.c.id.in_(annotation_ids))
-    if only_status is not None:
-        conds.append(annotations_t.c.status == only_status)
-    changed = conn.execute(select(annotations_t.c.id).where(and_(*conds))).scalars().all()
+    changed = annotation_rows.ids_to_set(conn, image_id=image_id, status=status,
+                                         ids=annotation_ids, only_status=only_status)
     if not changed:
         return 0
-    conn.execute(update(annotations_t).where(annotations_t.c.id.in_(changed)).values(
-        status=status, version=annotations_t.c.version + 1, updated_by=user.username,
-        updated_at=repo.now()))
-    conn.execute(insert(audit_t), [
+    annotation_rows.set_status(conn, changed, status=status, username=user.username,
+                               when=repo.now())
+    audit.record(conn, [
         {"image_id": image_id, "annotation_id": i, "action": status, "username": user.username,
          "at": repo.now(), "before": None, "after": None} for i in changed])
     return len(changed)
@@ -305,8 +227,7 @@ def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserI
 
 def audit_for_image(conn: Connection, *, image_id: int) -> list[dict[str, Any]]:
     get_image(conn, image_id)
-    rows = conn.execute(select(audit_t).where(audit_t.c.image_id == image_id)
-                        .order_by(audit_t.c.id)).all()
+    rows = audit.for_image(conn, image_id)
     return [{"id": r.id, "annotation_id": r.annotation_id, "action": r.action,
              "username": r.username, "at": repo.as_utc(r.at),
              "before": orjson.loads(r.before) if r.before else None,

@@ -1,4 +1,5 @@
-"""Server settings, from the environment (`LABELPILOT_*`)."""
+"""The environment's settings (`LABELPILOT_*`), in one place: the database, the threads
+models use, and the server's limits and leases. `Settings()` reads them anew."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LABELPILOT_")
+
+    # Overrides the workspace's database URL (labelpilot.toml), e.g. for PostgreSQL.
+    database_url: str | None = None
+    # Threads each ONNX model may use (default: every core).
+    threads_per_model: int | None = None
 
     max_upload_bytes: int = 50 * 1024 * 1024
     token_hours: float = 12.0

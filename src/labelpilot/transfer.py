@@ -19,14 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
-
 from labelpilot.annotations import SPLITS, Annotation
 from labelpilot.archives import is_archive, unpack
 from labelpilot.errors import ImageError, LabelPilotError, ValidationError
 from labelpilot.formats import configured, get_format
 from labelpilot.formats.base import Dataset, DatasetItem
 from labelpilot.imageio import probe_image
+from labelpilot.store import images as image_rows
 from labelpilot.store import repo
 from labelpilot.store.blobs import BlobStore
 from labelpilot.workspace import Workspace
@@ -458,8 +457,7 @@ def add_image(ws: Workspace, conn: Any, *, data: bytes, name: str,
     existing = repo.images_by_sha(conn, [probed.sha256])
     if existing:
         image_id = existing[probed.sha256][0]
-        return conn.execute(select(repo.images_t).where(
-            repo.images_t.c.id == image_id)).first(), False
+        return image_rows.image_row(conn, image_id), False
     new_blob = ws.blobs.put(probed.sha256, probed.suffix, probed.data)
     try:
         stem = PurePosixPath(safe_file_name(name)).stem or "upload"
@@ -470,8 +468,7 @@ def add_image(ws: Workspace, conn: Any, *, data: bytes, name: str,
             "sha256": probed.sha256, "file_name": names[probed.sha256], "suffix": probed.suffix,
             "width": probed.width, "height": probed.height, "split": split,
             "review_state": "new", "created_at": repo.now()}])
-        row = conn.execute(select(repo.images_t).where(
-            repo.images_t.c.id == image_id)).first()
+        row = image_rows.image_row(conn, image_id)
     except BaseException:
         if new_blob:
             ws.blobs.remove(probed.sha256, probed.suffix)

@@ -12,23 +12,23 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, func, insert, select, update
 
 from labelpilot.errors import AuthError, LabelPilotError
+from labelpilot.store import users as rows
 from labelpilot.store.repo import as_utc, now
-from labelpilot.store.tables import Token, User, table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 ROLES = ("annotator", "reviewer", "admin")
 TOKEN_LIFETIME = timedelta(hours=12)
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 # Argon2id with its default cost; tests and benchmarks swap in cheap parameters.
 password_hasher = PasswordHasher()
-
-users_t = table(User)
-tokens_t = table(Token)
 
 
 @dataclass(frozen=True)
@@ -55,26 +55,26 @@ def add_user(conn: Connection, *, username: str, password: str, role: str) -> Us
         raise LabelPilotError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if len(password) < 8:
         raise LabelPilotError("the password must have at least 8 characters")
-    if conn.execute(select(users_t.c.id).where(users_t.c.username == username)).first():
+    if rows.by_name(conn, username) is not None:
         raise LabelPilotError(f"user {username!r} already exists")
-    conn.execute(insert(users_t).values(username=username, password_hash=password_hasher.hash(password),
-                                        role=role, active=True, created_at=now()))
+    rows.insert_user(conn, username=username, password_hash=password_hasher.hash(password),
+                     role=role)
     return get_user(conn, username)
 
 
 def get_user(conn: Connection, username: str) -> UserInfo:
-    row = conn.execute(select(users_t).where(users_t.c.username == username)).first()
+    row = rows.by_name(conn, username)
     if row is None:
         raise LabelPilotError(f"no user {username!r}")
     return _info(row)
 
 
 def list_users(conn: Connection) -> list[UserInfo]:
-    return [_info(r) for r in conn.execute(select(users_t).order_by(users_t.c.id))]
+    return [_info(r) for r in rows.all_users(conn)]
 
 
 def count_users(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(users_t)).scalar_one())
+    return rows.count(conn)
 
 
 def update_user(conn: Connection, username: str, *, role: str | None = None,
@@ -92,7 +92,7 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
             raise LabelPilotError("the password must have at least 8 characters")
         values["password_hash"] = password_hasher.hash(password)
     if values:
-        conn.execute(update(users_t).where(users_t.c.id == user.id).values(**values))
+        rows.update_user(conn, user.id, values)
         _cache.clear()
     if active is False or password is not None:
         revoke_all(conn, user.id)
@@ -100,7 +100,7 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
 
 
 def authenticate(conn: Connection, username: str, password: str) -> UserInfo:
-    row = conn.execute(select(users_t).where(users_t.c.username == username)).first()
+    row = rows.by_name(conn, username)
     if row is None or not row.active:
         # Spend the same time as a real check, so timing does not tell who exists.
         password_hasher.hash(password)
@@ -120,8 +120,7 @@ def issue_token(conn: Connection, user: UserInfo, lifetime: timedelta = TOKEN_LI
                 ) -> tuple[str, datetime]:
     token = "lp_" + secrets.token_urlsafe(32)
     expires = now() + lifetime
-    conn.execute(insert(tokens_t).values(token_hash=_digest(token), user_id=user.id,
-                                         created_at=now(), expires_at=expires))
+    rows.insert_token(conn, digest=_digest(token), user_id=user.id, expires=expires)
     return token, expires
 
 
@@ -145,10 +144,7 @@ def user_for_token(conn: Connection, token: str) -> UserInfo:
 
 
 def _lookup(conn: Connection, digest: str) -> tuple[UserInfo, datetime]:
-    row = conn.execute(
-        select(users_t, tokens_t.c.expires_at, tokens_t.c.revoked_at)
-        .join(tokens_t, tokens_t.c.user_id == users_t.c.id)
-        .where(tokens_t.c.token_hash == digest)).first()
+    row = rows.token_owner(conn, digest)
     if row is None:
         raise AuthError("unknown token")
     expires = as_utc(row.expires_at)
@@ -164,15 +160,12 @@ def _lookup(conn: Connection, digest: str) -> tuple[UserInfo, datetime]:
 
 def revoke_token(conn: Connection, token: str) -> None:
     _cache.clear()
-    conn.execute(update(tokens_t).where(tokens_t.c.token_hash == _digest(token))
-                 .values(revoked_at=now()))
+    rows.revoke_token(conn, _digest(token))
 
 
 def revoke_all(conn: Connection, user_id: int) -> None:
     _cache.clear()
-    conn.execute(update(tokens_t).where(tokens_t.c.user_id == user_id,
-                                        tokens_t.c.revoked_at.is_(None))
-                 .values(revoked_at=now()))
+    rows.revoke_user_tokens(conn, user_id)
 
 
 def new_password() -> str:

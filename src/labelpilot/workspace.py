@@ -21,20 +21,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from sqlalchemy import Connection
-from sqlalchemy.engine import Engine
 
 from labelpilot.annotations import TASKS
 from labelpilot.errors import WorkspaceError
 from labelpilot.imageio import DEFAULT_MAX_PIXELS
+from labelpilot.settings import Settings
 from labelpilot.store.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Engine
 
 CONFIG_NAME = "labelpilot.toml"
 DB_NAME = "labelpilot.db"
-ENV_DATABASE_URL = "LABELPILOT_DATABASE_URL"
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Workspace:
 
     @property
     def database_url(self) -> str:
-        return (os.environ.get(ENV_DATABASE_URL) or self.config.database_url
+        return (Settings().database_url or self.config.database_url
                 or f"sqlite:///{(self.root / DB_NAME).as_posix()}")
 
     @property

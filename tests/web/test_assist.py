@@ -33,7 +33,8 @@ def test_prelabel_with_a_class_map(browser: Any, make_workspace, tmp_path: Path,
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         sign_in(page, live, "reviewer")
         requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url.removeprefix(live.base)))
+        base = live.base
+        page.on("request", lambda r, seen=requests, base=base: seen.append(r.url.removeprefix(base)))
         page.select_option("#prelabel-model", "yolox-nano")
         page.wait_for_selector("#class-map select[data-label=dish]")
         # same-named classes are preselected, the others start at "none"

@@ -16,18 +16,18 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
 
 from labelpilot.errors import LabelPilotError, NotFoundError
+from labelpilot.store import jobs as rows
 from labelpilot.store import repo
-from labelpilot.store.tables import Job, JobItem, table
 from labelpilot.workspace import Workspace
 
-jobs_t = table(Job)
-items_t = table(JobItem)
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 TERMINAL = ("done", "failed", "cancelled")
 T = TypeVar("T")
 Handler = Callable[["JobContext"], dict[str, Any] | None]
@@ -94,34 +94,25 @@ def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | N
     known = sorted(known)
     if kind not in known:
         raise LabelPilotError(f"unknown job kind {kind!r}; known: {', '.join(known)}")
-    job_id = conn.execute(insert(jobs_t).values(
-        kind=kind, params=orjson.dumps(params).decode(), status="queued", total=0, done=0,
-        cancel_requested=False, created_by=user, created_at=repo.now())
-        .returning(jobs_t.c.id)).scalar_one()
+    job_id = rows.insert_job(conn, kind=kind, params=orjson.dumps(params).decode(), user=user)
     return get_job(conn, job_id)
 
 
 def get_job(conn: Connection, job_id: int) -> JobInfo:
-    r = conn.execute(select(jobs_t).where(jobs_t.c.id == job_id)).first()
+    r = rows.job_row(conn, job_id)
     if r is None:
         raise NotFoundError(f"no job {job_id}")
     return _info(r)
 
 
 def list_jobs(conn: Connection, *, limit: int = 100) -> list[JobInfo]:
-    return [_info(r) for r in conn.execute(
-        select(jobs_t).order_by(jobs_t.c.id.desc()).limit(limit))]
+    return [_info(r) for r in rows.recent(conn, limit)]
 
 
 def unfinished_job_ids(conn: Connection, *, kinds: Iterable[str] | None = None,
                        exclude: int | None = None) -> list[int]:
     """Queued or running (or interrupted: still `running`) jobs, oldest first."""
-    q = select(jobs_t.c.id).where(jobs_t.c.status.in_(["queued", "running"]))
-    if kinds is not None:
-        q = q.where(jobs_t.c.kind.in_(list(kinds)))
-    if exclude is not None:
-        q = q.where(jobs_t.c.id != exclude)
-    return list(conn.execute(q.order_by(jobs_t.c.id)).scalars())
+    return rows.unfinished_ids(conn, kinds=kinds, exclude=exclude)
 
 
 def request_cancel(conn: Connection, job_id: int) -> JobInfo:
@@ -129,10 +120,10 @@ def request_cancel(conn: Connection, job_id: int) -> JobInfo:
     if job.status in TERMINAL:
         raise LabelPilotError(f"job {job_id} is already {job.status}")
     if job.status == "queued":
-        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
-            status="cancelled", cancel_requested=True, finished_at=repo.now()))
+        rows.set_job(conn, job_id, status="cancelled", cancel_requested=True,
+                     finished_at=repo.now())
     else:
-        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(cancel_requested=True))
+        rows.set_job(conn, job_id, cancel_requested=True)
     return get_job(conn, job_id)
 
 
@@ -147,14 +138,12 @@ class JobContext:
         self._pending: list[str] = []
         self._last_flush = time.monotonic()
         with ws.engine.connect() as conn:
-            self.finished = set(conn.execute(
-                select(items_t.c.key).where(items_t.c.job_id == job.id)).scalars())
+            self.finished = rows.finished_keys(conn, job.id)
         self.done = len(self.finished)
 
     def set_total(self, total: int) -> None:
         with self.ws.transaction() as conn:
-            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
-                total=total, done=self.done))
+            rows.set_job(conn, self.job.id, total=total, done=self.done)
 
     def is_finished(self, key: str) -> bool:
         return key in self.finished
@@ -176,10 +165,10 @@ class JobContext:
         crash never leaves the effect without the record (or the other way round)."""
         if key in self.finished:
             return
-        conn.execute(insert(items_t).values(job_id=self.job.id, key=key))
+        rows.add_items(conn, self.job.id, [key])
         self.finished.add(key)
         self.done += 1
-        conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(done=self.done))
+        rows.set_job(conn, self.job.id, done=self.done)
 
     def commit_item(self, key: str, effect: Callable[[Connection], T]) -> T:
         """Run `effect` and record item `key` as finished in one transaction (a crash
@@ -195,23 +184,17 @@ class JobContext:
         """Progress for work that is not a list of items (a training run's seconds)."""
         self.done = done
         with self.ws.transaction() as conn:
-            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
-                done=done, total=total))
+            rows.set_job(conn, self.job.id, done=done, total=total)
 
     def cancel_requested(self) -> bool:
         with self.ws.engine.connect() as conn:
-            return bool(conn.execute(select(jobs_t.c.cancel_requested).where(
-                jobs_t.c.id == self.job.id)).scalar_one())
+            return rows.cancel_requested(conn, self.job.id)
 
     def flush(self) -> None:
         with self.ws.transaction() as conn:
-            if self._pending:
-                conn.execute(insert(items_t), [{"job_id": self.job.id, "key": k}
-                                               for k in self._pending])
-            conn.execute(update(jobs_t).where(jobs_t.c.id == self.job.id).values(
-                done=self.done))
-            cancel = conn.execute(select(jobs_t.c.cancel_requested).where(
-                jobs_t.c.id == self.job.id)).scalar_one()
+            rows.add_items(conn, self.job.id, self._pending)
+            rows.set_job(conn, self.job.id, done=self.done)
+            cancel = rows.cancel_requested(conn, self.job.id)
         self._pending = []
         self._last_flush = time.monotonic()
         if cancel:
@@ -226,8 +209,7 @@ def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: flo
     """Run (or resume) one job to its end in this thread with its kind's handler."""
     with ws.transaction() as conn:
         job = get_job(conn, job_id)
-        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
-            status="running", started_at=repo.now(), error=None))
+        rows.set_job(conn, job_id, status="running", started_at=repo.now(), error=None)
         job = get_job(conn, job_id)
     ctx = JobContext(ws, job, item_delay_s=item_delay_s)
     try:
@@ -245,9 +227,9 @@ def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: flo
         status, error, result = "failed", f"{type(e).__name__}: {e}", None
         traceback.print_exc()
     with ws.transaction() as conn:
-        conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(
-            status=status, error=error, finished_at=repo.now(), done=ctx.done,
-            result=orjson.dumps(result).decode() if result is not None else None))
+        rows.set_job(conn, job_id, status=status, error=error, finished_at=repo.now(),
+                     done=ctx.done,
+                     result=orjson.dumps(result).decode() if result is not None else None)
         return get_job(conn, job_id)
 
 
@@ -267,8 +249,7 @@ class JobRunner:
     def start(self) -> None:
         # Jobs that were running when the last server died continue where they stopped.
         with self.ws.transaction() as conn:
-            conn.execute(update(jobs_t).where(jobs_t.c.status == "running").values(
-                status="queued"))
+            rows.requeue_running(conn)
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, name=f"labelpilot-job-{i}", daemon=True)
             t.start()
@@ -281,14 +262,7 @@ class JobRunner:
 
     def _claim(self) -> int | None:
         with self.ws.transaction() as conn:
-            job_id = conn.execute(select(jobs_t.c.id).where(jobs_t.c.status == "queued")
-                                  .order_by(jobs_t.c.id).limit(1)).scalar()
-            if job_id is None:
-                return None
-            got = conn.execute(update(jobs_t).where(
-                jobs_t.c.id == job_id, jobs_t.c.status == "queued").values(
-                status="running", started_at=repo.now())).rowcount
-            return job_id if got else None
+            return rows.claim_queued(conn)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -4,15 +4,16 @@ before it is queued."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from labelpilot.jobs import engine
 from labelpilot.jobs.autolabel import run_autolabel
 from labelpilot.jobs.export import run_export
 from labelpilot.jobs.segment_everything import run_segment_everything
 from labelpilot.jobs.train import run_detect_training, run_training
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 HANDLERS: dict[str, engine.Handler] = {
     "autolabel": run_autolabel,

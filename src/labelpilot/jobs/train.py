@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.jobs.engine import Cancelled, JobContext, unfinished_job_ids
 from labelpilot.train import budget_progress
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 TRAINING_KINDS = {"ocr-rec": "train-ocr-rec", "detect": "train-detect"}
 

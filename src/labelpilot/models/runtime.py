@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labelpilot.errors import ModelError
+from labelpilot.settings import Settings
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -80,8 +81,7 @@ class OrtSession:
         ort = _ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or int(os.environ.get("LABELPILOT_THREADS_PER_MODEL",
-                                                                  os.cpu_count() or 1))
+        opts.intra_op_num_threads = threads or Settings().threads_per_model or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter
-from sqlalchemy import Connection
 
 from labelpilot.server.deps import Admin, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import ProjectPublic, ProjectUpdate
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 router = APIRouter(prefix="/api/project", tags=["project"])
 

@@ -1,0 +1,112 @@
+"""Queries on the images table: filtered pages, the labeling queue's claims, per-image
+updates (the rules live in `labelpilot.review`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, case, exists, func, or_, select, update
+
+from labelpilot.store.repo import annotations_t, images_t, labels_t, now
+
+SORTS = {"id": images_t.c.id, "file_name": images_t.c.file_name,
+         "review_state": images_t.c.review_state}
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """Which images: each field set narrows the set. `split` "unassigned" means no split;
+    `low_confidence` asks for images with (or without) a predicted annotation scored under
+    `low_score`."""
+    review_state: str | None = None
+    split: str | None = None
+    label: str | None = None
+    source: str | None = None
+    low_confidence: bool | None = None
+    low_score: float = 0.8
+
+
+def _where(f: ImageQuery) -> list[Any]:
+    conds: list[Any] = []
+    if f.review_state:
+        conds.append(images_t.c.review_state == f.review_state)
+    if f.split == "unassigned":
+        conds.append(images_t.c.split.is_(None))
+    elif f.split:
+        conds.append(images_t.c.split == f.split)
+    ann = annotations_t
+    if f.label:
+        conds.append(exists().where(ann.c.image_id == images_t.c.id, ann.c.label_id == labels_t.c.id,
+                                    labels_t.c.name == f.label))
+    if f.source:
+        conds.append(exists().where(ann.c.image_id == images_t.c.id, ann.c.source == f.source))
+    if f.low_confidence is not None:
+        low = exists().where(ann.c.image_id == images_t.c.id, ann.c.status == "predicted",
+                             ann.c.score < f.low_score)
+        conds.append(low if f.low_confidence else ~low)
+    return conds
+
+
+def page(conn: Connection, query: ImageQuery, *, sort: str, offset: int, limit: int
+         ) -> tuple[list[tuple[Any, int]], int]:
+    """One page of image rows, each with its count of annotations not rejected, and the
+    number of images the query matches. `sort` is a key of SORTS."""
+    conds = _where(query)
+    total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
+    rows = conn.execute(select(images_t).where(*conds).order_by(SORTS[sort], images_t.c.id)
+                        .offset(offset).limit(limit)).all()
+    counts: dict[int, int] = dict(conn.execute(
+        select(annotations_t.c.image_id, func.count())
+        .where(annotations_t.c.image_id.in_([r.id for r in rows]),
+               annotations_t.c.status != "rejected")
+        .group_by(annotations_t.c.image_id)).all()) if rows else {}
+    return [(r, counts.get(r.id, 0)) for r in rows], int(total)
+
+
+def image_row(conn: Connection, image_id: int) -> Any | None:
+    return conn.execute(select(images_t).where(images_t.c.id == image_id)).first()
+
+
+def in_states(conn: Connection, states: list[str]) -> list[Any]:
+    """The image rows in one of the review `states`, by id."""
+    return list(conn.execute(select(images_t).where(images_t.c.review_state.in_(states))
+                             .order_by(images_t.c.id)))
+
+
+def set_image(conn: Connection, image_id: int, **values: Any) -> None:
+    conn.execute(update(images_t).where(images_t.c.id == image_id).values(**values))
+
+
+def claimed_by(conn: Connection, username: str, when: datetime) -> Any | None:
+    """The user's unexpired claim on an image not done yet, if any."""
+    return conn.execute(select(images_t).where(
+        images_t.c.claimed_by == username, images_t.c.claim_expires_at >= when,
+        images_t.c.review_state != "done").order_by(images_t.c.id).limit(1)).first()
+
+
+def claim_first(conn: Connection, *, username: str, lease: timedelta, query: ImageQuery,
+                attempts: int = 20) -> int | None:
+    """Claim the first image not done and free (unclaimed, expired, or the user's own) for
+    `username`; its state goes from new/prelabeled to in_review. Two callers never get the
+    same image: the claim is one conditional UPDATE, re-checked against the row as written
+    (PostgreSQL also skips rows another transaction is claiming)."""
+    when = now()
+    free = or_(images_t.c.claimed_by.is_(None), images_t.c.claim_expires_at < when,
+               images_t.c.claimed_by == username)
+    conds = [images_t.c.review_state != "done", free, *_where(query)]
+    for _ in range(attempts):
+        q = select(images_t.c.id).where(*conds).order_by(images_t.c.id).limit(1)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        image_id = conn.execute(q).scalar()
+        if image_id is None:
+            return None
+        got = conn.execute(update(images_t).where(images_t.c.id == image_id, free).values(
+            claimed_by=username, claim_expires_at=when + lease,
+            review_state=case((images_t.c.review_state.in_(["new", "prelabeled"]), "in_review"),
+                              else_=images_t.c.review_state))).rowcount
+        if got:
+            return int(image_id)
+    return None
