@@ -8,7 +8,7 @@ does not load in cv2.dnn (OpenCV 5.0 fails on its in-graph NMS), so its referenc
 Runtime with default session options, the way the file is shipped.
 
 Both sides use COCO's evaluation settings: score >= 0.001, NMS IoU 0.65, 100 boxes per
-image; mAP from labelpilot.evaluation.detect (equal to pycocotools, see tests/detect). Box
+image; mAP from labelpilot.evaluation.detect (equal to pycocotools, see tests/models/test_detect.py). Box
 agreement: the share of boxes (either side) with a same-class box on the other side at
 IoU >= 0.9, over all boxes down to score 0.001 (where tiny numeric differences between
 runtimes reorder near-ties) and over those scored >= 0.3 (the proposals people see).

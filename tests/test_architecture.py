@@ -160,3 +160,17 @@ def test_the_long_function_finder_finds_one() -> None:
 @pytest.mark.parametrize("module", sorted((ROOT / "web" / "src").glob("*.ts")), ids=lambda p: p.name)
 def test_no_ui_function_is_longer_than_a_screen(module: Path) -> None:
     assert long_ts_functions(module.read_text(), 100) == []
+
+
+def test_tests_reach_no_private_attributes() -> None:
+    """Tests use the public surface: no `obj._name` outside the object's own methods."""
+    uses = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    and path.name != "test_architecture.py"):
+                uses.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    assert uses == []

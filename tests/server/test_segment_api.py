@@ -11,7 +11,7 @@ from labelpilot.geometry import rle
 from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.server.app import create_app
 from labelpilot.transfer import import_dataset
-from tests.segment.scenes import deepest, scene
+from tests.scenes import deepest, scene
 from tests.server.conftest import PASSWORD, add_users
 
 
@@ -133,7 +133,7 @@ def test_prepare_and_claim_precompute_the_embedding(seg_api) -> None:  # type: i
     # claiming the next image starts its embedding too
     nxt = client.post("/api/images/next")
     assert nxt.status_code == 200
-    assert sess.cache.stats["computed"] >= 2 or sess.cache._pending
+    assert sess.cache.stats["computed"] >= 2 or sess.cache.in_flight
 
 
 def test_models_route_lists_the_segmenters(seg_api) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.models.catalogue import install
 from labelpilot.models.registry import load_detector
 from labelpilot.transfer import import_dataset
-from tests.detect.data import coco_subset, detect_workspace
+from tests.coco128 import coco_subset, detect_workspace
 from tests.imaging import read_bgr
 
 pytest.importorskip("torch")
@@ -143,7 +143,7 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path
 
 
 def test_train_and_eval_from_the_cli(tmp_path: Path, shared: Path) -> None:
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     ws = tmp_path / "ws"
     assert run("init", ws, "--task", "detect", "--labels", "bowl,car")[0] == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.detect.data import detect_workspace
+from tests.coco128 import detect_workspace
 from tests.server.conftest import PASSWORD
 from tests.web.conftest import serve, sign_in
 

@@ -12,7 +12,7 @@ import pytest
 from labelpilot.geometry import rle
 from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.transfer import import_dataset
-from tests.segment.scenes import deepest
+from tests.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
 from tests.server.test_segment_api import scenes_dataset
 from tests.web.conftest import Live, serve
@@ -87,7 +87,7 @@ def person_live(make_workspace, tmp_path: Path, shared: Path):  # type: ignore[n
 
     from labelpilot.models.catalogue import install
     from labelpilot.models.convert.sam import convert_sam
-    from tests.segment.test_semantic import person
+    from tests.models.test_semantic import person
 
     ws = make_workspace(task="segment", labels=["person"])
     img, gt = person(shared)
@@ -138,7 +138,7 @@ def test_each_model_kind_answers_in_the_editor(browser: Any, person_live) -> Non
 
 def test_click_to_box_with_a_detector(browser: Any, make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
                                       shared: Path) -> None:
-    from tests.detect.data import detect_workspace
+    from tests.coco128 import detect_workspace
 
     ws = detect_workspace(make_workspace, tmp_path, shared, ["bowl", "broccoli"], users=True)
     root = ws.root

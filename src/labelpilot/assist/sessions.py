@@ -66,6 +66,18 @@ class EmbeddingCache:
         self._pending: dict[str, Future[Any]] = {}
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "disk_rejected": 0}
 
+    @property
+    def held(self) -> tuple[int, int]:
+        """(embeddings held in memory, their bytes)."""
+        with self._lock:
+            return len(self._mem), self._bytes
+
+    @property
+    def in_flight(self) -> int:
+        """Embeddings being computed now (precomputed or asked for)."""
+        with self._lock:
+            return len(self._pending)
+
     def _tag(self, key: str) -> str:
         return hashlib.sha256(f"{self.seg.name}@{self.seg.version}:{key}".encode()).hexdigest()
 

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from labelpilot.models.catalogue import install
 from labelpilot.server.app import create_app
 from labelpilot.transfer import import_dataset
-from tests.detect.test_detect import coco
-from tests.segment.scenes import deepest
+from tests.models.test_detect import coco
+from tests.scenes import deepest
 from tests.server.conftest import PASSWORD, add_users
 from tests.server.conftest import api as api  # the fixture, with its roles
 from tests.server.test_segment_api import scenes_dataset

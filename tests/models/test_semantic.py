@@ -13,7 +13,7 @@ from labelpilot.models.base import Click, Prompt
 from labelpilot.models.catalogue import install
 from labelpilot.models.registry import load_segmenter
 from tests.imaging import read_bgr
-from tests.segment.scenes import deepest
+from tests.scenes import deepest
 
 
 def person(shared: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from labelpilot.geometry import rle
 from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.models.base import Click, Prompt
 from labelpilot.models.graphcut import GraphCutSegmenter
-from tests.segment.scenes import deepest, scene
+from tests.scenes import deepest, scene
 
 
 class Counting(GraphCutSegmenter):
@@ -72,7 +72,8 @@ def test_memory_cache_is_bounded(tmp_path: Path) -> None:
     cache = EmbeddingCache(seg, None, max_bytes=int(one * 2.5))
     for k in range(5):
         cache.get(f"k{k}", lambda: img)
-    assert len(cache._mem) == 2 and cache._bytes <= 2.5 * one
+    held, nbytes = cache.held
+    assert held == 2 and nbytes <= 2.5 * one
     assert cache.peek("k4") is not None and cache.peek("k0") is None
 
 

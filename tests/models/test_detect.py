@@ -119,7 +119,7 @@ def test_cli_autolabel_and_eval_with_a_detector(tmp_path: Path, shared: Path,
                                                 db_url: str | None) -> None:
     """coco128's first images with their COCO labels as the test split; a catalogue
     detector pre-labels the other images and is evaluated against the ground truth."""
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     files, j, _anns = coco(shared, 8)
     keep = {im["id"] for im in j["images"] if im["file_name"] in {f.name for f in files}}
@@ -159,7 +159,7 @@ def test_cli_autolabel_and_eval_with_a_detector(tmp_path: Path, shared: Path,
 
 
 def test_class_map_by_name_and_its_errors(tmp_path: Path, shared: Path) -> None:
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     ws = tmp_path / "ws"
     assert run("init", ws, "--task", "detect", "--labels", "dish,vegetable")[0] == 0
@@ -192,7 +192,7 @@ def test_class_map_can_drop_a_same_named_class() -> None:
 
 
 def test_eval_names_classes_as_prelabeling_would(tmp_path: Path, shared: Path) -> None:
-    from tests.test_cli import run
+    from tests.cli.test_cli import run
 
     # the project calls COCO's bowls "dish": without the map no dish is found
     files, j, anns = coco(shared, 1)

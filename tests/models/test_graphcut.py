@@ -6,7 +6,7 @@ from labelpilot.evaluation.clicker import gt_box, simulate
 from labelpilot.geometry.iou import mask_iou as iou
 from labelpilot.models.base import Click, Prompt
 from labelpilot.models.graphcut import GraphCutSegmenter
-from tests.segment.scenes import deepest, scene
+from tests.scenes import deepest, scene
 
 
 @pytest.fixture(scope="module")

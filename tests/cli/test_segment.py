@@ -4,8 +4,8 @@ convert, segment everything through autolabel."""
 import json
 from pathlib import Path
 
+from tests.cli.test_cli import run
 from tests.server.test_segment_api import scenes_dataset
-from tests.test_cli import run
 
 KEYS = ("instances", "noc85", "noc90", "miou_at_1", "miou_at_3", "miou_at_5",
         "click_latency_p50_ms", "click_latency_p95_ms")

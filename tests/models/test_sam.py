@@ -15,7 +15,7 @@ from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.registry import default_segmenter, load_segmenter
 from labelpilot.models.runtime import sha256_file
 from labelpilot.models.sam import SamSegmenter
-from tests.segment.scenes import deepest, scene
+from tests.scenes import deepest, scene
 
 torch = pytest.importorskip("torch")
 
