@@ -38,7 +38,8 @@ def coco_dir(root: Path, n_images: int = 3, *, boxes: list[list[float]] | None =
 
 
 def blob_files(ws) -> list[Path]:
-    return sorted(p for p in ws.blobs.root.rglob("*") if p.is_file())
+    # the stored files and any temporary ones (the store's lock file aside)
+    return sorted(p for p in ws.blobs.root.glob("*/*") if p.is_file())
 
 
 def snapshot(ws) -> tuple[dict[str, Any], list[Path], list[str]]:

@@ -6,6 +6,7 @@ transaction: it either lands whole or leaves the workspace as it was.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -222,16 +223,9 @@ class _ImageChecks:
         return checked, problems
 
     def abandon(self) -> None:
-        """Stop, and remove the blobs this import stored new."""
+        """Stop the workers (the blobs stored so far are collected afterwards)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            for k, f in enumerate(self.futures):
-                if k not in self.got and f.done() and not f.cancelled() and not f.exception():
-                    self.got[k] = f.result()
-        for results in self.got.values():
-            for r in results:
-                if not isinstance(r, str) and r[4]:
-                    self.blobs.remove(r[0], r[1])
 
 
 def _prepare(items: list[DatasetItem]) -> list[list[tuple[Any, ...]] | None]:
@@ -273,26 +267,46 @@ def _import(ws: Workspace, ds: Dataset, report: ImportReport, *, split: str | No
             f"label classes not in the workspace: {', '.join(unknown)}; nothing was imported",
             hint="add them (labelpilot init --labels, or import without --strict) or fix "
                  "the label files")
-    checks = _ImageChecks(ws, ds.items, link=link)
     try:
-        fragments = _prepare(ds.items)
-        checked, problems = checks.results(progress)
-        if problems and not skip_invalid:
-            raise LabelPilotError(
-                f"{len(problems)} of {len(ds.items)} images cannot be imported; nothing was "
-                f"imported:{_listing(problems)}",
-                hint="fix or remove these files, or pass --skip-invalid to import the rest")
-        report.invalid_images = problems
-        by_item = {id(item): frag for item, frag in zip(ds.items, fragments, strict=True)}
-        with engine.begin() as conn:
-            ids = repo.ensure_labels(conn, used)
-            report.labels_added = [n for n in unknown if n in ids]
-            _write(conn, checked, by_item, ids, report, split=split, user=user)
+        with ws.blobs.writing():
+            checks = _ImageChecks(ws, ds.items, link=link)
+            try:
+                fragments = _prepare(ds.items)
+                checked, problems = checks.results(progress)
+                if problems and not skip_invalid:
+                    raise LabelPilotError(
+                        f"{len(problems)} of {len(ds.items)} images cannot be imported; "
+                        f"nothing was imported:{_listing(problems)}",
+                        hint="fix or remove these files, or pass --skip-invalid to import "
+                             "the rest")
+                report.invalid_images = problems
+                by_item = {id(item): frag for item, frag in zip(ds.items, fragments, strict=True)}
+                with ws.transaction() as conn:
+                    ids = repo.ensure_labels(conn, used)
+                    report.labels_added = [n for n in unknown if n in ids]
+                    _write(conn, checked, by_item, ids, report, split=split, user=user)
+            except BaseException:
+                checks.abandon()
+                raise
     except BaseException:
-        checks.abandon()
+        # the blobs this import stored refer to no row: remove them now unless other
+        # writers are busy (then the next `collect_garbage` does)
+        with contextlib.suppress(Exception):
+            collect_garbage(ws)
         raise
     ws.add_labels(report.labels_added)
     return report
+
+
+def collect_garbage(ws: Workspace, *, wait: bool = False) -> dict[str, int] | None:
+    """Remove stored image files no image row refers to (left by a failed or killed import
+    or upload) and temporary files. Runs only while no import or upload is storing images:
+    None when one is and `wait` is false."""
+    def referenced() -> list[tuple[str, str]]:
+        with ws.engine.connect() as conn:
+            return image_rows.blob_keys(conn)
+
+    return ws.blobs.collect(referenced, wait=wait)
 
 
 def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
@@ -447,30 +461,34 @@ def safe_file_name(name: str) -> str:
     return cleaned[:200] or "upload"
 
 
-def add_image(ws: Workspace, conn: Any, *, data: bytes, name: str,
-              split: str | None = None) -> tuple[Any, bool]:
-    """Store one image (an upload) and its row; (row, created). The same bytes twice give
-    the existing image. A failure leaves no blob and no row behind."""
+def add_image(ws: Workspace, *, data: bytes, name: str, split: str | None = None
+              ) -> tuple[Any, bool]:
+    """Store one image (an upload) and its row in a transaction of its own; (row, created).
+    The same bytes twice, even in uploads racing each other, give the existing image. A
+    failure leaves no row; a blob no row refers to is collected (`collect_garbage`)."""
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     probed = probe_image(data, name=safe_file_name(name), max_pixels=ws.config.max_pixels)
-    existing = repo.images_by_sha(conn, [probed.sha256])
-    if existing:
-        image_id = existing[probed.sha256][0]
-        return image_rows.image_row(conn, image_id), False
-    new_blob = ws.blobs.put(probed.sha256, probed.suffix, probed.data)
-    try:
-        stem = PurePosixPath(safe_file_name(name)).stem or "upload"
-        checked = _Checked(DatasetItem(name=f"{stem}{probed.suffix}"), probed.sha256,
-                           probed.suffix, probed.width, probed.height, new_blob)
-        names = _unique_names(conn, [checked])
-        (image_id,) = repo.insert_images(conn, [{
-            "sha256": probed.sha256, "file_name": names[probed.sha256], "suffix": probed.suffix,
-            "width": probed.width, "height": probed.height, "split": split,
-            "review_state": "new", "created_at": repo.now()}])
-        row = image_rows.image_row(conn, image_id)
-    except BaseException:
-        if new_blob:
-            ws.blobs.remove(probed.sha256, probed.suffix)
-        raise
-    return row, True
+    stem = PurePosixPath(safe_file_name(name)).stem or "upload"
+    checked = _Checked(DatasetItem(name=f"{stem}{probed.suffix}"), probed.sha256,
+                       probed.suffix, probed.width, probed.height, True)
+    with ws.blobs.writing():
+        with ws.transaction() as conn:
+            existing = repo.images_by_sha(conn, [probed.sha256])
+            if existing:
+                return image_rows.image_row(conn, existing[probed.sha256][0]), False
+        ws.blobs.put(probed.sha256, probed.suffix, probed.data)
+        # The row: another writer may commit the same bytes, or the same name, meanwhile.
+        for _ in range(5):
+            with ws.transaction() as conn:
+                existing = repo.images_by_sha(conn, [probed.sha256])
+                if existing:
+                    return image_rows.image_row(conn, existing[probed.sha256][0]), False
+                image_id = image_rows.try_insert(conn, {
+                    "sha256": probed.sha256, "file_name": _unique_names(conn, [checked])[probed.sha256],
+                    "suffix": probed.suffix, "width": probed.width, "height": probed.height,
+                    "split": split, "review_state": "new", "created_at": repo.now()})
+                if image_id is not None:
+                    return image_rows.image_row(conn, image_id), True
+    raise LabelPilotError(f"{name}: could not store the image while other uploads were "
+                          "taking the same names", hint="upload it again")

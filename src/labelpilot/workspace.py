@@ -118,9 +118,11 @@ class Workspace:
         sleeps in steps of up to 100 ms (the tail latency of a busy server), and a
         transaction that read before another writer committed could not write at all.
         """
+        from labelpilot.store.db import write_transaction
+
         engine = self.engine
         lock = self._write_lock if engine.dialect.name == "sqlite" else nullcontext()
-        with lock, engine.begin() as conn:
+        with lock, write_transaction(engine) as conn:
             yield conn
 
     def close(self) -> None:

@@ -123,3 +123,30 @@ def test_autolabel_eval_and_models_from_the_cli(tmp_path: Path) -> None:
     assert code == 0 and job["status"] == "done" and job["result"]["added"] <= 1
     code, out, _ = run("models", "list", tmp_path / "ws", "--json")
     assert code == 0 and json.loads(out)[0]["name"] == "ocr"
+
+
+def test_gc_removes_what_a_killed_import_left(tmp_path: Path, db_url: str | None) -> None:
+    import hashlib
+
+    from labelpilot.store.blobs import TEMP_PREFIX
+    from labelpilot.workspace import Workspace
+
+    ws_dir = tmp_path / "ws"
+    extra = ["--database-url", db_url] if db_url else []
+    assert run("init", ws_dir, "--task", "detect", *extra)[0] == 0
+    assert run("import", ws_dir, coco_dir(tmp_path / "c"), "--format", "coco")[0] == 0
+    ws = Workspace.open(ws_dir)
+    stored = sorted(p for p in ws.blobs.root.glob("*/*"))
+    ws.close()
+    # what an import killed between storing files and committing rows leaves behind
+    orphan = b"not referenced by any row"
+    sha = hashlib.sha256(orphan).hexdigest()
+    (ws_dir / "blobs" / sha[:2]).mkdir(exist_ok=True)
+    (ws_dir / "blobs" / sha[:2] / f"{sha}.png").write_bytes(orphan)
+    (stored[0].parent / f"{TEMP_PREFIX}abc").write_bytes(b"half a file")
+    code, out, _ = run("gc", ws_dir, "--json")
+    assert code == 0 and json.loads(out) == {"blobs": 1, "temporary": 1,
+                                              "bytes": len(orphan) + 11}
+    assert sorted(p for p in (ws_dir / "blobs").glob("*/*")) == stored
+    code, out, _ = run("gc", ws_dir)
+    assert code == 0 and "removed 0 unreferenced image files" in out

@@ -1,4 +1,4 @@
-"""`init`, `import`, `export`, `stats`, `formats`, `demo`: the workspace and its data."""
+"""`init`, `import`, `export`, `stats`, `gc`, `formats`, `demo`: the workspace and its data."""
 
 from __future__ import annotations
 
@@ -153,6 +153,30 @@ def stats(
         for k, v in s[key].items():
             table.add_row(f"  {k}", str(v))
     out.print(table)
+
+
+@commands.command()
+def gc(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    wait: Annotated[bool, typer.Option(help="Wait for running imports and uploads.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove stored image files no image refers to (left by a failed or killed import)."""
+    from labelpilot.transfer import collect_garbage
+
+    with user_errors():
+        ws = open_workspace(directory)
+        done = collect_garbage(ws, wait=wait)
+        ws.close()
+    if done is None:
+        err.print("an import or upload is storing images now; nothing was removed "
+                  "(run again later, or with --wait)")
+        raise typer.Exit(1)
+    if as_json:
+        print_json(done)
+        return
+    out.print(f"removed {done['blobs']} unreferenced image files and {done['temporary']} "
+              f"temporary files ({done['bytes']:,} bytes)")
 
 
 @commands.command()

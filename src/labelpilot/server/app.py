@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from labelpilot.jobs.engine import JobRunner
 from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
 from labelpilot.settings import Settings
+from labelpilot.transfer import collect_garbage
 from labelpilot.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +41,9 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         # that many threads mostly contend for the GIL and the database; fewer threads
         # gave more requests per second and a shorter tail here (benchmarks/load_annotators.py).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        # image files a killed import or upload left behind (skipped while one runs)
+        threading.Thread(target=_collect_quietly, args=(ws,), daemon=True,
+                         name="labelpilot-blob-gc").start()
         if run_jobs:
             runner.start()
         yield
@@ -123,6 +129,11 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     for module in (auth, users, project, images, segment, annotations, jobs, models):
         app.include_router(module.router, responses=ERRORS)
     return app
+
+
+def _collect_quietly(ws: Workspace) -> None:
+    with contextlib.suppress(Exception):
+        collect_garbage(ws)
 
 
 def ensure_admin(ws: Workspace) -> tuple[str, str] | None:

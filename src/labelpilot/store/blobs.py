@@ -6,8 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process blob lock (one process per workspace)
+    fcntl = None  # type: ignore[assignment]
 
 import cv2
 import numpy as np
@@ -18,10 +25,67 @@ _SUFFIX_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
 _HEX = frozenset("0123456789abcdef")
 
 
+TEMP_PREFIX = ".tmp-"
+LOCK_NAME = ".lock"
+
+
 class BlobStore:
+    """Blobs are written, never deleted, by the code that stores images: a file may already
+    belong to another writer's row (identical uploads racing). Orphans (a failed or killed
+    import, an upload whose row lost a race) go in `collect`, which runs while no writer
+    is storing blobs: writers hold the store's lock shared (`writing`), the collector holds
+    it exclusively."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._dirs: set[str] = set()
+
+    @contextlib.contextmanager
+    def _locked(self, mode: int) -> Iterator[bool]:
+        if fcntl is None:
+            yield True
+            return
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(os.path.join(self.root, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold while storing blobs and until the rows that refer to them are committed."""
+        with self._locked(fcntl.LOCK_SH if fcntl else 0):
+            yield
+
+    def collect(self, referenced: Callable[[], Iterable[tuple[str, str]]], *,
+                wait: bool = False) -> dict[str, int] | None:
+        """Remove blob files no row refers to and temporary files left by killed writers.
+
+        `referenced` lists the (sha256, suffix) keys rows refer to; it is called with the
+        lock held. Returns the counts, or None when writers are busy and `wait` is false.
+        """
+        mode = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB) if fcntl else 0
+        with self._locked(mode) as got:
+            if not got:
+                return None
+            keep = {sha + suffix for sha, suffix in referenced()}
+            out = {"blobs": 0, "temporary": 0, "bytes": 0}
+            for folder in self.root.glob("[0-9a-f][0-9a-f]"):
+                for f in folder.iterdir():
+                    temp = f.name.startswith(TEMP_PREFIX)
+                    if temp or f.name not in keep:
+                        with contextlib.suppress(FileNotFoundError):
+                            size = f.stat().st_size
+                            f.unlink()
+                            out["temporary" if temp else "blobs"] += 1
+                            out["bytes"] += size
+            return out
 
     def path(self, sha256: str, suffix: str) -> Path:
         return Path(self._path(sha256, suffix))
@@ -39,21 +103,22 @@ class BlobStore:
         return folder
 
     def put(self, sha256: str, suffix: str, data: bytes) -> bool:
-        """Store `data` under its key; True if the file was new.
+        """Store `data` under its key; True if this call wrote the file.
 
-        Written to a temporary file and renamed, so a crash never leaves a partial blob.
+        Idempotent and safe when writers race on one key: each writes a temporary file of
+        its own and renames it over the target (the same bytes), so a crash never leaves a
+        partial blob and no writer's file is ever removed.
         """
         target = self._path(sha256, suffix)
         if os.path.exists(target):
             return False
         folder = self._folder(target)
-        # One writer per process and content: pid + key make the temporary name unique.
-        tmp = os.path.join(folder, f".{sha256}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o644)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
@@ -71,12 +136,11 @@ class BlobStore:
         if os.path.exists(target):
             return False
         self._folder(target)
-        os.link(source, target)
+        try:
+            os.link(source, target)
+        except FileExistsError:  # another writer stored the same bytes first
+            return False
         return True
-
-    def remove(self, sha256: str, suffix: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(sha256, suffix))
 
     def load_image(self, row: Any) -> np.ndarray:
         """The image of an `images` row as a BGR array; LabelPilotError if it does not decode."""

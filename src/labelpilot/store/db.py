@@ -22,6 +22,7 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30}, pool_size=10,
                                    max_overflow=40)
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -35,7 +36,27 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# A write transaction on SQLite takes the database's write lock when it begins (BEGIN
+# IMMEDIATE), not at its first write: otherwise a transaction that read before another
+# process committed cannot write at all ("database is locked"), and a check-then-insert
+# (an upload's "is this image stored?") races the other process. Reads begin deferred.
+IMMEDIATE = "sqlite_immediate"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get(IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def write_transaction(engine: Engine) -> Any:
+    """`engine.begin()` for a write: on SQLite the write lock is taken at BEGIN."""
+    return engine.execution_options(**{IMMEDIATE: True}).begin()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy, not the driver, begins transactions (see _sqlite_begin): this also makes
+    # SAVEPOINTs work.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, func, or_, select, update
+from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from labelpilot.store.repo import annotations_t, images_t, labels_t, now
 
@@ -110,3 +111,20 @@ def claim_first(conn: Connection, *, username: str, lease: timedelta, query: Ima
         if got:
             return int(image_id)
     return None
+
+
+def try_insert(conn: Connection, values: dict[str, Any]) -> int | None:
+    """Insert one image row; None (and nothing written) when a unique column clashes with
+    a row another writer committed first: the same bytes (sha256) or the same file name."""
+    try:
+        with conn.begin_nested():
+            return int(conn.execute(insert(images_t).values(values)
+                                    .returning(images_t.c.id)).scalar_one())
+    except IntegrityError:
+        return None
+
+
+def blob_keys(conn: Connection) -> list[tuple[str, str]]:
+    """(sha256, suffix) of every stored image: the blobs rows refer to."""
+    return [(sha, suffix) for sha, suffix in conn.execute(
+        select(images_t.c.sha256, images_t.c.suffix))]

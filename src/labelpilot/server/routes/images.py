@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
@@ -69,12 +69,9 @@ async def upload_image(
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise PayloadTooLargeError(f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
-    def store() -> tuple[Any, bool]:
-        with ws.transaction() as conn:
-            return add_image(ws, conn, data=data, name=file.filename or "upload", split=split)
-
     # Decoding and hashing the image and writing it are blocking work: off the event loop.
-    row, created = await run_in_threadpool(store)
+    row, created = await run_in_threadpool(add_image, ws, data=data,
+                                           name=file.filename or "upload", split=split)
     if not created:
         response.status_code = 200
     return UploadResult(**ImagePublic.of(row).model_dump(), created=created)
