@@ -164,8 +164,7 @@ class ImageLocator:
         return self._files
 
     def inside(self, path: Path) -> bool:
-        real = path.resolve()
-        return any(real == r or real.is_relative_to(r) for r in self.roots)
+        return contained(path, self.roots)
 
     def _checked(self, path: str, name: str, label_file: Path) -> Path:
         p = Path(path)
@@ -175,7 +174,9 @@ class ImageLocator:
         return p
 
     def find(self, name: str, *, label_file: Path) -> Path | None:
-        """The image file for `name`; raises UnsafePathError if `name` leads out of the roots."""
+        """The image file for `name`, or None (the import then reports it missing by name:
+        a name that is not found is never read as a path); raises UnsafePathError if
+        `name` leads out of the roots."""
         rel = name.replace("\\", "/")
         if rel.startswith("file://"):
             rel = rel[len("file://"):]
@@ -194,12 +195,41 @@ class ImageLocator:
         return self._checked(found, name, label_file) if found is not None else None
 
 
+def contained(path: Path, roots: Iterable[Path]) -> bool:
+    """True when `path`, its links resolved, lies inside one of `roots` (resolved too)."""
+    real = path.resolve()
+    return any(real == r or real.is_relative_to(r) for r in (r.resolve() for r in roots))
+
+
+def list_files(folder: Path, suffixes: Iterable[str], *, pattern: str = "*",
+               roots: Iterable[Path] | None = None) -> list[Path]:
+    """Files under `folder` (recursively) whose name matches `pattern` and whose suffix is
+    one of `suffixes`, sorted. Linked folders are not entered; a linked file must lead
+    inside `roots` (default: `folder`), else UnsafePathError names it: an import reads
+    nothing outside the folder it was given."""
+    allowed = {s.lower() for s in suffixes}
+    keep = [folder] if roots is None else list(roots)
+    out = []
+    for p in sorted(folder.rglob(pattern)):  # rglob does not enter linked folders
+        if p.suffix.lower() not in allowed or not p.is_file():
+            continue
+        if p.is_symlink() and not contained(p, keep):
+            raise UnsafePathError(f"{p} is a link to outside the import folder",
+                                  hint="copy the file into the folder instead")
+        out.append(p)
+    return out
+
+
 def default_roots(source: Path, images_dir: Path | None) -> list[Path]:
-    """Where a label file's images may lie: beside it, and in the dataset folder above."""
+    """Where the images of an import from `source` (what the user named: a folder or a
+    label file) may lie: `images_dir`, the folder, or the label file's folder, and the
+    dataset folder above an `annotations/` or `labels/` folder. Never above what the user
+    named: a label file found inside a folder does not widen the import to the folder's
+    parent."""
     roots = [images_dir] if images_dir else []
     base = source if source.is_dir() else source.parent
     roots.append(base)
-    if not source.is_dir() or base.name.lower() in ("annotations", "labels"):
+    if base.name.lower() in ("annotations", "labels"):
         roots.append(base.parent)
     return roots
 

@@ -57,10 +57,7 @@ class Coco:
             expect(isinstance(c, dict) and "id" in c and isinstance(c.get("name"), str),
                    "each category needs an 'id' and a 'name'", path=path, where=where)
             cats[c["id"]] = c["name"]
-        roots = default_roots(path, images_dir)
-        if source.is_dir():
-            roots.append(source)
-        locator = ImageLocator(roots)
+        locator = ImageLocator(default_roots(source, images_dir))
         items: dict[Any, DatasetItem] = {}
         for i, im in enumerate(doc["images"]):
             where = f"images[{i}]"
@@ -70,8 +67,7 @@ class Coco:
             expect(isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0,
                    "'width' and 'height' must be positive integers", path=path, where=where)
             found = locator.find(im["file_name"], label_file=path)
-            items[im["id"]] = DatasetItem(name=im["file_name"], path=found or
-                                          locator.roots[0] / im["file_name"], width=w, height=h)
+            items[im["id"]] = DatasetItem(name=im["file_name"], path=found, width=w, height=h)
         next_group = 1
         for i, a in enumerate(anns):
             if not isinstance(a, dict):

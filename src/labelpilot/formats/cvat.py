@@ -56,7 +56,7 @@ class Cvat:
         if root.tag != "annotations":
             raise FormatError(f"the root element is <{root.tag}>, expected <annotations>",
                               path=path)
-        locator = ImageLocator([*default_roots(path, images_dir), path.parent / "images"])
+        locator = ImageLocator([*default_roots(source, images_dir), path.parent / "images"])
         labels = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
         ds = Dataset(labels=[n for n in labels if n])
         skipped: dict[str, int] = {}
@@ -71,7 +71,7 @@ class Cvat:
             if not name:
                 raise FormatError("<image> has no name", path=path, where=where)
             found = locator.find(name, label_file=path)
-            item = DatasetItem(name=name, path=found or locator.roots[0] / name, width=w,
+            item = DatasetItem(name=name, path=found, width=w,
                                height=h, split=_SPLIT.get((im.get("subset") or "").lower()))
             for j, el in enumerate(im):
                 try:

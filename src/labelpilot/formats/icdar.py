@@ -14,6 +14,7 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     default_roots,
+    list_files,
     read_text_lines,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
@@ -26,7 +27,7 @@ class Icdar2015:
     description = "ICDAR 2015 gt_<image>.txt quads with transcriptions"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
-        gts = [source] if source.is_file() else sorted(source.rglob("gt_*.txt"))
+        gts = [source] if source.is_file() else list_files(source, {".txt"}, pattern="gt_*.txt")
         if not gts:
             raise FormatError("no gt_*.txt files found", path=source)
         locator = ImageLocator(default_roots(source, images_dir))
@@ -36,7 +37,7 @@ class Icdar2015:
             stem = gt.stem.removeprefix("gt_")
             img = index.get(stem)
             item = DatasetItem(name=img.name if img else f"{stem}.jpg",
-                               path=img or gt.parent / f"{stem}.jpg")
+                               path=img)
             for n, ln in enumerate(read_text_lines(gt), 1):
                 if not ln.strip():
                     continue
@@ -76,5 +77,5 @@ class Icdar2015:
 def _images(locator: ImageLocator) -> list[Path]:
     out = []
     for root in locator.roots:
-        out += [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        out += list_files(root, IMAGE_SUFFIXES, roots=locator.roots)
     return out

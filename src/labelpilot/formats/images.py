@@ -11,6 +11,7 @@ from labelpilot.formats.base import (
     DatasetItem,
     ImageLocator,
     copy_image,
+    list_files,
     read_text_lines,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
@@ -22,8 +23,7 @@ class Images:
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
         if source.is_dir():
-            files = sorted(p for p in source.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = list_files(source, IMAGE_SUFFIXES)
             items = [DatasetItem(name=p.relative_to(source).as_posix(), path=p) for p in files]
             if not items:
                 raise FormatError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found",

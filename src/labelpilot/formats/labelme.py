@@ -25,6 +25,7 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     expect,
+    list_files,
     read_json,
     write_json,
 )
@@ -35,7 +36,7 @@ class LabelMe:
     description = "LabelMe / X-AnyLabeling JSON, one file per image"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
-        files = [source] if source.is_file() else sorted(source.rglob("*.json"))
+        files = [source] if source.is_file() else list_files(source, {".json"})
         if not files:
             raise FormatError("no LabelMe JSON files found", path=source)
         locator = ImageLocator(default_roots(source, images_dir))
@@ -67,8 +68,6 @@ class LabelMe:
             item = DatasetItem(name=rel, path=found, data=None if found else data,
                                width=w if isinstance(w, int) else None,
                                height=h if isinstance(h, int) else None)
-            if found is None and data is None:
-                item.path = locator.roots[0] / name
             for i, s in enumerate(doc["shapes"]):
                 where = f"shapes[{i}]"
                 try:

@@ -56,9 +56,7 @@ class LabelStudio:
         tasks = [doc] if isinstance(doc, dict) else doc
         if not isinstance(tasks, list):
             raise FormatError("expected a list of tasks", path=path)
-        roots = default_roots(path, images_dir)
-        if source.is_dir():
-            roots.append(source)
+        roots = default_roots(source, images_dir)
         locator = ImageLocator(roots)
         items = []
         for t, task in enumerate(tasks):
@@ -74,7 +72,7 @@ class LabelStudio:
                 # Label Studio prefixes uploads with an 8-character id: 1a2b3c4d-photo.jpg
                 found = locator.find(name.split("-", 1)[1], label_file=path)
                 name = name.split("-", 1)[1] if found else name
-            item = DatasetItem(name=name, path=found or locator.roots[0] / name)
+            item = DatasetItem(name=name, path=found)
             groups = []
             anns = [a for a in task.get("annotations", []) or [] if not a.get("was_cancelled")]
             if anns:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from labelpilot.annotations import Annotation, Mask
 from labelpilot.errors import FormatError
-from labelpilot.formats.base import Dataset, DatasetItem, copy_image, read_text_lines
+from labelpilot.formats.base import Dataset, DatasetItem, copy_image, list_files, read_text_lines
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 IGNORE_LABEL = "ignore"
@@ -73,13 +73,10 @@ class Masks:
         labels_file = source / "labels.txt"
         names = [ln.strip() for ln in read_text_lines(labels_file)] if labels_file.is_file() \
             else []
-        masks = {p.stem: p for p in sorted(mask_dir.rglob("*"))
-                 if p.is_file() and p.suffix.lower() in MASK_SUFFIXES}
+        masks = {p.stem: p for p in list_files(mask_dir, MASK_SUFFIXES, roots=[source])}
         ds = Dataset()
         used: set[str] = set()
-        for img in sorted(img_dir.rglob("*")):
-            if not img.is_file() or img.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        for img in list_files(img_dir, IMAGE_SUFFIXES, roots=[source]):
             item = DatasetItem(name=img.relative_to(img_dir).as_posix(), path=img)
             mp = masks.get(img.stem)
             if mp is None:

@@ -118,7 +118,7 @@ class PPOCRLabel:
                 raise FormatError("the label list must be a JSON list", path=label_txt, line=n)
             base = Path(path.replace("\\", "/")).name
             found = locator.find(path, label_file=label_txt)
-            item = DatasetItem(name=base, path=found or folder / base,
+            item = DatasetItem(name=base, path=found,
                                review_state="done" if base in done else None)
             for i, r in enumerate(records):
                 where = f"[{i}]"
@@ -200,7 +200,7 @@ class PPOCRRec:
                 if not sep:
                     raise FormatError("expected 'crop_path<TAB>text'", path=path, line=n)
                 found = locator.find(img, label_file=path)
-                item = DatasetItem(name=img.replace("\\", "/"), path=found or base / img,
+                item = DatasetItem(name=img.replace("\\", "/"), path=found,
                                    split=split)
                 size = image_size(item) if found else None
                 if size is not None:

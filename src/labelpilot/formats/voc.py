@@ -50,7 +50,7 @@ class Voc:
             w = _int(root.findtext("size/width"), xml, "size/width")
             h = _int(root.findtext("size/height"), xml, "size/height")
             found = locator.find(fname, label_file=xml)
-            item = DatasetItem(name=fname, path=found or locator.roots[0] / fname,
+            item = DatasetItem(name=fname, path=found,
                                width=w or None, height=h or None, split=splits.get(xml.stem))
             for i, obj in enumerate(root.iter("object")):
                 where = f"object[{i}]"

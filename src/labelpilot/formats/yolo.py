@@ -14,13 +14,15 @@ from typing import Any
 import yaml
 
 from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon
-from labelpilot.errors import FormatError, ValidationError
+from labelpilot.errors import FormatError, UnsafePathError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
     DatasetItem,
     ImageLocator,
+    contained,
     copy_image,
     image_size,
+    list_files,
     read_text_lines,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
@@ -81,23 +83,27 @@ class _YoloBase:
                 if not img_dir.is_dir() or img_dir.resolve() in seen_dirs:
                     continue
                 seen_dirs.add(img_dir.resolve())
-                items += self._load_dir(img_dir, names, _SPLIT_DIRS.get(key))
+                items += self._load_dir(img_dir, names, _SPLIT_DIRS.get(key), source)
         if not seen_dirs:
             raise FormatError("none of train/val/test in data.yaml names an existing folder",
                               path=yaml_path)
         return Dataset(items, names)
 
-    def _load_dir(self, img_dir: Path, names: list[str], split: str | None) -> list[DatasetItem]:
+    def _load_dir(self, img_dir: Path, names: list[str], split: str | None, source: Path
+                  ) -> list[DatasetItem]:
         # Ultralytics: the label of images/x/a.jpg is labels/x/a.txt (last 'images' swapped).
         parts = list(img_dir.parts)
         idx = max((i for i, p in enumerate(parts) if p == "images"), default=None)
         label_dir = Path(*parts[:idx], "labels", *parts[idx + 1:]) if idx is not None else img_dir
         items = []
-        for img in sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        for img in list_files(img_dir, IMAGE_SUFFIXES, roots=[source]):
             rel = img.relative_to(img_dir)
             item = DatasetItem(name=rel.as_posix(), path=img, split=split)
             txt = (label_dir / rel).with_suffix(".txt")
             if txt.is_file():
+                if not contained(txt, [source]):
+                    raise UnsafePathError(f"{txt} is a link to outside the dataset folder",
+                                          hint="copy the file into the folder instead")
                 self._read_labels(txt, item, names)
             items.append(item)
         return items
