@@ -95,3 +95,22 @@ def test_fingerprint_ignores_status_and_tiny_float_noise() -> None:
     b = Annotation(label="x", shape=Box(1.0000001, 2, 3, 4), text="A", status="predicted")
     c = Annotation(label="x", shape=Box(1, 2, 3, 4), text="B")
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+@pytest.mark.parametrize(("rle_string", "message"), [
+    ("", "add up to 0 pixels"), ("0", "add up to 0 pixels"),
+    ("1" * 10_000, "add up to"), ("0?", "add up to 15"),
+])
+def test_a_mask_whose_runs_do_not_cover_it_is_refused(rle_string: str, message: str) -> None:
+    from labelpilot.annotations import Mask
+
+    with pytest.raises(ValidationError, match=message):
+        Mask(rle_string, 4, 4)
+
+
+def test_rle_runs_must_be_whole_numbers() -> None:
+    from labelpilot.geometry import rle
+
+    with pytest.raises(ValidationError, match=r"run 0 is 0\.5"):
+        rle.check_counts([0.5, 307199.5], 480 * 640)
+    assert rle.check_counts([0, 307200.0], 480 * 640) == [0, 307200]

@@ -270,6 +270,9 @@ class Mask:
             )
         object.__setattr__(self, "height", int(self.height))
         object.__setattr__(self, "width", int(self.width))
+        # the runs must cover the mask exactly: checked here, where masks are made, so that
+        # no stored mask can fail an export later
+        rle.check_counts(rle.decompress_counts(self.rle), self.height * self.width)
 
     @classmethod
     def from_array(cls, array: Any) -> Mask:

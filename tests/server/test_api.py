@@ -420,3 +420,49 @@ def test_list_images_sorted(api: Api, tmp_path: Path) -> None:
     by_id = api.get("annotator", "/api/images").json()["data"]
     assert [i["id"] for i in by_id] == sorted(i["id"] for i in by_id)
     assert api.get("annotator", "/api/images", params={"sort": "size"}).status_code == 422
+
+
+def _finish(api: Api, job_id: int) -> dict:  # type: ignore[type-arg]
+    with api.client.stream("GET", f"/api/jobs/{job_id}/events", headers=api.h("reviewer")) as s:
+        last = None
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                last = __import__("json").loads(line[6:])
+    assert last is not None
+    return dict(last)
+
+
+def test_masks_not_covering_their_image_are_refused_and_exports_keep_working(api: Api) -> None:
+    import numpy as np
+
+    from labelpilot.geometry import rle
+
+    img = api.get("annotator", "/api/images").json()["data"][0]
+    size = [img["height"], img["width"]]
+    for bad in ("", "0", "1" * 10_000):  # runs adding up to 0 pixels, or to far too many
+        r = api.post("annotator", f"/api/images/{img['id']}/annotations",
+                     json={"label": "cat", "shape": {"type": "mask", "rle": bad, "size": size}})
+        assert r.status_code == 422 and "RLE runs add up to" in r.json()["detail"], r.text
+    ok = np.zeros(size, np.uint8)
+    ok[5:20, 10:30] = 1
+    r = api.post("reviewer", f"/api/images/{img['id']}/annotations", json={
+        "label": "cat", "shape": {"type": "mask", "rle": rle.encode(ok), "size": size}})
+    assert r.status_code == 201, r.text
+    for fmt in ("labelme", "yolo-seg", "cvat", "labelstudio", "masks", "coco"):
+        job = api.post("reviewer", "/api/exports", json={"format": fmt}).json()
+        assert _finish(api, job["id"])["status"] == "done", fmt
+
+
+def test_a_failed_export_leaves_no_partial_folder(api: Api, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    from labelpilot.formats import get_format
+
+    def broken(self, dataset, dest):  # type: ignore[no-untyped-def]
+        (dest / "half-written.json").write_text("{")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(type(get_format("coco")), "save", broken)
+    job = api.post("reviewer", "/api/exports", json={"format": "coco"}).json()
+    done = _finish(api, job["id"])
+    assert done["status"] == "failed" and "No space left" in done["error"]
+    assert not list((api.ws.root / "exports").glob("*"))

@@ -155,11 +155,9 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
         if list(size) != [h, w]:
             raise ValidationError(f"RLE size {size} does not match the image's [{h}, {w}]")
         if isinstance(counts, list):
-            rle.unruns(counts, h * w)  # validates the run total
-            return [Mask(rle.compress_counts(counts), h, w)]
+            return [Mask(rle.compress_counts(rle.check_counts(counts, h * w)), h, w)]
         if isinstance(counts, str):
-            rle.decode(counts, h, w)
-            return [Mask(counts, h, w)]
+            return [Mask(counts, h, w)]  # checked there, without decoding
         raise ValidationError("RLE 'counts' must be a list of runs or a compressed string")
     bbox = a.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4):

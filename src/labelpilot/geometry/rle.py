@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,25 @@ def runs(flat: np.ndarray) -> list[int]:
     return counts
 
 
-def unruns(counts: Sequence[int], size: int) -> np.ndarray:
-    """Inverse of `runs`: a flat uint8 array of `size` values."""
-    total = int(sum(counts))
+def check_counts(counts: Sequence[Any], size: int) -> list[int]:
+    """Run lengths as ints, checked without decoding: whole numbers, none negative, adding
+    up to `size` pixels (a mask whose runs do not cover it exactly is refused)."""
+    out = []
+    for i, c in enumerate(counts):
+        if (isinstance(c, bool) or not isinstance(c, int | float | np.integer)
+                or not float(c).is_integer() or c < 0):
+            raise ValidationError(f"RLE run {i} is {c!r}: runs must be whole numbers, none "
+                                  "negative")
+        out.append(int(c))
+    total = sum(out)
     if total != size:
         raise ValidationError(f"RLE runs add up to {total} pixels but the mask has {size}")
+    return out
+
+
+def unruns(counts: Sequence[int], size: int) -> np.ndarray:
+    """Inverse of `runs`: a flat uint8 array of `size` values."""
+    counts = check_counts(counts, size)
     values = np.zeros(len(counts), dtype=np.uint8)
     values[1::2] = 1
     return np.repeat(values, np.asarray(counts, dtype=np.int64))

@@ -14,7 +14,7 @@ from typing import Any
 
 from labelpilot.formats import get_format
 from labelpilot.formats.base import DatasetItem
-from labelpilot.jobs.engine import Cancelled, JobContext
+from labelpilot.jobs.engine import JobContext
 from labelpilot.transfer import EXPORT_STATUSES, export_items
 
 
@@ -45,7 +45,9 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     ctx.set_total(len(ds.items))
     try:
         fmt.save(ds, staging)
-    except Cancelled:
+    except BaseException:
+        # cancelled or failed: the job ends here and is not resumed, so nothing is kept (a
+        # crash, which raises nothing, keeps the folder for the resumed run)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     for item in ds.items:  # labels-only exports have no per-image work
