@@ -116,7 +116,8 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path
     ws = detect_workspace(make_workspace, tmp_path, shared, ["person"], classes=["person"],
                           train=8)
     run = tmp_path / "run"
-    cfg = DetectTrainConfig(epochs=4, batch=2, minutes=None, name="resumed")
+    # evaluations at each quarter only, not also every 30 s (a slow machine would add some)
+    cfg = DetectTrainConfig(epochs=4, batch=2, minutes=None, name="resumed", eval_seconds=None)
 
     class Crash(Exception):
         pass

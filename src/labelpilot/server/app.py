@@ -12,9 +12,14 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelpilot import __version__
 from labelpilot.assist.click_box import DetectionCache
@@ -77,13 +82,18 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                    "type": err.get("type", "")} for err in e.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_upload_bytes + 1_000_000:
-            return JSONResponse({"detail": f"the request is over the limit of "
-                                           f"{settings.max_upload_bytes:,} bytes"}, status_code=413)
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> Any:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if e.status_code == 413 and isinstance(limit, int):
+            upload = limit == settings.max_upload_bytes + UPLOAD_OVERHEAD
+            return too_large(settings.max_upload_bytes if upload else limit)
+        return await http_exception_handler(request, e)
+
+    # Bodies are counted as they stream in (chunked ones too) and refused past the limit;
+    # uploads have a limit of their own (the image plus the form's overhead).
+    app.add_middleware(BodyLimits, default=settings.max_request_bytes, upload_path="/api/images",
+                       upload=settings.max_upload_bytes)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -129,6 +139,44 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     for module in (auth, users, project, images, segment, annotations, jobs, models):
         app.include_router(module.router, responses=ERRORS)
     return app
+
+
+# multipart boundaries and headers around an uploaded file
+UPLOAD_OVERHEAD = 64 * 1024
+
+
+class BodyLimits:
+    """Request bodies counted as they stream in (chunked ones too) by Starlette's limiter,
+    and refused with 413 past the limit: the upload route's limit, or the API's."""
+
+    def __init__(self, app: ASGIApp, *, default: int, upload_path: str, upload: int) -> None:
+        self.default = RequestBodyLimitMiddleware(app, default)
+        # the file may take `upload` bytes; the form around it a little more
+        self.upload = RequestBodyLimitMiddleware(app, upload + UPLOAD_OVERHEAD)
+        self.upload_path = upload_path
+        self.upload_bytes = upload
+
+    def shown(self, limit: int) -> int:
+        """The limit to tell the user: an upload's is the file's, without the form."""
+        return self.upload_bytes if limit == self.upload.max_body_size else limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.default(scope, receive, send)
+            return
+        upload = scope["method"] == "POST" and scope["path"] == self.upload_path
+        limiter = self.upload if upload else self.default
+        # a declared length over the limit: refused before a byte of the body is read
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > limiter.max_body_size:
+            await too_large(self.shown(limiter.max_body_size))(scope, receive, send)
+            return
+        await limiter(scope, receive, send)
+
+
+def too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"the request body is over the limit of {limit:,} bytes",
+                         "hint": "send less at a time"}, status_code=413)
 
 
 def _collect_quietly(ws: Workspace) -> None:

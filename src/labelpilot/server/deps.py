@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from labelpilot.assist.click_box import DetectionCache
@@ -78,3 +78,11 @@ def require(role: str) -> Callable[[UserInfo], UserInfo]:
 
 Reviewer = Annotated[UserInfo, Depends(require("reviewer"))]
 Admin = Annotated[UserInfo, Depends(require("admin"))]
+
+
+# Ids and versions are 64-bit in the database: larger ones are refused as input (422), not
+# passed down to fail in the driver.
+MAX_DB_INT = 2**63 - 1
+ImageId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+AnnotationId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]

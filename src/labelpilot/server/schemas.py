@@ -5,10 +5,88 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from labelpilot.annotations import Annotation
 
+# Limits on every field a client writes (the README's reliability section lists them): a
+# request within the body limit can still not store more than these.
+MAX_TEXT = 10_000  # characters of a transcription
+MAX_POINTS = 100_000  # vertices of a polygon, its holes included
+MAX_HOLES = 1_000
+MAX_RLE = 4 * 1024 * 1024  # characters of a mask's compressed RLE
+MAX_ATTRIBUTES_BYTES = 64 * 1024  # a shape's attributes, as JSON
+MAX_ATTRIBUTES_DEPTH = 8
+MAX_DB_INT = 2**63 - 1
+_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+
+
+def _plain_text(value: str) -> str:
+    """No control characters (they make XML exports ill-formed) and valid Unicode."""
+    bad = next((c for c in value if c in _CONTROL), None)
+    if bad is not None:
+        raise ValueError(f"control character {bad!r} is not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Attributes nest at most MAX_ATTRIBUTES_DEPTH deep and take MAX_ATTRIBUTES_BYTES."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_ATTRIBUTES_DEPTH:
+                raise ValueError(f"attributes nest deeper than {MAX_ATTRIBUTES_DEPTH} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, depth + 1) for c in children)
+        elif isinstance(node, str):
+            _plain_text(node)
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError as e:
+        raise ValueError(f"attributes must be plain JSON ({e})") from None
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"attributes take {size:,} bytes as JSON, over the limit of "
+                         f"{MAX_ATTRIBUTES_BYTES:,}")
+    return value
+
+
+def _bounded_shape(shape: Any) -> None:
+    if isinstance(shape, PolygonShape):
+        if len(shape.holes) > MAX_HOLES:
+            raise ValueError(f"the polygon has {len(shape.holes):,} holes, over the limit of "
+                             f"{MAX_HOLES:,}")
+        total = len(shape.points) + sum(len(h) for h in shape.holes)
+        if total > MAX_POINTS:
+            raise ValueError(f"the polygon has {total:,} vertices with its holes, over the "
+                             f"limit of {MAX_POINTS:,}")
+    elif isinstance(shape, MaskShape) and len(shape.rle) > MAX_RLE:
+        raise ValueError(f"the mask's RLE has {len(shape.rle):,} characters, over the limit "
+                         f"of {MAX_RLE:,}")
+
+
+class _InputLimits(BaseModel):
+    """What a client writes stays within the field limits (responses are not checked:
+    imports may hold more)."""
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Any:
+        label, shape = getattr(self, "label", None), getattr(self, "shape", None)
+        if label is not None:
+            _plain_text(label)
+        if shape is not None:
+            _bounded_shape(shape)
+        return self
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_plain_text)]
+Attributes = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+DbInt = Annotated[int, Field(ge=-MAX_DB_INT, le=MAX_DB_INT)]
 Coord = Annotated[float, Field(allow_inf_nan=False)]
 XY = Annotated[list[Coord], Field(min_length=2, max_length=2)]
 
@@ -30,7 +108,7 @@ class QuadShape(BaseModel):
 
 class PolygonShape(BaseModel):
     type: Literal["polygon"]
-    points: Annotated[list[XY], Field(min_length=3, max_length=100_000)]
+    points: Annotated[list[XY], Field(min_length=3)]
     holes: list[Annotated[list[XY], Field(min_length=3)]] = []
 
 
@@ -59,22 +137,26 @@ class AnnotationBase(BaseModel):
     group: int | None = None
 
 
-class AnnotationCreate(AnnotationBase):
+class AnnotationCreate(AnnotationBase, _InputLimits):
+    text: Text | None = None
+    attributes: Attributes = {}
+    group: DbInt | None = None
     status: Status = "accepted"
     source: Annotated[str, Field(pattern=r"^(human|model:[^@\s]+@\S+)$", description=(
         "who drew it: `human`, or the model a smart tool used (`model:<name>@<version>`)"
     ))] = "human"
 
 
-class AnnotationUpdate(BaseModel):
+class AnnotationUpdate(_InputLimits):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(description="the version you read; a stale one gets 409")
+    version: Annotated[int, Field(ge=0, le=MAX_DB_INT,
+                                  description="the version you read; a stale one gets 409")]
     label: Label | None = None
     shape: Shape | None = None
-    text: str | None = None
-    attributes: dict[str, Any] | None = None
-    group: int | None = None
+    text: Text | None = None
+    attributes: Attributes | None = None
+    group: DbInt | None = None
     status: Status | None = None
 
 
@@ -107,7 +189,7 @@ class AnnotationsPublic(BaseModel):
 
 class BulkStatus(BaseModel):
     status: Literal["accepted", "rejected"]
-    ids: list[int] | None = None
+    ids: Annotated[list[DbInt], Field(max_length=100_000)] | None = None
     only_status: Status | None = None
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 
 from labelpilot import review
 from labelpilot.annotations import shape_from_dict
-from labelpilot.server.deps import CurrentUser, WorkspaceDep
+from labelpilot.server.deps import MAX_DB_INT, AnnotationId, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import AnnotationPublic, AnnotationUpdate, ConflictDetail
 
 router = APIRouter(prefix="/api/annotations", tags=["annotations"])
@@ -16,14 +16,14 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ConflictDetail,
 
 
 @router.get("/{annotation_id}", response_model=AnnotationPublic)
-def get_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationPublic:
+def get_annotation(annotation_id: AnnotationId, user: CurrentUser, ws: WorkspaceDep) -> AnnotationPublic:
     with ws.engine.connect() as conn:
         image_id, ann = review.get_annotation(conn, annotation_id)
         return AnnotationPublic.of(ann, image_id)
 
 
 @router.patch("/{annotation_id}", response_model=AnnotationPublic, responses=_CONFLICT)
-def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentUser,
+def update_annotation(annotation_id: AnnotationId, body: AnnotationUpdate, user: CurrentUser,
                       ws: WorkspaceDep) -> AnnotationPublic:
     """Change an annotation. Send the `version` you read: a stale one gets 409 with the
     current state, never a silent lost update."""
@@ -51,7 +51,8 @@ def update_annotation(annotation_id: int, body: AnnotationUpdate, user: CurrentU
 
 @router.delete("/{annotation_id}", status_code=204, response_class=Response,
                responses=_CONFLICT)
-def delete_annotation(annotation_id: int, user: CurrentUser, ws: WorkspaceDep,
-                      version: Annotated[int, Query(description="the version you read")]) -> None:
+def delete_annotation(annotation_id: AnnotationId, user: CurrentUser, ws: WorkspaceDep,
+                      version: Annotated[int, Query(ge=0, le=MAX_DB_INT,
+                                                    description="the version you read")]) -> None:
     with ws.transaction() as conn:
         review.delete_annotation(conn, annotation_id=annotation_id, version=version, user=user)

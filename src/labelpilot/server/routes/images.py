@@ -13,7 +13,7 @@ from labelpilot.annotations import Annotation as AnnotationRecord
 from labelpilot.annotations import shape_from_dict
 from labelpilot.assist.recognize import recognize_quad
 from labelpilot.errors import PayloadTooLargeError
-from labelpilot.server.deps import CurrentUser, SessionsDep, SettingsDep, WorkspaceDep
+from labelpilot.server.deps import CurrentUser, ImageId, SessionsDep, SettingsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     AnnotationCreate,
     AnnotationPublic,
@@ -93,13 +93,13 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
-def get_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic:
+def get_image(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic:
     with ws.engine.connect() as conn:
         return ImagePublic.of(review.get_image(conn, image_id))
 
 
 @router.patch("/{image_id}", response_model=ImagePublic)
-def update_image(image_id: int, body: ImageUpdate, user: CurrentUser,
+def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
                  ws: WorkspaceDep) -> ImagePublic:
     """Set the review state (`done` needs a reviewer) or the split."""
     with ws.transaction() as conn:
@@ -114,14 +114,14 @@ def update_image(image_id: int, body: ImageUpdate, user: CurrentUser,
 
 
 @router.post("/{image_id}/release", status_code=204, response_class=Response)
-def release_image(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> None:
+def release_image(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> None:
     with ws.transaction() as conn:
         review.release(conn, image_id=image_id, user=user)
 
 
 @router.get("/{image_id}/file", response_class=FileResponse,
             responses={200: {"content": {m: {} for m in _MEDIA.values()}}})
-def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> FileResponse:
+def image_file(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> FileResponse:
     with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
         return FileResponse(ws.blobs.path(row.sha256, row.suffix), media_type=_MEDIA[row.suffix],
@@ -130,7 +130,7 @@ def image_file(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> FileRespon
 
 @router.get("/{image_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep,
+def thumbnail(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
               size: Annotated[int, Query(ge=16, le=1024)] = 256) -> Response:
     """A JPEG no larger than `size` on its long side (cached in the workspace)."""
     with ws.engine.connect() as conn:
@@ -154,7 +154,7 @@ def thumbnail(image_id: int, user: CurrentUser, ws: WorkspaceDep,
 
 
 @router.get("/{image_id}/annotations", response_model=AnnotationsPublic)
-def list_annotations(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> AnnotationsPublic:
+def list_annotations(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> AnnotationsPublic:
     with ws.engine.connect() as conn:
         anns = review.list_annotations(conn, image_id=image_id)
         return AnnotationsPublic(data=[AnnotationPublic.of(a, image_id) for a in anns],
@@ -162,7 +162,7 @@ def list_annotations(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> Anno
 
 
 @router.post("/{image_id}/annotations", response_model=AnnotationPublic, status_code=201)
-def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
+def create_annotation(image_id: ImageId, body: AnnotationCreate, user: CurrentUser,
                       ws: WorkspaceDep) -> AnnotationPublic:
     with ws.transaction() as conn:
         ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
@@ -173,7 +173,7 @@ def create_annotation(image_id: int, body: AnnotationCreate, user: CurrentUser,
 
 
 @router.post("/{image_id}/recognize", response_model=RecognizeResult)
-def recognize(image_id: int, body: RecognizeRequest, user: CurrentUser,
+def recognize(image_id: ImageId, body: RecognizeRequest, user: CurrentUser,
               ws: WorkspaceDep) -> RecognizeResult:
     """Read one quad (drawn or moved by a person) with the OCR model; nothing is stored,
     and no other annotation changes."""
@@ -184,7 +184,7 @@ def recognize(image_id: int, body: RecognizeRequest, user: CurrentUser,
 
 
 @router.post("/{image_id}/annotations/bulk", response_model=BulkResult)
-def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, ws: WorkspaceDep) -> BulkResult:
+def bulk_status(image_id: ImageId, body: BulkStatus, user: CurrentUser, ws: WorkspaceDep) -> BulkResult:
     """Accept or reject all (or the listed) annotations of an image (reviewers)."""
     with ws.transaction() as conn:
         n = review.bulk_set_status(conn, image_id=image_id, status=body.status, user=user,
@@ -193,7 +193,7 @@ def bulk_status(image_id: int, body: BulkStatus, user: CurrentUser, ws: Workspac
 
 
 @router.get("/{image_id}/audit", response_model=list[AuditEntryPublic])
-def audit(image_id: int, user: CurrentUser, ws: WorkspaceDep) -> list[AuditEntryPublic]:
+def audit(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> list[AuditEntryPublic]:
     """Who changed which annotation of this image, when, from what to what."""
     with ws.engine.connect() as conn:
         return [AuditEntryPublic(**e) for e in review.audit_for_image(conn, image_id=image_id)]

@@ -12,7 +12,7 @@ from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.train import ensure_no_other_training, plan_training
-from labelpilot.server.deps import Admin, CurrentUser, Reviewer, WorkspaceDep
+from labelpilot.server.deps import Admin, CurrentUser, JobId, Reviewer, WorkspaceDep
 from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic, TrainCreate
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -29,20 +29,20 @@ def list_jobs(user: CurrentUser, ws: WorkspaceDep) -> list[JobPublic]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
+def get_job(job_id: JobId, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
     with ws.engine.connect() as conn:
         return _public(engine.get_job(conn, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+def cancel_job(job_id: JobId, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
     with ws.transaction() as conn:
         return _public(engine.request_cancel(conn, job_id))
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: int, user: CurrentUser, ws: WorkspaceDep,
+async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep,
                      request: Request) -> StreamingResponse:
     """Server-Sent Events: a `progress` event whenever the job moves (done/total, rate,
     ETA), ending with its final state."""
@@ -101,7 +101,7 @@ def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep) -> JobPubli
 
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
-def download_export(job_id: int, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
+def download_export(job_id: JobId, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
     with ws.engine.connect() as conn:
         job = engine.get_job(conn, job_id)
         if job.kind != "export":

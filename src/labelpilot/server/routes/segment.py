@@ -13,7 +13,7 @@ from labelpilot.annotations import Mask, mask_to_polygons
 from labelpilot.assist.click_box import click_box as find_box
 from labelpilot.errors import PromptError
 from labelpilot.models.base import Click, Prompt
-from labelpilot.server.deps import CurrentUser, DetectionsDep, SessionsDep, WorkspaceDep
+from labelpilot.server.deps import CurrentUser, DetectionsDep, ImageId, SessionsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     ClickBoxRequest,
     ClickBoxResult,
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/images", tags=["segment"])
 
 @router.post("/{image_id}/segment", response_model=SegmentResult,
              responses={422: {"description": "a prompt that cannot be answered"}})
-def segment(image_id: int, body: SegmentRequest, user: CurrentUser, ws: WorkspaceDep,
+def segment(image_id: ImageId, body: SegmentRequest, user: CurrentUser, ws: WorkspaceDep,
             sessions: SessionsDep) -> SegmentResult:
     """Clicks and/or a box (and the mask being corrected) -> 1-3 masks with their predicted
     quality, as polygons (holes kept; `tolerance` in pixels) or one RLE mask. Nothing is
@@ -63,7 +63,7 @@ def segment(image_id: int, body: SegmentRequest, user: CurrentUser, ws: Workspac
 
 
 @router.post("/{image_id}/segment/prepare", status_code=202)
-def prepare(image_id: int, user: CurrentUser, ws: WorkspaceDep, sessions: SessionsDep,
+def prepare(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep, sessions: SessionsDep,
             model: str | None = None) -> dict[str, str]:
     """Compute the image's embedding in the background (the UI calls this for the next
     images of its queue), so the first click on it is answered at once."""
@@ -75,7 +75,7 @@ def prepare(image_id: int, user: CurrentUser, ws: WorkspaceDep, sessions: Sessio
 
 @router.post("/{image_id}/click-box", response_model=ClickBoxResult,
              responses={422: {"description": "a prompt that cannot be answered"}})
-def click_box(image_id: int, body: ClickBoxRequest, user: CurrentUser, ws: WorkspaceDep,
+def click_box(image_id: ImageId, body: ClickBoxRequest, user: CurrentUser, ws: WorkspaceDep,
               sessions: SessionsDep, detections: DetectionsDep) -> ClickBoxResult:
     """One click on an object -> its box: the detector's best proposal holding the clicks
     (positive clicks inside, negative ones outside), else the bounding box of the

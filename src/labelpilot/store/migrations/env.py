@@ -12,11 +12,16 @@ from labelpilot.store.tables import Base
 config = context.config
 engine = config.attributes["engine"]
 
+def _pragma(connection, sql: str) -> None:  # type: ignore[no-untyped-def]
+    # On the driver's connection, outside any transaction (the pragma is a no-op inside
+    # one, and SQLAlchemy begins one before any statement it runs).
+    connection.connection.driver_connection.execute(sql)
+
+
 with engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # no-op inside a transaction
-        connection.commit()
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
     try:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=sqlite)
@@ -29,5 +34,5 @@ with engine.connect() as connection:
         connection.commit()
     finally:
         if sqlite:
-            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-            connection.commit()
+            connection.rollback()  # whatever is left open (nothing after a commit)
+            _pragma(connection, "PRAGMA foreign_keys=ON")
