@@ -119,6 +119,13 @@ class NotFoundError(LabelPilotError):
     http_status = 404
 
 
+class StateError(LabelPilotError):
+    """The request is well formed but the current state does not allow it (the last
+    active admin demoting itself)."""
+
+    http_status = 409
+
+
 class ConflictError(LabelPilotError):
     """A stale edit: someone changed the annotation since the client read it.
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from labelpilot.errors import AuthError, LabelPilotError
+from labelpilot.errors import AuthError, LabelPilotError, NotFoundError, StateError
 from labelpilot.store import users as rows
 from labelpilot.store.repo import as_utc, now
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 ROLES = ("annotator", "reviewer", "admin")
 TOKEN_LIFETIME = timedelta(hours=12)
-_USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+# starts with a letter or digit: no ".", ".." or "-x" names
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+MIN_PASSWORD = 8
 # Argon2id with its default cost; tests and benchmarks swap in cheap parameters.
 password_hasher = PasswordHasher()
 
@@ -50,13 +52,16 @@ def _info(row: object) -> UserInfo:
 def add_user(conn: Connection, *, username: str, password: str, role: str) -> UserInfo:
     if not _USERNAME_RE.match(username):
         raise LabelPilotError(f"username {username!r} is not allowed",
-                              hint="use 1-100 letters, digits and . _ @ -")
+                              hint="use 1-100 letters, digits and . _ @ -, starting with a "
+                                   "letter or digit")
     if role not in ROLES:
         raise LabelPilotError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    if len(password) < 8:
-        raise LabelPilotError("the password must have at least 8 characters")
-    if rows.by_name(conn, username) is not None:
-        raise LabelPilotError(f"user {username!r} already exists")
+    check_password(password)
+    taken = rows.name_taken(conn, username)
+    if taken is not None:
+        raise StateError(f"user {taken!r} already exists" + (
+            f" (names differing only in case are one name: {username!r})"
+            if taken != username else ""))
     rows.insert_user(conn, username=username, password_hash=password_hasher.hash(password),
                      role=role)
     return get_user(conn, username)
@@ -65,7 +70,7 @@ def add_user(conn: Connection, *, username: str, password: str, role: str) -> Us
 def get_user(conn: Connection, username: str) -> UserInfo:
     row = rows.by_name(conn, username)
     if row is None:
-        raise LabelPilotError(f"no user {username!r}")
+        raise NotFoundError(f"no user {username!r}")
     return _info(row)
 
 
@@ -88,15 +93,25 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
     if active is not None:
         values["active"] = active
     if password is not None:
-        if len(password) < 8:
-            raise LabelPilotError("the password must have at least 8 characters")
+        check_password(password)
         values["password_hash"] = password_hasher.hash(password)
+    stays_admin = values.get("role", user.role) == "admin" and values.get("active", user.active)
+    if user.role == "admin" and user.active and not stays_admin \
+            and rows.active_admins(conn) == [user.username]:
+        raise StateError(f"{username} is the last active admin: the workspace would have "
+                         "no one to manage it", hint="make another user admin first")
     if values:
         rows.update_user(conn, user.id, values)
         _cache.clear()
     if active is False or password is not None:
         revoke_all(conn, user.id)
     return get_user(conn, username)
+
+
+def check_password(password: str) -> None:
+    if len(password.strip()) < MIN_PASSWORD:
+        raise LabelPilotError(f"the password must have at least {MIN_PASSWORD} characters "
+                              "besides leading and trailing spaces")
 
 
 def authenticate(conn: Connection, username: str, password: str) -> UserInfo:
@@ -166,6 +181,10 @@ def revoke_token(conn: Connection, token: str) -> None:
 def revoke_all(conn: Connection, user_id: int) -> None:
     _cache.clear()
     rows.revoke_user_tokens(conn, user_id)
+
+
+def active_admins(conn: Connection) -> list[str]:
+    return rows.active_admins(conn)
 
 
 def new_password() -> str:

@@ -58,13 +58,13 @@ def test_users_admin_only(api: Api) -> None:
     assert api.post("annotator", "/api/users", json=body).status_code == 403
     r = api.post("admin", "/api/users", json=body)
     assert r.status_code == 201 and r.json()["role"] == "annotator"
-    assert api.post("admin", "/api/users", json=body).status_code == 400  # exists
+    assert api.post("admin", "/api/users", json=body).status_code == 409  # exists
     assert {u["username"] for u in api.get("admin", "/api/users").json()} >= {"ann2", "admin"}
     r = api.patch("admin", "/api/users/ann2", json={"active": False})
     assert r.status_code == 200 and r.json()["active"] is False
     r = api.client.post("/api/auth/token", data={"username": "ann2", "password": "password123"})
     assert r.status_code == 401
-    assert api.patch("admin", "/api/users/ghost", json={"active": False}).status_code == 400
+    assert api.patch("admin", "/api/users/ghost", json={"active": False}).status_code == 404
 
 
 def test_project(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""`users add|list`: the workspace's users and roles."""
+"""`users add|set|list`: the workspace's users and roles."""
 
 from __future__ import annotations
 
@@ -35,6 +35,37 @@ def users_add(
             user = users.add_user(conn, username=username, password=password, role=role.value)
         ws.close()
     out.print(f"Added {user.username} ({user.role})")
+
+
+@app.command("set")
+def users_set(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    username: Annotated[str, typer.Argument(help="The user to change.")],
+    role: Annotated[RoleOpt | None, typer.Option(help="A new role.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive",
+                                                help="Reactivate or deactivate.")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Set a new password (asked "
+                                           "for, or read from stdin with --password-stdin).")]
+    = False,
+    password_stdin: Annotated[bool, typer.Option(help="Read the new password from standard "
+                                                 "input.")] = False,
+) -> None:
+    """Change a user's role, reactivate or deactivate them, or set a new password. The
+    last active admin cannot be demoted or deactivated."""
+    from labelpilot import users
+
+    secret = None
+    if password_stdin:
+        secret = sys.stdin.readline().rstrip("\n")
+    elif password:
+        secret = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with user_errors():
+        ws = open_workspace(directory)
+        with ws.transaction() as conn:
+            user = users.update_user(conn, username, role=role.value if role else None,
+                                     active=active, password=secret)
+        ws.close()
+    out.print(f"{user.username}: {user.role}, {'active' if user.active else 'inactive'}")
 
 
 @app.command("list")

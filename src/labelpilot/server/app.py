@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from labelpilot import __version__
 from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
-from labelpilot.errors import ConflictError, LabelPilotError
+from labelpilot.errors import ConflictError, LabelPilotError, WorkspaceError
 from labelpilot.jobs.engine import JobRunner
 from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
@@ -185,11 +185,17 @@ def _collect_quietly(ws: Workspace) -> None:
 
 
 def ensure_admin(ws: Workspace) -> tuple[str, str] | None:
-    """On a workspace with no users, create `admin` with a one-time password and return it."""
+    """On a workspace with no users, create `admin` with a one-time password and return it.
+    A workspace whose users include no active admin is refused, with the command that
+    gives one back."""
     from labelpilot import users
 
-    with ws.engine.begin() as conn:
+    with ws.transaction() as conn:
         if users.count_users(conn):
+            if not users.active_admins(conn):
+                raise WorkspaceError(
+                    "this workspace has users but no active admin: nobody could manage it",
+                    hint=f"labelpilot users set {ws.root} NAME --role admin --active")
             return None
         password = users.new_password()
         users.add_user(conn, username="admin", password=password, role="admin")

@@ -18,6 +18,21 @@ def by_name(conn: Connection, username: str) -> Any | None:
     return conn.execute(select(users_t).where(users_t.c.username == username)).first()
 
 
+def name_taken(conn: Connection, username: str) -> str | None:
+    """The existing user name equal to `username` up to case, if any."""
+    return conn.execute(select(users_t.c.username).where(
+        func.lower(users_t.c.username) == username.lower())).scalar()
+
+
+def active_admins(conn: Connection) -> list[str]:
+    """The active admins' names; on PostgreSQL their rows stay locked until the caller's
+    transaction ends, so two admins demoting each other at once cannot both succeed."""
+    q = select(users_t.c.username).where(users_t.c.role == "admin", users_t.c.active.is_(True))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return list(conn.execute(q).scalars())
+
+
 def all_users(conn: Connection) -> list[Any]:
     return list(conn.execute(select(users_t).order_by(users_t.c.id)))
 
