@@ -107,6 +107,16 @@ class AuthError(LabelPilotError):
     http_status = 401
 
 
+class TooManyAttemptsError(AuthError):
+    """Sign-in refused for a while after repeated failures; `retry_after` in seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, hint=f"wait {retry_after} s before trying again")
+        self.retry_after = retry_after
+
+
 class ForbiddenError(LabelPilotError):
     """The user's role does not allow this."""
 

@@ -7,9 +7,12 @@ database keeps only their SHA-256, an expiry and a revocation time.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -17,7 +20,13 @@ from typing import TYPE_CHECKING
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from labelpilot.errors import AuthError, LabelPilotError, NotFoundError, StateError
+from labelpilot.errors import (
+    AuthError,
+    LabelPilotError,
+    NotFoundError,
+    StateError,
+    TooManyAttemptsError,
+)
 from labelpilot.store import users as rows
 from labelpilot.store.repo import as_utc, now
 
@@ -125,6 +134,43 @@ def authenticate(conn: Connection, username: str, password: str) -> UserInfo:
     except (VerificationError, InvalidHashError):
         raise AuthError("wrong username or password") from None
     return _info(row)
+
+
+class LoginThrottle:
+    """Failed sign-ins per user name and per client address: after `free` failures in a
+    row, each further attempt waits (`base_s`, doubling, at most `max_s`), and attempts
+    during the wait are refused without checking the password (no hashing spent on a
+    flood). A success clears the name's count and the address's. Kept per process."""
+
+    def __init__(self, *, free: int = 5, base_s: float = 1.0, max_s: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.free, self.base_s, self.max_s, self.clock = free, base_s, max_s, clock
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, blocked until)
+        self._lock = threading.Lock()
+
+    def check(self, *keys: str) -> None:
+        now = self.clock()
+        with self._lock:
+            wait = max((until - now for _, until in (self._failures.get(k, (0, 0.0))
+                                                     for k in keys)), default=0.0)
+        if wait > 0:
+            raise TooManyAttemptsError("too many failed sign-ins", retry_after=math.ceil(wait))
+
+    def failed(self, *keys: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 100_000:
+                self._failures.clear()
+            for k in keys:
+                n = self._failures.get(k, (0, 0.0))[0] + 1
+                delay = 0.0 if n < self.free else min(self.max_s,
+                                                      self.base_s * 2 ** (n - self.free))
+                self._failures[k] = (n, now + delay)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for k in keys:
+                self._failures.pop(k, None)
 
 
 def _digest(token: str) -> str:

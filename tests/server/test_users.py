@@ -4,13 +4,14 @@ refused, and the CLI can change roles and reactivate users (SQLite and PostgreSQ
 from __future__ import annotations
 
 import threading
+from typing import Literal
 
 import pytest
 from typer.testing import CliRunner
 
 from labelpilot import users
 from labelpilot.cli import app as cli
-from labelpilot.errors import LabelPilotError, NotFoundError, StateError, WorkspaceError
+from labelpilot.errors import LabelPilotError, NotFoundError, StateError, TooManyAttemptsError, WorkspaceError
 from labelpilot.server.app import ensure_admin
 from tests.server.conftest import Api
 
@@ -100,3 +101,58 @@ def test_serve_refuses_a_workspace_with_no_active_admin(make_workspace) -> None:
     with pytest.raises(WorkspaceError, match="no active admin") as e:
         ensure_admin(ws)
     assert isinstance(e.value, LabelPilotError) and "users set" in (e.value.hint or "")
+
+
+def test_the_throttle_makes_repeated_failures_wait() -> None:
+    now = [0.0]
+    t = users.LoginThrottle(free=3, base_s=2.0, max_s=5.0, clock=lambda: now[0])
+    for _ in range(2):
+        t.failed("user:x")
+        t.check("user:x")  # the first failures cost nothing
+    t.failed("user:x")
+    with pytest.raises(TooManyAttemptsError) as e:
+        t.check("user:x", "address:a")
+    assert e.value.retry_after == 2 and e.value.http_status == 429
+    t.check("user:y")  # another name is not held back
+    now[0] = 2.5
+    t.check("user:x")
+    t.failed("user:x")  # the fourth: 4 s
+    now[0] = 6.0
+    with pytest.raises(TooManyAttemptsError):
+        t.check("user:x")
+    t.failed("user:x")
+    t.failed("user:x")
+    now[0] = 30.0  # capped at max_s after the last failure at 6.0
+    t.check("user:x")
+    t.succeeded("user:x")
+    t.failed("user:x")
+    t.check("user:x")  # counting starts again after a success
+
+
+def test_a_sign_in_flood_gets_429_without_hashing(api: Api, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    now = [0.0]
+    api.client.app.state.login_throttle = users.LoginThrottle(clock=lambda: now[0])  # type: ignore[attr-defined]
+    from argon2 import PasswordHasher
+
+    hashed = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+            hashed.append(1)
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(users, "password_hasher",
+                        Counting(time_cost=1, memory_cost=8, parallelism=1))
+    wrong = {"username": "reviewer", "password": "not the password"}
+    codes = [api.client.post("/api/auth/token", data=wrong).status_code for _ in range(8)]
+    assert codes == [401] * 5 + [429] * 3 and len(hashed) == 5
+    r = api.client.post("/api/auth/token", data={"username": "reviewer",
+                                                 "password": "correct horse battery"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert "wait" in r.json()["hint"]
+    now[0] = 3600.0  # after the wait the right password works, and clears the count
+    r = api.client.post("/api/auth/token", data={"username": "reviewer",
+                                                 "password": "correct horse battery"})
+    assert r.status_code == 200
+    assert api.client.post("/api/auth/token", data=wrong).status_code == 401

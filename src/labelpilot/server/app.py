@@ -6,6 +6,7 @@ import contextlib
 import html
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from labelpilot import __version__
 from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
-from labelpilot.errors import ConflictError, LabelPilotError, WorkspaceError
+from labelpilot.errors import (
+    ConflictError,
+    LabelPilotError,
+    TooManyAttemptsError,
+    WorkspaceError,
+)
 from labelpilot.jobs.engine import JobRunner
 from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
 from labelpilot.settings import Settings
 from labelpilot.transfer import collect_garbage
+from labelpilot.users import LoginThrottle
 from labelpilot.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
@@ -55,6 +62,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         if run_jobs:
             runner.stop()
         app.state.sessions.close()
+        app.state.hash_pool.shutdown(wait=False)
 
     app = FastAPI(title="LabelPilot", version=__version__, lifespan=lifespan,
                   description="Smart labeling for computer vision: images, annotations, "
@@ -63,6 +71,8 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     app.state.settings = settings
     app.state.sessions = SessionPool(ws, max_disk_bytes=settings.embedding_cache_mb << 20)
     app.state.detections = DetectionCache()
+    app.state.login_throttle = LoginThrottle()
+    app.state.hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labelpilot-hash")
 
     @app.exception_handler(LabelPilotError)
     async def user_error(request: Request, e: LabelPilotError) -> JSONResponse:
@@ -74,6 +84,8 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
             body["current"] = (AnnotationPublic.of(e.current, e.image_id).model_dump(mode="json")
                                if e.current is not None else None)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(e, TooManyAttemptsError):
+            headers = {"Retry-After": str(e.retry_after)}
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

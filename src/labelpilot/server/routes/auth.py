@@ -1,29 +1,55 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from starlette.concurrency import run_in_threadpool
 
 from labelpilot import users
+from labelpilot.errors import AuthError
 from labelpilot.server.deps import COOKIE, CurrentUser, SettingsDep, TokenDep, WorkspaceDep
 from labelpilot.server.schemas import Token, UserPublic
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=Token)
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ws: WorkspaceDep,
-          settings: SettingsDep, response: Response) -> Token:
+@router.post("/token", response_model=Token,
+             responses={429: {"description": "too many failed sign-ins: wait Retry-After s"}})
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ws: WorkspaceDep,
+                settings: SettingsDep, request: Request, response: Response) -> Token:
     """OAuth2 password flow: a bearer token for username + password (also set as an
-    HttpOnly cookie that lets the browser load images)."""
-    with ws.transaction() as conn:
-        user = users.authenticate(conn, form.username, form.password)
-        token, expires = users.issue_token(conn, user, timedelta(hours=settings.token_hours))
+    HttpOnly cookie that lets the browser load images). Repeated failures for a name or
+    from an address make the next attempts wait (429 with Retry-After)."""
+    throttle: users.LoginThrottle = request.app.state.login_throttle
+    keys = (f"user:{form.username.lower()}",
+            f"address:{request.client.host if request.client else '-'}")
+    throttle.check(*keys)
+
+    def check_password() -> users.UserInfo:
+        with ws.engine.connect() as conn:
+            return users.authenticate(conn, form.username, form.password)
+
+    # Argon2 runs in a pool of its own: a flood of sign-ins cannot take the threads
+    # every other request needs.
+    try:
+        user = await asyncio.get_running_loop().run_in_executor(request.app.state.hash_pool,
+                                                                check_password)
+    except AuthError:
+        throttle.failed(*keys)
+        raise
+    throttle.succeeded(*keys)
+
+    def issue() -> tuple[str, object]:
+        with ws.transaction() as conn:
+            return users.issue_token(conn, user, timedelta(hours=settings.token_hours))
+
+    token, expires = await run_in_threadpool(issue)
     response.set_cookie(COOKIE, token, max_age=int(settings.token_hours * 3600), httponly=True,
                         samesite="strict", path="/api/")
-    return Token(access_token=token, expires_at=expires)
+    return Token(access_token=token, expires_at=expires)  # type: ignore[arg-type]
 
 
 @router.post("/revoke", status_code=204, response_class=Response)
