@@ -466,3 +466,38 @@ def test_a_failed_export_leaves_no_partial_folder(api: Api, monkeypatch: pytest.
     done = _finish(api, job["id"])
     assert done["status"] == "failed" and "No space left" in done["error"]
     assert not list((api.ws.root / "exports").glob("*"))
+
+
+def test_an_event_stream_ends_when_its_user_is_deactivated(make_workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from labelpilot.settings import Settings
+    from labelpilot.transfer import import_dataset
+    from tests.server.conftest import add_users
+    from tests.test_transfer import coco_dir
+
+    ws = make_workspace()
+    import_dataset(ws, coco_dir(tmp_path / "c", 8), format="coco")
+    add_users(ws)
+    with TestClient(create_app(ws, Settings(job_item_delay=0.5, job_workers=1))) as client:
+        tok = {u: client.post("/api/auth/token", data={"username": u, "password": PASSWORD}
+                              ).json()["access_token"] for u in ("reviewer", "admin")}
+        client.cookies.clear()
+        job = client.post("/api/exports", json={"format": "coco"},
+                          headers={"Authorization": f"Bearer {tok['reviewer']}"}).json()
+        events = []
+        with client.stream("GET", f"/api/jobs/{job['id']}/events",
+                           headers={"Authorization": f"Bearer {tok['reviewer']}"}) as s:
+            for line in s.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line)
+                    if len(events) == 1:  # the admin deactivates the follower meanwhile
+                        threading.Thread(target=client.patch, args=("/api/users/reviewer",),
+                                         kwargs={"json": {"active": False}, "headers": {
+                                             "Authorization": f"Bearer {tok['admin']}"}}).start()
+        status = client.get(f"/api/jobs/{job['id']}",
+                            headers={"Authorization": f"Bearer {tok['admin']}"}).json()["status"]
+        assert status in ("queued", "running")  # the stream ended before the job did

@@ -48,7 +48,7 @@ def jobs_run(
         ws = open_workspace(directory)
         with ws.engine.connect() as conn:
             ids = ([engine.get_job(conn, job_id).id] if job_id is not None
-                   else engine.unfinished_job_ids(conn))
+                   else engine.runnable_job_ids(conn))
         results = []
         for jid in ids:
             with ws.engine.connect() as conn:

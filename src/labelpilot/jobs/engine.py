@@ -3,13 +3,18 @@
 
 A job's work is split into items with string keys. A handler marks items finished in the
 same transaction as their effect (or after their effect is durable and idempotent), so a
-job killed half-way resumes where it stopped: the runner re-queues jobs found `running`
-at start-up and the handler skips finished items. Cancellation is a flag the handler
-checks between items.
+job killed half-way resumes where it stopped: a runner re-queues a `running` job whose
+owner is gone (its process no longer exists on this host, or its heartbeat is older than
+the lease) and the handler skips finished items. A job whose owner is alive is never
+taken over, so several servers can share one workspace. Cancellation is a flag the
+handler checks between items.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 import time
 import traceback
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 TERMINAL = ("done", "failed", "cancelled")
+HEARTBEAT_S = 5.0  # how often a running job says its runner is alive
+LEASE_S = 30.0  # a job whose heartbeat is older than this is taken over
 T = TypeVar("T")
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 Handlers = Mapping[str, Handler]
@@ -53,6 +60,8 @@ class JobInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def rate(self) -> float | None:
@@ -85,7 +94,8 @@ class JobInfo:
 def _info(r: Any) -> JobInfo:
     return JobInfo(r.id, r.kind, orjson.loads(r.params), r.status, r.total, r.done, r.error,
                    orjson.loads(r.result) if r.result else None, bool(r.cancel_requested),
-                   r.created_by, r.created_at, r.started_at, r.finished_at)
+                   r.created_by, r.created_at, r.started_at, r.finished_at, r.owner,
+                   r.heartbeat_at)
 
 
 def submit(conn: Connection, *, kind: str, params: dict[str, Any], user: str | None,
@@ -113,6 +123,44 @@ def unfinished_job_ids(conn: Connection, *, kinds: Iterable[str] | None = None,
                        exclude: int | None = None) -> list[int]:
     """Queued or running (or interrupted: still `running`) jobs, oldest first."""
     return rows.unfinished_ids(conn, kinds=kinds, exclude=exclude)
+
+
+def new_owner() -> str:
+    """This runner's name in the jobs table: host, process, and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_gone(owner: str | None, heartbeat_at: datetime | None, *,
+               lease_s: float = LEASE_S) -> bool:
+    """True when a running job's runner is gone: its process no longer exists (on this
+    host), or it has not beaten for `lease_s` (any host), or the job has no owner."""
+    if owner is None or heartbeat_at is None:
+        return True
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # another user's process: alive
+    beat = repo.as_utc(heartbeat_at)
+    assert beat is not None
+    return (repo.now() - beat).total_seconds() > lease_s
+
+
+def take_over_abandoned(conn: Connection, *, lease_s: float = LEASE_S) -> list[int]:
+    """Re-queue the running jobs whose runner is gone; returns their ids."""
+    return [job_id for job_id, owner, beat in rows.running_owners(conn)
+            if owner_gone(owner, beat, lease_s=lease_s) and rows.requeue(conn, job_id, owner)]
+
+
+def runnable_job_ids(conn: Connection, *, lease_s: float = LEASE_S) -> list[int]:
+    """Queued jobs, and running ones whose runner is gone, oldest first."""
+    gone = {job_id for job_id, owner, beat in rows.running_owners(conn)
+            if owner_gone(owner, beat, lease_s=lease_s)}
+    return [i for i in unfinished_job_ids(conn) if i in gone or get_job(conn, i).status == "queued"]
 
 
 def request_cancel(conn: Connection, job_id: int) -> JobInfo:
@@ -204,28 +252,64 @@ class JobContext:
         self.flush()
 
 
-def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: float = 0.0
-            ) -> JobInfo:
-    """Run (or resume) one job to its end in this thread with its kind's handler."""
+class _Heartbeat:
+    """Says, every `every_s` while a job runs, that its runner is alive."""
+
+    def __init__(self, ws: Workspace, job_id: int, owner: str, every_s: float) -> None:
+        self.ws, self.job_id, self.owner, self.every_s = ws, job_id, owner, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"labelpilot-heartbeat-{job_id}")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                with self.ws.transaction() as conn:
+                    rows.heartbeat(conn, self.job_id, self.owner)
+            except Exception:  # the database is away for a moment: beat again later
+                continue
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: float = 0.0,
+            owner: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> JobInfo:
+    """Run (or resume) one job to its end in this thread with its kind's handler, as
+    `owner` (a new name when None), beating its heartbeat meanwhile. A job another live
+    runner is running is refused."""
+    owner = owner or new_owner()
     with ws.transaction() as conn:
         job = get_job(conn, job_id)
-        rows.set_job(conn, job_id, status="running", started_at=repo.now(), error=None)
+        if job.status == "running" and job.owner != owner \
+                and not owner_gone(job.owner, job.heartbeat_at):
+            raise LabelPilotError(f"job {job_id} is running on {job.owner}",
+                                  hint="wait for it, or cancel it")
+        when = repo.now()
+        rows.set_job(conn, job_id, status="running", started_at=when, error=None, owner=owner,
+                     heartbeat_at=when)
         job = get_job(conn, job_id)
     ctx = JobContext(ws, job, item_delay_s=item_delay_s)
-    try:
-        handler = handlers.get(job.kind)
-        if handler is None:
-            raise LabelPilotError(f"this version cannot run jobs of kind {job.kind!r}")
-        result = handler(ctx)
-        ctx.flush()
-        status, error = "done", None
-    except Cancelled:
-        status, error, result = "cancelled", None, None
-    except LabelPilotError as e:
-        status, error, result = "failed", str(e), None
-    except Exception as e:
-        status, error, result = "failed", f"{type(e).__name__}: {e}", None
-        traceback.print_exc()
+    with _Heartbeat(ws, job_id, owner, heartbeat_s):
+        try:
+            handler = handlers.get(job.kind)
+            if handler is None:
+                raise LabelPilotError(f"this version cannot run jobs of kind {job.kind!r}")
+            result = handler(ctx)
+            ctx.flush()
+            status, error = "done", None
+        except Cancelled:
+            status, error, result = "cancelled", None, None
+        except LabelPilotError as e:
+            status, error, result = "failed", str(e), None
+        except Exception as e:
+            status, error, result = "failed", f"{type(e).__name__}: {e}", None
+            traceback.print_exc()
     with ws.transaction() as conn:
         rows.set_job(conn, job_id, status=status, error=error, finished_at=repo.now(),
                      done=ctx.done,
@@ -234,22 +318,31 @@ def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: flo
 
 
 class JobRunner:
-    """A small pool of worker threads in the server process that runs queued jobs."""
+    """A small pool of worker threads in the server process that runs queued jobs. Idle,
+    it looks for work every `poll_s` (at once after `wake`), and every `lease_s / 2` for
+    jobs whose runner is gone, which it takes over."""
 
     def __init__(self, ws: Workspace, handlers: Handlers, *, workers: int = 2,
-                 poll_s: float = 0.2, item_delay_s: float = 0.0) -> None:
+                 poll_s: float = 1.0, item_delay_s: float = 0.0, lease_s: float = LEASE_S,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
         self.ws = ws
         self.handlers = handlers
         self.workers = workers
         self.poll_s = poll_s
         self.item_delay_s = item_delay_s
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s
+        self.owner = new_owner()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._next_takeover = 0.0
+        self._takeover_lock = threading.Lock()
 
     def start(self) -> None:
-        # Jobs that were running when the last server died continue where they stopped.
-        with self.ws.transaction() as conn:
-            rows.requeue_running(conn)
+        # Jobs whose runner died (this server's last run, or another server) go on where
+        # they stopped; jobs another live server runs are left to it.
+        self._take_over()
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, name=f"labelpilot-job-{i}", daemon=True)
             t.start()
@@ -257,12 +350,26 @@ class JobRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for t in self._threads:
             t.join(timeout=5)
 
+    def wake(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def _take_over(self) -> None:
+        with self._takeover_lock:
+            if time.monotonic() < self._next_takeover:
+                return
+            self._next_takeover = time.monotonic() + self.lease_s / 2
+            with self.ws.transaction() as conn:
+                take_over_abandoned(conn, lease_s=self.lease_s)
+
     def _claim(self) -> int | None:
+        self._take_over()
         with self.ws.transaction() as conn:
-            return rows.claim_queued(conn)
+            return rows.claim_queued(conn, self.owner)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -271,9 +378,14 @@ class JobRunner:
             except Exception:
                 job_id = None
             if job_id is None:
-                self._stop.wait(self.poll_s)
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
                 continue
-            run_job(self.ws, job_id, self.handlers, item_delay_s=self.item_delay_s)
+            try:
+                run_job(self.ws, job_id, self.handlers, item_delay_s=self.item_delay_s,
+                        owner=self.owner, heartbeat_s=self.heartbeat_s)
+            except Exception:  # the database went away mid-job: the job is taken over later
+                traceback.print_exc()
 
 
 def keys(values: Iterable[object]) -> list[str]:

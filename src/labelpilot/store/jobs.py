@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -57,18 +58,36 @@ def add_items(conn: Connection, job_id: int, keys: list[str]) -> None:
         conn.execute(insert(items_t), [{"job_id": job_id, "key": k} for k in keys])
 
 
-def requeue_running(conn: Connection) -> None:
-    """Jobs left `running` by a server that died go back to the queue."""
-    conn.execute(update(jobs_t).where(jobs_t.c.status == "running").values(status="queued"))
+def running_owners(conn: Connection) -> list[tuple[int, str | None, datetime | None]]:
+    """(id, owner, heartbeat_at) of every running job."""
+    return [(int(i), o, hb) for i, o, hb in conn.execute(
+        select(jobs_t.c.id, jobs_t.c.owner, jobs_t.c.heartbeat_at)
+        .where(jobs_t.c.status == "running"))]
 
 
-def claim_queued(conn: Connection) -> int | None:
-    """Mark the oldest queued job running and return its id; None when there is none or
-    another worker took it first."""
+def requeue(conn: Connection, job_id: int, owner: str | None) -> bool:
+    """Put a running job back in the queue if `owner` still holds it (no one else took it
+    over meanwhile)."""
+    same = jobs_t.c.owner.is_(None) if owner is None else jobs_t.c.owner == owner
+    return bool(conn.execute(update(jobs_t).where(
+        jobs_t.c.id == job_id, jobs_t.c.status == "running", same)
+        .values(status="queued", owner=None)).rowcount)
+
+
+def heartbeat(conn: Connection, job_id: int, owner: str) -> None:
+    conn.execute(update(jobs_t).where(jobs_t.c.id == job_id, jobs_t.c.owner == owner)
+                 .values(heartbeat_at=now()))
+
+
+def claim_queued(conn: Connection, owner: str) -> int | None:
+    """Mark the oldest queued job running, owned by `owner`, and return its id; None when
+    there is none or another worker took it first."""
     job_id = conn.execute(select(jobs_t.c.id).where(jobs_t.c.status == "queued")
                           .order_by(jobs_t.c.id).limit(1)).scalar()
     if job_id is None:
         return None
+    when = now()
     got = conn.execute(update(jobs_t).where(jobs_t.c.id == job_id, jobs_t.c.status == "queued")
-                       .values(status="running", started_at=now())).rowcount
+                       .values(status="running", started_at=when, owner=owner,
+                               heartbeat_at=when)).rowcount
     return int(job_id) if got else None

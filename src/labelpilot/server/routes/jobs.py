@@ -6,13 +6,23 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from labelpilot.errors import LabelPilotError, NotFoundError
+from labelpilot.errors import AuthError, LabelPilotError, NotFoundError
 from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.train import ensure_no_other_training, plan_training
-from labelpilot.server.deps import Admin, CurrentUser, JobId, Reviewer, WorkspaceDep
+from labelpilot.server.deps import (
+    Admin,
+    CurrentUser,
+    JobId,
+    Reviewer,
+    TokenDep,
+    WakeRunner,
+    WorkspaceDep,
+    current_user,
+)
 from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic, TrainCreate
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -42,18 +52,30 @@ def cancel_job(job_id: JobId, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep,
+async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep, token: TokenDep,
                      request: Request) -> StreamingResponse:
     """Server-Sent Events: a `progress` event whenever the job moves (done/total, rate,
-    ETA), ending with its final state."""
-    with ws.engine.connect() as conn:
-        engine.get_job(conn, job_id)
+    ETA), ending with its final state. The stream also ends when the user's token stops
+    being valid (signed out, deactivated)."""
+    def read() -> engine.JobInfo | None:
+        """The job now, or None when the user may no longer follow it (read off the
+        event loop: the database is not asynchronous)."""
+        try:
+            current_user(ws, token, request)
+        except AuthError:
+            return None
+        with ws.engine.connect() as conn:
+            return engine.get_job(conn, job_id)
+
+    if await run_in_threadpool(read) is None:
+        raise AuthError("not signed in")
 
     async def stream() -> AsyncIterator[str]:
         last = None
         while True:
-            with ws.engine.connect() as conn:
-                job = engine.get_job(conn, job_id)
+            job = await run_in_threadpool(read)
+            if job is None:
+                return
             state = (job.status, job.done, job.total)
             if state != last:
                 last = state
@@ -61,23 +83,27 @@ async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep,
                 yield f"event: progress\ndata: {payload}\n\n"
             if job.status in engine.TERMINAL or await request.is_disconnected():
                 return
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/exports", response_model=JobPublic, status_code=202, tags=["exports"])
-def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep,
+                 wake: WakeRunner) -> JobPublic:
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
     with ws.transaction() as conn:
         get_format(body.format)
-        return _public(kinds.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
-                                   user=user.username))
+        job = kinds.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
+                           user=user.username)
+    wake()
+    return _public(job)
 
 
 @router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep,
+                    wake: WakeRunner) -> JobPublic:
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
@@ -85,18 +111,23 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep) -> 
                                   min_score=body.min_score, mapping=body.map,
                                   unmapped=body.unmapped)
     with ws.transaction() as conn:
-        return _public(kinds.submit(conn, kind=kind, params=params, user=user.username))
+        job = kinds.submit(conn, kind=kind, params=params, user=user.username)
+    wake()
+    return _public(job)
 
 
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep) -> JobPublic:
+def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep,
+                   wake: WakeRunner) -> JobPublic:
     """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
     kind, params = plan_training(task=body.task, init=body.init, epochs=body.epochs,
                                  minutes=body.minutes, name=body.name)
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
-        return _public(kinds.submit(conn, kind=kind, params=params, user=user.username))
+        job = kinds.submit(conn, kind=kind, params=params, user=user.username)
+    wake()
+    return _public(job)
 
 
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
