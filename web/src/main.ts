@@ -122,7 +122,7 @@ async function imagesView(): Promise<void> {
         if (!img) continue;
         const cell = el("a", { class: `cell ${img.review_state}`, href: `#/label/${img.id}`,
           style: `top:${r * CELL}px;left:${c * CELL}px` },
-          el("img", { src: `/api/images/${img.id}/thumbnail?size=160`, loading: "lazy", alt: "" }),
+          el("img", { src: `/api/images/${img.id}/thumbnail?size=256`, loading: "lazy", alt: "" }),
           el("span", {}, img.file_name));
         cells.push(cell);
       }

@@ -35,6 +35,7 @@ from labelpilot.jobs.engine import JobRunner
 from labelpilot.jobs.kinds import HANDLERS
 from labelpilot.server.schemas import AnnotationPublic
 from labelpilot.settings import Settings
+from labelpilot.thumbnails import Thumbnails
 from labelpilot.transfer import collect_garbage
 from labelpilot.users import LoginThrottle
 from labelpilot.workspace import Workspace
@@ -73,6 +74,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     app.state.sessions = SessionPool(ws, max_disk_bytes=settings.embedding_cache_mb << 20)
     app.state.detections = DetectionCache()
     app.state.login_throttle = LoginThrottle()
+    app.state.thumbnails = Thumbnails(ws.root / "thumbs", ws.blobs)
     app.state.hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labelpilot-hash")
 
     @app.exception_handler(LabelPilotError)

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -130,27 +129,15 @@ def image_file(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> FileRe
 
 @router.get("/{image_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def thumbnail(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
+def thumbnail(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep, request: Request,
               size: Annotated[int, Query(ge=16, le=1024)] = 256) -> Response:
-    """A JPEG no larger than `size` on its long side (cached in the workspace)."""
+    """A JPEG of one of the cached sizes (128, 256, 512, 1024: the next one up from
+    `size`) on its long side."""
     with ws.engine.connect() as conn:
-        from PIL import Image
-
         row = review.get_image(conn, image_id)
-        cache = ws.root / "thumbs" / f"{row.sha256}_{size}.jpg"
-        if not cache.exists():
-            with Image.open(ws.blobs.path(row.sha256, row.suffix)) as im:
-                im.draft("RGB", (size, size))
-                small = im.convert("RGB")
-                small.thumbnail((size, size))
-                buf = io.BytesIO()
-                small.save(buf, format="JPEG", quality=85)
-            cache.parent.mkdir(exist_ok=True)
-            tmp = cache.with_suffix(".part")
-            tmp.write_bytes(buf.getvalue())
-            tmp.replace(cache)
-        return Response(cache.read_bytes(), media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    data = request.app.state.thumbnails.get(row, size)
+    return Response(data, media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.get("/{image_id}/annotations", response_model=AnnotationsPublic)
