@@ -103,7 +103,7 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("labelstudio", lambda t: _w(t / "p.json", json.dumps([{"data": {"image": "a.png"}, "annotations": [
         {"result": [{"id": "1", "type": "brushlabels", "original_width": 4, "original_height": 4,
                      "value": {"format": "rle", "rle": [0, 0, 0, 8, 224, 0, 0], "brushlabels": ["a"]}}]}]}])),
-     r"p\.json, at \[0\]\.annotations\[0\]\.result: Label Studio RLE"),
+     r"p\.json, at \[0\]\.annotations\[0\]\.result: Label Studio (brush )?RLE"),
     ("cvat", lambda t: _w(t / "annotations.xml", "<root/>"),
      r"annotations\.xml: the root element is <root>"),
     ("cvat", lambda t: _w(t / "annotations.xml", '<annotations><image id="0" name="a.png"/></annotations>'),

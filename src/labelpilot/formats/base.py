@@ -16,7 +16,7 @@ from defusedxml import ElementTree as SafeET
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import FormatError, UnsafePathError, ValidationError
-from labelpilot.imageio import IMAGE_SUFFIXES
+from labelpilot.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
 
 @dataclass(slots=True)
@@ -127,6 +127,32 @@ def expect(cond: bool, message: str, *, path: Path, where: str | None = None,
            line: int | None = None) -> None:
     if not cond:
         raise FormatError(message, path=path, where=where, line=line)
+
+
+def expect_size(width: Any, height: Any, *, path: Path, where: str | None = None) -> None:
+    """A size a label file states: whole and positive, and within the pixel limit, checked
+    before anything of that size (a mask) is made."""
+    expect(isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0,
+           "the image size must be positive integers", path=path, where=where)
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise FormatError(f"states an image of {width}x{height} = {width * height:,} pixels, "
+                          f"over the limit of {DEFAULT_MAX_PIXELS:,}", path=path, where=where)
+
+
+def open_mask_image(data: bytes | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
+    """A mask image opened (PIL, not yet decoded) once its header's size is within
+    `max_pixels`: a small file can declare a huge image."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise ValidationError(f"the mask image is {w}x{h} = {w * h:,} pixels, over the limit "
+                              f"of {max_pixels:,}")
+    return im
 
 
 class ImageLocator:

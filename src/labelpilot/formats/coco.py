@@ -20,6 +20,7 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     expect,
+    expect_size,
     read_json,
     write_json,
 )
@@ -67,6 +68,7 @@ class Coco:
             expect(isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0,
                    "'width' and 'height' must be positive integers", path=path, where=where)
             found = locator.find(im["file_name"], label_file=path)
+            expect_size(w, h, path=path, where=where)
             items[im["id"]] = DatasetItem(name=im["file_name"], path=found, width=w, height=h)
         next_group = 1
         for i, a in enumerate(anns):

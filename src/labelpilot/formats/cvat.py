@@ -23,6 +23,7 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     default_roots,
+    expect_size,
     parse_xml,
 )
 from labelpilot.geometry import rle
@@ -70,6 +71,7 @@ class Cvat:
                                   where=where) from None
             if not name:
                 raise FormatError("<image> has no name", path=path, where=where)
+            expect_size(w, h, path=path, where=where)
             found = locator.find(name, label_file=path)
             item = DatasetItem(name=name, path=found, width=w,
                                height=h, split=_SPLIT.get((im.get("subset") or "").lower()))

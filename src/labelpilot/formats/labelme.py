@@ -25,7 +25,9 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     expect,
+    expect_size,
     list_files,
+    open_mask_image,
     read_json,
     write_json,
 )
@@ -65,6 +67,8 @@ class LabelMe:
             rel = (found.parent.relative_to(locator.roots[0]) / found.name).as_posix() \
                 if found is not None and found.is_relative_to(locator.roots[0]) else name
             w, h = doc.get("imageWidth"), doc.get("imageHeight")
+            if isinstance(w, int) and isinstance(h, int):
+                expect_size(w, h, path=f, where="imageWidth/imageHeight")
             item = DatasetItem(name=rel, path=found, data=None if found else data,
                                width=w if isinstance(w, int) else None,
                                height=h if isinstance(h, int) else None)
@@ -135,11 +139,13 @@ def _annotation(s: dict[str, Any], item: DatasetItem) -> Annotation | None:
 
 
 def _mask(s: dict[str, Any], item: DatasetItem) -> Mask:
-    from PIL import Image
 
     if item.width is None or item.height is None:
         raise ValidationError("a mask shape needs imageWidth and imageHeight")
-    crop = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["mask"]))).convert("L")) > 0
+    # the crop covers the shape's box: never more pixels than its image
+    with open_mask_image(base64.b64decode(s["mask"]),
+                         max_pixels=item.width * item.height) as im:
+        crop = np.asarray(im.convert("L")) > 0
     (x1, y1), _ = s["points"]
     full = np.zeros((item.height, item.width), dtype=np.uint8)
     x1, y1 = round(x1), round(y1)

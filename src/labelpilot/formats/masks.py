@@ -20,11 +20,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from labelpilot.annotations import Annotation, Mask
-from labelpilot.errors import FormatError
-from labelpilot.formats.base import Dataset, DatasetItem, copy_image, list_files, read_text_lines
+from labelpilot.errors import FormatError, ValidationError
+from labelpilot.formats.base import (
+    Dataset,
+    DatasetItem,
+    copy_image,
+    list_files,
+    open_mask_image,
+    read_text_lines,
+)
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 IGNORE_LABEL = "ignore"
@@ -34,7 +40,7 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 def read_mask(path: Path) -> np.ndarray:
     """A mask file as a 2-D integer array (palette PNGs by index)."""
     try:
-        with Image.open(path) as im:
+        with open_mask_image(path) as im:
             im.load()
             if im.mode in ("P", "L", "I", "I;16", "1"):
                 arr = np.array(im)
@@ -46,6 +52,8 @@ def read_mask(path: Path) -> np.ndarray:
                     codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
                     _, arr = np.unique(codes, return_inverse=True)
                     arr = arr.reshape(codes.shape)
+    except ValidationError as e:
+        raise FormatError(e.message, path=path) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise FormatError(f"not a readable mask image ({e})", path=path) from None
     return arr.astype(np.int64)

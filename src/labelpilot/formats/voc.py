@@ -18,6 +18,7 @@ from labelpilot.formats.base import (
     ImageLocator,
     copy_image,
     default_roots,
+    expect_size,
     parse_xml,
 )
 
@@ -49,6 +50,8 @@ class Voc:
             fname = root.findtext("filename") or f"{xml.stem}.jpg"
             w = _int(root.findtext("size/width"), xml, "size/width")
             h = _int(root.findtext("size/height"), xml, "size/height")
+            if w and h:
+                expect_size(w, h, path=xml, where="size")
             found = locator.find(fname, label_file=xml)
             item = DatasetItem(name=fname, path=found,
                                width=w or None, height=h or None, split=splits.get(xml.stem))

@@ -31,12 +31,26 @@ _SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "va
                "test": "test"}
 
 
+MAX_YAML_BYTES = 1 << 20
+
+
 def _read_yaml(source: Path) -> tuple[Path, dict[str, Any]]:
     for name in ("data.yaml", "data.yml", "dataset.yaml"):
         p = source / name
         if p.is_file():
+            if p.stat().st_size > MAX_YAML_BYTES:
+                raise FormatError(f"over {MAX_YAML_BYTES:,} bytes: not a dataset description",
+                                  path=p)
+            text = p.read_text(encoding="utf-8")
             try:
-                doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+                # Aliases (&a / *a) can make a few hundred bytes expand into billions of
+                # values (a "billion laughs" file): a dataset description needs none.
+                for event in yaml.parse(text, Loader=yaml.SafeLoader):
+                    if isinstance(event, yaml.AliasEvent):
+                        mark = event.start_mark
+                        raise FormatError("YAML aliases (*name) are not allowed here", path=p,
+                                          line=mark.line + 1 if mark is not None else None)
+                doc = yaml.safe_load(text)
             except yaml.YAMLError as e:
                 raise FormatError(f"not valid YAML ({e})", path=p) from None
             if not isinstance(doc, dict):
@@ -50,11 +64,16 @@ def _names(doc: dict[str, Any], path: Path) -> list[str]:
     names = doc.get("names")
     if isinstance(names, dict):
         try:
-            return [str(names[k]) for k in sorted(names, key=int)]
+            values = [names[k] for k in sorted(names, key=int)]
+            if not all(isinstance(n, str | int | float) for n in values):
+                raise TypeError("not a class name")
+            return [str(n) for n in values]
         except (TypeError, ValueError):
-            raise FormatError("'names' keys must be class indices", path=path,
+            raise FormatError("'names' must map class indices to class names", path=path,
                               where="names") from None
     if isinstance(names, list):
+        if not all(isinstance(n, str | int | float) for n in names):
+            raise FormatError("'names' must be a list of class names", path=path, where="names")
         return [str(n) for n in names]
     raise FormatError("'names' must be a list or an index -> name mapping", path=path,
                       where="names")

@@ -144,6 +144,10 @@ def from_polygons(polygons: Sequence[Sequence[tuple[float, float]]], height: int
     return mask
 
 
+# Masks decoded from label files are never larger than this (the default image pixel limit).
+MAX_MASK_PIXELS = 100_000_000
+
+
 # --- Label Studio brush RLE (rle-pack bit stream) -----------------------------------
 
 
@@ -162,14 +166,18 @@ class _BitReader:
         return v
 
 
-def ls_decode(rle: Sequence[int]) -> np.ndarray:
-    """Decode Label Studio's `rle` list (bytes) into the flat array it packs."""
+def ls_decode(rle: Sequence[int], expected: int | None = None) -> np.ndarray:
+    """Decode Label Studio's `rle` list (bytes) into the flat array it packs; with
+    `expected`, a stream declaring another length is refused before anything is made."""
     try:
         data = bytes(int(b) for b in rle)
     except (TypeError, ValueError):
         raise ValidationError("Label Studio RLE must be a list of byte values 0-255") from None
     r = _BitReader(data)
     num = r.read(32)
+    if expected is not None and num != expected:
+        raise ValidationError(f"Label Studio brush RLE holds {num} values but its image needs "
+                              f"{expected}")
     word = r.read(5) + 1
     sizes = [r.read(4) + 1 for _ in range(4)]
     out = np.zeros(num, dtype=np.uint8 if word <= 8 else np.uint32)
@@ -215,7 +223,10 @@ def ls_encode(flat: np.ndarray) -> list[int]:
 
 def ls_mask_decode(rle: Sequence[int], height: int, width: int) -> np.ndarray:
     """Label Studio brush RLE to an HxW 0/1 mask (alpha channel of the RGBA image)."""
-    flat = ls_decode(rle)
+    if height * width > MAX_MASK_PIXELS:
+        raise ValidationError(f"a {width}x{height} brush mask is over the limit of "
+                              f"{MAX_MASK_PIXELS:,} pixels")
+    flat = ls_decode(rle, height * width * 4)
     if flat.size != height * width * 4:
         raise ValidationError(
             f"Label Studio brush RLE holds {flat.size} values but a {width}x{height} RGBA "
