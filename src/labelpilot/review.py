@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
-from labelpilot.errors import ConflictError, ForbiddenError, LabelPilotError, NotFoundError
+from labelpilot.errors import ConflictError, LabelPilotError, NotFoundError
 from labelpilot.store import annotations as annotation_rows
 from labelpilot.store import audit, repo
 from labelpilot.store import images as image_rows
@@ -77,16 +77,15 @@ def claim_next(conn: Connection, *, user: UserInfo, lease: timedelta = CLAIM_LEA
 
 def release(conn: Connection, *, image_id: int, user: UserInfo) -> None:
     row = get_image(conn, image_id)
-    if row.claimed_by not in (None, user.username) and not user.can("reviewer"):
-        raise ForbiddenError(f"image {image_id} is claimed by {row.claimed_by}")
+    if row.claimed_by not in (None, user.username):
+        user.require("release_claim")
     image_rows.set_image(conn, image_id, claimed_by=None, claim_expires_at=None)
 
 
 def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserInfo) -> Any:
     if state not in REVIEW_STATES:
         raise LabelPilotError(f"review_state must be one of {', '.join(REVIEW_STATES)}")
-    if state == "done" and not user.can("reviewer"):
-        raise ForbiddenError("only reviewers and admins can mark an image done")
+    user.require("set_review_state")
     get_image(conn, image_id)
     values: dict[str, Any] = {"review_state": state}
     if state == "done":
@@ -95,9 +94,10 @@ def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserI
     return get_image(conn, image_id)
 
 
-def set_split(conn: Connection, *, image_id: int, split: str | None) -> Any:
+def set_split(conn: Connection, *, image_id: int, split: str | None, user: UserInfo) -> Any:
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)} or null")
+    user.require("set_split")
     get_image(conn, image_id)
     image_rows.set_image(conn, image_id, split=split)
     return get_image(conn, image_id)
@@ -133,13 +133,27 @@ def _dump(a: Annotation | None) -> str | None:
                          "version": a.version}).decode()
 
 
+def _may_change(conn: Connection, user: UserInfo, img: Any, *, before: Annotation | None,
+                label: str | None) -> None:
+    """The role matrix for a change to an annotation of image `img`: `before` is the
+    annotation as it is (None for a new one), `label` the label it gets (None: unchanged)."""
+    user.require("annotate")
+    if img.review_state == "done":
+        user.require("edit_done_image")
+    if before is not None and before.status in ("accepted", "rejected"):
+        user.require("edit_reviewed")
+    if label is not None and label not in repo.label_ids(conn):
+        user.require("add_label_class")
+
+
 def create_annotation(conn: Connection, *, image_id: int, annotation: Annotation,
                       user: UserInfo) -> Annotation:
     """Add a person's annotation (status `accepted` from a reviewer, else `edited`)."""
     img = get_image(conn, image_id)
+    _may_change(conn, user, img, before=None, label=annotation.label)
     shape, _ = annotation.shape.clip(img.width, img.height)
     annotation.shape = shape
-    if annotation.status in ("accepted", "rejected") and not user.can("reviewer"):
+    if annotation.status in ("accepted", "rejected") and not user.may("review"):
         annotation.status = "edited"
     new_id = annotation_rows.insert_one(conn, image_id=image_id, annotation=annotation,
                                         username=user.username, when=repo.now())
@@ -164,8 +178,10 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
     if status is not None:
         if status not in STATUSES:
             raise LabelPilotError(f"status must be one of {', '.join(STATUSES)}")
-        if status in ("accepted", "rejected") and not user.can("reviewer"):
-            raise ForbiddenError("only reviewers and admins can accept or reject")
+        if status in ("accepted", "rejected"):
+            user.require("review")
+    _may_change(conn, user, get_image(conn, image_id), before=before,
+                label=changes.get("label"))
     edited = any(k in changes for k in _EDIT_FIELDS)
     after = Annotation(
         label=changes.get("label", before.label), shape=changes.get("shape", before.shape),
@@ -196,6 +212,7 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
 def delete_annotation(conn: Connection, *, annotation_id: int, version: int,
                       user: UserInfo) -> None:
     image_id, before = get_annotation(conn, annotation_id)
+    _may_change(conn, user, get_image(conn, image_id), before=before, label=None)
     if not annotation_rows.delete_versioned(conn, annotation_id=annotation_id, version=version):
         raise ConflictError(
             f"annotation {annotation_id} is at version {before.version}, not {version}",
@@ -210,8 +227,7 @@ def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserI
     """Accept or reject many annotations of one image (all, or the given ids)."""
     if status not in ("accepted", "rejected"):
         raise LabelPilotError("bulk status must be accepted or rejected")
-    if not user.can("reviewer"):
-        raise ForbiddenError("only reviewers and admins can accept or reject")
+    user.require("review")
     get_image(conn, image_id)
     changed = annotation_rows.ids_to_set(conn, image_id=image_id, status=status,
                                          ids=annotation_ids, only_status=only_status)

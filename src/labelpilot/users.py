@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from labelpilot.errors import (
     AuthError,
+    ForbiddenError,
     LabelPilotError,
     NotFoundError,
     StateError,
@@ -42,6 +43,26 @@ MIN_PASSWORD = 8
 password_hasher = PasswordHasher()
 
 
+# The role matrix: what each action needs at least (annotator < reviewer < admin). Every
+# check on the API and in the services reads this table; the README prints it.
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    "annotate": ("annotator", "draw, change and delete proposals and edits on images not done"),
+    "edit_reviewed": ("reviewer", "change, re-open or delete an accepted or rejected annotation"),
+    "edit_done_image": ("reviewer", "change the annotations of an image marked done"),
+    "review": ("reviewer", "accept or reject annotations"),
+    "set_review_state": ("reviewer", "set an image's review state (mark done, re-open)"),
+    "set_split": ("reviewer", "put images in the train, val or test split"),
+    "add_label_class": ("reviewer", "use a label class the project does not have yet"),
+    "release_claim": ("reviewer", "release another user's claim on an image"),
+    "prelabel": ("reviewer", "pre-label images with a model"),
+    "export": ("reviewer", "export the labels and download them"),
+    "cancel_job": ("reviewer", "cancel a job"),
+    "train": ("admin", "train a model"),
+    "edit_project": ("admin", "rename the project and add label classes"),
+    "manage_users": ("admin", "add users, change their roles, deactivate them"),
+}
+
+
 @dataclass(frozen=True)
 class UserInfo:
     id: int
@@ -52,6 +73,21 @@ class UserInfo:
     def can(self, role: str) -> bool:
         """True if this user's role is `role` or above (annotator < reviewer < admin)."""
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    def may(self, action: str) -> bool:
+        """True if the role matrix lets this user do `action`."""
+        return self.can(PERMISSIONS[action][0])
+
+    def require(self, action: str) -> None:
+        """ForbiddenError, saying what and which role, unless this user may do `action`."""
+        role, what = PERMISSIONS[action]
+        if not self.can(role):
+            raise ForbiddenError(f"{self.username} is {_article(self.role)} and may not {what}: "
+                                 f"that needs the {role} role")
+
+
+def _article(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
 
 
 def _info(row: object) -> UserInfo:

@@ -118,7 +118,10 @@ def test_annotation_crud_and_roles(api: Api) -> None:
                   json={"version": 2, "status": "accepted"})
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert api.get("annotator", f"/api/annotations/{a['id']}").json()["version"] == 3
+    # once accepted, it is the reviewers' to change or delete
     assert api.delete("annotator", f"/api/annotations/{a['id']}",
+                      params={"version": 3}).status_code == 403
+    assert api.delete("reviewer", f"/api/annotations/{a['id']}",
                       params={"version": 3}).status_code == 204
     assert api.get("annotator", f"/api/annotations/{a['id']}").status_code == 404
 

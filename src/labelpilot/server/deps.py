@@ -18,7 +18,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
-from labelpilot.errors import AuthError, ForbiddenError
+from labelpilot.errors import AuthError
 from labelpilot.settings import Settings
 from labelpilot.users import UserInfo, user_for_token
 from labelpilot.workspace import Workspace
@@ -68,16 +68,21 @@ def current_user(ws: WorkspaceDep, token: TokenDep, request: Request) -> UserInf
 CurrentUser = Annotated[UserInfo, Depends(current_user)]
 
 
-def require(role: str) -> Callable[[UserInfo], UserInfo]:
+def may(action: str) -> Callable[[UserInfo], UserInfo]:
+    """A dependency: the signed-in user, if the role matrix (`users.PERMISSIONS`) lets them
+    do `action`; else 403 saying what and which role."""
     def check(user: CurrentUser) -> UserInfo:
-        if not user.can(role):
-            raise ForbiddenError(f"this needs the {role} role; {user.username} is {user.role}")
+        user.require(action)
         return user
     return check
 
 
-Reviewer = Annotated[UserInfo, Depends(require("reviewer"))]
-Admin = Annotated[UserInfo, Depends(require("admin"))]
+CanPrelabel = Annotated[UserInfo, Depends(may("prelabel"))]
+CanExport = Annotated[UserInfo, Depends(may("export"))]
+CanCancelJobs = Annotated[UserInfo, Depends(may("cancel_job"))]
+CanTrain = Annotated[UserInfo, Depends(may("train"))]
+CanEditProject = Annotated[UserInfo, Depends(may("edit_project"))]
+CanManageUsers = Annotated[UserInfo, Depends(may("manage_users"))]
 
 
 # Ids and versions are 64-bit in the database: larger ones are refused as input (422), not

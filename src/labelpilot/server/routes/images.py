@@ -11,7 +11,8 @@ from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
 from labelpilot.annotations import shape_from_dict
 from labelpilot.assist.recognize import recognize_quad
-from labelpilot.errors import PayloadTooLargeError
+from labelpilot.errors import PayloadTooLargeError, ValidationError
+from labelpilot.models.registry import list_models
 from labelpilot.server.deps import CurrentUser, ImageId, SessionsDep, SettingsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     AnnotationCreate,
@@ -105,7 +106,8 @@ def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
         row = review.get_image(conn, image_id)
         if body.split is not None:
             row = review.set_split(conn, image_id=image_id,
-                                   split=None if body.split == "unassigned" else body.split)
+                                   split=None if body.split == "unassigned" else body.split,
+                                   user=user)
         if body.review_state is not None:
             row = review.set_review_state(conn, image_id=image_id, state=body.review_state,
                                           user=user)
@@ -151,6 +153,13 @@ def list_annotations(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> 
 @router.post("/{image_id}/annotations", response_model=AnnotationPublic, status_code=201)
 def create_annotation(image_id: ImageId, body: AnnotationCreate, user: CurrentUser,
                       ws: WorkspaceDep) -> AnnotationPublic:
+    """Add an annotation. `source` is `human`, or the model a smart tool used, which must
+    be one of this workspace's models at its version (provenance cannot be made up)."""
+    if body.source != "human":
+        known = {f"model:{m.name}@{m.version}" for m in list_models(ws.models_dir)}
+        if body.source not in known:
+            raise ValidationError(f"source {body.source!r} names no model of this workspace",
+                                  hint="known: " + ", ".join(sorted(known)))
     with ws.transaction() as conn:
         ann = AnnotationRecord(label=body.label.strip(), shape=shape_from_dict(body.shape.model_dump()),
                                text=body.text, attributes=body.attributes, group=body.group,

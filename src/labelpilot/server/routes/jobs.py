@@ -14,10 +14,12 @@ from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.train import ensure_no_other_training, plan_training
 from labelpilot.server.deps import (
-    Admin,
+    CanCancelJobs,
+    CanExport,
+    CanPrelabel,
+    CanTrain,
     CurrentUser,
     JobId,
-    Reviewer,
     TokenDep,
     WakeRunner,
     WorkspaceDep,
@@ -45,7 +47,7 @@ def get_job(job_id: JobId, user: CurrentUser, ws: WorkspaceDep) -> JobPublic:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: JobId, user: Reviewer, ws: WorkspaceDep) -> JobPublic:
+def cancel_job(job_id: JobId, user: CanCancelJobs, ws: WorkspaceDep) -> JobPublic:
     with ws.transaction() as conn:
         return _public(engine.request_cancel(conn, job_id))
 
@@ -90,7 +92,7 @@ async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep, token: 
 
 
 @router.post("/exports", response_model=JobPublic, status_code=202, tags=["exports"])
-def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep,
+def start_export(body: ExportCreate, user: CanExport, ws: WorkspaceDep,
                  wake: WakeRunner) -> JobPublic:
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
     with ws.transaction() as conn:
@@ -102,7 +104,7 @@ def start_export(body: ExportCreate, user: Reviewer, ws: WorkspaceDep,
 
 
 @router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep,
+def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
                     wake: WakeRunner) -> JobPublic:
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
@@ -117,7 +119,7 @@ def start_autolabel(body: AutolabelCreate, user: Reviewer, ws: WorkspaceDep,
 
 
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep,
+def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
                    wake: WakeRunner) -> JobPublic:
     """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
@@ -132,7 +134,7 @@ def start_training(body: TrainCreate, user: Admin, ws: WorkspaceDep,
 
 @router.get("/exports/{job_id}/download", response_class=FileResponse, tags=["exports"],
             responses={200: {"content": {"application/zip": {}}}})
-def download_export(job_id: JobId, user: Reviewer, ws: WorkspaceDep) -> FileResponse:
+def download_export(job_id: JobId, user: CanExport, ws: WorkspaceDep) -> FileResponse:
     with ws.engine.connect() as conn:
         job = engine.get_job(conn, job_id)
         if job.kind != "export":

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from labelpilot.server.deps import Admin, CurrentUser, WorkspaceDep
+from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import ProjectPublic, ProjectUpdate
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
@@ -28,7 +28,7 @@ def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
 
 
 @router.patch("", response_model=ProjectPublic)
-def update_project(body: ProjectUpdate, admin: Admin, ws: WorkspaceDep) -> ProjectPublic:
+def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep) -> ProjectPublic:
     with ws.transaction() as conn:
         if body.add_labels:
             repo.ensure_labels(conn, [n.strip() for n in body.add_labels])

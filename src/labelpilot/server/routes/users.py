@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from labelpilot import users
-from labelpilot.server.deps import Admin, WorkspaceDep
+from labelpilot.server.deps import CanManageUsers, WorkspaceDep
 from labelpilot.server.schemas import UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -14,20 +14,20 @@ def _public(u: users.UserInfo) -> UserPublic:
 
 
 @router.get("", response_model=list[UserPublic])
-def list_users(admin: Admin, ws: WorkspaceDep) -> list[UserPublic]:
+def list_users(admin: CanManageUsers, ws: WorkspaceDep) -> list[UserPublic]:
     with ws.engine.connect() as conn:
         return [_public(u) for u in users.list_users(conn)]
 
 
 @router.post("", response_model=UserPublic, status_code=201)
-def create_user(body: UserCreate, admin: Admin, ws: WorkspaceDep) -> UserPublic:
+def create_user(body: UserCreate, admin: CanManageUsers, ws: WorkspaceDep) -> UserPublic:
     with ws.transaction() as conn:
         return _public(users.add_user(conn, username=body.username, password=body.password,
                                       role=body.role))
 
 
 @router.patch("/{username}", response_model=UserPublic)
-def update_user(username: str, body: UserUpdate, admin: Admin, ws: WorkspaceDep) -> UserPublic:
+def update_user(username: str, body: UserUpdate, admin: CanManageUsers, ws: WorkspaceDep) -> UserPublic:
     with ws.transaction() as conn:
         return _public(users.update_user(conn, username, role=body.role, active=body.active,
                                          password=body.password))
