@@ -150,3 +150,19 @@ def test_gc_removes_what_a_killed_import_left(tmp_path: Path, db_url: str | None
     assert sorted(p for p in (ws_dir / "blobs").glob("*/*")) == stored
     code, out, _ = run("gc", ws_dir)
     assert code == 0 and "removed 0 unreferenced image files" in out
+
+
+def test_errors_print_user_data_as_text_and_no_traceback(tmp_path: Path) -> None:
+    # Rich markup in a path is printed as it is
+    code, _, stderr = run("stats", tmp_path / "no[/]such")
+    assert code == 2 and "no[/]such" in stderr and "Traceback" not in stderr
+    # a database URL's password is never printed; the extra's name survives as text
+    code, _, stderr = run("init", tmp_path / "w", "--task", "detect", "--database-url",
+                          "postgresql+nosuchdriver://bob:s3cret@db.example/x")
+    assert code == 2 and "s3cret" not in stderr and "bob:***@db.example" in stderr
+    assert "[postgres]" in stderr
+    # a damaged archive is a user error, not a traceback
+    assert run("init", tmp_path / "ws", "--task", "detect")[0] == 0
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    code, _, stderr = run("import", tmp_path / "ws", tmp_path / "broken.zip", "--format", "coco")
+    assert code == 2 and "error:" in stderr and "Traceback" not in stderr, stderr

@@ -505,3 +505,13 @@ def test_an_event_stream_ends_when_its_user_is_deactivated(make_workspace, tmp_p
         status = client.get(f"/api/jobs/{job['id']}",
                             headers={"Authorization": f"Bearer {tok['admin']}"}).json()["status"]
         assert status in ("queued", "running")  # the stream ended before the job did
+
+
+def test_security_headers_and_head(api: Api) -> None:
+    r = api.client.get("/")
+    assert r.status_code == 200
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert api.client.head("/").status_code == 200
+    assert "Content-Security-Policy" not in api.client.get("/docs").headers  # Swagger's CDN
+    assert api.get("annotator", "/api/project").headers["X-Content-Type-Options"] == "nosniff"

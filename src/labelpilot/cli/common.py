@@ -3,9 +3,15 @@ traceback, progress bars, running a job here, JSON output."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import tarfile
 import time
+import traceback
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from labelpilot.errors import LabelPilotError
@@ -61,19 +68,40 @@ class InitOpt(StrEnum):
     scratch = "scratch"
 
 
-def fail(e: LabelPilotError) -> NoReturn:
-    err.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True, soft_wrap=True)
+def fail(e: LabelPilotError, code: int = 2) -> NoReturn:
+    # user data (file names, labels) and hints ("[postgres]") are text, never Rich markup
+    err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True)
     if e.hint:
-        err.print(f"[yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+        err.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
+    """Errors as a message and a hint, never a traceback (LABELPILOT_DEBUG=1 shows it for
+    errors that are not the user's)."""
     try:
         yield
     except LabelPilotError as e:
         fail(e)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            fail(LabelPilotError("the disk is full; nothing more was written",
+                                 hint="free some space and run the command again"), 1)
+        fail(_unexpected(e), 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, tarfile.TarError) as e:
+        fail(LabelPilotError(f"a damaged archive or compressed file: {e}",
+                             hint="check the file (download it again?)"), 2)
+    except Exception as e:
+        fail(_unexpected(e), 1)
+
+
+def _unexpected(e: BaseException) -> LabelPilotError:
+    if os.environ.get("LABELPILOT_DEBUG"):
+        traceback.print_exception(e)
+    return LabelPilotError(f"unexpected {type(e).__name__}: {e}",
+                           hint="this is a bug in LabelPilot; LABELPILOT_DEBUG=1 prints the "
+                                "traceback for a report")
 
 
 @contextmanager

@@ -105,6 +105,16 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
             return too_large(settings.max_upload_bytes if upload else limit)
         return await http_exception_handler(request, e)
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads a CDN
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
     # Bodies are counted as they stream in (chunked ones too) and refused past the limit;
     # uploads have a limit of their own (the image plus the form's overhead).
     app.add_middleware(BodyLimits, default=settings.max_request_bytes, upload_path="/api/images",
@@ -112,7 +122,8 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False,
+                   response_class=HTMLResponse)
     def home() -> str:
         """The web UI; a plain status page if its script was not built (`make web`)."""
         if (static / "app.js").is_file():
@@ -155,6 +166,11 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         app.include_router(module.router, responses=ERRORS)
     return app
 
+
+# The UI is one script and one stylesheet from this server; shapes are drawn on a canvas
+# (style attributes position the grid's cells).
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 # multipart boundaries and headers around an uploaded file
 UPLOAD_OVERHEAD = 64 * 1024

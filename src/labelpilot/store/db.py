@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -28,7 +28,7 @@ def make_engine(url: str) -> Engine:
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     except (ArgumentError, NoSuchModuleError) as e:
-        raise WorkspaceError(f"cannot use database URL {url!r}: {e}",
+        raise WorkspaceError(f"cannot use database URL {safe_url(url)!r}: {e}",
                              hint="for PostgreSQL install the [postgres] extra") from None
     except ModuleNotFoundError as e:
         raise WorkspaceError(f"database driver missing: {e.name}",
@@ -51,6 +51,14 @@ def _sqlite_begin(conn: Any) -> None:
 def write_transaction(engine: Engine) -> Any:
     """`engine.begin()` for a write: on SQLite the write lock is taken at BEGIN."""
     return engine.execution_options(**{IMMEDIATE: True}).begin()
+
+
+def safe_url(url: str) -> str:
+    """The database URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
