@@ -310,3 +310,21 @@ def test_link_mode_shares_the_file_and_copy_mode_does_not(make_workspace, tmp_pa
     ws2 = make_workspace(name="ws2")
     import_dataset(ws2, src, format="coco")
     assert all(p.stat().st_ino != original.stat().st_ino for p in blob_files(ws2))
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(make_workspace, tmp_path: Path) -> None:
+    ws = make_workspace()
+    src = coco_dir(tmp_path / "c", 1)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in src.rglob("*"):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+        with zf.open("images/zeros.bin", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(300):  # 300 MiB of zeros: a few hundred kB compressed
+                member.write(block)
+    assert bomb.stat().st_size < 2_000_000
+    with pytest.raises(UnsafePathError, match=r"zeros\.bin.*over 200x: refused as a zip bomb"):
+        import_dataset(ws, bomb, format="coco")
+    assert snapshot(ws)[0]["images"] == 0
