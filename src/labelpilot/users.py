@@ -209,7 +209,8 @@ class LoginThrottle:
                 self._failures.pop(k, None)
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What the database keeps of a token: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -217,7 +218,9 @@ def issue_token(conn: Connection, user: UserInfo, lifetime: timedelta = TOKEN_LI
                 ) -> tuple[str, datetime]:
     token = "lp_" + secrets.token_urlsafe(32)
     expires = now() + lifetime
-    rows.insert_token(conn, digest=_digest(token), user_id=user.id, expires=expires)
+    rows.insert_token(conn, digest=token_digest(token), user_id=user.id, expires=expires)
+    # tokens expired a day ago serve no one: gone, so the table does not grow for ever
+    rows.purge_tokens(conn, now() - timedelta(days=1))
     return token, expires
 
 
@@ -229,7 +232,7 @@ _cache: dict[str, tuple[UserInfo, float, datetime]] = {}
 
 
 def user_for_token(conn: Connection, token: str) -> UserInfo:
-    digest = _digest(token)
+    digest = token_digest(token)
     hit = _cache.get(digest)
     if hit is not None and hit[1] > time.monotonic() and hit[2] > now():
         return hit[0]
@@ -257,7 +260,7 @@ def _lookup(conn: Connection, digest: str) -> tuple[UserInfo, datetime]:
 
 def revoke_token(conn: Connection, token: str) -> None:
     _cache.clear()
-    rows.revoke_token(conn, _digest(token))
+    rows.revoke_token(conn, token_digest(token))
 
 
 def revoke_all(conn: Connection, user_id: int) -> None:

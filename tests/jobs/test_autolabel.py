@@ -12,6 +12,8 @@ from labelpilot.annotations import Annotation, Quad, text_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.run import evaluate_model
 from labelpilot.jobs import engine, kinds
+from labelpilot.store import images as image_rows
+from labelpilot.store import jobs as job_rows
 from labelpilot.store import repo
 from labelpilot.transfer import import_dataset, workspace_stats
 from labelpilot.users import UserInfo
@@ -124,3 +126,23 @@ def test_eval_against_accepted_ground_truth(make_workspace, tmp_path: Path) -> N
     assert r["det_hmean"] >= 0.8 and r["det_recall"] >= 6 / 7
     assert 5 / 7 <= r["rec_line_accuracy"] <= 1 and 0 <= r["rec_cer"] < 0.2
     assert 4 / 7 <= r["e2e_accept_rate"] <= r["rec_line_accuracy"] + 1e-9
+
+
+def test_a_resumed_autolabel_counts_what_the_first_run_did(make_workspace, tmp_path: Path) -> None:
+    ws = make_workspace(task="ocr")
+    for i in range(4):
+        write_image(tmp_path / "imgs" / f"p{i}.png", 96, 64, seed=i)
+    import_dataset(ws, tmp_path / "imgs", format="images")
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind="autolabel", user="test",
+                          params={"model": "ocr", "images": "new"})
+    # the first run pre-labeled two images and died: its items are recorded, and those
+    # images are no longer `new`
+    with ws.transaction() as conn:
+        done_ids = [r.id for r in repo.list_images(conn)[:2]]
+        for i in done_ids:
+            image_rows.set_image(conn, i, review_state="prelabeled")
+        job_rows.add_items(conn, job.id, [str(i) for i in done_ids])
+        job_rows.set_job(conn, job.id, status="running", done=2, total=4)
+    again = engine.run_job(ws, job.id, kinds.HANDLERS)
+    assert again.status == "done" and (again.done, again.total) == (4, 4), again

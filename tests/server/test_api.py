@@ -515,3 +515,17 @@ def test_security_headers_and_head(api: Api) -> None:
     assert api.client.head("/").status_code == 200
     assert "Content-Security-Policy" not in api.client.get("/docs").headers  # Swagger's CDN
     assert api.get("annotator", "/api/project").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_expired_tokens_are_purged(api: Api) -> None:
+    from datetime import timedelta
+
+    from labelpilot import users
+    from labelpilot.store import users as rows
+
+    with api.ws.transaction() as conn:
+        old, _ = users.issue_token(conn, users.get_user(conn, "annotator"), timedelta(days=-2))
+        fresh, _ = users.issue_token(conn, users.get_user(conn, "annotator"), timedelta(hours=1))
+    with api.ws.engine.connect() as conn:
+        assert rows.token_owner(conn, users.token_digest(old)) is None
+        assert rows.token_owner(conn, users.token_digest(fresh)) is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from labelpilot.jobs.export import export_dir
 from labelpilot.transfer import export_dataset, import_dataset
 from tests.server.conftest import PASSWORD, add_users
 from tests.server.live import free_port, serve
@@ -63,7 +64,8 @@ def test_sigkill_mid_job_then_resume(make_workspace, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     with Workspace.open(root) as again:
         export_dataset(again, reference, format="coco")
-    got = Path(result["path"])
+    assert "path" not in result and "zip" not in result  # no server paths over the API
+    got = export_dir(root, job_id)
     files = sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file())
     want = sorted(p.relative_to(reference).as_posix() for p in reference.rglob("*") if p.is_file())
     assert files == want

@@ -64,7 +64,7 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     label_map = None
     if model.spec.task == "detect":
         label_map = LabelMap(model.spec.labels, project_labels, p.get("map"), p.get("unmapped"))
-    ctx.set_total(len(rows))
+    ctx.set_items(str(r.id) for r in rows)
     todo = [r for r in rows if not ctx.is_finished(str(r.id))]
     totals = dict.fromkeys(TOTALS, 0)
     failed: list[str] = []

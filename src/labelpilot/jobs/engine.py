@@ -189,6 +189,11 @@ class JobContext:
             self.finished = rows.finished_keys(conn, job.id)
         self.done = len(self.finished)
 
+    def set_items(self, keys: Iterable[str]) -> None:
+        """The job's items: those still to do plus those finished before a restart (which
+        may no longer be among `keys`, e.g. images pre-labeled by the first run)."""
+        self.set_total(len(set(keys) | self.finished))
+
     def set_total(self, total: int) -> None:
         with self.ws.transaction() as conn:
             rows.set_job(conn, self.job.id, total=total, done=self.done)

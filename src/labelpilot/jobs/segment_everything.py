@@ -27,7 +27,7 @@ def run_segment_everything(ctx: JobContext) -> dict[str, Any]:
     if p.get("image_ids"):
         wanted = set(p["image_ids"])
         rows = [r for r in rows if r.id in wanted]
-    ctx.set_total(len(rows))
+    ctx.set_items(str(r.id) for r in rows)
     totals = dict.fromkeys(TOTALS, 0)
     failed = []
     for row in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from labelpilot.store.repo import now
 from labelpilot.store.tables import Token, User, table
@@ -53,6 +53,12 @@ def update_user(conn: Connection, user_id: int, values: dict[str, Any]) -> None:
 def insert_token(conn: Connection, *, digest: str, user_id: int, expires: datetime) -> None:
     conn.execute(insert(tokens_t).values(token_hash=digest, user_id=user_id, created_at=now(),
                                          expires_at=expires))
+
+
+def purge_tokens(conn: Connection, expired_before: datetime) -> int:
+    """Delete tokens that expired before `expired_before`; returns how many."""
+    return int(conn.execute(delete(tokens_t).where(tokens_t.c.expires_at < expired_before))
+               .rowcount)
 
 
 def token_owner(conn: Connection, digest: str) -> Any | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -31,7 +32,12 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 
 
 def _public(job: engine.JobInfo) -> JobPublic:
-    return JobPublic(**job.public())
+    """A job as every signed-in user sees it: without the server's file paths."""
+    public = job.public()
+    if public["result"]:
+        public["result"] = {k: v for k, v in public["result"].items()
+                            if not (isinstance(v, str) and os.path.isabs(v))}
+    return JobPublic(**public)
 
 
 @router.get("/jobs", response_model=list[JobPublic])
