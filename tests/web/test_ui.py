@@ -211,3 +211,19 @@ def test_reshape_a_polygon_by_its_vertices(browser: Any, live: Live) -> None:
     (ann,) = live.api("GET", f"/api/images/{extra_id}/annotations", token)["data"]
     assert len(ann["shape"]["points"]) == 4
     page.close()
+
+
+def test_the_ui_works_under_the_servers_content_security_policy(browser: Any, live: Live) -> None:
+    page = browser.strict_page(viewport={"width": 1280, "height": 720})
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    sign_in(page, live)  # the overview: scripts, styles, the jobs list
+    page.click("text=Images")
+    page.wait_for_selector("#grid .cell img")  # thumbnails, positioned by style attributes
+    page.locator("#grid .cell").first.click()
+    page.wait_for_selector("#ann-list li")  # the editor: canvas, image, annotations
+    page.keyboard.press("?")
+    page.wait_for_selector("#help")
+    assert violations == []
+    page.close()
