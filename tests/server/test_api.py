@@ -133,6 +133,8 @@ def test_annotation_crud_and_roles(api: Api) -> None:
     ({"label": "cat", "shape": {"type": "box", "xyxy": [30, 2, 1, 40]}}, 422),
     # a blank label
     ({"label": " ", "shape": {"type": "box", "xyxy": [1, 2, 3, 4]}}, 422),
+    # a degenerate box (no area)
+    ({"label": "cat", "shape": {"type": "box", "xyxy": [5, 5, 5, 40]}}, 422),
     # a mask whose size is not the image's
     ({"label": "cat", "shape": {"type": "mask", "rle": "0", "size": [2, 2]}}, 422),
 ])

@@ -57,7 +57,11 @@ def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bounded_shape(shape: Any) -> None:
-    if isinstance(shape, PolygonShape):
+    if isinstance(shape, BoxShape):
+        x1, y1, x2, y2 = shape.xyxy
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"the box {shape.xyxy} has no area: x2 must exceed x1 and y2 y1")
+    elif isinstance(shape, PolygonShape):
         if len(shape.holes) > MAX_HOLES:
             raise ValueError(f"the polygon has {len(shape.holes):,} holes, over the limit of "
                              f"{MAX_HOLES:,}")
