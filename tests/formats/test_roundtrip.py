@@ -126,3 +126,21 @@ def test_ppocr_rec_roundtrip(tmp_path: Path) -> None:
         [("train", "AB0 77"), ("test", "AB1 77")]
     for it in back.items:
         assert it.annotations[0].shape.bbox() == (0, 0, 100, 32)  # crop kept its size
+
+
+@pytest.mark.parametrize("fmt", ["voc", "cvat"])
+def test_xml_exports_parse_whatever_the_labels_hold(tmp_path: Path, fmt: str) -> None:
+    """Control characters (from an imported label file) make XML ill-formed: they are
+    written as U+FFFD and the export says so."""
+    from labelpilot.formats.base import parse_xml
+
+    item = DatasetItem(name="a.png", width=64, height=48, annotations=[
+        Annotation(label="ca\x00t", shape=Box(1, 2, 30, 40), text="bell\x07")])
+    ds = Dataset([item], labels=["ca\x00t"])
+    ds.include_images = False
+    get_format(fmt).save(ds, tmp_path / "out")
+    xml = next((tmp_path / "out").rglob("*.xml"))
+    names = [el.text for el in parse_xml(xml).iter("name")] + \
+        [el.get("label") for el in parse_xml(xml).iter("box")]
+    assert "ca\ufffdt" in names
+    assert any("U+FFFD" in w for w in ds.warnings)

@@ -4,6 +4,7 @@ helpers (JSON, text, XML), image lookup with safe paths, writing helpers."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -94,6 +95,27 @@ def read_json(path: Path) -> Any:
         raise FormatError(f"not valid JSON ({e})", path=path) from None
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror})", path=path) from None
+
+
+# Characters XML 1.0 cannot hold: C0 controls but tab, newline and return; lone surrogates.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def write_xml(root: ET.Element, path: Path, dataset: Dataset) -> None:
+    """Write an XML file that parses: characters XML cannot hold (control characters a
+    label file brought in) become U+FFFD, and the export says how many values changed."""
+    changed = 0
+    for el in root.iter():
+        if el.text and _NOT_XML.search(el.text):
+            el.text, changed = _NOT_XML.sub("\ufffd", el.text), changed + 1
+        for k, v in el.attrib.items():
+            if _NOT_XML.search(v):
+                el.set(k, _NOT_XML.sub("\ufffd", v))
+                changed += 1
+    if changed:
+        dataset.warnings.append(f"{path.name}: {changed} value(s) held characters XML cannot "
+                                "hold (control characters); written as U+FFFD")
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
 def parse_xml(path: Path) -> ET.Element:

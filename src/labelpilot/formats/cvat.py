@@ -25,6 +25,7 @@ from labelpilot.formats.base import (
     default_roots,
     expect_size,
     parse_xml,
+    write_xml,
 )
 from labelpilot.geometry import rle
 
@@ -116,8 +117,7 @@ class Cvat:
                 _write(im, a)
         ET.indent(root)
         dest.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(root).write(dest / "annotations.xml", encoding="utf-8",
-                                   xml_declaration=True)
+        write_xml(root, dest / "annotations.xml", dataset)
 
 
 def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:

@@ -20,6 +20,7 @@ from labelpilot.formats.base import (
     default_roots,
     expect_size,
     parse_xml,
+    write_xml,
 )
 
 _FLAGS = ("difficult", "truncated", "occluded")
@@ -112,7 +113,7 @@ class Voc:
             ET.indent(root)
             out = dest / "Annotations" / f"{stem}.xml"
             out.parent.mkdir(parents=True, exist_ok=True)
-            ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+            write_xml(root, out, dataset)
         for split, stems in splits.items():
             f = dest / "ImageSets" / "Main" / f"{split}.txt"
             f.parent.mkdir(parents=True, exist_ok=True)
