@@ -531,3 +531,19 @@ def test_expired_tokens_are_purged(api: Api) -> None:
     with api.ws.engine.connect() as conn:
         assert rows.token_owner(conn, users.token_digest(old)) is None
         assert rows.token_owner(conn, users.token_digest(fresh)) is not None
+
+
+def test_a_full_disk_is_said_plainly(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                     ) -> None:
+    import errno
+
+    from labelpilot.store.blobs import BlobStore
+
+    def full(self, sha256, suffix, data):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobStore, "put", full)
+    png = write_image(tmp_path / "new.png", 40, 30, seed=77).read_bytes()
+    r = api.post("annotator", "/api/images", files={"file": ("new.png", png)})
+    assert r.status_code == 507 and "disk is full" in r.json()["detail"]
+    assert api.get("annotator", "/api/images").json()["count"] == 3

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import html
+import logging
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,7 @@ from labelpilot.users import LoginThrottle
 from labelpilot.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("labelpilot.server")
 
 
 def create_app(ws: Workspace, settings: Settings | None = None, *,
@@ -90,6 +93,16 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         if isinstance(e, TooManyAttemptsError):
             headers = {"Retry-After": str(e.retry_after)}
         return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, e: OSError) -> JSONResponse:
+        if e.errno == errno.ENOSPC:
+            return JSONResponse({"detail": "the server's disk is full; nothing was saved",
+                                 "hint": "ask the administrator to free space, then retry"},
+                                status_code=507)
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=e)
+        return JSONResponse({"detail": f"the server could not read or write a file "
+                                       f"({e.strerror or type(e).__name__})"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, e: RequestValidationError) -> JSONResponse:
