@@ -142,7 +142,8 @@ def _may_change(conn: Connection, user: UserInfo, img: Any, *, before: Annotatio
         user.require("edit_done_image")
     if before is not None and before.status in ("accepted", "rejected"):
         user.require("edit_reviewed")
-    if label is not None and label not in repo.label_ids(conn):
+    if label is not None and not user.may("add_label_class") \
+            and label not in repo.label_ids(conn):
         user.require("add_label_class")
 
 
@@ -180,8 +181,8 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
             raise LabelPilotError(f"status must be one of {', '.join(STATUSES)}")
         if status in ("accepted", "rejected"):
             user.require("review")
-    _may_change(conn, user, get_image(conn, image_id), before=before,
-                label=changes.get("label"))
+    img = get_image(conn, image_id)
+    _may_change(conn, user, img, before=before, label=changes.get("label"))
     edited = any(k in changes for k in _EDIT_FIELDS)
     after = Annotation(
         label=changes.get("label", before.label), shape=changes.get("shape", before.shape),
@@ -190,7 +191,6 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
         source=before.source, status=status or ("edited" if edited else before.status),
         group=changes.get("group", before.group))
     if "shape" in changes:
-        img = get_image(conn, image_id)
         after.shape, _ = after.shape.clip(img.width, img.height)
     when = repo.now()
     if not annotation_rows.update_versioned(

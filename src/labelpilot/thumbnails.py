@@ -64,11 +64,15 @@ class Thumbnails:
             if path.exists():
                 return path.read_bytes()
             largest = self.folder / f"{row.sha256}_{SIZES[-1]}.jpg"
-            if not largest.exists():
+            if largest.exists():
+                base = largest.read_bytes()
+            else:
                 with self._decodes:
                     self.stats["originals_decoded"] += 1
-                    self._write(largest, _jpeg(self.blobs.path(row.sha256, row.suffix),
-                                               SIZES[-1]))
-            if size != SIZES[-1]:
-                self._write(path, _jpeg(largest.read_bytes(), size))
-            return path.read_bytes()
+                    base = _jpeg(self.blobs.path(row.sha256, row.suffix), SIZES[-1])
+                self._write(largest, base)
+            if size == SIZES[-1]:
+                return base
+            data = _jpeg(base, size)
+            self._write(path, data)
+            return data

@@ -472,18 +472,22 @@ def add_image(ws: Workspace, *, data: bytes, name: str, split: str | None = None
     stem = PurePosixPath(safe_file_name(name)).stem or "upload"
     checked = _Checked(DatasetItem(name=f"{stem}{probed.suffix}"), probed.sha256,
                        probed.suffix, probed.width, probed.height, True)
+    def stored(conn: Any) -> Any | None:
+        found = repo.images_by_sha(conn, [probed.sha256])
+        return image_rows.image_row(conn, found[probed.sha256][0]) if found else None
+
     with ws.blobs.writing():
-        with ws.transaction() as conn:
-            existing = repo.images_by_sha(conn, [probed.sha256])
-            if existing:
-                return image_rows.image_row(conn, existing[probed.sha256][0]), False
+        with ws.engine.connect() as conn:  # a read: no write lock for an image stored already
+            row = stored(conn)
+        if row is not None:
+            return row, False
         ws.blobs.put(probed.sha256, probed.suffix, probed.data)
         # The row: another writer may commit the same bytes, or the same name, meanwhile.
         for _ in range(5):
             with ws.transaction() as conn:
-                existing = repo.images_by_sha(conn, [probed.sha256])
-                if existing:
-                    return image_rows.image_row(conn, existing[probed.sha256][0]), False
+                row = stored(conn)
+                if row is not None:
+                    return row, False
                 image_id = image_rows.try_insert(conn, {
                     "sha256": probed.sha256, "file_name": _unique_names(conn, [checked])[probed.sha256],
                     "suffix": probed.suffix, "width": probed.width, "height": probed.height,

@@ -185,10 +185,9 @@ class LoginThrottle:
         self._lock = threading.Lock()
 
     def check(self, *keys: str) -> None:
-        now = self.clock()
         with self._lock:
-            wait = max((until - now for _, until in (self._failures.get(k, (0, 0.0))
-                                                     for k in keys)), default=0.0)
+            until = max((self._failures.get(k, (0, 0.0))[1] for k in keys), default=0.0)
+        wait = until - self.clock()
         if wait > 0:
             raise TooManyAttemptsError("too many failed sign-ins", retry_after=math.ceil(wait))
 

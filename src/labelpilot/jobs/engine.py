@@ -158,9 +158,9 @@ def take_over_abandoned(conn: Connection, *, lease_s: float = LEASE_S) -> list[i
 
 def runnable_job_ids(conn: Connection, *, lease_s: float = LEASE_S) -> list[int]:
     """Queued jobs, and running ones whose runner is gone, oldest first."""
-    gone = {job_id for job_id, owner, beat in rows.running_owners(conn)
-            if owner_gone(owner, beat, lease_s=lease_s)}
-    return [i for i in unfinished_job_ids(conn) if i in gone or get_job(conn, i).status == "queued"]
+    alive = {job_id for job_id, owner, beat in rows.running_owners(conn)
+             if not owner_gone(owner, beat, lease_s=lease_s)}
+    return [i for i in unfinished_job_ids(conn) if i not in alive]
 
 
 def request_cancel(conn: Connection, job_id: int) -> JobInfo:

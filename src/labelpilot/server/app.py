@@ -114,8 +114,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     async def http_error(request: Request, e: StarletteHTTPException) -> Any:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         if e.status_code == 413 and isinstance(limit, int):
-            upload = limit == settings.max_upload_bytes + UPLOAD_OVERHEAD
-            return too_large(settings.max_upload_bytes if upload else limit)
+            return too_large(settings.max_upload_bytes if is_upload(request.scope) else limit)
         return await http_exception_handler(request, e)
 
     @app.middleware("http")
@@ -130,7 +129,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     # Bodies are counted as they stream in (chunked ones too) and refused past the limit;
     # uploads have a limit of their own (the image plus the form's overhead).
-    app.add_middleware(BodyLimits, default=settings.max_request_bytes, upload_path="/api/images",
+    app.add_middleware(BodyLimits, default=settings.max_request_bytes,
                        upload=settings.max_upload_bytes)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -189,31 +188,32 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe
 UPLOAD_OVERHEAD = 64 * 1024
 
 
+def is_upload(scope: Scope) -> bool:
+    """The image upload route, whose body limit is its own."""
+    return scope["method"] == "POST" and scope["path"] == "/api/images"
+
+
 class BodyLimits:
     """Request bodies counted as they stream in (chunked ones too) by Starlette's limiter,
     and refused with 413 past the limit: the upload route's limit, or the API's."""
 
-    def __init__(self, app: ASGIApp, *, default: int, upload_path: str, upload: int) -> None:
+    def __init__(self, app: ASGIApp, *, default: int, upload: int) -> None:
         self.default = RequestBodyLimitMiddleware(app, default)
         # the file may take `upload` bytes; the form around it a little more
         self.upload = RequestBodyLimitMiddleware(app, upload + UPLOAD_OVERHEAD)
-        self.upload_path = upload_path
         self.upload_bytes = upload
-
-    def shown(self, limit: int) -> int:
-        """The limit to tell the user: an upload's is the file's, without the form."""
-        return self.upload_bytes if limit == self.upload.max_body_size else limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.default(scope, receive, send)
             return
-        upload = scope["method"] == "POST" and scope["path"] == self.upload_path
+        upload = is_upload(scope)
         limiter = self.upload if upload else self.default
         # a declared length over the limit: refused before a byte of the body is read
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > limiter.max_body_size:
-            await too_large(self.shown(limiter.max_body_size))(scope, receive, send)
+            shown = self.upload_bytes if upload else limiter.max_body_size  # the file's limit
+            await too_large(shown)(scope, receive, send)
             return
         await limiter(scope, receive, send)
 
