@@ -5,8 +5,9 @@ train/test split) and generated industrial markings (dot-matrix, inkjet and stam
 codes rendered with the fonts on this machine). For each: the pretrained model's
 zero-shot line accuracy and CER on the test split, then `--init pretrained` and
 `--init scratch` with the same time budget; the time each needs to reach the scratch
-run's final validation accuracy, the final test accuracy at equal budget, and the
-accuracy-vs-time curves (PNG, benchmarks/out/finetune-curves.png).
+run's final validation accuracy, the final test accuracy at equal budget, the peak
+resident memory of the fine-tuning run, and the accuracy-vs-time curves (PNG,
+benchmarks/out/finetune-curves.png).
 
 Usage:
     python benchmarks/ocr_finetune.py [--minutes 5] [--sets plates,industrial]
@@ -109,7 +110,8 @@ def run_one(kind: str, source: Path, minutes: float) -> dict[str, Any]:
         res = trainer.run()
         r = evaluate_model(ws, model_name=f"{kind}-{init}", split="test")
         results[init] = {"test_accuracy": r["rec_line_accuracy"], "test_cer": r["rec_cer"],
-                         "history": res.history, "seconds": res.seconds, "steps": res.steps}
+                         "history": res.history, "seconds": res.seconds, "steps": res.steps,
+                         "peak_rss_mb": res.peak_rss_mb}
         ws.close()
     return results
 
@@ -119,6 +121,13 @@ def time_to_reach(history: list[dict[str, float]], target: float) -> float | Non
         if h["val_accuracy"] >= target:
             return h["seconds"]
     return None
+
+
+def peak_gb(run: dict[str, Any]) -> str:
+    """The training process's peak resident memory (saved results from before it was
+    measured have none)."""
+    peak = run.get("peak_rss_mb")
+    return f"{peak / 1024:.1f}" if peak else "-"
 
 
 def main() -> None:
@@ -143,7 +152,7 @@ def main() -> None:
         saved.write_text(json.dumps(table[kind], indent=1))
     print(f"\nbudget {args.minutes:g} min of CPU training per run, {os.cpu_count()} cores")
     print(f"{'set':<12}{'zero-shot acc':>14}{'scratch acc':>13}{'pretrained acc':>16}"
-          f"{'pretrained - scratch':>22}{'time to scratch final':>24}")
+          f"{'pretrained - scratch':>22}{'time to scratch final':>24}{'peak RSS (GB)':>15}")
     for kind, r in table.items():
         sc, pt = r["scratch"], r["pretrained"]
         final_scratch_val = sc["history"][-1]["val_accuracy"] if sc["history"] else 0.0
@@ -157,7 +166,7 @@ def main() -> None:
             ratio = "n/a"
         print(f"{kind:<12}{r['zero-shot']['test_accuracy']:>14.3f}{sc['test_accuracy']:>13.3f}"
               f"{pt['test_accuracy']:>16.3f}{100 * (pt['test_accuracy'] - sc['test_accuracy']):>+21.1f}p"
-              f"{ratio:>24}")
+              f"{ratio:>24}{peak_gb(pt):>15}")
     try:
         import matplotlib
 

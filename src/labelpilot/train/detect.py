@@ -39,6 +39,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
+from labelpilot.train.memory import peak_resident_mb, release_freed_memory, reset_peak
 from labelpilot.workspace import Workspace
 
 SIZE = 416
@@ -336,6 +337,7 @@ class DetectTrainer:
         cfg = self.cfg
         if cfg.init not in ("pretrained", "scratch"):
             raise LabelPilotError(f"--init must be pretrained or scratch, not {cfg.init!r}")
+        reset_peak()
         items, classes, skipped = training_boxes(self.ws, "train")
         if not items:
             raise LabelPilotError("the train split has no accepted boxes to learn from",
@@ -475,6 +477,8 @@ class DetectTrainer:
             step = state["step"] = step + 1
             point = {"step": step, "seconds": time.time() - t0, "loss": float(loss.item()),
                      **self.last_parts}
+            del out, loss, batch_x, teacher_obj
+            release_freed_memory()
             if time.time() >= next_eval or (total and step % max(1, total // 4) == 0):
                 if val:
                     module.eval()
@@ -512,6 +516,7 @@ class DetectTrainer:
         result.test = self._evaluate(manifest.name)
         manifest.metrics.update({"test": result.test, "train_images": len(items),
                                  "steps": step, "init": cfg.init, **self.best,
+                                 "peak_rss_mb": round(peak_resident_mb(), 1),
                                  "base_classes": self.base_classes})
         result.kept_step = int(self.best["kept_step"])
         result.base_classes = dict(self.base_classes)

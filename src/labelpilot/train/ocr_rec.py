@@ -29,6 +29,7 @@ from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.ocr import OcrModel, builtin_manifest, norm_pad
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
+from labelpilot.train.memory import peak_resident_mb, release_freed_memory, reset_peak, resident_mb
 from labelpilot.workspace import Workspace
 
 HEIGHT = 48
@@ -41,6 +42,10 @@ class TrainConfig:
     epochs: int | None = None
     minutes: float | None = None
     batch: int = 32
+    # the sum of padded line widths in one batch, in pixels at HEIGHT: bounds a step's
+    # memory whatever the lines' lengths (32 lines of 320 px take ~4 GB; wider lines make
+    # smaller batches)
+    batch_width: int = 32 * 320
     lr: float | None = None
     seed: int = 0
     patience: int = 4
@@ -65,6 +70,7 @@ class TrainResult:
     seconds: float
     new_characters: list[str]
     skipped: list[str]
+    peak_rss_mb: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -100,6 +106,30 @@ def collect_lines(ws: Workspace, split: str) -> tuple[list[Line], list[str]]:
                 continue
             lines.append(Line(crop, text))
     return lines, skipped
+
+
+def padded_width(crop: np.ndarray) -> int:
+    """The width a crop takes in a batch: scaled to HEIGHT, rounded up to 8 pixels."""
+    ratio = crop.shape[1] / max(1, crop.shape[0])
+    return max(HEIGHT, math.ceil(ratio * HEIGHT / 8) * 8)
+
+
+def pack_by_width(widths: list[int], most: int, budget: int) -> list[list[int]]:
+    """Consecutive runs of `widths` (indices into it) as batches of at most `most` items
+    whose count times their widest item stays within `budget`; an item wider than the
+    budget goes alone."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    widest = 0
+    for k, w in enumerate(widths):
+        if current and (len(current) >= most or (len(current) + 1) * max(widest, w) > budget):
+            batches.append(current)
+            current, widest = [], 0
+        current.append(k)
+        widest = max(widest, w)
+    if current:
+        batches.append(current)
+    return batches
 
 
 # --- augmentation suited to industrial markings --------------------------------------
@@ -174,6 +204,7 @@ class Trainer:
 
         torch.manual_seed(self.cfg.seed)
         rng = random.Random(self.cfg.seed)
+        reset_peak()
         train, val, skipped = self.data()
         rec_path, _ = self.base.file("rec")
         proto = onnx.load(str(rec_path))
@@ -212,7 +243,8 @@ class Trainer:
             opt.load_state_dict(saved["opt"])
             state = saved["state"]
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        steps_per_epoch = max(1, math.ceil(len(train) / self.cfg.batch))
+        steps_per_epoch = max(1, len(pack_by_width(sorted(padded_width(ln.crop) for ln in train),
+                                                   self.cfg.batch, self.cfg.batch_width)))
         total_steps = (self.cfg.epochs or 10**9) * steps_per_epoch
         budget = (self.cfg.minutes or 1e9) * 60
         start = time.monotonic() - state["seconds"]
@@ -251,10 +283,14 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
                 opt.step()
                 state["step"] += 1
+                loss_value = loss.item()
+                del x, logits, logp, loss
+                release_freed_memory()
                 if state["step"] % self.cfg.eval_every == 0 or state["step"] == 1:
                     acc, cer = self.evaluate(module, val, charset)
                     point = {"step": state["step"], "seconds": round(elapsed(), 2),
-                             "loss": loss.item(), "val_accuracy": acc, "val_cer": cer}
+                             "loss": loss_value, "val_accuracy": acc, "val_cer": cer,
+                             "rss_mb": round(resident_mb(), 1)}
                     state["history"].append(point)
                     if acc > state["best"]:
                         state["best"] = acc
@@ -276,35 +312,39 @@ class Trainer:
         # final evaluation and the best weights
         acc, cer = self.evaluate(module, val, charset)
         state["history"].append({"step": state["step"], "seconds": round(elapsed(), 2),
-                                 "loss": float("nan"), "val_accuracy": acc, "val_cer": cer})
+                                 "loss": float("nan"), "val_accuracy": acc, "val_cer": cer,
+                                 "rss_mb": round(resident_mb(), 1)})
         if acc > state["best"] or not best_path.is_file():
             state["best"] = acc
             save(best_path)
         module.load_state_dict(torch.load(best_path, weights_only=False)["module"])
         best_acc, best_cer = self.evaluate(module, val, charset)
         save(ckpt)
+        peak = round(peak_resident_mb(), 1)
         name = self.cfg.name or f"ocr-{time.strftime('%Y%m%d-%H%M%S')}"
         path = self.register(module, charset, name, {
             "val_accuracy": best_acc, "val_cer": best_cer, "train_lines": len(train),
             "val_lines": len(val), "steps": state["step"], "init": self.cfg.init,
-            "seconds": round(elapsed(), 1)}, state["history"])
+            "seconds": round(elapsed(), 1), "peak_rss_mb": peak}, state["history"])
         return TrainResult(name, str(path), best_acc, best_cer, state["step"],
-                           round(elapsed(), 1), new_chars, skipped, state["history"])
+                           round(elapsed(), 1), new_chars, skipped, peak, state["history"])
 
     def _batches(self, lines: list[Line], rng: random.Random) -> list[list[int]]:
-        # Similar widths together (less padding), batches in random order.
+        # Similar widths together (less padding), batches in random order; a batch holds at
+        # most `batch` lines and `batch_width` padded pixels.
         order = sorted(range(len(lines)), key=lambda i: lines[i].crop.shape[1]
                        / max(1, lines[i].crop.shape[0]) + rng.random() * 0.5)
-        batches = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
-        rng.shuffle(batches)
-        return batches
+        batches = pack_by_width([padded_width(lines[i].crop) for i in order],
+                                self.cfg.batch, self.cfg.batch_width)
+        out = [[order[k] for k in b] for b in batches]
+        rng.shuffle(out)
+        return out
 
     def _tensor(self, lines: list[Line], index: dict[str, int], rng: random.Random
                 ) -> tuple[Any, Any, Any]:
         torch = self.torch
         crops = [augment(ln.crop, rng) if self.cfg.augment else ln.crop for ln in lines]
-        ratio = max(c.shape[1] / max(1, c.shape[0]) for c in crops)
-        width = max(HEIGHT, math.ceil(ratio * HEIGHT / 8) * 8)
+        width = max(padded_width(c) for c in crops)
         x = torch.from_numpy(np.stack([norm_pad(c, HEIGHT, width) for c in crops]))
         targets = torch.tensor([index[c] for ln in lines for c in ln.text], dtype=torch.long)
         lengths = torch.tensor([len(ln.text) for ln in lines], dtype=torch.long)
@@ -317,11 +357,13 @@ class Trainer:
         torch = self.torch
         module.eval()
         right = errors = chars = 0
+        order = sorted(range(len(lines)), key=lambda i: padded_width(lines[i].crop))
+        chunks = pack_by_width([padded_width(lines[i].crop) for i in order], 64,
+                               2 * self.cfg.batch_width)
         with torch.no_grad():
-            for i in range(0, len(lines), 64):
-                chunk = lines[i:i + 64]
-                ratio = max(ln.crop.shape[1] / max(1, ln.crop.shape[0]) for ln in chunk)
-                width = max(HEIGHT, math.ceil(ratio * HEIGHT / 8) * 8)
+            for ks in chunks:
+                chunk = [lines[order[k]] for k in ks]
+                width = max(padded_width(ln.crop) for ln in chunk)
                 x = torch.from_numpy(np.stack([norm_pad(ln.crop, HEIGHT, width)
                                                for ln in chunk]))
                 best = module(x, logits=True).argmax(-1).numpy()
@@ -333,6 +375,7 @@ class Trainer:
                     right += text == ln.text
                     errors += edit_distance(text, ln.text)
                     chars += max(1, len(ln.text))
+        release_freed_memory()
         return right / max(1, len(lines)), errors / max(1, chars)
 
     def register(self, module: Any, charset: list[str], name: str, metrics: dict[str, Any],

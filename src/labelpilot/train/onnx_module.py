@@ -208,6 +208,19 @@ class OnnxModule(nn.Module):
                 self.params[key] = nn.Parameter(torch.from_numpy(arr.astype(np.float32).copy()))
             else:
                 self.consts[init.name] = torch.from_numpy(np.array(arr))
+        # what each node is the last to read: dropped from the forward pass's environment
+        # right after it, so that a no-grad pass holds only the tensors still to be read
+        # (and a training pass only those autograd keeps), not every intermediate
+        produced = {o for _, _, outs, _ in self.nodes for o in outs}
+        last_reader: dict[str, int] = {}
+        for k, (_, inputs, _, _) in enumerate(self.nodes):
+            for n in inputs:
+                if n in produced:
+                    last_reader[n] = k
+        self.drop_after: list[list[str]] = [[] for _ in self.nodes]
+        for n, k in last_reader.items():
+            if n != self.output_name:
+                self.drop_after[k].append(n)
         last = self.nodes[-1]
         self.final_softmax = last[0] == "Softmax" and last[2][0] == self.output_name
 
@@ -223,8 +236,10 @@ class OnnxModule(nn.Module):
             if logits and self.final_softmax and k == len(self.nodes) - 1:
                 return env[inputs[0]]  # type: ignore[no-any-return]
             args = [env[n] if n else None for n in inputs]
-            result = OPS[op](args, attrs)
-            env[outputs[0]] = result
+            env[outputs[0]] = OPS[op](args, attrs)
+            del args
+            for n in self.drop_after[k]:
+                del env[n]
         return env[self.output_name]  # type: ignore[no-any-return]
 
     def to_onnx(self) -> onnx.ModelProto:
