@@ -328,3 +328,61 @@ def test_a_zip_bomb_is_refused_before_unpacking(make_workspace, tmp_path: Path) 
     with pytest.raises(UnsafePathError, match=r"zeros\.bin.*over 200x: refused as a zip bomb"):
         import_dataset(ws, bomb, format="coco")
     assert snapshot(ws)[0]["images"] == 0
+
+
+def _yolo_set(root: Path, items: list[tuple[str, str, int, str]]) -> Path:
+    """An Ultralytics folder: (split, file name, image seed, label line) per image."""
+    (root / "data.yaml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
+    for split, name, seed, line in items:
+        write_image(root / "images" / split / name, 64, 48, seed=seed)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split / name).with_suffix(".txt").write_text(line + "\n")
+    return root
+
+
+def _images(ws) -> dict[str, tuple[str | None, list[str], str]]:  # type: ignore[no-untyped-def]
+    """file name -> (split, labels, sha256) of every stored image."""
+    from labelpilot.transfer import export_items
+
+    ds, _ = export_items(ws, status="all", split=None, include_images=False)
+    # an item's path is its blob, named by the content hash
+    return {it.name: (it.split, sorted(a.label for a in it.annotations),
+                      it.path.stem if it.path else "")
+            for it in ds.items}
+
+
+def test_identical_bytes_under_two_names_stay_two_images(make_workspace, tmp_path: Path
+                                                         ) -> None:  # type: ignore[no-untyped-def]
+    # Roboflow-style duplicates: the same picture as a.png in train and as a-copy.png in
+    # val, and once more as b.png in both splits, each time with its own labels.
+    src = _yolo_set(tmp_path / "y", [("train", "a.png", 1, "0 0.5 0.5 0.2 0.2"),
+                                      ("val", "a-copy.png", 1, "1 0.5 0.5 0.4 0.4"),
+                                      ("train", "b.png", 2, "0 0.3 0.3 0.2 0.2"),
+                                      ("val", "b.png", 2, "1 0.3 0.3 0.2 0.2")])
+    ws = make_workspace(labels=["cat", "dog"])
+    r = import_dataset(ws, src, format="yolo")
+    assert (r.images_added, r.images_already_present, r.annotations_added) == (4, 0, 4)
+    assert any("named <split>/<name>" in w for w in r.warnings)
+    got = _images(ws)
+    assert {k: v[:2] for k, v in got.items()} == {
+        "a.png": ("train", ["cat"]), "a-copy.png": ("val", ["dog"]),
+        "b.png": ("train", ["cat"]), "val/b.png": ("val", ["dog"])}
+    assert got["a.png"][2] == got["a-copy.png"][2]
+    assert len(blob_files(ws)) == 2  # the storage is shared, the items are not
+    # the same import again: every image is there already, nothing is added
+    again = import_dataset(ws, src, format="yolo")
+    assert (again.images_added, again.images_already_present) == (0, 4)
+    assert (again.annotations_added, again.annotations_already_present) == (0, 4)
+    # another picture under a taken name is another image, under the name and its hash
+    other = _yolo_set(tmp_path / "z", [("train", "a.png", 9, "1 0.5 0.5 0.2 0.2")])
+    third = import_dataset(ws, other, format="yolo")
+    assert third.images_added == 1
+    renamed = [n for n in _images(ws) if n.startswith("a-") and n != "a-copy.png"]
+    assert len(renamed) == 1 and _images(ws)[renamed[0]][:2] == ("train", ["dog"])
+    assert import_dataset(ws, other, format="yolo").images_already_present == 1
+    # a COCO export holds the four named images and both pictures
+    out = tmp_path / "coco"
+    export_dataset(ws, out, format="coco", status="all")
+    doc = json.loads(next(out.glob("**/*.json")).read_text())
+    assert sorted(im["file_name"] for im in doc["images"]) == sorted(_images(ws))

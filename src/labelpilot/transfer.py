@@ -309,39 +309,64 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> dict[str, int] | No
     return ws.blobs.collect(referenced, wait=wait)
 
 
+def _item_key(name: str, sha: str) -> tuple[str, str]:
+    """What identifies an image: its name (as stored) and its bytes. Two names with the same
+    bytes are two images sharing a blob; the same name with other bytes is another image."""
+    return PurePosixPath(name.replace("\\", "/").lstrip("/")).as_posix(), sha
+
+
+def _renamed(name: str, sha: str) -> str:
+    """The name an image gets when its own is taken by other bytes."""
+    p = PurePosixPath(name)
+    return p.with_name(f"{p.stem}-{sha[:8]}{p.suffix}").as_posix()
+
+
+def _present(existing: dict[str, list[tuple[int, str]]], key: tuple[str, str]) -> int | None:
+    """The stored image that is this item (same bytes, and its name or the name it got
+    when that was taken), if any."""
+    name, sha = key
+    for image_id, stored_name in existing.get(sha, []):
+        if stored_name in (name, _renamed(name, sha)):
+            return image_id
+    return None
+
+
 def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
            label_ids: dict[str, int], report: ImportReport, *, split: str | None,
            user: str | None) -> None:
     existing = repo.images_by_sha(conn, [c.sha256 for c in checked])
-    # Several items may carry the same image (same bytes): they become one image.
-    first: dict[str, _Checked] = {}
-    for c in checked:
-        if c.sha256 not in existing:
-            first.setdefault(c.sha256, c)
-    names = _unique_names(conn, list(first.values()))
+    keys = _import_keys(checked, report)
+    present = {k: i for k in dict.fromkeys(keys) if (i := _present(existing, k)) is not None}
+    # An item named twice with the same bytes (a label file listing it twice) is one image;
+    # every other item is an image of its own, whatever bytes it shares with others.
+    first: dict[tuple[str, str], _Checked] = {}
+    for key, c in zip(keys, checked, strict=True):
+        if key not in present:
+            first.setdefault(key, c)
+    names = _unique_names(conn, list(first))
     now = repo.now()
-    rows = [{"sha256": c.sha256, "file_name": names[c.sha256], "suffix": c.suffix,
+    rows = [{"sha256": c.sha256, "file_name": names[key], "suffix": c.suffix,
              "width": c.width, "height": c.height,
              "split": split or (c.item.split if c.item.split in SPLITS else None),
              "review_state": c.item.review_state or "new", "created_at": now}
-            for c in first.values()]
+            for key, c in first.items()]
     new_ids = repo.insert_images(conn, rows)
-    image_ids = {c.sha256: id_ for c, id_ in zip(first.values(), new_ids, strict=True)}
+    image_ids = dict(zip(first, new_ids, strict=True))
     report.images_added = len(new_ids)
-    report.images_already_present = len({c.sha256 for c in checked if c.sha256 in existing})
-    image_ids.update({sha: v[0] for sha, v in existing.items()})
+    report.images_already_present = len(present)
+    image_ids.update(present)
     # Only images that were already there, or that come twice in this import, can receive
     # an annotation they already have: compare fingerprints for those alone.
-    repeated = {sha for sha, n in Counter(c.sha256 for c in checked).items() if n > 1}
+    repeated = {key for key, n in Counter(keys).items() if n > 1}
     seen: dict[int, set[tuple[Any, ...]]] = {}
-    if existing:
-        stored = repo.annotations_for_images(conn, [v[0] for v in existing.values()])
+    if present:
+        stored = repo.annotations_for_images(conn, list(present.values()))
         seen = {img: {a.fingerprint() for a in anns} for img, anns in stored.items()}
     when = repo.db_time(conn, now)
     tail = (1, user, when, user, when)
     ann_rows = []
-    for c in checked:
-        image_id = image_ids[c.sha256]
+    for key, c in zip(keys, checked, strict=True):
+        image_id = image_ids[key]
         item = c.item
         frags = fragments[id(item)]
         declared = (item.width, item.height)
@@ -356,7 +381,7 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
             except LabelPilotError as e:
                 raise LabelPilotError(f"{item.name}: {e.message}") from None
         fps = seen.setdefault(image_id, set()) if (
-            c.sha256 in existing or c.sha256 in repeated) else None
+            key in present or key in repeated) else None
         for moved, a, label, *rest in frags:
             if moved:
                 report.clipped += 1
@@ -373,16 +398,38 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
                                "and were clipped to its border")
 
 
-def _unique_names(conn: Any, items: list[_Checked]) -> dict[str, str]:
-    wanted = {c.sha256: PurePosixPath(c.item.name.replace("\\", "/").lstrip("/")) for c in items}
-    taken = repo.taken_file_names(conn, [p.as_posix() for p in wanted.values()])
-    out: dict[str, str] = {}
-    for sha, p in wanted.items():
-        name = p.as_posix()
+def _import_keys(checked: list[_Checked], report: ImportReport) -> list[tuple[str, str]]:
+    """Each item's identity. An item whose name and bytes are those of an earlier item of
+    another split (a picture in both train/ and val/ of a YOLO or Roboflow set) is an
+    item of its own, named `<split>/<name>`."""
+    split_of: dict[tuple[str, str], str | None] = {}
+    keys = []
+    moved = 0
+    for c in checked:
+        key = _item_key(c.item.name, c.sha256)
+        split = c.item.split
+        if key in split_of and split_of[key] != split and split:
+            key = _item_key(f"{split}/{key[0]}", c.sha256)
+            moved += 1
+        split_of.setdefault(key, split)
+        keys.append(key)
+    if moved:
+        report.warnings.append(
+            f"{moved} image(s) have the name and bytes of an image of another split: each "
+            "is kept as an image of its own split, named <split>/<name>")
+    return keys
+
+
+def _unique_names(conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A free file name per new image: its own, else with its hash's start added."""
+    taken = repo.taken_file_names(conn, [name for name, _ in keys])
+    out: dict[tuple[str, str], str] = {}
+    for key in keys:
+        name, sha = key
         if name in taken:
-            name = p.with_name(f"{p.stem}-{sha[:8]}{p.suffix}").as_posix()
+            name = _renamed(name, sha)
         taken.add(name)
-        out[sha] = name
+        out[key] = name
     return out
 
 
@@ -464,17 +511,19 @@ def safe_file_name(name: str) -> str:
 def add_image(ws: Workspace, *, data: bytes, name: str, split: str | None = None
               ) -> tuple[Any, bool]:
     """Store one image (an upload) and its row in a transaction of its own; (row, created).
-    The same bytes twice, even in uploads racing each other, give the existing image. A
-    failure leaves no row; a blob no row refers to is collected (`collect_garbage`)."""
+    The same name with the same bytes again, even in uploads racing each other, gives the
+    existing image; other names with the same bytes are other images sharing the stored
+    file. A failure leaves no row; a blob no row refers to is collected
+    (`collect_garbage`)."""
     if split is not None and split not in SPLITS:
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     probed = probe_image(data, name=safe_file_name(name), max_pixels=ws.config.max_pixels)
     stem = PurePosixPath(safe_file_name(name)).stem or "upload"
-    checked = _Checked(DatasetItem(name=f"{stem}{probed.suffix}"), probed.sha256,
-                       probed.suffix, probed.width, probed.height, True)
+    key = _item_key(f"{stem}{probed.suffix}", probed.sha256)
+
     def stored(conn: Any) -> Any | None:
-        found = repo.images_by_sha(conn, [probed.sha256])
-        return image_rows.image_row(conn, found[probed.sha256][0]) if found else None
+        image_id = _present(repo.images_by_sha(conn, [probed.sha256]), key)
+        return image_rows.image_row(conn, image_id) if image_id is not None else None
 
     with ws.blobs.writing():
         with ws.engine.connect() as conn:  # a read: no write lock for an image stored already
@@ -482,14 +531,18 @@ def add_image(ws: Workspace, *, data: bytes, name: str, split: str | None = None
         if row is not None:
             return row, False
         ws.blobs.put(probed.sha256, probed.suffix, probed.data)
-        # The row: another writer may commit the same bytes, or the same name, meanwhile.
+        # The row: another writer may commit the same image, or take the name, meanwhile.
         for _ in range(5):
             with ws.transaction() as conn:
+                # The name first, then the check: an image committed between the two
+                # (PostgreSQL reads what is committed at each statement) is seen by the
+                # check, rather than taking the name and making this one a renamed copy.
+                file_name = _unique_names(conn, [key])[key]
                 row = stored(conn)
                 if row is not None:
                     return row, False
                 image_id = image_rows.try_insert(conn, {
-                    "sha256": probed.sha256, "file_name": _unique_names(conn, [checked])[probed.sha256],
+                    "sha256": probed.sha256, "file_name": file_name,
                     "suffix": probed.suffix, "width": probed.width, "height": probed.height,
                     "split": split, "review_state": "new", "created_at": repo.now()})
                 if image_id is not None:

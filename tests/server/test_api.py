@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from pathlib import Path
@@ -227,8 +228,20 @@ def test_upload(api: Api, tmp_path: Path) -> None:
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["file_name"] == "evil name.png" and body["split"] == "test" and body["created"]
-    again = api.post("annotator", "/api/images", files={"file": ("other.png", data)})
+    # the same name and bytes again: the image already there
+    again = api.post("annotator", "/api/images", files={"file": ("evil name.png", data)})
     assert again.status_code == 200 and again.json()["id"] == body["id"]
+    # the same bytes under another name: another image, sharing the stored file
+    stored = _blobs(api)
+    other = api.post("annotator", "/api/images", files={"file": ("other.png", data)})
+    assert other.status_code == 201 and other.json()["id"] != body["id"]
+    assert other.json()["file_name"] == "other.png" and other.json()["split"] is None
+    assert _blobs(api) == stored
+    # another picture under a name that is taken: kept under the name and its hash's start
+    data2 = write_image(tmp_path / "v.png", 50, 40, seed=78).read_bytes()
+    third = api.post("annotator", "/api/images", files={"file": ("other.png", data2)})
+    assert third.status_code == 201
+    assert third.json()["file_name"] == f"other-{hashlib.sha256(data2).hexdigest()[:8]}.png"
 
 
 def _blobs(api: Api) -> list[Path]:

@@ -42,24 +42,29 @@ def test_identical_uploads_racing_on_two_servers_lose_nothing(make_workspace, tm
                 data = _png(round_)
                 start = threading.Barrier(16)
 
-                def upload(i: int, data: bytes = data, start: threading.Barrier = start
-                           ) -> httpx.Response:
+                def upload(i: int, data: bytes = data, start: threading.Barrier = start,
+                           round_: int = round_) -> httpx.Response:
                     start.wait()
+                    # two names for the same bytes: two images sharing one stored file
                     return client.post(f"{bases[i % 2]}/api/images",
-                                       files={"file": (f"same-{i}.png", data)})
+                                       files={"file": (f"r{round_}-{i % 4 // 2}.png", data)})
 
                 with ThreadPoolExecutor(16) as pool:
                     answers = list(pool.map(upload, range(16)))
                 codes = [r.status_code for r in answers]
-                assert set(codes) <= {200, 201} and codes.count(201) == 1, \
+                assert set(codes) <= {200, 201} and codes.count(201) == 2, \
                     [(r.status_code, r.text[:200]) for r in answers if r.status_code >= 300]
-                (image_id,) = {r.json()["id"] for r in answers}
-                for base in bases:
-                    f = client.get(f"{base}/api/images/{image_id}/file")
-                    assert f.status_code == 200
-                    assert hashlib.sha256(f.content).digest() == hashlib.sha256(data).digest()
-                    assert client.get(f"{base}/api/images/{image_id}/thumbnail").status_code == 200
-            assert client.get(f"{bases[1]}/api/images").json()["count"] == 4
+                ids = {r.json()["file_name"]: r.json()["id"] for r in answers}
+                assert sorted(ids) == [f"r{round_}-0.png", f"r{round_}-1.png"]
+                assert len(set(ids.values())) == 2
+                for image_id in ids.values():
+                    for base in bases:
+                        f = client.get(f"{base}/api/images/{image_id}/file")
+                        assert f.status_code == 200
+                        assert hashlib.sha256(f.content).digest() == hashlib.sha256(data).digest()
+                        assert client.get(f"{base}/api/images/{image_id}/thumbnail"
+                                          ).status_code == 200
+            assert client.get(f"{bases[1]}/api/images").json()["count"] == 8
     finally:
         for p in procs:
             p.terminate()

@@ -115,7 +115,7 @@ def claim_first(conn: Connection, *, username: str, lease: timedelta, query: Ima
 
 def try_insert(conn: Connection, values: dict[str, Any]) -> int | None:
     """Insert one image row; None (and nothing written) when a unique column clashes with
-    a row another writer committed first: the same bytes (sha256) or the same file name."""
+    a row another writer committed first (the same file name)."""
     try:
         with conn.begin_nested():
             return int(conn.execute(insert(images_t).values(values)

@@ -57,12 +57,16 @@ def label_names(conn: Connection) -> list[str]:
     return list(conn.execute(select(labels_t.c.name).order_by(labels_t.c.position)).scalars())
 
 
-def images_by_sha(conn: Connection, shas: Sequence[str]) -> dict[str, tuple[int, str]]:
-    out: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(list(shas)):
+def images_by_sha(conn: Connection, shas: Sequence[str]
+                  ) -> dict[str, list[tuple[int, str]]]:
+    """Per content hash, the images (id, file name) holding those bytes: several images
+    may share one blob."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for chunk in _chunks(list(dict.fromkeys(shas))):
         q = select(images_t.c.sha256, images_t.c.id, images_t.c.file_name).where(
-            images_t.c.sha256.in_(chunk))
-        out.update({sha: (id_, name) for sha, id_, name in conn.execute(q)})
+            images_t.c.sha256.in_(chunk)).order_by(images_t.c.id)
+        for sha, id_, name in conn.execute(q):
+            out.setdefault(sha, []).append((id_, name))
     return out
 
 

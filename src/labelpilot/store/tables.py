@@ -44,7 +44,8 @@ class ImageRow(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # several images may share their bytes (one blob): an image is a named item
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     file_name: Mapped[str] = mapped_column(String(1000), unique=True)
     suffix: Mapped[str] = mapped_column(String(8))
     width: Mapped[int] = mapped_column(Integer)
