@@ -8,6 +8,7 @@ transcription in an extra `text` key; a `score` key marks a model's proposal.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,57 @@ from labelpilot.formats.base import (
     default_roots,
     expect,
     expect_size,
+    list_files,
     read_json,
     write_json,
 )
 from labelpilot.geometry import rle
 
+# COCO's other annotation files: read by no LabelPilot reader (yet), said so by name.
+_OTHER_KINDS = {"captions": "captions", "person_keypoints": "keypoints",
+                "panoptic": "panoptic segmentation", "image_info": "image lists without labels",
+                "stuff": "stuff segmentation"}
+_SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+                "test": "test"}
 
-def _find_json(source: Path) -> Path:
+
+def _split_of(subset: str) -> str | None:
+    """`train2017`, `val`, `Validation`, `test-dev` -> the split; `default` -> None."""
+    m = re.match(r"[a-z]+", subset.lower())
+    return _SPLIT_WORDS.get(m.group(0)) if m else None
+
+
+def _annotation_files(source: Path, warnings: list[str]) -> list[tuple[Path, str]]:
+    """The instances files of a COCO folder with their subset names (`instances_val.json`
+    -> `val`; Roboflow's `valid/_annotations.coco.json` -> `valid`); the other COCO files
+    found beside them are named in `warnings` as skipped."""
     if source.is_file():
-        return source
-    candidates = sorted(source.glob("annotations/*.json")) + sorted(source.glob("*.json"))
+        return [(source, "")]
+    found = list_files(source, [".json"], pattern="*.json")
+    candidates = [p for p in found
+                  if p.parent in (source, source / "annotations")
+                  or p.name == "_annotations.coco.json"]
     if not candidates:
-        raise FormatError("no COCO JSON file found (looked for annotations/*.json and *.json)",
-                          path=source)
-    return candidates[0]
+        raise FormatError("no COCO JSON file found (looked for annotations/*.json, *.json "
+                          "and <split>/_annotations.coco.json)", path=source)
+    out = []
+    for path in candidates:
+        stem = path.name.removesuffix(".coco.json").removesuffix(".json")
+        kind = next((k for k in _OTHER_KINDS if stem.lower().startswith(k)), None)
+        if kind is not None:
+            warnings.append(f"{path.relative_to(source)}: {_OTHER_KINDS[kind]} are not "
+                            "imported; skipped")
+            continue
+        if stem == "_annotations":  # Roboflow: the folder is the subset
+            subset = path.parent.name if path.parent != source else ""
+        else:
+            subset = re.sub(r"^instances_?", "", stem, flags=re.IGNORECASE)
+        out.append((path, subset))
+    if not out:
+        raise FormatError("no COCO instances file found: only " + ", ".join(
+            p.name for p in candidates), path=source,
+            hint="LabelPilot imports instances files (boxes, polygons, masks)")
+    return out
 
 
 class Coco:
@@ -42,8 +80,31 @@ class Coco:
     description = "COCO JSON: boxes, polygons, RLE masks, categories"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
-        path = _find_json(source)
-        doc = read_json(path)
+        warnings: list[str] = []
+        files = _annotation_files(source, warnings)
+        items: list[DatasetItem] = []
+        labels: dict[str, None] = {}
+        roots = default_roots(source, images_dir)
+        base = source if source.is_dir() else source.parent
+        for path, subset in files:
+            doc = read_json(path)
+            if len(files) > 1 and not (isinstance(doc, dict)
+                                       and isinstance(doc.get("images"), list)):
+                warnings.append(f"{path.relative_to(source)}: not a COCO annotation file "
+                                "(no 'images' list); skipped")
+                continue
+            # A subset's images first: images/<subset>/ (Datumaro), <subset>/ (COCO's
+            # train2017/), the JSON's own folder (Roboflow).
+            mine = [base / "images" / subset, base / subset] if subset else []
+            locator = ImageLocator([*mine, path.parent, *roots])
+            got, names = self._load_file(path, doc, locator,
+                                         _split_of(subset) if subset else None)
+            items += got
+            labels.update(dict.fromkeys(names))
+        return Dataset(items, list(labels), warnings)
+
+    def _load_file(self, path: Path, doc: Any, locator: ImageLocator, split: str | None
+                   ) -> tuple[list[DatasetItem], list[str]]:
         expect(isinstance(doc, dict), "the top level must be an object with 'images', "
                "'annotations' and 'categories'", path=path)
         for key in ("images", "categories"):
@@ -58,7 +119,6 @@ class Coco:
             expect(isinstance(c, dict) and "id" in c and isinstance(c.get("name"), str),
                    "each category needs an 'id' and a 'name'", path=path, where=where)
             cats[c["id"]] = c["name"]
-        locator = ImageLocator(default_roots(source, images_dir))
         items: dict[Any, DatasetItem] = {}
         for i, im in enumerate(doc["images"]):
             where = f"images[{i}]"
@@ -69,7 +129,8 @@ class Coco:
                    "'width' and 'height' must be positive integers", path=path, where=where)
             found = locator.find(im["file_name"], label_file=path)
             expect_size(w, h, path=path, where=where)
-            items[im["id"]] = DatasetItem(name=im["file_name"], path=found, width=w, height=h)
+            items[im["id"]] = DatasetItem(name=im["file_name"], path=found, width=w, height=h,
+                                          split=split)
         next_group = 1
         for i, a in enumerate(anns):
             if not isinstance(a, dict):
@@ -106,7 +167,7 @@ class Coco:
                         origin, status, group))
             except ValidationError as e:
                 raise FormatError(e.message, path=path, where=f"annotations[{i}]") from None
-        return Dataset(list(items.values()), list(dict.fromkeys(cats.values())))
+        return list(items.values()), list(dict.fromkeys(cats.values()))
 
     def save(self, dataset: Dataset, dest: Path) -> None:
         labels = dataset.all_labels()

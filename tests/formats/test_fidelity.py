@@ -1,0 +1,109 @@
+"""Import fidelity (issue 15): datasets laid out as Datumaro, MMDetection, Roboflow and CVAT
+write them import whole, with their splits, or say what they skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labelpilot.errors import FormatError
+from labelpilot.formats import get_format
+from labelpilot.transfer import import_dataset
+from tests.conftest import write_image
+
+
+def _coco_doc(entries: list[tuple[str, list[float], str]]) -> dict[str, Any]:
+    """(file name, box, class) per image, one box each."""
+    cats = sorted({c for _, _, c in entries})
+    return {
+        "images": [{"id": i + 1, "file_name": f, "width": 64, "height": 48}
+                   for i, (f, _, _) in enumerate(entries)],
+        "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": cats.index(c) + 1,
+                         "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+                        for i, (_, b, c) in enumerate(entries)],
+        "categories": [{"id": k + 1, "name": c} for k, c in enumerate(cats)]}
+
+
+def datumaro_coco(root: Path) -> Path:
+    """Datumaro's COCO export: annotations/instances_<subset>.json, images/<subset>/; the
+    same file name in two subsets holds two different pictures. Beside them, the captions
+    and keypoints files COCO itself ships."""
+    write_image(root / "images" / "train" / "000001.jpg", 64, 48, seed=1)
+    write_image(root / "images" / "train" / "000002.jpg", 64, 48, seed=2)
+    write_image(root / "images" / "val" / "000001.jpg", 64, 48, seed=3)
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "instances_train.json").write_text(json.dumps(_coco_doc([
+        ("000001.jpg", [1, 1, 10, 10], "bolt"), ("000002.jpg", [2, 2, 8, 8], "nut")])))
+    (ann / "instances_val.json").write_text(json.dumps(_coco_doc([
+        ("000001.jpg", [5, 5, 20, 20], "washer")])))
+    (ann / "captions_train.json").write_text(json.dumps({"images": [], "annotations": [
+        {"id": 1, "image_id": 1, "caption": "a bolt"}]}))
+    (ann / "person_keypoints_val.json").write_text(json.dumps(_coco_doc([])))
+    return root
+
+
+def test_a_coco_folder_with_one_file_per_subset_imports_every_subset(tmp_path: Path) -> None:
+    ds = get_format("coco").load(datumaro_coco(tmp_path / "d"))
+    got = sorted((it.split, it.name, it.path.parent.name if it.path else None,
+                  [a.label for a in it.annotations]) for it in ds.items)
+    assert got == [("train", "000001.jpg", "train", ["bolt"]),
+                   ("train", "000002.jpg", "train", ["nut"]),
+                   ("val", "000001.jpg", "val", ["washer"])]
+    assert sorted(ds.labels) == ["bolt", "nut", "washer"]
+    assert sorted(ds.warnings) == [
+        "annotations/captions_train.json: captions are not imported; skipped",
+        "annotations/person_keypoints_val.json: keypoints are not imported; skipped"]
+
+
+def test_subsets_reach_the_workspace_with_their_own_pictures(make_workspace, tmp_path: Path
+                                                              ) -> None:  # type: ignore[no-untyped-def]
+    from labelpilot.transfer import export_items
+
+    ws = make_workspace(labels=["bolt"])
+    report = import_dataset(ws, datumaro_coco(tmp_path / "d"), format="coco")
+    assert (report.images_added, report.annotations_added) == (3, 3)
+    assert any("captions are not imported" in w for w in report.warnings)
+    ds, _ = export_items(ws, status="all", split=None, include_images=False)
+    by_label = {it.annotations[0].label: (it.split, it.path.stem if it.path else "")
+                for it in ds.items}
+    assert by_label["bolt"][0] == "train" and by_label["washer"][0] == "val"
+    assert by_label["bolt"][1] != by_label["washer"][1]  # two pictures, not one
+
+
+def test_roboflow_coco_export_reads_each_split_folder(tmp_path: Path) -> None:
+    root = tmp_path / "rf"
+    for split, seed in (("train", 1), ("valid", 2), ("test", 3)):
+        write_image(root / split / f"img_{split}.jpg", 64, 48, seed=seed)
+        (root / split / "_annotations.coco.json").write_text(json.dumps(_coco_doc([
+            (f"img_{split}.jpg", [1, 1, 5, 5], "crack")])))
+    (root / "README.roboflow.txt").write_text("exported from roboflow")
+    ds = get_format("coco").load(root)
+    assert sorted((it.split, it.name) for it in ds.items) == [
+        ("test", "img_test.jpg"), ("train", "img_train.jpg"), ("val", "img_valid.jpg")]
+    assert all(it.path is not None for it in ds.items) and ds.warnings == []
+
+
+def test_mmdetection_layout_with_coco_folder_names(tmp_path: Path) -> None:
+    # MMDetection / COCO: annotations/instances_train2017.json and train2017/ beside it
+    root = tmp_path / "mm"
+    write_image(root / "train2017" / "a.jpg", 64, 48, seed=1)
+    write_image(root / "val2017" / "a.jpg", 64, 48, seed=2)
+    (root / "annotations").mkdir(parents=True)
+    for subset, label in (("train2017", "cat"), ("val2017", "dog")):
+        (root / "annotations" / f"instances_{subset}.json").write_text(json.dumps(_coco_doc([
+            ("a.jpg", [1, 1, 5, 5], label)])))
+    ds = get_format("coco").load(root)
+    assert sorted((it.split, it.path.parent.name if it.path else None, it.annotations[0].label)
+                  for it in ds.items) == [("train", "train2017", "cat"), ("val", "val2017", "dog")]
+
+
+def test_a_folder_of_other_coco_files_only_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "c" / "annotations").mkdir(parents=True)
+    (tmp_path / "c" / "annotations" / "captions_val2017.json").write_text("{}")
+    with pytest.raises(FormatError, match=r"no COCO instances file found: only "
+                                          r"captions_val2017\.json"):
+        get_format("coco").load(tmp_path / "c")
