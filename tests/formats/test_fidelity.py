@@ -107,3 +107,47 @@ def test_a_folder_of_other_coco_files_only_is_refused_by_name(tmp_path: Path) ->
     with pytest.raises(FormatError, match=r"no COCO instances file found: only "
                                           r"captions_val2017\.json"):
         get_format("coco").load(tmp_path / "c")
+
+
+def _cvat_image(i: int, name: str, subset: str, label: str) -> str:
+    return (f'<image id="{i}" name="{name}" subset="{subset}" width="64" height="48">'
+            f'<box label="{label}" occluded="0" xtl="1" ytl="1" xbr="9" ybr="9" z_order="0"/>'
+            "</image>")
+
+
+def test_a_cvat_project_export_pairs_each_subset_with_its_own_images(
+        make_workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # CVAT's project export: one annotations.xml, images/<Subset>/<name>, the same names
+    # in every subset
+    root = tmp_path / "cvat-project"
+    rows = []
+    for k, (subset, label) in enumerate((("Train", "bolt"), ("Validation", "nut"),
+                                         ("Test", "washer"))):
+        for j in range(2):
+            write_image(root / "images" / subset / f"frame_{j}.png", 64, 48, seed=10 * k + j)
+            rows.append(_cvat_image(len(rows), f"frame_{j}.png", subset, label))
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        + "".join(rows) + "</annotations>")
+    ds = get_format("cvat").load(root)
+    assert sorted((it.split, it.path.parent.name if it.path else None,
+                   it.annotations[0].label) for it in ds.items) == [
+        ("test", "Test", "washer"), ("test", "Test", "washer"),
+        ("train", "Train", "bolt"), ("train", "Train", "bolt"),
+        ("val", "Validation", "nut"), ("val", "Validation", "nut")]
+    ws = make_workspace(labels=["bolt"])
+    report = import_dataset(ws, root, format="cvat")
+    assert (report.images_added, report.annotations_added) == (6, 6)
+
+
+def test_cvat_for_video_is_refused_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "video"
+    root.mkdir()
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        '<track id="0" label="car" source="manual">'
+        '<box frame="0" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="9" '
+        'ybr="9" z_order="0"/></track></annotations>')
+    with pytest.raises(FormatError, match=r"CVAT for video file \(1 <track> elements") as e:
+        get_format("cvat").load(root)
+    assert e.value.hint is not None and "CVAT for images 1.1" in e.value.hint

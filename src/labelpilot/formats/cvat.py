@@ -4,7 +4,8 @@
 `<polygon>`, `<points>` and `<mask>` (runs over the row-major crop `left top width
 height`, starting with 0s). A `text` (or `transcription`) attribute is the transcription;
 other attributes are kept. `<polyline>`, `<ellipse>`, `<skeleton>` and `<tag>` are
-skipped with a warning. The image's `subset` gives its split.
+skipped with a warning. The image's `subset` gives its split, and a project export's
+`images/<subset>/` folder its file. CVAT for video (`<track>`) is refused by name.
 """
 
 from __future__ import annotations
@@ -58,9 +59,27 @@ class Cvat:
         if root.tag != "annotations":
             raise FormatError(f"the root element is <{root.tag}>, expected <annotations>",
                               path=path)
-        locator = ImageLocator([*default_roots(source, images_dir), path.parent / "images"])
+        tracks = len(root.findall("track"))
+        if tracks and root.find("image") is None:
+            raise FormatError(f"this is a CVAT for video file ({tracks} <track> elements, no "
+                              "<image>): LabelPilot reads CVAT for images", path=path,
+                              hint="export the task from CVAT as 'CVAT for images 1.1'")
+        roots = [*default_roots(source, images_dir), path.parent / "images"]
+        # A project export keeps each subset's images in images/<Subset>/, where the same
+        # name may be another picture in each subset: look there first.
+        locators: dict[str, ImageLocator] = {}
+
+        def locator(subset: str) -> ImageLocator:
+            if subset not in locators:
+                mine = [path.parent / "images" / subset] if subset else []
+                locators[subset] = ImageLocator([*mine, *roots])
+            return locators[subset]
+
         labels = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
         ds = Dataset(labels=[n for n in labels if n])
+        if tracks:
+            ds.warnings.append(f"skipped {tracks} CVAT <track> element(s) (video "
+                               "annotation): export the task as 'CVAT for images 1.1'")
         skipped: dict[str, int] = {}
         for i, im in enumerate(root.iterfind("image")):
             where = f"image[{i}]"
@@ -73,9 +92,10 @@ class Cvat:
             if not name:
                 raise FormatError("<image> has no name", path=path, where=where)
             expect_size(w, h, path=path, where=where)
-            found = locator.find(name, label_file=path)
+            subset = im.get("subset") or ""
+            found = locator(subset).find(name, label_file=path)
             item = DatasetItem(name=name, path=found, width=w,
-                               height=h, split=_SPLIT.get((im.get("subset") or "").lower()))
+                               height=h, split=_SPLIT.get(subset.lower()))
             for j, el in enumerate(im):
                 try:
                     ann = _annotation(el, w, h)
