@@ -120,7 +120,7 @@ def test_a_cvat_project_export_pairs_each_subset_with_its_own_images(
     # CVAT's project export: one annotations.xml, images/<Subset>/<name>, the same names
     # in every subset
     root = tmp_path / "cvat-project"
-    rows = []
+    rows: list[str] = []
     for k, (subset, label) in enumerate((("Train", "bolt"), ("Validation", "nut"),
                                          ("Test", "washer"))):
         for j in range(2):
