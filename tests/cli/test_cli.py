@@ -166,3 +166,19 @@ def test_errors_print_user_data_as_text_and_no_traceback(tmp_path: Path) -> None
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     code, _, stderr = run("import", tmp_path / "ws", tmp_path / "broken.zip", "--format", "coco")
     assert code == 2 and "error:" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_labels_and_names_with_markup_print_as_they_are(tmp_path: Path) -> None:
+    # Label Studio and COCO labels like "[/x]" or "[bold]" once broke the import's report
+    # (MarkupError after the commit) and every later `stats`
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect")[0] == 0
+    src = coco_dir(tmp_path / "c[red]", extra={"categories": [
+        {"id": 1, "name": "[/x]"}, {"id": 2, "name": "[bold]dog"}]})
+    code, out, err = run("import", ws, src, "--format", "coco")
+    assert code == 0, err
+    assert "New label classes: [/x], [bold]dog" in out and "c[red]" in out
+    code, out, err = run("stats", ws)
+    assert code == 0 and "[/x]" in out and "[bold]dog" in out, err
+    code, out, err = run("export", ws, tmp_path / "out[/]", "--format", "coco")
+    assert code == 0 and "out[/]" in out, err

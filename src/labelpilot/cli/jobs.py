@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import JsonOpt, open_workspace, out, print_json, run_job, user_errors
@@ -59,6 +60,6 @@ def jobs_run(
         print_json([j.public() for j in results])
         return
     for j in results:
-        out.print(f"job {j.id} ({j.kind}): {j.status}" + (f": {j.error}" if j.error else ""))
+        out.print(f"job {j.id} ({j.kind}): {j.status}" + (f": {escape(j.error)}" if j.error else ""))
     if not results:
         out.print("no queued or interrupted jobs")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import JsonOpt, open_workspace, out, print_json, user_errors
@@ -31,7 +32,7 @@ def models_list(
         return
     table = Table("name", "version", "task", "where", "description")
     for i in infos:
-        table.add_row(i.name, i.version, i.task, "built in" if i.builtin else "workspace",
+        table.add_row(escape(i.name), i.version, i.task, "built in" if i.builtin else "workspace",
                       i.description)
     out.print(table)
 

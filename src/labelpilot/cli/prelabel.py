@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import (
@@ -56,7 +57,7 @@ def autolabel(
     if as_json:
         print_json(job.public())
     elif job.status != "done":
-        err.print(f"[red]autolabel {job.status}:[/] {job.error or ''}", highlight=False)
+        err.print(f"[red]autolabel {job.status}:[/] {escape(job.error or '')}", highlight=False)
     else:
         r = job.result or {}
         if not r.get("images"):
@@ -67,7 +68,7 @@ def autolabel(
                       f"proposal(s), {r['replaced']} earlier proposal(s) replaced, "
                       f"{r['covered']} left out where a person's label is")
         for f in r.get("failed_images", []):
-            err.print(f"[yellow]failed:[/] {f}", highlight=False)
+            err.print(f"[yellow]failed:[/] {escape(str(f))}", highlight=False)
     if job.status != "done":
         raise typer.Exit(1)
 
@@ -101,7 +102,7 @@ def eval_(
                             f"{result['map50']:.3f}, mAP50:95 {result['map50_95']:.3f}, accept "
                             f"rate {result['accept_rate']:.3f}")
         for name, c in sorted(result["per_class"].items()):
-            table.add_row(name, str(c["instances"]), f"{c['ap50']:.3f}", f"{c['ap50_95']:.3f}")
+            table.add_row(escape(name), str(c["instances"]), f"{c['ap50']:.3f}", f"{c['ap50_95']:.3f}")
         out.print(table)
         return
     table = Table("metric", "value", title=f"{result['model']} on {result['lines']} lines of "

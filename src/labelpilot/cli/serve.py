@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from labelpilot.cli.common import open_workspace, out, user_errors
 
@@ -28,5 +29,5 @@ def serve(
     if first:
         out.print(f"[bold]First start: created user [cyan]{first[0]}[/] with the one-time "
                   f"password [cyan]{first[1]}[/][/] (shown only now; change it after signing in)")
-    out.print(f"Serving {ws.config.name} on http://{host}:{port}  (API docs: /docs)")
+    out.print(f"Serving {escape(ws.config.name)} on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")

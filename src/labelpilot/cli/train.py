@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import InitOpt, JsonOpt, err, open_workspace, out, print_json, run_job, user_errors
@@ -62,7 +63,7 @@ def train(
         else:
             _print_recognizer(job.result)
     else:
-        err.print(f"[red]training {job.status}:[/] {job.error or ''}", highlight=False)
+        err.print(f"[red]training {job.status}:[/] {escape(job.error or '')}", highlight=False)
     if job.status != "done":
         raise typer.Exit(1)
 
@@ -72,21 +73,21 @@ def _print_recognizer(r: dict[str, Any]) -> None:
               f"{r['val_accuracy']:.3f}, CER {r['val_cer']:.3f}, {r['steps']} steps in "
               f"{r['seconds']:.0f} s")
     if r["new_characters"]:
-        out.print(f"New characters: {''.join(r['new_characters'])}")
+        out.print(f"New characters: {escape(''.join(r['new_characters']))}")
     for s in r["skipped"][:20]:
-        err.print(f"[yellow]skipped:[/] {s}", highlight=False)
+        err.print(f"[yellow]skipped:[/] {escape(s)}", highlight=False)
 
 
 def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
     for w in r.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     out.print(f"Trained [bold]{r['name']}[/] ({init}) on {r['train_images']} images / "
               f"{r['train_boxes']} boxes of {', '.join(r['classes'])}: {r['steps']} steps in "
               f"{r['seconds']:.0f} s")
     for c, b in r["base_classes"].items():
         if b != [c]:
-            out.print(f"{c} is said by the base model's {', '.join(b)} (found on the training "
-                      f"boxes; {b[0]} trained)")
+            out.print(f"{escape(c)} is said by the base model's {escape(', '.join(b))} "
+                      f"(found on the training boxes; {escape(b[0])} trained)")
     if r["val_map50"] >= 0:
         kept = (f"the weights of step {r['kept_step']}" if r["kept_step"] else
                 "the starting weights (training did not improve on them)")
@@ -97,6 +98,6 @@ def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
                       title=f"test split: mAP50 {test['map50']:.3f}, accept rate "
                             f"{test['accept_rate']:.3f}")
         for c, v in sorted(test["per_class"].items()):
-            table.add_row(c, str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
+            table.add_row(escape(c), str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
         out.print(table)
     out.print(f"Pre-label the rest with: labelpilot autolabel {directory} --model {r['name']}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import (
@@ -83,13 +84,13 @@ def import_(
     out.print(f"Imported {report.images_added} new image(s) "
               f"({report.images_already_present} already present) and "
               f"{report.annotations_added} annotation(s) "
-              f"({report.annotations_already_present} already present) from {source}")
+              f"({report.annotations_already_present} already present) from {escape(str(source))}")
     if report.labels_added:
-        out.print(f"New label classes: {', '.join(report.labels_added)}")
+        out.print(f"New label classes: {escape(', '.join(report.labels_added))}")
     for p in report.invalid_images:
-        err.print(f"[yellow]skipped:[/] {p}", highlight=False)
+        err.print(f"[yellow]skipped:[/] {escape(p)}", highlight=False)
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 @commands.command()
@@ -121,9 +122,9 @@ def export(
         print_json(report.to_dict())
         return
     out.print(f"Exported {report.images} image(s) and {report.annotations} annotation(s) "
-              f"to {dest} ({format})")
+              f"to {escape(str(dest))} ({format})")
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 @commands.command()
@@ -141,7 +142,7 @@ def stats(
     if as_json:
         print_json(s)
         return
-    out.print(f"[bold]{s['name']}[/] ({s['task']}): {s['images']} images, "
+    out.print(f"[bold]{escape(s['name'])}[/] ({s['task']}): {s['images']} images, "
               f"{s['annotations']} annotations")
     table = Table("", "count", box=None, show_header=False, pad_edge=False)
     for key, title in (("annotations_by_status", "annotations by status"),
@@ -151,7 +152,7 @@ def stats(
                        ("images_by_split", "images by split")):
         table.add_row(f"[bold]{title}[/]", "")
         for k, v in s[key].items():
-            table.add_row(f"  {k}", str(v))
+            table.add_row(f"  {escape(str(k))}", str(v))
     out.print(table)
 
 
