@@ -151,3 +151,30 @@ def test_cvat_for_video_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"CVAT for video file \(1 <track> elements") as e:
         get_format("cvat").load(root)
     assert e.value.hint is not None and "CVAT for images 1.1" in e.value.hint
+
+
+def _voc_xml(name: str, difficult: str = "0") -> str:
+    return (f"<annotation><filename>{name}</filename><size><width>64</width>"
+            "<height>48</height><depth>3</depth></size><object><name>cat</name>"
+            f"<difficult>{difficult}</difficult><bndbox><xmin>1</xmin><ymin>2</ymin>"
+            "<xmax>20</xmax><ymax>30</ymax></bndbox></object></annotation>")
+
+
+def test_voc_images_listed_without_an_xml_come_in_without_labels(tmp_path: Path) -> None:
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    write_image(root / "JPEGImages" / "a.jpg", 64, 48, seed=1)
+    write_image(root / "JPEGImages" / "b.jpg", 64, 48, seed=2)
+    (root / "Annotations" / "a.xml").write_text(_voc_xml("a.jpg"))
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\nb\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("c\n")
+    ds = get_format("voc").load(root)
+    assert sorted((it.name, it.split, len(it.annotations)) for it in ds.items) == [
+        ("a.jpg", "train", 1), ("b.jpg", "train", 0)]
+    assert ds.warnings == ["ImageSets/Main/val.txt: 'c' has neither an XML in Annotations/ "
+                           "nor an image in JPEGImages/; skipped"]
+    # a flag that is not 0 or 1 is refused where it is
+    (root / "Annotations" / "a.xml").write_text(_voc_xml("a.jpg", difficult="a"))
+    with pytest.raises(FormatError, match=r"a\.xml.*object\[0\]/difficult.*must be 0 or 1"):
+        get_format("voc").load(root)

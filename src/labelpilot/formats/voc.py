@@ -16,12 +16,15 @@ from labelpilot.formats.base import (
     Dataset,
     DatasetItem,
     ImageLocator,
+    contained,
     copy_image,
     default_roots,
     expect_size,
     parse_xml,
+    read_text_lines,
     write_xml,
 )
+from labelpilot.imageio import IMAGE_SUFFIXES
 
 _FLAGS = ("difficult", "truncated", "occluded")
 
@@ -33,17 +36,21 @@ class Voc:
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
         ann_dir = source / "Annotations" if (source / "Annotations").is_dir() else source
         xmls = sorted(ann_dir.glob("*.xml"))
-        if not xmls:
-            raise FormatError("no VOC XML files found (looked in Annotations/)", path=source)
         roots = [*([images_dir] if images_dir else []), source / "JPEGImages",
                  *default_roots(source, None)]
         locator = ImageLocator(roots)
         splits: dict[str, str] = {}
+        listed_in: dict[str, str] = {}
         for split in ("train", "val", "test"):
             f = source / "ImageSets" / "Main" / f"{split}.txt"
             if f.is_file():
-                for ln in f.read_text(encoding="utf-8").split():
-                    splits[ln] = split
+                for ln in read_text_lines(f):
+                    if ln.strip():
+                        splits[ln.split()[0]] = split
+                        listed_in[ln.split()[0]] = f"ImageSets/Main/{split}.txt"
+        if not xmls and not splits:
+            raise FormatError("no VOC XML files found (looked in Annotations/) and no image "
+                              "listed in ImageSets/Main/", path=source)
         items = []
         labels: dict[str, None] = {}
         for xml in xmls:
@@ -72,16 +79,38 @@ class Voc:
                     raise FormatError(msg, path=xml, where=where + "/bndbox") from None
                 attrs: dict[str, object] = {}
                 for k in _FLAGS:
-                    v = (obj.findtext(k) or "").strip()
-                    if v in ("0", "1"):
-                        attrs[k] = int(v)
+                    v = (obj.findtext(k) or "").strip().lower()
+                    if v in ("0", "1", "false", "true"):
+                        attrs[k] = int(v in ("1", "true"))
+                    elif v:
+                        raise FormatError(f"<{k}> must be 0 or 1, not {v!r}", path=xml,
+                                          where=f"{where}/{k}")
                 pose = obj.findtext("pose")
                 if pose and pose != "Unspecified":
                     attrs["pose"] = pose
                 labels[label] = None
                 item.annotations.append(Annotation(label=label, shape=box, attributes=attrs))
             items.append(item)
-        return Dataset(items, list(labels))
+        warnings = self._unlabeled(source, {x.stem for x in xmls}, splits, listed_in, items)
+        return Dataset(items, list(labels), warnings)
+
+    def _unlabeled(self, source: Path, with_xml: set[str], splits: dict[str, str],
+                   listed_in: dict[str, str], items: list[DatasetItem]) -> list[str]:
+        """Images an ImageSets list names that have no XML: images without labels (VOC's
+        own test set is laid out so); those whose image is missing too are named."""
+        warnings = []
+        images = source / "JPEGImages"
+        for stem, split in splits.items():
+            if stem in with_xml:
+                continue
+            found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
+                          if (images / f"{stem}{ext}").is_file()), None)
+            if found is None or not contained(found, [source]):
+                warnings.append(f"{listed_in[stem]}: {stem!r} has neither an XML in "
+                                "Annotations/ nor an image in JPEGImages/; skipped")
+                continue
+            items.append(DatasetItem(name=found.name, path=found, split=split))
+        return warnings
 
     def save(self, dataset: Dataset, dest: Path) -> None:
         splits: dict[str, list[str]] = {}
