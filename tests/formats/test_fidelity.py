@@ -178,3 +178,48 @@ def test_voc_images_listed_without_an_xml_come_in_without_labels(tmp_path: Path)
     (root / "Annotations" / "a.xml").write_text(_voc_xml("a.jpg", difficult="a"))
     with pytest.raises(FormatError, match=r"a\.xml.*object\[0\]/difficult.*must be 0 or 1"):
         get_format("voc").load(root)
+
+
+def _ls_rect(rid: str, label: str, x: float) -> dict[str, Any]:
+    return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+            "original_width": 64, "original_height": 48,
+            "value": {"x": x, "y": 10, "width": 20, "height": 20, "rotation": 0,
+                      "rectanglelabels": [label]}}
+
+
+def test_label_studio_exports_keep_every_file_annotator_and_ellipse(tmp_path: Path) -> None:
+    root = tmp_path / "ls"
+    write_image(root / "a.png", 64, 48, seed=1)
+    write_image(root / "b.png", 64, 48, seed=2)
+    ellipse = {"id": "e1", "type": "ellipselabels", "from_name": "label", "to_name": "image",
+               "original_width": 64, "original_height": 48,
+               "value": {"x": 50, "y": 50, "radiusX": 25, "radiusY": 10, "rotation": 90,
+                         "ellipselabels": ["washer"]}}
+    choice = {"id": "c1", "type": "choices", "from_name": "quality", "to_name": "image",
+              "value": {"choices": ["blurry"]}}
+    (root / "export-1.json").write_text(json.dumps([{
+        "id": 1, "data": {"image": "/data/upload/1/a.png"},
+        "annotations": [
+            {"id": 10, "completed_by": 1, "result": [_ls_rect("r1", "bolt", 10), choice]},
+            {"id": 11, "completed_by": {"id": 2, "email": "b@example.com"},
+             "result": [_ls_rect("r2", "nut", 40), ellipse]},
+            {"id": 12, "completed_by": 3, "was_cancelled": True,
+             "result": [_ls_rect("r3", "ghost", 0)]}]}]))
+    (root / "export-2.json").write_text(json.dumps([{
+        "id": 2, "data": {"image": "/data/upload/1/b.png"},
+        "annotations": [{"id": 20, "completed_by": 1, "result": [_ls_rect("r4", "bolt", 5)]}]}]))
+    ds = get_format("labelstudio").load(root)
+    by_name = {it.name: it for it in ds.items}
+    assert sorted(by_name) == ["a.png", "b.png"]
+    a = by_name["a.png"].annotations
+    assert [(x.label, x.attributes.get("annotator")) for x in a] == [
+        ("bolt", "1"), ("nut", "b@example.com"), ("washer", "b@example.com")]
+    # the ellipse: a polygon around (32, 24), turned upright (radius 16 across, 4.8 down,
+    # rotated by 90 degrees)
+    xs = [p[0] for p in a[2].shape.points]
+    ys = [p[1] for p in a[2].shape.points]
+    assert len(xs) == 32 and abs(min(xs) - (32 - 4.8)) < 0.1 and abs(max(ys) - (24 + 16)) < 0.1
+    # one annotator: no annotator attribute needed
+    assert by_name["b.png"].annotations[0].attributes == {}
+    assert ds.warnings == ["skipped 1 Label Studio result(s) of type 'choices': not a shape "
+                           "LabelPilot keeps"]

@@ -2,14 +2,18 @@
 
 Reads `rectangle(labels)` (with rotation about the top-left corner, as Label Studio draws
 it), `polygon(labels)`, `brushlabels` (rle-pack RLE), `keypoint(labels)`, and `textarea`
-results that share a region `id` (the OCR template's transcriptions). Coordinates are
-percentages of `original_width` / `original_height`. `annotations` are human labels,
-`predictions` are model proposals (kept with their score).
+results that share a region `id` (the OCR template's transcriptions); `ellipse(labels)`
+becomes a 32-point polygon. Coordinates are percentages of `original_width` /
+`original_height`. `annotations` are human labels (every annotator's, marked with
+`completed_by` when there are several), `predictions` are model proposals (kept with
+their score). A folder of several exports reads them all; other result types (choices,
+ratings) are counted as skipped.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -23,13 +27,14 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     image_size,
+    list_files,
     read_json,
     write_json,
 )
 from labelpilot.geometry import rle
 
 _GEOMETRY = {"rectangle", "rectanglelabels", "polygon", "polygonlabels", "brushlabels",
-             "keypoint", "keypointlabels"}
+             "keypoint", "keypointlabels", "ellipse", "ellipselabels"}
 
 
 def _image_ref(data: dict[str, Any]) -> str | None:
@@ -49,15 +54,25 @@ class LabelStudio:
     description = "Label Studio JSON: rectangle, polygon, brush RLE, keypoint, textarea"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
-        path = source if source.is_file() else next(iter(sorted(source.glob("*.json"))), None)
-        if path is None:
+        paths = [source] if source.is_file() else [
+            p for p in list_files(source, [".json"]) if p.parent == source]
+        if not paths:
             raise FormatError("no Label Studio JSON file found", path=source)
+        locator = ImageLocator(default_roots(source, images_dir))
+        items: list[DatasetItem] = []
+        skipped: Counter[str] = Counter()
+        for path in paths:  # several exports of one project: every one is read
+            items += self._load_file(path, locator, skipped)
+        warnings = [f"skipped {n} Label Studio result(s) of type {kind!r}: not a shape "
+                    "LabelPilot keeps" for kind, n in sorted(skipped.items())]
+        return Dataset(items, warnings=warnings)
+
+    def _load_file(self, path: Path, locator: ImageLocator, skipped: Counter[str]
+                   ) -> list[DatasetItem]:
         doc = read_json(path)
         tasks = [doc] if isinstance(doc, dict) else doc
         if not isinstance(tasks, list):
             raise FormatError("expected a list of tasks", path=path)
-        roots = default_roots(source, images_dir)
-        locator = ImageLocator(roots)
         items = []
         for t, task in enumerate(tasks):
             where = f"[{t}]"
@@ -73,23 +88,36 @@ class LabelStudio:
                 found = locator.find(name.split("-", 1)[1], label_file=path)
                 name = name.split("-", 1)[1] if found else name
             item = DatasetItem(name=name, path=found)
-            groups = []
-            anns = [a for a in task.get("annotations", []) or [] if not a.get("was_cancelled")]
-            if anns:
-                groups.append((f"{where}.annotations[{len(anns) - 1}]", anns[-1], None))
+            groups: list[tuple[str, Any, str | None, Any]] = []
+            anns = task.get("annotations", []) or []
+            if not isinstance(anns, list):
+                raise FormatError("'annotations' must be a list", path=path,
+                                  where=where + ".annotations")
+            # every annotator's work is kept, each marked with who made it
+            for k, a in enumerate(anns):
+                if isinstance(a, dict) and not a.get("was_cancelled"):
+                    groups.append((f"{where}.annotations[{k}]", a, None, a.get("completed_by")))
             for p, pred in enumerate(task.get("predictions", []) or []):
-                groups.append((f"{where}.predictions[{p}]", pred, pred.get("model_version")))
-            for gwhere, group, model in groups:
+                model = pred.get("model_version") if isinstance(pred, dict) else None
+                groups.append((f"{where}.predictions[{p}]", pred, model or "labelstudio",
+                               None))
+            several = sum(1 for g in groups if g[2] is None) > 1
+            for gwhere, group, model, who in groups:
                 results = group.get("result") if isinstance(group, dict) else None
                 if not isinstance(results, list):
                     raise FormatError("'result' must be a list", path=path, where=gwhere)
                 try:
-                    item.annotations += _regions(results, item, model, group.get("score"))
+                    regions = _regions(results, item, model, group.get("score"), skipped)
                 except (ValidationError, KeyError, TypeError, ValueError) as e:
-                    msg = e.message if isinstance(e, ValidationError) else f"bad result ({e!r})"
+                    msg = e.message if isinstance(e, ValidationError) else \
+                        f"a result lacks or mistypes a value ({type(e).__name__}: {e})"
                     raise FormatError(msg, path=path, where=gwhere + ".result") from None
+                if several and who is not None:
+                    for r in regions:
+                        r.attributes["annotator"] = _who(who)
+                item.annotations += regions
             items.append(item)
-        return Dataset(items)
+        return items
 
     def save(self, dataset: Dataset, dest: Path) -> None:
         tasks = []
@@ -111,16 +139,29 @@ class LabelStudio:
         write_json(dest / "tasks.json", tasks, indent=True)
 
 
+def _who(who: Any) -> str:
+    """`completed_by` as Label Studio writes it: a user id, or an object with the email."""
+    if isinstance(who, dict):
+        return str(who.get("email") or who.get("id") or who)
+    return str(who)
+
+
 def _regions(results: list[dict[str, Any]], item: DatasetItem, model: str | None,
-             group_score: float | None) -> list[Annotation]:
+             group_score: float | None, skipped: Counter[str]) -> list[Annotation]:
     by_id: dict[str, list[dict[str, Any]]] = {}
     for k, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise ValidationError(f"result {k} is not an object")
         by_id.setdefault(str(r.get("id", f"#{k}")), []).append(r)
     out = []
     for parts in by_id.values():
         geo = next((r for r in parts if r.get("type") in _GEOMETRY), None)
         if geo is None:
-            continue  # choices, ratings and other per-image results are not shapes
+            # choices, ratings and other per-image results are not shapes: counted
+            for r in parts:
+                if r.get("type") != "textarea":
+                    skipped[str(r.get("type"))] += 1
+            continue
         label = None
         text = None
         for r in parts:
@@ -169,11 +210,30 @@ def _shape(r: dict[str, Any], w: int, h: int) -> Any:
         return RotatedBox(cx, cy, bw, bh, rot)
     if kind.startswith("polygon"):
         return Polygon(tuple((px * w / 100, py * h / 100) for px, py in v["points"]))
+    if kind.startswith("ellipse"):
+        return _ellipse(v, w, h)
     if kind == "brushlabels":
         if v.get("format") != "rle":
             raise ValidationError(f"brush format {v.get('format')!r} is not supported (only rle)")
         return Mask.from_array(rle.ls_mask_decode(v["rle"], h, w))
     return Point(v["x"] * w / 100, v["y"] * h / 100)
+
+
+def _ellipse(v: dict[str, Any], w: int, h: int, n: int = 32) -> Polygon:
+    """An ellipse (centre x, y and radii in percent, rotated clockwise in degrees about the
+    centre) as the polygon of `n` points around it."""
+    cx, cy = v["x"] * w / 100, v["y"] * h / 100
+    rx, ry = v["radiusX"] * w / 100, v["radiusY"] * h / 100
+    if not (rx > 0 and ry > 0):
+        raise ValidationError(f"an ellipse needs positive radii, not {rx:g} x {ry:g}")
+    a = math.radians(float(v.get("rotation") or 0))
+    pts = []
+    for k in range(n):
+        t = 2 * math.pi * k / n
+        ex, ey = rx * math.cos(t), ry * math.sin(t)
+        pts.append((cx + ex * math.cos(a) - ey * math.sin(a),
+                    cy + ex * math.sin(a) + ey * math.cos(a)))
+    return Polygon(tuple(pts))
 
 
 def _results(a: Annotation, rid: str, item: DatasetItem) -> list[dict[str, Any]]:
