@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from labelpilot.annotations import Polygon
 from labelpilot.errors import FormatError
 from labelpilot.formats import get_format
 from labelpilot.transfer import import_dataset
@@ -216,8 +217,10 @@ def test_label_studio_exports_keep_every_file_annotator_and_ellipse(tmp_path: Pa
         ("bolt", "1"), ("nut", "b@example.com"), ("washer", "b@example.com")]
     # the ellipse: a polygon around (32, 24), turned upright (radius 16 across, 4.8 down,
     # rotated by 90 degrees)
-    xs = [p[0] for p in a[2].shape.points]
-    ys = [p[1] for p in a[2].shape.points]
+    ring = a[2].shape
+    assert isinstance(ring, Polygon)
+    xs = [p[0] for p in ring.points]
+    ys = [p[1] for p in ring.points]
     assert len(xs) == 32 and abs(min(xs) - (32 - 4.8)) < 0.1 and abs(max(ys) - (24 + 16)) < 0.1
     # one annotator: no annotator attribute needed
     assert by_name["b.png"].annotations[0].attributes == {}
