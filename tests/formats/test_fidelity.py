@@ -226,3 +226,50 @@ def test_label_studio_exports_keep_every_file_annotator_and_ellipse(tmp_path: Pa
     assert by_name["b.png"].annotations[0].attributes == {}
     assert ds.warnings == ["skipped 1 Label Studio result(s) of type 'choices': not a shape "
                            "LabelPilot keeps"]
+
+
+def test_labelme_files_as_labelme_opens_them(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "lm"
+    (root / "json").mkdir(parents=True)
+    write_image(root / "images" / "x.jpg", 64, 48, seed=1)
+    mask = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(mask, format="PNG")
+    # labelme's own regression layout: the image one folder up, in images/
+    (root / "json" / "x.json").write_text(json.dumps({
+        "imagePath": "../images/x.jpg", "imageData": None, "imageWidth": 64,
+        "imageHeight": 48, "flags": {"blurry": True}, "shapes": [
+            {"label": "a", "shape_type": "polygon", "points": [[1, 1], [9, 9]]},
+            {"label": "b", "shape_type": "mask", "points": [[58, 40], [67, 49]],
+             "mask": base64.b64encode(mask.getvalue()).decode()},
+            {"label": "c", "shape_type": "rectangle", "points": [[1, 1], [9, 9]],
+             "group_id": 3}]}))
+    # an embedded image whose imagePath names the JSON itself
+    jpg = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 10, 10)).save(jpg, format="JPEG")
+    (root / "json" / "y.json").write_text(json.dumps({
+        "imagePath": "y.json", "imageData": base64.b64encode(jpg.getvalue()).decode(),
+        "imageWidth": 32, "imageHeight": 24, "shapes": [
+            {"label": "c", "shape_type": "point", "points": [[3, 4]]}]}))
+    ds = get_format("labelme").load(root)
+    by = {it.name: it for it in ds.items}
+    assert sorted(by) == ["images/x.jpg", "y.jpg"]
+    x = by["images/x.jpg"]
+    assert x.path == (root / "images" / "x.jpg").resolve()
+    # the 2-point polygon is skipped with a word; the mask is cut at the image's border
+    assert [a.label for a in x.annotations] == ["b", "c"] and x.annotations[1].group == 3
+    assert x.annotations[0].shape.bbox() == (58, 40, 64, 48)
+    assert any("shapes[0]: a polygon of 2 point(s) has no area; skipped" in w
+               for w in ds.warnings)
+    assert any("1 file(s) set image-level flags" in w for w in ds.warnings)
+    y = by["y.jpg"]
+    assert y.path is None and y.data == jpg.getvalue()
+    # exported, the embedded image and its labels are two files
+    out = tmp_path / "out"
+    get_format("labelme").save(ds, out)
+    assert (out / "y.jpg").read_bytes() == jpg.getvalue()
+    assert json.loads((out / "y.json").read_text())["shapes"][0]["label"] == "c"

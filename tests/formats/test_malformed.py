@@ -82,9 +82,19 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("labelme", lambda t: _w(t / "a.json", '{"shapes": 3}'), r"a\.json: not a LabelMe file"),
     ("labelme", lambda t: _w(t / "a.json", '{"shapes": [], "imageData": "###"}'),
      r"a\.json, at imageData: imageData is not valid base64"),
+    # (a 2-point polygon, which labelme opens, is skipped with a warning: test_fidelity)
     ("labelme", lambda t: _w(t / "a.json", json.dumps({"shapes": [
-        {"label": "a", "shape_type": "polygon", "points": [[0, 0], [1, 1]]}]})),
-     r"a\.json, at shapes\[0\]: polygon.points needs at least 3"),
+        {"label": "a", "shape_type": "rectangle", "points": []}]})),
+     r"a\.json, at shapes\[0\]: a rectangle takes 2 or 4 point\(s\), not 0"),
+    ("labelme", lambda t: _w(t / "a.json", json.dumps({"shapes": [
+        {"label": "a", "shape_type": "polygon", "points": [[0, 0], [1, True], [2, 2]]}]})),
+     r"a\.json, at shapes\[0\]: 'points' must be a list of \[x, y\] number pairs"),
+    ("labelme", lambda t: _w(t / "a.json", json.dumps({"shapes": [
+        {"label": "a", "shape_type": "point", "points": [[1, 1]], "flags": ["x"]}]})),
+     r"a\.json, at shapes\[0\]: 'flags' must be an object, not list"),
+    ("labelme", lambda t: _w(t / "a.json", json.dumps({"shapes": [
+        {"label": "a", "shape_type": "point", "points": [[1, 1]], "group_id": "1"}]})),
+     r"a\.json, at shapes\[0\]: 'group_id' must be an integer or null, not '1'"),
     ("ppocrlabel", lambda t: _w(t / "Label.txt", "imgs/a.png [1]\n"),
      r"Label\.txt, line 1: expected 'image_path<TAB>"),
     ("ppocrlabel", lambda t: _w(t / "Label.txt", "imgs/a.png\t[{\"points\": \n"),
