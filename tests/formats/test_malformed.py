@@ -52,6 +52,14 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     # a bbox with 3 numbers
     ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]),
      r"at annotations\[0\]: 'bbox' must be"),
+    # a bbox of booleans, a segmentation that is a string (both once accepted silently)
+    ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1,
+                                              "bbox": [True, 0, 5, 5]}]),
+     r"at annotations\[0\]: 'bbox' must be 4 numbers"),
+    ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1,
+                                              "bbox": [0, 0, 5, 5], "segmentation": "a"}]),
+     r"at annotations\[0\]: 'segmentation' must be a list of polygons or an RLE object, "
+     r"not str"),
     # an RLE whose size is not the image's
     ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
                                               "segmentation": {"size": [10, 10], "counts": "0"}}]),

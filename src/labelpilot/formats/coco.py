@@ -200,15 +200,22 @@ class Coco:
         })
 
 
+def _numbers(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
 def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
     seg = a.get("segmentation")
     h, w = item.height or 0, item.width or 0
+    if seg is not None and not isinstance(seg, list | dict):
+        raise ValidationError("'segmentation' must be a list of polygons or an RLE object, "
+                              f"not {type(seg).__name__}")
     if isinstance(seg, list) and seg:
         out = []
         for poly in seg:
-            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not _numbers(poly):
                 raise ValidationError("a segmentation polygon must be a flat list of at least "
-                                      "3 (x, y) pairs")
+                                      "3 (x, y) number pairs")
             out.append(Polygon(tuple(zip(poly[0::2], poly[1::2], strict=True))))
         return out
     if isinstance(seg, dict):
@@ -223,8 +230,8 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
             return [Mask(counts, h, w)]  # checked there, without decoding
         raise ValidationError("RLE 'counts' must be a list of runs or a compressed string")
     bbox = a.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4):
-        raise ValidationError("'bbox' must be [x, y, width, height]")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and _numbers(bbox)):
+        raise ValidationError("'bbox' must be 4 numbers: x, y, width, height")
     return [Box.from_xywh(*bbox)]
 
 
