@@ -481,6 +481,7 @@ def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split
         progress("export", 0, len(ds.items))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    ds.destination = dest
     try:
         fmt.save(ds, tmp)
         if dest.exists():
@@ -491,7 +492,9 @@ def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split
         raise
     if progress:
         progress("export", len(ds.items), len(ds.items))
-    return ExportReport(str(dest), format, len(ds.items), n_ann, ds.warnings)
+    left = [f"{n} annotation(s) left out: {reason}" for reason, n in ds.left_out.items()]
+    return ExportReport(str(dest), format, len(ds.items), n_ann - sum(ds.left_out.values()),
+                        left + ds.warnings)
 
 
 def workspace_stats(ws: Workspace) -> dict[str, Any]:

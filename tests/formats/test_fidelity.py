@@ -273,3 +273,42 @@ def test_labelme_files_as_labelme_opens_them(tmp_path: Path) -> None:
     get_format("labelme").save(ds, out)
     assert (out / "y.jpg").read_bytes() == jpg.getvalue()
     assert json.loads((out / "y.json").read_text())["shapes"][0]["label"] == "c"
+
+
+@pytest.mark.parametrize(("fmt", "reason"), [
+    ("coco", "COCO has no instance form for a point"),
+    ("voc", "VOC holds boxes, not points"),
+    ("yolo", "YOLO has no line for a point"),
+    ("ppocrlabel", "PPOCRLabel holds text lines, not points")])
+def test_an_export_counts_what_it_wrote_and_says_what_it_left_out(
+        tmp_path: Path, fmt: str, reason: str) -> None:
+    from labelpilot.transfer import export_dataset
+    from labelpilot.workspace import Workspace
+
+    src = tmp_path / "lm"
+    write_image(src / "a.png", 64, 48, seed=1)
+    (src / "a.json").write_text(json.dumps({
+        "imagePath": "a.png", "imageWidth": 64, "imageHeight": 48, "shapes": [
+            {"label": "text", "shape_type": "polygon", "description": "AB12",
+             "points": [[1, 1], [30, 1], [30, 10], [1, 10]]},
+            {"label": "text", "shape_type": "polygon", "description": "CD34",
+             "points": [[1, 20], [30, 20], [30, 30], [1, 30]]},
+            {"label": "text", "shape_type": "point", "points": [[50, 40]]}]}))
+    ws = Workspace.create(tmp_path / "ws", task="ocr", labels=["text"])
+    import_dataset(ws, src, format="labelme")
+    with ws.transaction() as conn:
+        from labelpilot.store import images as image_rows
+
+        image_rows.set_image(conn, 1, review_state="done")
+    out = tmp_path / "out"
+    report = export_dataset(ws, out, format=fmt)
+    assert report.annotations == 2
+    assert report.warnings[0] == f"1 annotation(s) left out: {reason}"
+    if fmt == "coco":
+        doc = json.loads((out / "annotations" / "instances.json").read_text())
+        assert len(doc["annotations"]) == 2
+    if fmt == "ppocrlabel":
+        # fileState.txt names the images where the export is, not where it was staged
+        (line,) = (out / "images" / "fileState.txt").read_text().splitlines()
+        assert line == f"{(out / 'images' / 'a.png').resolve()}\t1"
+    ws.close()

@@ -66,6 +66,15 @@ class Dataset:
     include_images: bool = True
     # Called after each image is in place: (item, whether it was written now).
     image_written: Callable[[DatasetItem, bool], None] | None = None
+    # Where the export will be once in place (savers write into a staging folder first):
+    # for formats that record absolute paths.
+    destination: Path | None = None
+    # What a saver could not write, by reason: the export counts what it wrote.
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def leave_out(self, reason: str) -> None:
+        """A saver skips one annotation the format cannot hold, for `reason`."""
+        self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
     def all_labels(self) -> list[str]:
         """Declared classes first, then any others used, in order of first use."""

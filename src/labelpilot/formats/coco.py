@@ -189,6 +189,7 @@ class Coco:
             for parts in [*singles, *grouped.values()]:
                 rec = _record(parts, item.width, item.height)
                 if rec is None:
+                    dataset.leave_out("COCO has no instance form for a point")
                     continue
                 rec.update(id=ann_id, image_id=img_id, category_id=cat_ids[parts[0].label])
                 ann_id += 1

@@ -152,8 +152,9 @@ class PPOCRLabel:
             for a in item.annotations:
                 try:
                     pts = text_corners(a.shape)
-                except ValidationError:
-                    continue  # masks and points are not text lines
+                except ValidationError:  # masks and points are not text lines
+                    dataset.leave_out(f"PPOCRLabel holds text lines, not {a.shape.type}s")
+                    continue
                 rec: dict[str, Any] = {"transcription": a.text or "",
                                        "points": [[round(x, 2), round(y, 2)] for x, y in pts],
                                        "difficult": bool(a.attributes.get("difficult"))}
@@ -165,7 +166,9 @@ class PPOCRLabel:
             if item.split in _SPLITS:
                 by_split.setdefault(item.split, []).append(line)
             if item.review_state == "done":
-                state_lines.append(f"{(folder / name).resolve()}\t1\n")
+                # the path the file will have once the export is in place, not in staging
+                final = (dataset.destination or dest).resolve() / "images" / name
+                state_lines.append(f"{final}\t1\n")
         (folder / "Label.txt").write_text("".join(label_lines), encoding="utf-8")
         (folder / "fileState.txt").write_text("".join(state_lines), encoding="utf-8")
         # Training lists per split, as PaddleOCR's det and rec trainers read them.

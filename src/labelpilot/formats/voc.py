@@ -130,6 +130,7 @@ class Voc:
             ET.SubElement(root, "segmented").text = "0"
             for a in item.annotations:
                 if isinstance(a.shape, Point):
+                    dataset.leave_out("VOC holds boxes, not points")
                     continue
                 obj = ET.SubElement(root, "object")
                 ET.SubElement(obj, "name").text = a.label

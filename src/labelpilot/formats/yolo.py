@@ -170,7 +170,7 @@ class _YoloBase:
             used_splits.add(split)
             copy_image(dataset, item, dest / "images" / split / item.name)
             lines = [line for a in item.annotations
-                     if (line := self._line(a, index[a.label], item)) is not None]
+                     if (line := self._line(a, index[a.label], item, dataset)) is not None]
             txt = (dest / "labels" / split / item.name).with_suffix(".txt")
             txt.parent.mkdir(parents=True, exist_ok=True)
             txt.write_text("".join(f"{ln}\n" for ln in lines), encoding="utf-8")
@@ -185,10 +185,12 @@ class _YoloBase:
         (dest / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
                                         encoding="utf-8")
 
-    def _line(self, a: Annotation, cls: int, item: DatasetItem) -> str | None:
+    def _line(self, a: Annotation, cls: int, item: DatasetItem, dataset: Dataset
+              ) -> str | None:
         w, h = item.width or 1, item.height or 1
         shape = a.shape
         if isinstance(shape, Point):
+            dataset.leave_out("YOLO has no line for a point")
             return None
         if self.segment:
             pts = _outline(shape)
