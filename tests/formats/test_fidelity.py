@@ -312,3 +312,24 @@ def test_an_export_counts_what_it_wrote_and_says_what_it_left_out(
         (line,) = (out / "images" / "fileState.txt").read_text().splitlines()
         assert line == f"{(out / 'images' / 'a.png').resolve()}\t1"
     ws.close()
+
+
+def test_icdar_2013_files_and_quoted_transcriptions(tmp_path: Path) -> None:
+    root = tmp_path / "icdar"
+    write_image(root / "img_1.jpg", 64, 48, seed=1)
+    write_image(root / "img_2.jpg", 64, 48, seed=2)
+    write_image(root / "img_3.jpg", 64, 48, seed=3)
+    # 2013 training files are space separated, test files comma separated
+    (root / "gt_img_1.txt").write_text('3 4 40 20 "Footpath"\n5 25 30 40 "say \\"hi\\""\n')
+    (root / "gt_img_2.txt").write_text('3, 4, 40, 20, "Tiredness"\n')
+    # 2015 with quotes from some tools, and the ignore marker
+    (root / "gt_img_3.txt").write_text('1,1,20,1,20,9,1,9,"LOT 12"\n1,20,9,20,9,30,1,30,###\n')
+    ds = get_format("icdar").load(root)
+    got = {it.name: [(a.shape.bbox(), a.text) for a in it.annotations] for it in ds.items}
+    assert got == {
+        "img_1.jpg": [((3, 4, 40, 20), "Footpath"), ((5, 25, 30, 40), 'say "hi"')],
+        "img_2.jpg": [((3, 4, 40, 20), "Tiredness")],
+        "img_3.jpg": [((1, 1, 20, 9), "LOT 12"), ((1, 20, 9, 30), "###")]}
+    (root / "gt_img_2.txt").write_text('40 4 3 20 "backwards"\n')
+    with pytest.raises(FormatError, match=r"gt_img_2\.txt, line 1: an ICDAR 2013 box needs"):
+        get_format("icdar").load(root)
