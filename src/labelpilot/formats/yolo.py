@@ -41,7 +41,10 @@ def _read_yaml(source: Path) -> tuple[Path, dict[str, Any]]:
             if p.stat().st_size > MAX_YAML_BYTES:
                 raise FormatError(f"over {MAX_YAML_BYTES:,} bytes: not a dataset description",
                                   path=p)
-            text = p.read_text(encoding="utf-8")
+            try:
+                text = p.read_bytes().decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"not UTF-8 text (byte {e.start})", path=p) from None
             try:
                 # Aliases (&a / *a) can make a few hundred bytes expand into billions of
                 # values (a "billion laughs" file): a dataset description needs none.
@@ -52,7 +55,11 @@ def _read_yaml(source: Path) -> tuple[Path, dict[str, Any]]:
                                           line=mark.line + 1 if mark is not None else None)
                 doc = yaml.safe_load(text)
             except yaml.YAMLError as e:
-                raise FormatError(f"not valid YAML ({e})", path=p) from None
+                # PyYAML's message spans lines with a caret drawing: its problem and place
+                mark = getattr(e, "problem_mark", None)
+                problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+                raise FormatError(f"not valid YAML ({problem})", path=p,
+                                  line=mark.line + 1 if mark is not None else None) from None
             if not isinstance(doc, dict):
                 raise FormatError("must be a mapping with 'names'", path=p)
             return p, doc

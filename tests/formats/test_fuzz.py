@@ -1,0 +1,121 @@
+"""Fuzzing every reader (issue 15): a valid export of each format, its label files mutated
+by hypothesis (bytes replaced, cut, dropped, and values people and tools get wrong spliced
+in), imported into a workspace. Each must import faithfully or refuse in one clean line
+naming the problem, leaving the workspace as it was: never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad
+from labelpilot.errors import LabelPilotError
+from labelpilot.formats import get_format
+from labelpilot.formats.base import Dataset, DatasetItem
+from labelpilot.imageio import IMAGE_SUFFIXES
+from labelpilot.transfer import import_dataset, workspace_stats
+from labelpilot.workspace import Workspace
+from tests.conftest import write_image
+
+# Values that break readers: wrong types, huge and negative numbers, paths out, markup,
+# control characters, deep nesting, unbalanced brackets.
+TOKENS = [b"null", b"-1", b"1e309", b"NaN", b"true", b'"[/x]"', b"[]", b"{}", b'"a"',
+          b"../../etc/passwd", b"/etc/passwd", b"\x00", b"\xff\xfe", b"[" * 50, b"]", b"}",
+          b"<", b"</image>", b"\t", b"\n", b",", b" ", b"99999999999999999999", b"0",
+          b"###", b'"', b"\\"]
+
+
+def _mask() -> Mask:
+    m = np.zeros((48, 64), dtype=np.uint8)
+    m[10:30, 20:50] = 1
+    return Mask.from_array(m)
+
+
+def _source(tmp: Path, fmt: str) -> Path:
+    """A small valid dataset in `fmt`, as LabelPilot's own export writes it."""
+    write_image(tmp / "src-img" / "a.png", 64, 48, seed=1)
+    write_image(tmp / "src-img" / "b.png", 64, 48, seed=2)
+    anns = {
+        "a.png": [Annotation("car", Box(2, 3, 30, 20)),
+                  Annotation("text", Quad(((5, 25), (40, 25), (40, 35), (5, 35))), text="AB 12"),
+                  Annotation("person", Polygon(((40, 5), (60, 8), (55, 30))))],
+        "b.png": [Annotation("car", _mask()), Annotation("person", Point(10, 10))]}
+    items = [DatasetItem(name=n, path=tmp / "src-img" / n, width=64, height=48,
+                         split="train" if n == "a.png" else "val", annotations=a)
+             for n, a in anns.items()]
+    out = tmp / "src"
+    get_format(fmt).save(Dataset(items, ["car", "person", "text"]), out)
+    return out
+
+
+def _label_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()
+                  and p.suffix.lower() not in IMAGE_SUFFIXES)
+
+
+def _mutate(data: bytes, draw: Any) -> bytes:
+    kind = draw(st.sampled_from(["replace", "cut", "drop", "splice", "splice"]))
+    if not data:
+        return draw(st.binary(max_size=20))
+    at = draw(st.integers(0, len(data) - 1))
+    if kind == "cut":
+        return data[:at]
+    end = draw(st.integers(at, min(len(data), at + 12)))
+    if kind == "drop":
+        return data[:at] + data[end:]
+    if kind == "replace":
+        return data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[end:]
+    return data[:at] + draw(st.sampled_from(TOKENS)) + data[end:]
+
+
+def _snapshot(ws: Workspace) -> tuple[Any, ...]:
+    return (workspace_stats(ws), sorted(p.name for p in ws.blobs.root.glob("*/*")),
+            list(ws.config.labels))
+
+
+FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
+           "yolo-seg"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mutated_label_files_import_or_refuse_cleanly(fmt: str, tmp_path: Path) -> None:
+    source = _source(tmp_path, fmt)
+    files = _label_files(source)
+    assert files, f"{fmt} wrote no label file"
+    original = {p: p.read_bytes() for p in files}
+    ws = Workspace.create(tmp_path / "ws", task="detect", labels=["car"])
+    seen = {"ok": 0, "refused": 0}
+
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        target = data.draw(st.sampled_from(files))
+        mutated = _mutate(original[target], data.draw)
+        for p, content in original.items():
+            p.write_bytes(mutated if p == target else content)
+        before = _snapshot(ws)
+        try:
+            import_dataset(ws, source, format=fmt)
+        except LabelPilotError as e:
+            seen["refused"] += 1
+            # a clean message that says what (one line, or a headline with one indented line
+            # per file it lists): no Python internals, nothing half-written
+            head, *listed = e.message.split("\n")
+            assert head and all(ln.startswith("  ") for ln in listed), e.message
+            assert "Traceback" not in e.message and "object at 0x" not in e.message
+            assert _snapshot(ws) == before, e.message
+        else:
+            seen["ok"] += 1
+
+    try:
+        run()
+    finally:
+        ws.close()
+    # the mutations reached both outcomes' code, not only one
+    assert seen["refused"] > 0 and seen["ok"] > 0, seen
