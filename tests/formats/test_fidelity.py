@@ -333,3 +333,35 @@ def test_icdar_2013_files_and_quoted_transcriptions(tmp_path: Path) -> None:
     (root / "gt_img_2.txt").write_text('40 4 3 20 "backwards"\n')
     with pytest.raises(FormatError, match=r"gt_img_2\.txt, line 1: an ICDAR 2013 box needs"):
         get_format("icdar").load(root)
+
+
+def test_roboflow_yolo_paths_and_ultralytics_image_lists(tmp_path: Path) -> None:
+    from labelpilot.errors import UnsafePathError
+
+    # Roboflow's YOLO export: data.yaml in the dataset folder says ../train/images
+    rf = tmp_path / "rf"
+    for split, seed, cls in (("train", 1, 0), ("valid", 2, 1)):
+        write_image(rf / split / "images" / f"{split}.jpg", 64, 48, seed=seed)
+        (rf / split / "labels").mkdir(parents=True)
+        (rf / split / "labels" / f"{split}.txt").write_text(f"{cls} 0.5 0.5 0.2 0.2\n")
+    (rf / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\n"
+                                  "nc: 2\nnames: ['crack', 'dent']\n")
+    ds = get_format("yolo").load(rf)
+    assert sorted((it.split, it.name, it.annotations[0].label) for it in ds.items) == [
+        ("train", "train.jpg", "crack"), ("val", "valid.jpg", "dent")]
+    # Ultralytics image lists: train.txt names the images, relative to the list
+    ul = tmp_path / "ul"
+    for name, seed in (("a.jpg", 1), ("b.jpg", 2), ("c.jpg", 3)):
+        write_image(ul / "images" / "all" / name, 64, 48, seed=seed)
+        (ul / "labels" / "all").mkdir(parents=True, exist_ok=True)
+        (ul / "labels" / "all" / name).with_suffix(".txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (ul / "train.txt").write_text("./images/all/a.jpg\n./images/all/b.jpg\n")
+    (ul / "val.txt").write_text("images/all/c.jpg\n")
+    (ul / "data.yaml").write_text("train: train.txt\nval: val.txt\nnames: [crack]\n")
+    ds = get_format("yolo").load(ul)
+    assert sorted((it.split, it.name, len(it.annotations)) for it in ds.items) == [
+        ("train", "a.jpg", 1), ("train", "b.jpg", 1), ("val", "c.jpg", 1)]
+    (ul / "val.txt").write_text("../../etc/passwd.jpg\n")
+    with pytest.raises(UnsafePathError, match=r"val\.txt, line 1: '\.\./\.\./etc/passwd\.jpg' "
+                                              r"leads outside"):
+        get_format("yolo").load(ul)

@@ -68,7 +68,8 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1, "bbox": [5, 5, -3, 2]}]),
      r"at annotations\[0\]: box must have x2 >= x1"),
     ("yolo", lambda t: t, "no data.yaml found"),
-    ("yolo", lambda t: _yolo(t, "", yaml="names: [a\n"), r"data\.yaml: not valid YAML"),
+    ("yolo", lambda t: _yolo(t, "", yaml="names: [a\n"),
+     r"data\.yaml, line 2: not valid YAML \(expected .,. or .\]., but got .<stream end>.\)"),
     # class index beyond names
     ("yolo", lambda t: _yolo(t, "5 0.5 0.5 0.1 0.1\n"), r"x\.txt, line 2: class 5 is not in"),
     ("yolo", lambda t: _yolo(t, "0 0.5 abc 0.1 0.1\n"), r"x\.txt, line 2: expected 'class x y"),

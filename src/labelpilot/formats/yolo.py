@@ -8,7 +8,7 @@ contour). Both read either kind of line.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -86,6 +86,34 @@ def _names(doc: dict[str, Any], path: Path) -> list[str]:
                       where="names")
 
 
+def _entry_path(source: Path, entry: str) -> Path:
+    """A train/val/test entry of data.yaml as a path. Roboflow writes `../train/images`
+    beside a data.yaml that sits in the dataset folder; Ultralytics then reads
+    `train/images`, and so does this."""
+    path = source / entry
+    if entry.startswith("../") and not (path.exists() and contained(path, [source])):
+        inside = source / entry[3:]
+        if inside.exists():
+            return inside
+    return path
+
+
+def _listed_images(listing: Path, source: Path) -> list[Path]:
+    """The images an Ultralytics image list names (`./images/a.jpg` or `images/a.jpg`,
+    relative to the list's folder); a line leading outside the dataset is refused."""
+    out = []
+    for n, ln in enumerate(read_text_lines(listing), 1):
+        name = ln.strip()
+        if not name:
+            continue
+        path = listing.parent / (name[2:] if name.startswith("./") else name)
+        if PurePosixPath(name).is_absolute() or not contained(path, [source]):
+            raise UnsafePathError(f"{listing}, line {n}: {name!r} leads outside the dataset "
+                                  "folder", hint="list images inside the folder you import")
+        out.append(path)
+    return out
+
+
 class _YoloBase:
     name = ""
     description = ""
@@ -102,11 +130,20 @@ class _YoloBase:
             if not entries:
                 continue
             for entry in entries if isinstance(entries, list) else [entries]:
-                img_dir = source / str(entry)
+                img_dir = _entry_path(source, str(entry))
                 if not locator.inside(img_dir):
                     raise FormatError(f"'{key}: {entry}' leads outside the dataset folder",
                                       path=yaml_path, where=key)
-                if not img_dir.is_dir() or img_dir.resolve() in seen_dirs:
+                if img_dir.resolve() in seen_dirs:
+                    continue
+                if img_dir.is_file() and img_dir.suffix.lower() == ".txt":
+                    # an image list (Ultralytics): one path a line, relative to the list
+                    seen_dirs.add(img_dir.resolve())
+                    for img in _listed_images(img_dir, source):
+                        items += self._load_dir(img.parent, names, _SPLIT_DIRS.get(key),
+                                                source, files=[img])
+                    continue
+                if not img_dir.is_dir():
                     continue
                 seen_dirs.add(img_dir.resolve())
                 items += self._load_dir(img_dir, names, _SPLIT_DIRS.get(key), source)
@@ -115,14 +152,15 @@ class _YoloBase:
                               path=yaml_path)
         return Dataset(items, names)
 
-    def _load_dir(self, img_dir: Path, names: list[str], split: str | None, source: Path
-                  ) -> list[DatasetItem]:
+    def _load_dir(self, img_dir: Path, names: list[str], split: str | None, source: Path,
+                  files: list[Path] | None = None) -> list[DatasetItem]:
         # Ultralytics: the label of images/x/a.jpg is labels/x/a.txt (last 'images' swapped).
         parts = list(img_dir.parts)
         idx = max((i for i, p in enumerate(parts) if p == "images"), default=None)
         label_dir = Path(*parts[:idx], "labels", *parts[idx + 1:]) if idx is not None else img_dir
         items = []
-        for img in list_files(img_dir, IMAGE_SUFFIXES, roots=[source]):
+        for img in files if files is not None else list_files(img_dir, IMAGE_SUFFIXES,
+                                                              roots=[source]):
             rel = img.relative_to(img_dir)
             item = DatasetItem(name=rel.as_posix(), path=img, split=split)
             txt = (label_dir / rel).with_suffix(".txt")
