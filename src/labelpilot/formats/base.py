@@ -97,6 +97,23 @@ class Format(Protocol):
 # --- reading helpers ----------------------------------------------------------------
 
 
+# What datasets call their subsets (CVAT's Train/Validation, Roboflow's valid/, ...), as
+# LabelPilot's splits.
+_SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                "validation": "val", "test": "test"}
+
+
+def split_named(name: str) -> str | None:
+    """The split a subset or folder name stands for (case-insensitive); None for others
+    (`default`, `unlabeled`)."""
+    return _SPLIT_WORDS.get(name.lower())
+
+
+def is_number(v: Any) -> bool:
+    """A JSON number: an int or a float, not a bool (which Python counts as an int)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def read_json(path: Path) -> Any:
     try:
         return orjson.loads(path.read_bytes())

@@ -22,8 +22,10 @@ from labelpilot.formats.base import (
     default_roots,
     expect,
     expect_size,
+    is_number,
     list_files,
     read_json,
+    split_named,
     write_json,
 )
 from labelpilot.geometry import rle
@@ -32,14 +34,12 @@ from labelpilot.geometry import rle
 _OTHER_KINDS = {"captions": "captions", "person_keypoints": "keypoints",
                 "panoptic": "panoptic segmentation", "image_info": "image lists without labels",
                 "stuff": "stuff segmentation"}
-_SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
-                "test": "test"}
 
 
 def _split_of(subset: str) -> str | None:
     """`train2017`, `val`, `Validation`, `test-dev` -> the split; `default` -> None."""
     m = re.match(r"[a-z]+", subset.lower())
-    return _SPLIT_WORDS.get(m.group(0)) if m else None
+    return split_named(m.group(0)) if m else None
 
 
 def _annotation_files(source: Path, warnings: list[str]) -> list[tuple[Path, str]]:
@@ -201,10 +201,6 @@ class Coco:
         })
 
 
-def _numbers(values: list[Any]) -> bool:
-    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-
-
 def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
     seg = a.get("segmentation")
     h, w = item.height or 0, item.width or 0
@@ -214,7 +210,7 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
     if isinstance(seg, list) and seg:
         out = []
         for poly in seg:
-            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not _numbers(poly):
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not all(map(is_number, poly)):
                 raise ValidationError("a segmentation polygon must be a flat list of at least "
                                       "3 (x, y) number pairs")
             out.append(Polygon(tuple(zip(poly[0::2], poly[1::2], strict=True))))
@@ -231,7 +227,7 @@ def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:
             return [Mask(counts, h, w)]  # checked there, without decoding
         raise ValidationError("RLE 'counts' must be a list of runs or a compressed string")
     bbox = a.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4 and _numbers(bbox)):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
         raise ValidationError("'bbox' must be 4 numbers: x, y, width, height")
     return [Box.from_xywh(*bbox)]
 

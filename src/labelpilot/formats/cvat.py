@@ -26,13 +26,12 @@ from labelpilot.formats.base import (
     default_roots,
     expect_size,
     parse_xml,
+    split_named,
     write_xml,
 )
 from labelpilot.geometry import rle
 
 _TEXT_ATTRS = ("text", "transcription")
-_SPLIT = {"train": "train", "training": "train", "val": "val", "validation": "val",
-          "valid": "val", "test": "test"}
 
 
 def _pts(s: str) -> tuple[tuple[float, float], ...]:
@@ -95,7 +94,7 @@ class Cvat:
             subset = im.get("subset") or ""
             found = locator(subset).find(name, label_file=path)
             item = DatasetItem(name=name, path=found, width=w,
-                               height=h, split=_SPLIT.get(subset.lower()))
+                               height=h, split=split_named(subset))
             for j, el in enumerate(im):
                 try:
                     ann = _annotation(el, w, h)

@@ -27,6 +27,7 @@ from labelpilot.formats.base import (
     default_roots,
     expect,
     expect_size,
+    is_number,
     list_files,
     open_mask_image,
     read_json,
@@ -128,8 +129,7 @@ _COUNTS = {"rectangle": (2, 4), "point": (1,), "circle": (2,), "mask": (2,), "ro
 def _points(s: dict[str, Any], kind: str) -> list[tuple[float, float]]:
     raw = s.get("points")
     if not isinstance(raw, list) or not all(
-            isinstance(p, list | tuple) and len(p) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+            isinstance(p, list | tuple) and len(p) == 2 and all(map(is_number, p))
             for p in raw):
         raise ValidationError("'points' must be a list of [x, y] number pairs")
     pts = [(float(x), float(y)) for x, y in raw]
@@ -155,7 +155,7 @@ def _annotation(s: dict[str, Any], item: DatasetItem) -> Annotation | None:
     if flags is not None and not isinstance(flags, dict):
         raise ValidationError(f"'flags' must be an object, not {type(flags).__name__}")
     group = s.get("group_id")
-    if group is not None and (not isinstance(group, int) or isinstance(group, bool)):
+    if group is not None and not (is_number(group) and isinstance(group, int)):
         raise ValidationError(f"'group_id' must be an integer or null, not {group!r}")
     attrs: dict[str, Any] = dict(flags or {})
     if s.get("difficult"):

@@ -40,14 +40,12 @@ class Voc:
                  *default_roots(source, None)]
         locator = ImageLocator(roots)
         splits: dict[str, str] = {}
-        listed_in: dict[str, str] = {}
         for split in ("train", "val", "test"):
             f = source / "ImageSets" / "Main" / f"{split}.txt"
             if f.is_file():
                 for ln in read_text_lines(f):
                     if ln.strip():
                         splits[ln.split()[0]] = split
-                        listed_in[ln.split()[0]] = f"ImageSets/Main/{split}.txt"
         if not xmls and not splits:
             raise FormatError("no VOC XML files found (looked in Annotations/) and no image "
                               "listed in ImageSets/Main/", path=source)
@@ -91,11 +89,11 @@ class Voc:
                 labels[label] = None
                 item.annotations.append(Annotation(label=label, shape=box, attributes=attrs))
             items.append(item)
-        warnings = self._unlabeled(source, {x.stem for x in xmls}, splits, listed_in, items)
+        warnings = self._unlabeled(source, {x.stem for x in xmls}, splits, items)
         return Dataset(items, list(labels), warnings)
 
     def _unlabeled(self, source: Path, with_xml: set[str], splits: dict[str, str],
-                   listed_in: dict[str, str], items: list[DatasetItem]) -> list[str]:
+                   items: list[DatasetItem]) -> list[str]:
         """Images an ImageSets list names that have no XML: images without labels (VOC's
         own test set is laid out so); those whose image is missing too are named."""
         warnings = []
@@ -106,7 +104,7 @@ class Voc:
             found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
                           if (images / f"{stem}{ext}").is_file()), None)
             if found is None or not contained(found, [source]):
-                warnings.append(f"{listed_in[stem]}: {stem!r} has neither an XML in "
+                warnings.append(f"ImageSets/Main/{split}.txt: {stem!r} has neither an XML in "
                                 "Annotations/ nor an image in JPEGImages/; skipped")
                 continue
             items.append(DatasetItem(name=found.name, path=found, split=split))

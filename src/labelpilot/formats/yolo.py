@@ -24,12 +24,9 @@ from labelpilot.formats.base import (
     image_size,
     list_files,
     read_text_lines,
+    split_named,
 )
 from labelpilot.imageio import IMAGE_SUFFIXES
-
-_SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test"}
-
 
 MAX_YAML_BYTES = 1 << 20
 
@@ -140,13 +137,13 @@ class _YoloBase:
                     # an image list (Ultralytics): one path a line, relative to the list
                     seen_dirs.add(img_dir.resolve())
                     for img in _listed_images(img_dir, source):
-                        items += self._load_dir(img.parent, names, _SPLIT_DIRS.get(key),
+                        items += self._load_dir(img.parent, names, split_named(key),
                                                 source, files=[img])
                     continue
                 if not img_dir.is_dir():
                     continue
                 seen_dirs.add(img_dir.resolve())
-                items += self._load_dir(img_dir, names, _SPLIT_DIRS.get(key), source)
+                items += self._load_dir(img_dir, names, split_named(key), source)
         if not seen_dirs:
             raise FormatError("none of train/val/test in data.yaml names an existing folder",
                               path=yaml_path)
