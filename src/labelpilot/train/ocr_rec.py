@@ -357,13 +357,13 @@ class Trainer:
         torch = self.torch
         module.eval()
         right = errors = chars = 0
-        order = sorted(range(len(lines)), key=lambda i: padded_width(lines[i].crop))
-        chunks = pack_by_width([padded_width(lines[i].crop) for i in order], 64,
-                               2 * self.cfg.batch_width)
+        widths = [padded_width(ln.crop) for ln in lines]
+        order = sorted(range(len(lines)), key=widths.__getitem__)
+        chunks = pack_by_width([widths[i] for i in order], 64, 2 * self.cfg.batch_width)
         with torch.no_grad():
             for ks in chunks:
                 chunk = [lines[order[k]] for k in ks]
-                width = max(padded_width(ln.crop) for ln in chunk)
+                width = max(widths[order[k]] for k in ks)
                 x = torch.from_numpy(np.stack([norm_pad(ln.crop, HEIGHT, width)
                                                for ln in chunk]))
                 best = module(x, logits=True).argmax(-1).numpy()
