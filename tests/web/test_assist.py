@@ -74,6 +74,7 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         page.wait_for_selector("#prelabel-panel")
         assert page.query_selector("#train-panel") is None
         page.click("#logout")
+        page.wait_for_selector("#username")
         sign_in(page, live, "admin")
         page.fill("#train-minutes", "0.05")
         page.fill("#train-name", "ui-detector")

@@ -119,9 +119,10 @@ export function token(): string | null {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-export async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+export async function call<T>(method: string, url: string, body?: unknown,
+  bearer?: string): Promise<T> {
   const headers: Record<string, string> = {};
-  const t = token();
+  const t = bearer ?? token();
   if (t) headers["Authorization"] = `Bearer ${t}`;
   let payload: BodyInit | undefined;
   if (body instanceof URLSearchParams || body instanceof FormData) {
@@ -151,11 +152,10 @@ export async function login(username: string, password: string): Promise<void> {
 }
 
 export async function logout(): Promise<void> {
-  try {
-    await call("POST", "/api/auth/revoke");
-  } finally {
-    sessionStorage.removeItem(TOKEN_KEY);
-  }
+  // Forget the token first: a page left while the revoke is in flight is signed out too.
+  const current = sessionStorage.getItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (current) await call("POST", "/api/auth/revoke", undefined, current);
 }
 
 export const api = {
