@@ -365,3 +365,92 @@ def test_roboflow_yolo_paths_and_ultralytics_image_lists(tmp_path: Path) -> None
     with pytest.raises(UnsafePathError, match=r"val\.txt, line 1: '\.\./\.\./etc/passwd\.jpg' "
                                               r"leads outside"):
         get_format("yolo").load(ul)
+
+
+def cvat_yolo11(root: Path) -> Path:
+    """CVAT's and Datumaro's "YOLO 1.1" export (the Darknet layout): obj.data, obj.names,
+    train.txt / valid.txt with `data/`-prefixed paths, each image's .txt beside it."""
+    for subset, name, seed, line in (("train", "a.jpg", 1, "0 0.5 0.5 0.25 0.5\n"),
+                                     ("train", "b.jpg", 2, ""),
+                                     ("valid", "c.jpg", 3, "1 0.25 0.25 0.1 0.1\n")):
+        write_image(root / f"obj_{subset}_data" / name, 64, 48, seed=seed)
+        if line:
+            (root / f"obj_{subset}_data" / name).with_suffix(".txt").write_text(line)
+    (root / "obj.names").write_text("crack\ndent\n")
+    (root / "obj.data").write_text("classes = 2\ntrain = data/train.txt\n"
+                                   "valid = data/valid.txt\nnames = data/obj.names\n"
+                                   "backup = backup/\n")
+    (root / "train.txt").write_text("data/obj_train_data/a.jpg\ndata/obj_train_data/b.jpg\n")
+    (root / "valid.txt").write_text("data/obj_valid_data/c.jpg\n")
+    return root
+
+
+def test_yolo_1_1_darknet_layout_imports_with_its_subsets(tmp_path: Path) -> None:
+    from labelpilot.errors import UnsafePathError
+
+    root = cvat_yolo11(tmp_path / "y")
+    ds = get_format("yolo").load(root)
+    got = sorted((it.split, it.name, [(a.label, tuple(round(v) for v in a.shape.bbox()))
+                                      for a in it.annotations]) for it in ds.items)
+    assert got == [("train", "a.jpg", [("crack", (24, 12, 40, 36))]), ("train", "b.jpg", []),
+                   ("val", "c.jpg", [("dent", (13, 10, 19, 14))])]
+    assert ds.labels == ["crack", "dent"] and ds.warnings == []
+    # without obj.data's lists the obj_<subset>_data folders are read
+    (root / "obj.data").unlink()
+    assert sorted((it.split, it.name) for it in get_format("yolo").load(root).items) == [
+        ("train", "a.jpg"), ("train", "b.jpg"), ("val", "c.jpg")]
+    # a listed image that is not there is named; one that leads outside is refused
+    (root / "obj.data").write_text("classes = 3\ntrain = data/train.txt\nnames = obj.names\n")
+    (root / "train.txt").write_text("data/obj_train_data/a.jpg\ndata/obj_train_data/gone.jpg\n")
+    ds = get_format("yolo").load(root)
+    assert [it.name for it in ds.items] == ["a.jpg"]
+    assert ds.warnings == [
+        "obj.data says classes = 3 but obj.names names 2; the names are used",
+        "train.txt, line 2: 'data/obj_train_data/gone.jpg' is not in the dataset; skipped"]
+    (root / "train.txt").write_text("../../etc/x.jpg\n")
+    with pytest.raises(UnsafePathError, match=r"train\.txt, line 1: '\.\./\.\./etc/x\.jpg' "
+                                              "leads outside"):
+        get_format("yolo").load(root)
+    (root / "train.txt").write_bytes(b"data/obj_train_data/\x00a.jpg\n")
+    with pytest.raises(FormatError, match=r"train\.txt, line 1: a path cannot hold a NUL"):
+        get_format("yolo").load(root)
+    (root / "obj.data").write_text("classes 2\n")
+    with pytest.raises(FormatError, match=r"obj\.data, line 1: expected 'key = value'"):
+        get_format("yolo").load(root)
+
+
+def test_yolo_obb_reads_and_writes_oriented_boxes(tmp_path: Path) -> None:
+    from labelpilot.annotations import Annotation, Box, Quad, RotatedBox
+    from labelpilot.formats.base import Dataset, DatasetItem
+
+    root = tmp_path / "obb"
+    write_image(root / "images" / "train" / "a.jpg", 100, 50, seed=1)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text(
+        "0 0.1 0.2 0.5 0.1 0.6 0.6 0.2 0.7\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n")
+    (root / "data.yaml").write_text("train: images/train\nnames: [ship, plane]\n")
+    ds = get_format("yolo-obb").load(root)
+    shapes = [a.shape for a in ds.items[0].annotations]
+    assert all(isinstance(s, Quad) for s in shapes)
+    assert [tuple(round(v) for xy in s.points for v in xy) for s in shapes] == [
+        (10, 10, 50, 5, 60, 30, 20, 35), (10, 5, 30, 5, 30, 15, 10, 15)]
+    # the segment reader takes the same 8 values as a polygon, as Ultralytics segment does
+    assert isinstance(get_format("yolo-seg").load(root).items[0].annotations[0].shape,
+                      Polygon)
+    # export: quads and rotated boxes keep their corners; a polygon gets its smallest
+    # rotated rectangle; the file reads back as the same quads
+    item = DatasetItem("b.jpg", path=root / "images" / "train" / "a.jpg", width=100,
+                       height=50, split="train", annotations=[
+                           Annotation("ship", RotatedBox(50, 25, 40, 10, 30)),
+                           Annotation("plane", Box(10, 10, 30, 20)),
+                           Annotation("plane", Polygon(((10, 10), (40, 10), (40, 40),
+                                                        (10, 40), (25, 25))))])
+    out = tmp_path / "out"
+    get_format("yolo-obb").save(Dataset([item], ["ship", "plane"]), out)
+    back = get_format("yolo-obb").load(out).items[0].annotations
+    assert [a.label for a in back] == ["ship", "plane", "plane"]
+    rot = RotatedBox(50, 25, 40, 10, 30).corners()
+    assert [(round(x, 2), round(y, 2)) for x, y in back[0].shape.points] == [
+        (round(x, 2), round(y, 2)) for x, y in rot]
+    assert back[1].shape.bbox() == pytest.approx((10, 10, 30, 20), abs=1e-3)
+    assert back[2].shape.bbox() == pytest.approx((10, 10, 40, 40), abs=1e-3)

@@ -49,7 +49,28 @@ def _source(tmp: Path, fmt: str) -> Path:
                          split="train" if n == "a.png" else "val", annotations=a)
              for n, a in anns.items()]
     out = tmp / "src"
+    if fmt == "yolo-darknet":
+        return _darknet(Dataset(items, ["car", "person", "text"]), out)
     get_format(fmt).save(Dataset(items, ["car", "person", "text"]), out)
+    return out
+
+
+def _darknet(dataset: Dataset, out: Path) -> Path:
+    """The YOLO export rearranged as CVAT's YOLO 1.1 (Darknet) layout."""
+    staging = out.parent / "yolo"
+    get_format("yolo").save(dataset, staging)
+    for split, subset in (("train", "train"), ("val", "valid")):
+        listed = []
+        for img in sorted((staging / "images" / split).glob("*")):
+            (out / f"obj_{subset}_data").mkdir(parents=True, exist_ok=True)
+            img.rename(out / f"obj_{subset}_data" / img.name)
+            txt = staging / "labels" / split / f"{img.stem}.txt"
+            txt.rename(out / f"obj_{subset}_data" / txt.name)
+            listed.append(f"data/obj_{subset}_data/{img.name}\n")
+        (out / f"{subset}.txt").write_text("".join(listed))
+    (out / "obj.names").write_text("car\nperson\ntext\n")
+    (out / "obj.data").write_text("classes = 3\ntrain = data/train.txt\n"
+                                  "valid = data/valid.txt\nnames = data/obj.names\n")
     return out
 
 
@@ -79,7 +100,7 @@ def _snapshot(ws: Workspace) -> tuple[Any, ...]:
 
 
 FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
-           "yolo-seg"]
+           "yolo-seg", "yolo-obb", "yolo-darknet"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -101,7 +122,7 @@ def test_mutated_label_files_import_or_refuse_cleanly(fmt: str, tmp_path: Path) 
             p.write_bytes(mutated if p == target else content)
         before = _snapshot(ws)
         try:
-            import_dataset(ws, source, format=fmt)
+            import_dataset(ws, source, format="yolo" if fmt == "yolo-darknet" else fmt)
         except LabelPilotError as e:
             seen["refused"] += 1
             # a clean message that says what (one line, or a headline with one indented line

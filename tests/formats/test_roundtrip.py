@@ -46,6 +46,8 @@ CASES: dict[str, tuple[list[Annotation], float]] = {
     "coco": ([BOX, POLY, MASK, QUAD_TEXT, *GROUP], 1e-6),
     "yolo": ([BOX, BOX2], 1e-3),
     "yolo-seg": ([POLY], 1e-3),
+    "yolo-obb": ([Annotation(label="car", shape=Quad(((10, 10), (50, 12), (49, 22), (9, 20))))],
+                 1e-3),
     "voc": ([BOX, BOX2], 1e-3),
     "labelme": ([BOX, POLY, POINT, QUAD_TEXT, MASK], 1e-6),
     "ppocrlabel": ([QUAD_TEXT, QUAD_TEXT_INT], 1e-2),
@@ -55,7 +57,7 @@ CASES: dict[str, tuple[list[Annotation], float]] = {
     "images": ([], 0),
     "masks": ([MASK, MASK2], 0),
 }
-SPLITS_KEPT = {"yolo", "yolo-seg", "voc", "cvat"}
+SPLITS_KEPT = {"yolo", "yolo-seg", "yolo-obb", "voc", "cvat"}
 
 
 def test_every_format_has_a_case() -> None:

@@ -17,11 +17,11 @@ from labelpilot.formats.labelstudio import LabelStudio
 from labelpilot.formats.masks import Masks
 from labelpilot.formats.ppocr import PPOCRLabel, PPOCRRec
 from labelpilot.formats.voc import Voc
-from labelpilot.formats.yolo import Yolo, YoloSeg
+from labelpilot.formats.yolo import Yolo, YoloObb, YoloSeg
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Coco(), Cvat(), Icdar2015(), Images(), LabelMe(), LabelStudio(), Masks(), PPOCRLabel(),
-    PPOCRRec(), Voc(), Yolo(), YoloSeg())}
+    PPOCRRec(), Voc(), Yolo(), YoloObb(), YoloSeg())}
 
 
 def get_format(name: str) -> Format:

@@ -1,9 +1,14 @@
-"""YOLO in the Ultralytics layout: `data.yaml`, `images/<split>/`, `labels/<split>/*.txt`.
+"""YOLO in the Ultralytics layout: `data.yaml`, `images/<split>/`, `labels/<split>/*.txt`,
+and in the Darknet layout ("YOLO 1.1" in CVAT and Datumaro): `obj.data`, `obj.names`,
+`train.txt` / `valid.txt` listing images, each image's `.txt` beside it.
 
-Each label line is `class cx cy w h` (detect) or `class x1 y1 x2 y2 ...` (segment), all
-normalised to [0, 1]. `yolo` exports boxes (every shape as its bounding box); `yolo-seg`
-exports polygons (boxes and quads as their corner polygons; masks traced to their outer
-contour). Both read either kind of line.
+Each label line is `class cx cy w h` (detect), `class x1 y1 x2 y2 ...` (segment) or
+`class x1 y1 x2 y2 x3 y3 x4 y4` (OBB: a box's four corners), all normalised to [0, 1].
+`yolo` exports boxes (every shape as its bounding box); `yolo-seg` exports polygons (boxes
+and quads as their corner polygons; masks traced to their outer contour); `yolo-obb`
+exports oriented boxes (quads and rotated boxes as their corners, other shapes as their
+smallest rotated rectangle). `yolo` and `yolo-seg` read a line of 8 values as a
+polygon, `yolo-obb` as an oriented box (a quad); all read the other kinds.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
 from labelpilot.errors import FormatError, UnsafePathError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -60,8 +65,9 @@ def _read_yaml(source: Path) -> tuple[Path, dict[str, Any]]:
             if not isinstance(doc, dict):
                 raise FormatError("must be a mapping with 'names'", path=p)
             return p, doc
-    raise FormatError("no data.yaml found", path=source,
-                      hint="a YOLO dataset folder holds data.yaml, images/ and labels/")
+    raise FormatError("no data.yaml (Ultralytics) or obj.data (Darknet) found", path=source,
+                      hint="a YOLO dataset folder holds data.yaml, images/ and labels/, or "
+                      "obj.data, obj.names and train.txt")
 
 
 def _names(doc: dict[str, Any], path: Path) -> list[str]:
@@ -103,6 +109,7 @@ def _listed_images(listing: Path, source: Path) -> list[Path]:
         name = ln.strip()
         if not name:
             continue
+        _no_nul(name, listing, n)
         path = listing.parent / (name[2:] if name.startswith("./") else name)
         if PurePosixPath(name).is_absolute() or not contained(path, [source]):
             raise UnsafePathError(f"{listing}, line {n}: {name!r} leads outside the dataset "
@@ -111,12 +118,48 @@ def _listed_images(listing: Path, source: Path) -> list[Path]:
     return out
 
 
+def _darknet_path(source: Path, entry: str) -> Path:
+    """A path Darknet's files hold: relative to the darknet folder, so usually under
+    `data/` (`data/obj_train_data/a.jpg`); read relative to the dataset folder, where the
+    `data/` prefix names the dataset folder itself."""
+    entry = entry.strip().replace("\\", "/")
+    direct = source / entry
+    if entry.startswith("data/") and not direct.exists():
+        return source / entry[len("data/"):]
+    return direct
+
+
+def _no_nul(entry: str, path: Path, line: int) -> None:
+    if "\x00" in entry:
+        raise FormatError("a path cannot hold a NUL character (is this a binary file?)",
+                          path=path, line=line)
+
+
+def _read_obj_data(path: Path) -> dict[str, str]:
+    """`obj.data`: `key = value` lines (`classes`, `train`, `valid`, `names`, `backup`)."""
+    out = {}
+    for n, ln in enumerate(read_text_lines(path), 1):
+        text = ln.split("#", 1)[0].strip()
+        if not text:
+            continue
+        _no_nul(text, path, n)
+        key, eq, value = text.partition("=")
+        if not eq or not key.strip():
+            raise FormatError(f"expected 'key = value', got {text!r}", path=path, line=n)
+        out[key.strip()] = value.strip()
+    return out
+
+
 class _YoloBase:
     name = ""
     description = ""
     segment = False
+    oriented = False
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
+        if not any((source / n).is_file() for n in ("data.yaml", "data.yml", "dataset.yaml")) \
+                and ((source / "obj.data").is_file() or (source / "obj.names").is_file()):
+            return self._load_darknet(source)
         yaml_path, doc = _read_yaml(source)
         names = _names(doc, yaml_path)
         locator = ImageLocator([source])
@@ -149,9 +192,74 @@ class _YoloBase:
                               path=yaml_path)
         return Dataset(items, names)
 
+    def _load_darknet(self, source: Path) -> Dataset:
+        """The Darknet layout: the subsets obj.data lists (`train`, `valid`, others
+        Datumaro adds), else the `obj_<subset>_data/` folders; an image without a `.txt`
+        beside it has no objects."""
+        meta = _read_obj_data(source / "obj.data") if (source / "obj.data").is_file() else {}
+        names_file = _darknet_path(source, meta.get("names", "obj.names"))
+        if not names_file.is_file():
+            names_file = source / "obj.names"
+        if not names_file.is_file():
+            raise FormatError("no obj.names (the class names, one a line)", path=source)
+        if not contained(names_file, [source]):
+            raise UnsafePathError(f"{source / 'obj.data'}: 'names' leads outside the dataset "
+                                  "folder", hint="keep obj.names inside the folder you import")
+        names = [ln.strip() for ln in read_text_lines(names_file) if ln.strip()]
+        if not names:
+            raise FormatError("no class names", path=names_file)
+        declared = meta.get("classes")
+        warnings = []
+        if declared is not None and declared != str(len(names)):
+            warnings.append(f"obj.data says classes = {declared} but {names_file.name} names "
+                            f"{len(names)}; the names are used")
+        lists = {k: v for k, v in meta.items() if k not in ("classes", "names", "backup")}
+        items: list[DatasetItem] = []
+        if lists:
+            for key, entry in lists.items():
+                listing = _darknet_path(source, entry)
+                if not contained(listing, [source]):
+                    raise UnsafePathError(f"{source / 'obj.data'}: '{key}' leads outside the "
+                                          "dataset folder", hint="keep the image lists inside")
+                if not listing.is_file():
+                    warnings.append(f"obj.data: {key} = {entry}: no such file; skipped")
+                    continue
+                items += self._darknet_list(listing, source, names, split_named(key), warnings)
+        else:
+            for folder in sorted(source.glob("obj_*_data")):
+                if folder.is_dir() and not folder.is_symlink():
+                    subset = folder.name[len("obj_"):-len("_data")]
+                    items += self._load_dir(folder, names, split_named(subset), source,
+                                            beside=True)
+        if not items:
+            raise FormatError("no images found: obj.data lists none and there is no "
+                              "obj_<subset>_data/ folder", path=source)
+        return Dataset(items, names, warnings)
+
+    def _darknet_list(self, listing: Path, source: Path, names: list[str],
+                      split: str | None, warnings: list[str]) -> list[DatasetItem]:
+        items = []
+        for n, ln in enumerate(read_text_lines(listing), 1):
+            entry = ln.strip()
+            if not entry:
+                continue
+            _no_nul(entry, listing, n)
+            img = _darknet_path(source, entry)
+            if PurePosixPath(entry).is_absolute() or not contained(img, [source]):
+                raise UnsafePathError(f"{listing}, line {n}: {entry!r} leads outside the "
+                                      "dataset folder",
+                                      hint="list images inside the folder you import")
+            if not img.is_file():
+                warnings.append(f"{listing.name}, line {n}: {entry!r} is not in the dataset; "
+                                "skipped")
+                continue
+            items += self._load_dir(img.parent, names, split, source, files=[img], beside=True)
+        return items
+
     def _load_dir(self, img_dir: Path, names: list[str], split: str | None, source: Path,
-                  files: list[Path] | None = None) -> list[DatasetItem]:
-        # Ultralytics: the label of images/x/a.jpg is labels/x/a.txt (last 'images' swapped).
+                  files: list[Path] | None = None, beside: bool = False) -> list[DatasetItem]:
+        # Ultralytics: the label of images/x/a.jpg is labels/x/a.txt (last 'images' swapped);
+        # Darknet (`beside`): that or, failing it, the .txt beside the image.
         parts = list(img_dir.parts)
         idx = max((i for i, p in enumerate(parts) if p == "images"), default=None)
         label_dir = Path(*parts[:idx], "labels", *parts[idx + 1:]) if idx is not None else img_dir
@@ -161,6 +269,8 @@ class _YoloBase:
             rel = img.relative_to(img_dir)
             item = DatasetItem(name=rel.as_posix(), path=img, split=split)
             txt = (label_dir / rel).with_suffix(".txt")
+            if beside and not txt.is_file():
+                txt = img.with_suffix(".txt")
             if txt.is_file():
                 if not contained(txt, [source]):
                     raise UnsafePathError(f"{txt} is a link to outside the dataset folder",
@@ -192,6 +302,9 @@ class _YoloBase:
                     cx, cy, bw, bh = vals
                     shape: Any = Box((cx - bw / 2) * w, (cy - bh / 2) * h,
                                      (cx + bw / 2) * w, (cy + bh / 2) * h)
+                elif len(vals) == 8 and self.oriented:
+                    shape = Quad(tuple((x * w, y * h) for x, y in
+                                       zip(vals[0::2], vals[1::2], strict=True)))
                 elif len(vals) >= 6 and len(vals) % 2 == 0:
                     shape = Polygon(tuple((x * w, y * h) for x, y in
                                           zip(vals[0::2], vals[1::2], strict=True)))
@@ -234,6 +347,12 @@ class _YoloBase:
         if isinstance(shape, Point):
             dataset.leave_out("YOLO has no line for a point")
             return None
+        if self.oriented:
+            corners = _oriented(shape)
+            if corners is None:
+                dataset.leave_out("an empty mask has no oriented box")
+                return None
+            return f"{cls} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in corners)
         if self.segment:
             pts = _outline(shape)
             if pts is not None:
@@ -241,6 +360,21 @@ class _YoloBase:
         x1, y1, x2, y2 = shape.bbox()
         return (f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
                 f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+
+
+def _oriented(shape: Any) -> Any:
+    """Four corners: a quad's or rotated box's own, else the smallest rotated rectangle
+    around the shape (a box's is itself)."""
+    import cv2
+    import numpy as np
+
+    if isinstance(shape, Quad | RotatedBox | Box):
+        return shape.corners()
+    pts = _outline(shape)
+    if pts is None:
+        return None
+    rect = cv2.minAreaRect(np.asarray(pts, np.float32))
+    return cv2.boxPoints(rect).astype(np.float64).tolist()
 
 
 def _outline(shape: Any) -> Any:
@@ -270,3 +404,9 @@ class YoloSeg(_YoloBase):
     name = "yolo-seg"
     description = "YOLO (Ultralytics layout, segment): polygons in labels/"
     segment = True
+
+
+class YoloObb(_YoloBase):
+    name = "yolo-obb"
+    description = "YOLO (Ultralytics layout, OBB): oriented boxes as 4 corners in labels/"
+    oriented = True
