@@ -5,6 +5,7 @@ naming the problem, leaving the workspace as it was: never a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,14 @@ def _source(tmp: Path, fmt: str) -> Path:
     out = tmp / "src"
     if fmt == "yolo-darknet":
         return _darknet(Dataset(items, ["car", "person", "text"]), out)
+    if fmt == "masks-meta":  # the class map as Datumaro's dataset_meta.json
+        get_format("masks").save(Dataset(items, ["car", "person", "text"]), out)
+        names = [n for n in (out / "labels.txt").read_text().split() if n != "__ignore__"]
+        (out / "labels.txt").unlink()
+        (out / "dataset_meta.json").write_text(json.dumps({
+            "label_map": {str(i): n for i, n in enumerate(names)}, "background_label": "0",
+            "segmentation_colors": [[i, 0, 0] for i in range(len(names))]}))
+        return out
     get_format(fmt).save(Dataset(items, ["car", "person", "text"]), out)
     return out
 
@@ -100,7 +109,11 @@ def _snapshot(ws: Workspace) -> tuple[Any, ...]:
 
 
 FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
-           "yolo-seg", "yolo-obb", "yolo-darknet"]
+           "yolo-seg", "yolo-obb", "yolo-darknet", "masks",
+           "masks-meta"]
+
+
+READER = {"yolo-darknet": "yolo", "masks-meta": "masks"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -122,7 +135,7 @@ def test_mutated_label_files_import_or_refuse_cleanly(fmt: str, tmp_path: Path) 
             p.write_bytes(mutated if p == target else content)
         before = _snapshot(ws)
         try:
-            import_dataset(ws, source, format="yolo" if fmt == "yolo-darknet" else fmt)
+            import_dataset(ws, source, format=READER.get(fmt, fmt))
         except LabelPilotError as e:
             seen["refused"] += 1
             # a clean message that says what (one line, or a headline with one indented line

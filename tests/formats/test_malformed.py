@@ -67,7 +67,7 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     # a box with negative width
     ("coco", lambda t: _coco(t, annotations=[{"image_id": 1, "category_id": 1, "bbox": [5, 5, -3, 2]}]),
      r"at annotations\[0\]: box must have x2 >= x1"),
-    ("yolo", lambda t: t, "no data.yaml found"),
+    ("yolo", lambda t: t, r"no data\.yaml \(Ultralytics\) or obj\.data \(Darknet\) found"),
     ("yolo", lambda t: _yolo(t, "", yaml="names: [a\n"),
      r"data\.yaml, line 2: not valid YAML \(expected .,. or .\]., but got .<stream end>.\)"),
     # class index beyond names
@@ -78,6 +78,8 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("yolo", lambda t: _yolo(t, "", yaml="train: ../../etc\nnames: [a]\n"), "leads outside"),
     # an odd number of polygon values
     ("yolo-seg", lambda t: _yolo(t, "1 0.1 0.1 0.5 0.1 0.5\n"), r"x\.txt, line 2: expected 4 box values"),
+    ("yolo-obb", lambda t: _yolo(t, "1 0.1 0.1 0.5 0.1 0.5 0.5 0.1 nan\n"),
+     r"x\.txt, line 2: quad\.points\[3\]\.y must be finite, but got nan"),
     ("voc", lambda t: _w(t / "Annotations" / "a.xml", "<annotation><object>\n<name>x</name>"),
      r"a\.xml, line 2: not well-formed XML"),
     ("voc", lambda t: _w(t / "Annotations" / "a.xml",
