@@ -455,3 +455,75 @@ def test_yolo_obb_reads_and_writes_oriented_boxes(tmp_path: Path) -> None:
         (round(x, 2), round(y, 2)) for x, y in rot]
     assert back[1].shape.bbox() == pytest.approx((10, 10, 30, 20), abs=1e-3)
     assert back[2].shape.bbox() == pytest.approx((10, 10, 40, 40), abs=1e-3)
+
+
+def _palette_png(path: Path, arr: Any) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(arr.astype("uint8"), mode="P")
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3 - 3) + [224, 224, 192])
+    im.save(path)
+
+
+def voc_segmentation(root: Path) -> Path:
+    """VOC's segmentation layout: an image with boxes and both masks (instance i is the
+    XML's i-th object), and one with a class mask only, listed in ImageSets/Segmentation."""
+    import numpy as np
+
+    write_image(root / "JPEGImages" / "2007_000032.jpg", 40, 30, seed=1)
+    write_image(root / "JPEGImages" / "2007_000033.jpg", 40, 30, seed=2)
+    (root / "Annotations").mkdir(parents=True)
+    (root / "Annotations" / "2007_000032.xml").write_text(
+        "<annotation><filename>2007_000032.jpg</filename><size><width>40</width>"
+        "<height>30</height><depth>3</depth></size><segmented>1</segmented>"
+        "<object><name>aeroplane</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>12</xmax>"
+        "<ymax>10</ymax></bndbox></object>"
+        "<object><name>person</name><bndbox><xmin>20</xmin><ymin>15</ymin><xmax>30</xmax>"
+        "<ymax>25</ymax></bndbox></object></annotation>")
+    obj = np.zeros((30, 40), int)
+    obj[2:10, 2:12] = 1
+    obj[15:25, 20:30] = 2
+    obj[14, 20:30] = 255  # void border
+    cls = np.where(obj == 1, 1, np.where(obj == 2, 15, obj))
+    _palette_png(root / "SegmentationObject" / "2007_000032.png", obj)
+    _palette_png(root / "SegmentationClass" / "2007_000032.png", cls)
+    only = np.zeros((30, 40), int)
+    only[0:5, 0:40] = 12  # dog
+    _palette_png(root / "SegmentationClass" / "2007_000033.png", only)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\n")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000033\n")
+    return root
+
+
+def test_voc_segmentation_masks_import_as_masks(tmp_path: Path) -> None:
+    from labelpilot.annotations import Box, Mask
+    from labelpilot.formats.segmaps import shape_mask
+
+    root = voc_segmentation(tmp_path / "voc")
+    ds = get_format("voc").load(root)
+    got = {it.name: (it.split, [(a.label, a.shape.type, a.group, int(shape_mask(a.shape, 40, 30).sum()))
+                                for a in it.annotations]) for it in ds.items}
+    assert got == {
+        "2007_000032.jpg": ("train", [("aeroplane", "box", 1, 99), ("person", "box", 2, 121),
+                                      ("aeroplane", "mask", 1, 80), ("person", "mask", 2, 100),
+                                      ("ignore", "mask", None, 10)]),
+        "2007_000033.jpg": ("val", [("dog", "mask", None, 200)])}
+    assert ds.items[0].annotations[4].attributes == {"ignore": True}
+    assert isinstance(ds.items[0].annotations[0].shape, Box)
+    assert isinstance(ds.items[0].annotations[2].shape, Mask)
+    # CVAT's and Datumaro's labelmap.txt names the values instead of VOC's 21 classes
+    (root / "labelmap.txt").write_text("background:0,0,0::\nplane:128,0,0::\n")
+    with pytest.raises(FormatError, match=r"2007_000032\.png: instance 2's pixels have class "
+                                          "value 15 in SegmentationClass, which names no "
+                                          "class of labelmap.txt"):
+        get_format("voc").load(root)
+    (root / "SegmentationObject" / "2007_000032.png").unlink()
+    (root / "SegmentationClass" / "2007_000032.png").unlink()
+    with pytest.raises(FormatError, match=r"2007_000033\.png: class value 12 names no class "
+                                          r"of labelmap\.txt \(2 classes\)"):
+        get_format("voc").load(root)
+    (root / "labelmap.txt").write_text("background:0,0,0::\n" + "x:1,1,1::\n" * 11 + "bone::\n")
+    assert [(a.label, a.shape.type) for a in get_format("voc").load(root).items[1].annotations
+            ] == [("bone", "mask")]

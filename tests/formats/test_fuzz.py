@@ -52,6 +52,23 @@ def _source(tmp: Path, fmt: str) -> Path:
     out = tmp / "src"
     if fmt == "yolo-darknet":
         return _darknet(Dataset(items, ["car", "person", "text"]), out)
+    if fmt == "voc-seg":  # VOC with class masks named by CVAT's labelmap.txt
+        get_format("voc").save(Dataset(items, ["car", "person", "text"]), out)
+        from PIL import Image
+
+        cls = np.zeros((48, 64), np.uint8)
+        cls[3:20, 2:30] = 1
+        cls[25:35, 5:40] = 3
+        cls[0, :] = 255
+        (out / "SegmentationClass").mkdir()
+        im = Image.fromarray(cls, mode="P")
+        im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 0, 0, 128] + [0] * (251 * 3)
+                      + [224, 224, 192])
+        im.save(out / "SegmentationClass" / "a.png")
+        (out / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n"
+                                          "background:0,0,0::\ncar:128,0,0::\n"
+                                          "person:0,128,0::\ntext:0,0,128::\n")
+        return out
     if fmt == "masks-meta":  # the class map as Datumaro's dataset_meta.json
         get_format("masks").save(Dataset(items, ["car", "person", "text"]), out)
         names = [n for n in (out / "labels.txt").read_text().split() if n != "__ignore__"]
@@ -110,10 +127,10 @@ def _snapshot(ws: Workspace) -> tuple[Any, ...]:
 
 FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
            "yolo-seg", "yolo-obb", "yolo-darknet", "masks",
-           "masks-meta"]
+           "masks-meta", "voc-seg"]
 
 
-READER = {"yolo-darknet": "yolo", "masks-meta": "masks"}
+READER = {"yolo-darknet": "yolo", "masks-meta": "masks", "voc-seg": "voc"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from labelpilot.errors import FormatError
 from labelpilot.formats import configured, get_format
-from labelpilot.formats.masks import shape_mask
+from labelpilot.formats.segmaps import shape_mask
 from labelpilot.transfer import export_dataset, import_dataset
 from tests.conftest import write_image
 

@@ -36,7 +36,7 @@ def evaluate_interactive(ws: Workspace, *, model_name: str | None, split: str | 
     accepted mask/polygon instance. `segmenter` overrides `model_name` (benchmarks);
     `stop_at` ends an instance once reached after the fifth interaction (saves time;
     NoC up to it and mIoU@1/3/5 are unchanged, the curve stays flat after)."""
-    from labelpilot.formats.masks import shape_mask
+    from labelpilot.formats.segmaps import shape_mask
     from labelpilot.models.registry import load_segmenter, segmenter_manifest
 
     if first not in ("click", "box"):

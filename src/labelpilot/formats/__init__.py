@@ -1,6 +1,7 @@
 """Import/export formats: the registry here (name -> format), shared helpers in `base`, one
-module per format with `load(source) -> Dataset` and `save(dataset, dest)`. Format
-modules import `base` and the annotation vocabulary only, never this registry."""
+module per format with `load(source) -> Dataset` and `save(dataset, dest)`, and
+segmentation maps shared by the mask readers in `segmaps`. Format modules import `base`,
+`segmaps` and the annotation vocabulary only, never this registry or each other."""
 
 from __future__ import annotations
 

@@ -1,8 +1,14 @@
-"""Pascal VOC: `Annotations/*.xml`, `JPEGImages/`, `ImageSets/Main/<split>.txt`.
+"""Pascal VOC: `Annotations/*.xml`, `JPEGImages/`, `ImageSets/Main/<split>.txt`, and the
+segmentation masks `SegmentationObject/` and `SegmentationClass/` (palette PNGs).
 
-Boxes only (other shapes are written as their bounding boxes). `difficult`, `truncated`
-and `occluded` become attributes. Coordinates are kept as written (no 1-based shift), as
-LabelImg and CVAT read and write them.
+Boxes from the XML; `difficult`, `truncated` and `occluded` become attributes.
+Coordinates are kept as written (no 1-based shift), as LabelImg and CVAT read and write
+them. Masks: each instance of `SegmentationObject/<stem>.png` becomes a mask whose class
+is the one `SegmentationClass/` gives its pixels (the i-th instance is the XML's i-th
+object, and shares its `group`); an image with a class mask only gets one mask per class
+present. Class values follow `labelmap.txt` when there is one (CVAT, Datumaro), else VOC's
+21 classes; void (255) pixels become an ignore region. Export writes boxes only (other
+shapes as their bounding boxes).
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from labelpilot.annotations import Annotation, Box, Point
+import numpy as np
+
+from labelpilot.annotations import Annotation, Box, Mask, Point
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -20,13 +28,19 @@ from labelpilot.formats.base import (
     copy_image,
     default_roots,
     expect_size,
+    list_files,
     parse_xml,
     read_text_lines,
     write_xml,
 )
+from labelpilot.formats.segmaps import IGNORE_LABEL, ClassMap, read_labelmap, read_mask
 from labelpilot.imageio import IMAGE_SUFFIXES
 
 _FLAGS = ("difficult", "truncated", "occluded")
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+               "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+VOID = 255
 
 
 class Voc:
@@ -40,15 +54,16 @@ class Voc:
                  *default_roots(source, None)]
         locator = ImageLocator(roots)
         splits: dict[str, str] = {}
-        for split in ("train", "val", "test"):
-            f = source / "ImageSets" / "Main" / f"{split}.txt"
-            if f.is_file():
-                for ln in read_text_lines(f):
-                    if ln.strip():
-                        splits[ln.split()[0]] = split
-        if not xmls and not splits:
-            raise FormatError("no VOC XML files found (looked in Annotations/) and no image "
-                              "listed in ImageSets/Main/", path=source)
+        for task in ("Main", "Segmentation"):
+            for split in ("train", "val", "test"):
+                f = source / "ImageSets" / task / f"{split}.txt"
+                if f.is_file():
+                    for ln in read_text_lines(f):
+                        if ln.strip():
+                            splits.setdefault(ln.split()[0], split)
+        if not xmls and not splits and not _mask_files(source):
+            raise FormatError("no VOC XML files found (looked in Annotations/), no image "
+                              "listed in ImageSets/ and no segmentation mask", path=source)
         items = []
         labels: dict[str, None] = {}
         for xml in xmls:
@@ -89,8 +104,46 @@ class Voc:
                 labels[label] = None
                 item.annotations.append(Annotation(label=label, shape=box, attributes=attrs))
             items.append(item)
-        warnings = self._unlabeled(source, {x.stem for x in xmls}, splits, items)
+        stems = {x.stem for x in xmls}
+        warnings = self._unlabeled(source, stems, splits, items)
+        by_stem = {x.stem: it for x, it in zip(xmls, items, strict=False)}
+        by_stem.update({Path(it.name).stem: it for it in items[len(xmls):]})
+        warnings += self._masks(source, by_stem, splits, items, labels)
         return Dataset(items, list(labels), warnings)
+
+    def _masks(self, source: Path, by_stem: dict[str, DatasetItem], splits: dict[str, str],
+               items: list[DatasetItem], labels: dict[str, None]) -> list[str]:
+        """The segmentation masks, onto their items (an image with masks and no XML is an
+        item of its own)."""
+        files = _mask_files(source)
+        if not files:
+            return []
+        labelmap = source / "labelmap.txt"
+        if labelmap.is_file():
+            cmap = read_labelmap(labelmap)
+        else:
+            cmap = ClassMap("VOC's 21 classes", names=dict(enumerate(VOC_CLASSES)),
+                            background={0})
+        warnings = []
+        images = source / "JPEGImages"
+        for stem in sorted(files):
+            item = by_stem.get(stem)
+            if item is None:
+                found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
+                              if (images / f"{stem}{ext}").is_file()), None)
+                if found is None or not contained(found, [source]):
+                    warnings.append(f"{stem}: a segmentation mask without an image in "
+                                    "JPEGImages/; skipped")
+                    continue
+                item = DatasetItem(name=found.name, path=found, split=splits.get(stem))
+                items.append(item)
+                by_stem[stem] = item
+            found_masks = files[stem]
+            item.annotations += _mask_annotations(found_masks.get("SegmentationObject"),
+                                                  found_masks.get("SegmentationClass"),
+                                                  cmap, item)
+            labels.update(dict.fromkeys(a.label for a in item.annotations))
+        return warnings
 
     def _unlabeled(self, source: Path, with_xml: set[str], splits: dict[str, str],
                    items: list[DatasetItem]) -> list[str]:
@@ -146,6 +199,74 @@ class Voc:
             f = dest / "ImageSets" / "Main" / f"{split}.txt"
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
+
+
+def _mask_files(source: Path) -> dict[str, dict[str, Path]]:
+    """stem -> {"SegmentationObject": png, "SegmentationClass": png}."""
+    out: dict[str, dict[str, Path]] = {}
+    for kind in ("SegmentationObject", "SegmentationClass"):
+        folder = source / kind
+        if folder.is_dir():
+            for p in list_files(folder, [".png"], roots=[source]):
+                out.setdefault(p.stem, {})[kind] = p
+    return out
+
+
+def _mask_annotations(objects: Path | None, classes: Path | None, cmap: ClassMap,
+                      item: DatasetItem) -> list[Annotation]:
+    cls = read_mask(classes)[0] if classes is not None else None
+    obj = read_mask(objects)[0] if objects is not None else None
+    base = obj if obj is not None else cls
+    assert base is not None
+    shape = base.shape
+    if cls is not None and obj is not None and cls.shape != obj.shape:
+        raise FormatError(f"the class mask is {cls.shape[1]}x{cls.shape[0]} but the object "
+                          f"mask {obj.shape[1]}x{obj.shape[0]}", path=classes)
+    if item.width is not None and item.height is not None \
+            and (item.width, item.height) != (shape[1], shape[0]):
+        raise FormatError(f"the mask is {shape[1]}x{shape[0]} but the image "
+                          f"{item.width}x{item.height}", path=objects or classes)
+    boxes = [a for a in item.annotations if isinstance(a.shape, Box)]
+    out = []
+    void: np.ndarray = np.equal(base, VOID)
+    if obj is not None:
+        for v in (int(x) for x in np.unique(obj)):
+            if v in (0, VOID):
+                continue
+            m = obj == v
+            if cls is not None:
+                values, counts = np.unique(cls[m], return_counts=True)
+                k = int(values[np.argmax(counts)])
+                if k in (0, VOID) or k not in cmap.names:
+                    raise FormatError(f"instance {v}'s pixels have class value {k} in "
+                                      f"SegmentationClass, which names no class of "
+                                      f"{cmap.source}", path=objects)
+                label = cmap.names[k]
+            elif v <= len(boxes):
+                label = boxes[v - 1].label  # VOC: the i-th instance is the i-th object
+            else:
+                raise FormatError(f"instance {v} has no class: no SegmentationClass mask "
+                                  f"and the XML has {len(boxes)} objects", path=objects)
+            group = None
+            if v <= len(boxes) and boxes[v - 1].label == label:
+                group = boxes[v - 1].group = v
+            out.append(Annotation(label=label, shape=Mask.from_array(m.astype(np.uint8)),
+                                  group=group))
+    else:
+        assert cls is not None
+        for k in (int(x) for x in np.unique(cls)):
+            if k in (0, VOID) or k in cmap.background:
+                continue
+            if k not in cmap.names:
+                raise FormatError(f"class value {k} names no class of {cmap.source} "
+                                  f"({len(cmap.names)} classes)", path=classes,
+                                  hint="add the class to labelmap.txt")
+            out.append(Annotation(label=cmap.names[k],
+                                  shape=Mask.from_array((cls == k).astype(np.uint8))))
+    if void.any():
+        out.append(Annotation(label=IGNORE_LABEL, shape=Mask.from_array(void.astype(np.uint8)),
+                              attributes={"ignore": True}))
+    return out
 
 
 def _int(text: str | None, path: Path, where: str) -> int:
