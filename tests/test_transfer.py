@@ -381,8 +381,13 @@ def test_identical_bytes_under_two_names_stay_two_images(make_workspace, tmp_pat
     renamed = [n for n in _images(ws) if n.startswith("a-") and n != "a-copy.png"]
     assert len(renamed) == 1 and _images(ws)[renamed[0]][:2] == ("train", ["dog"])
     assert import_dataset(ws, other, format="yolo").images_already_present == 1
-    # a COCO export holds the four named images and both pictures
+    # a COCO export holds the named images, a file per split, and reads back whole
     out = tmp_path / "coco"
     export_dataset(ws, out, format="coco", status="all")
-    doc = json.loads(next(out.glob("**/*.json")).read_text())
-    assert sorted(im["file_name"] for im in doc["images"]) == sorted(_images(ws))
+    docs = {p.name: json.loads(p.read_text()) for p in (out / "annotations").glob("*.json")}
+    assert sorted(docs) == ["instances_train.json", "instances_val.json"]
+    assert sorted(im["file_name"] for d in docs.values() for im in d["images"]) == sorted(
+        _images(ws))
+    back = get_format("coco").load(out)
+    assert sorted((it.split, it.name) for it in back.items) == sorted(
+        (v[0], k) for k, v in _images(ws).items())

@@ -96,7 +96,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def _listing(problems: list[str]) -> str:
-    head = "\n  ".join(problems[:_MAX_LISTED])
+    # one line each: a file name from a label file may hold line breaks
+    head = "\n  ".join(p.replace("\r", "\\r").replace("\n", "\\n")
+                       for p in problems[:_MAX_LISTED])
     more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
     return f"\n  {head}{more}"
 
@@ -284,6 +286,10 @@ def _import(ws: Workspace, ds: Dataset, report: ImportReport, *, split: str | No
                 with ws.transaction() as conn:
                     ids = repo.ensure_labels(conn, used)
                     report.labels_added = [n for n in unknown if n in ids]
+                    for name in repo.set_label_keypoints(conn, ds.keypoints):
+                        report.warnings.append(
+                            f"{name}: the import's keypoint schema differs from the "
+                            "workspace's; the workspace's is kept")
                     _write(conn, checked, by_item, ids, report, split=split, user=user)
             except BaseException:
                 checks.abandon()
@@ -471,7 +477,9 @@ def export_items(ws: Workspace, *, status: str, split: str | None,
             items[image_id].annotations.append(ann)
             n_ann += 1
         labels = repo.label_names(conn)
-    return Dataset(list(items.values()), labels, include_images=include_images), n_ann
+        keypoints = repo.label_keypoints(conn)
+    return Dataset(list(items.values()), labels, include_images=include_images,
+                   keypoints=keypoints), n_ann
 
 
 def _export(ws: Workspace, dest: Path, fmt: Any, format: str, status: str, split: str | None,

@@ -69,6 +69,16 @@ def _source(tmp: Path, fmt: str) -> Path:
                                           "background:0,0,0::\ncar:128,0,0::\n"
                                           "person:0,128,0::\ntext:0,0,128::\n")
         return out
+    if fmt == "coco-keypoints":  # an instance with keypoints and its class's skeleton
+        items[0].annotations = [
+            Annotation("person", Box(2, 3, 30, 20), group=1),
+            Annotation("person", Point(10, 8), attributes={"keypoint": "head", "visibility": 2},
+                       group=1),
+            Annotation("person", Point(12, 18), attributes={"keypoint": "foot",
+                                                            "visibility": 1}, group=1)]
+        get_format("coco").save(Dataset(items, ["car", "person"], keypoints={"person": {
+            "keypoints": ["head", "foot"], "skeleton": [[1, 2]]}}), out)
+        return out
     if fmt == "masks-meta":  # the class map as Datumaro's dataset_meta.json
         get_format("masks").save(Dataset(items, ["car", "person", "text"]), out)
         names = [n for n in (out / "labels.txt").read_text().split() if n != "__ignore__"]
@@ -127,10 +137,11 @@ def _snapshot(ws: Workspace) -> tuple[Any, ...]:
 
 FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
            "yolo-seg", "yolo-obb", "yolo-darknet", "masks",
-           "masks-meta", "voc-seg"]
+           "masks-meta", "voc-seg", "coco-keypoints"]
 
 
-READER = {"yolo-darknet": "yolo", "masks-meta": "masks", "voc-seg": "voc"}
+READER = {"yolo-darknet": "yolo", "masks-meta": "masks", "voc-seg": "voc",
+          "coco-keypoints": "coco"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

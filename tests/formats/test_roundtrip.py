@@ -57,7 +57,7 @@ CASES: dict[str, tuple[list[Annotation], float]] = {
     "images": ([], 0),
     "masks": ([MASK, MASK2], 0),
 }
-SPLITS_KEPT = {"yolo", "yolo-seg", "yolo-obb", "voc", "cvat"}
+SPLITS_KEPT = {"coco", "yolo", "yolo-seg", "yolo-obb", "voc", "cvat"}
 
 
 def test_every_format_has_a_case() -> None:

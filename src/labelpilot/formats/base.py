@@ -71,6 +71,9 @@ class Dataset:
     destination: Path | None = None
     # What a saver could not write, by reason: the export counts what it wrote.
     left_out: dict[str, int] = field(default_factory=dict)
+    # Keypoint classes' schemas, COCO's way: label -> {"keypoints": [names], "skeleton":
+    # [[i, j], ...] (1-based)}; their points carry {"keypoint": name} and share a group.
+    keypoints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def leave_out(self, reason: str) -> None:
         """A saver skips one annotation the format cannot hold, for `reason`."""

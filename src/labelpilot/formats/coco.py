@@ -1,9 +1,16 @@
-"""COCO object detection / instance segmentation JSON.
+"""COCO object detection / instance segmentation / keypoints JSON.
 
 Boxes are `[x, y, w, h]`; a `segmentation` is a list of polygons (one annotation made of
 several parts becomes one LabelPilot annotation per part, sharing a `group`, as CVAT does),
 an uncompressed RLE (`counts` list) or a compressed RLE string. Text lines keep their
 transcription in an extra `text` key; a `score` key marks a model's proposal.
+Keypoints (`person_keypoints_*.json`): each labelled keypoint (v > 0) becomes a point of
+the instance's class with attributes {"keypoint": name, "visibility": v}, sharing the
+instance's `group`; the category's `keypoints` and `skeleton` are the class's keypoint
+schema, kept by the workspace and written back on export.
+Export: one `annotations/instances_<split>.json` per split with its images under
+`images/<split>/` (Datumaro's layout; images without a split are the `default` subset),
+or `annotations/instances.json` and `images/` when no image has a split.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labelpilot.annotations import Annotation, Box, Mask, Polygon, Quad
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -31,9 +38,8 @@ from labelpilot.formats.base import (
 from labelpilot.geometry import rle
 
 # COCO's other annotation files: read by no LabelPilot reader (yet), said so by name.
-_OTHER_KINDS = {"captions": "captions", "person_keypoints": "keypoints",
-                "panoptic": "panoptic segmentation", "image_info": "image lists without labels",
-                "stuff": "stuff segmentation"}
+_OTHER_KINDS = {"captions": "captions", "panoptic": "panoptic segmentation",
+                "image_info": "image lists without labels", "stuff": "stuff segmentation"}
 
 
 def _split_of(subset: str) -> str | None:
@@ -60,13 +66,13 @@ def _annotation_files(source: Path, warnings: list[str]) -> list[tuple[Path, str
         stem = path.name.removesuffix(".coco.json").removesuffix(".json")
         kind = next((k for k in _OTHER_KINDS if stem.lower().startswith(k)), None)
         if kind is not None:
-            warnings.append(f"{path.relative_to(source)}: {_OTHER_KINDS[kind]} are not "
-                            "imported; skipped")
+            warnings.append(f"{path.relative_to(source)} holds {_OTHER_KINDS[kind]}, which "
+                            "LabelPilot does not import; skipped")
             continue
         if stem == "_annotations":  # Roboflow: the folder is the subset
             subset = path.parent.name if path.parent != source else ""
         else:
-            subset = re.sub(r"^instances_?", "", stem, flags=re.IGNORECASE)
+            subset = re.sub(r"^(instances|person_keypoints)_?", "", stem, flags=re.IGNORECASE)
         out.append((path, subset))
     if not out:
         raise FormatError("no COCO instances file found: only " + ", ".join(
@@ -84,6 +90,7 @@ class Coco:
         files = _annotation_files(source, warnings)
         items: list[DatasetItem] = []
         labels: dict[str, None] = {}
+        schemas: dict[str, dict[str, Any]] = {}
         roots = default_roots(source, images_dir)
         base = source if source.is_dir() else source.parent
         for path, subset in files:
@@ -98,13 +105,13 @@ class Coco:
             mine = [base / "images" / subset, base / subset] if subset else []
             locator = ImageLocator([*mine, path.parent, *roots])
             got, names = self._load_file(path, doc, locator,
-                                         _split_of(subset) if subset else None)
+                                         _split_of(subset) if subset else None, schemas)
             items += got
             labels.update(dict.fromkeys(names))
-        return Dataset(items, list(labels), warnings)
+        return Dataset(items, list(labels), warnings, keypoints=schemas)
 
-    def _load_file(self, path: Path, doc: Any, locator: ImageLocator, split: str | None
-                   ) -> tuple[list[DatasetItem], list[str]]:
+    def _load_file(self, path: Path, doc: Any, locator: ImageLocator, split: str | None,
+                   schemas: dict[str, dict[str, Any]]) -> tuple[list[DatasetItem], list[str]]:
         expect(isinstance(doc, dict), "the top level must be an object with 'images', "
                "'annotations' and 'categories'", path=path)
         for key in ("images", "categories"):
@@ -119,6 +126,10 @@ class Coco:
             expect(isinstance(c, dict) and "id" in c and isinstance(c.get("name"), str),
                    "each category needs an 'id' and a 'name'", path=path, where=where)
             cats[c["id"]] = c["name"]
+            schema = _schema(c, path, where)
+            if schema is not None and schemas.setdefault(c["name"], schema) != schema:
+                raise FormatError(f"category {c['name']!r} has other keypoints than in "
+                                  "another file of this dataset", path=path, where=where)
         items: dict[Any, DatasetItem] = {}
         for i, im in enumerate(doc["images"]):
             where = f"images[{i}]"
@@ -146,7 +157,9 @@ class Coco:
                 raise FormatError(f"category_id {get('category_id')!r} is not in 'categories'",
                                   path=path, where=f"annotations[{i}].category_id")
             try:
-                shapes = _shapes(a, item)
+                keypoints = _keypoints(a, schemas.get(label))
+                shapes = [] if keypoints and get("bbox") is None and not get("segmentation") \
+                    else _shapes(a, item)
                 attrs = get("attributes")
                 extra: dict[str, Any] = dict(attrs) if isinstance(attrs, dict) else {}
                 if get("iscrowd"):
@@ -156,7 +169,7 @@ class Coco:
                 status = "predicted" if predicted else "accepted"
                 origin = get("source", "model:coco@1" if predicted else "human")
                 group = None
-                if len(shapes) > 1:
+                if len(shapes) > 1 or keypoints:
                     group = next_group
                     next_group += 1
                 for shape in shapes:
@@ -165,6 +178,10 @@ class Coco:
                     item.annotations.append(Annotation(
                         label, shape, text, extra if len(shapes) == 1 else dict(extra), score,
                         origin, status, group))
+                for name, x, y, v in keypoints:
+                    item.annotations.append(Annotation(
+                        label, Point(x, y), attributes={"keypoint": name, "visibility": v},
+                        score=score, source=origin, status=status, group=group))
             except ValidationError as e:
                 raise FormatError(e.message, path=path, where=f"annotations[{i}]") from None
         return list(items.values()), list(dict.fromkeys(cats.values()))
@@ -172,33 +189,150 @@ class Coco:
     def save(self, dataset: Dataset, dest: Path) -> None:
         labels = dataset.all_labels()
         cat_ids = {name: i + 1 for i, name in enumerate(labels)}
-        images, anns = [], []
+        schemas = _export_schemas(dataset)
+        by_split: dict[str | None, list[DatasetItem]] = {}
+        for item in dataset.items:
+            by_split.setdefault(item.split, []).append(item)
+        categories = []
+        for n, i in cat_ids.items():
+            cat: dict[str, Any] = {"id": i, "name": n, "supercategory": ""}
+            if n in schemas:
+                cat.update(schemas[n])
+            categories.append(cat)
+        one_file = set(by_split) == {None}
         ann_id = 1
-        for img_id, item in enumerate(dataset.items, start=1):
-            assert item.width is not None and item.height is not None
-            images.append({"id": img_id, "file_name": item.name, "width": item.width,
-                           "height": item.height})
-            copy_image(dataset, item, dest / "images" / item.name)
-            grouped: dict[int, list[Annotation]] = {}
-            singles: list[list[Annotation]] = []
-            for a in item.annotations:
-                if a.group is not None and isinstance(a.shape, Polygon) and not a.shape.holes:
-                    grouped.setdefault(a.group, []).append(a)
-                else:
-                    singles.append([a])
-            for parts in [*singles, *grouped.values()]:
-                rec = _record(parts, item.width, item.height)
-                if rec is None:
-                    dataset.leave_out("COCO has no instance form for a point")
-                    continue
-                rec.update(id=ann_id, image_id=img_id, category_id=cat_ids[parts[0].label])
-                ann_id += 1
-                anns.append(rec)
-        write_json(dest / "annotations" / "instances.json", {
-            "info": {"description": "exported by LabelPilot"},
-            "images": images, "annotations": anns,
-            "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()],
-        })
+        img_id = 1
+        for split, items in by_split.items():
+            subset = split or "default"
+            images, anns = [], []
+            for item in items:
+                assert item.width is not None and item.height is not None
+                images.append({"id": img_id, "file_name": item.name, "width": item.width,
+                               "height": item.height})
+                folder = dest / "images" if one_file else dest / "images" / subset
+                copy_image(dataset, item, folder / item.name)
+                for rec in _item_records(item, dataset, schemas):
+                    rec.update(id=ann_id, image_id=img_id, category_id=cat_ids[rec.pop("label")])
+                    ann_id += 1
+                    anns.append(rec)
+                img_id += 1
+            name = "instances.json" if one_file else f"instances_{subset}.json"
+            write_json(dest / "annotations" / name, {
+                "info": {"description": "exported by LabelPilot"},
+                "images": images, "annotations": anns, "categories": categories})
+
+
+def _export_schemas(dataset: Dataset) -> dict[str, dict[str, Any]]:
+    """The keypoint schemas to write: the dataset's, and for a class whose points name
+    keypoints without a schema, those names in the order first met."""
+    schemas = {k: dict(v) for k, v in dataset.keypoints.items()}
+    found: dict[str, dict[str, None]] = {}
+    for item in dataset.items:
+        for a in item.annotations:
+            name = a.attributes.get("keypoint")
+            if isinstance(a.shape, Point) and isinstance(name, str) and a.label not in schemas:
+                found.setdefault(a.label, {})[name] = None
+    for label, names in found.items():
+        schemas[label] = {"keypoints": list(names), "skeleton": []}
+    return schemas
+
+
+def _item_records(item: DatasetItem, dataset: Dataset, schemas: dict[str, dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """One image's COCO annotation records (with a `label` key for the category): the
+    instances, each with its group's keypoints, and instances made of keypoints alone."""
+    assert item.width is not None and item.height is not None
+    grouped: dict[int, list[Annotation]] = {}
+    singles: list[list[Annotation]] = []
+    points: dict[tuple[Any, str], list[Annotation]] = {}
+    for a in item.annotations:
+        if isinstance(a.shape, Point):
+            name = a.attributes.get("keypoint")
+            if a.label in schemas and name in schemas[a.label]["keypoints"]:
+                points.setdefault((a.group if a.group is not None else id(a), a.label),
+                                  []).append(a)
+            else:
+                dataset.leave_out("COCO holds a point only as a keypoint of its class")
+        elif a.group is not None and isinstance(a.shape, Polygon) and not a.shape.holes:
+            grouped.setdefault(a.group, []).append(a)
+        else:
+            singles.append([a])
+    out = []
+    for parts in [*singles, *grouped.values()]:
+        rec = _record(parts, item.width, item.height)
+        assert rec is not None
+        rec["label"] = parts[0].label
+        pts = points.pop((parts[0].group, parts[0].label), None) \
+            if parts[0].group is not None else None
+        if pts:
+            rec.update(_keypoint_fields(pts, schemas[parts[0].label]))
+        out.append(rec)
+    for (_, label), pts in points.items():  # keypoints without an instance shape
+        xs, ys = [p.shape.bbox()[0] for p in pts], [p.shape.bbox()[1] for p in pts]
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        rec = {"iscrowd": 0, "segmentation": [], "area": (x2 - x1) * (y2 - y1),
+               "bbox": [x1, y1, x2 - x1, y2 - y1], "label": label,
+               **_keypoint_fields(pts, schemas[label])}
+        if pts[0].score is not None:
+            rec["score"] = pts[0].score
+        out.append(rec)
+    return out
+
+
+def _keypoint_fields(pts: list[Annotation], schema: dict[str, Any]) -> dict[str, Any]:
+    names = schema["keypoints"]
+    flat: list[float] = [0] * (3 * len(names))
+    for p in pts:
+        i = names.index(p.attributes["keypoint"])
+        x, y = p.shape.bbox()[:2]
+        v = p.attributes.get("visibility", 2)
+        flat[3 * i: 3 * i + 3] = [x, y, v if v in (1, 2) else 2]
+    return {"keypoints": flat, "num_keypoints": sum(1 for v in flat[2::3] if v)}
+
+
+def _schema(c: dict[str, Any], path: Path, where: str) -> dict[str, Any] | None:
+    """A keypoint category's schema: {"keypoints": names, "skeleton": 1-based pairs}."""
+    names = c.get("keypoints")
+    if names is None:
+        return None
+    expect(isinstance(names, list) and bool(names) and all(isinstance(n, str) and n
+                                                           for n in names)
+           and len(set(names)) == len(names),
+           "'keypoints' must be a list of distinct keypoint names", path=path,
+           where=f"{where}.keypoints")
+    skeleton = c.get("skeleton") or []
+    ok = isinstance(skeleton, list) and all(
+        isinstance(e, list) and len(e) == 2 and all(
+            isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= len(names) for i in e)
+        for e in skeleton)
+    expect(ok, f"'skeleton' must be pairs of keypoint numbers 1..{len(names)}", path=path,
+           where=f"{where}.skeleton")
+    return {"keypoints": list(names), "skeleton": [list(e) for e in skeleton]}
+
+
+def _keypoints(a: dict[str, Any], schema: dict[str, Any] | None
+               ) -> list[tuple[str, float, float, int]]:
+    """An annotation's labelled keypoints: (name, x, y, visibility) for v > 0."""
+    flat = a.get("keypoints")
+    if flat is None:
+        return []
+    if schema is None:
+        raise ValidationError("has 'keypoints' but its category names none (no 'keypoints' "
+                              "list in the category)")
+    names = schema["keypoints"]
+    if not (isinstance(flat, list) and len(flat) == 3 * len(names)
+            and all(map(is_number, flat))):
+        raise ValidationError(f"'keypoints' must be {3 * len(names)} numbers (x, y, v for "
+                              f"each of the category's {len(names)} keypoints)")
+    out = []
+    for i, name in enumerate(names):
+        x, y, v = flat[3 * i: 3 * i + 3]
+        if v not in (0, 1, 2):
+            raise ValidationError(f"keypoint {name!r} has visibility {v}; COCO's are 0 (not "
+                                  "labelled), 1 (labelled, hidden) and 2 (visible)")
+        if v:
+            out.append((name, x, y, int(v)))
+    return out
 
 
 def _shapes(a: dict[str, Any], item: DatasetItem) -> list[Any]:

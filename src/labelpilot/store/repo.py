@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
 from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass, table
@@ -51,6 +51,29 @@ def ensure_labels(conn: Connection, names: Iterable[str]) -> dict[str, int]:
         ])
         ids = label_ids(conn)
     return ids
+
+
+def label_keypoints(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Label name -> keypoint schema ({"keypoints": [...], "skeleton": [...]}), for the
+    classes that have one."""
+    rows = conn.execute(select(labels_t.c.name, labels_t.c.keypoints)
+                        .where(labels_t.c.keypoints.is_not(None)))
+    return {name: orjson.loads(kp) for name, kp in rows}
+
+
+def set_label_keypoints(conn: Connection, schemas: dict[str, dict[str, Any]]) -> list[str]:
+    """Give classes without a keypoint schema the one `schemas` holds; returns the names
+    whose stored schema differs from the one given (kept as stored)."""
+    stored = label_keypoints(conn)
+    differ = []
+    for name, schema in schemas.items():
+        if name in stored:
+            if stored[name] != schema:
+                differ.append(name)
+            continue
+        conn.execute(update(labels_t).where(labels_t.c.name == name)
+                     .values(keypoints=orjson.dumps(schema).decode()))
+    return differ
 
 
 def label_names(conn: Connection) -> list[str]:

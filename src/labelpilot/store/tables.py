@@ -38,6 +38,9 @@ class LabelClass(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     position: Mapped[int] = mapped_column(Integer)
     color: Mapped[str | None] = mapped_column(String(16))
+    # A keypoint class's schema as JSON, COCO's way: {"keypoints": [names],
+    # "skeleton": [[i, j], ...] (1-based indices into keypoints)}.
+    keypoints: Mapped[str | None] = mapped_column(Text)
 
 
 class ImageRow(Base):
