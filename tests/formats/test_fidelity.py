@@ -143,17 +143,77 @@ def test_a_cvat_project_export_pairs_each_subset_with_its_own_images(
     assert (report.images_added, report.annotations_added) == (6, 6)
 
 
-def test_cvat_for_video_is_refused_by_name(tmp_path: Path) -> None:
-    root = tmp_path / "video"
-    root.mkdir()
+def cvat_video(root: Path) -> Path:
+    """CVAT for video 1.1 as CVAT exports a 6-frame task with images: frames as
+    images/frame_000000.PNG, a car track given at keyframes 0 and 4 (frames between
+    not written, as Datumaro writes them), out of view from frame 5; a person track with
+    a point present on frames 1-2 (outside on 3); a polyline track, which has no
+    LabelPilot shape."""
+    for f in range(6):
+        write_image(root / "images" / f"frame_{f:06d}.PNG", 64, 48, seed=f)
     (root / "annotations.xml").write_text(
-        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
-        '<track id="0" label="car" source="manual">'
-        '<box frame="0" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="9" '
-        'ybr="9" z_order="0"/></track></annotations>')
-    with pytest.raises(FormatError, match=r"CVAT for video file \(1 <track> elements") as e:
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta>'
+        "<task><size>6</size><mode>interpolation</mode><start_frame>0</start_frame>"
+        "<stop_frame>5</stop_frame><labels><label><name>car</name></label><label><name>"
+        "person</name></label></labels><original_size><width>64</width><height>48</height>"
+        "</original_size></task></meta>"
+        '<track id="3" label="car" source="manual">'
+        '<box frame="0" outside="0" occluded="0" keyframe="1" xtl="0" ytl="0" xbr="10" '
+        'ybr="10" z_order="0"><attribute name="color">red</attribute></box>'
+        '<box frame="4" outside="0" occluded="1" keyframe="1" xtl="20" ytl="8" xbr="30" '
+        'ybr="18" z_order="0"><attribute name="color">red</attribute></box>'
+        '<box frame="5" outside="1" occluded="0" keyframe="1" xtl="20" ytl="8" xbr="30" '
+        'ybr="18" z_order="0"/></track>'
+        '<track id="7" label="person" source="manual">'
+        '<points frame="1" outside="0" occluded="0" keyframe="1" points="5,5" z_order="0"/>'
+        '<points frame="3" outside="1" occluded="0" keyframe="1" points="5,5" z_order="0"/>'
+        "</track>"
+        '<track id="8" label="car" source="manual">'
+        '<polyline frame="0" outside="0" occluded="0" keyframe="1" points="1,1;5,5" '
+        'z_order="0"/></track></annotations>')
+    return root
+
+
+def test_cvat_for_video_tracks_become_per_frame_annotations(make_workspace, tmp_path: Path
+                                                            ) -> None:  # type: ignore[no-untyped-def]
+    root = cvat_video(tmp_path / "video")
+    ds = get_format("cvat").load(root)
+    got = {it.name: [(a.label, a.attributes.get("track_id"),
+                      tuple(round(v, 2) for v in a.shape.bbox())) for a in it.annotations]
+           for it in ds.items}
+    assert got == {
+        "frame_000000.PNG": [("car", "3", (0, 0, 10, 10))],
+        "frame_000001.PNG": [("car", "3", (5, 2, 15, 12)), ("person", "7", (5, 5, 5, 5))],
+        "frame_000002.PNG": [("car", "3", (10, 4, 20, 14)), ("person", "7", (5, 5, 5, 5))],
+        "frame_000003.PNG": [("car", "3", (15, 6, 25, 16))],
+        "frame_000004.PNG": [("car", "3", (20, 8, 30, 18))],
+        "frame_000005.PNG": []}
+    car4 = ds.items[4].annotations[0]
+    assert car4.attributes == {"color": "red", "occluded": True, "track_id": "3"}
+    assert ds.warnings == ["skipped 1 CVAT <polyline> element(s) of tracks: no LabelPilot "
+                           "equivalent"]
+    ws = make_workspace(labels=["car"])
+    report = import_dataset(ws, root, format="cvat")
+    assert (report.images_added, report.annotations_added) == (6, 7)
+    # a shape on a frame the task does not have is refused by place
+    xml = root / "annotations.xml"
+    xml.write_text(xml.read_text().replace('frame="4"', 'frame="40"'))
+    with pytest.raises(FormatError, match=r"annotations\.xml, at track\[0\]/box\[1\]: bad "
+                                          r"values \(frame 40 is outside the task's frames "
+                                          r"0-5\)"):
         get_format("cvat").load(root)
-    assert e.value.hint is not None and "CVAT for images 1.1" in e.value.hint
+    # without frame files, the meta's frame count decides, within a limit
+    xml.write_text(xml.read_text().replace('frame="40"', 'frame="4"').replace(
+        "<stop_frame>5</stop_frame>", "<stop_frame>99999999999</stop_frame>"))
+    for f in (root / "images").iterdir():
+        f.unlink()
+    with pytest.raises(FormatError, match=r"the task has 100,000,000,000 frames, over the "
+                                          "limit of 1,000,000"):
+        get_format("cvat").load(root)
+    xml.write_text(xml.read_text().replace("<original_size>", "<x>").replace(
+        "</original_size>", "</x>"))
+    with pytest.raises(FormatError, match=r"needs the frame size"):
+        get_format("cvat").load(root)
 
 
 def _voc_xml(name: str, difficult: str = "0") -> str:

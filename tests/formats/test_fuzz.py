@@ -79,6 +79,10 @@ def _source(tmp: Path, fmt: str) -> Path:
         get_format("coco").save(Dataset(items, ["car", "person"], keypoints={"person": {
             "keypoints": ["head", "foot"], "skeleton": [[1, 2]]}}), out)
         return out
+    if fmt == "cvat-video":  # tracks over frames, as CVAT for video 1.1 writes them
+        from tests.formats.test_fidelity import cvat_video
+
+        return cvat_video(out)
     if fmt == "masks-meta":  # the class map as Datumaro's dataset_meta.json
         get_format("masks").save(Dataset(items, ["car", "person", "text"]), out)
         names = [n for n in (out / "labels.txt").read_text().split() if n != "__ignore__"]
@@ -137,11 +141,11 @@ def _snapshot(ws: Workspace) -> tuple[Any, ...]:
 
 FORMATS = ["coco", "cvat", "icdar", "labelme", "labelstudio", "ppocrlabel", "voc", "yolo",
            "yolo-seg", "yolo-obb", "yolo-darknet", "masks",
-           "masks-meta", "voc-seg", "coco-keypoints"]
+           "masks-meta", "voc-seg", "coco-keypoints", "ppocr-rec", "cvat-video"]
 
 
 READER = {"yolo-darknet": "yolo", "masks-meta": "masks", "voc-seg": "voc",
-          "coco-keypoints": "coco"}
+          "coco-keypoints": "coco", "cvat-video": "cvat"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -5,7 +5,14 @@
 height`, starting with 0s). A `text` (or `transcription`) attribute is the transcription;
 other attributes are kept. `<polyline>`, `<ellipse>`, `<skeleton>` and `<tag>` are
 skipped with a warning. The image's `subset` gives its split, and a project export's
-`images/<subset>/` folder its file. CVAT for video (`<track>`) is refused by name.
+`images/<subset>/` folder its file.
+
+CVAT for video 1.1 (`<track>` elements, frames as `images/frame_000000.PNG`): each track's
+shapes become per-frame annotations of the frames they stand on (`outside` ends a track
+until its next shape), frames between two shapes get the shape interpolated linearly as
+CVAT does (boxes, rotated boxes, points and polygons with as many points; other shapes are
+held), and the last shape holds to the last frame. Every frame is an image, with or
+without annotations; the track id is kept as the attribute `track_id`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from labelpilot.formats.base import (
 from labelpilot.geometry import rle
 
 _TEXT_ATTRS = ("text", "transcription")
+MAX_FRAMES = 1_000_000
 
 
 def _pts(s: str) -> tuple[tuple[float, float], ...]:
@@ -60,9 +68,7 @@ class Cvat:
                               path=path)
         tracks = len(root.findall("track"))
         if tracks and root.find("image") is None:
-            raise FormatError(f"this is a CVAT for video file ({tracks} <track> elements, no "
-                              "<image>): LabelPilot reads CVAT for images", path=path,
-                              hint="export the task from CVAT as 'CVAT for images 1.1'")
+            return _load_video(root, path)
         roots = [*default_roots(source, images_dir), path.parent / "images"]
         # A project export keeps each subset's images in images/<Subset>/, where the same
         # name may be another picture in each subset: look there first.
@@ -179,6 +185,119 @@ def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:
                       score=float(score) if score else None,
                       status="predicted" if score else "accepted",
                       source="model:cvat@1" if score else "human")
+
+
+def _meta_int(root: ET.Element, key: str) -> int | None:
+    for part in ("task", "job"):
+        text = root.findtext(f"meta/{part}/{key}")
+        if text is not None and text.strip():
+            try:
+                return int(text)
+            except ValueError:
+                raise FormatError(f"<{key}> must be an integer, not {text.strip()!r}",
+                                  where=f"meta/{part}/{key}") from None
+    return None
+
+
+def _load_video(root: ET.Element, path: Path) -> Dataset:
+    """CVAT for video: tracks over frames, as per-frame annotations (see the module doc)."""
+    import re
+
+    try:
+        w, h = _meta_int(root, "original_size/width"), _meta_int(root, "original_size/height")
+        start, stop = _meta_int(root, "start_frame") or 0, _meta_int(root, "stop_frame")
+        size = _meta_int(root, "size")
+    except FormatError as e:
+        raise FormatError(e.message, path=path, where=e.where) from None
+    if w is None or h is None:
+        raise FormatError("a CVAT for video file needs the frame size "
+                          "(meta/task/original_size)", path=path)
+    expect_size(w, h, path=path, where="meta/task/original_size")
+    frames: dict[int, Path] = {}
+    folder = path.parent / "images"
+    if folder.is_dir():
+        for file in sorted(folder.iterdir()):
+            m = re.fullmatch(r"frame_(\d+)\.\w+", file.name)
+            if m and file.is_file() and not file.is_symlink():
+                frames.setdefault(int(m.group(1)), file)
+    per_frame: dict[int, list[Annotation]] = {}
+    # the frames are the exported frame files, else those the task's meta counts
+    last = max(frames) if frames else max(
+        start, stop if stop is not None else start + (size or 1) - 1)
+    if last - start >= MAX_FRAMES:
+        raise FormatError(f"the task has {last - start + 1:,} frames, over the limit of "
+                          f"{MAX_FRAMES:,}", path=path,
+                          hint="export the video in parts (CVAT jobs or frame ranges)")
+    skipped: dict[str, int] = {}
+    for t, track in enumerate(root.iterfind("track")):
+        where = f"track[{t}]"
+        label = track.get("label") or ""
+        keys: list[tuple[int, bool, Annotation | None]] = []
+        for j, el in enumerate(track):
+            try:
+                frame = int(el.get("frame", ""))
+                if not start <= frame <= last:
+                    raise ValueError(f"frame {frame} is outside the task's frames "
+                                     f"{start}-{last}")
+                el.set("label", label)
+                if track.get("group_id"):
+                    el.set("group_id", track.get("group_id", ""))
+                ann = _annotation(el, w, h)
+            except (ValidationError, ValueError, TypeError) as e:
+                msg = e.message if isinstance(e, ValidationError) else f"bad values ({e})"
+                raise FormatError(msg, path=path, where=f"{where}/{el.tag}[{j}]") from None
+            if ann is None:
+                skipped[el.tag] = skipped.get(el.tag, 0) + 1
+                continue
+            ann.attributes["track_id"] = track.get("id", str(t))
+            keys.append((frame, el.get("outside") == "1", ann))
+        keys.sort(key=lambda k: k[0])
+        for i, (frame, outside, ann) in enumerate(keys):
+            if outside or ann is None:
+                continue
+            nxt = keys[i + 1] if i + 1 < len(keys) else None
+            end = nxt[0] if nxt is not None else last + 1
+            for f in range(frame, end):
+                if f == frame or nxt is None or nxt[1] or nxt[2] is None:
+                    shape = ann.shape
+                else:
+                    shape = _interpolate(ann.shape, nxt[2].shape, (f - frame) / (end - frame))
+                per_frame.setdefault(f, []).append(Annotation(
+                    label=ann.label, shape=shape, text=ann.text,
+                    attributes=dict(ann.attributes), group=ann.group, score=ann.score,
+                    status=ann.status, source=ann.source))
+    labels = [el.text or "" for el in root.iterfind("meta/*/labels/label/name")]
+    ds = Dataset(labels=[n for n in labels if n])
+    for f in sorted({*frames, *per_frame} if frames else range(start, last + 1)):
+        found = frames.get(f)
+        ds.items.append(DatasetItem(name=found.name if found else f"frame_{f:06d}.png",
+                                    path=found, width=w, height=h,
+                                    annotations=per_frame.get(f, [])))
+    for tag, n in skipped.items():
+        ds.warnings.append(f"skipped {n} CVAT <{tag}> element(s) of tracks: no LabelPilot "
+                           "equivalent")
+    return ds
+
+
+def _interpolate(a: Any, b: Any, t: float) -> Any:
+    """The shape a fraction `t` of the way from `a` to `b`, as CVAT interpolates; `a`
+    itself where the two cannot be blended (other types, other point counts, masks)."""
+    def mix(u: tuple[float, ...], v: tuple[float, ...]) -> list[float]:
+        return [x + (y - x) * t for x, y in zip(u, v, strict=True)]
+
+    if type(a) is not type(b):
+        return a
+    if isinstance(a, Box):
+        return Box(*mix((a.x1, a.y1, a.x2, a.y2), (b.x1, b.y1, b.x2, b.y2)))
+    if isinstance(a, RotatedBox):
+        return RotatedBox(*mix((a.cx, a.cy, a.w, a.h, a.angle),
+                               (b.cx, b.cy, b.w, b.h, b.angle)))
+    if isinstance(a, Point):
+        return Point(*mix((a.x, a.y), (b.x, b.y)))
+    if isinstance(a, Polygon | Quad) and len(a.points) == len(b.points):
+        flat = mix(tuple(c for p in a.points for c in p), tuple(c for p in b.points for c in p))
+        return type(a)(tuple(zip(flat[0::2], flat[1::2], strict=True)))
+    return a
 
 
 def _write(im: ET.Element, a: Annotation) -> None:
