@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 XY: TypeAlias = tuple[float, float]
 
 STATUSES = ("predicted", "accepted", "edited", "rejected")
-REVIEW_STATES = ("new", "prelabeled", "in_review", "done")
+# An image: new, pre-labeled by a model, in review (claimed, or sent back to its annotator),
+# submitted by its annotator for review, done (a reviewer decided every label).
+REVIEW_STATES = ("new", "prelabeled", "in_review", "submitted", "done")
 SPLITS = ("train", "val", "test")
 TASKS = ("ocr", "detect", "segment", "classify")
 
 Status = Literal["predicted", "accepted", "edited", "rejected"]
-ReviewState = Literal["new", "prelabeled", "in_review", "done"]
+ReviewState = Literal["new", "prelabeled", "in_review", "submitted", "done"]
 Split = Literal["train", "val", "test"]
 
 _SOURCE_RE = re.compile(r"^(human|model:[^@\s]+@[^@\s]+)$")

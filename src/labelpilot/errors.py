@@ -136,6 +136,15 @@ class StateError(LabelPilotError):
     http_status = 409
 
 
+class UndecidedError(StateError):
+    """An image marked done while proposals on it are still undecided; `pending` counts
+    them."""
+
+    def __init__(self, message: str, *, pending: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.pending = pending
+
+
 class ConflictError(LabelPilotError):
     """A stale edit: someone changed the annotation since the client read it.
 

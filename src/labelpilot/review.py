@@ -4,6 +4,7 @@ each takes a connection inside the caller's transaction."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
-from labelpilot.errors import ConflictError, LabelPilotError, NotFoundError
+from labelpilot.errors import ConflictError, LabelPilotError, NotFoundError, UndecidedError
 from labelpilot.store import annotations as annotation_rows
 from labelpilot.store import audit, repo
 from labelpilot.store import images as image_rows
@@ -56,6 +57,19 @@ def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limi
     return image_rows.page(conn, filters.query(), sort=sort, offset=offset, limit=limit)
 
 
+def neighbours(conn: Connection, *, image_id: int, filters: ImageFilter, sort: str = "id"
+               ) -> dict[str, int | None]:
+    """The image's place in a list (filters and sort, as `list_images` takes them) and the
+    images before and after it: what next / previous in the editor walk."""
+    filters.check()
+    if sort not in SORTS:
+        raise LabelPilotError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    row = get_image(conn, image_id)
+    position, count, previous, following = image_rows.neighbours(
+        conn, filters.query(), sort=sort, row=row)
+    return {"position": position, "count": count, "previous": previous, "next": following}
+
+
 def get_image(conn: Connection, image_id: int) -> Any:
     row = image_rows.image_row(conn, image_id)
     if row is None:
@@ -66,12 +80,15 @@ def get_image(conn: Connection, image_id: int) -> Any:
 def claim_next(conn: Connection, *, user: UserInfo, lease: timedelta = CLAIM_LEASE,
                filters: ImageFilter | None = None) -> Any | None:
     """Hand the user the image they hold, else the next one that is not done and not
-    claimed by someone else (two annotators asking at once never get the same image)."""
+    claimed by someone else (two annotators asking at once never get the same image).
+    Annotators are not handed images submitted for review."""
     mine = image_rows.claimed_by(conn, user.username, repo.now())
     if mine is not None:
         return mine
-    image_id = image_rows.claim_first(conn, username=user.username, lease=lease,
-                                      query=(filters or ImageFilter()).query())
+    query = (filters or ImageFilter()).query()
+    if not user.may("review"):
+        query = dataclasses.replace(query, exclude_states=("submitted",))
+    image_id = image_rows.claim_first(conn, username=user.username, lease=lease, query=query)
     return None if image_id is None else get_image(conn, image_id)
 
 
@@ -82,15 +99,52 @@ def release(conn: Connection, *, image_id: int, user: UserInfo) -> None:
     image_rows.set_image(conn, image_id, claimed_by=None, claim_expires_at=None)
 
 
-def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserInfo) -> Any:
+def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserInfo,
+                     pending: str | None = None, comment: str | None = None) -> Any:
+    """Move an image through review; every change goes to the audit log with its comment.
+
+    - `submitted`: its annotator hands it to review (from new, prelabeled or in_review).
+    - `done` (a reviewer): every proposal on it must be decided first; `pending`
+      ("accept" / "reject") decides the ones left in the same transaction, else the
+      request is refused with their count (UndecidedError).
+    - `in_review` from `submitted` (a reviewer): sent back to the annotator, with a
+      `comment` saying why.
+    - any other change: a reviewer's (re-open, reset).
+    """
     if state not in REVIEW_STATES:
         raise LabelPilotError(f"review_state must be one of {', '.join(REVIEW_STATES)}")
-    user.require("set_review_state")
-    get_image(conn, image_id)
+    img = get_image(conn, image_id)
+    before = img.review_state
+    comment = (comment or "").strip() or None
+    if state == "submitted":
+        user.require("submit")
+        if before == "done":
+            user.require("set_review_state")
+    else:
+        user.require("set_review_state")
+    if state == "in_review" and before == "submitted" and comment is None:
+        raise LabelPilotError("sending an image back needs a comment that says what to change",
+                              hint="add a comment")
     values: dict[str, Any] = {"review_state": state}
     if state == "done":
+        left = annotation_rows.ids_to_set(conn, image_id=image_id, status="accepted",
+                                          only_status="predicted")
+        if left and pending is None:
+            raise UndecidedError(
+                f"{len(left)} proposal(s) on this image are still undecided", pending=len(left),
+                hint="accept or reject them, or mark the image done with pending=accept "
+                     "(or reject) to decide them all")
+        if left:
+            bulk_set_status(conn, image_id=image_id, user=user, annotation_ids=left,
+                            status="accepted" if pending == "accept" else "rejected")
+    if state in ("done", "submitted"):
         values.update(claimed_by=None, claim_expires_at=None)
     image_rows.set_image(conn, image_id, **values)
+    audit.record(conn, [{"image_id": image_id, "annotation_id": None, "action": "review_state",
+                         "username": user.username, "at": repo.now(),
+                         "before": orjson.dumps({"review_state": before}).decode(),
+                         "after": orjson.dumps({"review_state": state, "comment": comment,
+                                                "pending": pending}).decode()}])
     return get_image(conn, image_id)
 
 

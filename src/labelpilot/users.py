@@ -49,8 +49,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "annotate": ("annotator", "draw, change and delete proposals and edits on images not done"),
     "edit_reviewed": ("reviewer", "change, re-open or delete an accepted or rejected annotation"),
     "edit_done_image": ("reviewer", "change the annotations of an image marked done"),
+    "submit": ("annotator", "submit an image for review"),
     "review": ("reviewer", "accept or reject annotations"),
-    "set_review_state": ("reviewer", "set an image's review state (mark done, re-open)"),
+    "set_review_state": ("reviewer", "set an image's review state (mark done, send back, "
+                         "re-open)"),
     "set_split": ("reviewer", "put images in the train, val or test split"),
     "add_label_class": ("reviewer", "use a label class the project does not have yet"),
     "release_claim": ("reviewer", "release another user's claim on an image"),

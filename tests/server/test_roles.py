@@ -59,6 +59,11 @@ def set_split(api: Api, role: str) -> int:
     return int(api.patch(role, f"/api/images/{_image(api)}", json={"split": "val"}).status_code)
 
 
+def submit(api: Api, role: str) -> int:
+    return int(api.patch(role, f"/api/images/{_image(api)}",
+                         json={"review_state": "submitted"}).status_code)
+
+
 def add_label_class(api: Api, role: str) -> int:
     return int(api.post(role, f"/api/images/{_image(api)}/annotations",
                         json={**BOX, "label": "zebra"}).status_code)
@@ -103,7 +108,7 @@ def manage_users(api: Api, role: str) -> int:
 
 
 TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
-    annotate, edit_reviewed, edit_done_image, review, set_review_state, set_split,
+    annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
     add_label_class, release_claim, prelabel, export, cancel_job, train, edit_project,
     manage_users)}
 

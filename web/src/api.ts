@@ -82,6 +82,23 @@ export interface Image {
   annotations: number;
 }
 
+export interface Place {
+  position: number | null;
+  count: number;
+  previous: number | null;
+  next: number | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  annotation_id: number | null;
+  action: string;
+  username: string | null;
+  at: string;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+}
+
 export interface Job {
   id: number;
   kind: string;
@@ -167,6 +184,9 @@ export const api = {
   setImage: (id: number, body: Record<string, string>) =>
     call<Image>("PATCH", `/api/images/${id}`, body),
   next: () => call<Image | undefined>("POST", "/api/images/next"),
+  neighbors: (id: number, q: Record<string, string>) =>
+    call<Place>("GET", `/api/images/${id}/neighbors?${new URLSearchParams(q)}`),
+  audit: (id: number) => call<AuditEntry[]>("GET", `/api/images/${id}/audit`),
   annotations: (id: number) =>
     call<{ data: Annotation[] }>("GET", `/api/images/${id}/annotations`),
   annotation: (id: number) => call<Annotation>("GET", `/api/annotations/${id}`),

@@ -1,10 +1,12 @@
 // The labeling editor: one image and its annotations, the drawing tools, the smart tools
 // (through the hook in tools.ts), review keys and the conflict dialog.
 
-import { Annotation, ApiError, Image, Me, Project, Shape, api } from "./api";
+import { Annotation, ApiError, Image, Me, Place, Project, Shape, api } from "./api";
 import { LabelCanvas, Tool } from "./canvas";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
+import { currentList, forgetList, listName, markDone, place, placeText, reviewNote, sendBack, step,
+  submit } from "./review";
 import { ActionTool, EditorContext, PromptTool, SmartTool, makeSmartTools } from "./tools";
 // the smart tools register themselves with the hook; their order is the toolbar's
 import "./smartmask";
@@ -22,13 +24,16 @@ const HELP: [string, string][] = [
   ["Q", "draw a quad (4 clicks)"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
   ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
-  ["D", "mark the image done and open the next"], ["N / →", "next image"], ["←", "previous image"],
+  ["D", "mark the image done (reviewers; every proposal decided) or submit it for review (annotators), then the next"],
+  ["U", "send a submitted image back to its annotator, with a comment (reviewers)"],
+  ["N / →", "next image of the list"], ["←", "previous image of the list"],
   ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"], ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"],
   ["?", "this help"],
 ];
 
 /** Open the next image to label (the server picks it and claims it for this user). */
 export async function openNext(): Promise<void> {
+  forgetList();
   const img = await api.next();
   if (!img) {
     toast("Nothing left to label.");
@@ -45,6 +50,14 @@ class Editor implements EditorContext {
   readonly status = el("span", { id: "save-status" }, "");
   readonly line = el("span", { id: "tool-latency" }, "");
   readonly list = el("ol", { class: "ann-list", id: "ann-list" });
+  readonly position = el("p", { id: "position" }, "");
+  readonly note = el("div", { id: "note-slot" });
+  /** where the image stands in the list the editor walks */
+  place: Place | null = null;
+  /** false until the image and its annotations are in: keys wait for it */
+  ready = false;
+  /** keys are handled one at a time, in the order pressed */
+  keys: Promise<void> = Promise.resolve();
   readonly buttons = new Map<string, HTMLButtonElement>();
   readonly doc: Doc;
   readonly canvas: LabelCanvas;
@@ -103,12 +116,24 @@ export async function labelView(app: HTMLElement, header: (p: Project) => HTMLEl
   (window as any).__canvas = ed.canvas;
   (window as any).__doc = ed.doc;
   const onKey = (e: KeyboardEvent) => {
-    if (!document.body.contains(ed.stage)) window.removeEventListener("keydown", onKey);
-    else void handleKey(ed, e);
+    if (!document.body.contains(ed.stage)) {
+      window.removeEventListener("keydown", onKey);
+      return;
+    }
+    // the browser's own use of these keys is decided now, the key itself once it is our turn
+    if (e.key === "Tab" && !(e.target instanceof HTMLInputElement)) e.preventDefault();
+    ed.keys = ed.keys.then(() => (ed.ready ? handleKey(ed, e) : undefined)).catch((err) =>
+      toast(err instanceof ApiError ? err.detail : String(err), "error"));
   };
   window.addEventListener("keydown", onKey);
+  // keys pressed while loading wait here: no action acts on a half-loaded image
+  let loaded: () => void = () => {};
+  ed.keys = ed.keys.then(() => new Promise<void>((r) => (loaded = r)));
   await ed.canvas.loadImage(`/api/images/${imageId}/file`);
   await ed.doc.load();
+  ed.ready = true;
+  loaded();
+  void showPlace(ed);
   setTool(ed, "select");
   for (const t of ed.tools) if (t.kind === "prompt") t.opened?.();
   ed.canvas.canvas.focus();
@@ -130,10 +155,57 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
   const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, ed.status, ed.line);
   const { image } = ed;
   const side = el("aside", {},
-    el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · ${image.review_state}`),
+    el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,
+      el("span", { id: "review-state" }, image.review_state)),
+    ed.position, reviewButtons(ed), ed.note,
     el("label", {}, "Class ", ed.labels), el("label", {}, "Text ", ed.text), ed.list);
   wireFields(ed);
   return { toolbar, side };
+}
+
+/** Previous / Next, and the review decisions with their keys, for mouse users. */
+function reviewButtons(ed: Editor): HTMLElement {
+  const b = (id: string, label: string, key: string) => {
+    const button = el("button", { id, title: `key ${key}` }, label);
+    button.onclick = () => {
+      ed.keys = ed.keys.then(() => (ed.ready ? KEYS[key](ed, new KeyboardEvent("keydown")) : undefined))
+        .catch((err) => toast(err instanceof ApiError ? err.detail : String(err), "error"));
+    };
+    return button;
+  };
+  const row = el("div", { class: "review-buttons" }, b("prev-image", "← Previous", "ArrowLeft"),
+    b("next-image", "Next →", "ArrowRight"));
+  if (ed.reviewer) {
+    row.append(b("accept", "Accept (Enter)", "Enter"), b("reject", "Reject (R)", "r"),
+      b("accept-all", "Accept all (A)", "a"), b("done", "Done (D)", "d"));
+    if (ed.image.review_state === "submitted") row.append(b("send-back", "Send back (U)", "u"));
+  } else {
+    row.append(b("submit", "Submit for review (D)", "d"));
+  }
+  return row;
+}
+
+/** "image i of N" in the list walked, and the last review note on the image. */
+async function showPlace(ed: Editor): Promise<void> {
+  ed.place = await place(ed.imageId);
+  ed.position.textContent = `${placeText(ed.place)} · ${listName(currentList())}`;
+  const note = await reviewNote(ed.imageId);
+  ed.note.replaceChildren(...(note ? [note] : []));
+}
+
+/** After done or submit: the next image of the list, or the queue's next. */
+async function advance(ed: Editor): Promise<void> {
+  if (Object.keys(currentList()).length) {
+    if (await step(ed.imageId, 1)) return;
+  }
+  await openNext();
+}
+
+/** Annotators get a word instead of a silent refusal. */
+function reviewersOnly(ed: Editor, what: string): boolean {
+  if (ed.reviewer) return false;
+  toast(`Annotators cannot ${what}: press D to submit the image for review.`);
+  return true;
 }
 
 /** The transcription and class fields edit the selected annotation. */
@@ -296,13 +368,7 @@ function selectNext(ed: Editor, anns: Annotation[], back = false): void {
 
 async function go(ed: Editor, delta: 1 | -1): Promise<void> {
   await ed.doc.idle();
-  if (delta === 1) return openNext();
-  const prev = await api.images({ limit: "1", offset: "0" });
-  const all = await api.images({ limit: "1000" });
-  const ids = all.data.map((i) => i.id);
-  const at = ids.indexOf(ed.imageId);
-  const target = at > 0 ? ids[at - 1] : prev.data[0]?.id;
-  if (target !== undefined) location.hash = `#/label/${target}`;
+  await step(ed.imageId, delta);
 }
 
 type KeyHandler = (ed: Editor, e: KeyboardEvent) => void | Promise<void>;
@@ -343,14 +409,14 @@ const KEYS: Record<string, KeyHandler> = {
   Enter: async (ed) => {
     const sel = ed.selected();
     if (ed.canvas.tool === "polygon") ed.canvas.finishPolygon();
-    else if (sel && ed.reviewer) await ed.doc.update(sel.id, { status: "accepted" });
+    else if (sel && !reviewersOnly(ed, "accept proposals")) await ed.doc.update(sel.id, { status: "accepted" });
   },
   r: async (ed) => {
     const sel = ed.selected();
-    if (sel && ed.reviewer) await ed.doc.update(sel.id, { status: "rejected" });
+    if (sel && !reviewersOnly(ed, "reject proposals")) await ed.doc.update(sel.id, { status: "rejected" });
   },
   a: async (ed) => {
-    if (!ed.reviewer) return;
+    if (reviewersOnly(ed, "accept proposals")) return;
     await ed.doc.idle();
     const ids = ed.doc.anns.filter((a) => a.status === "predicted").map((a) => a.id);
     const r = await api.bulk(ed.imageId, "accepted", ids);
@@ -358,10 +424,16 @@ const KEYS: Record<string, KeyHandler> = {
     toast(`accepted ${r.changed}`);
   },
   d: async (ed) => {
-    if (!ed.reviewer) return;
     await ed.doc.idle();
-    await api.setImage(ed.imageId, { review_state: "done" });
-    await openNext();
+    if (!ed.reviewer) await submit(ed.image);
+    else if (!(await markDone(ed.image))) return;
+    await advance(ed);
+  },
+  u: async (ed) => {
+    if (!ed.reviewer) return void toast("Only reviewers send images back.");
+    if (ed.image.review_state !== "submitted") return void toast("Only a submitted image is sent back.");
+    await ed.doc.idle();
+    if (await sendBack(ed.image)) await advance(ed);
   },
   n: (ed) => go(ed, 1),
   ArrowRight: (ed) => go(ed, 1),

@@ -3,6 +3,7 @@
 // Every piece of user text goes into the page through textContent, never as HTML.
 
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
+import { rememberList } from "./review";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
@@ -99,7 +100,7 @@ async function imagesView(): Promise<void> {
   const spacer = el("div", { class: "spacer" });
   grid.append(spacer);
   app.replaceChildren(header(project), el("div", { class: "filters" },
-    select("review_state", ["new", "prelabeled", "in_review", "done"]),
+    select("review_state", ["new", "prelabeled", "in_review", "submitted", "done"]),
     select("split", ["train", "val", "test", "unassigned"]),
     select("label", project.labels),
     select("source", Object.keys(project.stats.annotations_by_source ?? {})),
@@ -130,8 +131,10 @@ async function imagesView(): Promise<void> {
     grid.replaceChildren(spacer, ...cells);
   };
   const load = async () => {
-    const q: Record<string, string> = { limit: "1000" };
-    for (const [k, v] of Object.entries(filters)) if (v) q[k] = v;
+    const list: Record<string, string> = {};
+    for (const [k, v] of Object.entries(filters)) if (v) list[k] = v;
+    rememberList(list);  // the editor's next / previous walk this list
+    const q: Record<string, string> = { ...list, limit: "1000" };
     const first = await api.images(q);
     images = first.data;
     total = first.count;

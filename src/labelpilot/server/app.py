@@ -31,6 +31,7 @@ from labelpilot.errors import (
     ConflictError,
     LabelPilotError,
     TooManyAttemptsError,
+    UndecidedError,
     WorkspaceError,
 )
 from labelpilot.jobs.engine import JobRunner
@@ -90,6 +91,8 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
             body["current"] = (AnnotationPublic.of(e.current, e.image_id).model_dump(mode="json")
                                if e.current is not None else None)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(e, UndecidedError):
+            body["pending"] = e.pending
         if isinstance(e, TooManyAttemptsError):
             headers = {"Retry-After": str(e.retry_after)}
         return JSONResponse(body, status_code=status, headers=headers)

@@ -6,9 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from labelpilot.annotations import Annotation
+from labelpilot.annotations import Annotation, ReviewState
 
 # Limits on every field a client writes (the README's reliability section lists them): a
 # request within the body limit can still not store more than these.
@@ -212,7 +219,7 @@ class ImagePublic(BaseModel):
     width: int
     height: int
     split: Literal["train", "val", "test"] | None
-    review_state: Literal["new", "prelabeled", "in_review", "done"]
+    review_state: ReviewState
     claimed_by: str | None = None
     claim_expires_at: datetime | None = None
     annotations: int = 0
@@ -231,11 +238,27 @@ class ImagesPublic(BaseModel):
     count: int
 
 
+class Neighbors(BaseModel):
+    position: int | None = Field(description="1-based place in the list; null when the "
+                                 "image is not in it (any more)")
+    count: int = Field(description="images in the list")
+    previous: int | None = Field(description="the image before it, null at the start")
+    next: int | None = Field(description="the image after it, null at the end")
+
+
 class ImageUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    review_state: Literal["new", "prelabeled", "in_review", "done"] | None = None
+    review_state: ReviewState | None = Field(None, description=(
+        "`submitted`: an annotator hands the image to review; `done`: a reviewer closes it "
+        "(every proposal decided, see `pending`); `in_review` from `submitted`: sent back to "
+        "the annotator (a `comment` says why)"))
     split: Literal["train", "val", "test", "unassigned"] | None = None
+    pending: Literal["accept", "reject"] | None = Field(None, description=(
+        "with review_state `done`: decide the proposals still undecided this way first "
+        "(without it, `done` is refused while any is left)"))
+    comment: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = Field(
+        None, description="why: required when sending a submitted image back")
 
 
 class UploadResult(ImagePublic):

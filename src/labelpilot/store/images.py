@@ -27,12 +27,15 @@ class ImageQuery:
     source: str | None = None
     low_confidence: bool | None = None
     low_score: float = 0.8
+    exclude_states: tuple[str, ...] = ()
 
 
 def _where(f: ImageQuery) -> list[Any]:
     conds: list[Any] = []
     if f.review_state:
         conds.append(images_t.c.review_state == f.review_state)
+    if f.exclude_states:
+        conds.append(images_t.c.review_state.not_in(f.exclude_states))
     if f.split == "unassigned":
         conds.append(images_t.c.split.is_(None))
     elif f.split:
@@ -64,6 +67,30 @@ def page(conn: Connection, query: ImageQuery, *, sort: str, offset: int, limit: 
                annotations_t.c.status != "rejected")
         .group_by(annotations_t.c.image_id)).all()) if rows else {}
     return [(r, counts.get(r.id, 0)) for r in rows], int(total)
+
+
+def neighbours(conn: Connection, query: ImageQuery, *, sort: str, row: Any
+               ) -> tuple[int | None, int, int | None, int | None]:
+    """Where image `row` stands in the list `query` sorted by `sort` (then id): its
+    1-based position (None when it does not match the query, e.g. its state changed since
+    the list was read), the list's length, and the images before and after it in that
+    order (the place an image that left the list had is kept)."""
+    conds = _where(query)
+    key, value = SORTS[sort], getattr(row, sort)
+    before = or_(key < value, (key == value) & (images_t.c.id < row.id))
+    after = or_(key > value, (key == value) & (images_t.c.id > row.id))
+    total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
+    prev_id = conn.execute(select(images_t.c.id).where(*conds, before)
+                           .order_by(key.desc(), images_t.c.id.desc()).limit(1)).scalar()
+    next_id = conn.execute(select(images_t.c.id).where(*conds, after)
+                           .order_by(key, images_t.c.id).limit(1)).scalar()
+    inside = conn.execute(select(func.count()).select_from(images_t).where(
+        *conds, images_t.c.id == row.id)).scalar_one()
+    position = None
+    if inside:
+        position = 1 + conn.execute(select(func.count()).select_from(images_t)
+                                    .where(*conds, before)).scalar_one()
+    return position, int(total), prev_id, next_id
 
 
 def image_row(conn: Connection, image_id: int) -> Any | None:

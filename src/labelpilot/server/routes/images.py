@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
-from labelpilot.annotations import shape_from_dict
+from labelpilot.annotations import ReviewState, shape_from_dict
 from labelpilot.assist.recognize import recognize_quad
 from labelpilot.errors import PayloadTooLargeError, ValidationError
 from labelpilot.models.registry import list_models
@@ -24,6 +24,7 @@ from labelpilot.server.schemas import (
     ImagePublic,
     ImagesPublic,
     ImageUpdate,
+    Neighbors,
     RecognizeRequest,
     RecognizeResult,
     UploadResult,
@@ -39,7 +40,7 @@ _MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".tif"
 @router.get("", response_model=ImagesPublic)
 def list_images(
     user: CurrentUser, ws: WorkspaceDep,
-    review_state: Literal["new", "prelabeled", "in_review", "done"] | None = None,
+    review_state: ReviewState | None = None,
     split: Literal["train", "val", "test", "unassigned"] | None = None,
     label: str | None = None, source: str | None = None,
     low_confidence: Annotated[bool | None, Query(
@@ -92,6 +93,23 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
     return ImagePublic.of(row)
 
 
+@router.get("/{image_id}/neighbors", response_model=Neighbors)
+def image_neighbors(
+    image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
+    review_state: ReviewState | None = None,
+    split: Literal["train", "val", "test", "unassigned"] | None = None,
+    label: str | None = None, source: str | None = None,
+    low_confidence: bool | None = None,
+    sort: Literal["id", "file_name", "review_state"] = "id",
+) -> Neighbors:
+    """The image's place in the list the filters and sort make (as `GET /api/images`
+    takes them), and the images before and after it: the editor's previous and next."""
+    with ws.engine.connect() as conn:
+        return Neighbors.model_validate(review.neighbours(
+            conn, image_id=image_id, sort=sort, filters=review.ImageFilter(
+                review_state, split, label, source, low_confidence)))
+
+
 @router.get("/{image_id}", response_model=ImagePublic)
 def get_image(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> ImagePublic:
     with ws.engine.connect() as conn:
@@ -101,7 +119,10 @@ def get_image(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> ImagePu
 @router.patch("/{image_id}", response_model=ImagePublic)
 def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
                  ws: WorkspaceDep) -> ImagePublic:
-    """Set the review state (`done` needs a reviewer) or the split."""
+    """Set the split or the review state: an annotator submits an image for review
+    (`submitted`); a reviewer marks it `done` (refused with 409 and the count while
+    proposals are undecided, unless `pending` says how to decide them) or sends a submitted
+    image back (`in_review`, with a `comment`)."""
     with ws.transaction() as conn:
         row = review.get_image(conn, image_id)
         if body.split is not None:
@@ -110,7 +131,8 @@ def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
                                    user=user)
         if body.review_state is not None:
             row = review.set_review_state(conn, image_id=image_id, state=body.review_state,
-                                          user=user)
+                                          user=user, pending=body.pending,
+                                          comment=body.comment)
         return ImagePublic.of(row)
 
 

@@ -1,0 +1,87 @@
+"""The review flow on the API (issue 16): done only with every proposal decided, an
+annotator's submit for review, a reviewer's send-back with a comment (in the audit log),
+and the image's place in a list (the editor's next / previous)."""
+
+from __future__ import annotations
+
+from tests.server.conftest import Api
+
+PROPOSAL = {"label": "cat", "shape": {"type": "box", "xyxy": [2, 2, 20, 20]},
+            "status": "predicted", "source": "model:graphcut@1"}
+
+
+def _images(api: Api) -> list[dict]:  # type: ignore[type-arg]
+    return list(api.get("admin", "/api/images").json()["data"])
+
+
+def test_done_needs_every_proposal_decided(api: Api) -> None:
+    image_id = _images(api)[0]["id"]
+    url = f"/api/images/{image_id}"
+    ids = [api.post("admin", f"{url}/annotations", json=PROPOSAL).json()["id"] for _ in range(2)]
+    api.patch("reviewer", f"/api/annotations/{ids[0]}", json={"version": 1, "status": "rejected"})
+    r = api.patch("reviewer", url, json={"review_state": "done"})
+    assert r.status_code == 409 and r.json()["pending"] == 1
+    assert r.json()["detail"] == "1 proposal(s) on this image are still undecided"
+    assert api.get("reviewer", url).json()["review_state"] != "done"
+    # deciding the rest with the request: accepted, then done, in one transaction
+    r = api.patch("reviewer", url, json={"review_state": "done", "pending": "accept"})
+    assert r.status_code == 200 and r.json()["review_state"] == "done"
+    statuses = {a["id"]: a["status"] for a in api.get(
+        "reviewer", f"{url}/annotations").json()["data"]}
+    assert (statuses[ids[0]], statuses[ids[1]]) == ("rejected", "accepted")
+    last = api.get("admin", f"{url}/audit").json()[-1]
+    assert (last["action"], last["username"], last["after"]) == (
+        "review_state", "reviewer", {"review_state": "done", "comment": None, "pending": "accept"})
+
+
+def test_annotators_submit_and_reviewers_send_back_with_a_comment(api: Api) -> None:
+    first, second = (i["id"] for i in _images(api)[:2])
+    url = f"/api/images/{first}"
+    assert api.patch("annotator", url, json={"review_state": "done"}).status_code == 403
+    r = api.patch("annotator", url, json={"review_state": "submitted"})
+    assert r.status_code == 200 and r.json()["review_state"] == "submitted"
+    # the queue hands annotators no submitted image; reviewers still get it
+    assert api.post("annotator", "/api/images/next").json()["id"] == second
+    # sending back needs a comment that says what to change
+    r = api.patch("reviewer", url, json={"review_state": "in_review"})
+    assert r.status_code == 400 and "needs a comment" in r.json()["detail"]
+    r = api.patch("reviewer", url, json={"review_state": "in_review",
+                                         "comment": "the left cat is a dog"})
+    assert r.status_code == 200 and r.json()["review_state"] == "in_review"
+    last = api.get("annotator", f"{url}/audit").json()[-1]
+    assert last["before"] == {"review_state": "submitted"}
+    assert last["after"]["comment"] == "the left cat is a dog"
+    # the filter lists submitted images for the review queue
+    api.patch("annotator", url, json={"review_state": "submitted"})
+    listed = api.get("reviewer", "/api/images", params={"review_state": "submitted"}).json()
+    assert [i["id"] for i in listed["data"]] == [first]
+
+
+def test_neighbors_walk_the_list_in_its_filter_and_sort(api: Api) -> None:
+    from tests.conftest import write_image
+
+    # upload names out of id order: c, a, b (after the fixture's images)
+    for name in ("c.png", "a.png", "b.png"):
+        p = write_image(api.ws.root.parent / f"up-{name}", 32, 24, seed=ord(name[0]))
+        with p.open("rb") as f:
+            assert api.post("admin", "/api/images", files={"file": (name, f, "image/png")}
+                            ).status_code == 201
+    by_name = {i["file_name"]: i["id"] for i in _images(api)}
+    names = sorted(by_name)
+    q = {"sort": "file_name"}
+    b = api.get("annotator", f"/api/images/{by_name['b.png']}/neighbors", params=q).json()
+    i = names.index("b.png")
+    assert b == {"position": i + 1, "count": len(names), "previous": by_name[names[i - 1]],
+                 "next": by_name[names[i + 1]]}
+    first = api.get("annotator", f"/api/images/{by_name[names[0]]}/neighbors", params=q).json()
+    assert first["previous"] is None and first["position"] == 1
+    # a filtered list: an image that left it keeps its place between the others
+    for name in ("a.png", "c.png"):
+        api.patch("reviewer", f"/api/images/{by_name[name]}", json={"split": "val"})
+    q = {"sort": "file_name", "split": "val"}
+    got = api.get("annotator", f"/api/images/{by_name['b.png']}/neighbors", params=q).json()
+    assert got == {"position": None, "count": 2, "previous": by_name["a.png"],
+                   "next": by_name["c.png"]}
+    assert api.get("annotator", "/api/images/999999/neighbors").status_code == 404
+    assert api.get("annotator", f"/api/images/{by_name['b.png']}/neighbors",
+                   params={"sort": "score"}).status_code == 422

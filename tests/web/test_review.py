@@ -1,0 +1,162 @@
+"""The review flow in Chromium (issue 16): next / previous walk the grid's list ("image i
+of N"), done asks about undecided proposals, keys pressed while an image loads wait for
+it, annotators submit for review and reviewers send back with a comment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labelpilot.transfer import import_dataset
+from tests.conftest import write_image
+from tests.server.conftest import PASSWORD, add_users
+from tests.web.conftest import Live, serve, sign_in
+
+pytestmark = pytest.mark.slow
+
+# imported in this order, so the ids are not the order of the names
+NAMES = ["c.png", "a.png", "d.png", "b.png"]
+PROPOSAL = {"label": "cat", "shape": {"type": "box", "xyxy": [10, 10, 60, 50]},
+            "status": "predicted", "source": "model:graphcut@1"}
+
+
+@pytest.fixture
+def live(make_workspace, tmp_path: Path) -> Iterator[Live]:  # type: ignore[no-untyped-def]
+    ws = make_workspace(task="detect", labels=["cat", "dog"])
+    for i, name in enumerate(NAMES):
+        write_image(tmp_path / "imgs" / name, 160, 120, seed=i)
+        import_dataset(ws, tmp_path / "imgs" / name, format="images")
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    yield from serve(root)
+
+
+def _ids(live: Live) -> dict[str, int]:
+    token = live.token("admin", PASSWORD)
+    return {i["file_name"]: i["id"] for i in live.api("GET", "/api/images", token)["data"]}
+
+
+def _propose(live: Live, image_id: int, n: int) -> list[int]:
+    token = live.token("admin", PASSWORD)
+    return [live.api("POST", f"/api/images/{image_id}/annotations", token, json=PROPOSAL)["id"]
+            for _ in range(n)]
+
+
+def _ready(page: Any, image_id: int) -> None:
+    page.wait_for_function(f"location.hash.endsWith('/label/{image_id}') && "
+                           "window.__editorReady !== undefined")
+    page.wait_for_selector("#position:not(:empty)")
+
+
+def test_next_and_previous_walk_the_grids_list(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.click("text=Images")
+    page.select_option("select[name=sort]", "file_name")
+    page.wait_for_selector("#grid .cell >> text=b.png")
+    page.click("#grid .cell >> text=b.png")
+    _ready(page, ids["b.png"])
+    assert page.text_content("#position") == "image 2 of 4 · sort by file name"
+    page.keyboard.press("n")
+    _ready(page, ids["c.png"])
+    assert page.text_content("#position").startswith("image 3 of 4")
+    page.keyboard.press("ArrowLeft")
+    _ready(page, ids["b.png"])
+    page.click("#prev-image")  # the same for mouse users
+    _ready(page, ids["a.png"])
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector(".toast >> text=This is the first image of the list.")
+    assert page.evaluate("location.hash").endswith(f"/label/{ids['a.png']}")
+    page.close()
+
+
+def test_done_asks_about_undecided_proposals(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    target = ids["d.png"]
+    proposals = _propose(live, target, 2)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.goto(f"{live.base}/#/label/{target}")
+    _ready(page, target)
+    page.keyboard.press("d")
+    page.wait_for_selector("#undecided >> text=2 proposals are still undecided on this image.")
+    page.keyboard.press("Escape")  # back to them: nothing changed
+    page.wait_for_selector("#undecided", state="detached")
+    token = live.token("reviewer", PASSWORD)
+    assert live.api("GET", f"/api/images/{target}", token)["review_state"] != "done"
+    page.keyboard.press("d")
+    page.click("#accept-rest")
+    page.wait_for_function(f"!location.hash.endsWith('/label/{target}')")
+    assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "done"
+    assert [live.api("GET", f"/api/annotations/{i}", token)["status"] for i in proposals] == [
+        "accepted", "accepted"]
+    page.close()
+
+
+def test_keys_pressed_while_the_image_loads_act_once_it_is_in(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    target = ids["a.png"]
+    proposals = _propose(live, target, 2)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+
+    def slow(route: Any) -> None:
+        page.wait_for_timeout(1500)  # a slow network: the annotations arrive late
+        route.continue_()
+
+    page.route(f"**/api/images/{target}/annotations", slow)
+    page.goto(f"{live.base}/#/label/{target}")
+    page.wait_for_selector("canvas")
+    page.keyboard.press("a")  # accept all, before the annotations are there
+    _ready(page, target)
+    token = live.token("reviewer", PASSWORD)
+    page.wait_for_function("document.querySelectorAll('#ann-list li.accepted').length === 2")
+    assert [live.api("GET", f"/api/annotations/{i}", token)["status"] for i in proposals] == [
+        "accepted", "accepted"]
+    page.close()
+
+
+def test_annotators_submit_and_reviewers_send_back(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    target = ids["c.png"]
+    _propose(live, target, 1)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "annotator")
+    page.goto(f"{live.base}/#/label/{target}")
+    _ready(page, target)
+    assert page.locator("#accept").count() == 0  # no reviewer buttons for annotators
+    page.keyboard.press("a")
+    page.wait_for_selector(".toast >> text=Annotators cannot accept proposals: press D to "
+                           "submit the image for review.")
+    page.click("#submit")
+    page.wait_for_selector(".toast >> text=Submitted for review.")
+    token = live.token("reviewer", PASSWORD)
+    assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "submitted"
+
+    reviewer = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(reviewer, live, "reviewer")
+    reviewer.goto(f"{live.base}/#/label/{target}")
+    _ready(reviewer, target)
+    reviewer.click("#send-back")
+    reviewer.click("#send-back-ok")  # without a comment: refused, nothing sent
+    reviewer.wait_for_selector(".toast >> text=A comment is needed to send an image back.")
+    assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "submitted"
+    reviewer.keyboard.press("u")
+    reviewer.fill("#send-back-comment", "the box misses the cat's tail")
+    reviewer.click("#send-back-ok")
+    reviewer.wait_for_selector(".toast >> text=Sent back.")
+    assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "in_review"
+
+    page.goto(f"{live.base}/#/label/{ids['a.png']}")
+    page.goto(f"{live.base}/#/label/{target}")
+    _ready(page, target)
+    page.wait_for_selector("#review-note")
+    assert page.text_content("#review-note") == (
+        "Sent back by reviewer: the box misses the cat's tail")
+    page.close()
+    reviewer.close()
