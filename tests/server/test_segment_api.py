@@ -65,6 +65,7 @@ def test_click_gives_a_polygon_with_its_hole_and_nothing_is_stored(seg_api) -> N
     assert body["model"] == "graphcut" and body["source"] == "model:graphcut@1"
     assert body["cached"] in ("computed", "memory") and body["warnings"] == []
     (p,) = body["proposals"]
+    assert p["quality"] is None  # a min cut has no estimate of its IoU: none is made up
     assert len(p["shapes"]) == 1 and len(p["shapes"][0]["holes"]) == 1
     assert iou(poly_mask(p["shapes"], 240, 320), ring) > 0.9
     assert p["area"] == int(rle.decode(p["rle"], 240, 320).sum())

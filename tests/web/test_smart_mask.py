@@ -78,6 +78,20 @@ def test_click_correct_and_keep_a_mask(browser: Any, seg_live: tuple[Live, list[
     page.keyboard.press("Control+z")
     settled(page)
     assert live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"] == []
+    # a mask in two pieces (a box around both objects) is kept as one object: one mask
+    page.keyboard.press("s")
+    page.evaluate("document.getElementById('tool-latency').textContent = ''")
+    page.mouse.move(*to_screen(page, float(xs.min()) - 2, float(ys.min()) - 2))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, float(xs.max()) + 2, float(ys.max()) + 2), steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#tool-latency:has-text('no quality estimate')")
+    page.keyboard.press("Enter")
+    settled(page)
+    (kept,) = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+    assert kept["shape"]["type"] == "mask"
+    got = rle.decode(kept["shape"]["rle"], 240, 320).astype(bool)
+    assert iou(got, ring | rect) > 0.85
     page.close()
 
 

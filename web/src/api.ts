@@ -49,7 +49,7 @@ export interface TrainOptions {
 }
 
 export interface ClickBoxResult {
-  box: number[]; label: string | null; score: number; source: string; method: "detector" | "mask";
+  box: number[]; label: string | null; score: number | null; source: string; method: "detector" | "mask";
 }
 
 export interface SegmentPrompt {
@@ -64,7 +64,7 @@ export interface SegmentPrompt {
 export interface SegmentResult {
   model: string;
   source: string;
-  proposals: { quality: number; area: number; rle: string; shapes: Shape[] }[];
+  proposals: { quality: number | null; area: number; rle: string; shapes: Shape[] }[];
   warnings: string[];
   embed_ms: number;
   decode_ms: number;

@@ -25,7 +25,7 @@ registerSmartTool((ctx) => {
         answer = r;
         ctx.canvas.setSmartPreview([{ type: "box", xyxy: r.box }]);
         ctx.report(`${r.source.replace(/^model:/, "")} (${r.method})` +
-          `${r.label ? ` ${r.label}` : ""} ${r.score.toFixed(2)}, ${Math.round(performance.now() - t0)} ms`);
+          `${r.label ? ` ${r.label}` : ""} ${r.score !== null ? r.score.toFixed(2) : ""}, ${Math.round(performance.now() - t0)} ms`);
       } catch (e) {
         if (latest.current(ticket)) ctx.report(e instanceof ApiError ? e.detail : String(e));
       }

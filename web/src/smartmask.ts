@@ -2,7 +2,7 @@
 // interactive segmenter again, with the mask so far; Tab shows its alternatives, Enter
 // keeps the mask.
 
-import { ApiError, SegmentResult, SmartClick, api } from "./api";
+import { ApiError, SegmentResult, Shape, SmartClick, api } from "./api";
 import { el } from "./dom";
 import { EditorContext, Latest, registerSmartTool } from "./tools";
 
@@ -18,6 +18,11 @@ function modelPicker(onChange: () => void): HTMLSelectElement {
   }).catch(() => undefined);
   select.onchange = onChange;
   return select;
+}
+
+/** The model's estimate of the mask's IoU, when it has one. */
+function quality(q: number | null | undefined): string {
+  return q === null || q === undefined ? "no quality estimate" : `quality ${q.toFixed(2)}`;
 }
 
 registerSmartTool((ctx: EditorContext) => {
@@ -46,7 +51,7 @@ registerSmartTool((ctx: EditorContext) => {
       answer = r;
       const p = r.proposals[0];
       ctx.canvas.setSmartPreview(p ? p.shapes : null);
-      ctx.report(`${r.model}: quality ${p ? p.quality.toFixed(2) : "-"}, ` +
+      ctx.report(`${r.model}: ${quality(p?.quality)}, ` +
         `${Math.round(performance.now() - t0)} ms` + (r.warnings.length ? ` · ${r.warnings.join("; ")}` : ""));
     } catch (e) {
       if (latest.current(ticket)) ctx.report(e instanceof ApiError ? e.detail : String(e));
@@ -70,11 +75,12 @@ registerSmartTool((ctx: EditorContext) => {
     async keep() {
       const p = answer?.proposals[0];
       if (!answer || !p || !p.shapes.length) return;
-      const source = answer.source;
-      for (const shape of p.shapes) {
-        await ctx.doc.create({ label: ctx.label(), shape, text: null, attributes: {}, group: null,
-          status: "edited", source });
-      }
+      // one object: a mask in one piece is its polygon (holes kept); in several, the mask
+      const { width, height } = ctx.image;
+      const shape: Shape = p.shapes.length === 1 ? p.shapes[0]
+        : { type: "mask", rle: p.rle, size: [height, width] };
+      await ctx.doc.create({ label: ctx.label(), shape, text: null, attributes: {}, group: null,
+        status: "edited", source: answer.source });
       tool.reset();
       ctx.refresh();
     },
@@ -84,7 +90,7 @@ registerSmartTool((ctx: EditorContext) => {
       answer.proposals.push(answer.proposals.shift()!);
       const p = answer.proposals[0];
       ctx.canvas.setSmartPreview(p.shapes);
-      ctx.report(`${answer.model}: alternative, quality ${p.quality.toFixed(2)}`);
+      ctx.report(`${answer.model}: alternative, ${quality(p.quality)}`);
       return true;
     },
     reset() {

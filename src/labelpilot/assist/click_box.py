@@ -23,7 +23,7 @@ from labelpilot.models.registry import load_detector, workspace_manifests
 class BoxAnswer:
     box: tuple[float, float, float, float]
     label: str | None  # the detector's class; None from a mask
-    score: float
+    score: float | None  # the detector's score, or the segmenter's quality (None: none)
     source: str
     method: Literal["detector", "mask"]
 

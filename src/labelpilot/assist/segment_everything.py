@@ -38,7 +38,7 @@ def segment_everything(segmenter: InteractiveSegmenter, image: np.ndarray, *,
                 if m.sum() >= min_area_frac * h * w:
                     label = segmenter.labels[int(c)] if int(c) < len(segmenter.labels) else None
                     out.append((MaskProposal(m, float(conf[m].mean())), label))
-        return sorted(out, key=lambda p: -p[0].quality)
+        return sorted(out, key=lambda p: -(p[0].quality or 0.0))
     kept: list[MaskProposal] = []
     covered = np.zeros((h, w), bool)
     for gy in range(grid):
@@ -49,11 +49,13 @@ def segment_everything(segmenter: InteractiveSegmenter, image: np.ndarray, *,
                 continue
             for p in segmenter.predict(emb, Prompt([Click(float(x), float(y))])):
                 area = np.count_nonzero(p.mask)
-                if not (min_area_frac * h * w <= area < 0.5 * h * w) or p.quality < min_quality:
+                # a model without a quality estimate is not filtered by one
+                if not (min_area_frac * h * w <= area < 0.5 * h * w) or (
+                        p.quality is not None and p.quality < min_quality):
                     continue
                 if all(mask_iou(p.mask, k.mask) < nms_iou for k in kept):
                     kept.append(p)
                     covered |= p.mask
                 break  # the best acceptable answer for this point
-    kept.sort(key=lambda p: (-p.quality, -np.count_nonzero(p.mask)))
+    kept.sort(key=lambda p: (-(p.quality or 0.0), -np.count_nonzero(p.mask)))
     return [(k, None) for k in kept]

@@ -8,6 +8,22 @@ import numpy as np
 Outline = tuple[tuple[float, float], ...]
 
 
+def drop_fragments(mask: np.ndarray, *, min_fraction: float = 0.02, min_pixels: int = 16
+                   ) -> np.ndarray:
+    """The mask without its small pieces: 8-connected components under `min_pixels` or
+    under `min_fraction` of the largest one (the slivers a segmenter leaves along edges).
+    The largest component is always kept."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep_at = max(float(min_pixels), min_fraction * float(areas.max()))
+    keep = np.zeros(n, bool)
+    keep[1:] = areas >= keep_at
+    keep[1 + int(np.argmax(areas))] = True
+    return keep[lab]
+
+
 def mask_outlines(mask: np.ndarray, tolerance: float = 1.0, min_area: float = 4.0
                   ) -> list[tuple[Outline, tuple[Outline, ...]]]:
     """(outline, holes) per outer contour of a mask; Douglas-Peucker `tolerance` in pixels

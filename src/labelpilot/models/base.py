@@ -88,7 +88,8 @@ class Prompt:
 @dataclass
 class MaskProposal:
     mask: np.ndarray  # bool, image size
-    quality: float  # the model's own estimate of IoU, 0..1
+    # the model's own estimate of IoU, 0..1; None when it has none (the graph cut)
+    quality: float | None
 
 
 class Embedding(Protocol):

@@ -258,7 +258,7 @@ class GraphCutSegmenter:
             cur = _keep_connected(cur, pos)
         mask = cv2.resize(cur.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0 \
             if (w, h) != (W, H) else cur
-        return [MaskProposal(mask, 1.0)]
+        return [MaskProposal(mask, None)]  # a min cut has no estimate of its own IoU
 
 
 _RIGHT = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]])

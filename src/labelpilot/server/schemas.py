@@ -439,13 +439,15 @@ class ClickBoxRequest(BaseModel):
 class ClickBoxResult(BaseModel):
     box: Annotated[list[float], Field(min_length=4, max_length=4)]
     label: str | None = Field(description="the detector's class, when a detection answered")
-    score: float
+    score: float | None = Field(description="the detector's score, or the segmenter's "
+                                "estimate of the mask's IoU; null when it has none")
     source: str
     method: Literal["detector", "mask"]
 
 
 class SegmentProposal(BaseModel):
-    quality: float
+    quality: float | None = Field(description="the model's estimate of the mask's IoU; null "
+                                  "when it has none (the graph cut)")
     area: int
     rle: str = Field(description="the mask as COCO compressed RLE (send it back as `previous` "
                                  "with the next click)")

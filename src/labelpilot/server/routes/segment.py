@@ -12,6 +12,7 @@ from labelpilot import review
 from labelpilot.annotations import Mask, mask_to_polygons
 from labelpilot.assist.click_box import click_box as find_box
 from labelpilot.errors import PromptError
+from labelpilot.geometry.contours import drop_fragments
 from labelpilot.models.base import Click, Prompt
 from labelpilot.server.deps import CurrentUser, DetectionsDep, ImageId, SessionsDep, WorkspaceDep
 from labelpilot.server.schemas import (
@@ -48,14 +49,16 @@ def segment(image_id: ImageId, body: SegmentRequest, user: CurrentUser, ws: Work
     res, manifest = sessions.segment(row, prompt, body.model)
     proposals = []
     for p in res.proposals:
-        area = int(p.mask.sum())
-        m = Mask.from_array(p.mask.astype(np.uint8))
+        # one object: the slivers a segmenter leaves along edges are not parts of it
+        mask = drop_fragments(p.mask)
+        area = int(mask.sum())
+        m = Mask.from_array(mask.astype(np.uint8))
         if body.output == "mask":
             shapes: list[Any] = [{"type": "mask", "rle": m.rle, "size": [m.height, m.width]}]
         else:
             shapes = [{"type": "polygon", "points": [list(q) for q in poly.points],
                        "holes": [[list(q) for q in h] for h in poly.holes]}
-                      for poly in mask_to_polygons(p.mask, body.tolerance)]
+                      for poly in mask_to_polygons(mask, body.tolerance)]
         proposals.append(SegmentProposal(quality=p.quality, area=area, rle=m.rle, shapes=shapes))
     return SegmentResult(model=manifest.name, source=manifest.source, proposals=proposals,
                          warnings=res.warnings, embed_ms=res.embed_ms, decode_ms=res.decode_ms,
