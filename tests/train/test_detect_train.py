@@ -92,6 +92,42 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
         assert pre.status_code == 202 and pre.json()["kind"] == "autolabel"
 
 
+def test_cancelling_a_training_job_stops_it_and_registers_nothing(
+        make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from tests.server.conftest import PASSWORD
+
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["bowl", "car"],
+                          classes=["bowl", "car"], train=3, test=2, users=True)
+    with TestClient(create_app(ws)) as client:
+        tok = client.post("/api/auth/token", data={"username": "admin",
+                                                   "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        job_id = client.post("/api/train", headers=h, json={
+            "task": "detect", "minutes": 5, "name": "never-registered"}).json()["id"]
+        url = f"/api/jobs/{job_id}"
+        while client.get(url, headers=h).json()["status"] == "queued":
+            time.sleep(0.1)
+        asked = client.post(f"{url}/cancel", headers=h).json()
+        t0 = time.monotonic()
+        assert asked["status"] == "running" and asked["cancel_requested"]  # 'cancelling'
+        for _ in range(600):
+            job = client.get(url, headers=h).json()
+            if job["status"] != "running":
+                break
+            time.sleep(0.2)
+        print(f"cancelled {time.monotonic() - t0:.1f} s after the request")
+        assert job["status"] == "cancelled" and job["result"] is None
+        assert "never-registered" not in {m["name"] for m in client.get(
+            "/api/models", headers=h).json()}
+        assert not (ws.models_dir / "never-registered").exists()
+        assert not (ws.models_dir / ".runs" / f"job-{job_id}").exists()
+
+
 def test_held_out_images_choose_the_weights_kept(make_workspace, tmp_path: Path,
                                                  shared: Path) -> None:  # type: ignore[no-untyped-def]
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer

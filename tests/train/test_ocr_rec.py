@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch", reason="the [train] extra is part of make t
 from labelpilot.errors import LabelPilotError  # noqa: E402
 from labelpilot.jobs import kinds  # noqa: E402
 from labelpilot.models.ocr import builtin_manifest  # noqa: E402
+from labelpilot.train import TrainingCancelled  # noqa: E402
 from labelpilot.train.ocr_rec import TrainConfig, Trainer  # noqa: E402
 from labelpilot.train.onnx_module import OnnxModule  # noqa: E402
 from labelpilot.transfer import import_dataset  # noqa: E402
@@ -107,14 +108,17 @@ def test_training_resumes_from_its_checkpoint(make_workspace, tmp_path: Path) ->
         return calls["n"] > 2
 
     cfg = TrainConfig(epochs=3, batch=8, eval_every=1, name="first")
-    first = Trainer(ws, cfg, run_dir=tmp_path / "run", cancelled=stop_after_two_steps).run()
-    assert first.steps == 2
+    # stopped (a cancel) after two steps: nothing registered, the checkpoint kept
+    with pytest.raises(TrainingCancelled):
+        Trainer(ws, cfg, run_dir=tmp_path / "run", cancelled=stop_after_two_steps).run()
+    assert not (ws.models_dir / "first").exists()
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert saved["state"]["step"] == 2
+    before = [h["step"] for h in saved["state"]["history"]]
     cfg2 = TrainConfig(epochs=3, batch=8, eval_every=1, name="second")
     second = Trainer(ws, cfg2, run_dir=tmp_path / "run").run(resume=True)
     assert second.steps == 9  # 3 epochs of 3 steps: the 2 already done are not redone
-    assert [h["step"] for h in second.history][:3] == [h["step"] for h in first.history][:3]
+    assert [h["step"] for h in second.history][:2] == before == [1, 2]
 
 
 def test_test_split_is_never_trained_on(make_workspace, tmp_path: Path) -> None:

@@ -76,6 +76,20 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         page.click("#logout")
         page.wait_for_selector("#username")
         sign_in(page, live, "admin")
+        # a run cancelled from its row says 'cancelling…' until it stops; it registers nothing
+        page.fill("#train-minutes", "5")
+        page.fill("#train-name", "cancelled-detector")
+        page.click("#train")
+        page.click(".job[data-kind=train-detect].running .cancel-job", timeout=60_000)
+        # (a run that stops within the same moment skips straight to 'cancelled')
+        shown = page.wait_for_selector(".job[data-kind=train-detect].cancelling, "
+                                       ".job[data-kind=train-detect].cancelled")
+        assert "cancelling…" in shown.text_content() or "cancelled" in shown.text_content()
+        assert page.locator(".job[data-kind=train-detect] .cancel-job").count() == 0
+        page.wait_for_selector(".job[data-kind=train-detect].cancelled", timeout=60_000)
+        token = live.token("admin", PASSWORD)
+        assert "cancelled-detector" not in {m["name"] for m in live.api("GET", "/api/models",
+                                                                         token)}
         page.fill("#train-minutes", "0.05")
         page.fill("#train-name", "ui-detector")
         page.click("#train")
@@ -93,7 +107,6 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         classes = page.eval_on_selector_all(
             "tr[data-model=ui-detector] table.per-class td:first-child",
             "cells => cells.map(c => c.textContent)")
-        token = live.token("admin", PASSWORD)
         (m,) = [m for m in live.api("GET", "/api/models", token) if m["name"] == "ui-detector"]
         assert classes == sorted(m["metrics"]["test"]["per_class"]) and classes
         assert sorted(m["classes"]) == ["bowl", "car"] and m["task"] == "detect"

@@ -110,6 +110,7 @@ export interface Job {
   error: string | null;
   params: Record<string, any>;
   result: Record<string, any> | null;
+  cancel_requested: boolean;
 }
 
 export interface Project {

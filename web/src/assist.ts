@@ -155,14 +155,19 @@ const ACTIVE = ["queued", "running"];
 
 function jobRow(j: Job, refresh: () => void): HTMLElement {
   const pct = j.total ? Math.round((100 * j.done) / j.total) : 0;
-  const row = el("div", { class: `job ${j.status}`, "data-kind": j.kind, "data-id": String(j.id) },
-    el("span", {}, `#${j.id} ${j.kind}: ${j.status} ${j.done}/${j.total}`),
+  // asked to stop, not stopped yet: the job finishes its step first
+  const cancelling = ACTIVE.includes(j.status) && j.cancel_requested;
+  const status = cancelling ? "cancelling…" : j.status;
+  const row = el("div", { class: `job ${cancelling ? "cancelling" : j.status}`, "data-kind": j.kind,
+    "data-id": String(j.id) },
+    el("span", {}, `#${j.id} ${j.kind}: ${status} ${j.done}/${j.total}`),
     el("progress", { max: "100", value: String(pct) }),
     el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
     el("span", { class: "summary" }, jobSummary(j)));
-  if (ACTIVE.includes(j.status)) {
-    const cancel = el("button", {}, "Cancel");
+  if (ACTIVE.includes(j.status) && !cancelling) {
+    const cancel = el("button", { class: "cancel-job" }, "Cancel");
     cancel.onclick = async () => {
+      cancel.disabled = true;
       await api.cancel(j.id);
       refresh();
     };

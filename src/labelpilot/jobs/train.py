@@ -3,8 +3,11 @@ resumable."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
@@ -45,6 +48,19 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
                   "minutes": minutes, "name": name}
 
 
+@contextlib.contextmanager
+def _stops_when_cancelled(run_dir: Path) -> Iterator[None]:
+    """A cancelled run ends the job as cancelled, registers nothing and leaves no
+    checkpoint behind (a cancelled job is not resumed)."""
+    from labelpilot.train import TrainingCancelled
+
+    try:
+        yield
+    except TrainingCancelled:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise Cancelled() from None
+
+
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
 
@@ -53,11 +69,11 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
     cfg = TrainConfig(**p)
     progress = budget_progress(cfg.minutes, ctx.report)
 
-    trainer = Trainer(ctx.ws, cfg, run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}",
-                      progress=progress, cancelled=ctx.cancel_requested)
-    result = trainer.run(resume=resume or ctx.done > 0)
-    if ctx.cancel_requested():
-        raise Cancelled()
+    run_dir = ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}"
+    trainer = Trainer(ctx.ws, cfg, run_dir=run_dir, progress=progress,
+                      cancelled=ctx.cancel_requested)
+    with _stops_when_cancelled(run_dir):
+        result = trainer.run(resume=resume or ctx.done > 0)
     out = asdict(result)
     out["history"] = out["history"][-200:]
     return out
@@ -74,12 +90,11 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     progress = budget_progress(cfg.minutes, ctx.report)
 
     warnings: list[str] = []
+    run_dir = ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}"
     trainer = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
-                            warn=warnings.append,
-                            run_dir=ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}")
-    result = trainer.run(resume=bool(p.get("resume")) or ctx.done > 0)
-    if ctx.cancel_requested():
-        raise Cancelled()
+                            warn=warnings.append, run_dir=run_dir)
+    with _stops_when_cancelled(run_dir):
+        result = trainer.run(resume=bool(p.get("resume")) or ctx.done > 0)
     if trainer.run_dir is not None:  # the model is registered: its checkpoint is not needed
         shutil.rmtree(trainer.run_dir, ignore_errors=True)
     out = asdict(result)

@@ -6,6 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+class TrainingCancelled(Exception):
+    """A trainer saw its `cancelled` callback say yes: it stops at once, between two
+    steps, and registers nothing (its last checkpoint stays in the run folder)."""
+
+
 def budget_progress(minutes: float | None, report: Callable[[int, int], None]
                     ) -> Callable[[dict[str, float]], None]:
     """A trainer's progress callback that reports (done, total): seconds of the time

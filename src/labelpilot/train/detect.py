@@ -39,6 +39,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
+from labelpilot.train import TrainingCancelled
 from labelpilot.train.memory import peak_resident_mb, release_freed_memory, reset_peak
 from labelpilot.workspace import Workspace
 
@@ -450,7 +451,9 @@ class DetectTrainer:
             step = state["step"]
             elapsed = time.time() - t0
             frac = (step / total) if total else (elapsed / budget if budget else 1.0)
-            if frac >= 1.0 or self.cancelled():
+            if self.cancelled():
+                raise TrainingCancelled()
+            if frac >= 1.0:
                 break
             warm = min(1.0, (step + 1) / 20)
             for gparam in opt.param_groups:
@@ -480,6 +483,8 @@ class DetectTrainer:
             del out, loss, batch_x, teacher_obj
             release_freed_memory()
             if time.time() >= next_eval or (total and step % max(1, total // 4) == 0):
+                if self.cancelled():  # an evaluation takes a while: not for a cancelled run
+                    raise TrainingCancelled()
                 if val:
                     module.eval()
                     score = self._val_map(module, base_model, val, labels_by_channel)

@@ -29,6 +29,7 @@ from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.ocr import OcrModel, builtin_manifest, norm_pad
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
+from labelpilot.train import TrainingCancelled
 from labelpilot.train.memory import peak_resident_mb, release_freed_memory, reset_peak, resident_mb
 from labelpilot.workspace import Workspace
 
@@ -267,7 +268,9 @@ class Trainer:
         while not done:
             batches = self._batches(train, rng)
             for idx in batches:
-                if state["step"] >= total_steps or elapsed() >= budget or self.cancelled():
+                if self.cancelled():
+                    raise TrainingCancelled()
+                if state["step"] >= total_steps or elapsed() >= budget:
                     done = True
                     break
                 module.train()

@@ -84,7 +84,7 @@ async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep, token: 
             job = await run_in_threadpool(read)
             if job is None:
                 return
-            state = (job.status, job.done, job.total)
+            state = (job.status, job.done, job.total, job.cancel_requested)
             if state != last:
                 last = state
                 payload = _public(job).model_dump_json()
