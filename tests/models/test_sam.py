@@ -73,7 +73,7 @@ def test_click_box_and_previous_mask_give_masks_and_polygons(models_dir: Path) -
     one = seg.predict(emb, Prompt([Click(*deepest(ring))]))
     assert len(one) == 3  # an ambiguous single click: three alternatives
     assert all(p.mask.shape == (240, 320) and p.mask.dtype == bool for p in one)
-    assert all(0 <= p.quality <= 1 for p in one)
+    assert all(p.quality is not None and 0 <= p.quality <= 1 for p in one)
     ys, xs = np.nonzero(rect)
     box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
     boxed = seg.predict(emb, Prompt([Click(*deepest(rect))], box, one[0].mask))

@@ -37,7 +37,7 @@ def test_a_click_on_a_person_gives_the_person(shared: Path, tmp_path: Path, name
     img, gt = person(shared)
     emb = seg.embed(img)
     m = seg.predict(emb, Prompt([Click(*deepest(gt))]))[0]
-    assert m.mask.shape == gt.shape and 0 < m.quality <= 1
+    assert m.mask.shape == gt.shape and m.quality is not None and 0 < m.quality <= 1
     assert iou(m.mask, gt) > 0.4  # a helper, not a perfect mask: well over chance
     boxed = seg.predict(emb, Prompt(box=gt_box(gt)))[0].mask
     assert not boxed[~_box_mask(gt)].any()  # nothing outside the box
