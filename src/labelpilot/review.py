@@ -241,7 +241,8 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
     after = Annotation(
         label=changes.get("label", before.label), shape=changes.get("shape", before.shape),
         text=changes.get("text", before.text),
-        attributes=changes.get("attributes", before.attributes), score=before.score,
+        attributes=changes.get("attributes", before.attributes),
+        score=changes.get("score", before.score),
         source=before.source, status=status or ("edited" if edited else before.status),
         group=changes.get("group", before.group))
     if "shape" in changes:

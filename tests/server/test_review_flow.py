@@ -85,3 +85,18 @@ def test_neighbors_walk_the_list_in_its_filter_and_sort(api: Api) -> None:
     assert api.get("annotator", "/api/images/999999/neighbors").status_code == 404
     assert api.get("annotator", f"/api/images/{by_name['b.png']}/neighbors",
                    params={"sort": "score"}).status_code == 422
+
+
+def test_a_score_comes_only_with_the_text_it_scores(api: Api) -> None:
+    image_id = _images(api)[0]["id"]
+    a = api.post("reviewer", f"/api/images/{image_id}/annotations",
+                 json={"label": "cat", "shape": {"type": "box", "xyxy": [1, 1, 9, 9]}}).json()
+    url = f"/api/annotations/{a['id']}"
+    r = api.patch("reviewer", url, json={"version": a["version"], "score": 0.4})
+    assert r.status_code == 422 and "a score is sent only with the text" in r.text
+    assert api.patch("reviewer", url, json={"version": a["version"], "text": "x",
+                                            "score": 1.5}).status_code == 422
+    r = api.patch("reviewer", url, json={"version": a["version"], "text": "AB", "score": 0.4,
+                                         "status": "accepted"})
+    assert r.status_code == 200
+    assert (r.json()["text"], r.json()["score"], r.json()["status"]) == ("AB", 0.4, "accepted")

@@ -160,3 +160,25 @@ def test_annotators_submit_and_reviewers_send_back(browser: Any, live: Live) -> 
         "Sent back by reviewer: the box misses the cat's tail")
     page.close()
     reviewer.close()
+
+
+def test_what_a_reviewer_keeps_from_a_smart_tool_is_accepted(browser: Any, live: Live) -> None:
+    # the same rule as a drawn shape: a reviewer's own shape is accepted, an annotator's
+    # edited (tests/web/test_smart_mask.py keeps one as an annotator)
+    ids = _ids(live)
+    target = ids["b.png"]
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.goto(f"{live.base}/#/label/{target}")
+    _ready(page, target)
+    page.keyboard.press("s")
+    box = page.locator("canvas").bounding_box()
+    tx, ty, s = page.evaluate("[__canvas.tx, __canvas.ty, __canvas.scale]")
+    page.mouse.click(box["x"] + tx + 80 * s, box["y"] + ty + 60 * s)
+    page.wait_for_selector("#tool-latency:has-text('no quality estimate')")
+    page.keyboard.press("Enter")
+    page.wait_for_function("__doc.saving === 0 && __doc.anns.length === 1")
+    token = live.token("reviewer", PASSWORD)
+    (kept,) = live.api("GET", f"/api/images/{target}/annotations", token)["data"]
+    assert (kept["status"], kept["source"]) == ("accepted", "model:graphcut@1")
+    page.close()

@@ -174,3 +174,19 @@ def test_click_to_box_with_a_detector(browser: Any, make_workspace, tmp_path: Pa
         x1, y1, x2, y2 = a["shape"]["xyxy"]
         assert x1 <= 470 <= x2 and y1 <= 100 <= y2
         page.close()
+        # a reviewer rejects it: the detector's same box is not offered again under K
+        reviewer = browser.new_page(viewport={"width": 1280, "height": 720})
+        signed_in(reviewer, live, "reviewer")
+        open_image(reviewer, live, img["id"])
+        reviewer.keyboard.press("Tab")
+        reviewer.keyboard.press("r")
+        settled(reviewer)
+        reviewer.keyboard.press("k")
+        reviewer.mouse.click(*to_screen(reviewer, 470, 100))
+        reviewer.wait_for_selector("#tool-latency:has-text(\"the detector's box here was "
+                                   "rejected (bowl)\")")
+        reviewer.keyboard.press("Enter")  # nothing to keep
+        settled(reviewer)
+        (again,) = live.api("GET", f"/api/images/{img['id']}/annotations", token)["data"]
+        assert again["id"] == a["id"] and again["status"] == "rejected"
+        reviewer.close()

@@ -78,11 +78,17 @@ def test_label_and_review_with_the_keyboard(browser: Any, live: Live) -> None:
     for x, y in [(150, 30), (250, 40), (200, 150)]:
         page.mouse.click(*to_screen(page, x, y))
     page.keyboard.press("Enter")
+    page.wait_for_function("__doc.anns.length === 2 && __doc.anns.every(a => a.score !== null)")
     settled(page)
     anns = live.api("GET", f"/api/images/{extra_id}/annotations", token)["data"]
     assert sorted(a["shape"]["type"] for a in anns) == ["box", "polygon"]
     box = next(a for a in anns if a["shape"]["type"] == "box")
     assert box["shape"]["xyxy"] == pytest.approx([20, 20, 120, 80], abs=1.5)
+    # a new text line is read at once (text and score from the OCR model), keeping the
+    # status of what a reviewer draws
+    assert box["score"] is not None and box["status"] == "accepted"
+    read = box["text"]
+    assert page.locator(f"#ann-list li[data-id='{box['id']}'] .txt").text_content() == read
 
     # edit a transcription inline, then undo and redo it
     page.keyboard.press("v")
@@ -94,7 +100,7 @@ def test_label_and_review_with_the_keyboard(browser: Any, live: Live) -> None:
     assert live.api("GET", f"/api/annotations/{box['id']}", token)["text"] == "LOT 42A <b>"
     page.keyboard.press("Control+z")
     settled(page)
-    assert live.api("GET", f"/api/annotations/{box['id']}", token)["text"] == ""
+    assert live.api("GET", f"/api/annotations/{box['id']}", token)["text"] == read
     page.keyboard.press("Control+Shift+z")
     settled(page)
     assert live.api("GET", f"/api/annotations/{box['id']}", token)["text"] == "LOT 42A <b>"

@@ -4,6 +4,14 @@
 import { ApiError, ClickBoxResult, api } from "./api";
 import { Latest, registerSmartTool } from "./tools";
 
+function boxIoU(a: number[], b: number[]): number {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
 registerSmartTool((ctx) => {
   let answer: ClickBoxResult | null = null;
   const latest = new Latest();
@@ -22,6 +30,16 @@ registerSmartTool((ctx) => {
       try {
         const r = await api.clickBox(ctx.imageId, clicks);
         if (!latest.current(ticket)) return;
+        // the detector's box here is one this image's reviewer rejected: not offered again
+        const rejected = ctx.doc.anns.find((a) => a.status === "rejected" && a.shape.type === "box"
+          && boxIoU(a.shape.xyxy, r.box) >= 0.9);
+        if (rejected && r.method === "detector") {
+          answer = null;
+          ctx.canvas.setSmartPreview(null);
+          ctx.report(`the detector's box here was rejected (${rejected.label}); draw it with B, ` +
+            "or click another object");
+          return;
+        }
         answer = r;
         ctx.canvas.setSmartPreview([{ type: "box", xyxy: r.box }]);
         ctx.report(`${r.source.replace(/^model:/, "")} (${r.method})` +
@@ -36,7 +54,7 @@ registerSmartTool((ctx) => {
       // the detector's class when the project has it, else the class chosen in the panel
       const label = r.label && ctx.project.labels.includes(r.label) ? r.label : ctx.label();
       await ctx.doc.create({ label, shape: { type: "box", xyxy: r.box }, text: null,
-        attributes: {}, group: null, status: "edited", source: r.source });
+        attributes: {}, group: null, status: ctx.humanStatus(), source: r.source });
       this.reset();
       ctx.refresh();
     },

@@ -3,7 +3,7 @@
 
 import { Annotation, ApiError, api } from "./api";
 
-export type Change = Partial<Pick<Annotation, "label" | "shape" | "text" | "status" | "attributes">>;
+export type Change = Partial<Pick<Annotation, "label" | "shape" | "text" | "status" | "attributes" | "score">>;
 
 type Op =
   | { kind: "create"; ann: Annotation }

@@ -1,13 +1,15 @@
-// The labeling editor: one image and its annotations, the drawing tools, the smart tools
-// (through the hook in tools.ts), review keys and the conflict dialog.
+// The labeling editor: one image and its annotations, the layout, the drawing tools, the
+// smart tools (through the hook in tools.ts) and the conflict dialog. Keys live in keys.ts,
+// the text field in transcription.ts, the review flow in review.ts.
 
 import { Annotation, ApiError, Image, Me, Place, Project, Shape, api } from "./api";
 import { LabelCanvas, Tool } from "./canvas";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
-import { currentList, forgetList, listName, markDone, place, placeText, reviewNote, sendBack, step,
-  submit } from "./review";
+import { KEYS, handleKey } from "./keys";
+import { currentList, forgetList, listName, place, placeText, reviewNote, step } from "./review";
 import { ActionTool, EditorContext, PromptTool, SmartTool, makeSmartTools } from "./tools";
+import { readNewLine, restoreDrafts, wireFields } from "./transcription";
 // the smart tools register themselves with the hook; their order is the toolbar's
 import "./smartmask";
 import "./clickbox";
@@ -17,18 +19,6 @@ type DrawTool = Exclude<Tool, "prompt">;
 
 const DRAW_TOOLS: [DrawTool, string][] = [
   ["select", "Select (V)"], ["box", "Box (B)"], ["polygon", "Polygon (P)"], ["quad", "Quad (Q)"],
-];
-
-const HELP: [string, string][] = [
-  ["V / Esc", "select tool (Esc also cancels drawing)"], ["B", "draw a box"], ["P", "draw a polygon (double-click or Enter closes it)"],
-  ["Q", "draw a quad (4 clicks)"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
-  ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
-  ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
-  ["D", "mark the image done (reviewers; every proposal decided) or submit it for review (annotators), then the next"],
-  ["U", "send a submitted image back to its annotator, with a comment (reviewers)"],
-  ["N / →", "next image of the list"], ["←", "previous image of the list"],
-  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"], ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"],
-  ["?", "this help"],
 ];
 
 /** Open the next image to label (the server picks it and claims it for this user). */
@@ -43,7 +33,7 @@ export async function openNext(): Promise<void> {
 }
 
 /** The editor's state, as its parts (layout, keys, smart tools) share it. */
-class Editor implements EditorContext {
+export class Editor implements EditorContext {
   readonly stage = el("div", { class: "stage" });
   readonly labels: HTMLSelectElement;
   readonly text = el("input", { id: "transcription", placeholder: "transcription", disabled: "" });
@@ -104,6 +94,31 @@ class Editor implements EditorContext {
   get reviewer(): boolean {
     return this.me?.role !== "annotator";
   }
+
+  humanStatus(): "accepted" | "edited" {
+    return this.reviewer ? "accepted" : "edited";
+  }
+
+  setTool(id: string): void {
+    setTool(this, id);
+  }
+
+  runAction(tool: ActionTool): Promise<void> {
+    return runAction(this, tool);
+  }
+
+  /** After done or submit: the next image of the list, or the queue's next. */
+  async advance(): Promise<void> {
+    if (Object.keys(currentList()).length && (await step(this.imageId, 1))) return;
+    await openNext();
+  }
+
+  /** Annotators get a word instead of a silent refusal; true when this one is one. */
+  reviewersOnly(what: string): boolean {
+    if (this.reviewer) return false;
+    toast(`Annotators cannot ${what}: press D to submit the image for review.`);
+    return true;
+  }
 }
 
 export async function labelView(app: HTMLElement, header: (p: Project) => HTMLElement,
@@ -131,6 +146,7 @@ export async function labelView(app: HTMLElement, header: (p: Project) => HTMLEl
   ed.keys = ed.keys.then(() => new Promise<void>((r) => (loaded = r)));
   await ed.canvas.loadImage(`/api/images/${imageId}/file`);
   await ed.doc.load();
+  await restoreDrafts(ed);
   ed.ready = true;
   loaded();
   void showPlace(ed);
@@ -193,44 +209,6 @@ async function showPlace(ed: Editor): Promise<void> {
   ed.note.replaceChildren(...(note ? [note] : []));
 }
 
-/** After done or submit: the next image of the list, or the queue's next. */
-async function advance(ed: Editor): Promise<void> {
-  if (Object.keys(currentList()).length) {
-    if (await step(ed.imageId, 1)) return;
-  }
-  await openNext();
-}
-
-/** Annotators get a word instead of a silent refusal. */
-function reviewersOnly(ed: Editor, what: string): boolean {
-  if (ed.reviewer) return false;
-  toast(`Annotators cannot ${what}: press D to submit the image for review.`);
-  return true;
-}
-
-/** The transcription and class fields edit the selected annotation. */
-function wireFields(ed: Editor): void {
-  const { text, labels } = ed;
-  text.addEventListener("keydown", (e) => {
-    e.stopPropagation();
-    if (e.key === "Enter" || e.key === "Escape") {
-      // Enter keeps the edit (leaving the field fires one `change`, which saves it);
-      // Escape puts the old text back first, so nothing changes.
-      if (e.key === "Escape") text.value = ed.selected()?.text ?? "";
-      text.blur();
-      ed.canvas.canvas.focus();
-    }
-  });
-  text.addEventListener("change", () => {
-    const sel = ed.selected();
-    if (sel && text.value !== (sel.text ?? "")) ed.doc.update(sel.id, { text: text.value });
-  });
-  labels.onchange = () => {
-    const sel = ed.selected();
-    if (sel) ed.doc.update(sel.id, { label: labels.value });
-  };
-}
-
 function setTool(ed: Editor, id: string): void {
   ed.active?.reset();
   const prompt = ed.tools.find((t) => t.id === id && t.kind === "prompt") as PromptTool | undefined;
@@ -243,10 +221,12 @@ function setTool(ed: Editor, id: string): void {
 async function createDrawn(ed: Editor, shape: Shape): Promise<void> {
   const isText = shape.type === "quad" || ed.project.task === "ocr";
   await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null, attributes: {},
-    group: null, status: ed.me?.role === "annotator" ? "edited" : "accepted" });
+    group: null, status: ed.humanStatus() });
   const last = ed.doc.anns[ed.doc.anns.length - 1];
   if (last) ed.canvas.selected = last.id;
   ed.refresh();
+  // a new text line is read at once; the person corrects what the model got wrong
+  if (isText && last) await readNewLine(ed, last);
 }
 
 async function runAction(ed: Editor, tool: ActionTool): Promise<void> {
@@ -311,131 +291,3 @@ function showConflict(ed: Editor, c: Conflict): void {
   keepMine.focus();
 }
 
-function toggleHelp(ed: Editor): void {
-  const open = document.getElementById("help");
-  if (open) {
-    open.remove();
-    return;
-  }
-  const rows = [...HELP, ...ed.tools.map((t): [string, string] => [t.key.toUpperCase(), t.help])];
-  const t = el("table", {}, ...rows.map(([k, v]) => el("tr", {}, el("td", {}, el("kbd", {}, k)), el("td", {}, v))));
-  document.body.append(el("div", { class: "dialog", id: "help" }, el("h3", {}, "Keyboard"), t));
-}
-
-// --- keys ----------------------------------------------------------------------------
-
-async function handleKey(ed: Editor, e: KeyboardEvent): Promise<void> {
-  if (ed.conflictOpen || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
-  if ((e.ctrlKey || e.metaKey) && ["z", "y"].includes(e.key.toLowerCase())) {
-    e.preventDefault();
-    await (e.shiftKey || e.key.toLowerCase() === "y" ? ed.doc.redo() : ed.doc.undo());
-    return;
-  }
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (ed.active && (await promptKey(ed, ed.active, e))) return;
-  const tool = ed.tools.find((t) => t.key === e.key.toLowerCase());
-  if (tool) {
-    e.preventDefault();
-    if (tool.kind === "action") await runAction(ed, tool);
-    else setTool(ed, tool.id);
-    return;
-  }
-  const handler = KEYS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
-  if (handler) await handler(ed, e);
-}
-
-/** Enter, Tab, Backspace and Esc while a prompt tool is active; true when handled. */
-async function promptKey(ed: Editor, tool: PromptTool, e: KeyboardEvent): Promise<boolean> {
-  switch (e.key) {
-    case "Enter": await tool.keep(); return true;
-    case "Tab":
-      e.preventDefault();
-      return tool.alternative();
-    case "Delete": case "Backspace":
-      // take back the last click (the canvas asks again), or forget the answer
-      if (!ed.canvas.undoSmart()) tool.reset();
-      return true;
-    default: return false;
-  }
-}
-
-/** Cycle the selection through `anns` (forwards, or backwards with `back`). */
-function selectNext(ed: Editor, anns: Annotation[], back = false): void {
-  const i = anns.findIndex((a) => a.id === ed.canvas.selected);
-  ed.canvas.selected = anns[(i + (back ? anns.length - 1 : 1)) % anns.length].id;
-  ed.refresh();
-}
-
-async function go(ed: Editor, delta: 1 | -1): Promise<void> {
-  await ed.doc.idle();
-  await step(ed.imageId, delta);
-}
-
-type KeyHandler = (ed: Editor, e: KeyboardEvent) => void | Promise<void>;
-
-const KEYS: Record<string, KeyHandler> = {
-  "?": (ed) => toggleHelp(ed),
-  Escape: (ed) => {
-    ed.canvas.cancelDrawing();
-    setTool(ed, "select");
-    document.getElementById("help")?.remove();
-  },
-  v: (ed) => setTool(ed, "select"),
-  b: (ed) => setTool(ed, "box"),
-  p: (ed) => setTool(ed, "polygon"),
-  q: (ed) => setTool(ed, "quad"),
-  f: (ed) => ed.canvas.fit(),
-  "1": (ed) => ed.canvas.oneToOne(),
-  Delete: async (ed) => {
-    const sel = ed.selected();
-    if (sel) await ed.doc.remove(sel.id);
-  },
-  Backspace: (ed, e) => KEYS.Delete(ed, e),
-  e: (ed, e) => {
-    if (!ed.selected()) return;
-    e.preventDefault();
-    ed.text.focus();
-    ed.text.select();
-  },
-  Tab: (ed, e) => {
-    e.preventDefault();
-    if (ed.doc.anns.length) selectNext(ed, ed.doc.anns, e.shiftKey);
-  },
-  l: (ed) => {
-    const low = ed.doc.anns.filter((a) => a.status === "predicted" && (a.score ?? 1) < 0.8);
-    if (low.length) selectNext(ed, low);
-    else toast("No low-confidence proposals left on this image.");
-  },
-  Enter: async (ed) => {
-    const sel = ed.selected();
-    if (ed.canvas.tool === "polygon") ed.canvas.finishPolygon();
-    else if (sel && !reviewersOnly(ed, "accept proposals")) await ed.doc.update(sel.id, { status: "accepted" });
-  },
-  r: async (ed) => {
-    const sel = ed.selected();
-    if (sel && !reviewersOnly(ed, "reject proposals")) await ed.doc.update(sel.id, { status: "rejected" });
-  },
-  a: async (ed) => {
-    if (reviewersOnly(ed, "accept proposals")) return;
-    await ed.doc.idle();
-    const ids = ed.doc.anns.filter((a) => a.status === "predicted").map((a) => a.id);
-    const r = await api.bulk(ed.imageId, "accepted", ids);
-    await ed.doc.load();
-    toast(`accepted ${r.changed}`);
-  },
-  d: async (ed) => {
-    await ed.doc.idle();
-    if (!ed.reviewer) await submit(ed.image);
-    else if (!(await markDone(ed.image))) return;
-    await advance(ed);
-  },
-  u: async (ed) => {
-    if (!ed.reviewer) return void toast("Only reviewers send images back.");
-    if (ed.image.review_state !== "submitted") return void toast("Only a submitted image is sent back.");
-    await ed.doc.idle();
-    if (await sendBack(ed.image)) await advance(ed);
-  },
-  n: (ed) => go(ed, 1),
-  ArrowRight: (ed) => go(ed, 1),
-  ArrowLeft: (ed) => go(ed, -1),
-};

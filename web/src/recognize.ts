@@ -1,6 +1,6 @@
 // Re-recognize: read the selected text line again with the workspace's OCR model.
 
-import { XY, api } from "./api";
+import { Annotation, XY, api } from "./api";
 import { shapePoints } from "./canvas";
 import { registerSmartTool } from "./tools";
 
@@ -10,6 +10,12 @@ function boundingQuad(pts: XY[]): XY[] {
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
   const [x1, y1, x2, y2] = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
   return [[x1, y1], [x2, y1], [x2, y2], [x1, y2]];
+}
+
+/** What the workspace's OCR model reads in the annotation's region. */
+export async function readLine(imageId: number, a: Annotation): Promise<{ text: string; score: number }> {
+  const pts = shapePoints(a.shape);
+  return api.recognize(imageId, pts.length === 4 ? pts : boundingQuad(pts));
 }
 
 registerSmartTool((ctx) => ({
@@ -24,9 +30,8 @@ registerSmartTool((ctx) => ({
   },
   async run() {
     const a = ctx.selected()!;
-    const pts = shapePoints(a.shape);
-    const r = await api.recognize(ctx.imageId, pts.length === 4 ? pts : boundingQuad(pts));
-    await ctx.doc.update(a.id, { text: r.text });
+    const r = await readLine(ctx.imageId, a);
+    await ctx.doc.update(a.id, { text: r.text, score: r.score });
     return `read "${r.text}" (score ${r.score.toFixed(2)})`;
   },
 }));

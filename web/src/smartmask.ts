@@ -80,7 +80,7 @@ registerSmartTool((ctx: EditorContext) => {
       const shape: Shape = p.shapes.length === 1 ? p.shapes[0]
         : { type: "mask", rle: p.rle, size: [height, width] };
       await ctx.doc.create({ label: ctx.label(), shape, text: null, attributes: {}, group: null,
-        status: "edited", source: answer.source });
+        status: ctx.humanStatus(), source: answer.source });
       tool.reset();
       ctx.refresh();
     },

@@ -20,6 +20,9 @@ export interface EditorContext {
   label(): string;
   /** one line next to the toolbar: what the model said, how long it took */
   report(message: string): void;
+  /** the status of what this person makes (draws, or keeps from a smart tool): accepted
+   * from a reviewer, edited from an annotator, whose work a reviewer still decides */
+  humanStatus(): "accepted" | "edited";
   refresh(): void;
 }
 

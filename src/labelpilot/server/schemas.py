@@ -169,6 +169,15 @@ class AnnotationUpdate(_InputLimits):
     attributes: Attributes | None = None
     group: DbInt | None = None
     status: Status | None = None
+    score: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(None, description=(
+        "the confidence of a model's reading sent with the `text` it read (re-recognize); "
+        "only together with `text`"))
+
+    @model_validator(mode="after")
+    def _score_with_text(self) -> AnnotationUpdate:
+        if "score" in self.model_fields_set and "text" not in self.model_fields_set:
+            raise ValueError("a score is sent only with the text it scores")
+        return self
 
 
 class AnnotationPublic(AnnotationBase):

@@ -29,10 +29,10 @@ def update_versioned(conn: Connection, *, annotation_id: int, version: int, afte
                      new_label: bool, username: str, when: datetime) -> bool:
     """Write `after` over the annotation if it is still at `version` (then version + 1);
     False when someone changed it first. `new_label`: the label may not exist yet."""
-    _label, shape_type, geometry, x1, y1, x2, y2, text, attrs, _score, _src, status, group = \
+    _label, shape_type, geometry, x1, y1, x2, y2, text, attrs, score, _src, status, group = \
         annotation_fragment(after)
     values = dict(shape_type=shape_type, geometry=geometry, x1=x1, y1=y1, x2=x2, y2=y2,
-                  text=text, attributes=attrs, status=status, group_id=group,
+                  text=text, attributes=attrs, score=score, status=status, group_id=group,
                   version=annotations_t.c.version + 1, updated_by=username, updated_at=when)
     if new_label:
         values["label_id"] = ensure_labels(conn, [after.label])[after.label]
