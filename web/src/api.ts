@@ -217,4 +217,12 @@ export const api = {
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
   train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),
+  formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
+  exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
+    call<Job>("POST", "/api/exports", o),
+  upload: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return call<Image & { created: boolean }>("POST", "/api/images", form);
+  },
 };

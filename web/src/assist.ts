@@ -3,6 +3,7 @@
 
 import { ApiError, Job, ModelInfo, Project, TrainOptions, api } from "./api";
 import { el, toast } from "./dom";
+import { exportResult } from "./transfer";
 
 function message(e: unknown): string {
   return e instanceof ApiError ? e.detail : String(e);
@@ -163,7 +164,8 @@ function jobRow(j: Job, refresh: () => void): HTMLElement {
     el("span", {}, `#${j.id} ${j.kind}: ${status} ${j.done}/${j.total}`),
     el("progress", { max: "100", value: String(pct) }),
     el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
-    el("span", { class: "summary" }, jobSummary(j)));
+    ...(j.kind === "export" && j.status === "done" ? exportResult(j)
+      : [el("span", { class: "summary" }, jobSummary(j))]));
   if (ACTIVE.includes(j.status) && !cancelling) {
     const cancel = el("button", { class: "cancel-job" }, "Cancel");
     cancel.onclick = async () => {

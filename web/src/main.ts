@@ -4,6 +4,7 @@
 
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
 import { rememberList } from "./review";
+import { exportPanel, uploadZone } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
@@ -76,6 +77,7 @@ async function overviewView(): Promise<void> {
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
+  if (me && me.role !== "annotator") panels.push(exportPanel(() => jobs.refresh()));
   app.replaceChildren(header(project), el("main", { class: "overview" },
     el("h2", {}, `${s.images} images, ${s.annotations} annotations`), actions,
     el("div", { class: "panels" }, ...panels), table, el("h3", {}, "Jobs"), jobs.root));
@@ -99,7 +101,7 @@ async function imagesView(): Promise<void> {
   const grid = el("div", { class: "grid", id: "grid" });
   const spacer = el("div", { class: "spacer" });
   grid.append(spacer);
-  app.replaceChildren(header(project), el("div", { class: "filters" },
+  app.replaceChildren(header(project), uploadZone(() => void load()), el("div", { class: "filters" },
     select("review_state", ["new", "prelabeled", "in_review", "submitted", "done"]),
     select("split", ["train", "val", "test", "unassigned"]),
     select("label", project.labels),

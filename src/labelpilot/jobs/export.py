@@ -59,4 +59,5 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     archive = shutil.make_archive(str(final), "zip", final)
     return {"path": str(final), "zip": archive, "format": p["format"], "images": len(ds.items),
             "annotations": n_ann, "resumed_from": resumed_from, **counts,
+            "left_out": dict(ds.left_out),
             "warnings": ds.warnings[:100]}

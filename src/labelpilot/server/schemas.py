@@ -327,6 +327,11 @@ class ProjectUpdate(BaseModel):
     add_labels: list[Label] | None = None
 
 
+class FormatPublic(BaseModel):
+    name: str
+    description: str
+
+
 class ExportCreate(BaseModel):
     format: str
     status: Literal["accepted", "all"] = "accepted"

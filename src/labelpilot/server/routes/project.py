@@ -4,8 +4,9 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
+from labelpilot.formats import FORMATS, list_formats
 from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
-from labelpilot.server.schemas import ProjectPublic, ProjectUpdate
+from labelpilot.server.schemas import FormatPublic, ProjectPublic, ProjectUpdate
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
@@ -25,6 +26,12 @@ def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
     """Settings, label classes and progress (counts by status, label, review state, split)."""
     with ws.engine.connect() as conn:
         return _project(ws, conn)
+
+
+@router.get("/formats", response_model=list[FormatPublic])
+def formats(user: CurrentUser) -> list[FormatPublic]:
+    """The label formats imports read and exports write."""
+    return [FormatPublic(name=n, description=FORMATS[n].description) for n in list_formats()]
 
 
 @router.patch("", response_model=ProjectPublic)
