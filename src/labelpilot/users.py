@@ -71,6 +71,7 @@ class UserInfo:
     username: str
     role: str
     active: bool
+    must_change_password: bool = False
 
     def can(self, role: str) -> bool:
         """True if this user's role is `role` or above (annotator < reviewer < admin)."""
@@ -93,10 +94,12 @@ def _article(role: str) -> str:
 
 
 def _info(row: object) -> UserInfo:
-    return UserInfo(row.id, row.username, row.role, row.active)  # type: ignore[attr-defined]
+    return UserInfo(row.id, row.username, row.role, row.active,  # type: ignore[attr-defined]
+                    bool(row.must_change_password))  # type: ignore[attr-defined]
 
 
-def add_user(conn: Connection, *, username: str, password: str, role: str) -> UserInfo:
+def add_user(conn: Connection, *, username: str, password: str, role: str,
+             must_change_password: bool = False) -> UserInfo:
     if not _USERNAME_RE.match(username):
         raise LabelPilotError(f"username {username!r} is not allowed",
                               hint="use 1-100 letters, digits and . _ @ -, starting with a "
@@ -110,7 +113,7 @@ def add_user(conn: Connection, *, username: str, password: str, role: str) -> Us
             f" (names differing only in case are one name: {username!r})"
             if taken != username else ""))
     rows.insert_user(conn, username=username, password_hash=password_hasher.hash(password),
-                     role=role)
+                     role=role, must_change_password=must_change_password)
     return get_user(conn, username)
 
 
@@ -130,7 +133,10 @@ def count_users(conn: Connection) -> int:
 
 
 def update_user(conn: Connection, username: str, *, role: str | None = None,
-                active: bool | None = None, password: str | None = None) -> UserInfo:
+                active: bool | None = None, password: str | None = None,
+                must_change_password: bool | None = None) -> UserInfo:
+    """Change a user (an admin's act). A password set here was chosen by someone else:
+    its user must change it at the next sign-in unless `must_change_password` is False."""
     user = get_user(conn, username)
     values: dict[str, object] = {}
     if role is not None:
@@ -142,6 +148,9 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
     if password is not None:
         check_password(password)
         values["password_hash"] = password_hasher.hash(password)
+        values["must_change_password"] = True
+    if must_change_password is not None:
+        values["must_change_password"] = must_change_password
     stays_admin = values.get("role", user.role) == "admin" and values.get("active", user.active)
     if user.role == "admin" and user.active and not stays_admin \
             and rows.active_admins(conn) == [user.username]:
@@ -152,6 +161,26 @@ def update_user(conn: Connection, username: str, *, role: str | None = None,
         _cache.clear()
     if active is False or password is not None:
         revoke_all(conn, user.id)
+    return get_user(conn, username)
+
+
+def change_own_password(conn: Connection, username: str, *, current: str, new: str
+                        ) -> UserInfo:
+    """A user changes their own password, proving the current one; every token they had
+    is revoked (the caller issues a fresh one)."""
+    try:
+        user = authenticate(conn, username, current)
+    except AuthError:
+        # not 401: the request itself is signed in; only the proof is wrong
+        raise LabelPilotError("the current password is wrong",
+                              hint="type the password you signed in with") from None
+    check_password(new)
+    if new == current:
+        raise LabelPilotError("the new password is the current one", hint="choose another")
+    rows.update_user(conn, user.id, {"password_hash": password_hasher.hash(new),
+                                     "must_change_password": False})
+    _cache.clear()
+    revoke_all(conn, user.id)
     return get_user(conn, username)
 
 

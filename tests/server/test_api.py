@@ -35,7 +35,8 @@ def test_sign_in_and_revoke(api: Api) -> None:
     token = r.json()["access_token"]
     h = {"Authorization": f"Bearer {token}"}
     assert api.client.get("/api/auth/me", headers=h).json() == {
-        "username": "annotator", "role": "annotator", "active": True}
+        "username": "annotator", "role": "annotator", "active": True,
+        "must_change_password": False}
     assert api.client.post("/api/auth/revoke", headers=h).status_code == 204
     r = api.client.get("/api/auth/me", headers=h)
     assert r.status_code == 401 and "revoked" in r.json()["detail"]

@@ -123,6 +123,11 @@ export interface Project {
 export interface Me {
   username: string;
   role: "annotator" | "reviewer" | "admin";
+  must_change_password?: boolean;
+}
+
+export interface UserRow extends Me {
+  active: boolean;
 }
 
 export class ApiError extends Error {
@@ -167,6 +172,11 @@ export async function login(username: string, password: string): Promise<void> {
   const form = new URLSearchParams({ username, password });
   const r = await call<{ access_token: string }>("POST", "/api/auth/token", form);
   sessionStorage.setItem(TOKEN_KEY, r.access_token);
+}
+
+/** A token the server handed out (after a password change). */
+export function setToken(t: string): void {
+  sessionStorage.setItem(TOKEN_KEY, t);
 }
 
 export async function logout(): Promise<void> {
@@ -217,6 +227,14 @@ export const api = {
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
   train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),
+  changePassword: (current: string, fresh: string) =>
+    call<{ access_token: string }>("POST", "/api/auth/password",
+      { current_password: current, new_password: fresh }),
+  users: () => call<UserRow[]>("GET", "/api/users"),
+  addUser: (username: string, password: string, role: string) =>
+    call<UserRow>("POST", "/api/users", { username, password, role }),
+  updateUser: (username: string, body: Record<string, unknown>) =>
+    call<UserRow>("PATCH", `/api/users/${encodeURIComponent(username)}`, body),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

@@ -2,6 +2,7 @@
 // editor is editor.ts, its smart tools plug in through tools.ts, the model side is assist.ts.
 // Every piece of user text goes into the page through textContent, never as HTML.
 
+import { accountView, usersView } from "./account";
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
 import { rememberList } from "./review";
 import { exportPanel, uploadZone } from "./transfer";
@@ -47,7 +48,9 @@ function header(project?: Project): HTMLElement {
     el("span", { class: "project" }, project ? `${project.name} (${project.task})` : ""),
     el("a", { href: "#/images" }, "Images"),
     el("a", { href: "#/models" }, "Models"),
-    el("span", { class: "who" }, me ? `${me.username} · ${me.role}` : ""), out);
+    ...(me?.role === "admin" ? [el("a", { href: "#/users" }, "Users")] : []),
+    el("a", { class: "who", href: "#/account", title: "change your password" },
+      me ? `${me.username} · ${me.role}` : ""), out);
 }
 
 async function overviewView(): Promise<void> {
@@ -165,6 +168,20 @@ async function route(): Promise<void> {
   try {
     if (hash === "#/login") return loginView();
     if (!me) me = await api.me();
+    if (me.must_change_password || hash === "#/account") {
+      // a password someone else chose is changed before anything else
+      const forced = me.must_change_password;
+      app.replaceChildren(accountView(me, forced ? null : header(), (now) => {
+        me = now;
+        location.hash = "#/";
+        if (forced && hash === "#/") void route();
+      }));
+      return;
+    }
+    if (hash === "#/users" && me.role === "admin") {
+      app.replaceChildren(await usersView(header(await api.project()), me));
+      return;
+    }
     const m = hash.match(/^#\/label\/(\d+)$/);
     if (m) return await labelView(app, header, me, Number(m[1]));
     if (hash === "#/images") return await imagesView();

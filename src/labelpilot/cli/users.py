@@ -50,8 +50,9 @@ def users_set(
     password_stdin: Annotated[bool, typer.Option(help="Read the new password from standard "
                                                  "input.")] = False,
 ) -> None:
-    """Change a user's role, reactivate or deactivate them, or set a new password. The
-    last active admin cannot be demoted or deactivated."""
+    """Change a user's role, reactivate or deactivate them, or set a new password (which
+    they change at their next sign-in). The last active admin cannot be demoted or
+    deactivated."""
     from labelpilot import users
 
     secret = None

@@ -245,5 +245,6 @@ def ensure_admin(ws: Workspace) -> tuple[str, str] | None:
                     hint=f"labelpilot users set {ws.root} NAME --role admin --active")
             return None
         password = users.new_password()
-        users.add_user(conn, username="admin", password=password, role="admin")
+        users.add_user(conn, username="admin", password=password, role="admin",
+                       must_change_password=True)
         return "admin", password

@@ -18,7 +18,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
-from labelpilot.errors import AuthError
+from labelpilot.errors import AuthError, ForbiddenError
 from labelpilot.settings import Settings
 from labelpilot.users import UserInfo, user_for_token
 from labelpilot.workspace import Workspace
@@ -62,7 +62,16 @@ def current_user(ws: WorkspaceDep, token: TokenDep, request: Request) -> UserInf
     if not token:
         raise AuthError("not signed in", hint="POST /api/auth/token for a bearer token")
     with ws.engine.connect() as conn:
-        return user_for_token(conn, token)
+        user = user_for_token(conn, token)
+    if user.must_change_password and request.url.path not in _BEFORE_NEW_PASSWORD:
+        raise ForbiddenError(f"{user.username} must change their password first: it was "
+                             "chosen by someone else (the first start, or an admin's reset)",
+                             hint="POST /api/auth/password with the current and a new one")
+    return user
+
+
+# What a user whose password someone else chose may do before changing it.
+_BEFORE_NEW_PASSWORD = ("/api/auth/me", "/api/auth/password", "/api/auth/revoke")
 
 
 CurrentUser = Annotated[UserInfo, Depends(current_user)]

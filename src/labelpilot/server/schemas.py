@@ -297,6 +297,16 @@ class UserPublic(BaseModel):
     username: str
     role: Role
     active: bool
+    must_change_password: bool = Field(False, description=(
+        "the password was chosen by someone else (first start, an admin's reset): the user "
+        "changes it before anything else"))
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(max_length=200)]
+    new_password: Annotated[str, Field(min_length=8, max_length=200)]
 
 
 class UserCreate(BaseModel):
@@ -310,7 +320,10 @@ class UserUpdate(BaseModel):
 
     role: Role | None = None
     active: bool | None = None
-    password: Annotated[str, Field(min_length=8, max_length=200)] | None = None
+    password: Annotated[str, Field(min_length=8, max_length=200)] | None = Field(None, description=(
+        "a new password for the user: they must change it at their next sign-in, unless "
+        "must_change_password is false"))
+    must_change_password: bool | None = None
 
 
 class ProjectPublic(BaseModel):

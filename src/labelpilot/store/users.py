@@ -41,9 +41,11 @@ def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(users_t)).scalar_one())
 
 
-def insert_user(conn: Connection, *, username: str, password_hash: str, role: str) -> None:
+def insert_user(conn: Connection, *, username: str, password_hash: str, role: str,
+                must_change_password: bool = False) -> None:
     conn.execute(insert(users_t).values(username=username, password_hash=password_hash,
-                                        role=role, active=True, created_at=now()))
+                                        role=role, active=True, created_at=now(),
+                                        must_change_password=must_change_password))
 
 
 def update_user(conn: Connection, user_id: int, values: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from labelpilot import users
 from labelpilot.errors import AuthError
 from labelpilot.server.deps import COOKIE, CurrentUser, SettingsDep, TokenDep, WorkspaceDep
-from labelpilot.server.schemas import Token, UserPublic
+from labelpilot.server.schemas import PasswordChange, Token, UserPublic
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -63,4 +63,21 @@ def revoke(user: CurrentUser, token: TokenDep, ws: WorkspaceDep, response: Respo
 
 @router.get("/me", response_model=UserPublic)
 def me(user: CurrentUser) -> UserPublic:
-    return UserPublic(username=user.username, role=user.role, active=user.active)  # type: ignore[arg-type]
+    return UserPublic(username=user.username, role=user.role,  # type: ignore[arg-type]
+                      active=user.active, must_change_password=user.must_change_password)
+
+
+@router.post("/password", response_model=Token,
+             responses={400: {"description": "the current password is wrong, or the new "
+                                   "one too short or the same"}})
+def change_password(body: PasswordChange, user: CurrentUser, ws: WorkspaceDep,
+                    settings: SettingsDep, response: Response) -> Token:
+    """Change one's own password (the current one proves it is you). Every token of the
+    user is revoked, this one too; the answer is a fresh token (and cookie)."""
+    with ws.transaction() as conn:
+        changed = users.change_own_password(conn, user.username, current=body.current_password,
+                                            new=body.new_password)
+        token, expires = users.issue_token(conn, changed, timedelta(hours=settings.token_hours))
+    response.set_cookie(COOKIE, token, max_age=int(settings.token_hours * 3600), httponly=True,
+                        samesite="strict", path="/api/")
+    return Token(access_token=token, expires_at=expires)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 def _public(u: users.UserInfo) -> UserPublic:
-    return UserPublic(username=u.username, role=u.role, active=u.active)  # type: ignore[arg-type]
+    return UserPublic(username=u.username, role=u.role,  # type: ignore[arg-type]
+                      active=u.active, must_change_password=u.must_change_password)
 
 
 @router.get("", response_model=list[UserPublic])
@@ -30,4 +31,5 @@ def create_user(body: UserCreate, admin: CanManageUsers, ws: WorkspaceDep) -> Us
 def update_user(username: str, body: UserUpdate, admin: CanManageUsers, ws: WorkspaceDep) -> UserPublic:
     with ws.transaction() as conn:
         return _public(users.update_user(conn, username, role=body.role, active=body.active,
-                                         password=body.password))
+                                         password=body.password,
+                                         must_change_password=body.must_change_password))
