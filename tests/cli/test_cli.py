@@ -39,6 +39,12 @@ def test_init_import_export_stats(tmp_path: Path, db_url: str | None) -> None:
     assert len(list((tmp_path / "out" / "labels" / "val").glob("*.txt"))) == 3
     code, out, _ = run("stats", ws)
     assert code == 0 and "annotations by label" in out
+    code, out, _ = run("split", ws, "--train", "2", "--val", "0", "--test", "1", "--json")
+    assert code == 0 and json.loads(out)["by_split"] == {"test": 1, "train": 2}
+    code, out, _ = run("split", ws, "--train", "0", "--val", "0", "--test", "0")
+    assert code == 2 and "add up to 0" in out + _
+    code, out, _ = run("split", ws)
+    assert code == 0 and "assigned 3 images" in out and "class" in out
 
 
 def test_user_errors_are_one_clear_message(tmp_path: Path) -> None:

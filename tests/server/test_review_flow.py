@@ -100,3 +100,21 @@ def test_a_score_comes_only_with_the_text_it_scores(api: Api) -> None:
                                          "status": "accepted"})
     assert r.status_code == 200
     assert (r.json()["text"], r.json()["score"], r.json()["status"]) == ("AB", 0.4, "accepted")
+
+
+def test_splits_over_the_api(api: Api) -> None:
+    r = api.post("reviewer", "/api/project/splits",
+                 json={"ratios": {"train": 2, "test": 1}, "seed": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["assigned"] == 3 and r.json()["by_split"] == {"test": 1, "train": 2}
+    assert set(r.json()["by_class"]) <= {"cat", "dog", "(no label)"}
+    first = _images(api)[0]["id"]
+    r = api.post("reviewer", "/api/project/splits", json={"split": "val", "image_ids": [first]})
+    assert r.json() == {"assigned": 1, "by_split": {"val": 1},
+                        "by_class": r.json()["by_class"]}
+    assert api.get("reviewer", f"/api/images/{first}").json()["split"] == "val"
+    assert api.post("annotator", "/api/project/splits", json={"split": "val"}).status_code == 403
+    r = api.post("reviewer", "/api/project/splits", json={"ratios": {"train": 0}})
+    assert r.status_code == 400 and "add up to 0" in r.json()["detail"]
+    assert api.post("reviewer", "/api/project/splits",
+                    json={"ratios": {"holdout": 1}}).status_code == 422

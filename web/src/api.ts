@@ -235,6 +235,9 @@ export const api = {
     call<UserRow>("POST", "/api/users", { username, password, role }),
   updateUser: (username: string, body: Record<string, unknown>) =>
     call<UserRow>("PATCH", `/api/users/${encodeURIComponent(username)}`, body),
+  assignSplits: (body: Record<string, unknown>) =>
+    call<{ assigned: number; by_split: Record<string, number>; by_class: Record<string, Record<string, number>> }>(
+      "POST", "/api/project/splits", body),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

@@ -5,6 +5,7 @@
 import { accountView, usersView } from "./account";
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
 import { rememberList } from "./review";
+import { listToSplit, splitsPanel } from "./splits";
 import { exportPanel, uploadZone } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { el } from "./dom";
@@ -80,7 +81,10 @@ async function overviewView(): Promise<void> {
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
-  if (me && me.role !== "annotator") panels.push(exportPanel(() => jobs.refresh()));
+  if (me && me.role !== "annotator") {
+    panels.push(exportPanel(() => jobs.refresh()));
+    panels.push(splitsPanel(() => void overviewView()));
+  }
   app.replaceChildren(header(project), el("main", { class: "overview" },
     el("h2", {}, `${s.images} images, ${s.annotations} annotations`), actions,
     el("div", { class: "panels" }, ...panels), table, el("h3", {}, "Jobs"), jobs.root));
@@ -110,7 +114,8 @@ async function imagesView(): Promise<void> {
     select("label", project.labels),
     select("source", Object.keys(project.stats.annotations_by_source ?? {})),
     select("low_confidence", ["true", "false"]), select("sort", ["file_name", "review_state"]),
-    count), grid);
+    count, ...(me && me.role !== "annotator" ? [listToSplit(() => images.map((i) => i.id), () => void load())] : [])),
+    grid);
 
   let images: Image[] = [];
   let total = 0;

@@ -1,4 +1,5 @@
-"""`init`, `import`, `export`, `stats`, `gc`, `formats`, `demo`: the workspace and its data."""
+"""`init`, `import`, `export`, `split`, `stats`, `gc`, `formats`, `demo`: the workspace and
+its data."""
 
 from __future__ import annotations
 
@@ -125,6 +126,40 @@ def export(
               f"to {escape(str(dest))} ({format})")
     for w in report.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+@commands.command()
+def split(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    train: Annotated[float, typer.Option(help="Share of the images for train.")] = 0.8,
+    val: Annotated[float, typer.Option(help="Share for val.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Share for test.")] = 0.1,
+    stratify: Annotated[bool, typer.Option(help="Each split sees every class (an image "
+                                           "counts as its rarest class).")] = True,
+    unassigned_only: Annotated[bool, typer.Option(help="Keep the splits already given.")] = False,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same split.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Share the images out into train, val and test by ratio, stratified by class."""
+    from labelpilot.splits import assign_splits
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with ws.transaction() as conn:
+            result = assign_splits(conn, user=None, ratios={"train": train, "val": val,
+                                                            "test": test},
+                                   only_unassigned=unassigned_only, stratify=stratify,
+                                   seed=seed)
+        ws.close()
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"assigned {result['assigned']} images: " + ", ".join(
+        f"{k} {v}" for k, v in result["by_split"].items()))
+    table = Table("class", *sorted(result["by_split"]), box=None, pad_edge=False)
+    for cls, counts in result["by_class"].items():
+        table.add_row(escape(cls), *(str(counts.get(k, 0)) for k in sorted(result["by_split"])))
+    out.print(table)
 
 
 @commands.command()

@@ -340,6 +340,27 @@ class ProjectUpdate(BaseModel):
     add_labels: list[Label] | None = None
 
 
+class SplitAssign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ratios: dict[Literal["train", "val", "test"], Annotated[float, Field(ge=0, le=1e6)]] | None = (
+        Field(None, description="share the images out, e.g. {\"train\": 0.8, \"val\": 0.1, "
+                                "\"test\": 0.1} (normalised)"))
+    split: Literal["train", "val", "test", "unassigned"] | None = Field(
+        None, description="or put them all in this split")
+    image_ids: Annotated[list[DbInt], Field(max_length=1_000_000)] | None = Field(
+        None, description="the images (a selection); all when absent")
+    only_unassigned: bool = False
+    stratify: bool = True
+    seed: DbInt = 0
+
+
+class SplitResult(BaseModel):
+    assigned: int
+    by_split: dict[str, int]
+    by_class: dict[str, dict[str, int]] = Field(description="per class, its images per split")
+
+
 class FormatPublic(BaseModel):
     name: str
     description: str

@@ -4,9 +4,16 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
+from labelpilot import splits
 from labelpilot.formats import FORMATS, list_formats
 from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
-from labelpilot.server.schemas import FormatPublic, ProjectPublic, ProjectUpdate
+from labelpilot.server.schemas import (
+    FormatPublic,
+    ProjectPublic,
+    ProjectUpdate,
+    SplitAssign,
+    SplitResult,
+)
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
@@ -32,6 +39,19 @@ def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
 def formats(user: CurrentUser) -> list[FormatPublic]:
     """The label formats imports read and exports write."""
     return [FormatPublic(name=n, description=FORMATS[n].description) for n in list_formats()]
+
+
+@router.post("/splits", response_model=SplitResult)
+def assign_splits(body: SplitAssign, user: CurrentUser, ws: WorkspaceDep) -> SplitResult:
+    """Put images into splits: the chosen ones (`image_ids`, else all; `only_unassigned`
+    keeps the splits already given) into one `split`, or shared out by `ratios`,
+    stratified by class (each image counts as its rarest class) unless told not to."""
+    with ws.transaction() as conn:
+        return SplitResult.model_validate(splits.assign_splits(
+            conn, user=user,
+            ratios={str(k): v for k, v in body.ratios.items()} if body.ratios is not None else None,
+            split=body.split, image_ids=body.image_ids,
+            only_unassigned=body.only_unassigned, stratify=body.stratify, seed=body.seed))
 
 
 @router.patch("", response_model=ProjectPublic)
