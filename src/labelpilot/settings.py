@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     threads_per_model: int | None = None
 
     max_upload_bytes: int = 50 * 1024 * 1024
+    # An archive of images and label files imported from the browser.
+    max_import_bytes: int = 2 * 1024 * 1024 * 1024
     # Every other request body (JSON): counted as it streams in, chunked or not.
     max_request_bytes: int = 16 * 1024 * 1024
     token_hours: float = 12.0

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "set_review_state": ("reviewer", "set an image's review state (mark done, send back, "
                          "re-open)"),
     "set_split": ("reviewer", "put images in the train, val or test split"),
+    "import": ("reviewer", "import an archive of images and label files"),
     "add_label_class": ("reviewer", "use a label class the project does not have yet"),
     "release_claim": ("reviewer", "release another user's claim on an image"),
     "prelabel": ("reviewer", "pre-label images with a model"),

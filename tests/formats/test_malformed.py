@@ -71,7 +71,8 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("yolo", lambda t: _yolo(t, "", yaml="names: [a\n"),
      r"data\.yaml, line 2: not valid YAML \(expected .,. or .\]., but got .<stream end>.\)"),
     # class index beyond names
-    ("yolo", lambda t: _yolo(t, "5 0.5 0.5 0.1 0.1\n"), r"x\.txt, line 2: class 5 is not in"),
+    ("yolo", lambda t: _yolo(t, "5 0.5 0.5 0.1 0.1\n"),
+     r"x\.txt, line 2: class 5 is not among the dataset's 2 class names \(0-1\)"),
     ("yolo", lambda t: _yolo(t, "0 0.5 abc 0.1 0.1\n"), r"x\.txt, line 2: expected 'class x y"),
     ("yolo", lambda t: _yolo(t, "0 0.5 0.5 0.1\n"), r"x\.txt, line 2: expected 4 box values"),
     # train folder outside the dataset

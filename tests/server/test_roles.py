@@ -64,6 +64,13 @@ def submit(api: Api, role: str) -> int:
                          json={"review_state": "submitted"}).status_code)
 
 
+def import_(api: Api, role: str) -> int:
+    # an empty archive: the role is checked first (403), else the job is queued (202)
+    return int(api.post(role, "/api/imports", data={"format": "coco"},
+                        files={"file": ("empty.zip", b"PK\x05\x06" + bytes(18),
+                                        "application/zip")}).status_code)
+
+
 def add_label_class(api: Api, role: str) -> int:
     return int(api.post(role, f"/api/images/{_image(api)}/annotations",
                         json={**BOX, "label": "zebra"}).status_code)
@@ -111,6 +118,9 @@ TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
     annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
     add_label_class, release_claim, prelabel, export, cancel_job, train, edit_project,
     manage_users)}
+
+
+TRIES["import"] = import_  # `import` is a keyword: the function has another name
 
 
 def test_every_action_of_the_matrix_is_tried() -> None:

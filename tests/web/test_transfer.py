@@ -74,3 +74,31 @@ def test_export_and_download_from_the_overview(browser: Any, live: Live) -> None
     labels = [n for n in names if n.startswith("labels/train/") and n.endswith(".txt")]
     assert len(labels) == 2
     page.close()
+
+
+def test_import_an_archive_from_the_overview(browser: Any, live: Live, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.formats.test_fidelity import cvat_yolo11
+
+    src = cvat_yolo11(tmp_path / "y")  # CVAT's YOLO 1.1 export: 3 images, 2 boxes
+    archive = shutil.make_archive(str(tmp_path / "cvat-yolo"), "zip", src)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.wait_for_selector("#import-format option[value=yolo]", state="attached")
+    page.set_input_files("#import-file", archive)
+    page.select_option("#import-format", "yolo")
+    page.click("#import")
+    row = page.wait_for_selector(".job[data-kind=import].done", timeout=60_000)
+    assert "cvat-yolo.zip: 3 images added (0 already there), 2 annotations" in row.text_content()
+    # a broken one: the job fails with the reason, nothing is imported
+    (src / "obj_train_data" / "a.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    bad = shutil.make_archive(str(tmp_path / "bad"), "zip", src)
+    page.set_input_files("#import-file", bad)
+    page.click("#import")
+    err = page.wait_for_selector(".job[data-kind=import].failed .job-error", timeout=60_000)
+    assert "a.txt, line 1: class 7 is not among the dataset's 2 class names (0-1)" in \
+        err.text_content()
+    token = live.token("admin", PASSWORD)
+    assert live.api("GET", "/api/images", token)["count"] == 2 + 3
+    page.close()

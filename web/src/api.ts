@@ -241,6 +241,14 @@ export const api = {
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),
+  importArchive: (file: File, format: string, split: string, skipInvalid: boolean) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("format", format);
+    if (split) form.append("split", split);
+    form.append("skip_invalid", String(skipInvalid));
+    return call<Job>("POST", "/api/imports", form);
+  },
   upload: (file: File) => {
     const form = new FormData();
     form.append("file", file, file.name);

@@ -3,7 +3,7 @@
 
 import { ApiError, Job, ModelInfo, Project, TrainOptions, api } from "./api";
 import { el, toast } from "./dom";
-import { exportResult } from "./transfer";
+import { exportResult, importResult } from "./transfer";
 
 function message(e: unknown): string {
   return e instanceof ApiError ? e.detail : String(e);
@@ -148,6 +148,7 @@ export function jobSummary(j: Job): string {
   if (j.kind === "train-ocr-rec") {
     return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
   }
+  if (j.kind === "import") return importResult(j);
   if ("added" in r) return `added ${r.added}, replaced ${r.replaced ?? 0}`;
   return "";
 }
@@ -165,7 +166,8 @@ function jobRow(j: Job, refresh: () => void): HTMLElement {
     el("progress", { max: "100", value: String(pct) }),
     el("span", {}, j.eta_s !== null ? ` ETA ${Math.round(j.eta_s)} s` : ""),
     ...(j.kind === "export" && j.status === "done" ? exportResult(j)
-      : [el("span", { class: "summary" }, jobSummary(j))]));
+      : [el("span", { class: "summary" }, jobSummary(j))]),
+    ...(j.status === "failed" && j.error ? [el("span", { class: "error job-error" }, j.error)] : []));
   if (ACTIVE.includes(j.status) && !cancelling) {
     const cancel = el("button", { class: "cancel-job" }, "Cancel");
     cancel.onclick = async () => {

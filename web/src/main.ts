@@ -6,7 +6,7 @@ import { accountView, usersView } from "./account";
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
 import { rememberList } from "./review";
 import { listToSplit, splitsPanel } from "./splits";
-import { exportPanel, uploadZone } from "./transfer";
+import { exportPanel, importPanel, uploadZone } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
@@ -82,6 +82,7 @@ async function overviewView(): Promise<void> {
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
   if (me && me.role !== "annotator") {
+    panels.push(importPanel(() => jobs.refresh()));
     panels.push(exportPanel(() => jobs.refresh()));
     panels.push(splitsPanel(() => void overviewView()));
   }

@@ -54,6 +54,52 @@ export function exportResult(j: Job): HTMLElement[] {
   el("a", { class: "download", href: `/api/exports/${j.id}/download`, download: "" }, "Download")];
 }
 
+// --- import --------------------------------------------------------------------------
+
+/** An archive of images and label files (a dataset folder zipped), imported as a job
+ * with the CLI's checks; its row says what came in and what was skipped. */
+export function importPanel(started: () => void): HTMLElement {
+  const file = el("input", { type: "file", id: "import-file", accept: ".zip,.tar,.tar.gz,.tgz" });
+  const format = el("select", { id: "import-format", "aria-label": "label format" });
+  api.formats().then((fs) => {
+    for (const f of fs) format.append(el("option", { value: f.name, title: f.description }, f.name));
+  }).catch((e) => toast(message(e), "error"));
+  const split = el("select", { id: "import-split", "aria-label": "split for the images" },
+    el("option", { value: "" }, "split from the files"),
+    ...["train", "val", "test"].map((s) => el("option", { value: s }, s)));
+  const skip = el("input", { type: "checkbox", id: "import-skip-invalid" });
+  const status = el("span", { id: "import-status", role: "status" });
+  const go = el("button", { id: "import" }, "Import");
+  go.onclick = async () => {
+    const f = file.files?.[0];
+    if (!f) return void toast("Choose an archive (.zip, .tar, .tar.gz) first.");
+    go.disabled = true;
+    status.textContent = "uploading…";
+    try {
+      await api.importArchive(f, format.value, split.value, skip.checked);
+      status.textContent = "";
+      file.value = "";
+      started();
+    } catch (e) {
+      status.textContent = "";
+      toast(message(e), "error");
+    } finally {
+      go.disabled = false;
+    }
+  };
+  return el("div", { class: "panel", id: "import-panel" }, el("h3", {}, "Import labels"),
+    el("div", { class: "row" }, file, format, split),
+    el("div", { class: "row" }, el("label", {}, skip, " import the rest past bad images"), go, status));
+}
+
+/** What an import brought in, and what it skipped. */
+export function importResult(j: Job): string {
+  const r = j.result ?? {};
+  const warnings = (r.warnings ?? []) as string[];
+  return `${r.source}: ${r.images_added} images added (${r.images_already_present} already there), ` +
+    `${r.annotations_added} annotations` + (warnings.length ? `; ${warnings.join("; ")}` : "");
+}
+
 // --- upload --------------------------------------------------------------------------
 
 const IMAGE_TYPES = /\.(jpe?g|png|bmp|tiff?|webp)$/i;

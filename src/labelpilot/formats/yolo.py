@@ -295,7 +295,8 @@ class _YoloBase:
                 raise FormatError(f"expected 'class x y ...' numbers, got {' '.join(tok)!r}",
                                   path=txt, line=n) from None
             if not 0 <= cls < len(names):
-                raise FormatError(f"class {cls} is not in data.yaml's {len(names)} names",
+                raise FormatError(f"class {cls} is not among the dataset's {len(names)} class "
+                                  f"names (0-{len(names) - 1})",
                                   path=txt, line=n)
             try:
                 if len(vals) == 4:

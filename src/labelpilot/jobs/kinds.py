@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from labelpilot.jobs import engine
 from labelpilot.jobs.autolabel import run_autolabel
 from labelpilot.jobs.export import run_export
+from labelpilot.jobs.imports import run_import
 from labelpilot.jobs.segment_everything import run_segment_everything
 from labelpilot.jobs.train import run_detect_training, run_training
 
@@ -19,6 +20,7 @@ HANDLERS: dict[str, engine.Handler] = {
     "autolabel": run_autolabel,
     "segment-everything": run_segment_everything,
     "export": run_export,
+    "import": run_import,
     "train-ocr-rec": run_training,
     "train-detect": run_detect_training,
 }

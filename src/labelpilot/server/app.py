@@ -117,7 +117,9 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     async def http_error(request: Request, e: StarletteHTTPException) -> Any:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         if e.status_code == 413 and isinstance(limit, int):
-            return too_large(settings.max_upload_bytes if is_upload(request.scope) else limit)
+            return too_large(settings.max_upload_bytes if is_upload(request.scope)
+                             else settings.max_import_bytes if is_import(request.scope)
+                             else limit)
         return await http_exception_handler(request, e)
 
     @app.middleware("http")
@@ -133,7 +135,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     # Bodies are counted as they stream in (chunked ones too) and refused past the limit;
     # uploads have a limit of their own (the image plus the form's overhead).
     app.add_middleware(BodyLimits, default=settings.max_request_bytes,
-                       upload=settings.max_upload_bytes)
+                       upload=settings.max_upload_bytes, archive=settings.max_import_bytes)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -196,26 +198,35 @@ def is_upload(scope: Scope) -> bool:
     return scope["method"] == "POST" and scope["path"] == "/api/images"
 
 
+def is_import(scope: Scope) -> bool:
+    """The archive import route, whose body limit is its own."""
+    return scope["method"] == "POST" and scope["path"] == "/api/imports"
+
+
 class BodyLimits:
     """Request bodies counted as they stream in (chunked ones too) by Starlette's limiter,
     and refused with 413 past the limit: the upload route's limit, or the API's."""
 
-    def __init__(self, app: ASGIApp, *, default: int, upload: int) -> None:
+    def __init__(self, app: ASGIApp, *, default: int, upload: int, archive: int) -> None:
         self.default = RequestBodyLimitMiddleware(app, default)
         # the file may take `upload` bytes; the form around it a little more
         self.upload = RequestBodyLimitMiddleware(app, upload + UPLOAD_OVERHEAD)
         self.upload_bytes = upload
+        self.archive = RequestBodyLimitMiddleware(app, archive + UPLOAD_OVERHEAD)
+        self.archive_bytes = archive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.default(scope, receive, send)
             return
-        upload = is_upload(scope)
-        limiter = self.upload if upload else self.default
+        upload, archive = is_upload(scope), is_import(scope)
+        limiter = self.upload if upload else self.archive if archive else self.default
         # a declared length over the limit: refused before a byte of the body is read
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > limiter.max_body_size:
-            shown = self.upload_bytes if upload else limiter.max_body_size  # the file's limit
+            # the file's limit
+            shown = self.upload_bytes if upload else self.archive_bytes if archive \
+                else limiter.max_body_size
             await too_large(shown)(scope, receive, send)
             return
         await limiter(scope, receive, send)

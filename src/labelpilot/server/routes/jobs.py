@@ -3,20 +3,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from labelpilot.archives import ARCHIVE_SUFFIXES
 from labelpilot.errors import AuthError, LabelPilotError, NotFoundError
 from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
+from labelpilot.jobs.imports import uploads_dir
 from labelpilot.jobs.train import ensure_no_other_training, plan_training
 from labelpilot.server.deps import (
     CanCancelJobs,
     CanExport,
+    CanImport,
     CanPrelabel,
     CanTrain,
     CurrentUser,
@@ -34,9 +40,10 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 def _public(job: engine.JobInfo) -> JobPublic:
     """A job as every signed-in user sees it: without the server's file paths."""
     public = job.public()
-    if public["result"]:
-        public["result"] = {k: v for k, v in public["result"].items()
-                            if not (isinstance(v, str) and os.path.isabs(v))}
+    for key in ("result", "params"):
+        if public.get(key):
+            public[key] = {k: v for k, v in public[key].items()
+                           if not (isinstance(v, str) and os.path.isabs(v))}
     return JobPublic(**public)
 
 
@@ -105,6 +112,48 @@ def start_export(body: ExportCreate, user: CanExport, ws: WorkspaceDep,
         get_format(body.format)
         job = kinds.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
                            user=user.username)
+    wake()
+    return _public(job)
+
+
+@router.post("/imports", response_model=JobPublic, status_code=202, tags=["imports"],
+             responses={413: {"description": "over the import size limit"}})
+async def start_import(
+    user: CanImport, ws: WorkspaceDep, wake: WakeRunner,
+    file: Annotated[UploadFile, File(description="a .zip or .tar(.gz) of images and label "
+                                                 "files, laid out as the format has them")],
+    format: Annotated[str, Form(description="the label format (GET /api/project/formats)")],
+    split: Annotated[Literal["train", "val", "test"] | None, Form()] = None,
+    strict: Annotated[bool, Form(description="refuse classes the project lacks")] = False,
+    skip_invalid: Annotated[bool, Form(description="import the rest past bad images")] = False,
+) -> JobPublic:
+    """Import an archive of images and label files as a job, with the same checks as
+    `labelpilot import`: all or nothing, and what was skipped and why in its result."""
+    get_format(format)
+    name = file.filename or "upload.zip"
+    suffix = next((s for s in ARCHIVE_SUFFIXES if name.lower().endswith(s)), None)
+    if suffix is None:
+        raise LabelPilotError(f"{name!r} is not an archive LabelPilot reads",
+                              hint=f"send a {', '.join(ARCHIVE_SUFFIXES)} of the dataset folder")
+    folder = uploads_dir(ws.root)
+    target = folder / f"upload-{uuid.uuid4().hex}{suffix}"
+
+    def store() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        with tmp.open("wb") as out:
+            shutil.copyfileobj(file.file, out, 1 << 20)
+        os.replace(tmp, target)
+
+    await run_in_threadpool(store)
+    try:
+        with ws.transaction() as conn:
+            job = kinds.submit(conn, kind="import", user=user.username, params={
+                "path": str(target), "name": name, "format": format, "split": split,
+                "strict": strict, "skip_invalid": skip_invalid})
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     wake()
     return _public(job)
 
