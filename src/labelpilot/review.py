@@ -296,6 +296,24 @@ def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserI
     return len(changed)
 
 
+def add_comment(conn: Connection, *, image_id: int, text: str, user: UserInfo,
+                annotation_id: int | None = None) -> dict[str, Any]:
+    """A comment on an image, or on one of its annotations: kept in the image's history
+    (the audit log), which every role reads."""
+    get_image(conn, image_id)
+    text = text.strip()
+    if not text:
+        raise LabelPilotError("a comment needs some text")
+    if annotation_id is not None:
+        owner, _ = get_annotation(conn, annotation_id)
+        if owner != image_id:
+            raise LabelPilotError(f"annotation {annotation_id} is not on image {image_id}")
+    audit.record(conn, [{"image_id": image_id, "annotation_id": annotation_id,
+                         "action": "comment", "username": user.username, "at": repo.now(),
+                         "before": None, "after": orjson.dumps({"text": text}).decode()}])
+    return audit_for_image(conn, image_id=image_id)[-1]
+
+
 def audit_for_image(conn: Connection, *, image_id: int) -> list[dict[str, Any]]:
     get_image(conn, image_id)
     rows = audit.for_image(conn, image_id)

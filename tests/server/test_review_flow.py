@@ -118,3 +118,22 @@ def test_splits_over_the_api(api: Api) -> None:
     assert r.status_code == 400 and "add up to 0" in r.json()["detail"]
     assert api.post("reviewer", "/api/project/splits",
                     json={"ratios": {"holdout": 1}}).status_code == 422
+
+
+def test_comments_join_the_images_history(api: Api) -> None:
+    first, second = (i["id"] for i in _images(api)[:2])
+    other = api.post("reviewer", f"/api/images/{second}/annotations",
+                     json={"label": "cat", "shape": {"type": "box", "xyxy": [1, 1, 9, 9]}}).json()
+    r = api.post("annotator", f"/api/images/{first}/comments", json={"text": " blurry? "})
+    assert r.status_code == 201
+    assert (r.json()["action"], r.json()["after"], r.json()["annotation_id"]) == (
+        "comment", {"text": "blurry?"}, None)
+    r = api.post("annotator", f"/api/images/{first}/comments",
+                 json={"text": "x", "annotation_id": other["id"]})
+    assert r.status_code == 400 and "is not on image" in r.json()["detail"]
+    assert api.post("annotator", f"/api/images/{first}/comments",
+                    json={"text": ""}).status_code == 422
+    assert api.post("annotator", f"/api/images/{first}/comments",
+                    json={"text": "   "}).status_code == 400
+    assert [e["action"] for e in api.get("reviewer", f"/api/images/{first}/audit").json()] == [
+        "comment"]

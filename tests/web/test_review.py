@@ -182,3 +182,28 @@ def test_what_a_reviewer_keeps_from_a_smart_tool_is_accepted(browser: Any, live:
     (kept,) = live.api("GET", f"/api/images/{target}/annotations", token)["data"]
     assert (kept["status"], kept["source"]) == ("accepted", "model:graphcut@1")
     page.close()
+
+
+def test_history_and_comments_in_the_editor(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    target = ids["d.png"]
+    (proposal,) = _propose(live, target, 1)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.goto(f"{live.base}/#/label/{target}")
+    _ready(page, target)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # accept the proposal
+    page.wait_for_function("__doc.saving === 0 && __doc.anns[0].status === 'accepted'")
+    page.click("#history-toggle")
+    page.wait_for_selector(f"#history li >> text=changed #{proposal}: status "
+                           '"predicted" → "accepted"')
+    assert "admin" in page.text_content("#history li.create")  # who drew it
+    page.fill("#comment-text", "the box cuts the tail")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'#history li.comment >> text=commented #{proposal}: "the box cuts the tail"')
+    token = live.token("annotator", PASSWORD)
+    last = live.api("GET", f"/api/images/{target}/audit", token)[-1]
+    assert (last["action"], last["annotation_id"], last["username"]) == (
+        "comment", proposal, "reviewer")
+    page.close()

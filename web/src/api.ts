@@ -198,6 +198,8 @@ export const api = {
   neighbors: (id: number, q: Record<string, string>) =>
     call<Place>("GET", `/api/images/${id}/neighbors?${new URLSearchParams(q)}`),
   audit: (id: number) => call<AuditEntry[]>("GET", `/api/images/${id}/audit`),
+  comment: (id: number, text: string, annotationId: number | null) =>
+    call<AuditEntry>("POST", `/api/images/${id}/comments`, { text, annotation_id: annotationId }),
   annotations: (id: number) =>
     call<{ data: Annotation[] }>("GET", `/api/images/${id}/annotations`),
   annotation: (id: number) => call<Annotation>("GET", `/api/annotations/${id}`),

@@ -6,6 +6,7 @@ import { Annotation, ApiError, Image, Me, Place, Project, Shape, api } from "./a
 import { LabelCanvas, Tool } from "./canvas";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
+import { historyPanel } from "./history";
 import { KEYS, handleKey } from "./keys";
 import { currentList, forgetList, listName, place, placeText, reviewNote, step } from "./review";
 import { ActionTool, EditorContext, PromptTool, SmartTool, makeSmartTools } from "./tools";
@@ -174,7 +175,8 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,
       el("span", { id: "review-state" }, image.review_state)),
     ed.position, reviewButtons(ed), ed.note,
-    el("label", {}, "Class ", ed.labels), el("label", {}, "Text ", ed.text), ed.list);
+    el("label", {}, "Class ", ed.labels), el("label", {}, "Text ", ed.text), ed.list,
+    historyPanel(image.id, () => ed.canvas.selected));
   wireFields(ed);
   return { toolbar, side };
 }

@@ -274,6 +274,13 @@ class UploadResult(ImagePublic):
     created: bool
 
 
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+    annotation_id: DbInt | None = Field(None, description="the annotation it is about, if one")
+
+
 class AuditEntryPublic(BaseModel):
     id: int
     annotation_id: int | None

@@ -21,6 +21,7 @@ from labelpilot.server.schemas import (
     AuditEntryPublic,
     BulkResult,
     BulkStatus,
+    CommentCreate,
     ImagePublic,
     ImagesPublic,
     ImageUpdate,
@@ -208,6 +209,17 @@ def bulk_status(image_id: ImageId, body: BulkStatus, user: CurrentUser, ws: Work
         n = review.bulk_set_status(conn, image_id=image_id, status=body.status, user=user,
                                    annotation_ids=body.ids, only_status=body.only_status)
         return BulkResult(changed=n)
+
+
+@router.post("/{image_id}/comments", response_model=AuditEntryPublic, status_code=201)
+def add_comment(image_id: ImageId, body: CommentCreate, user: CurrentUser,
+                ws: WorkspaceDep) -> AuditEntryPublic:
+    """Comment on the image, or on one of its annotations (`annotation_id`); comments are
+    part of the image's history (`GET .../audit`, action `comment`)."""
+    with ws.transaction() as conn:
+        return AuditEntryPublic(**review.add_comment(conn, image_id=image_id, text=body.text,
+                                                     annotation_id=body.annotation_id,
+                                                     user=user))
 
 
 @router.get("/{image_id}/audit", response_model=list[AuditEntryPublic])
