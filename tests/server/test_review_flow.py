@@ -137,3 +137,25 @@ def test_comments_join_the_images_history(api: Api) -> None:
                     json={"text": "   "}).status_code == 400
     assert [e["action"] for e in api.get("reviewer", f"/api/images/{first}/audit").json()] == [
         "comment"]
+
+
+def test_jobs_are_refused_before_they_start_when_there_is_nothing_to_do(api: Api) -> None:
+    assert api.get("admin", "/api/train/check", params={"task": "detect"}).json()["ready"]
+    api.post("reviewer", "/api/project/splits", json={"split": "val"})  # none left in train
+    r = api.get("admin", "/api/train/check", params={"task": "detect"})
+    assert r.json() == {"ready": False, "images": None, "reason": (
+        "the train split has no accepted boxes to learn from: accept reviewed images' labels "
+        "and put them in the train split")}
+    r = api.post("admin", "/api/train", json={"task": "detect", "epochs": 1})
+    assert r.status_code == 400 and "no accepted boxes" in r.json()["detail"]
+    assert api.get("admin", "/api/jobs").json() == []  # nothing was queued
+    ocr = api.get("admin", "/api/train/check", params={"task": "ocr-rec"}).json()
+    assert not ocr["ready"] and "no accepted text lines" in ocr["reason"]
+    assert api.get("annotator", "/api/train/check", params={"task": "detect"}).status_code == 403
+    assert api.get("reviewer", "/api/autolabel/check").json()["images"] == 3
+    for image in _images(api):
+        api.patch("reviewer", f"/api/images/{image['id']}", json={"review_state": "done"})
+    r = api.get("reviewer", "/api/autolabel/check").json()
+    assert (r["ready"], r["images"]) == (False, 0)
+    r = api.post("reviewer", "/api/autolabel", json={"model": "ocr"})
+    assert r.status_code == 400 and "no new image to pre-label" in r.json()["detail"]

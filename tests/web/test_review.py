@@ -207,3 +207,27 @@ def test_history_and_comments_in_the_editor(browser: Any, live: Live) -> None:
     assert (last["action"], last["annotation_id"], last["username"]) == (
         "comment", proposal, "reviewer")
     page.close()
+
+
+def test_jobs_say_why_they_cannot_start_before_starting(browser: Any, live: Live) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "admin")
+    # nothing reviewed in the train split: training says so, next to its disabled button
+    page.wait_for_selector("#train-reason >> text=the train split has no accepted boxes")
+    assert page.is_disabled("#train")
+    # four untouched images to pre-label; none once they are all done
+    page.wait_for_selector("#prelabel-reason >> text=4 images")
+    assert not page.is_disabled("#prelabel")
+    token = live.token("admin", PASSWORD)
+    for image_id in _ids(live).values():
+        live.api("PATCH", f"/api/images/{image_id}", token, json={"review_state": "done"})
+    page.reload()
+    page.wait_for_selector("#prelabel-reason >> text=no new image to pre-label")
+    assert page.is_disabled("#prelabel")
+    page.select_option("#prelabel-images", "all")
+    page.wait_for_selector("#prelabel-reason >> text=every image is done")
+    # the jobs list comes before the panels
+    assert page.evaluate("document.getElementById('jobs').compareDocumentPosition("
+                         "document.getElementById('train-panel')) & "
+                         "Node.DOCUMENT_POSITION_FOLLOWING")
+    page.close()

@@ -33,6 +33,7 @@ export interface ModelInfo {
 }
 
 export interface AutolabelOptions {
+  /** which images: untouched ones, or every image not done */
   model: string;
   images?: "new" | "all";
   min_score?: number;
@@ -80,6 +81,12 @@ export interface Image {
   review_state: string;
   claimed_by: string | null;
   annotations: number;
+}
+
+export interface Readiness {
+  ready: boolean;
+  reason: string | null;
+  images: number | null;
 }
 
 export interface Place {
@@ -229,6 +236,8 @@ export const api = {
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
   train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),
+  trainCheck: (task: string) => call<Readiness>("GET", `/api/train/check?task=${task}`),
+  autolabelCheck: (images: string) => call<Readiness>("GET", `/api/autolabel/check?images=${images}`),
   changePassword: (current: string, fresh: string) =>
     call<{ access_token: string }>("POST", "/api/auth/password",
       { current_password: current, new_password: fresh }),

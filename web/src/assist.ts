@@ -57,7 +57,21 @@ export function prelabelPanel(project: Project, started: () => void): {
   root: HTMLElement; refresh: () => Promise<void>;
 } {
   const select = el("select", { id: "prelabel-model", "aria-label": "pre-labeling model" });
-  const button = el("button", { id: "prelabel" }, "Pre-label new images");
+  const which = el("select", { id: "prelabel-images", "aria-label": "images to pre-label" },
+    el("option", { value: "new" }, "new images"), el("option", { value: "all" }, "all images not done"));
+  const button = el("button", { id: "prelabel" }, "Pre-label");
+  const why = el("span", { id: "prelabel-reason", class: "hint" });
+  // whether there is anything to pre-label: said next to the button, before a job starts
+  const check = async () => {
+    try {
+      const r = await api.autolabelCheck(which.value);
+      button.disabled = !r.ready;
+      why.textContent = r.ready ? `${r.images} image${r.images === 1 ? "" : "s"}` : r.reason ?? "";
+    } catch {
+      why.textContent = "";
+    }
+  };
+  which.onchange = () => void check();
   const mapBox = el("div", {});
   let models: ModelInfo[] = [];
   let table: ReturnType<typeof classMapTable> | null = null;
@@ -79,7 +93,7 @@ export function prelabelPanel(project: Project, started: () => void): {
   button.onclick = async () => {
     try {
       await api.autolabel({
-        model: select.value || "ocr",
+        model: select.value || "ocr", images: which.value as "new" | "all",
         map: table ? table.map() : null,
         unmapped: table ? (table.addOthers() ? "add" : "drop") : null,
       });
@@ -90,9 +104,10 @@ export function prelabelPanel(project: Project, started: () => void): {
     started();
   };
   const root = el("section", { class: "panel", id: "prelabel-panel" },
-    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, button), mapBox);
+    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, which, button, why), mapBox);
   refresh().catch(() => undefined);
-  return { root, refresh };
+  void check();
+  return { root, refresh: async () => { await refresh(); await check(); } };
 }
 
 // --- training ------------------------------------------------------------------------
@@ -111,6 +126,12 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
   const name = el("input", { id: "train-name", value: `custom-${project.task}`,
     pattern: "[A-Za-z0-9_.\\-]{1,64}", "aria-label": "model name" });
   const button = el("button", { id: "train" }, "Train");
+  const why = el("p", { id: "train-reason", class: "hint" });
+  // nothing to learn from: said next to the button, before a job starts
+  api.trainCheck(task).then((r) => {
+    button.disabled = !r.ready;
+    why.textContent = r.reason ?? "";
+  }).catch(() => undefined);
   button.onclick = async () => {
     const m = Number(minutes.value);
     if (!(m > 0)) {
@@ -128,7 +149,7 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
   };
   return el("section", { class: "panel", id: "train-panel" },
     el("h3", {}, "Train on the reviewed labels (train split)"),
-    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button),
+    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button), why,
     el("p", { class: "hint" }, "The model is checked on the val split (or a held-out part " +
       "of train), scored on the test split, and then offered for pre-labeling."));
 }

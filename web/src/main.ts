@@ -54,10 +54,11 @@ function header(project?: Project): HTMLElement {
       me ? `${me.username} · ${me.role}` : ""), out);
 }
 
-async function overviewView(): Promise<void> {
-  const project = await api.project();
+/** The counts table, filled (again) from the project's stats. */
+function fillStats(table: HTMLElement, headline: HTMLElement, project: Project): void {
   const s = project.stats;
-  const table = el("table", { class: "stats" });
+  headline.textContent = `${s.images} images, ${s.annotations} annotations`;
+  table.replaceChildren();
   for (const [group, title] of [["images_by_review_state", "Images by review state"],
     ["images_by_split", "Images by split"], ["annotations_by_status", "Annotations by status"],
     ["annotations_by_label", "Annotations by label"]] as const) {
@@ -66,14 +67,23 @@ async function overviewView(): Promise<void> {
       table.append(el("tr", {}, el("td", {}, k), el("td", {}, String(v))));
     }
   }
+}
+
+async function overviewView(): Promise<void> {
+  const project = await api.project();
+  const table = el("table", { class: "stats" });
+  const headline = el("h2", { id: "headline" });
+  fillStats(table, headline, project);
   const start = el("button", { id: "start" }, "Start labeling (next image)");
   start.onclick = () => openNext();
   const actions = el("div", { class: "actions" }, start);
   const panels: HTMLElement[] = [];
   let prelabel: ReturnType<typeof prelabelPanel> | null = null;
   const jobs = jobsList((j) => {
-    // a finished training run is a new model to pre-label with
-    if (j.kind.startsWith("train-") && j.status === "done") prelabel?.refresh();
+    // a finished job changes the counts (and what is left to pre-label); a finished
+    // training run is a new model to pre-label with
+    api.project().then((p) => fillStats(table, headline, p)).catch(() => undefined);
+    void prelabel?.refresh();
   });
   if (me && me.role !== "annotator") {
     prelabel = prelabelPanel(project, () => jobs.refresh());
@@ -84,11 +94,14 @@ async function overviewView(): Promise<void> {
   if (me && me.role !== "annotator") {
     panels.push(importPanel(() => jobs.refresh()));
     panels.push(exportPanel(() => jobs.refresh()));
-    panels.push(splitsPanel(() => void overviewView()));
+    panels.push(splitsPanel(() => {
+      api.project().then((p) => fillStats(table, headline, p)).catch(() => undefined);
+    }));
   }
+  // the jobs come first: a long class map or many panels never push them out of view
   app.replaceChildren(header(project), el("main", { class: "overview" },
-    el("h2", {}, `${s.images} images, ${s.annotations} annotations`), actions,
-    el("div", { class: "panels" }, ...panels), table, el("h3", {}, "Jobs"), jobs.root));
+    headline, actions, el("h3", {}, "Jobs"), jobs.root,
+    el("div", { class: "panels" }, ...panels), table));
 }
 
 // The image grid: only the rows in view exist in the DOM, so 10,000 images scroll freely.

@@ -17,6 +17,8 @@ from labelpilot.train import budget_progress
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from labelpilot.workspace import Workspace
+
 TRAINING_KINDS = {"ocr-rec": "train-ocr-rec", "detect": "train-detect"}
 
 
@@ -27,6 +29,29 @@ def ensure_no_other_training(conn: Connection, job_id: int | None = None) -> Non
         other = others[0]
         raise LabelPilotError(f"training job {other} is already queued or running on this "
                               "workspace", hint="wait for it, or cancel it first")
+
+
+def training_readiness(ws: Workspace, task: str) -> str | None:
+    """Why training `task` cannot start now (nothing to learn from), or None: read from
+    counts, before a job is queued, so the reason shows next to the button."""
+    from labelpilot.store import repo
+    from labelpilot.train.ocr_rec import MIN_VAL
+
+    with ws.engine.connect() as conn:
+        regions, lines = repo.confirmed_counts(conn, "train")
+        _, val_lines = repo.confirmed_counts(conn, "val")
+    if task == "detect" and regions == 0:
+        return ("the train split has no accepted boxes to learn from: accept reviewed "
+                "images' labels and put them in the train split")
+    if task == "ocr-rec":
+        if lines == 0:
+            return ("the train split has no accepted text lines to learn from: accept "
+                    "reviewed lines and put their images in the train split")
+        need = 2 * MIN_VAL if not val_lines else 1
+        if lines < need:
+            return (f"the train split has {lines} accepted text lines; at least {need} are "
+                    "needed (some are held out to validate when there is no val split)")
+    return None
 
 
 def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = None,

@@ -368,6 +368,12 @@ class SplitResult(BaseModel):
     by_class: dict[str, dict[str, int]] = Field(description="per class, its images per split")
 
 
+class Readiness(BaseModel):
+    ready: bool
+    reason: str | None = Field(description="why it cannot start now")
+    images: int | None = Field(None, description="the images it would work on")
+
+
 class FormatPublic(BaseModel):
     name: str
     description: str

@@ -260,6 +260,19 @@ def stats(conn: Connection) -> dict[str, Any]:
     }
 
 
+def confirmed_counts(conn: Connection, split: str) -> tuple[int, int]:
+    """In a split: the accepted/edited regions (any shape but a point), and the text lines
+    among them with a transcription (not empty, not `###`)."""
+    base = (select(func.count()).select_from(annotations_t.join(
+        images_t, images_t.c.id == annotations_t.c.image_id)).where(
+        images_t.c.split == split, annotations_t.c.status.in_(("accepted", "edited")),
+        annotations_t.c.shape_type != "point"))
+    regions = conn.execute(base).scalar_one()
+    lines = conn.execute(base.where(annotations_t.c.text.is_not(None),
+                                    annotations_t.c.text.not_in(("", "###")))).scalar_one()
+    return int(regions), int(lines)
+
+
 def confirmed_labels(conn: Connection, split: str | None
                      ) -> tuple[list[Any], dict[int, list[Annotation]]]:
     """The images of a split (all when None) and their accepted/edited annotations: the

@@ -18,7 +18,8 @@ from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.imports import uploads_dir
-from labelpilot.jobs.train import ensure_no_other_training, plan_training
+from labelpilot.jobs.train import ensure_no_other_training, plan_training, training_readiness
+from labelpilot.proposals import prelabel_targets
 from labelpilot.server.deps import (
     CanCancelJobs,
     CanExport,
@@ -32,7 +33,13 @@ from labelpilot.server.deps import (
     WorkspaceDep,
     current_user,
 )
-from labelpilot.server.schemas import AutolabelCreate, ExportCreate, JobPublic, TrainCreate
+from labelpilot.server.schemas import (
+    AutolabelCreate,
+    ExportCreate,
+    JobPublic,
+    Readiness,
+    TrainCreate,
+)
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -173,6 +180,25 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
     return _public(job)
 
 
+@router.get("/train/check", response_model=Readiness, tags=["assist"])
+def check_training(task: Literal["ocr-rec", "detect"], user: CanTrain,
+                   ws: WorkspaceDep) -> Readiness:
+    """Whether training `task` can start now, and why not (shown next to the button)."""
+    reason = training_readiness(ws, task)
+    return Readiness(ready=reason is None, reason=reason, images=None)
+
+
+@router.get("/autolabel/check", response_model=Readiness, tags=["assist"])
+def check_autolabel(user: CanPrelabel, ws: WorkspaceDep,
+                    images: Literal["new", "all"] = "new") -> Readiness:
+    """How many images a pre-labeling run would work on, and why none."""
+    with ws.engine.connect() as conn:
+        n = len(prelabel_targets(conn, images))
+    reason = None if n else ("no new image to pre-label: each was pre-labeled or touched"
+                             if images == "new" else "every image is done")
+    return Readiness(ready=n > 0, reason=reason, images=n)
+
+
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
                    wake: WakeRunner) -> JobPublic:
@@ -180,6 +206,9 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
     kind, params = plan_training(task=body.task, init=body.init, epochs=body.epochs,
                                  minutes=body.minutes, name=body.name)
+    why_not = training_readiness(ws, body.task)
+    if why_not is not None:
+        raise LabelPilotError(why_not, hint="nothing was started")
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
