@@ -37,6 +37,7 @@ class ImageFilter:
     label: str | None = None
     source: str | None = None
     low_confidence: bool | None = None
+    text: str | None = None
 
     def check(self) -> None:
         if self.review_state is not None and self.review_state not in REVIEW_STATES:
@@ -46,7 +47,8 @@ class ImageFilter:
 
     def query(self) -> image_rows.ImageQuery:
         return image_rows.ImageQuery(self.review_state, self.split, self.label, self.source,
-                                     self.low_confidence, LOW_CONFIDENCE)
+                                     self.low_confidence, LOW_CONFIDENCE,
+                                     text=(self.text or "").strip() or None)
 
 
 def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,

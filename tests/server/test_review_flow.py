@@ -159,3 +159,22 @@ def test_jobs_are_refused_before_they_start_when_there_is_nothing_to_do(api: Api
     assert (r["ready"], r["images"]) == (False, 0)
     r = api.post("reviewer", "/api/autolabel", json={"model": "ocr"})
     assert r.status_code == 400 and "no new image to pre-label" in r.json()["detail"]
+
+
+def test_search_file_names_and_transcriptions(api: Api) -> None:
+    images = _images(api)
+    first = images[0]
+    api.post("reviewer", f"/api/images/{first['id']}/annotations",
+             json={"label": "cat", "shape": {"type": "box", "xyxy": [1, 1, 9, 9]},
+                   "text": "Exit 50% Off"})
+
+    def found(q: str) -> list[int]:
+        return [i["id"] for i in api.get("annotator", "/api/images", params={"q": q}).json()["data"]]
+
+    assert found("exit 50%") == [first["id"]]  # in a transcription, any case
+    assert found("50_") == []  # % and _ are text, not wildcards
+    name = images[1]["file_name"]
+    assert found(name.upper()) == [images[1]["id"]]  # in a file name
+    assert found("no such thing") == []
+    assert api.get("annotator", f"/api/images/{first['id']}/neighbors",
+                   params={"q": "exit"}).json()["count"] == 1

@@ -231,3 +231,22 @@ def test_jobs_say_why_they_cannot_start_before_starting(browser: Any, live: Live
                          "document.getElementById('train-panel')) & "
                          "Node.DOCUMENT_POSITION_FOLLOWING")
     page.close()
+
+
+def test_search_help_button_and_favicon(browser: Any, live: Live) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "annotator")
+    assert page.get_attribute("link[rel=icon]", "href") == "/static/favicon.svg"
+    icon = page.request.get(f"{live.base}/favicon.ico")
+    assert icon.ok and icon.headers["content-type"] == "image/svg+xml"
+    page.click("text=Images")
+    page.wait_for_selector("#count >> text=4 images")
+    page.fill("#search", "B.PN")
+    page.wait_for_selector("#count >> text=1 images")
+    assert page.locator("#grid .cell").all_text_contents() == ["b.png"]
+    page.click("#grid .cell")
+    page.wait_for_selector("#position:not(:empty)")
+    assert "q B.PN" in page.text_content("#position")  # next / previous walk the results
+    page.click("#help-button")
+    page.wait_for_selector("#help >> text=Keyboard")
+    page.close()

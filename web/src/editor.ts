@@ -169,7 +169,10 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
     b.onclick = () => (tool?.kind === "action" ? void runAction(ed, tool) : setTool(ed, id));
   }
   const controls = ed.tools.flatMap((t) => (t.kind === "prompt" ? t.controls : []));
-  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, ed.status, ed.line);
+  // the keys, for those who do not know `?` yet
+  const help = el("button", { id: "help-button", title: "keyboard shortcuts (?)" }, "? Keys");
+  help.onclick = () => KEYS["?"](ed, new KeyboardEvent("keydown"));
+  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, help, ed.status, ed.line);
   const { image } = ed;
   const side = el("aside", {},
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,

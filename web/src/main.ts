@@ -107,7 +107,7 @@ async function overviewView(): Promise<void> {
 // The image grid: only the rows in view exist in the DOM, so 10,000 images scroll freely.
 async function imagesView(): Promise<void> {
   const project = await api.project();
-  const filters = { review_state: "", split: "", label: "", source: "", low_confidence: "", sort: "" };
+  const filters = { review_state: "", split: "", label: "", source: "", low_confidence: "", q: "", sort: "" };
   const select = (name: keyof typeof filters, options: string[]) => {
     const first = name === "sort" ? "sort by id" : `any ${name.replace("_", " ")}`;
     const s = el("select", { name }, el("option", { value: "" }, first),
@@ -119,6 +119,17 @@ async function imagesView(): Promise<void> {
     return s;
   };
   const count = el("span", { id: "count" });
+  // search: file names and transcriptions, asked once typing pauses
+  const search = el("input", { id: "search", type: "search", placeholder: "search names and text",
+    "aria-label": "search file names and transcriptions" });
+  let typing = 0;
+  search.oninput = () => {
+    window.clearTimeout(typing);
+    typing = window.setTimeout(() => {
+      filters.q = search.value.trim();
+      void load();
+    }, 250);
+  };
   const grid = el("div", { class: "grid", id: "grid" });
   const spacer = el("div", { class: "spacer" });
   grid.append(spacer);
@@ -128,7 +139,7 @@ async function imagesView(): Promise<void> {
     select("label", project.labels),
     select("source", Object.keys(project.stats.annotations_by_source ?? {})),
     select("low_confidence", ["true", "false"]), select("sort", ["file_name", "review_state"]),
-    count, ...(me && me.role !== "annotator" ? [listToSplit(() => images.map((i) => i.id), () => void load())] : [])),
+    search, count, ...(me && me.role !== "annotator" ? [listToSplit(() => images.map((i) => i.id), () => void load())] : [])),
     grid);
 
   let images: Image[] = [];

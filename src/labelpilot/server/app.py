@@ -17,7 +17,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -138,6 +138,12 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                        upload=settings.max_upload_bytes, archive=settings.max_import_bytes)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+    def favicon() -> Response:
+        """Browsers ask for /favicon.ico whatever the page says: the SVG one."""
+        return Response((static / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False,
                    response_class=HTMLResponse)

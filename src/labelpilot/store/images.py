@@ -28,6 +28,8 @@ class ImageQuery:
     low_confidence: bool | None = None
     low_score: float = 0.8
     exclude_states: tuple[str, ...] = ()
+    # words in the file name or in a transcription (case-insensitive)
+    text: str | None = None
 
 
 def _where(f: ImageQuery) -> list[Any]:
@@ -46,6 +48,12 @@ def _where(f: ImageQuery) -> list[Any]:
                                     labels_t.c.name == f.label))
     if f.source:
         conds.append(exists().where(ann.c.image_id == images_t.c.id, ann.c.source == f.source))
+    if f.text:
+        needle = f.text.lower()
+        conds.append(or_(
+            func.lower(images_t.c.file_name).contains(needle, autoescape=True),
+            exists().where(ann.c.image_id == images_t.c.id, ann.c.status != "rejected",
+                           func.lower(ann.c.text).contains(needle, autoescape=True))))
     if f.low_confidence is not None:
         low = exists().where(ann.c.image_id == images_t.c.id, ann.c.status == "predicted",
                              ann.c.score < f.low_score)

@@ -46,13 +46,15 @@ def list_images(
     label: str | None = None, source: str | None = None,
     low_confidence: Annotated[bool | None, Query(
         description="only images with (true) / without (false) proposals scored under 0.8")] = None,
+    q: Annotated[str | None, Query(max_length=200, description=(
+        "text in the file name or in a transcription (case-insensitive)"))] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     sort: Literal["id", "file_name", "review_state"] = "id",
 ) -> ImagesPublic:
     with ws.engine.connect() as conn:
         rows, total = review.list_images(conn, filters=review.ImageFilter(
-            review_state, split, label, source, low_confidence), offset=offset, limit=limit,
+            review_state, split, label, source, low_confidence, q), offset=offset, limit=limit,
             sort=sort)
         return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
 
@@ -101,6 +103,7 @@ def image_neighbors(
     split: Literal["train", "val", "test", "unassigned"] | None = None,
     label: str | None = None, source: str | None = None,
     low_confidence: bool | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Literal["id", "file_name", "review_state"] = "id",
 ) -> Neighbors:
     """The image's place in the list the filters and sort make (as `GET /api/images`
@@ -108,7 +111,7 @@ def image_neighbors(
     with ws.engine.connect() as conn:
         return Neighbors.model_validate(review.neighbours(
             conn, image_id=image_id, sort=sort, filters=review.ImageFilter(
-                review_state, split, label, source, low_confidence)))
+                review_state, split, label, source, low_confidence, q)))
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
