@@ -112,4 +112,11 @@ def test_upgrade_from_the_first_schema_keeps_the_data(make_workspace, tmp_path: 
     again = Workspace.open(ws.root)
     assert workspace_stats(again) == before
     assert {"users", "jobs", "audit_log"} <= set(inspect(again.engine).get_table_names())
+    # columns added since are filled in for the rows already there (0007: name_key)
+    from labelpilot.store import repo
+    from labelpilot.store.names import natural_key
+
+    with again.engine.connect() as conn:
+        rows = repo.list_images(conn, None)
+    assert rows and all(r.name_key == natural_key(r.file_name) for r in rows)
     again.close()

@@ -178,3 +178,21 @@ def test_search_file_names_and_transcriptions(api: Api) -> None:
     assert found("no such thing") == []
     assert api.get("annotator", f"/api/images/{first['id']}/neighbors",
                    params={"q": "exit"}).json()["count"] == 1
+
+
+def test_file_names_sort_in_their_natural_order(api: Api) -> None:
+    from tests.conftest import write_image
+
+    for name in ("img_10.png", "img_9.png", "IMG_100.png"):
+        p = write_image(api.ws.root.parent / f"nat-{name}", 32, 24, seed=len(name) + ord(name[4]))
+        with p.open("rb") as f:
+            assert api.post("admin", "/api/images", files={"file": (name, f, "image/png")}
+                            ).status_code == 201
+    listed = [i["file_name"] for i in api.get(
+        "annotator", "/api/images", params={"sort": "file_name"}).json()["data"]]
+    ours = [n for n in listed if n.lower().startswith("img_")]
+    assert ours == ["img_9.png", "img_10.png", "IMG_100.png"]
+    ids = {i["file_name"]: i["id"] for i in _images(api)}
+    nb = api.get("annotator", f"/api/images/{ids['img_10.png']}/neighbors",
+                 params={"sort": "file_name"}).json()
+    assert (nb["previous"], nb["next"]) == (ids["img_9.png"], ids["IMG_100.png"])

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from labelpilot.store.names import natural_key
 from labelpilot.store.repo import annotations_t, images_t, labels_t, now
 
-SORTS = {"id": images_t.c.id, "file_name": images_t.c.file_name,
+# file names in their natural order (img_2 before img_10)
+SORTS = {"id": images_t.c.id, "file_name": images_t.c.name_key,
          "review_state": images_t.c.review_state}
 
 
@@ -84,7 +86,8 @@ def neighbours(conn: Connection, query: ImageQuery, *, sort: str, row: Any
     the list was read), the list's length, and the images before and after it in that
     order (the place an image that left the list had is kept)."""
     conds = _where(query)
-    key, value = SORTS[sort], getattr(row, sort)
+    key = SORTS[sort]
+    value = row._mapping[key.name]
     before = or_(key < value, (key == value) & (images_t.c.id < row.id))
     after = or_(key > value, (key == value) & (images_t.c.id > row.id))
     total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
@@ -197,6 +200,7 @@ def try_insert(conn: Connection, values: dict[str, Any]) -> int | None:
     a row another writer committed first (the same file name)."""
     try:
         with conn.begin_nested():
+            values = {**values, "name_key": natural_key(values["file_name"])}
             return int(conn.execute(insert(images_t).values(values)
                                     .returning(images_t.c.id)).scalar_one())
     except IntegrityError:

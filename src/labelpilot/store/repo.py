@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, func, insert, select, update
 
 from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
+from labelpilot.store.names import natural_key
 from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass, table
 
 _CHUNK = 500
@@ -105,6 +106,7 @@ def insert_images(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert image rows; returns their ids in the order given."""
     if not rows:
         return []
+    rows = [{**r, "name_key": natural_key(r["file_name"])} for r in rows]
     result = conn.execute(
         insert(images_t).returning(images_t.c.id, sort_by_parameter_order=True), rows)
     return [r[0] for r in result]

@@ -51,6 +51,8 @@ class ImageRow(Base):
     # several images may share their bytes (one blob): an image is a named item
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     file_name: Mapped[str] = mapped_column(String(1000), unique=True)
+    # the name as people sort it (img_2 before img_10): lower case, digit runs padded
+    name_key: Mapped[str | None] = mapped_column(String(1000), index=True)
     suffix: Mapped[str] = mapped_column(String(8))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
