@@ -61,7 +61,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "export": ("reviewer", "export the labels and download them"),
     "cancel_job": ("reviewer", "cancel a job"),
     "train": ("admin", "train a model"),
-    "edit_project": ("admin", "rename the project and add label classes"),
+    "edit_project": ("admin", "rename the project; add, rename, merge and colour label "
+                     "classes"),
     "manage_users": ("admin", "add users, change their roles, deactivate them"),
 }
 

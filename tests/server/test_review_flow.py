@@ -196,3 +196,26 @@ def test_file_names_sort_in_their_natural_order(api: Api) -> None:
     nb = api.get("annotator", f"/api/images/{ids['img_10.png']}/neighbors",
                  params={"sort": "file_name"}).json()
     assert (nb["previous"], nb["next"]) == (ids["img_9.png"], ids["IMG_100.png"])
+
+
+def test_label_classes_rename_merge_and_colour(api: Api) -> None:
+    before = api.get("admin", "/api/project").json()
+    n_cat = before["stats"]["annotations_by_label"]["cat"]
+    n_dog = before["stats"]["annotations_by_label"]["dog"]
+    r = api.client.patch("/api/project/labels/cat", headers=api.h("admin"),
+                         json={"color": "#FF8800"})
+    assert r.status_code == 200 and r.json()["label_colors"] == {"cat": "#ff8800"}
+    r = api.client.patch("/api/project/labels/cat", headers=api.h("admin"), json={"name": "dog"})
+    assert r.status_code == 409 and "merge 'cat' into it instead" in r.json()["hint"]
+    r = api.client.patch("/api/project/labels/cat", headers=api.h("admin"), json={"name": "kitten"})
+    assert r.status_code == 200 and "kitten" in r.json()["labels"] and "cat" not in r.json()["labels"]
+    assert r.json()["label_colors"] == {"kitten": "#ff8800"}
+    assert "kitten" in api.ws.config.labels and "cat" not in api.ws.config.labels
+    r = api.client.patch("/api/project/labels/kitten", headers=api.h("admin"),
+                         json={"merge_into": "dog"})
+    assert r.status_code == 200 and r.json()["labels"] == ["dog"]
+    assert r.json()["stats"]["annotations_by_label"] == {"dog": n_cat + n_dog}
+    assert api.client.patch("/api/project/labels/dog", headers=api.h("reviewer"),
+                            json={"color": "#000000"}).status_code == 403
+    assert api.client.patch("/api/project/labels/nope", headers=api.h("admin"),
+                            json={"color": "#000000"}).status_code == 404

@@ -250,3 +250,29 @@ def test_search_help_button_and_favicon(browser: Any, live: Live) -> None:
     page.click("#help-button")
     page.wait_for_selector("#help >> text=Keyboard")
     page.close()
+
+
+def test_label_classes_and_their_colours(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    _propose(live, ids["a.png"], 1)  # a cat
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "admin")
+    page.click("#classes-panel summary")
+    row = "#classes-panel tr[data-label=dog]"
+    page.fill(f"{row} input[type=color]", "#ff0000")
+    page.wait_for_selector(".toast >> text=dog is drawn in #ff0000.")
+    page.fill(f"{row} input.rename", "hound")
+    page.press(f"{row} input.rename", "Enter")
+    page.wait_for_selector("#classes-panel tr[data-label=hound]")
+    page.select_option("#classes-panel tr[data-label=cat] select.merge", "hound")
+    page.wait_for_selector(".toast >> text=cat merged into hound.")
+    token = live.token("admin", PASSWORD)
+    project = live.api("GET", "/api/project", token)
+    assert project["labels"] == ["hound"] and project["label_colors"] == {"hound": "#ff0000"}
+    # the editor draws each class in its colour, with a legend
+    page.goto(f"{live.base}/#/label/{ids['a.png']}")
+    _ready(page, ids["a.png"])
+    assert page.get_attribute("#legend li[data-label=hound] .swatch", "style") == \
+        "background:#ff0000"
+    assert page.evaluate("__canvas.colors.get('hound')") == "#ff0000"
+    page.close()

@@ -124,6 +124,7 @@ export interface Project {
   name: string;
   task: string;
   labels: string[];
+  label_colors: Record<string, string>;
   stats: Record<string, any>;
 }
 
@@ -249,6 +250,9 @@ export const api = {
   assignSplits: (body: Record<string, unknown>) =>
     call<{ assigned: number; by_split: Record<string, number>; by_class: Record<string, Record<string, number>> }>(
       "POST", "/api/project/splits", body),
+  changeLabel: (name: string, body: Record<string, string>) =>
+    call<Project>("PATCH", `/api/project/labels/${encodeURIComponent(name)}`, body),
+  addLabels: (names: string[]) => call<Project>("PATCH", "/api/project", { add_labels: names }),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

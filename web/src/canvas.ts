@@ -17,9 +17,11 @@ export interface CanvasEvents {
   prompt?(clicks: SmartClick[], box: number[] | null): void;
 }
 
-const COLORS: Record<string, string> = {
-  predicted: "#f59e0b", accepted: "#10b981", edited: "#3b82f6", rejected: "#9ca3af",
-};
+/** Each class its own colour: the one the project gave it, else one of a spread of hues
+ * (the golden angle apart, so neighbours in the list differ). */
+export function classColors(labels: string[], given: Record<string, string>): Map<string, string> {
+  return new Map(labels.map((l, i) => [l, given[l] ?? `hsl(${Math.round((i * 137.5) % 360)}, 75%, 55%)`]));
+}
 
 export function shapePoints(s: Shape): XY[] {
   switch (s.type) {
@@ -123,6 +125,8 @@ function pathOf(s: Shape): Path2D {
 }
 
 export class LabelCanvas {
+  /** class name -> colour (classColors) */
+  colors = new Map<string, string>();
   readonly canvas: HTMLCanvasElement;
   private ctx: CanvasRenderingContext2D;
   private img = new Image();
@@ -471,11 +475,14 @@ export class LabelCanvas {
       if (isSel && this.moveOffset[0] + this.moveOffset[1] !== 0) {
         ctx.translate(this.moveOffset[0], this.moveOffset[1]);
       }
-      ctx.strokeStyle = isSel ? "#ef4444" : COLORS[a.status] ?? "#fff";
+      // the class's colour; the status in the line: proposals dashed, rejected dotted and faint
+      ctx.strokeStyle = isSel ? "#ef4444" : this.colors.get(a.label) ?? "#fff";
+      ctx.globalAlpha = a.status === "rejected" && !isSel ? 0.45 : 1;
       ctx.lineWidth = (isSel ? 3 : 2) * px;
       ctx.setLineDash(a.status === "predicted" ? [6 * px, 4 * px] : a.status === "rejected" ? [2 * px, 3 * px] : []);
       ctx.stroke(entry.path);
-      if (showText && (a.text || a.score !== null)) {
+      // the class name on every shape (on crowded images only where there is text or a score)
+      if (showText && (a.text || a.score !== null || this.anns.length <= 300)) {
         const [x, y] = shapePoints(a.shape)[0] ?? [0, 0];
         const label = (a.text ?? a.label) + (a.status === "predicted" && a.score !== null ? ` ${a.score.toFixed(2)}` : "");
         ctx.fillStyle = "rgba(0,0,0,0.6)";

@@ -3,7 +3,7 @@
 // the text field in transcription.ts, the review flow in review.ts.
 
 import { Annotation, ApiError, Image, Me, Place, Project, Shape, api } from "./api";
-import { LabelCanvas, Tool } from "./canvas";
+import { LabelCanvas, Tool, classColors } from "./canvas";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
 import { historyPanel } from "./history";
@@ -70,6 +70,7 @@ export class Editor implements EditorContext {
       prompt: (clicks, box) => void this.active?.ask(clicks, box),
     });
     this.tools = makeSmartTools(this);
+    this.canvas.colors = classColors(project.labels, project.label_colors ?? {});
   }
 
   get imageId(): number {
@@ -178,7 +179,7 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,
       el("span", { id: "review-state" }, image.review_state)),
     ed.position, reviewButtons(ed), ed.note,
-    el("label", {}, "Class ", ed.labels), el("label", {}, "Text ", ed.text), ed.list,
+    el("label", {}, "Class ", ed.labels), legend(ed), el("label", {}, "Text ", ed.text), ed.list,
     historyPanel(image.id, () => ed.canvas.selected));
   wireFields(ed);
   return { toolbar, side };
@@ -204,6 +205,12 @@ function reviewButtons(ed: Editor): HTMLElement {
     row.append(b("submit", "Submit for review (D)", "d"));
   }
   return row;
+}
+
+/** Each class's colour, as the canvas draws it. */
+function legend(ed: Editor): HTMLElement {
+  return el("ul", { class: "legend", id: "legend" }, ...[...ed.canvas.colors].map(([label, color]) =>
+    el("li", { "data-label": label }, el("span", { class: "swatch", style: `background:${color}` }), label)));
 }
 
 /** "image i of N" in the list walked, and the last review note on the image. */

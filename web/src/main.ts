@@ -3,6 +3,7 @@
 // Every piece of user text goes into the page through textContent, never as HTML.
 
 import { accountView, usersView } from "./account";
+import { classesPanel } from "./classes";
 import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
 import { rememberList } from "./review";
 import { listToSplit, splitsPanel } from "./splits";
@@ -91,6 +92,7 @@ async function overviewView(): Promise<void> {
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
+  if (me?.role === "admin") panels.push(classesPanel(project, () => void overviewView()));
   if (me && me.role !== "annotator") {
     panels.push(importPanel(() => jobs.refresh()));
     panels.push(exportPanel(() => jobs.refresh()));

@@ -337,7 +337,18 @@ class ProjectPublic(BaseModel):
     name: str
     task: str
     labels: list[str]
+    label_colors: dict[str, str] = Field(default_factory=dict,
+                                         description="label -> #rrggbb, for those given one")
     stats: dict[str, Any]
+
+
+class LabelChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label | None = Field(None, description="a new name")
+    merge_into: Label | None = Field(None, description="move its annotations to this class "
+                                                       "and remove it")
+    color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
 
 
 class ProjectUpdate(BaseModel):

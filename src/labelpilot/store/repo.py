@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
 from labelpilot.store.names import natural_key
@@ -52,6 +52,26 @@ def ensure_labels(conn: Connection, names: Iterable[str]) -> dict[str, int]:
         ])
         ids = label_ids(conn)
     return ids
+
+
+def label_colors(conn: Connection) -> dict[str, str]:
+    """Label name -> its colour (#rrggbb), for the classes that have one."""
+    return dict(conn.execute(select(labels_t.c.name, labels_t.c.color)
+                             .where(labels_t.c.color.is_not(None))).all())
+
+
+def update_label(conn: Connection, label: str, values: dict[str, Any]) -> None:
+    conn.execute(update(labels_t).where(labels_t.c.name == label).values(**values))
+
+
+def merge_label(conn: Connection, source: str, into: str) -> int:
+    """Every annotation of class `source` becomes one of `into`, and `source` is gone;
+    returns how many annotations moved."""
+    ids = label_ids(conn)
+    moved = conn.execute(update(annotations_t).where(annotations_t.c.label_id == ids[source])
+                         .values(label_id=ids[into])).rowcount
+    conn.execute(delete(labels_t).where(labels_t.c.id == ids[source]))
+    return int(moved)
 
 
 def label_keypoints(conn: Connection) -> dict[str, dict[str, Any]]:

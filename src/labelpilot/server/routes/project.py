@@ -4,11 +4,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from labelpilot import splits
+from labelpilot import labels, splits
 from labelpilot.formats import FORMATS, list_formats
 from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import (
     FormatPublic,
+    LabelChange,
     ProjectPublic,
     ProjectUpdate,
     SplitAssign,
@@ -25,7 +26,8 @@ router = APIRouter(prefix="/api/project", tags=["project"])
 
 def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
     return ProjectPublic(name=ws.config.name, task=ws.config.task,
-                         labels=repo.label_names(conn), stats=repo.stats(conn))
+                         labels=repo.label_names(conn), label_colors=repo.label_colors(conn),
+                         stats=repo.stats(conn))
 
 
 @router.get("", response_model=ProjectPublic)
@@ -52,6 +54,17 @@ def assign_splits(body: SplitAssign, user: CurrentUser, ws: WorkspaceDep) -> Spl
             ratios={str(k): v for k, v in body.ratios.items()} if body.ratios is not None else None,
             split=body.split, image_ids=body.image_ids,
             only_unassigned=body.only_unassigned, stratify=body.stratify, seed=body.seed))
+
+
+@router.patch("/labels/{name}", response_model=ProjectPublic)
+def change_label(name: str, body: LabelChange, admin: CanEditProject,
+                 ws: WorkspaceDep) -> ProjectPublic:
+    """Rename a label class, merge it into another (its annotations move there), or give
+    it a colour."""
+    with ws.transaction() as conn:
+        labels.change_label(ws, conn, name, user=admin, rename=body.name,
+                            merge_into=body.merge_into, color=body.color)
+        return _project(ws, conn)
 
 
 @router.patch("", response_model=ProjectPublic)
