@@ -71,9 +71,10 @@ function fillStats(table: HTMLElement, headline: HTMLElement, project: Project):
 }
 
 async function overviewView(): Promise<void> {
+  const at = location.hash;
   const project = await api.project();
   // drawn again after a change (a class renamed): not over a view opened meanwhile
-  if ((location.hash || "#/") !== "#/") return;
+  if (location.hash !== at) return;
   const table = el("table", { class: "stats" });
   const headline = el("h2", { id: "headline" });
   fillStats(table, headline, project);
