@@ -199,8 +199,8 @@ def test_cvat_for_video_tracks_become_per_frame_annotations(make_workspace, tmp_
     xml = root / "annotations.xml"
     xml.write_text(xml.read_text().replace('frame="4"', 'frame="40"'))
     with pytest.raises(FormatError, match=r"annotations\.xml, at track\[0\]/box\[1\]: bad "
-                                          r"values \(frame 40 is outside the task's frames "
-                                          r"0-5\)"):
+                                          r"values \(frame '40' is not one of the task's "
+                                          r"frames 0-5\)"):
         get_format("cvat").load(root)
     # without frame files, the meta's frame count decides, within a limit
     xml.write_text(xml.read_text().replace('frame="40"', 'frame="4"').replace(

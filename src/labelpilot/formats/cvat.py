@@ -102,11 +102,7 @@ class Cvat:
             item = DatasetItem(name=name, path=found, width=w,
                                height=h, split=split_named(subset))
             for j, el in enumerate(im):
-                try:
-                    ann = _annotation(el, w, h)
-                except (ValidationError, ValueError, TypeError) as e:
-                    msg = e.message if isinstance(e, ValidationError) else f"bad values ({e})"
-                    raise FormatError(msg, path=path, where=f"{where}/{el.tag}[{j}]") from None
+                ann = _read(el, w, h, path, f"{where}/{el.tag}[{j}]")
                 if ann is None:
                     skipped[el.tag] = skipped.get(el.tag, 0) + 1
                 else:
@@ -143,6 +139,16 @@ class Cvat:
         ET.indent(root)
         dest.mkdir(parents=True, exist_ok=True)
         write_xml(root, dest / "annotations.xml", dataset)
+
+
+def _read(el: ET.Element, w: int, h: int, path: Path, where: str) -> Annotation | None:
+    """A shape element as an annotation (None: no LabelPilot equivalent), bad values
+    refused by place."""
+    try:
+        return _annotation(el, w, h)
+    except (ValidationError, ValueError, TypeError) as e:
+        msg = e.message if isinstance(e, ValidationError) else f"bad values ({e})"
+        raise FormatError(msg, path=path, where=where) from None
 
 
 def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:
@@ -234,18 +240,16 @@ def _load_video(root: ET.Element, path: Path) -> Dataset:
         label = track.get("label") or ""
         keys: list[tuple[int, bool, Annotation | None]] = []
         for j, el in enumerate(track):
-            try:
-                frame = int(el.get("frame", ""))
-                if not start <= frame <= last:
-                    raise ValueError(f"frame {frame} is outside the task's frames "
-                                     f"{start}-{last}")
-                el.set("label", label)
-                if track.get("group_id"):
-                    el.set("group_id", track.get("group_id", ""))
-                ann = _annotation(el, w, h)
-            except (ValidationError, ValueError, TypeError) as e:
-                msg = e.message if isinstance(e, ValidationError) else f"bad values ({e})"
-                raise FormatError(msg, path=path, where=f"{where}/{el.tag}[{j}]") from None
+            place = f"{where}/{el.tag}[{j}]"
+            frame_text = el.get("frame", "")
+            if not frame_text.strip().isdigit() or not start <= int(frame_text) <= last:
+                raise FormatError(f"bad values (frame {frame_text!r} is not one of the task's "
+                                  f"frames {start}-{last})", path=path, where=place)
+            frame = int(frame_text)
+            el.set("label", label)
+            if track.get("group_id"):
+                el.set("group_id", track.get("group_id", ""))
+            ann = _read(el, w, h, path, place)
             if ann is None:
                 skipped[el.tag] = skipped.get(el.tag, 0) + 1
                 continue

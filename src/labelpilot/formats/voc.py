@@ -125,13 +125,11 @@ class Voc:
             cmap = ClassMap("VOC's 21 classes", names=dict(enumerate(VOC_CLASSES)),
                             background={0})
         warnings = []
-        images = source / "JPEGImages"
         for stem in sorted(files):
             item = by_stem.get(stem)
             if item is None:
-                found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
-                              if (images / f"{stem}{ext}").is_file()), None)
-                if found is None or not contained(found, [source]):
+                found = _jpeg(source, stem)
+                if found is None:
                     warnings.append(f"{stem}: a segmentation mask without an image in "
                                     "JPEGImages/; skipped")
                     continue
@@ -150,13 +148,11 @@ class Voc:
         """Images an ImageSets list names that have no XML: images without labels (VOC's
         own test set is laid out so); those whose image is missing too are named."""
         warnings = []
-        images = source / "JPEGImages"
         for stem, split in splits.items():
             if stem in with_xml:
                 continue
-            found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
-                          if (images / f"{stem}{ext}").is_file()), None)
-            if found is None or not contained(found, [source]):
+            found = _jpeg(source, stem)
+            if found is None:
                 warnings.append(f"ImageSets/Main/{split}.txt: {stem!r} has neither an XML in "
                                 "Annotations/ nor an image in JPEGImages/; skipped")
                 continue
@@ -199,6 +195,14 @@ class Voc:
             f = dest / "ImageSets" / "Main" / f"{split}.txt"
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
+
+
+def _jpeg(source: Path, stem: str) -> Path | None:
+    """The image of `stem` in JPEGImages/ (any image suffix), if there, inside the folder."""
+    images = source / "JPEGImages"
+    found = next((images / f"{stem}{ext}" for ext in IMAGE_SUFFIXES
+                  if (images / f"{stem}{ext}").is_file()), None)
+    return found if found is not None and contained(found, [source]) else None
 
 
 def _mask_files(source: Path) -> dict[str, dict[str, Path]]:

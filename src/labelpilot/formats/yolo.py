@@ -105,11 +105,7 @@ def _listed_images(listing: Path, source: Path) -> list[Path]:
     """The images an Ultralytics image list names (`./images/a.jpg` or `images/a.jpg`,
     relative to the list's folder); a line leading outside the dataset is refused."""
     out = []
-    for n, ln in enumerate(read_text_lines(listing), 1):
-        name = ln.strip()
-        if not name:
-            continue
-        _no_nul(name, listing, n)
+    for n, name in _list_entries(listing):
         path = listing.parent / (name[2:] if name.startswith("./") else name)
         if PurePosixPath(name).is_absolute() or not contained(path, [source]):
             raise UnsafePathError(f"{listing}, line {n}: {name!r} leads outside the dataset "
@@ -127,6 +123,18 @@ def _darknet_path(source: Path, entry: str) -> Path:
     if entry.startswith("data/") and not direct.exists():
         return source / entry[len("data/"):]
     return direct
+
+
+def _list_entries(listing: Path) -> list[tuple[int, str]]:
+    """The (line number, path) entries of an image list: blank lines skipped, a NUL in a
+    path refused."""
+    out = []
+    for n, ln in enumerate(read_text_lines(listing), 1):
+        entry = ln.strip()
+        if entry:
+            _no_nul(entry, listing, n)
+            out.append((n, entry))
+    return out
 
 
 def _no_nul(entry: str, path: Path, line: int) -> None:
@@ -239,11 +247,7 @@ class _YoloBase:
     def _darknet_list(self, listing: Path, source: Path, names: list[str],
                       split: str | None, warnings: list[str]) -> list[DatasetItem]:
         items = []
-        for n, ln in enumerate(read_text_lines(listing), 1):
-            entry = ln.strip()
-            if not entry:
-                continue
-            _no_nul(entry, listing, n)
+        for n, entry in _list_entries(listing):
             img = _darknet_path(source, entry)
             if PurePosixPath(entry).is_absolute() or not contained(img, [source]):
                 raise UnsafePathError(f"{listing}, line {n}: {entry!r} leads outside the "
