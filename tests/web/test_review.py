@@ -276,3 +276,26 @@ def test_label_classes_and_their_colours(browser: Any, live: Live) -> None:
         "background:#ff0000"
     assert page.evaluate("__canvas.colors.get('hound')") == "#ff0000"
     page.close()
+
+
+def test_the_image_is_fitted_again_when_the_window_changes(browser: Any, live: Live) -> None:
+    ids = _ids(live)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "reviewer")
+    page.goto(f"{live.base}/#/label/{ids['a.png']}")
+    _ready(page, ids["a.png"])
+    fits = ("__canvas.fitted && Math.abs(Math.min(__canvas.canvas.width / 160, "
+            "__canvas.canvas.height / 120) * 0.95 - __canvas.scale) < 1e-6")
+    assert page.evaluate(fits)
+    before = page.evaluate("__canvas.scale")
+    page.set_viewport_size({"width": 800, "height": 500})
+    page.wait_for_function(f"{fits} && __canvas.scale < {before}")
+    # zoomed in, the point in the middle stays in the middle
+    page.keyboard.press("1")
+    centre = "__canvas.toImage(__canvas.canvas.width / 2, __canvas.canvas.height / 2)"
+    x, y = page.evaluate(centre)
+    page.set_viewport_size({"width": 1100, "height": 650})
+    page.wait_for_function("!__canvas.fitted && __canvas.canvas.width > 700")
+    x2, y2 = page.evaluate(centre)
+    assert abs(x2 - x) < 1 and abs(y2 - y) < 1
+    page.close()

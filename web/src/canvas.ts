@@ -209,16 +209,26 @@ export class LabelCanvas {
     this.redraw();
   }
 
+  /** A new size for the window: a fitted image is fitted again; one zoomed or panned
+   * keeps the point that was in the middle in the middle. */
   private resize(): void {
     const r = this.canvas.parentElement!.getBoundingClientRect();
+    const [cx, cy] = this.toImage(this.canvas.width / 2, this.canvas.height / 2);
     this.canvas.width = Math.max(1, Math.floor(r.width));
     this.canvas.height = Math.max(1, Math.floor(r.height));
+    if (this.fitted) return this.fit();
+    this.tx = this.canvas.width / 2 - cx * this.scale;
+    this.ty = this.canvas.height / 2 - cy * this.scale;
     this.redraw();
   }
+
+  /** true while the view is as fit() left it */
+  fitted = false;
 
   fit(): void {
     const [w, h] = this.imageSize;
     if (!w || !h) return;
+    this.fitted = true;
     this.scale = Math.min(this.canvas.width / w, this.canvas.height / h) * 0.95;
     this.tx = (this.canvas.width - w * this.scale) / 2;
     this.ty = (this.canvas.height - h * this.scale) / 2;
@@ -233,12 +243,14 @@ export class LabelCanvas {
   zoomAt(factor: number, sx: number, sy: number): void {
     const [ix, iy] = this.toImage(sx, sy);
     this.scale = Math.min(40, Math.max(0.02, this.scale * factor));
+    this.fitted = false;
     this.tx = sx - ix * this.scale;
     this.ty = sy - iy * this.scale;
     this.redraw();
   }
 
   panBy(dx: number, dy: number): void {
+    this.fitted = false;
     this.tx += dx;
     this.ty += dy;
     this.redraw();
