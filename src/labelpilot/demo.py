@@ -1,4 +1,6 @@
-"""The demo workspace: industrial-style labels with text lines, imported the normal way."""
+"""The demo workspace: industrial-style labels with text lines, imported the normal way.
+Half the images come with reviewed labels (the train split); of the rest, half are
+pre-labeled by the built-in OCR model (proposals to review) and half are unlabeled."""
 
 from __future__ import annotations
 
@@ -53,12 +55,34 @@ def build_demo(directory: Path, *, force: bool = False, count: int = 12) -> Work
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "samples"
         folder.mkdir()
+        fresh = Path(tmp) / "fresh"
+        fresh.mkdir()
         lines = []
         for i in range(count):
             im, records = _sample(rng, i)
             name = f"label_{i:03d}.jpg"
-            im.save(folder / name, quality=92)
-            lines.append(f"samples/{name}\t{orjson.dumps(records).decode()}\n")
+            if i < count // 2:
+                im.save(folder / name, quality=92)
+                lines.append(f"samples/{name}\t{orjson.dumps(records).decode()}\n")
+            else:
+                im.save(fresh / name, quality=92)
         (folder / "Label.txt").write_text("".join(lines), encoding="utf-8")
         import_dataset(ws, folder, format="ppocrlabel", split="train")
+        names = sorted(p.name for p in fresh.iterdir())
+        import_dataset(ws, fresh, format="images")
+    _prelabel(ws, names[: (len(names) + 1) // 2])
     return ws
+
+
+def _prelabel(ws: Workspace, names: list[str]) -> None:
+    """Proposals to review on the images `names`, from the built-in OCR model."""
+    from labelpilot.models.registry import load_predictor
+    from labelpilot.proposals import prelabel_targets, store_proposals
+
+    model = load_predictor("ocr", ws.models_dir)
+    with ws.engine.connect() as conn:
+        rows = [r for r in prelabel_targets(conn, "new") if r.file_name in names]
+    for row in rows:
+        found = model.predict(ws.blobs.load_image(row))
+        with ws.transaction() as conn:
+            store_proposals(conn, image_id=row.id, proposals=found)

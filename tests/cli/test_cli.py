@@ -73,7 +73,11 @@ def test_demo_builds_a_workspace(tmp_path: Path) -> None:
     assert code == 0 and "demo (ocr): 12 images" in out
     code, out, _ = run("stats", tmp_path / "demo", "--json")
     s = json.loads(out)
-    assert s["annotations_by_label"]["text"] == s["annotations"] > 24
+    # reviewed labels on half, proposals to review on a quarter, a quarter unlabeled
+    assert s["annotations_by_label"]["text"] == s["annotations"] > 18
+    assert s["images_by_review_state"] == {"new": 9, "prelabeled": 3}
+    assert s["images_by_split"] == {"train": 6, "unassigned": 6}
+    assert s["annotations_by_status"]["predicted"] >= 6
 
 
 def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:

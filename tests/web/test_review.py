@@ -299,3 +299,15 @@ def test_the_image_is_fitted_again_when_the_window_changes(browser: Any, live: L
     x2, y2 = page.evaluate(centre)
     assert abs(x2 - x) < 1 and abs(y2 - y) < 1
     page.close()
+
+
+def test_a_first_run_hint_until_an_image_is_done(browser: Any, live: Live) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, "annotator")
+    assert "D marks the image done" in page.text_content("#first-run")
+    token = live.token("reviewer", PASSWORD)
+    live.api("PATCH", f"/api/images/{_ids(live)['a.png']}", token, json={"review_state": "done"})
+    page.reload()
+    page.wait_for_selector("#jobs", state="attached")
+    assert page.locator("#first-run").count() == 0
+    page.close()

@@ -81,6 +81,15 @@ async function overviewView(): Promise<void> {
   const start = el("button", { id: "start" }, "Start labeling (next image)");
   start.onclick = () => openNext();
   const actions = el("div", { class: "actions" }, start);
+  // a first-run hint until the first image is done
+  const byState = project.stats.images_by_review_state as Record<string, number>;
+  if (!byState.done) {
+    const proposals = (byState.prelabeled ?? 0) + (byState.in_review ?? 0);
+    actions.append(el("p", { class: "hint", id: "first-run" },
+      (proposals ? `${proposals} image${proposals === 1 ? " has" : "s have"} proposals to review. ` : "") +
+      "“Start labeling” opens the next image; in the editor Enter accepts the selected " +
+      "proposal, R rejects it, D marks the image done, and ? lists every key."));
+  }
   const panels: HTMLElement[] = [];
   let prelabel: ReturnType<typeof prelabelPanel> | null = null;
   const jobs = jobsList((j) => {
