@@ -39,13 +39,6 @@ def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score:
     detectors (a detector's class map is checked now, not in the job), `segment-everything`
     for interactive segmenters (masks for whole images)."""
     manifest = get_manifest(model, ws.models_dir)  # fails now on an unknown model
-    with ws.engine.connect() as conn:
-        if not prelabel_targets(conn, images):
-            raise LabelPilotError(
-                "no new image to pre-label: each was pre-labeled or touched by someone"
-                if images == "new" else "no image to pre-label: every image is done",
-                hint="choose all images not done to pre-label them again"
-                if images == "new" else "re-open images to pre-label them")
     params: dict[str, Any] = {"model": model, "images": images}
     if manifest.kind in SEGMENTER_KINDS:
         return "segment-everything", {**params, "min_quality": min_score}

@@ -174,6 +174,13 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
     kind, params = plan_autolabel(ws, model=body.model, images=body.images,
                                   min_score=body.min_score, mapping=body.map,
                                   unmapped=body.unmapped)
+    with ws.engine.connect() as conn:
+        if not prelabel_targets(conn, body.images):  # said before a job is queued
+            raise LabelPilotError(
+                "no new image to pre-label: each was pre-labeled or touched by someone"
+                if body.images == "new" else "no image to pre-label: every image is done",
+                hint="choose all images not done to pre-label them again"
+                if body.images == "new" else "re-open images to pre-label them")
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
     wake()
