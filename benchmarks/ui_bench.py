@@ -64,7 +64,7 @@ def build(root: Path, n_images: int, n_polygons: int) -> Path:
     import_dataset(ws, src / "crowded.json", format="coco", images_dir=src / "images")
     users.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     with ws.transaction() as conn:
-        users.add_user(conn, username="bench", password="bench-password", role="reviewer")
+        users.add_user(conn, username="bench", password="bench-password", role="admin")
     ws.close()
     return root
 
