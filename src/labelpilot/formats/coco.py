@@ -83,7 +83,7 @@ def _annotation_files(source: Path, warnings: list[str]) -> list[tuple[Path, str
 
 class Coco:
     name = "coco"
-    description = "COCO JSON: boxes, polygons, RLE masks, categories"
+    description = "COCO JSON: boxes, polygons, RLE masks, keypoints; a file per split"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
         warnings: list[str] = []

@@ -1,4 +1,4 @@
-"""CVAT for images XML 1.1.
+"""CVAT XML 1.1, for images and for video.
 
 `<image>` elements hold `<box>` (with `rotation`, degrees clockwise about the centre),
 `<polygon>`, `<points>` and `<mask>` (runs over the row-major crop `left top width
@@ -56,7 +56,8 @@ def _fmt(v: float) -> str:
 
 class Cvat:
     name = "cvat"
-    description = "CVAT for images XML 1.1: box, rotated box, polygon, points, mask"
+    description = ("CVAT XML 1.1 for images (box, rotated box, polygon, points, mask) and "
+                   "for video (tracks as per-frame shapes)")
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
         path = source if source.is_file() else source / "annotations.xml"

@@ -45,7 +45,7 @@ VOID = 255
 
 class Voc:
     name = "voc"
-    description = "Pascal VOC XML (boxes)"
+    description = "Pascal VOC: XML boxes, segmentation masks (read), ImageSets splits"
 
     def load(self, source: Path, *, images_dir: Path | None = None) -> Dataset:
         ann_dir = source / "Annotations" if (source / "Annotations").is_dir() else source
