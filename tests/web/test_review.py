@@ -47,7 +47,8 @@ def _propose(live: Live, image_id: int, n: int) -> list[int]:
 
 
 def _ready(page: Any, image_id: int) -> None:
-    page.wait_for_function(f"location.hash.endsWith('/label/{image_id}') && "
+    # this image's editor, loaded (not the one being left, whose flags are still set)
+    page.wait_for_function(f"window.__editorImage === {image_id} && "
                            "window.__editorReady !== undefined")
     page.wait_for_selector("#position:not(:empty)")
 
@@ -259,8 +260,12 @@ def test_label_classes_and_their_colours(browser: Any, live: Live) -> None:
     sign_in(page, live, "admin")
     page.click("#classes-panel summary")
     row = "#classes-panel tr[data-label=dog]"
+    page.evaluate("document.querySelector('#classes-panel').dataset.old = '1'")
     page.fill(f"{row} input[type=color]", "#ff0000")
     page.wait_for_selector(".toast >> text=dog is drawn in #ff0000.")
+    # the overview is drawn again from what was stored: edit the new rows, not the old
+    page.wait_for_function("!document.querySelector('#classes-panel').dataset.old && "
+                           "document.querySelector('#classes-panel').open")
     page.fill(f"{row} input.rename", "hound")
     page.press(f"{row} input.rename", "Enter")
     page.wait_for_selector("#classes-panel tr[data-label=hound]")

@@ -37,7 +37,9 @@ def sign_in(page: Any, live: Live, user: str = "reviewer") -> None:
 
 def open_image(page: Any, live: Live, image_id: int) -> None:
     page.goto(f"{live.base}/#/label/{image_id}")
-    page.wait_for_function("window.__editorReady !== undefined")
+    # this image's editor, loaded (not one being left, whose flags are still set)
+    page.wait_for_function(f"window.__editorImage === {image_id} && "
+                           "window.__editorReady !== undefined")
     page.wait_for_selector("#ann-list", state="attached")
 
 

@@ -22,6 +22,10 @@ const DRAW_TOOLS: [DrawTool, string][] = [
   ["select", "Select (V)"], ["box", "Box (B)"], ["polygon", "Polygon (P)"], ["quad", "Quad (Q)"],
 ];
 
+/** The editor on screen; null while the next one loads (the one being left then takes no
+ * keys: a key pressed during a navigation never acts on the image left behind). */
+let current: Editor | null = null;
+
 /** Open the next image to label (the server picks it and claims it for this user). */
 export async function openNext(): Promise<void> {
   forgetList();
@@ -126,14 +130,17 @@ export class Editor implements EditorContext {
 export async function labelView(app: HTMLElement, header: (p: Project) => HTMLElement,
                                 me: Me | null, imageId: number): Promise<void> {
   (window as any).__editorReady = undefined;
+  (window as any).__editorImage = undefined;
+  current = null;  // from now on the editor being left takes no keys
   const [project, image] = await Promise.all([api.project(), api.image(imageId)]);
   const ed = new Editor(project, image, me);
+  current = ed;
   const { toolbar, side } = layout(ed);
   app.replaceChildren(header(project), toolbar, el("div", { class: "editor" }, ed.stage, side));
   (window as any).__canvas = ed.canvas;
   (window as any).__doc = ed.doc;
   const onKey = (e: KeyboardEvent) => {
-    if (!document.body.contains(ed.stage)) {
+    if (current !== ed || !document.body.contains(ed.stage)) {
       window.removeEventListener("keydown", onKey);
       return;
     }
@@ -156,6 +163,7 @@ export async function labelView(app: HTMLElement, header: (p: Project) => HTMLEl
   for (const t of ed.tools) if (t.kind === "prompt") t.opened?.();
   ed.canvas.canvas.focus();
   (window as any).__editorReady = performance.now();
+  (window as any).__editorImage = imageId;
 }
 
 /** The toolbar (drawing tools, then the smart tools and their controls) and the side panel. */
