@@ -113,13 +113,14 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                    "type": err.get("type", "")} for err in e.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    # the POST routes that take a file, each with the file's own size limit
+    files = {"/api/images": settings.max_upload_bytes, "/api/imports": settings.max_import_bytes}
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Any:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         if e.status_code == 413 and isinstance(limit, int):
-            return too_large(settings.max_upload_bytes if is_upload(request.scope)
-                             else settings.max_import_bytes if is_import(request.scope)
-                             else limit)
+            return too_large(file_limit(request.scope, files) or limit)
         return await http_exception_handler(request, e)
 
     @app.middleware("http")
@@ -134,8 +135,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     # Bodies are counted as they stream in (chunked ones too) and refused past the limit;
     # uploads have a limit of their own (the image plus the form's overhead).
-    app.add_middleware(BodyLimits, default=settings.max_request_bytes,
-                       upload=settings.max_upload_bytes, archive=settings.max_import_bytes)
+    app.add_middleware(BodyLimits, default=settings.max_request_bytes, files=files)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -199,41 +199,32 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe
 UPLOAD_OVERHEAD = 64 * 1024
 
 
-def is_upload(scope: Scope) -> bool:
-    """The image upload route, whose body limit is its own."""
-    return scope["method"] == "POST" and scope["path"] == "/api/images"
-
-
-def is_import(scope: Scope) -> bool:
-    """The archive import route, whose body limit is its own."""
-    return scope["method"] == "POST" and scope["path"] == "/api/imports"
+def file_limit(scope: Scope, files: dict[str, int]) -> int | None:
+    """The file size limit of a route that takes a file (`files`: POST path -> limit)."""
+    return files.get(scope["path"]) if scope["method"] == "POST" else None
 
 
 class BodyLimits:
     """Request bodies counted as they stream in (chunked ones too) by Starlette's limiter,
-    and refused with 413 past the limit: the upload route's limit, or the API's."""
+    and refused with 413 past the limit: a file route's limit (`files`), or the API's."""
 
-    def __init__(self, app: ASGIApp, *, default: int, upload: int, archive: int) -> None:
+    def __init__(self, app: ASGIApp, *, default: int, files: dict[str, int]) -> None:
         self.default = RequestBodyLimitMiddleware(app, default)
-        # the file may take `upload` bytes; the form around it a little more
-        self.upload = RequestBodyLimitMiddleware(app, upload + UPLOAD_OVERHEAD)
-        self.upload_bytes = upload
-        self.archive = RequestBodyLimitMiddleware(app, archive + UPLOAD_OVERHEAD)
-        self.archive_bytes = archive
+        self.files = files
+        # a file may take its limit; the form around it a little more
+        self.file_limiters = {path: RequestBodyLimitMiddleware(app, n + UPLOAD_OVERHEAD)
+                              for path, n in files.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.default(scope, receive, send)
             return
-        upload, archive = is_upload(scope), is_import(scope)
-        limiter = self.upload if upload else self.archive if archive else self.default
+        file_bytes = file_limit(scope, self.files)
+        limiter = self.default if file_bytes is None else self.file_limiters[scope["path"]]
         # a declared length over the limit: refused before a byte of the body is read
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > limiter.max_body_size:
-            # the file's limit
-            shown = self.upload_bytes if upload else self.archive_bytes if archive \
-                else limiter.max_body_size
-            await too_large(shown)(scope, receive, send)
+            await too_large(file_bytes or limiter.max_body_size)(scope, receive, send)
             return
         await limiter(scope, receive, send)
 
