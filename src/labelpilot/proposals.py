@@ -53,12 +53,25 @@ def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotati
             "skipped_done": 0}
 
 
-def prelabel_targets(conn: Connection, which: str) -> list[Any]:
-    """The image rows a pre-labeling run works on: `new` (untouched) or `all` (not done)."""
+def _target_states(which: str) -> list[str]:
     if which not in ("new", "all"):
         raise LabelPilotError(f"images must be 'new' or 'all', not {which!r}")
-    states = ["new"] if which == "new" else [s for s in REVIEW_STATES if s != "done"]
-    return image_rows.in_states(conn, states)
+    return ["new"] if which == "new" else [s for s in REVIEW_STATES if s != "done"]
+
+
+def prelabel_targets(conn: Connection, which: str) -> list[Any]:
+    """The image rows a pre-labeling run works on: `new` (untouched) or `all` (not done)."""
+    return image_rows.in_states(conn, _target_states(which))
+
+
+def prelabel_readiness(conn: Connection, which: str) -> tuple[int, str | None]:
+    """How many images a pre-labeling run of `which` would work on, and why none (the
+    reason shown before a job is queued)."""
+    n = image_rows.count_in_states(conn, _target_states(which))
+    if n:
+        return n, None
+    return 0, ("no new image to pre-label: each was pre-labeled or touched by someone"
+               if which == "new" else "no image to pre-label: every image is done")
 
 
 class LabelMap:

@@ -152,6 +152,11 @@ def image_row(conn: Connection, image_id: int) -> Any | None:
     return conn.execute(select(images_t).where(images_t.c.id == image_id)).first()
 
 
+def count_in_states(conn: Connection, states: list[str]) -> int:
+    return int(conn.execute(select(func.count()).select_from(images_t)
+                            .where(images_t.c.review_state.in_(states))).scalar_one())
+
+
 def in_states(conn: Connection, states: list[str]) -> list[Any]:
     """The image rows in one of the review `states`, by id."""
     return list(conn.execute(select(images_t).where(images_t.c.review_state.in_(states))

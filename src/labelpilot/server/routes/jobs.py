@@ -19,7 +19,7 @@ from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.imports import uploads_dir
 from labelpilot.jobs.train import ensure_no_other_training, plan_training, training_readiness
-from labelpilot.proposals import prelabel_targets
+from labelpilot.proposals import prelabel_readiness
 from labelpilot.server.deps import (
     CanCancelJobs,
     CanExport,
@@ -175,12 +175,11 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
                                   min_score=body.min_score, mapping=body.map,
                                   unmapped=body.unmapped)
     with ws.engine.connect() as conn:
-        if not prelabel_targets(conn, body.images):  # said before a job is queued
-            raise LabelPilotError(
-                "no new image to pre-label: each was pre-labeled or touched by someone"
-                if body.images == "new" else "no image to pre-label: every image is done",
-                hint="choose all images not done to pre-label them again"
-                if body.images == "new" else "re-open images to pre-label them")
+        _, why_not = prelabel_readiness(conn, body.images)
+    if why_not is not None:  # said before a job is queued
+        raise LabelPilotError(why_not, hint="choose all images not done to pre-label them "
+                              "again" if body.images == "new" else "re-open images to "
+                              "pre-label them")
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
     wake()
@@ -200,9 +199,7 @@ def check_autolabel(user: CanPrelabel, ws: WorkspaceDep,
                     images: Literal["new", "all"] = "new") -> Readiness:
     """How many images a pre-labeling run would work on, and why none."""
     with ws.engine.connect() as conn:
-        n = len(prelabel_targets(conn, images))
-    reason = None if n else ("no new image to pre-label: each was pre-labeled or touched"
-                             if images == "new" else "every image is done")
+        n, reason = prelabel_readiness(conn, images)
     return Readiness(ready=n > 0, reason=reason, images=n)
 
 
