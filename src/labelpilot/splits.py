@@ -55,7 +55,8 @@ def assign_splits(conn: Connection, *, user: UserInfo | None, ratios: dict[str, 
     if split is not None and split not in (*SPLITS, "unassigned"):
         raise LabelPilotError(f"split must be one of {', '.join(SPLITS)} or unassigned")
     if image_ids is not None:
-        missing = sorted(set(image_ids) - set(image_rows.existing_ids(conn, image_ids)))
+        missing = sorted(set(image_ids) - set(
+            image_rows.ids_for_split(conn, image_ids, only_unassigned=False)))
         if missing:
             raise LabelPilotError(f"no image {missing[0]}" + (
                 f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))

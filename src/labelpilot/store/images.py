@@ -11,7 +11,7 @@ from sqlalchemy import Connection, case, exists, func, insert, or_, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from labelpilot.store.names import natural_key
-from labelpilot.store.repo import annotations_t, images_t, labels_t, now
+from labelpilot.store.repo import annotations_t, chunks, images_t, labels_t, now
 
 # file names in their natural order (img_2 before img_10)
 SORTS = {"id": images_t.c.id, "file_name": images_t.c.name_key,
@@ -104,35 +104,29 @@ def neighbours(conn: Connection, query: ImageQuery, *, sort: str, row: Any
     return position, int(total), prev_id, next_id
 
 
-def existing_ids(conn: Connection, ids: list[int]) -> list[int]:
-    out: list[int] = []
-    for start in range(0, len(ids), 500):
-        out += conn.execute(select(images_t.c.id).where(
-            images_t.c.id.in_(ids[start:start + 500]))).scalars()
-    return out
-
-
 def ids_for_split(conn: Connection, ids: list[int] | None, *, only_unassigned: bool
                   ) -> list[int]:
-    """The ids of the images `ids` (all when None), those without a split only if asked."""
-    q = select(images_t.c.id).order_by(images_t.c.id)
+    """The ids, in order, of the images `ids` that exist (all images when None), those
+    without a split only if asked."""
+    q = select(images_t.c.id)
     if only_unassigned:
         q = q.where(images_t.c.split.is_(None))
-    found = list(conn.execute(q).scalars())
     if ids is None:
-        return found
-    wanted = set(ids)
-    return [i for i in found if i in wanted]
+        return list(conn.execute(q.order_by(images_t.c.id)).scalars())
+    found: list[int] = []
+    for chunk in chunks(ids):
+        found += conn.execute(q.where(images_t.c.id.in_(chunk))).scalars()
+    return sorted(found)
 
 
 def image_classes(conn: Connection, ids: list[int]) -> dict[int, set[str]]:
     """Each image's classes: the labels of its annotations not rejected."""
     out: dict[int, set[str]] = {}
-    for start in range(0, len(ids), 500):
+    for chunk in chunks(ids):
         rows = conn.execute(
             select(annotations_t.c.image_id, labels_t.c.name)
             .join(labels_t, labels_t.c.id == annotations_t.c.label_id)
-            .where(annotations_t.c.image_id.in_(ids[start:start + 500]),
+            .where(annotations_t.c.image_id.in_(chunk),
                    annotations_t.c.status != "rejected").distinct())
         for image_id, name in rows:
             out.setdefault(image_id, set()).add(name)
@@ -140,12 +134,10 @@ def image_classes(conn: Connection, ids: list[int]) -> dict[int, set[str]]:
 
 
 def set_splits(conn: Connection, chosen: dict[int, str | None]) -> None:
-    """Image id -> split (None: no split), in one statement per split and 500 ids."""
+    """Image id -> split (None: no split), in one statement per split and chunk of ids."""
     for split in set(chosen.values()):
-        these = [i for i, s in chosen.items() if s == split]
-        for start in range(0, len(these), 500):
-            conn.execute(update(images_t).where(images_t.c.id.in_(these[start:start + 500]))
-                         .values(split=split))
+        for chunk in chunks([i for i, s in chosen.items() if s == split]):
+            conn.execute(update(images_t).where(images_t.c.id.in_(chunk)).values(split=split))
 
 
 def image_row(conn: Connection, image_id: int) -> Any | None:

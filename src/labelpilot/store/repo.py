@@ -32,7 +32,8 @@ def as_utc(dt: datetime | None) -> datetime | None:
     return dt
 
 
-def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+def chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    """`seq` in slices of `n` (IN lists and bulk inserts stay within the databases' limits)."""
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
@@ -106,7 +107,7 @@ def images_by_sha(conn: Connection, shas: Sequence[str]
     """Per content hash, the images (id, file name) holding those bytes: several images
     may share one blob."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for chunk in _chunks(list(dict.fromkeys(shas))):
+    for chunk in chunks(list(dict.fromkeys(shas))):
         q = select(images_t.c.sha256, images_t.c.id, images_t.c.file_name).where(
             images_t.c.sha256.in_(chunk)).order_by(images_t.c.id)
         for sha, id_, name in conn.execute(q):
@@ -116,7 +117,7 @@ def images_by_sha(conn: Connection, shas: Sequence[str]
 
 def taken_file_names(conn: Connection, names: Sequence[str]) -> set[str]:
     out: set[str] = set()
-    for chunk in _chunks(list(names)):
+    for chunk in chunks(list(names)):
         out.update(conn.execute(
             select(images_t.c.file_name).where(images_t.c.file_name.in_(chunk))).scalars())
     return out
@@ -170,7 +171,7 @@ def insert_annotations(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
         return len(rows)
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO annotations ({cols}) VALUES ({', '.join([mark] * len(ANNOTATION_COLUMNS))})"
-    for chunk in _chunks(rows, 50_000):
+    for chunk in chunks(rows, 50_000):
         conn.exec_driver_sql(sql, list(chunk))
     return len(rows)
 
@@ -201,7 +202,7 @@ def annotations_for_images(conn: Connection, image_ids: Sequence[int],
                            statuses: Sequence[str] | None = None) -> dict[int, list[Annotation]]:
     """Annotations of the given images, by image id, in creation order."""
     out: dict[int, list[Annotation]] = {}
-    for chunk in _chunks(list(image_ids)):
+    for chunk in chunks(list(image_ids)):
         q = (select(*_ANN_COLS).join(labels_t, labels_t.c.id == annotations_t.c.label_id)
              .where(annotations_t.c.image_id.in_(chunk)).order_by(annotations_t.c.id))
         if statuses is not None:
