@@ -51,24 +51,28 @@ class ImageFilter:
                                      text=(self.text or "").strip() or None)
 
 
-def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,
-                sort: str = "id") -> tuple[list[Any], int]:
+def _list_query(filters: ImageFilter, sort: str) -> image_rows.ImageQuery:
+    """The query of a list of images (filters and sort), checked."""
     filters.check()
     if sort not in SORTS:
         raise LabelPilotError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
-    return image_rows.page(conn, filters.query(), sort=sort, offset=offset, limit=limit)
+    return filters.query()
+
+
+def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,
+                sort: str = "id") -> tuple[list[Any], int]:
+    return image_rows.page(conn, _list_query(filters, sort), sort=sort, offset=offset,
+                           limit=limit)
 
 
 def neighbours(conn: Connection, *, image_id: int, filters: ImageFilter, sort: str = "id"
                ) -> dict[str, int | None]:
     """The image's place in a list (filters and sort, as `list_images` takes them) and the
     images before and after it: what next / previous in the editor walk."""
-    filters.check()
-    if sort not in SORTS:
-        raise LabelPilotError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    query = _list_query(filters, sort)
     row = get_image(conn, image_id)
     position, count, previous, following = image_rows.neighbours(
-        conn, filters.query(), sort=sort, row=row)
+        conn, query, sort=sort, row=row)
     return {"position": position, "count": count, "previous": previous, "next": following}
 
 
@@ -142,11 +146,9 @@ def set_review_state(conn: Connection, *, image_id: int, state: str, user: UserI
     if state in ("done", "submitted"):
         values.update(claimed_by=None, claim_expires_at=None)
     image_rows.set_image(conn, image_id, **values)
-    audit.record(conn, [{"image_id": image_id, "annotation_id": None, "action": "review_state",
-                         "username": user.username, "at": repo.now(),
-                         "before": orjson.dumps({"review_state": before}).decode(),
-                         "after": orjson.dumps({"review_state": state, "comment": comment,
-                                                "pending": pending}).decode()}])
+    audit.record(conn, [_entry(image_id, None, "review_state", user,
+                               {"review_state": before},
+                               {"review_state": state, "comment": comment, "pending": pending})])
     return get_image(conn, image_id)
 
 
@@ -174,19 +176,27 @@ def get_annotation(conn: Connection, annotation_id: int) -> tuple[int, Annotatio
     return found
 
 
+def _entry(image_id: int, annotation_id: int | None, action: str, user: UserInfo,
+           before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """One audit-log row: who did what to which image (and annotation), with the state
+    before and after as JSON."""
+    return {"image_id": image_id, "annotation_id": annotation_id, "action": action,
+            "username": user.username, "at": repo.now(),
+            "before": None if before is None else orjson.dumps(before).decode(),
+            "after": None if after is None else orjson.dumps(after).decode()}
+
+
 def _audit(conn: Connection, *, image_id: int, annotation_id: int | None, action: str,
            user: UserInfo, before: Annotation | None, after: Annotation | None) -> None:
-    audit.record(conn, [{"image_id": image_id, "annotation_id": annotation_id, "action": action,
-                         "username": user.username, "at": repo.now(), "before": _dump(before),
-                         "after": _dump(after)}])
+    audit.record(conn, [_entry(image_id, annotation_id, action, user, _fields(before),
+                               _fields(after))])
 
 
-def _dump(a: Annotation | None) -> str | None:
+def _fields(a: Annotation | None) -> dict[str, Any] | None:
     if a is None:
         return None
-    return orjson.dumps({"label": a.label, "shape": a.shape.to_dict(), "text": a.text,
-                         "attributes": a.attributes, "status": a.status,
-                         "version": a.version}).decode()
+    return {"label": a.label, "shape": a.shape.to_dict(), "text": a.text,
+            "attributes": a.attributes, "status": a.status, "version": a.version}
 
 
 def _may_change(conn: Connection, user: UserInfo, img: Any, *, before: Annotation | None,
@@ -292,9 +302,7 @@ def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserI
         return 0
     annotation_rows.set_status(conn, changed, status=status, username=user.username,
                                when=repo.now())
-    audit.record(conn, [
-        {"image_id": image_id, "annotation_id": i, "action": status, "username": user.username,
-         "at": repo.now(), "before": None, "after": None} for i in changed])
+    audit.record(conn, [_entry(image_id, i, status, user, None, None) for i in changed])
     return len(changed)
 
 
@@ -310,9 +318,7 @@ def add_comment(conn: Connection, *, image_id: int, text: str, user: UserInfo,
         owner, _ = get_annotation(conn, annotation_id)
         if owner != image_id:
             raise LabelPilotError(f"annotation {annotation_id} is not on image {image_id}")
-    audit.record(conn, [{"image_id": image_id, "annotation_id": annotation_id,
-                         "action": "comment", "username": user.username, "at": repo.now(),
-                         "before": None, "after": orjson.dumps({"text": text}).decode()}])
+    audit.record(conn, [_entry(image_id, annotation_id, "comment", user, None, {"text": text})])
     return audit_for_image(conn, image_id=image_id)[-1]
 
 
