@@ -28,7 +28,7 @@ def change_label(ws: Workspace, conn: Connection, name: str, *, user: UserInfo |
     ids = repo.label_ids(conn)
     if name not in ids:
         raise NotFoundError(f"no label class {name!r}")
-    if sum(x is not None for x in (rename, merge_into)) > 1:
+    if rename is not None and merge_into is not None:
         raise LabelPilotError("rename or merge, not both at once")
     moved = 0
     if color is not None:

@@ -2,12 +2,9 @@
 // the first start's one-time password, an admin's reset), and the admins' Users page
 // (add, change role, deactivate, reset a password).
 
-import { ApiError, Me, UserRow, api, setToken } from "./api";
+import { Me, UserRow, api, errorText, setToken } from "./api";
 import { el, toast } from "./dom";
 
-function message(e: unknown): string {
-  return e instanceof ApiError ? e.detail : String(e);
-}
 
 /** Change one's own password; `forced` when it must happen before anything else. */
 export function accountView(me: Me, header: HTMLElement | null, changed: (me: Me) => void): HTMLElement {
@@ -33,7 +30,7 @@ export function accountView(me: Me, header: HTMLElement | null, changed: (me: Me
       toast("Password changed.");
       changed(await api.me());
     } catch (err) {
-      error.textContent = message(err);
+      error.textContent = errorText(err);
     }
   });
   return el("main", { class: "account" }, ...(header ? [header] : []), form);
@@ -56,7 +53,7 @@ function userRow(u: UserRow, me: Me, reload: () => Promise<void>): HTMLElement {
       await api.updateUser(u.username, body);
       toast(done);
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     }
     await reload();
   };
@@ -99,7 +96,7 @@ function addUserForm(reload: () => Promise<void>): HTMLElement {
       name.value = pw.value = "";
       await reload();
     } catch (err) {
-      toast(message(err), "error");
+      toast(errorText(err), "error");
     }
   });
   return form;

@@ -144,6 +144,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What to tell the user about a failure: the server's reason, else the error itself. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? e.detail : String(e);
+}
+
 const TOKEN_KEY = "labelpilot.token";
 
 export function token(): string | null {

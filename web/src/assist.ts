@@ -1,13 +1,10 @@
 // The model side of the UI: pre-labeling (with a detector's class map), training a custom
 // model on the reviewed labels, the jobs list, and the models page with what each measured.
 
-import { ApiError, Job, ModelInfo, Project, TrainOptions, api } from "./api";
+import { Job, ModelInfo, Project, TrainOptions, api, errorText } from "./api";
 import { el, toast } from "./dom";
 import { exportResult, importResult } from "./transfer";
 
-function message(e: unknown): string {
-  return e instanceof ApiError ? e.detail : String(e);
-}
 
 const fmt = (v: unknown) => (typeof v === "number" ? v.toFixed(3) : String(v ?? ""));
 
@@ -99,7 +96,7 @@ export function prelabelPanel(project: Project, started: () => void): {
       });
       toast("pre-labeling started");
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     }
     started();
   };
@@ -143,7 +140,7 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
         name: name.value.trim() || null });
       toast("training started");
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     }
     started();
   };

@@ -1,12 +1,9 @@
 // The project's label classes (admins): add one, rename, merge one into another (its
 // labels move), and give each a colour, which the editor draws it in.
 
-import { ApiError, Project, api } from "./api";
+import { Project, api, errorText } from "./api";
 import { el, toast } from "./dom";
 
-function message(e: unknown): string {
-  return e instanceof ApiError ? e.detail : String(e);
-}
 
 const OPEN_KEY = "labelpilot.classes-open";
 
@@ -25,7 +22,7 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
         toast(done);
         changed();
       } catch (e) {
-        toast(message(e), "error");
+        toast(errorText(e), "error");
       }
     };
     color.onchange = () => void apply({ color: color.value }, `${name} is drawn in ${color.value}.`);
@@ -48,7 +45,7 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
       toast(`${add.value.trim()} added.`);
       changed();
     } catch (err) {
-      toast(message(err), "error");
+      toast(errorText(err), "error");
     }
   });
   const panel = el("details", { class: "panel", id: "classes-panel" },

@@ -1,7 +1,7 @@
 // Click to box: the detector's box under the click (else the box of the segmenter's mask);
 // a second click corrects it, Enter keeps it.
 
-import { ApiError, ClickBoxResult, api } from "./api";
+import { ClickBoxResult, api, errorText } from "./api";
 import { Latest, registerSmartTool } from "./tools";
 
 function boxIoU(a: number[], b: number[]): number {
@@ -45,7 +45,7 @@ registerSmartTool((ctx) => {
         ctx.report(`${r.source.replace(/^model:/, "")} (${r.method})` +
           `${r.label ? ` ${r.label}` : ""} ${r.score !== null ? r.score.toFixed(2) : ""}, ${Math.round(performance.now() - t0)} ms`);
       } catch (e) {
-        if (latest.current(ticket)) ctx.report(e instanceof ApiError ? e.detail : String(e));
+        if (latest.current(ticket)) ctx.report(errorText(e));
       }
     },
     async keep() {

@@ -1,7 +1,7 @@
 // One image's annotations as the editor sees them: every change is saved at once (in
 // order, one request at a time) with the version it was made on, and can be undone.
 
-import { Annotation, ApiError, api } from "./api";
+import { Annotation, ApiError, api, errorText } from "./api";
 
 export type Change = Partial<Pick<Annotation, "label" | "shape" | "text" | "status" | "attributes" | "score">>;
 
@@ -46,7 +46,7 @@ export class Doc {
     this.saving++;
     this.onChange();
     const run = this.queue.then(work).catch((e) => {
-      this.lastError = e instanceof ApiError ? e.detail : String(e);
+      this.lastError = errorText(e);
     }).finally(() => {
       this.saving--;
       this.onChange();

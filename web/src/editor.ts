@@ -2,7 +2,7 @@
 // smart tools (through the hook in tools.ts) and the conflict dialog. Keys live in keys.ts,
 // the text field in transcription.ts, the review flow in review.ts.
 
-import { Annotation, ApiError, Image, Me, Place, Project, Shape, api } from "./api";
+import { Annotation, Image, Me, Place, Project, Shape, api, errorText } from "./api";
 import { LabelCanvas, Tool, classColors } from "./canvas";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
@@ -147,7 +147,7 @@ export async function labelView(app: HTMLElement, header: (p: Project) => HTMLEl
     // the browser's own use of these keys is decided now, the key itself once it is our turn
     if (e.key === "Tab" && !(e.target instanceof HTMLInputElement)) e.preventDefault();
     ed.keys = ed.keys.then(() => (ed.ready ? handleKey(ed, e) : undefined)).catch((err) =>
-      toast(err instanceof ApiError ? err.detail : String(err), "error"));
+      toast(errorText(err), "error"));
   };
   window.addEventListener("keydown", onKey);
   // keys pressed while loading wait here: no action acts on a half-loaded image
@@ -199,7 +199,7 @@ function reviewButtons(ed: Editor): HTMLElement {
     const button = el("button", { id, title: `key ${key}` }, label);
     button.onclick = () => {
       ed.keys = ed.keys.then(() => (ed.ready ? KEYS[key](ed, new KeyboardEvent("keydown")) : undefined))
-        .catch((err) => toast(err instanceof ApiError ? err.detail : String(err), "error"));
+        .catch((err) => toast(errorText(err), "error"));
     };
     return button;
   };
@@ -260,7 +260,7 @@ async function runAction(ed: Editor, tool: ActionTool): Promise<void> {
     const msg = await tool.run();
     ed.report(`${tool.name}: ${Math.round(performance.now() - t0)} ms, ${msg}`);
   } catch (e) {
-    toast(e instanceof ApiError ? e.detail : String(e), "error");
+    toast(errorText(e), "error");
   }
 }
 

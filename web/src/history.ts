@@ -1,7 +1,7 @@
 // An image's history in the editor: every change to its labels and its review state, who
 // made it and when (the audit log), and the comments people left on it or on one shape.
 
-import { AuditEntry, api } from "./api";
+import { AuditEntry, api, errorText } from "./api";
 import { el, toast } from "./dom";
 
 function when(at: string): string {
@@ -50,7 +50,7 @@ export function historyPanel(imageId: number, selected: () => number | null): HT
       text.value = "";
       await load();
     } catch (err) {
-      toast(String(err instanceof Error ? err.message : err), "error");
+      toast(errorText(err), "error");
     }
   };
   const body = el("div", { class: "history-body", hidden: "" }, list, text);

@@ -4,7 +4,7 @@
 
 import { accountView, usersView } from "./account";
 import { classesPanel } from "./classes";
-import { ApiError, Image, Me, Project, api, login, logout, token } from "./api";
+import { ApiError, Image, Me, Project, api, errorText, login, logout, token } from "./api";
 import { rememberList } from "./review";
 import { listToSplit, splitsPanel } from "./splits";
 import { exportPanel, importPanel, uploadZone } from "./transfer";
@@ -32,7 +32,7 @@ function loginView(): void {
       me = await api.me();
       location.hash = "#/";
     } catch (err) {
-      error.textContent = err instanceof ApiError ? err.detail : String(err);
+      error.textContent = errorText(err);
     }
   });
   app.replaceChildren(form);
@@ -236,7 +236,7 @@ async function route(): Promise<void> {
     return await overviewView();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
-    app.replaceChildren(el("p", { class: "error" }, e instanceof ApiError ? e.detail : String(e)));
+    app.replaceChildren(el("p", { class: "error" }, errorText(e)));
   }
 }
 

@@ -2,7 +2,7 @@
 // interactive segmenter again, with the mask so far; Tab shows its alternatives, Enter
 // keeps the mask.
 
-import { ApiError, SegmentResult, Shape, SmartClick, api } from "./api";
+import { SegmentResult, Shape, SmartClick, api, errorText } from "./api";
 import { el } from "./dom";
 import { EditorContext, Latest, registerSmartTool } from "./tools";
 
@@ -54,7 +54,7 @@ registerSmartTool((ctx: EditorContext) => {
       ctx.report(`${r.model}: ${quality(p?.quality)}, ` +
         `${Math.round(performance.now() - t0)} ms` + (r.warnings.length ? ` · ${r.warnings.join("; ")}` : ""));
     } catch (e) {
-      if (latest.current(ticket)) ctx.report(e instanceof ApiError ? e.detail : String(e));
+      if (latest.current(ticket)) ctx.report(errorText(e));
     }
   }
 

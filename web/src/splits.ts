@@ -1,12 +1,9 @@
 // Splits from the browser: share every image out by ratio (stratified by class) from the
 // overview, or put the images of the grid's current list into one split.
 
-import { ApiError, api } from "./api";
+import { api, errorText } from "./api";
 import { el, toast } from "./dom";
 
-function message(e: unknown): string {
-  return e instanceof ApiError ? e.detail : String(e);
-}
 
 /** Train / val / test shares in percent, stratified by class unless unticked. */
 export function splitsPanel(changed: () => void): HTMLElement {
@@ -29,7 +26,7 @@ export function splitsPanel(changed: () => void): HTMLElement {
       toast(text);
       changed();  // the overview's counts are read again
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     } finally {
       go.disabled = false;
     }
@@ -53,7 +50,7 @@ export function listToSplit(ids: () => number[], done: () => void): HTMLElement 
       toast(`${r.assigned} images now in ${split.value}.`);
       done();
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     }
   };
   return el("span", { class: "list-split" }, go, split);

@@ -2,7 +2,7 @@
 // kept as a draft until saved (a reload does not lose it); a new text line is read by the
 // OCR model at once.
 
-import { Annotation, ApiError } from "./api";
+import { Annotation, errorText } from "./api";
 import { toast } from "./dom";
 import type { Editor } from "./editor";
 import { readLine } from "./recognize";
@@ -67,6 +67,6 @@ export async function readNewLine(ed: Editor, a: Annotation): Promise<void> {
     await ed.doc.update(a.id, { text: r.text, score: r.score, status: a.status });
     ed.report(`read "${r.text}" (score ${r.score.toFixed(2)}), ${Math.round(performance.now() - t0)} ms`);
   } catch (e) {
-    ed.report(`not read: ${e instanceof ApiError ? e.detail : String(e)}`);
+    ed.report(`not read: ${errorText(e)}`);
   }
 }

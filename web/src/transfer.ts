@@ -1,12 +1,9 @@
 // Getting data in and out from the browser: image upload (drag and drop, files, a whole
 // folder) on the Images page, and the export panel on the overview (a job with a download).
 
-import { ApiError, Job, api } from "./api";
+import { Job, api, errorText } from "./api";
 import { el, toast } from "./dom";
 
-function message(e: unknown): string {
-  return e instanceof ApiError ? e.detail : String(e);
-}
 
 // --- export --------------------------------------------------------------------------
 
@@ -17,7 +14,7 @@ export function exportPanel(started: () => void): HTMLElement {
   api.formats().then((fs) => {
     for (const f of fs) format.append(el("option", { value: f.name, title: f.description }, f.name));
     format.value = fs.some((f) => f.name === "coco") ? "coco" : fs[0]?.name ?? "";
-  }).catch((e) => toast(message(e), "error"));
+  }).catch((e) => toast(errorText(e), "error"));
   const status = el("select", { id: "export-status", "aria-label": "labels to export" },
     el("option", { value: "accepted" }, "accepted and edited labels"),
     el("option", { value: "all" }, "with the models' proposals"));
@@ -33,7 +30,7 @@ export function exportPanel(started: () => void): HTMLElement {
         split: split.value || null, include_images: images.checked });
       started();
     } catch (e) {
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     } finally {
       go.disabled = false;
     }
@@ -63,7 +60,7 @@ export function importPanel(started: () => void): HTMLElement {
   const format = el("select", { id: "import-format", "aria-label": "label format" });
   api.formats().then((fs) => {
     for (const f of fs) format.append(el("option", { value: f.name, title: f.description }, f.name));
-  }).catch((e) => toast(message(e), "error"));
+  }).catch((e) => toast(errorText(e), "error"));
   const split = el("select", { id: "import-split", "aria-label": "split for the images" },
     el("option", { value: "" }, "split from the files"),
     ...["train", "val", "test"].map((s) => el("option", { value: s }, s)));
@@ -82,7 +79,7 @@ export function importPanel(started: () => void): HTMLElement {
       started();
     } catch (e) {
       status.textContent = "";
-      toast(message(e), "error");
+      toast(errorText(e), "error");
     } finally {
       go.disabled = false;
     }
@@ -125,7 +122,7 @@ export function uploadZone(done: () => void): HTMLElement {
         if (r.created) added++;
         else present++;
       } catch (e) {
-        refused.push(`${f.name}: ${message(e)}`);
+        refused.push(`${f.name}: ${errorText(e)}`);
       }
     }
     status.textContent = `${added} added, ${present} already there` +
