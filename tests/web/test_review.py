@@ -46,6 +46,19 @@ def _propose(live: Live, image_id: int, n: int) -> list[int]:
             for _ in range(n)]
 
 
+def _page(browser: Any, live: Live, role: str) -> Any:
+    """A 1280x720 page signed in as `role`."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    sign_in(page, live, role)
+    return page
+
+
+def _open(page: Any, live: Live, image_id: int) -> None:
+    """The editor on image `image_id`, loaded."""
+    page.goto(f"{live.base}/#/label/{image_id}")
+    _ready(page, image_id)
+
+
 def _ready(page: Any, image_id: int) -> None:
     # this image's editor, loaded (not the one being left, whose flags are still set)
     page.wait_for_function(f"window.__editorImage === {image_id} && "
@@ -55,8 +68,7 @@ def _ready(page: Any, image_id: int) -> None:
 
 def test_next_and_previous_walk_the_grids_list(browser: Any, live: Live) -> None:
     ids = _ids(live)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
+    page = _page(browser, live, "reviewer")
     page.click("text=Images")
     page.select_option("select[name=sort]", "file_name")
     page.wait_for_selector("#grid .cell >> text=b.png")
@@ -80,10 +92,8 @@ def test_done_asks_about_undecided_proposals(browser: Any, live: Live) -> None:
     ids = _ids(live)
     target = ids["d.png"]
     proposals = _propose(live, target, 2)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
-    page.goto(f"{live.base}/#/label/{target}")
-    _ready(page, target)
+    page = _page(browser, live, "reviewer")
+    _open(page, live, target)
     page.keyboard.press("d")
     page.wait_for_selector("#undecided >> text=2 proposals are still undecided on this image.")
     page.keyboard.press("Escape")  # back to them: nothing changed
@@ -103,8 +113,7 @@ def test_keys_pressed_while_the_image_loads_act_once_it_is_in(browser: Any, live
     ids = _ids(live)
     target = ids["a.png"]
     proposals = _propose(live, target, 2)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
+    page = _page(browser, live, "reviewer")
 
     def slow(route: Any) -> None:
         page.wait_for_timeout(1500)  # a slow network: the annotations arrive late
@@ -126,10 +135,8 @@ def test_annotators_submit_and_reviewers_send_back(browser: Any, live: Live) -> 
     ids = _ids(live)
     target = ids["c.png"]
     _propose(live, target, 1)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "annotator")
-    page.goto(f"{live.base}/#/label/{target}")
-    _ready(page, target)
+    page = _page(browser, live, "annotator")
+    _open(page, live, target)
     assert page.locator("#accept").count() == 0  # no reviewer buttons for annotators
     page.keyboard.press("a")
     page.wait_for_selector(".toast >> text=Annotators cannot accept proposals: press D to "
@@ -139,10 +146,8 @@ def test_annotators_submit_and_reviewers_send_back(browser: Any, live: Live) -> 
     token = live.token("reviewer", PASSWORD)
     assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "submitted"
 
-    reviewer = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(reviewer, live, "reviewer")
-    reviewer.goto(f"{live.base}/#/label/{target}")
-    _ready(reviewer, target)
+    reviewer = _page(browser, live, "reviewer")
+    _open(reviewer, live, target)
     reviewer.click("#send-back")
     reviewer.click("#send-back-ok")  # without a comment: refused, nothing sent
     reviewer.wait_for_selector(".toast >> text=A comment is needed to send an image back.")
@@ -154,8 +159,7 @@ def test_annotators_submit_and_reviewers_send_back(browser: Any, live: Live) -> 
     assert live.api("GET", f"/api/images/{target}", token)["review_state"] == "in_review"
 
     page.goto(f"{live.base}/#/label/{ids['a.png']}")
-    page.goto(f"{live.base}/#/label/{target}")
-    _ready(page, target)
+    _open(page, live, target)
     page.wait_for_selector("#review-note")
     assert page.text_content("#review-note") == (
         "Sent back by reviewer: the box misses the cat's tail")
@@ -168,10 +172,8 @@ def test_what_a_reviewer_keeps_from_a_smart_tool_is_accepted(browser: Any, live:
     # edited (tests/web/test_smart_mask.py keeps one as an annotator)
     ids = _ids(live)
     target = ids["b.png"]
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
-    page.goto(f"{live.base}/#/label/{target}")
-    _ready(page, target)
+    page = _page(browser, live, "reviewer")
+    _open(page, live, target)
     page.keyboard.press("s")
     box = page.locator("canvas").bounding_box()
     tx, ty, s = page.evaluate("[__canvas.tx, __canvas.ty, __canvas.scale]")
@@ -189,10 +191,8 @@ def test_history_and_comments_in_the_editor(browser: Any, live: Live) -> None:
     ids = _ids(live)
     target = ids["d.png"]
     (proposal,) = _propose(live, target, 1)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
-    page.goto(f"{live.base}/#/label/{target}")
-    _ready(page, target)
+    page = _page(browser, live, "reviewer")
+    _open(page, live, target)
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")  # accept the proposal
     page.wait_for_function("__doc.saving === 0 && __doc.anns[0].status === 'accepted'")
@@ -211,8 +211,7 @@ def test_history_and_comments_in_the_editor(browser: Any, live: Live) -> None:
 
 
 def test_jobs_say_why_they_cannot_start_before_starting(browser: Any, live: Live) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "admin")
+    page = _page(browser, live, "admin")
     # nothing reviewed in the train split: training says so, next to its disabled button
     page.wait_for_selector("#train-reason >> text=the train split has no accepted boxes")
     assert page.is_disabled("#train")
@@ -235,8 +234,7 @@ def test_jobs_say_why_they_cannot_start_before_starting(browser: Any, live: Live
 
 
 def test_search_help_button_and_favicon(browser: Any, live: Live) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "annotator")
+    page = _page(browser, live, "annotator")
     assert page.get_attribute("link[rel=icon]", "href") == "/static/favicon.svg"
     icon = page.request.get(f"{live.base}/favicon.ico")
     assert icon.ok and icon.headers["content-type"] == "image/svg+xml"
@@ -256,8 +254,7 @@ def test_search_help_button_and_favicon(browser: Any, live: Live) -> None:
 def test_label_classes_and_their_colours(browser: Any, live: Live) -> None:
     ids = _ids(live)
     _propose(live, ids["a.png"], 1)  # a cat
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "admin")
+    page = _page(browser, live, "admin")
     page.click("#classes-panel summary")
     row = "#classes-panel tr[data-label=dog]"
     page.evaluate("document.querySelector('#classes-panel').dataset.old = '1'")
@@ -285,8 +282,7 @@ def test_label_classes_and_their_colours(browser: Any, live: Live) -> None:
 
 def test_the_image_is_fitted_again_when_the_window_changes(browser: Any, live: Live) -> None:
     ids = _ids(live)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "reviewer")
+    page = _page(browser, live, "reviewer")
     page.goto(f"{live.base}/#/label/{ids['a.png']}")
     _ready(page, ids["a.png"])
     fits = ("__canvas.fitted && Math.abs(Math.min(__canvas.canvas.width / 160, "
@@ -307,8 +303,7 @@ def test_the_image_is_fitted_again_when_the_window_changes(browser: Any, live: L
 
 
 def test_a_first_run_hint_until_an_image_is_done(browser: Any, live: Live) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    sign_in(page, live, "annotator")
+    page = _page(browser, live, "annotator")
     assert "D marks the image done" in page.text_content("#first-run")
     token = live.token("reviewer", PASSWORD)
     live.api("PATCH", f"/api/images/{_ids(live)['a.png']}", token, json={"review_state": "done"})
