@@ -49,13 +49,18 @@ export async function usersView(header: HTMLElement, me: Me): Promise<HTMLElemen
 
 function userRow(u: UserRow, me: Me, reload: () => Promise<void>): HTMLElement {
   const change = async (body: Record<string, unknown>, done: string) => {
+    // the table is re-drawn before the toast says it is done, so nothing opened after the
+    // toast (a reset form in another row) is thrown away by a late re-draw
+    let message = done;
+    let kind: "error" | undefined;
     try {
       await api.updateUser(u.username, body);
-      toast(done);
     } catch (e) {
-      toast(errorText(e), "error");
+      message = errorText(e);
+      kind = "error";
     }
     await reload();
+    toast(message, kind);
   };
   const role = el("select", { "aria-label": `role of ${u.username}` },
     ...["annotator", "reviewer", "admin"].map((r) => el("option", { value: r }, r)));
@@ -92,9 +97,10 @@ function addUserForm(reload: () => Promise<void>): HTMLElement {
     e.preventDefault();
     try {
       await api.addUser(name.value.trim(), pw.value, role.value);
-      toast(`${name.value.trim()} added.`);
+      const added = name.value.trim();
       name.value = pw.value = "";
       await reload();
+      toast(`${added} added.`);
     } catch (err) {
       toast(errorText(err), "error");
     }
