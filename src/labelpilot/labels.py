@@ -1,11 +1,14 @@
-"""Label classes of a project: rename, merge into another, colour. The database is the
+"""Label classes of a project: rename, merge into another, colour, attribute schema. The database is the
 truth; the workspace's labelpilot.toml lists the classes too and follows every change."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from labelpilot.attributes import check_schema
 from labelpilot.errors import LabelPilotError, NotFoundError, StateError
 from labelpilot.store import repo
 from labelpilot.users import UserInfo
@@ -20,9 +23,11 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 def change_label(ws: Workspace, conn: Connection, name: str, *, user: UserInfo | None,
                  rename: str | None = None, merge_into: str | None = None,
-                 color: str | None = None) -> dict[str, int]:
-    """Rename class `name`, merge it into another (its annotations move, it is gone), or
-    give it a colour. `user` None is the workspace's operator (the CLI)."""
+                 color: str | None = None, attributes: list[Any] | None = None
+                 ) -> dict[str, int]:
+    """Rename class `name`, merge it into another (its annotations move, it is gone), give
+    it a colour, or an attribute schema (`[]` takes it away; shapes keep their values).
+    `user` None is the workspace's operator (the CLI)."""
     if user is not None:
         user.require("edit_project")
     ids = repo.label_ids(conn)
@@ -35,6 +40,9 @@ def change_label(ws: Workspace, conn: Connection, name: str, *, user: UserInfo |
         if not _COLOR.match(color):
             raise LabelPilotError(f"a colour is #rrggbb, not {color!r}")
         repo.update_label(conn, name, {"color": color.lower()})
+    if attributes is not None:
+        schema = check_schema(attributes, name)
+        repo.update_label(conn, name, {"attributes": orjson.dumps(schema).decode() if schema else None})
     if rename is not None:
         rename = rename.strip()
         if not rename:

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from labelpilot import users
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
+from labelpilot.attributes import check_tags, check_values
 from labelpilot.errors import ConflictError, LabelPilotError, NotFoundError, UndecidedError
 from labelpilot.store import annotations as annotation_rows
 from labelpilot.store import audit, repo
 from labelpilot.store import images as image_rows
+from labelpilot.store.images import UNASSIGNED
 from labelpilot.users import UserInfo
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ class ImageFilter:
     source: str | None = None
     low_confidence: bool | None = None
     text: str | None = None
+    # a username, or UNASSIGNED for images assigned to no one
+    assignee: str | None = None
+    tag: str | None = None
 
     def check(self) -> None:
         if self.review_state is not None and self.review_state not in REVIEW_STATES:
@@ -48,7 +54,9 @@ class ImageFilter:
     def query(self) -> image_rows.ImageQuery:
         return image_rows.ImageQuery(self.review_state, self.split, self.label, self.source,
                                      self.low_confidence, LOW_CONFIDENCE,
-                                     text=(self.text or "").strip() or None)
+                                     text=(self.text or "").strip() or None,
+                                     assignee=self.assignee or None,
+                                     tag=(self.tag or "").strip() or None)
 
 
 def _list_query(filters: ImageFilter, sort: str) -> image_rows.ImageQuery:
@@ -83,19 +91,77 @@ def get_image(conn: Connection, image_id: int) -> Any:
     return row
 
 
+QUEUES = ("label", "review")
+
+
 def claim_next(conn: Connection, *, user: UserInfo, lease: timedelta = CLAIM_LEASE,
-               filters: ImageFilter | None = None) -> Any | None:
+               filters: ImageFilter | None = None, queue: str = "label") -> Any | None:
     """Hand the user the image they hold, else the next one that is not done and not
-    claimed by someone else (two annotators asking at once never get the same image).
-    Annotators are not handed images submitted for review."""
-    mine = image_rows.claimed_by(conn, user.username, repo.now())
+    claimed by someone else (two people asking at once never get the same image).
+
+    - `label`: images assigned to the user first, then those assigned to no one (never
+      someone else's); annotators are not handed images submitted for review.
+    - `review` (reviewers): the images submitted for review, oldest first.
+    """
+    if queue not in QUEUES:
+        raise LabelPilotError(f"queue must be one of {', '.join(QUEUES)}, not {queue!r}")
+    query = (filters or ImageFilter()).query()
+    if queue == "review":
+        user.require("set_review_state")
+        query = dataclasses.replace(query, review_state="submitted")
+    elif not user.may("review"):
+        query = dataclasses.replace(query, exclude_states=("submitted",))
+    mine = image_rows.claimed_by(conn, user.username, repo.now(), query)
     if mine is not None:
         return mine
-    query = (filters or ImageFilter()).query()
-    if not user.may("review"):
-        query = dataclasses.replace(query, exclude_states=("submitted",))
-    image_id = image_rows.claim_first(conn, username=user.username, lease=lease, query=query)
+    image_id = image_rows.claim_first(conn, username=user.username, lease=lease, query=query,
+                                      assigned=queue == "label")
     return None if image_id is None else get_image(conn, image_id)
+
+
+def assign(conn: Connection, *, user: UserInfo, image_ids: list[int], assignees: list[str]
+           ) -> dict[str, int]:
+    """Assign images to people: the images, in the order given, are shared out in turn
+    among `assignees` (one name: all to them; none: assigned to no one). A claim someone
+    else holds on an image is let go. Returns how many each person got."""
+    user.require("assign")
+    names = list(dict.fromkeys(a.strip() for a in assignees))
+    known = {u.username: u for u in users.list_users(conn)}
+    for name in names:
+        if name not in known:
+            raise NotFoundError(f"no user {name!r} to assign images to")
+        if not known[name].active:
+            raise LabelPilotError(f"{name} is deactivated and cannot be assigned images",
+                                  hint="activate them on the Users page first")
+    before = image_rows.assignees_of(conn, image_ids)
+    missing = [i for i in image_ids if i not in before]
+    if missing:
+        raise NotFoundError(f"no image {missing[0]}" + (
+            f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    ordered = list(dict.fromkeys(image_ids))
+    chosen: dict[int, str | None] = {
+        i: names[k % len(names)] if names else None for k, i in enumerate(ordered)}
+    image_rows.set_assignees(conn, chosen)
+    audit.record(conn, [_entry(i, None, "assign", user, {"assignee": before[i]}, {"assignee": a})
+                        for i, a in chosen.items() if before[i] != a])
+    counts: dict[str, int] = {}
+    for a in chosen.values():
+        counts[a or UNASSIGNED] = counts.get(a or UNASSIGNED, 0) + 1
+    return counts
+
+
+def set_tags(conn: Connection, *, image_id: int, tags: list[str], user: UserInfo) -> Any:
+    """Give the image its classification tags (the whole list); kept in its history."""
+    img = get_image(conn, image_id)
+    user.require("annotate")
+    if img.review_state == "done":
+        user.require("edit_done_image")
+    tags = check_tags(tags)
+    old = orjson.loads(img.tags) if img.tags else []
+    if old != tags:
+        image_rows.set_image(conn, image_id, tags=orjson.dumps(tags).decode() if tags else None)
+        audit.record(conn, [_entry(image_id, None, "tags", user, {"tags": old}, {"tags": tags})])
+    return get_image(conn, image_id)
 
 
 def release(conn: Connection, *, image_id: int, user: UserInfo) -> None:
@@ -213,11 +279,19 @@ def _may_change(conn: Connection, user: UserInfo, img: Any, *, before: Annotatio
         user.require("add_label_class")
 
 
+def _check_attributes(conn: Connection, a: Annotation) -> None:
+    """A person's shape carries attributes its class's schema allows (labelpilot.attributes)."""
+    schema = repo.label_attributes(conn).get(a.label)
+    if schema and a.attributes:
+        check_values(schema, a.attributes, a.label)
+
+
 def create_annotation(conn: Connection, *, image_id: int, annotation: Annotation,
                       user: UserInfo) -> Annotation:
     """Add a person's annotation (status `accepted` from a reviewer, else `edited`)."""
     img = get_image(conn, image_id)
     _may_change(conn, user, img, before=None, label=annotation.label)
+    _check_attributes(conn, annotation)
     shape, _ = annotation.shape.clip(img.width, img.height)
     annotation.shape = shape
     if annotation.status in ("accepted", "rejected") and not user.may("review"):
@@ -257,6 +331,8 @@ def update_annotation(conn: Connection, *, annotation_id: int, version: int,
         score=changes.get("score", before.score),
         source=before.source, status=status or ("edited" if edited else before.status),
         group=changes.get("group", before.group))
+    if "attributes" in changes or "label" in changes:
+        _check_attributes(conn, after)
     if "shape" in changes:
         after.shape, _ = after.shape.clip(img.width, img.height)
     when = repo.now()

@@ -56,13 +56,14 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "set_split": ("reviewer", "put images in the train, val or test split"),
     "import": ("reviewer", "import an archive of images and label files"),
     "add_label_class": ("reviewer", "use a label class the project does not have yet"),
+    "assign": ("reviewer", "assign images to people"),
     "release_claim": ("reviewer", "release another user's claim on an image"),
     "prelabel": ("reviewer", "pre-label images with a model"),
     "export": ("reviewer", "export the labels and download them"),
     "cancel_job": ("reviewer", "cancel a job"),
     "train": ("admin", "train a model"),
     "edit_project": ("admin", "rename the project; add, rename, merge and colour label "
-                     "classes"),
+                     "classes and give them attributes"),
     "manage_users": ("admin", "add users, change their roles, deactivate them"),
 }
 

@@ -87,6 +87,11 @@ def release_claim(api: Api, role: str) -> int:
     return int(api.post(role, f"/api/images/{claimed.json()['id']}/release").status_code)
 
 
+def assign(api: Api, role: str) -> int:
+    return int(api.post(role, "/api/images/assign",
+                        json={"image_ids": [_image(api)], "assignees": ["annotator"]}).status_code)
+
+
 def prelabel(api: Api, role: str) -> int:
     return int(api.post(role, "/api/autolabel", json={"model": "ocr"}).status_code)
 
@@ -116,7 +121,7 @@ def manage_users(api: Api, role: str) -> int:
 
 TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
     annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
-    add_label_class, release_claim, prelabel, export, cancel_job, train, edit_project,
+    add_label_class, assign, release_claim, prelabel, export, cancel_job, train, edit_project,
     manage_users)}
 
 

@@ -93,6 +93,7 @@ CanCancelJobs = Annotated[UserInfo, Depends(may("cancel_job"))]
 CanTrain = Annotated[UserInfo, Depends(may("train"))]
 CanEditProject = Annotated[UserInfo, Depends(may("edit_project"))]
 CanManageUsers = Annotated[UserInfo, Depends(may("manage_users"))]
+CanAssign = Annotated[UserInfo, Depends(may("assign"))]
 
 
 # Ids and versions are 64-bit in the database: larger ones are refused as input (422), not

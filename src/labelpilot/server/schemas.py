@@ -231,6 +231,8 @@ class ImagePublic(BaseModel):
     review_state: ReviewState
     claimed_by: str | None = None
     claim_expires_at: datetime | None = None
+    assignee: str | None = Field(None, description="the person the image is for")
+    tags: list[str] = Field(default_factory=list, description="the image's classification tags")
     annotations: int = 0
     created_at: datetime
 
@@ -238,7 +240,8 @@ class ImagePublic(BaseModel):
     def of(cls, r: Any, annotations: int = 0) -> ImagePublic:
         return cls(id=r.id, file_name=r.file_name, width=r.width, height=r.height, split=r.split,
                    review_state=r.review_state, claimed_by=r.claimed_by,
-                   claim_expires_at=r.claim_expires_at, annotations=annotations,
+                   claim_expires_at=r.claim_expires_at, assignee=r.assignee,
+                   tags=orjson.loads(r.tags) if r.tags else [], annotations=annotations,
                    created_at=r.created_at)
 
 
@@ -268,6 +271,22 @@ class ImageUpdate(BaseModel):
         "(without it, `done` is refused while any is left)"))
     comment: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = Field(
         None, description="why: required when sending a submitted image back")
+    tags: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        None, max_length=200, description="the image's classification tags (the whole list)")
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_ids: list[DbInt] = Field(max_length=1_000_000, description="the images, in order")
+    assignees: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        max_length=1000, description="the people to share them among in turn; [] assigns "
+                                     "them to no one")
+
+
+class AssignResult(BaseModel):
+    assigned: int
+    by_assignee: dict[str, int] = Field(description="person (or @unassigned) -> images")
 
 
 class UploadResult(ImagePublic):
@@ -339,6 +358,9 @@ class ProjectPublic(BaseModel):
     labels: list[str]
     label_colors: dict[str, str] = Field(default_factory=dict,
                                          description="label -> #rrggbb, for those given one")
+    label_attributes: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="label -> the attributes its shapes carry")
+    tags: list[str] = Field(default_factory=list, description="the tags images carry")
     stats: dict[str, Any]
 
 
@@ -349,6 +371,9 @@ class LabelChange(BaseModel):
     merge_into: Label | None = Field(None, description="move its annotations to this class "
                                                        "and remove it")
     color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
+    attributes: list[dict[str, Any]] | None = Field(None, max_length=50, description=(
+        "the attributes its shapes carry: [{name, type: checkbox|select|text|number, "
+        "values (a select's), min, max (a number's), default}]; [] removes them"))
 
 
 class ProjectUpdate(BaseModel):

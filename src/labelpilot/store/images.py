@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +33,14 @@ class ImageQuery:
     exclude_states: tuple[str, ...] = ()
     # words in the file name or in a transcription (case-insensitive)
     text: str | None = None
+    # the person the images are assigned to; UNASSIGNED for none
+    assignee: str | None = None
+    # a tag the image carries
+    tag: str | None = None
+
+
+# `assignee` for images assigned to no one (no username starts with "@")
+UNASSIGNED = "@unassigned"
 
 
 def _where(f: ImageQuery) -> list[Any]:
@@ -56,6 +65,13 @@ def _where(f: ImageQuery) -> list[Any]:
             func.lower(images_t.c.file_name).contains(needle, autoescape=True),
             exists().where(ann.c.image_id == images_t.c.id, ann.c.status != "rejected",
                            func.lower(ann.c.text).contains(needle, autoescape=True))))
+    if f.assignee == UNASSIGNED:
+        conds.append(images_t.c.assignee.is_(None))
+    elif f.assignee:
+        conds.append(images_t.c.assignee == f.assignee)
+    if f.tag:
+        # tags are a JSON list: the tag as a JSON string, quotes included, is one element
+        conds.append(images_t.c.tags.contains(orjson.dumps(f.tag).decode(), autoescape=True))
     if f.low_confidence is not None:
         low = exists().where(ann.c.image_id == images_t.c.id, ann.c.status == "predicted",
                              ann.c.score < f.low_score)
@@ -159,25 +175,33 @@ def set_image(conn: Connection, image_id: int, **values: Any) -> None:
     conn.execute(update(images_t).where(images_t.c.id == image_id).values(**values))
 
 
-def claimed_by(conn: Connection, username: str, when: datetime) -> Any | None:
-    """The user's unexpired claim on an image not done yet, if any."""
+def claimed_by(conn: Connection, username: str, when: datetime,
+               query: ImageQuery | None = None) -> Any | None:
+    """The user's unexpired claim on an image not done yet (and in `query`), if any."""
     return conn.execute(select(images_t).where(
         images_t.c.claimed_by == username, images_t.c.claim_expires_at >= when,
-        images_t.c.review_state != "done").order_by(images_t.c.id).limit(1)).first()
+        images_t.c.review_state != "done", *_where(query or ImageQuery()))
+        .order_by(images_t.c.id).limit(1)).first()
 
 
 def claim_first(conn: Connection, *, username: str, lease: timedelta, query: ImageQuery,
-                attempts: int = 20) -> int | None:
+                assigned: bool = False, attempts: int = 20) -> int | None:
     """Claim the first image not done and free (unclaimed, expired, or the user's own) for
-    `username`; its state goes from new/prelabeled to in_review. Two callers never get the
-    same image: the claim is one conditional UPDATE, re-checked against the row as written
-    (PostgreSQL also skips rows another transaction is claiming)."""
+    `username`; its state goes from new/prelabeled to in_review. With `assigned`, images
+    assigned to someone else are not handed out and the user's own come first. Two callers
+    never get the same image: the claim is one conditional UPDATE, re-checked against the
+    row as written (PostgreSQL also skips rows another transaction is claiming)."""
     when = now()
     free = or_(images_t.c.claimed_by.is_(None), images_t.c.claim_expires_at < when,
                images_t.c.claimed_by == username)
     conds = [images_t.c.review_state != "done", free, *_where(query)]
+    order: list[Any] = [images_t.c.id]
+    if assigned:
+        mine = images_t.c.assignee == username
+        conds.append(or_(images_t.c.assignee.is_(None), mine))
+        order = [case((mine, 0), else_=1), images_t.c.id]
     for _ in range(attempts):
-        q = select(images_t.c.id).where(*conds).order_by(images_t.c.id).limit(1)
+        q = select(images_t.c.id).where(*conds).order_by(*order).limit(1)
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         image_id = conn.execute(q).scalar()
@@ -202,6 +226,26 @@ def try_insert(conn: Connection, values: dict[str, Any]) -> int | None:
                                     .returning(images_t.c.id)).scalar_one())
     except IntegrityError:
         return None
+
+
+def set_assignees(conn: Connection, chosen: dict[int, str | None]) -> None:
+    """Image id -> assignee (None: no one), in one statement per assignee and chunk; a
+    claim someone else holds on a re-assigned image is let go."""
+    for who in set(chosen.values()):
+        for chunk in chunks([i for i, a in chosen.items() if a == who]):
+            conn.execute(update(images_t).where(images_t.c.id.in_(chunk)).values(assignee=who))
+            conn.execute(update(images_t).where(
+                images_t.c.id.in_(chunk), images_t.c.claimed_by.is_not(None),
+                images_t.c.claimed_by != (who or "")).values(claimed_by=None,
+                                                            claim_expires_at=None))
+
+
+def assignees_of(conn: Connection, ids: list[int]) -> dict[int, str | None]:
+    out: dict[int, str | None] = {}
+    for chunk in chunks(ids):
+        out.update((i, a) for i, a in conn.execute(
+            select(images_t.c.id, images_t.c.assignee).where(images_t.c.id.in_(chunk))))
+    return out
 
 
 def blob_keys(conn: Connection) -> list[tuple[str, str]]:

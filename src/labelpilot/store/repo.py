@@ -75,6 +75,14 @@ def merge_label(conn: Connection, source: str, into: str) -> int:
     return int(moved)
 
 
+def label_attributes(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Label name -> its attribute schema (see labelpilot.attributes), for the classes
+    that have one."""
+    rows = conn.execute(select(labels_t.c.name, labels_t.c.attributes)
+                        .where(labels_t.c.attributes.is_not(None)))
+    return {name: orjson.loads(a) for name, a in rows}
+
+
 def label_keypoints(conn: Connection) -> dict[str, dict[str, Any]]:
     """Label name -> keypoint schema ({"keypoints": [...], "skeleton": [...]}), for the
     classes that have one."""
@@ -280,7 +288,18 @@ def stats(conn: Connection) -> dict[str, Any]:
         "images_by_review_state": grouped(images_t.c.review_state, images_t),
         "images_by_split": {("unassigned" if k == "None" else k): v
                             for k, v in grouped(images_t.c.split, images_t).items()},
+        "images_by_assignee": {("nobody" if k == "None" else k): v
+                               for k, v in grouped(images_t.c.assignee, images_t).items()},
     }
+
+
+def tags_in_use(conn: Connection) -> list[str]:
+    """Every tag some image carries, sorted."""
+    found: set[str] = set()
+    for (tags,) in conn.execute(select(images_t.c.tags).where(images_t.c.tags.is_not(None))
+                                .distinct()):
+        found.update(orjson.loads(tags))
+    return sorted(found)
 
 
 def confirmed_counts(conn: Connection, split: str) -> tuple[int, int]:

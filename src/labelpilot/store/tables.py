@@ -42,6 +42,9 @@ class LabelClass(Base):
     # A keypoint class's schema as JSON, COCO's way: {"keypoints": [names],
     # "skeleton": [[i, j], ...] (1-based indices into keypoints)}.
     keypoints: Mapped[str | None] = mapped_column(Text)
+    # The attributes a shape of this class carries, as JSON: [{"name", "type" (checkbox,
+    # select, text, number), "values" (a select's choices), "default"}], CVAT's way.
+    attributes: Mapped[str | None] = mapped_column(Text)
 
 
 class ImageRow(Base):
@@ -62,6 +65,10 @@ class ImageRow(Base):
     # A lease: the annotator the queue handed this image to, until when.
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The person this image is for (the queue hands it to them, and to no one else).
+    assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Classification tags of the whole image, as a JSON list of strings.
+    tags: Mapped[str | None] = mapped_column(Text)
 
 
 class AnnotationRow(Base):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +18,8 @@ from labelpilot.server.schemas import (
     AnnotationCreate,
     AnnotationPublic,
     AnnotationsPublic,
+    AssignRequest,
+    AssignResult,
     AuditEntryPublic,
     BulkResult,
     BulkStatus,
@@ -30,6 +32,7 @@ from labelpilot.server.schemas import (
     RecognizeResult,
     UploadResult,
 )
+from labelpilot.store.images import UNASSIGNED
 from labelpilot.transfer import add_image
 
 router = APIRouter(prefix="/api/images", tags=["images"])
@@ -38,9 +41,7 @@ _MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".tif"
           ".webp": "image/webp"}
 
 
-@router.get("", response_model=ImagesPublic)
-def list_images(
-    user: CurrentUser, ws: WorkspaceDep,
+def _filters(
     review_state: ReviewState | None = None,
     split: Literal["train", "val", "test", "unassigned"] | None = None,
     label: str | None = None, source: str | None = None,
@@ -48,14 +49,29 @@ def list_images(
         description="only images with (true) / without (false) proposals scored under 0.8")] = None,
     q: Annotated[str | None, Query(max_length=200, description=(
         "text in the file name or in a transcription (case-insensitive)"))] = None,
+    assignee: Annotated[str | None, Query(max_length=100, description=(
+        f"the person the images are assigned to; {UNASSIGNED} for no one"))] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="a tag the image carries")] = None,
+) -> review.ImageFilter:
+    """A list of images' filters, as the list and the editor's neighbours take them."""
+    return review.ImageFilter(review_state, split, label, source, low_confidence, q,
+                              assignee, tag)
+
+
+ListFilters = Annotated[review.ImageFilter, Depends(_filters)]
+Sort = Literal["id", "file_name", "review_state"]
+
+
+@router.get("", response_model=ImagesPublic)
+def list_images(
+    user: CurrentUser, ws: WorkspaceDep, filters: ListFilters,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    sort: Literal["id", "file_name", "review_state"] = "id",
+    sort: Sort = "id",
 ) -> ImagesPublic:
     with ws.engine.connect() as conn:
-        rows, total = review.list_images(conn, filters=review.ImageFilter(
-            review_state, split, label, source, low_confidence, q), offset=offset, limit=limit,
-            sort=sort)
+        rows, total = review.list_images(conn, filters=filters, offset=offset, limit=limit,
+                                         sort=sort)
         return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
 
 
@@ -84,11 +100,14 @@ async def upload_image(
 @router.post("/next", response_model=ImagePublic,
              responses={204: {"description": "nothing left to label"}})
 def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
-               sessions: SessionsDep) -> ImagePublic | Response:
-    """Claim the next image to label: not done, not claimed by someone else (a lease).
-    Its segmentation embedding starts computing in the background."""
+               sessions: SessionsDep, queue: Literal["label", "review"] = "label"
+               ) -> ImagePublic | Response:
+    """Claim the next image: not done, not claimed by someone else (a lease). The `label`
+    queue hands out the images assigned to the user first, then those assigned to no one;
+    the `review` queue (reviewers) the images submitted for review. Its segmentation
+    embedding starts computing in the background."""
     with ws.transaction() as conn:
-        row = review.claim_next(conn, user=user,
+        row = review.claim_next(conn, user=user, queue=queue,
                                 lease=timedelta(minutes=settings.claim_minutes))
     if row is None:
         return Response(status_code=204)
@@ -97,21 +116,24 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
 
 
 @router.get("/{image_id}/neighbors", response_model=Neighbors)
-def image_neighbors(
-    image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
-    review_state: ReviewState | None = None,
-    split: Literal["train", "val", "test", "unassigned"] | None = None,
-    label: str | None = None, source: str | None = None,
-    low_confidence: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Literal["id", "file_name", "review_state"] = "id",
-) -> Neighbors:
+def image_neighbors(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
+                    filters: ListFilters, sort: Sort = "id") -> Neighbors:
     """The image's place in the list the filters and sort make (as `GET /api/images`
     takes them), and the images before and after it: the editor's previous and next."""
     with ws.engine.connect() as conn:
         return Neighbors.model_validate(review.neighbours(
-            conn, image_id=image_id, sort=sort, filters=review.ImageFilter(
-                review_state, split, label, source, low_confidence, q)))
+            conn, image_id=image_id, sort=sort, filters=filters))
+
+
+@router.post("/assign", response_model=AssignResult)
+def assign_images(body: AssignRequest, user: CurrentUser, ws: WorkspaceDep) -> AssignResult:
+    """Assign images to people (reviewers): shared out in turn among `assignees`, in the
+    order given; `[]` assigns them to no one. Each person's labeling queue hands them their
+    images first, and nobody else's."""
+    with ws.transaction() as conn:
+        counts = review.assign(conn, user=user, image_ids=body.image_ids,
+                               assignees=body.assignees)
+    return AssignResult(assigned=sum(counts.values()), by_assignee=counts)
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
@@ -123,7 +145,7 @@ def get_image(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> ImagePu
 @router.patch("/{image_id}", response_model=ImagePublic)
 def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
                  ws: WorkspaceDep) -> ImagePublic:
-    """Set the split or the review state: an annotator submits an image for review
+    """Set the split, the tags or the review state: an annotator submits an image for review
     (`submitted`); a reviewer marks it `done` (refused with 409 and the count while
     proposals are undecided, unless `pending` says how to decide them) or sends a submitted
     image back (`in_review`, with a `comment`)."""
@@ -133,6 +155,8 @@ def update_image(image_id: ImageId, body: ImageUpdate, user: CurrentUser,
             row = review.set_split(conn, image_id=image_id,
                                    split=None if body.split == "unassigned" else body.split,
                                    user=user)
+        if body.tags is not None:
+            row = review.set_tags(conn, image_id=image_id, tags=body.tags, user=user)
         if body.review_state is not None:
             row = review.set_review_state(conn, image_id=image_id, state=body.review_state,
                                           user=user, pending=body.pending,

@@ -27,7 +27,8 @@ router = APIRouter(prefix="/api/project", tags=["project"])
 def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
     return ProjectPublic(name=ws.config.name, task=ws.config.task,
                          labels=repo.label_names(conn), label_colors=repo.label_colors(conn),
-                         stats=repo.stats(conn))
+                         label_attributes=repo.label_attributes(conn),
+                         tags=repo.tags_in_use(conn), stats=repo.stats(conn))
 
 
 @router.get("", response_model=ProjectPublic)
@@ -59,11 +60,12 @@ def assign_splits(body: SplitAssign, user: CurrentUser, ws: WorkspaceDep) -> Spl
 @router.patch("/labels/{name}", response_model=ProjectPublic)
 def change_label(name: str, body: LabelChange, admin: CanEditProject,
                  ws: WorkspaceDep) -> ProjectPublic:
-    """Rename a label class, merge it into another (its annotations move there), or give
-    it a colour."""
+    """Rename a label class, merge it into another (its annotations move there), give it a
+    colour, or declare the attributes its shapes carry."""
     with ws.transaction() as conn:
         labels.change_label(ws, conn, name, user=admin, rename=body.name,
-                            merge_into=body.merge_into, color=body.color)
+                            merge_into=body.merge_into, color=body.color,
+                            attributes=body.attributes)
         return _project(ws, conn)
 
 

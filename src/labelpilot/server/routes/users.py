@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from labelpilot import users
-from labelpilot.server.deps import CanManageUsers, WorkspaceDep
+from labelpilot.server.deps import CanAssign, CanManageUsers, WorkspaceDep
 from labelpilot.server.schemas import UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -18,6 +18,13 @@ def _public(u: users.UserInfo) -> UserPublic:
 def list_users(admin: CanManageUsers, ws: WorkspaceDep) -> list[UserPublic]:
     with ws.engine.connect() as conn:
         return [_public(u) for u in users.list_users(conn)]
+
+
+@router.get("/assignable", response_model=list[UserPublic])
+def assignable_users(user: CanAssign, ws: WorkspaceDep) -> list[UserPublic]:
+    """The active users images can be assigned to (reviewers and admins assign)."""
+    with ws.engine.connect() as conn:
+        return [_public(u) for u in users.list_users(conn) if u.active]
 
 
 @router.post("", response_model=UserPublic, status_code=201)
