@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import orjson
+
 from labelpilot.annotations import SPLITS, Annotation
 from labelpilot.archives import is_archive, unpack
+from labelpilot.attributes import check_tags
 from labelpilot.errors import ImageError, LabelPilotError, ValidationError
 from labelpilot.formats import configured, get_format
 from labelpilot.formats.base import Dataset, DatasetItem
@@ -269,6 +272,12 @@ def _import(ws: Workspace, ds: Dataset, report: ImportReport, *, split: str | No
             f"label classes not in the workspace: {', '.join(unknown)}; nothing was imported",
             hint="add them (labelpilot init --labels, or import without --strict) or fix "
                  "the label files")
+    for item in ds.items:
+        if item.tags:
+            try:
+                item.tags = check_tags(item.tags)
+            except ValidationError as e:
+                raise LabelPilotError(f"{item.name}: {e.message}; nothing was imported") from None
     try:
         with ws.blobs.writing():
             checks = _ImageChecks(ws, ds.items, link=link)
@@ -354,7 +363,8 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
     rows = [{"sha256": c.sha256, "file_name": names[key], "suffix": c.suffix,
              "width": c.width, "height": c.height,
              "split": split or (c.item.split if c.item.split in SPLITS else None),
-             "review_state": c.item.review_state or "new", "created_at": now}
+             "review_state": c.item.review_state or "new", "created_at": now,
+             "tags": orjson.dumps(c.item.tags).decode() if c.item.tags else None}
             for key, c in first.items()]
     new_ids = repo.insert_images(conn, rows)
     image_ids = dict(zip(first, new_ids, strict=True))
@@ -471,7 +481,8 @@ def export_items(ws: Workspace, *, status: str, split: str | None,
         rows = repo.list_images(conn, split)
         items = {r.id: DatasetItem(name=r.file_name, path=ws.blobs.path(r.sha256, r.suffix),
                                    width=r.width, height=r.height, split=r.split,
-                                   review_state=r.review_state) for r in rows}
+                                   review_state=r.review_state,
+                                   tags=orjson.loads(r.tags) if r.tags else []) for r in rows}
         n_ann = 0
         for image_id, ann in repo.iter_annotations(conn, EXPORT_STATUSES[status], split):
             items[image_id].annotations.append(ann)

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from labelpilot.annotations import Polygon
-from labelpilot.errors import FormatError
+from labelpilot.errors import FormatError, LabelPilotError
 from labelpilot.formats import get_format
-from labelpilot.transfer import import_dataset
+from labelpilot.store import repo
+from labelpilot.transfer import export_dataset, import_dataset
 from tests.conftest import write_image
 
 
@@ -141,6 +142,54 @@ def test_a_cvat_project_export_pairs_each_subset_with_its_own_images(
     ws = make_workspace(labels=["bolt"])
     report = import_dataset(ws, root, format="cvat")
     assert (report.images_added, report.annotations_added) == (6, 6)
+
+
+def test_image_tags_come_in_from_cvat_and_go_out_to_cvat_and_label_studio(
+        make_workspace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # CVAT writes a whole-image label as <tag> (its label listed among the task's labels)
+    root = tmp_path / "cvat-tags"
+    write_image(root / "images" / "a.png", 64, 48, seed=1)
+    write_image(root / "images" / "b.png", 64, 48, seed=2)
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        '<image id="0" name="a.png" width="64" height="48">'
+        '<tag label="night" source="manual"/><tag label="blurry" source="manual"/>'
+        '<box label="bolt" occluded="0" xtl="1" ytl="1" xbr="9" ybr="9" z_order="0"/></image>'
+        '<image id="1" name="b.png" width="64" height="48"/></annotations>')
+    ws = make_workspace(labels=["bolt"])
+    report = import_dataset(ws, root, format="cvat")
+    assert report.warnings == [] and report.annotations_added == 1
+    with ws.engine.connect() as conn:
+        assert repo.tags_in_use(conn) == ["blurry", "night"]
+    export_dataset(ws, tmp_path / "out-cvat", format="cvat")
+    back = {it.name: it.tags for it in get_format("cvat").load(tmp_path / "out-cvat").items}
+    assert back == {"a.png": ["night", "blurry"], "b.png": []}
+    # the tags are labels of the CVAT task, as CVAT needs them to import the file
+    xml = (tmp_path / "out-cvat" / "annotations.xml").read_text()
+    assert "<name>night</name>" in xml and "<name>bolt</name>" in xml
+    # Label Studio: the tags are the image's choices
+    export_dataset(ws, tmp_path / "out-ls", format="labelstudio")
+    tasks = json.loads((tmp_path / "out-ls" / "tasks.json").read_text())
+    choices = [r for t in tasks for a in t["annotations"] for r in a["result"]
+               if r["type"] == "choices"]
+    assert [c["value"]["choices"] for c in choices] == [["night", "blurry"]]
+    ls = {it.name: it.tags for it in get_format("labelstudio").load(tmp_path / "out-ls").items}
+    assert sorted(ls.values()) == [[], ["night", "blurry"]]
+
+
+def test_a_tag_over_the_limits_is_refused_by_item(make_workspace, tmp_path: Path
+                                                   ) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "cvat-bad-tag"
+    write_image(root / "images" / "a.png", 64, 48, seed=1)
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        f'<image id="0" name="a.png" width="64" height="48"><tag label="{"x" * 300}"/></image>'
+        "</annotations>")
+    ws = make_workspace(labels=["bolt"])
+    with pytest.raises(LabelPilotError, match=r"a\.png: a tag is a non-empty string"):
+        import_dataset(ws, root, format="cvat")
+    with ws.engine.connect() as conn:
+        assert repo.stats(conn)["images"] == 0
 
 
 def cvat_video(root: Path) -> Path:
@@ -286,8 +335,9 @@ def test_label_studio_exports_keep_every_file_annotator_and_ellipse(tmp_path: Pa
     assert len(xs) == 32 and abs(min(xs) - (32 - 4.8)) < 0.1 and abs(max(ys) - (24 + 16)) < 0.1
     # one annotator: no annotator attribute needed
     assert by_name["b.png"].annotations[0].attributes == {}
-    assert ds.warnings == ["skipped 1 Label Studio result(s) of type 'choices': not a shape "
-                           "LabelPilot keeps"]
+    # the image's choices are its tags
+    assert by_name["a.png"].tags == ["blurry"] and by_name["b.png"].tags == []
+    assert ds.warnings == []
 
 
 def test_labelme_files_as_labelme_opens_them(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def test_assigning_to_an_unknown_or_deactivated_person_is_refused_and_changes_no
     names = [u["username"] for u in api.get("reviewer", "/api/users/assignable").json()]
     assert "gone" not in names and {"annotator", "reviewer", "admin"} <= set(names)
     assert api.get("annotator", "/api/users/assignable").status_code == 403
-    r = api.post("admin", "/api/images/assign", json={"image_ids": [ids[0], 999999], "assignees": ["annotator"]})
+    r = api.post("admin", "/api/images/assign",
+                 json={"image_ids": [ids[0], 999999], "assignees": ["annotator"]})
     assert r.status_code == 404 and "999999" in r.json()["detail"]
     assert {i["assignee"] for i in api.get("admin", "/api/images").json()["data"]} == {None}
 
@@ -88,7 +89,8 @@ def test_the_review_queue_hands_reviewers_the_submitted_images(api: Api) -> None
     a, b, _ = _ids(api)
     assert api.post("reviewer", "/api/images/next", params={"queue": "review"}).status_code == 204
     for i in (b, a):
-        assert api.patch("annotator", f"/api/images/{i}", json={"review_state": "submitted"}).status_code == 200
+        r = api.patch("annotator", f"/api/images/{i}", json={"review_state": "submitted"})
+        assert r.status_code == 200
     # the reviewer holds an image of the labeling queue: the review queue still gives a
     # submitted one (oldest id first)
     api.post("reviewer", "/api/images/next")
@@ -148,7 +150,8 @@ def test_attributes_per_class_are_declared_and_checked_on_edits(api: Api) -> Non
     assert r.status_code == 201
     # ... until it becomes a cat
     dog = r.json()
-    r = api.patch("annotator", f"/api/annotations/{dog['id']}", json={"version": dog["version"], "label": "cat"})
+    r = api.patch("annotator", f"/api/annotations/{dog['id']}",
+                  json={"version": dog["version"], "label": "cat"})
     assert r.status_code == 422 and "colour" in r.json()["detail"]
     # a broken schema is refused, naming the item; [] takes the schema away
     for bad_schema in ([{"name": "x", "type": "slider"}], [{"name": "x", "type": "select"}],

@@ -175,7 +175,7 @@ def test_what_a_reviewer_keeps_from_a_smart_tool_is_accepted(browser: Any, live:
     page = _page(browser, live, "reviewer")
     _open(page, live, target)
     page.keyboard.press("s")
-    box = page.locator("canvas").bounding_box()
+    box = page.locator("canvas.label-canvas").bounding_box()
     tx, ty, s = page.evaluate("[__canvas.tx, __canvas.ty, __canvas.scale]")
     page.mouse.click(box["x"] + tx + 80 * s, box["y"] + ty + 60 * s)
     page.wait_for_selector("#tool-latency:has-text('no quality estimate')")

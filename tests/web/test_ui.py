@@ -44,7 +44,7 @@ def open_image(page: Any, live: Live, image_id: int) -> None:
 
 
 def to_screen(page: Any, x: float, y: float) -> tuple[float, float]:
-    box = page.locator("canvas").bounding_box()
+    box = page.locator("canvas.label-canvas").bounding_box()
     tx, ty, s = page.evaluate("[__canvas.tx, __canvas.ty, __canvas.scale]")
     return box["x"] + tx + x * s, box["y"] + ty + y * s
 

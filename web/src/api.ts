@@ -80,7 +80,19 @@ export interface Image {
   split: string | null;
   review_state: string;
   claimed_by: string | null;
+  assignee: string | null;
+  tags: string[];
   annotations: number;
+}
+
+/** One attribute a class's shapes carry (CVAT's kinds). */
+export interface AttributeSpec {
+  name: string;
+  type: "checkbox" | "select" | "text" | "number";
+  values?: string[];
+  min?: number;
+  max?: number;
+  default: unknown;
 }
 
 export interface Readiness {
@@ -125,6 +137,8 @@ export interface Project {
   task: string;
   labels: string[];
   label_colors: Record<string, string>;
+  label_attributes: Record<string, AttributeSpec[]>;
+  tags: string[];
   stats: Record<string, any>;
 }
 
@@ -205,9 +219,14 @@ export const api = {
   images: (q: Record<string, string>) =>
     call<{ data: Image[]; count: number }>("GET", `/api/images?${new URLSearchParams(q)}`),
   image: (id: number) => call<Image>("GET", `/api/images/${id}`),
-  setImage: (id: number, body: Record<string, string>) =>
+  setImage: (id: number, body: Record<string, unknown>) =>
     call<Image>("PATCH", `/api/images/${id}`, body),
-  next: () => call<Image | undefined>("POST", "/api/images/next"),
+  next: (queue: "label" | "review" = "label") =>
+    call<Image | undefined>("POST", `/api/images/next?queue=${queue}`),
+  assign: (imageIds: number[], assignees: string[]) =>
+    call<{ assigned: number; by_assignee: Record<string, number> }>(
+      "POST", "/api/images/assign", { image_ids: imageIds, assignees }),
+  assignable: () => call<UserRow[]>("GET", "/api/users/assignable"),
   neighbors: (id: number, q: Record<string, string>) =>
     call<Place>("GET", `/api/images/${id}/neighbors?${new URLSearchParams(q)}`),
   audit: (id: number) => call<AuditEntry[]>("GET", `/api/images/${id}/audit`),
@@ -255,7 +274,7 @@ export const api = {
   assignSplits: (body: Record<string, unknown>) =>
     call<{ assigned: number; by_split: Record<string, number>; by_class: Record<string, Record<string, number>> }>(
       "POST", "/api/project/splits", body),
-  changeLabel: (name: string, body: Record<string, string>) =>
+  changeLabel: (name: string, body: Record<string, unknown>) =>
     call<Project>("PATCH", `/api/project/labels/${encodeURIComponent(name)}`, body),
   addLabels: (names: string[]) => call<Project>("PATCH", "/api/project", { add_labels: names }),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),

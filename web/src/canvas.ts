@@ -1,8 +1,12 @@
-// The labeling canvas: an image, its annotations, zoom and pan, drawing and editing.
+// The labeling canvas: an image, its annotations, zoom and pan (and a minimap), drawing
+// and editing, shapes hidden or locked (each, or a whole class), brightness and contrast.
 // Plain canvas 2D: shapes are Path2D objects in image coordinates drawn under one view
-// transform, so 1,000 polygons redraw in a few milliseconds while panning.
+// transform, so 1,000 polygons redraw in a few milliseconds while panning (paint.ts).
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
+import { Minimap, minimapFor, paint } from "./paint";
+import { View } from "./view";
+import { bounds, insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
 
 /** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
  * go to the active smart tool as its prompt instead of drawing a shape. */
@@ -17,146 +21,49 @@ export interface CanvasEvents {
   prompt?(clicks: SmartClick[], box: number[] | null): void;
 }
 
-/** Each class its own colour: the one the project gave it, else one of a spread of hues
- * (the golden angle apart, so neighbours in the list differ). */
-export function classColors(labels: string[], given: Record<string, string>): Map<string, string> {
-  return new Map(labels.map((l, i) => [l, given[l] ?? `hsl(${Math.round((i * 137.5) % 360)}, 75%, 55%)`]));
-}
-
-export function shapePoints(s: Shape): XY[] {
-  switch (s.type) {
-    case "box": {
-      const [x1, y1, x2, y2] = s.xyxy;
-      return [[x1, y1], [x2, y1], [x2, y2], [x1, y2]];
-    }
-    case "quad":
-    case "polygon":
-      return s.points;
-    case "rotated_box": {
-      const [cx, cy, w, h, a] = s.cxcywha;
-      const r = (a * Math.PI) / 180, c = Math.cos(r), sn = Math.sin(r);
-      return ([[-1, -1], [1, -1], [1, 1], [-1, 1]] as XY[]).map(([dx, dy]) => {
-        const x = (dx * w) / 2, y = (dy * h) / 2;
-        return [cx + x * c - y * sn, cy + x * sn + y * c] as XY;
-      });
-    }
-    case "point":
-      return [s.xy];
-    case "mask":
-      return [];
-  }
-}
-
-function translate(s: Shape, dx: number, dy: number): Shape {
-  const mv = (p: XY): XY => [p[0] + dx, p[1] + dy];
-  switch (s.type) {
-    case "box":
-      return { type: "box", xyxy: [s.xyxy[0] + dx, s.xyxy[1] + dy, s.xyxy[2] + dx, s.xyxy[3] + dy] };
-    case "quad":
-      return { type: "quad", points: s.points.map(mv) };
-    case "polygon":
-      return { type: "polygon", points: s.points.map(mv), holes: s.holes?.map((h) => h.map(mv)) };
-    case "rotated_box":
-      return { type: "rotated_box", cxcywha: [s.cxcywha[0] + dx, s.cxcywha[1] + dy, ...s.cxcywha.slice(2)] };
-    case "point":
-      return { type: "point", xy: mv(s.xy) };
-    default:
-      return s;
-  }
-}
-
-/** The shape with vertex `i` moved to `p` (a box keeps its opposite corner). */
-export function moveVertex(s: Shape, i: number, p: XY): Shape {
-  if (s.type === "box") {
-    const pts = shapePoints(s);
-    const [ox, oy] = pts[(i + 2) % 4];
-    return { type: "box", xyxy: [Math.min(ox, p[0]), Math.min(oy, p[1]), Math.max(ox, p[0]), Math.max(oy, p[1])] };
-  }
-  if (s.type === "quad" || s.type === "polygon") {
-    const points = s.points.map((q, k) => (k === i ? p : q)) as XY[];
-    return s.type === "quad" ? { type: "quad", points } : { type: "polygon", points, holes: s.holes };
-  }
-  return s;
-}
-
-/** A polygon with a vertex added on the edge nearest `p`, or vertex `i` removed. */
-export function insertVertex(s: Shape, p: XY): Shape {
-  if (s.type !== "polygon") return s;
-  let best = 0, bestD = Infinity;
-  s.points.forEach((a, k) => {
-    const b = s.points[(k + 1) % s.points.length];
-    const d = distToSegment(p, a, b);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  });
-  const points = [...s.points.slice(0, best + 1), p, ...s.points.slice(best + 1)] as XY[];
-  return { type: "polygon", points, holes: s.holes };
-}
-
-export function removeVertex(s: Shape, i: number): Shape {
-  if (s.type !== "polygon" || s.points.length <= 3) return s;
-  return { type: "polygon", points: s.points.filter((_, k) => k !== i), holes: s.holes };
-}
-
-function distToSegment([px, py]: XY, [ax, ay]: XY, [bx, by]: XY): number {
-  const dx = bx - ax, dy = by - ay;
-  const t = dx || dy ? Math.max(0, Math.min(1, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy))) : 0;
-  return Math.hypot(px - (ax + t * dx), py - (ay + t * dy));
-}
-
-function pathOf(s: Shape): Path2D {
-  const p = new Path2D();
-  const pts = shapePoints(s);
-  if (s.type === "point") {
-    p.arc(pts[0][0], pts[0][1], 3, 0, Math.PI * 2);
-    return p;
-  }
-  pts.forEach(([x, y], i) => (i ? p.lineTo(x, y) : p.moveTo(x, y)));
-  p.closePath();
-  if (s.type === "polygon") {
-    for (const hole of s.holes ?? []) {
-      hole.forEach(([x, y], i) => (i ? p.lineTo(x, y) : p.moveTo(x, y)));
-      p.closePath();
-    }
-  }
-  return p;
-}
-
-export class LabelCanvas {
+export class LabelCanvas extends View {
   /** class name -> colour (classColors) */
   colors = new Map<string, string>();
-  readonly canvas: HTMLCanvasElement;
-  private ctx: CanvasRenderingContext2D;
-  private img = new Image();
   private paths = new Map<number, { path: Path2D; key: string }>();
   anns: Annotation[] = [];
-  selected: number | null = null;
+  private current: number | null = null;
+  /** every shape picked (shift-click, lasso, Ctrl+A); the selected one among them */
+  readonly picked = new Set<number>();
+
+  /** the shape last picked: its handles show, the side panel edits it. Setting it picks
+   * that shape alone. */
+  get selected(): number | null {
+    return this.current;
+  }
+
+  set selected(id: number | null) {
+    this.picked.clear();
+    if (id !== null) this.picked.add(id);
+    this.current = id;
+  }
   tool: Tool = "select";
   promptMode: PromptMode = "click";
-  scale = 1;
-  tx = 0;
-  ty = 0;
   private pending: XY[] = [];
   private cursor: XY | null = null;
-  private drag: { mode: "pan" | "move" | "box" | "vertex" | "smart"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
+  private drag: { mode: "pan" | "move" | "box" | "vertex" | "smart" | "minimap" | "lasso"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
   // the smart (click/box -> mask) tool: its prompt and the model's current answer
   smartClicks: SmartClick[] = [];
   smartBox: number[] | null = null;
   private smartPreview: Path2D | null = null;
   private moveOffset: XY = [0, 0];
   private preview: Shape | null = null;
-  private frame = 0;
-  frames = 0;
+  /** shapes (by id) and classes hidden from view or locked against edits, for this session */
+  readonly hidden = new Set<number>();
+  readonly locked = new Set<number>();
+  readonly hiddenClasses = new Set<string>();
+  readonly lockedClasses = new Set<string>();
+  /** image adjustments (1 = as it is) */
+  brightness = 1;
+  contrast = 1;
+  private minimap: Minimap | null = null;
 
   constructor(parent: HTMLElement, private events: CanvasEvents) {
-    this.canvas = document.createElement("canvas");
-    this.canvas.className = "label-canvas";
-    this.canvas.tabIndex = 0;
-    parent.appendChild(this.canvas);
-    this.ctx = this.canvas.getContext("2d")!;
-    new ResizeObserver(() => this.resize()).observe(parent);
+    super(parent);
     this.canvas.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
     this.canvas.addEventListener("mousedown", (e) => this.onDown(e));
     window.addEventListener("mousemove", (e) => this.onMove(e));
@@ -167,24 +74,11 @@ export class LabelCanvas {
     this.canvas.addEventListener("dblclick", (e) => {
       if (this.tool === "polygon") return this.finishPolygon();
       const a = this.anns.find((x) => x.id === this.selected);
-      if (a && a.shape.type === "polygon") {
+      if (a && a.shape.type === "polygon" && this.editable(a)) {
         const [sx, sy] = this.local(e);
         this.events.moved(a.id, insertVertex(a.shape, this.clamp(this.toImage(sx, sy))));
       }
     });
-  }
-
-  async loadImage(url: string): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.img.onload = () => resolve();
-      this.img.onerror = () => reject(new Error("the image did not load"));
-      this.img.src = url;
-    });
-    this.fit();
-  }
-
-  get imageSize(): [number, number] {
-    return [this.img.naturalWidth, this.img.naturalHeight];
   }
 
   setAnnotations(anns: Annotation[]): void {
@@ -196,7 +90,8 @@ export class LabelCanvas {
       next.set(a.id, old && old.key === key ? old : { path: pathOf(a.shape), key });
     }
     this.paths = next;
-    if (this.selected !== null && !next.has(this.selected)) this.selected = null;
+    for (const id of [...this.picked]) if (!next.has(id)) this.picked.delete(id);
+    if (this.current !== null && !next.has(this.current)) this.current = null;
     this.redraw();
   }
 
@@ -209,56 +104,6 @@ export class LabelCanvas {
     this.redraw();
   }
 
-  /** A new size for the window: a fitted image is fitted again; one zoomed or panned
-   * keeps the point that was in the middle in the middle. */
-  private resize(): void {
-    const r = this.canvas.parentElement!.getBoundingClientRect();
-    const [cx, cy] = this.toImage(this.canvas.width / 2, this.canvas.height / 2);
-    this.canvas.width = Math.max(1, Math.floor(r.width));
-    this.canvas.height = Math.max(1, Math.floor(r.height));
-    if (this.fitted) return this.fit();
-    this.tx = this.canvas.width / 2 - cx * this.scale;
-    this.ty = this.canvas.height / 2 - cy * this.scale;
-    this.redraw();
-  }
-
-  /** true while the view is as fit() left it */
-  fitted = false;
-
-  fit(): void {
-    const [w, h] = this.imageSize;
-    if (!w || !h) return;
-    this.fitted = true;
-    this.scale = Math.min(this.canvas.width / w, this.canvas.height / h) * 0.95;
-    this.tx = (this.canvas.width - w * this.scale) / 2;
-    this.ty = (this.canvas.height - h * this.scale) / 2;
-    this.redraw();
-  }
-
-  oneToOne(): void {
-    const cx = this.canvas.width / 2, cy = this.canvas.height / 2;
-    this.zoomAt(1 / this.scale, cx, cy);
-  }
-
-  zoomAt(factor: number, sx: number, sy: number): void {
-    const [ix, iy] = this.toImage(sx, sy);
-    this.scale = Math.min(40, Math.max(0.02, this.scale * factor));
-    this.fitted = false;
-    this.tx = sx - ix * this.scale;
-    this.ty = sy - iy * this.scale;
-    this.redraw();
-  }
-
-  panBy(dx: number, dy: number): void {
-    this.fitted = false;
-    this.tx += dx;
-    this.ty += dy;
-    this.redraw();
-  }
-
-  toImage(sx: number, sy: number): XY {
-    return [(sx - this.tx) / this.scale, (sy - this.ty) / this.scale];
-  }
 
   private local(e: MouseEvent): [number, number] {
     const r = this.canvas.getBoundingClientRect();
@@ -279,11 +124,10 @@ export class LabelCanvas {
     this.ctx.setTransform(1, 0, 0, 1, 0, 0);
     for (const a of this.anns) {
       const entry = this.paths.get(a.id);
-      if (!entry) continue;
+      if (!entry || !this.isVisible(a) || this.isLocked(a)) continue;
       if (this.ctx.isPointInPath(entry.path, ix, iy)) {
-        const pts = shapePoints(a.shape);
-        const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
-        const area = (Math.max(...xs) - Math.min(...xs)) * (Math.max(...ys) - Math.min(...ys));
+        const [x1, y1, x2, y2] = bounds(a.shape);
+        const area = (x2 - x1) * (y2 - y1);
         if (area < bestArea) {
           best = a.id;
           bestArea = area;
@@ -297,7 +141,7 @@ export class LabelCanvas {
   /** The index of the selected shape's vertex under a screen point (6 px), if any. */
   vertexAt(sx: number, sy: number): number | null {
     const a = this.anns.find((x) => x.id === this.selected);
-    if (!a || !["box", "quad", "polygon"].includes(a.shape.type)) return null;
+    if (!a || !["box", "quad", "polygon"].includes(a.shape.type) || !this.editable(a)) return null;
     const pts = shapePoints(a.shape);
     for (let i = 0; i < pts.length; i++) {
       const x = pts[i][0] * this.scale + this.tx, y = pts[i][1] * this.scale + this.ty;
@@ -316,6 +160,12 @@ export class LabelCanvas {
     this.canvas.focus();
     const [sx, sy] = this.local(e);
     const p = this.clamp(this.toImage(sx, sy));
+    const m = this.minimap;
+    if (m && e.button === 0 && sx >= m.x && sx <= m.x + m.w && sy >= m.y && sy <= m.y + m.h) {
+      this.drag = { mode: "minimap", x: sx, y: sy, start: p };
+      this.centerOn((sx - m.x) / m.k, (sy - m.y) / m.k);
+      return;
+    }
     if (this.smartTool && e.button === 2 && !e.shiftKey) {
       // right click: a negative click (this is not the object)
       this.smartClicks.push({ x: p[0], y: p[1], positive: false });
@@ -323,7 +173,7 @@ export class LabelCanvas {
       this.redraw();
       return;
     }
-    if (e.button === 1 || e.button === 2 || e.shiftKey) {
+    if (e.button === 1 || e.button === 2 || (e.shiftKey && this.tool !== "select")) {
       this.drag = { mode: "pan", x: sx, y: sy, start: p };
       return;
     }
@@ -358,17 +208,56 @@ export class LabelCanvas {
       return;
     }
     const id = this.hit(p[0], p[1]);
-    this.selected = id;
-    this.events.select(id);
+    if (e.shiftKey) {
+      // shift-click adds a shape to the selection (or takes it out); shift-drag a lasso
+      if (id === null) {
+        this.drag = { mode: "lasso", x: sx, y: sy, start: p };
+        this.cursor = p;
+        return;
+      }
+      if (this.selected !== null) this.picked.add(this.selected);
+      if (this.picked.has(id)) this.picked.delete(id);
+      else this.picked.add(id);
+      this.select(this.picked.has(id) ? id : [...this.picked].pop() ?? null, true);
+      return;
+    }
+    if (id === null || !this.picked.has(id)) this.select(id);
+    else this.select(id, true);  // a drag on a picked shape moves every picked one
     this.drag = id === null ? { mode: "pan", x: sx, y: sy, start: p } : { mode: "move", x: sx, y: sy, start: p, id };
     this.moveOffset = [0, 0];
     this.redraw();
+  }
+
+  /** Select one shape (`keep`: and keep the others picked), and say so. */
+  select(id: number | null, keep = false): void {
+    if (!keep) this.picked.clear();
+    if (id !== null) this.picked.add(id);
+    this.current = id;
+    this.events.select(id);
+    this.redraw();
+  }
+
+  /** Pick every shape in view that may be edited (Ctrl+A). */
+  pickAll(): void {
+    this.picked.clear();
+    for (const a of this.anns) if (this.editable(a)) this.picked.add(a.id);
+    this.select([...this.picked].pop() ?? null, true);
+  }
+
+  /** The picked shapes, in the annotations' order. */
+  pickedAnnotations(): Annotation[] {
+    return this.anns.filter((a) => this.picked.has(a.id) || a.id === this.selected);
   }
 
   private onMove(e: MouseEvent): void {
     const [sx, sy] = this.local(e);
     this.cursor = this.clamp(this.toImage(sx, sy));
     const d = this.drag;
+    if (d?.mode === "minimap" && this.minimap) {
+      const m = this.minimap;
+      this.centerOn((sx - m.x) / m.k, (sy - m.y) / m.k);
+      return;
+    }
     if (d?.mode === "pan") {
       this.panBy(sx - d.x, sy - d.y);
       d.x = sx;
@@ -408,8 +297,24 @@ export class LabelCanvas {
       this.preview = null;
     } else if (d.mode === "move" && d.id !== undefined) {
       const [dx, dy] = this.moveOffset;
-      const a = this.anns.find((x) => x.id === d.id);
-      if (a && Math.hypot(dx, dy) >= 1) this.events.moved(a.id, translate(a.shape, dx, dy));
+      if (Math.hypot(dx, dy) >= 1) {
+        for (const a of this.anns) {
+          if ((a.id === d.id || this.picked.has(a.id)) && this.editable(a)) this.events.moved(a.id, translate(a.shape, dx, dy));
+        }
+      }
+    } else if (d.mode === "lasso" && this.cursor) {
+      const [x1, x2] = [Math.min(d.start[0], this.cursor[0]), Math.max(d.start[0], this.cursor[0])];
+      const [y1, y2] = [Math.min(d.start[1], this.cursor[1]), Math.max(d.start[1], this.cursor[1])];
+      if (this.selected !== null) this.picked.add(this.selected);
+      let last: number | null = this.selected;
+      for (const a of this.anns) {
+        const [ax1, ay1, ax2, ay2] = bounds(a.shape);
+        if (this.editable(a) && ax1 >= x1 && ay1 >= y1 && ax2 <= x2 && ay2 <= y2) {
+          this.picked.add(a.id);
+          last = a.id;
+        }
+      }
+      this.select(last, true);
     }
     this.moveOffset = [0, 0];
     this.redraw();
@@ -463,92 +368,81 @@ export class LabelCanvas {
     this.redraw();
   }
 
-  redraw(): void {
-    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+  protected draw(): void {
+    this.minimap = minimapFor(this.canvas, this.img, this.scale, this.tx, this.ty);
+    const d = this.drag;
+    paint(this.ctx, this.canvas, {
+      img: this.img, brightness: this.brightness, contrast: this.contrast,
+      scale: this.scale, tx: this.tx, ty: this.ty, anns: this.anns, paths: this.paths,
+      visible: (a) => this.isVisible(a), colors: this.colors, selected: this.selected,
+      moveOffset: this.moveOffset, preview: this.preview,
+      picked: this.picked,
+      dragBox: (d?.mode === "box" || d?.mode === "smart" || d?.mode === "lasso") && this.cursor ? [d.start, this.cursor] : null,
+      pending: this.pending, cursor: this.cursor,
+      smart: this.smartTool ? { clicks: this.smartClicks, box: this.smartBox, preview: this.smartPreview } : null,
+      minimap: this.minimap,
+    });
   }
 
-  private draw(): void {
-    this.frame = 0;
-    this.frames++;
-    const { ctx, canvas } = this;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#1f2937";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.setTransform(this.scale, 0, 0, this.scale, this.tx, this.ty);
-    if (this.img.complete && this.img.naturalWidth) ctx.drawImage(this.img, 0, 0);
-    const px = 1 / this.scale;
-    const showText = this.scale > 0.4 && this.anns.length < 2000;
-    ctx.font = `${13 * px}px sans-serif`;
-    for (const a of this.anns) {
-      const entry = this.paths.get(a.id);
-      if (!entry) continue;
-      const isSel = a.id === this.selected;
-      ctx.save();
-      if (isSel && this.moveOffset[0] + this.moveOffset[1] !== 0) {
-        ctx.translate(this.moveOffset[0], this.moveOffset[1]);
-      }
-      // the class's colour; the status in the line: proposals dashed, rejected dotted and faint
-      ctx.strokeStyle = isSel ? "#ef4444" : this.colors.get(a.label) ?? "#fff";
-      ctx.globalAlpha = a.status === "rejected" && !isSel ? 0.45 : 1;
-      ctx.lineWidth = (isSel ? 3 : 2) * px;
-      ctx.setLineDash(a.status === "predicted" ? [6 * px, 4 * px] : a.status === "rejected" ? [2 * px, 3 * px] : []);
-      ctx.stroke(entry.path);
-      // the class name on every shape (on crowded images only where there is text or a score)
-      if (showText && (a.text || a.score !== null || this.anns.length <= 300)) {
-        const [x, y] = shapePoints(a.shape)[0] ?? [0, 0];
-        const label = (a.text ?? a.label) + (a.status === "predicted" && a.score !== null ? ` ${a.score.toFixed(2)}` : "");
-        ctx.fillStyle = "rgba(0,0,0,0.6)";
-        const w = ctx.measureText(label).width;
-        ctx.fillRect(x, y - 16 * px, w + 6 * px, 16 * px);
-        ctx.fillStyle = "#fff";
-        ctx.fillText(label, x + 3 * px, y - 4 * px);
-      }
-      ctx.restore();
-    }
-    // vertex handles of the selected shape, and the shape being reshaped
+  // --- hide, lock, look -----------------------------------------------------------
+
+  isVisible(a: Annotation): boolean {
+    return !this.hidden.has(a.id) && !this.hiddenClasses.has(a.label);
+  }
+
+  isLocked(a: Annotation): boolean {
+    return this.locked.has(a.id) || this.lockedClasses.has(a.label);
+  }
+
+  /** may the shape be moved or reshaped here (visible and not locked) */
+  editable(a: Annotation): boolean {
+    return this.isVisible(a) && !this.isLocked(a);
+  }
+
+  /** Hide or show a shape (or a class); a hidden selection is let go. */
+  toggle(set: Set<number> | Set<string>, key: number | string): boolean {
+    const s = set as Set<number | string>;
+    const on = !s.has(key);
+    if (on) s.add(key);
+    else s.delete(key);
+    for (const a of this.anns) if (!this.isVisible(a)) this.picked.delete(a.id);
     const sel = this.anns.find((a) => a.id === this.selected);
-    if (sel && ["box", "quad", "polygon"].includes(sel.shape.type)) {
-      ctx.setLineDash([]);
-      ctx.fillStyle = "#ef4444";
-      for (const [x, y] of shapePoints(this.preview ?? sel.shape)) ctx.fillRect(x - 4 * px, y - 4 * px, 8 * px, 8 * px);
-      if (this.preview) {
-        ctx.strokeStyle = "#ef4444";
-        ctx.lineWidth = 2 * px;
-        ctx.stroke(pathOf(this.preview));
-      }
-    }
-    // the shape being drawn
-    ctx.setLineDash([]);
-    ctx.strokeStyle = "#ef4444";
-    ctx.lineWidth = 2 * px;
-    if ((this.drag?.mode === "box" || this.drag?.mode === "smart") && this.cursor) {
-      const [x1, y1] = this.drag.start;
-      ctx.strokeRect(x1, y1, this.cursor[0] - x1, this.cursor[1] - y1);
-    }
-    if (this.smartTool) {
-      if (this.smartPreview) {
-        ctx.fillStyle = "rgba(59,130,246,0.35)";
-        ctx.fill(this.smartPreview, "evenodd");
-        ctx.strokeStyle = "#3b82f6";
-        ctx.stroke(this.smartPreview);
-      }
-      if (this.smartBox) {
-        const [x1, y1, x2, y2] = this.smartBox;
-        ctx.strokeStyle = "#f59e0b";
-        ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      }
-      for (const c of this.smartClicks) {
-        ctx.fillStyle = c.positive ? "#10b981" : "#ef4444";
-        ctx.beginPath();
-        ctx.arc(c.x, c.y, 5 * px, 0, Math.PI * 2);
-        ctx.fill();
-      }
-    }
-    if (this.pending.length) {
-      ctx.beginPath();
-      this.pending.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-      if (this.cursor) ctx.lineTo(this.cursor[0], this.cursor[1]);
-      ctx.stroke();
-    }
+    if (sel && !this.isVisible(sel)) this.select(null, true);
+    this.redraw();
+    return on;
+  }
+
+  /** Brightness and contrast of the image as drawn (1 = as it is). */
+  adjust(brightness: number, contrast: number): void {
+    this.brightness = brightness;
+    this.contrast = contrast;
+    this.redraw();
+  }
+
+  /** Pan so that the shape is in view (zooming out only if it does not fit). */
+  reveal(id: number): void {
+    const a = this.anns.find((x) => x.id === id);
+    if (a) this.revealBox(bounds(a.shape));
+  }
+
+  /** Zoom so that the shape fills most of the view. */
+  zoomTo(id: number): void {
+    const a = this.anns.find((x) => x.id === id);
+    if (a) this.zoomToBox(bounds(a.shape));
+  }
+
+  /** The image under a shape's bounding box, drawn into `out` (the OCR line preview). */
+  crop(id: number, out: HTMLCanvasElement, height = 48): boolean {
+    const a = this.anns.find((x) => x.id === id);
+    if (!a || !this.img.naturalWidth) return false;
+    const [x1, y1, x2, y2] = bounds(a.shape);
+    const w = Math.max(1, x2 - x1), h = Math.max(1, y2 - y1);
+    const k = Math.min(height / h, 320 / w);
+    out.width = Math.max(1, Math.round(w * k));
+    out.height = Math.max(1, Math.round(h * k));
+    const c = out.getContext("2d")!;
+    c.filter = this.brightness !== 1 || this.contrast !== 1 ? `brightness(${this.brightness}) contrast(${this.contrast})` : "none";
+    c.drawImage(this.img, x1, y1, w, h, 0, 0, out.width, out.height);
+    return true;
   }
 }

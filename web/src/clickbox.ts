@@ -54,7 +54,7 @@ registerSmartTool((ctx) => {
       // the detector's class when the project has it, else the class chosen in the panel
       const label = r.label && ctx.project.labels.includes(r.label) ? r.label : ctx.label();
       await ctx.doc.create({ label, shape: { type: "box", xyxy: r.box }, text: null,
-        attributes: {}, group: null, status: ctx.humanStatus(), source: r.source });
+        attributes: ctx.defaults(label), group: null, status: ctx.humanStatus(), source: r.source });
       this.reset();
       ctx.refresh();
     },

@@ -3,10 +3,13 @@
 // the text field in transcription.ts, the review flow in review.ts.
 
 import { Annotation, Image, Me, Place, Project, Shape, api, errorText } from "./api";
-import { LabelCanvas, Tool, classColors } from "./canvas";
+import { LabelCanvas, Tool } from "./canvas";
+import { classColors } from "./shapes";
 import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
+import { attributePanel, defaultsFor, tagsField } from "./attributes";
 import { historyPanel } from "./history";
+import { adjustControls, cropPreview, legend, restoreClassSwitches, shapeSwitches } from "./visibility";
 import { KEYS, handleKey } from "./keys";
 import { currentList, forgetList, listName, place, placeText, reviewNote, step } from "./review";
 import { ActionTool, EditorContext, PromptTool, SmartTool, makeSmartTools } from "./tools";
@@ -47,6 +50,8 @@ export class Editor implements EditorContext {
   readonly list = el("ol", { class: "ann-list", id: "ann-list" });
   readonly position = el("p", { id: "position" }, "");
   readonly note = el("div", { id: "note-slot" });
+  readonly attributes = attributePanel(this);
+  readonly crop = cropPreview(this);
   /** where the image stands in the list the editor walks */
   place: Place | null = null;
   /** false until the image and its annotations are in: keys wait for it */
@@ -65,16 +70,14 @@ export class Editor implements EditorContext {
     this.labels = el("select", { id: "label" }, ...project.labels.map((l) => el("option", { value: l }, l)));
     this.doc = new Doc(image.id, () => this.refresh(), (c) => showConflict(this, c));
     this.canvas = new LabelCanvas(this.stage, {
-      select: (id) => {
-        this.canvas.selected = id;
-        this.refresh();
-      },
+      select: () => this.refresh(),
       drawn: (shape) => void createDrawn(this, shape),
       moved: (id, shape) => this.doc.update(id, { shape }),
       prompt: (clicks, box) => void this.active?.ask(clicks, box),
     });
     this.tools = makeSmartTools(this);
     this.canvas.colors = classColors(project.labels, project.label_colors ?? {});
+    restoreClassSwitches(this);
   }
 
   get imageId(): number {
@@ -87,6 +90,10 @@ export class Editor implements EditorContext {
 
   label(): string {
     return this.labels.value;
+  }
+
+  defaults(label: string): Record<string, unknown> {
+    return defaultsFor(this.project, label);
   }
 
   report(message: string): void {
@@ -181,13 +188,16 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
   // the keys, for those who do not know `?` yet
   const help = el("button", { id: "help-button", title: "keyboard shortcuts (?)" }, "? Keys");
   help.onclick = () => KEYS["?"](ed, new KeyboardEvent("keydown"));
-  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, help, ed.status, ed.line);
+  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, adjustControls(ed), help,
+    ed.status, ed.line);
   const { image } = ed;
   const side = el("aside", {},
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,
-      el("span", { id: "review-state" }, image.review_state)),
+      el("span", { id: "review-state" }, image.review_state),
+      image.assignee ? el("span", { id: "assignee" }, ` · for ${image.assignee}`) : ""),
     ed.position, reviewButtons(ed), ed.note,
-    el("label", {}, "Class ", ed.labels), legend(ed), el("label", {}, "Text ", ed.text), ed.list,
+    tagsField(ed), el("label", {}, "Class ", ed.labels), legend(ed), ed.crop.root, el("label", {}, "Text ", ed.text),
+    ed.attributes.root, ed.list,
     historyPanel(image.id, () => ed.canvas.selected));
   wireFields(ed);
   return { toolbar, side };
@@ -215,12 +225,6 @@ function reviewButtons(ed: Editor): HTMLElement {
   return row;
 }
 
-/** Each class's colour, as the canvas draws it. */
-function legend(ed: Editor): HTMLElement {
-  return el("ul", { class: "legend", id: "legend" }, ...[...ed.canvas.colors].map(([label, color]) =>
-    el("li", { "data-label": label }, el("span", { class: "swatch", style: `background:${color}` }), label)));
-}
-
 /** "image i of N" in the list walked, and the last review note on the image. */
 async function showPlace(ed: Editor): Promise<void> {
   ed.place = await place(ed.imageId);
@@ -240,7 +244,7 @@ function setTool(ed: Editor, id: string): void {
 
 async function createDrawn(ed: Editor, shape: Shape): Promise<void> {
   const isText = shape.type === "quad" || ed.project.task === "ocr";
-  await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null, attributes: {},
+  await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null, attributes: ed.defaults(ed.label()),
     group: null, status: ed.humanStatus() });
   const last = ed.doc.anns[ed.doc.anns.length - 1];
   if (last) ed.canvas.selected = last.id;
@@ -273,18 +277,23 @@ function refresh(ed: Editor): void {
   text.disabled = !sel;
   if (document.activeElement !== text) text.value = sel?.text ?? "";
   if (sel) ed.labels.value = sel.label;
+  ed.attributes.update(sel);
+  ed.crop.update(sel);
   ed.list.replaceChildren(...doc.anns.map((a) => listItem(ed, a)));
 }
 
 function listItem(ed: Editor, a: Annotation): HTMLElement {
-  const item = el("li", { class: `${a.status}${a.id === ed.canvas.selected ? " selected" : ""}`,
-    "data-id": String(a.id) },
+  const hidden = !ed.canvas.isVisible(a), locked = ed.canvas.isLocked(a);
+  const item = el("li", { class: `${a.status}${ed.canvas.picked.has(a.id) ? " selected" : ""}` +
+    `${hidden ? " hidden-shape" : ""}${locked ? " locked-shape" : ""}`, "data-id": String(a.id) },
+    ...shapeSwitches(ed, a), " ",
     el("span", { class: "lbl" }, a.label), " ",
     el("span", { class: "txt" }, a.text ?? ""), " ",
     el("span", { class: "meta" }, `${a.status}${a.score !== null ? ` ${a.score.toFixed(2)}` : ""} v${a.version}`));
-  item.onclick = () => {
-    ed.canvas.selected = a.id;
-    ed.refresh();
+  item.onclick = (e) => {
+    if (hidden) return;  // a hidden shape is shown again first
+    ed.canvas.select(a.id, e.shiftKey);  // shift-click adds it to the picked shapes
+    ed.canvas.reveal(a.id);
   };
   return item;
 }

@@ -16,9 +16,10 @@ function what(e: AuditEntry): string {
     case "create": return `drew${on} (${String(a.label ?? "")})`;
     case "delete": return `deleted${on} (${String(b.label ?? "")})`;
     case "update": {
-      const changed = ["label", "text", "status", "shape"].filter(
+      const changed = ["label", "text", "status", "shape", "attributes"].filter(
         (k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
       return `changed${on}: ${changed.map((k) => k === "shape" ? "shape"
+        : k === "attributes" ? `attributes → ${JSON.stringify(a[k] ?? {})}`
         : `${k} ${JSON.stringify(b[k] ?? "")} → ${JSON.stringify(a[k] ?? "")}`).join(", ") || "nothing"}`;
     }
     case "accepted": case "rejected": return `${e.action}${on}`;
@@ -26,6 +27,9 @@ function what(e: AuditEntry): string {
       return `review state ${String(b.review_state)} → ${String(a.review_state)}` +
         (a.comment ? `: "${String(a.comment)}"` : "");
     case "comment": return `commented${on}: "${String(a.text ?? "")}"`;
+    case "assign": return `assigned to ${String(a.assignee ?? "no one")}` +
+      (b.assignee ? ` (was ${String(b.assignee)})` : "");
+    case "tags": return `tags: ${(a.tags as string[] | undefined)?.join(", ") || "none"}`;
     default: return e.action;
   }
 }

@@ -5,17 +5,25 @@ import { Annotation, api } from "./api";
 import { el, toast } from "./dom";
 import type { Editor } from "./editor";
 import { markDone, sendBack, step, submit } from "./review";
+import { copyShapes, pasteShapes, propagateShapes } from "./clipboard";
 import { PromptTool } from "./tools";
+import { keepClassSwitches } from "./visibility";
 
 const HELP: [string, string][] = [
   ["V / Esc", "select tool (Esc also cancels drawing)"], ["B", "draw a box"], ["P", "draw a polygon (double-click or Enter closes it)"],
   ["Q", "draw a quad (4 clicks)"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
-  ["Tab", "select the next annotation"], ["L", "jump to the next low-confidence proposal"],
+  ["Tab", "select the next annotation (and pan to it)"], ["L", "jump to the next low-confidence proposal"],
+  ["Z", "zoom to the selected annotation"], ["H / Shift+H", "hide the selected annotation / show every hidden one"],
+  ["Shift+L", "lock or unlock the selected annotation (no moves, no deletes)"],
+  ["Shift+click, Shift+drag, Ctrl+A", "pick more shapes (one by one, a lasso, all): move, delete, accept, reject or re-class them together"],
+  ["Ctrl+C / Ctrl+V", "copy the picked shapes / paste them (on this or another image)"],
+  ["Ctrl+B", "copy the picked shapes to the next image of the list and open it"],
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
   ["D", "mark the image done (reviewers; every proposal decided) or submit it for review (annotators), then the next"],
   ["U", "send a submitted image back to its annotator, with a comment (reviewers)"],
   ["N / →", "next image of the list"], ["←", "previous image of the list"],
-  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"], ["F / 1", "fit / zoom 1:1"], ["Wheel, Shift+drag", "zoom, pan"],
+  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"], ["F / 1", "fit / zoom 1:1"],
+  ["Wheel, drag on empty space or right-drag, minimap", "zoom, pan, jump (the minimap shows when the image overflows)"],
   ["?", "this help"],
 ];
 
@@ -32,12 +40,15 @@ function toggleHelp(ed: Editor): void {
 
 export async function handleKey(ed: Editor, e: KeyboardEvent): Promise<void> {
   if (ed.conflictOpen || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
-  if ((e.ctrlKey || e.metaKey) && ["z", "y"].includes(e.key.toLowerCase())) {
-    e.preventDefault();
-    await (e.shiftKey || e.key.toLowerCase() === "y" ? ed.doc.redo() : ed.doc.undo());
+  if (e.ctrlKey || e.metaKey) {
+    const ctrl = CTRL_KEYS[e.key.toLowerCase()];
+    if (ctrl) {
+      e.preventDefault();
+      await ctrl(ed, e);
+    }
     return;
   }
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.altKey) return;
   if (ed.active && (await promptKey(ed, ed.active, e))) return;
   const tool = ed.tools.find((t) => t.key === e.key.toLowerCase());
   if (tool) {
@@ -67,9 +78,41 @@ async function promptKey(ed: Editor, tool: PromptTool, e: KeyboardEvent): Promis
 
 /** Cycle the selection through `anns` (forwards, or backwards with `back`). */
 function selectNext(ed: Editor, anns: Annotation[], back = false): void {
-  const i = anns.findIndex((a) => a.id === ed.canvas.selected);
-  ed.canvas.selected = anns[(i + (back ? anns.length - 1 : 1)) % anns.length].id;
-  ed.refresh();
+  const shown = anns.filter((a) => ed.canvas.isVisible(a));
+  if (!shown.length) return;
+  const i = shown.findIndex((a) => a.id === ed.canvas.selected);
+  const next = shown[(i + (back ? shown.length - 1 : 1)) % shown.length].id;
+  ed.canvas.select(next);
+  ed.canvas.reveal(next);
+}
+
+/** The picked shapes that may change (the locked ones said so). */
+function changeable(ed: Editor): Annotation[] {
+  const picked = ed.canvas.pickedAnnotations();
+  const open = picked.filter((a) => !ed.canvas.isLocked(a));
+  if (open.length < picked.length) toast(`${picked.length - open.length} locked shape(s) left as they are: Shift+L unlocks.`);
+  return open;
+}
+
+/** Accept or reject the picked shapes (one request for many). */
+async function decide(ed: Editor, status: "accepted" | "rejected"): Promise<void> {
+  const picked = changeable(ed);
+  if (picked.length === 1) return void (await ed.doc.update(picked[0].id, { status }));
+  if (!picked.length) return;
+  await ed.doc.idle();
+  const r = await api.bulk(ed.imageId, status, picked.map((a) => a.id));
+  await ed.doc.load();
+  toast(`${status} ${r.changed}`);
+}
+
+/** The selection, unless it is locked (then said so). */
+function unlocked(ed: Editor): Annotation | null {
+  const sel = ed.selected();
+  if (sel && ed.canvas.isLocked(sel)) {
+    toast(`This ${sel.label} is locked: Shift+L (or its lock) unlocks it.`);
+    return null;
+  }
+  return sel;
 }
 
 async function go(ed: Editor, delta: 1 | -1): Promise<void> {
@@ -83,6 +126,7 @@ export const KEYS: Record<string, KeyHandler> = {
   "?": (ed) => toggleHelp(ed),
   Escape: (ed) => {
     ed.canvas.cancelDrawing();
+    if (ed.canvas.tool === "select") ed.canvas.select(null);
     ed.setTool("select");
     document.getElementById("help")?.remove();
   },
@@ -93,8 +137,8 @@ export const KEYS: Record<string, KeyHandler> = {
   f: (ed) => ed.canvas.fit(),
   "1": (ed) => ed.canvas.oneToOne(),
   Delete: async (ed) => {
-    const sel = ed.selected();
-    if (sel) await ed.doc.remove(sel.id);
+    const many = ed.canvas.pickedAnnotations().length > 1;
+    for (const a of many ? changeable(ed) : [unlocked(ed)]) if (a) await ed.doc.remove(a.id);
   },
   Backspace: (ed, e) => KEYS.Delete(ed, e),
   e: (ed, e) => {
@@ -107,19 +151,43 @@ export const KEYS: Record<string, KeyHandler> = {
     e.preventDefault();
     if (ed.doc.anns.length) selectNext(ed, ed.doc.anns, e.shiftKey);
   },
-  l: (ed) => {
+  l: (ed, e) => {
+    if (e.shiftKey) {
+      const sel = ed.selected();
+      if (sel) {
+        const on = ed.canvas.toggle(ed.canvas.locked, sel.id);
+        ed.refresh();
+        toast(on ? `Locked this ${sel.label}.` : `Unlocked this ${sel.label}.`);
+      }
+      return;
+    }
     const low = ed.doc.anns.filter((a) => a.status === "predicted" && (a.score ?? 1) < 0.8);
     if (low.length) selectNext(ed, low);
     else toast("No low-confidence proposals left on this image.");
   },
+  h: (ed, e) => {
+    if (e.shiftKey) {
+      ed.canvas.hidden.clear();
+      ed.canvas.hiddenClasses.clear();
+      keepClassSwitches(ed);
+      ed.canvas.redraw();
+    } else {
+      const sel = ed.selected();
+      if (sel) ed.canvas.toggle(ed.canvas.hidden, sel.id);
+    }
+    ed.refresh();
+  },
+  z: (ed) => {
+    if (ed.canvas.selected !== null) ed.canvas.zoomTo(ed.canvas.selected);
+  },
   Enter: async (ed) => {
     const sel = ed.selected();
     if (ed.canvas.tool === "polygon") ed.canvas.finishPolygon();
-    else if (sel && !ed.reviewersOnly("accept proposals")) await ed.doc.update(sel.id, { status: "accepted" });
+    else if (sel && !ed.reviewersOnly("accept proposals")) await decide(ed, "accepted");
   },
   r: async (ed) => {
     const sel = ed.selected();
-    if (sel && !ed.reviewersOnly("reject proposals")) await ed.doc.update(sel.id, { status: "rejected" });
+    if (sel && !ed.reviewersOnly("reject proposals")) await decide(ed, "rejected");
   },
   a: async (ed) => {
     if (ed.reviewersOnly("accept proposals")) return;
@@ -144,4 +212,14 @@ export const KEYS: Record<string, KeyHandler> = {
   n: (ed) => go(ed, 1),
   ArrowRight: (ed) => go(ed, 1),
   ArrowLeft: (ed) => go(ed, -1),
+};
+
+/** Keys with Ctrl (or Cmd). */
+const CTRL_KEYS: Record<string, KeyHandler> = {
+  z: (ed, e) => (e.shiftKey ? ed.doc.redo() : ed.doc.undo()),
+  y: (ed) => ed.doc.redo(),
+  a: (ed) => ed.canvas.pickAll(),
+  c: (ed) => copyShapes(ed),
+  v: (ed) => pasteShapes(ed),
+  b: (ed) => propagateShapes(ed),
 };

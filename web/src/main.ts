@@ -4,10 +4,11 @@
 
 import { accountView, usersView } from "./account";
 import { classesPanel } from "./classes";
-import { ApiError, Image, Me, Project, api, errorText, login, logout, token } from "./api";
-import { rememberList } from "./review";
-import { listToSplit, splitsPanel } from "./splits";
-import { exportPanel, importPanel, uploadZone } from "./transfer";
+import { ApiError, Me, Project, api, errorText, login, logout, token } from "./api";
+import { imagesView } from "./grid";
+import { splitsPanel } from "./splits";
+import { queueActions } from "./team";
+import { exportPanel, importPanel } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
@@ -61,10 +62,11 @@ function fillStats(table: HTMLElement, headline: HTMLElement, project: Project):
   headline.textContent = `${s.images} images, ${s.annotations} annotations`;
   table.replaceChildren();
   for (const [group, title] of [["images_by_review_state", "Images by review state"],
-    ["images_by_split", "Images by split"], ["annotations_by_status", "Annotations by status"],
+    ["images_by_split", "Images by split"], ["images_by_assignee", "Images by assignee"],
+    ["annotations_by_status", "Annotations by status"],
     ["annotations_by_label", "Annotations by label"]] as const) {
     table.append(el("tr", {}, el("th", { colspan: "2" }, title)));
-    for (const [k, v] of Object.entries(s[group] as Record<string, number>)) {
+    for (const [k, v] of Object.entries((s[group] ?? {}) as Record<string, number>)) {
       table.append(el("tr", {}, el("td", {}, k), el("td", {}, String(v))));
     }
   }
@@ -80,7 +82,7 @@ async function overviewView(): Promise<void> {
   fillStats(table, headline, project);
   const start = el("button", { id: "start" }, "Start labeling (next image)");
   start.onclick = () => openNext();
-  const actions = el("div", { class: "actions" }, start);
+  const actions = el("div", { class: "actions" }, start, ...queueActions(project, me));
   // a first-run hint until the first image is done
   const byState = project.stats.images_by_review_state as Record<string, number>;
   if (!byState.done) {
@@ -118,91 +120,6 @@ async function overviewView(): Promise<void> {
     el("div", { class: "panels" }, ...panels), table));
 }
 
-// The image grid: only the rows in view exist in the DOM, so 10,000 images scroll freely.
-async function imagesView(): Promise<void> {
-  const project = await api.project();
-  const filters = { review_state: "", split: "", label: "", source: "", low_confidence: "", q: "", sort: "" };
-  const select = (name: keyof typeof filters, options: string[]) => {
-    const first = name === "sort" ? "sort by id" : `any ${name.replace("_", " ")}`;
-    const s = el("select", { name }, el("option", { value: "" }, first),
-      ...options.map((o) => el("option", { value: o }, o)));
-    s.onchange = () => {
-      filters[name] = s.value;
-      load();
-    };
-    return s;
-  };
-  const count = el("span", { id: "count" });
-  // search: file names and transcriptions, asked once typing pauses
-  const search = el("input", { id: "search", type: "search", placeholder: "search names and text",
-    "aria-label": "search file names and transcriptions" });
-  let typing = 0;
-  search.oninput = () => {
-    window.clearTimeout(typing);
-    typing = window.setTimeout(() => {
-      filters.q = search.value.trim();
-      void load();
-    }, 250);
-  };
-  const grid = el("div", { class: "grid", id: "grid" });
-  const spacer = el("div", { class: "spacer" });
-  grid.append(spacer);
-  app.replaceChildren(header(project), uploadZone(() => void load()), el("div", { class: "filters" },
-    select("review_state", ["new", "prelabeled", "in_review", "submitted", "done"]),
-    select("split", ["train", "val", "test", "unassigned"]),
-    select("label", project.labels),
-    select("source", Object.keys(project.stats.annotations_by_source ?? {})),
-    select("low_confidence", ["true", "false"]), select("sort", ["file_name", "review_state"]),
-    search, count, ...(me && me.role !== "annotator" ? [listToSplit(() => images.map((i) => i.id), () => void load())] : [])),
-    grid);
-
-  let images: Image[] = [];
-  let total = 0;
-  const CELL = 180;
-  const render = () => {
-    const cols = Math.max(1, Math.floor(grid.clientWidth / CELL));
-    const rows = Math.ceil(total / cols);
-    spacer.style.height = `${rows * CELL}px`;
-    const first = Math.floor(grid.scrollTop / CELL);
-    const last = Math.min(rows, first + Math.ceil(grid.clientHeight / CELL) + 1);
-    const cells: HTMLElement[] = [];
-    for (let r = first; r < last; r++) {
-      for (let c = 0; c < cols; c++) {
-        const img = images[r * cols + c];
-        if (!img) continue;
-        const cell = el("a", { class: `cell ${img.review_state}`, href: `#/label/${img.id}`,
-          style: `top:${r * CELL}px;left:${c * CELL}px` },
-          el("img", { src: `/api/images/${img.id}/thumbnail?size=256`, loading: "lazy", alt: "" }),
-          el("span", {}, img.file_name));
-        cells.push(cell);
-      }
-    }
-    grid.replaceChildren(spacer, ...cells);
-  };
-  const load = async () => {
-    const list: Record<string, string> = {};
-    for (const [k, v] of Object.entries(filters)) if (v) list[k] = v;
-    rememberList(list);  // the editor's next / previous walk this list
-    const q: Record<string, string> = { ...list, limit: "1000" };
-    const first = await api.images(q);
-    images = first.data;
-    total = first.count;
-    count.textContent = `${total} images`;
-    grid.scrollTop = 0;
-    render();
-    // the rest arrives in the background, a page at a time
-    for (let offset = images.length; offset < total; offset += 1000) {
-      const page = await api.images({ ...q, offset: String(offset) });
-      images = images.concat(page.data);
-      render();
-    }
-  };
-  grid.onscroll = () => requestAnimationFrame(render);
-  window.onresize = render;
-  await load();
-  (window as any).__gridReady = performance.now();
-}
-
 async function route(): Promise<void> {
   const hash = location.hash || "#/";
   if (!token() && hash !== "#/login") {
@@ -228,7 +145,7 @@ async function route(): Promise<void> {
     }
     const m = hash.match(/^#\/label\/(\d+)$/);
     if (m) return await labelView(app, header, me, Number(m[1]));
-    if (hash === "#/images") return await imagesView();
+    if (hash === "#/images") return await imagesView(app, header, me);
     if (hash === "#/models") {
       app.replaceChildren(await modelsView(header(await api.project())));
       return;

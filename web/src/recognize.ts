@@ -1,7 +1,7 @@
 // Re-recognize: read the selected text line again with the workspace's OCR model.
 
 import { Annotation, XY, api } from "./api";
-import { shapePoints } from "./canvas";
+import { shapePoints } from "./shapes";
 import { registerSmartTool } from "./tools";
 
 const TEXT_SHAPES = ["quad", "box", "polygon"];

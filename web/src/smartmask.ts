@@ -79,7 +79,7 @@ registerSmartTool((ctx: EditorContext) => {
       const { width, height } = ctx.image;
       const shape: Shape = p.shapes.length === 1 ? p.shapes[0]
         : { type: "mask", rle: p.rle, size: [height, width] };
-      await ctx.doc.create({ label: ctx.label(), shape, text: null, attributes: {}, group: null,
+      await ctx.doc.create({ label: ctx.label(), shape, text: null, attributes: ctx.defaults(ctx.label()), group: null,
         status: ctx.humanStatus(), source: answer.source });
       tool.reset();
       ctx.refresh();

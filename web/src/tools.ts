@@ -18,6 +18,8 @@ export interface EditorContext {
   selected(): Annotation | null;
   /** the class chosen in the side panel, for new shapes */
   label(): string;
+  /** the attributes a new shape of this class starts with (its class's defaults) */
+  defaults(label: string): Record<string, unknown>;
   /** one line next to the toolbar: what the model said, how long it took */
   report(message: string): void;
   /** the status of what this person makes (draws, or keeps from a smart tool): accepted

@@ -53,9 +53,12 @@ export function wireFields(ed: Editor): void {
     if (text.value !== (sel.text ?? "")) void ed.doc.update(sel.id, { text: text.value });
     void ed.doc.idle().then(() => localStorage.removeItem(draftKey(ed.imageId, sel.id)));
   });
+  // the class of every picked shape
   labels.onchange = () => {
-    const sel = ed.selected();
-    if (sel) ed.doc.update(sel.id, { label: labels.value });
+    const label = labels.value;  // read once: each save re-draws the panel
+    for (const a of ed.canvas.pickedAnnotations()) {
+      if (a.label !== label && !ed.canvas.isLocked(a)) void ed.doc.update(a.id, { label });
+    }
   };
 }
 

@@ -39,6 +39,8 @@ class DatasetItem:
     split: str | None = None
     review_state: str | None = None
     annotations: list[Annotation] = field(default_factory=list)
+    # classification tags of the whole image (CVAT <tag>, Label Studio choices)
+    tags: list[str] = field(default_factory=list)
 
     def read_bytes(self) -> bytes:
         if self.data is not None:

@@ -3,7 +3,8 @@
 `<image>` elements hold `<box>` (with `rotation`, degrees clockwise about the centre),
 `<polygon>`, `<points>` and `<mask>` (runs over the row-major crop `left top width
 height`, starting with 0s). A `text` (or `transcription`) attribute is the transcription;
-other attributes are kept. `<polyline>`, `<ellipse>`, `<skeleton>` and `<tag>` are
+other attributes are kept. `<tag>` elements are the image's tags (written back as `<tag>`,
+their names among the task's labels). `<polyline>`, `<ellipse>` and `<skeleton>` are
 skipped with a warning. The image's `subset` gives its split, and a project export's
 `images/<subset>/` folder its file.
 
@@ -103,6 +104,13 @@ class Cvat:
             item = DatasetItem(name=name, path=found, width=w,
                                height=h, split=split_named(subset))
             for j, el in enumerate(im):
+                if el.tag == "tag":
+                    tag = (el.get("label") or "").strip()
+                    if not tag:
+                        raise FormatError("<tag> has no label", path=path, where=f"{where}/tag[{j}]")
+                    if tag not in item.tags:
+                        item.tags.append(tag)
+                    continue
                 ann = _read(el, w, h, path, f"{where}/{el.tag}[{j}]")
                 if ann is None:
                     skipped[el.tag] = skipped.get(el.tag, 0) + 1
@@ -121,7 +129,8 @@ class Cvat:
         ET.SubElement(meta, "size").text = str(len(dataset.items))
         labels_el = ET.SubElement(meta, "labels")
         has_text = any(a.text is not None for it in dataset.items for a in it.annotations)
-        for name in dataset.all_labels():
+        tags = [t for it in dataset.items for t in it.tags]
+        for name in dict.fromkeys([*dataset.all_labels(), *tags]):
             lab = ET.SubElement(labels_el, "label")
             ET.SubElement(lab, "name").text = name
             attrs = ET.SubElement(lab, "attributes")
@@ -135,6 +144,8 @@ class Cvat:
                                height=str(item.height))
             if item.split:
                 im.set("subset", item.split.capitalize())
+            for t in item.tags:
+                ET.SubElement(im, "tag", label=t, source="manual")
             for a in item.annotations:
                 _write(im, a)
         ET.indent(root)

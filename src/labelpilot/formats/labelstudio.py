@@ -6,8 +6,9 @@ results that share a region `id` (the OCR template's transcriptions); `ellipse(l
 becomes a 32-point polygon. Coordinates are percentages of `original_width` /
 `original_height`. `annotations` are human labels (every annotator's, marked with
 `completed_by` when there are several), `predictions` are model proposals (kept with
-their score). A folder of several exports reads them all; other result types (choices,
-ratings) are counted as skipped.
+their score). A folder of several exports reads them all; choices of the whole image are
+its tags (and tags are written as choices); other result types (ratings) are counted as
+skipped.
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ class LabelStudio:
             for j, a in enumerate(item.annotations):
                 out = predicted if a.status == "predicted" else human
                 out += _results(a, f"r{i}_{j}", item)
+            if item.tags:
+                human.append({"id": f"t{i}", "type": "choices", "from_name": "tags",
+                              "to_name": "image", "value": {"choices": list(item.tags)}})
             task: dict[str, Any] = {"id": i, "data": {"image": f"images/{name}"},
                                     "annotations": [{"result": human}] if human else []}
             if predicted:
@@ -157,9 +161,13 @@ def _regions(results: list[dict[str, Any]], item: DatasetItem, model: str | None
     for parts in by_id.values():
         geo = next((r for r in parts if r.get("type") in _GEOMETRY), None)
         if geo is None:
-            # choices, ratings and other per-image results are not shapes: counted
+            # choices of the whole image are its tags; ratings and other per-image
+            # results are not shapes: counted
             for r in parts:
-                if r.get("type") != "textarea":
+                choices = r.get("value", {}).get("choices") if isinstance(r.get("value"), dict) else None
+                if r.get("type") == "choices" and isinstance(choices, list):
+                    item.tags += [str(c) for c in choices if str(c).strip() and str(c) not in item.tags]
+                elif r.get("type") != "textarea":
                     skipped[str(r.get("type"))] += 1
             continue
         label = None
