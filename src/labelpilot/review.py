@@ -15,6 +15,7 @@ from labelpilot import users
 from labelpilot.annotations import REVIEW_STATES, SPLITS, STATUSES, Annotation
 from labelpilot.attributes import check_tags, check_values
 from labelpilot.errors import ConflictError, LabelPilotError, NotFoundError, UndecidedError
+from labelpilot.shapeops import combine
 from labelpilot.store import annotations as annotation_rows
 from labelpilot.store import audit, repo
 from labelpilot.store import images as image_rows
@@ -362,6 +363,29 @@ def delete_annotation(conn: Connection, *, annotation_id: int, version: int,
             current=before, image_id=image_id)
     _audit(conn, image_id=image_id, annotation_id=annotation_id, action="delete", user=user,
            before=before, after=None)
+
+
+def combine_annotations(conn: Connection, *, annotation_id: int, version: int, other_id: int,
+                        other_version: int, op: str, user: UserInfo) -> tuple[int, Annotation]:
+    """Merge annotation `other_id` into `annotation_id` (union: the other is deleted) or
+    cut it out of it (subtract: the other stays), in one transaction; both versions must
+    be the ones read (else ConflictError), and both changes are in the audit log."""
+    image_id, a = get_annotation(conn, annotation_id)
+    other_image, b = get_annotation(conn, other_id)
+    if other_image != image_id:
+        raise LabelPilotError(f"annotations {annotation_id} and {other_id} are on different images")
+    if other_id == annotation_id:
+        raise LabelPilotError("a shape cannot be combined with itself")
+    img = get_image(conn, image_id)
+    shape = combine(a.shape, b.shape, op, width=img.width, height=img.height)
+    result = update_annotation(conn, annotation_id=annotation_id, version=version,
+                               changes={"shape": shape}, user=user)
+    if op == "union":
+        delete_annotation(conn, annotation_id=other_id, version=other_version, user=user)
+    elif b.version != other_version:
+        raise ConflictError(f"annotation {other_id} is at version {b.version}, not {other_version}",
+                            current=b, image_id=image_id)
+    return result
 
 
 def bulk_set_status(conn: Connection, *, image_id: int, status: str, user: UserInfo,

@@ -4,7 +4,13 @@ per class checked on every person's edit."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from labelpilot import users
+from labelpilot.annotations import Polygon
+from labelpilot.geometry import rle
 from tests.server.conftest import PASSWORD, Api
 
 
@@ -162,3 +168,59 @@ def test_attributes_per_class_are_declared_and_checked_on_edits(api: Api) -> Non
     assert api.patch("reviewer", "/api/project/labels/cat", json={"attributes": []}).status_code == 403
     r = api.patch("admin", "/api/project/labels/cat", json={"attributes": []})
     assert "cat" not in r.json()["label_attributes"]
+
+
+def _shape(api: Api, image: int, shape: dict[str, Any], who: str = "reviewer") -> dict[str, Any]:
+    r = api.post(who, f"/api/images/{image}/annotations", json={"label": "cat", "shape": shape})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_merge_and_subtract_shapes(api: Api) -> None:
+    image = _ids(api)[0]
+    a = _shape(api, image, {"type": "box", "xyxy": [0, 0, 20, 20]})
+    b = _shape(api, image, {"type": "box", "xyxy": [10, 0, 30, 20]})
+    # union of two overlapping boxes: one polygon, 600 px², the other gone
+    r = api.post("annotator", f"/api/annotations/{a['id']}/combine",
+                 json={"version": a["version"], "other": b["id"], "other_version": b["version"],
+                       "op": "union"})
+    assert r.status_code == 403  # an annotator may not change or delete accepted shapes
+    r = api.post("reviewer", f"/api/annotations/{a['id']}/combine",
+                 json={"version": a["version"], "other": b["id"], "other_version": b["version"],
+                       "op": "union"})
+    assert r.status_code == 200, r.text
+    merged = r.json()
+    assert merged["shape"]["type"] == "polygon"
+    assert Polygon(merged["shape"]["points"]).area() == pytest.approx(600)
+    assert api.get("admin", f"/api/annotations/{b['id']}").status_code == 404
+    # a hole cut out of it stays a polygon with a hole
+    c = _shape(api, image, {"type": "box", "xyxy": [5, 5, 10, 10]})
+    r = api.post("reviewer", f"/api/annotations/{a['id']}/combine",
+                 json={"version": merged["version"], "other": c["id"], "other_version": c["version"],
+                       "op": "subtract"})
+    holed = r.json()["shape"]
+    assert len(holed["holes"]) == 1
+    assert Polygon(holed["points"], holed["holes"]).area() == pytest.approx(575)
+    assert api.get("admin", f"/api/annotations/{c['id']}").status_code == 200  # kept
+    # two pieces apart: one mask with both
+    d = _shape(api, image, {"type": "box", "xyxy": [40, 0, 50, 10]})
+    now = api.get("admin", f"/api/annotations/{a['id']}").json()
+    r = api.post("reviewer", f"/api/annotations/{a['id']}/combine",
+                 json={"version": now["version"], "other": d["id"], "other_version": d["version"],
+                       "op": "union"})
+    assert r.json()["shape"]["type"] == "mask"
+    px = rle.decode(r.json()["shape"]["rle"], *r.json()["shape"]["size"])
+    assert px[2, 45] and px[2, 15] and not px[2, 35] and not px[7, 7]
+    # a stale version changes nothing; cutting everything away is refused
+    e = _shape(api, image, {"type": "box", "xyxy": [0, 30, 10, 40]})
+    f = _shape(api, image, {"type": "box", "xyxy": [0, 30, 10, 40]})
+    r = api.post("reviewer", f"/api/annotations/{e['id']}/combine",
+                 json={"version": e["version"] + 5, "other": f["id"], "other_version": f["version"],
+                       "op": "union"})
+    assert r.status_code == 409
+    r = api.post("reviewer", f"/api/annotations/{e['id']}/combine",
+                 json={"version": e["version"], "other": f["id"], "other_version": f["version"],
+                       "op": "subtract"})
+    assert r.status_code == 422 and "nothing would be left" in r.json()["detail"]
+    assert api.get("admin", f"/api/annotations/{f['id']}").status_code == 200
+    assert api.get("admin", f"/api/annotations/{e['id']}").json()["version"] == e["version"]

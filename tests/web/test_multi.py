@@ -42,6 +42,12 @@ def _screen(page: Any, x: float, y: float) -> tuple[float, float]:
     return box["x"] + tx + x * s, box["y"] + ty + y * s
 
 
+def _shift_click(page: Any, x: float, y: float) -> None:
+    page.keyboard.down("Shift")
+    page.mouse.click(*_screen(page, x, y))
+    page.keyboard.up("Shift")
+
+
 def _settled(page: Any) -> None:
     page.wait_for_function("__doc.saving === 0")
 
@@ -129,4 +135,36 @@ def test_copy_paste_and_propagate_to_the_next_image(browser: Any, live: Live) ->
     _ready(page, second)
     page.wait_for_selector(".toast >> text=Copied 1 shape to the next image.")
     assert [a["shape"]["xyxy"] for a in _anns(live, second)] == [BOXES[1]]
+    page.close()
+
+
+def test_merge_and_cut_out_with_plus_and_minus(browser: Any, live: Live) -> None:  # noqa: F811
+    image = _ids(live)["b.png"]
+    token = live.token("admin", PASSWORD)
+    made = [live.api("POST", f"/api/images/{image}/annotations", token,
+                     json={"label": "cat", "shape": {"type": "box", "xyxy": xyxy}})
+            for xyxy in ([20, 20, 60, 60], [40, 20, 80, 60], [45, 30, 55, 40])]
+    page = _page(browser, live, "reviewer")
+    _open(page, live, image)
+    # one alone: + says what it needs
+    page.mouse.click(*_screen(page, 25, 50))
+    page.keyboard.press("+")
+    page.wait_for_selector(".toast >> text=Pick two shapes")
+    # the second, then shift-click the first: + merges the second into the first (the
+    # selected one keeps the result)
+    page.mouse.click(*_screen(page, 75, 50))
+    _shift_click(page, 25, 50)
+    page.wait_for_function(f"__canvas.picked.size === 2 && __canvas.selected === {made[0]['id']}")
+    page.keyboard.press("+")
+    page.wait_for_selector(".toast >> text=Merged into one shape.")
+    anns = {a["id"]: a for a in _anns(live, image)}
+    assert made[1]["id"] not in anns and anns[made[0]["id"]]["shape"]["type"] == "polygon"
+    # the small box cut out of it: a hole
+    page.mouse.click(*_screen(page, 50, 35))
+    _shift_click(page, 25, 50)
+    page.wait_for_function(f"__canvas.picked.size === 2 && __canvas.selected === {made[0]['id']}")
+    page.keyboard.press("-")
+    page.wait_for_selector(".toast >> text=Cut out of the selected shape.")
+    shape = next(a for a in _anns(live, image) if a["id"] == made[0]["id"])["shape"]
+    assert len(shape["holes"]) == 1
     page.close()

@@ -242,6 +242,8 @@ export const api = {
     }),
   update: (id: number, version: number, changes: Record<string, unknown>) =>
     call<Annotation>("PATCH", `/api/annotations/${id}`, { version, ...changes }),
+  combine: (id: number, version: number, other: number, otherVersion: number, op: "union" | "subtract") =>
+    call<Annotation>("POST", `/api/annotations/${id}/combine`, { version, other, other_version: otherVersion, op }),
   remove: (id: number, version: number) =>
     call<void>("DELETE", `/api/annotations/${id}?version=${version}`),
   bulk: (imageId: number, status: string, ids?: number[]) =>

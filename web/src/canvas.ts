@@ -4,19 +4,22 @@
 // transform, so 1,000 polygons redraw in a few milliseconds while panning (paint.ts).
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
+import { MaskBits, decodeMask, encodeMask, maskLayer, toFull } from "./masks";
 import { Minimap, minimapFor, paint } from "./paint";
 import { View } from "./view";
 import { bounds, insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
 
 /** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
  * go to the active smart tool as its prompt instead of drawing a shape. */
-export type Tool = "select" | "box" | "polygon" | "quad" | "prompt";
+export type Tool = "select" | "box" | "polygon" | "quad" | "point" | "brush" | "eraser" | "prompt";
 export type PromptMode = "click" | "click-or-box";
 
 export interface CanvasEvents {
   select(id: number | null): void;
   drawn(shape: Shape): void;
   moved(id: number, shape: Shape): void;
+  /** the eraser took every pixel of a mask */
+  emptied?(id: number): void;
   /** the smart tool's prompt changed (a click, a box): ask the model for a mask */
   prompt?(clicks: SmartClick[], box: number[] | null): void;
 }
@@ -25,6 +28,12 @@ export class LabelCanvas extends View {
   /** class name -> colour (classColors) */
   colors = new Map<string, string>();
   private paths = new Map<number, { path: Path2D; key: string }>();
+  /** mask annotations as bitmaps and coloured layers (made when a mask's version or colour changes) */
+  private masks = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
+  /** the brush's and the eraser's diameter, in image pixels */
+  brushSize = 20;
+  /** the brush stroke being painted: an image-sized layer, the mask it started from */
+  private stroke: { layer: HTMLCanvasElement; id: number | null; last: XY } | null = null;
   anns: Annotation[] = [];
   private current: number | null = null;
   /** every shape picked (shift-click, lasso, Ctrl+A); the selected one among them */
@@ -90,6 +99,20 @@ export class LabelCanvas extends View {
       next.set(a.id, old && old.key === key ? old : { path: pathOf(a.shape), key });
     }
     this.paths = next;
+    const masks = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
+    for (const a of anns) {
+      if (a.shape.type !== "mask") continue;
+      const color = this.colors.get(a.label) ?? "#ffffff";
+      const key = `${a.version}:${color}`;
+      const old = this.masks.get(a.id);
+      if (old && old.key === key) {
+        masks.set(a.id, old);
+      } else {
+        const bits = decodeMask(a.shape.rle, a.shape.size[0], a.shape.size[1]);
+        masks.set(a.id, { key, bits, layer: bits ? maskLayer(bits, color) : null });
+      }
+    }
+    this.masks = masks;
     for (const id of [...this.picked]) if (!next.has(id)) this.picked.delete(id);
     if (this.current !== null && !next.has(this.current)) this.current = null;
     this.redraw();
@@ -125,8 +148,8 @@ export class LabelCanvas extends View {
     for (const a of this.anns) {
       const entry = this.paths.get(a.id);
       if (!entry || !this.isVisible(a) || this.isLocked(a)) continue;
-      if (this.ctx.isPointInPath(entry.path, ix, iy)) {
-        const [x1, y1, x2, y2] = bounds(a.shape);
+      if (a.shape.type === "mask" ? this.inMask(a.id, ix, iy) : this.ctx.isPointInPath(entry.path, ix, iy)) {
+        const [x1, y1, x2, y2] = this.boundsOf(a);
         const area = (x2 - x1) * (y2 - y1);
         if (area < bestArea) {
           best = a.id;
@@ -136,6 +159,20 @@ export class LabelCanvas extends View {
     }
     this.ctx.restore();
     return best;
+  }
+
+  private inMask(id: number, ix: number, iy: number): boolean {
+    const m = this.masks.get(id)?.bits;
+    if (!m) return false;
+    const x = Math.floor(ix) - m.x, y = Math.floor(iy) - m.y;
+    return x >= 0 && y >= 0 && x < m.w && y < m.h && m.bits[y * m.w + x] === 1;
+  }
+
+  /** A shape's bounding box; a mask's from its pixels. */
+  boundsOf(a: Annotation): number[] {
+    if (a.shape.type !== "mask") return bounds(a.shape);
+    const m = this.masks.get(a.id)?.bits;
+    return m ? [m.x, m.y, m.x + m.w, m.y + m.h] : [0, 0, 0, 0];
   }
 
   /** The index of the selected shape's vertex under a screen point (6 px), if any. */
@@ -185,6 +222,14 @@ export class LabelCanvas extends View {
     if (this.tool === "box") {
       this.drag = { mode: "box", x: sx, y: sy, start: p };
       this.cursor = p;
+      return;
+    }
+    if (this.tool === "point") {
+      this.events.drawn({ type: "point", xy: p });
+      return;
+    }
+    if (this.tool === "brush" || this.tool === "eraser") {
+      this.beginStroke(p);
       return;
     }
     if (this.tool === "polygon" || this.tool === "quad") {
@@ -264,6 +309,10 @@ export class LabelCanvas extends View {
       d.y = sy;
       return;
     }
+    if (this.stroke) {
+      this.paintStroke(this.cursor);
+      return;
+    }
     if (d?.mode === "move") {
       this.moveOffset = [this.cursor[0] - d.start[0], this.cursor[1] - d.start[1]];
     }
@@ -271,10 +320,11 @@ export class LabelCanvas extends View {
       const a = this.anns.find((x) => x.id === d.id);
       if (a) this.preview = moveVertex(a.shape, d.vertex, this.cursor);
     }
-    if (d || this.pending.length) this.redraw();
+    if (d || this.pending.length || this.tool === "brush" || this.tool === "eraser") this.redraw();
   }
 
   private onUp(_e: MouseEvent): void {
+    if (this.stroke) return this.endStroke();
     const d = this.drag;
     this.drag = null;
     if (!d) return;
@@ -308,7 +358,7 @@ export class LabelCanvas extends View {
       if (this.selected !== null) this.picked.add(this.selected);
       let last: number | null = this.selected;
       for (const a of this.anns) {
-        const [ax1, ay1, ax2, ay2] = bounds(a.shape);
+        const [ax1, ay1, ax2, ay2] = this.boundsOf(a);
         if (this.editable(a) && ax1 >= x1 && ay1 >= y1 && ax2 <= x2 && ay2 <= y2) {
           this.picked.add(a.id);
           last = a.id;
@@ -377,11 +427,88 @@ export class LabelCanvas extends View {
       visible: (a) => this.isVisible(a), colors: this.colors, selected: this.selected,
       moveOffset: this.moveOffset, preview: this.preview,
       picked: this.picked,
+      masks: this.masks,
+      stroke: this.stroke?.layer ?? null,
+      brush: (this.tool === "brush" || this.tool === "eraser") && this.cursor
+        ? { at: this.cursor, size: this.brushSize, erase: this.tool === "eraser" } : null,
       dragBox: (d?.mode === "box" || d?.mode === "smart" || d?.mode === "lasso") && this.cursor ? [d.start, this.cursor] : null,
       pending: this.pending, cursor: this.cursor,
       smart: this.smartTool ? { clicks: this.smartClicks, box: this.smartBox, preview: this.smartPreview } : null,
       minimap: this.minimap,
     });
+  }
+
+  // --- brush and eraser -----------------------------------------------------------
+
+  /** A stroke starts: on the selected mask (the brush adds to it, the eraser takes away),
+   * else on a new mask (the brush only). */
+  private beginStroke(p: XY): void {
+    const sel = this.anns.find((a) => a.id === this.selected);
+    const onMask = sel && sel.shape.type === "mask" && this.editable(sel) ? sel : null;
+    if (!onMask && this.tool === "eraser") return;
+    const [w, h] = this.imageSize;
+    const layer = document.createElement("canvas");
+    layer.width = w;
+    layer.height = h;
+    const bits = onMask ? this.masks.get(onMask.id)?.bits : null;
+    if (bits) layer.getContext("2d")!.drawImage(maskLayer(bits, "#3b82f6", 1), bits.x, bits.y);
+    this.stroke = { layer, id: onMask?.id ?? null, last: p };
+    this.paintStroke(p);
+  }
+
+  private paintStroke(p: XY): void {
+    const st = this.stroke!;
+    const ctx = st.layer.getContext("2d")!;
+    ctx.globalCompositeOperation = this.tool === "eraser" ? "destination-out" : "source-over";
+    ctx.strokeStyle = ctx.fillStyle = "#3b82f6";
+    ctx.lineWidth = this.brushSize;
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    ctx.moveTo(st.last[0], st.last[1]);
+    ctx.lineTo(p[0], p[1]);
+    ctx.stroke();
+    st.last = p;
+    this.redraw();
+  }
+
+  /** The stroke ends: its pixels become the mask (saved as one change). */
+  private endStroke(): void {
+    const st = this.stroke!;
+    this.stroke = null;
+    const [w, h] = this.imageSize;
+    const data = st.layer.getContext("2d")!.getImageData(0, 0, w, h).data;
+    const full = new Uint8Array(w * h);
+    let any = false;
+    for (let i = 0; i < full.length; i++) {
+      if (data[i * 4 + 3] >= 128) {
+        full[i] = 1;
+        any = true;
+      }
+    }
+    this.saveMask(st.id, full, any);
+  }
+
+  /** A full-image bitmap as the mask `id` (null: a new mask). */
+  saveMask(id: number | null, full: Uint8Array, any = full.some((v) => v === 1)): void {
+    const [w, h] = this.imageSize;
+    const shape: Shape = { type: "mask", rle: encodeMask(full, h, w), size: [h, w] };
+    if (id === null) {
+      if (any) this.events.drawn(shape);
+    } else if (any) {
+      this.events.moved(id, shape);
+    } else {
+      this.events.emptied?.(id);
+    }
+    this.redraw();
+  }
+
+  /** The selected mask as a full-image bitmap, if a mask is selected. */
+  selectedMask(): { id: number; full: Uint8Array } | null {
+    const sel = this.anns.find((a) => a.id === this.selected);
+    const bits = sel && sel.shape.type === "mask" ? this.masks.get(sel.id)?.bits : null;
+    if (!sel || !bits) return null;
+    const [w, h] = this.imageSize;
+    return { id: sel.id, full: toFull(bits, h, w) };
   }
 
   // --- hide, lock, look -----------------------------------------------------------
@@ -422,20 +549,20 @@ export class LabelCanvas extends View {
   /** Pan so that the shape is in view (zooming out only if it does not fit). */
   reveal(id: number): void {
     const a = this.anns.find((x) => x.id === id);
-    if (a) this.revealBox(bounds(a.shape));
+    if (a) this.revealBox(this.boundsOf(a));
   }
 
   /** Zoom so that the shape fills most of the view. */
   zoomTo(id: number): void {
     const a = this.anns.find((x) => x.id === id);
-    if (a) this.zoomToBox(bounds(a.shape));
+    if (a) this.zoomToBox(this.boundsOf(a));
   }
 
   /** The image under a shape's bounding box, drawn into `out` (the OCR line preview). */
   crop(id: number, out: HTMLCanvasElement, height = 48): boolean {
     const a = this.anns.find((x) => x.id === id);
     if (!a || !this.img.naturalWidth) return false;
-    const [x1, y1, x2, y2] = bounds(a.shape);
+    const [x1, y1, x2, y2] = this.boundsOf(a);
     const w = Math.max(1, x2 - x1), h = Math.max(1, y2 - y1);
     const k = Math.min(height / h, 320 / w);
     out.width = Math.max(1, Math.round(w * k));

@@ -9,6 +9,7 @@ import { Conflict, Doc } from "./doc";
 import { el, toast } from "./dom";
 import { attributePanel, defaultsFor, tagsField } from "./attributes";
 import { historyPanel } from "./history";
+import { brushControls } from "./brush";
 import { adjustControls, cropPreview, legend, restoreClassSwitches, shapeSwitches } from "./visibility";
 import { KEYS, handleKey } from "./keys";
 import { currentList, forgetList, listName, place, placeText, reviewNote, step } from "./review";
@@ -23,6 +24,7 @@ type DrawTool = Exclude<Tool, "prompt">;
 
 const DRAW_TOOLS: [DrawTool, string][] = [
   ["select", "Select (V)"], ["box", "Box (B)"], ["polygon", "Polygon (P)"], ["quad", "Quad (Q)"],
+  ["point", "Point (O)"], ["brush", "Brush (M)"], ["eraser", "Eraser (X)"],
 ];
 
 /** The editor on screen; null while the next one loads (the one being left then takes no
@@ -52,6 +54,7 @@ export class Editor implements EditorContext {
   readonly note = el("div", { id: "note-slot" });
   readonly attributes = attributePanel(this);
   readonly crop = cropPreview(this);
+  readonly brush: ReturnType<typeof brushControls>;
   /** where the image stands in the list the editor walks */
   place: Place | null = null;
   /** false until the image and its annotations are in: keys wait for it */
@@ -73,9 +76,11 @@ export class Editor implements EditorContext {
       select: () => this.refresh(),
       drawn: (shape) => void createDrawn(this, shape),
       moved: (id, shape) => this.doc.update(id, { shape }),
+      emptied: (id) => void this.doc.remove(id),
       prompt: (clicks, box) => void this.active?.ask(clicks, box),
     });
     this.tools = makeSmartTools(this);
+    this.brush = brushControls(this);
     this.canvas.colors = classColors(project.labels, project.label_colors ?? {});
     restoreClassSwitches(this);
   }
@@ -188,7 +193,7 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
   // the keys, for those who do not know `?` yet
   const help = el("button", { id: "help-button", title: "keyboard shortcuts (?)" }, "? Keys");
   help.onclick = () => KEYS["?"](ed, new KeyboardEvent("keydown"));
-  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ...controls, adjustControls(ed), help,
+  const toolbar = el("div", { class: "toolbar" }, ...buttons.values(), ed.brush.root, ...controls, adjustControls(ed), help,
     ed.status, ed.line);
   const { image } = ed;
   const side = el("aside", {},
@@ -240,6 +245,7 @@ function setTool(ed: Editor, id: string): void {
   if (prompt) ed.canvas.setTool("prompt", prompt.mode);
   else ed.canvas.setTool(id as DrawTool);
   for (const [k, b] of ed.buttons) b.classList.toggle("active", k === id);
+  ed.brush.root.hidden = id !== "brush" && id !== "eraser";
 }
 
 async function createDrawn(ed: Editor, shape: Shape): Promise<void> {

@@ -11,13 +11,15 @@ import { keepClassSwitches } from "./visibility";
 
 const HELP: [string, string][] = [
   ["V / Esc", "select tool (Esc also cancels drawing)"], ["B", "draw a box"], ["P", "draw a polygon (double-click or Enter closes it)"],
-  ["Q", "draw a quad (4 clicks)"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
+  ["Q", "draw a quad (4 clicks)"], ["O", "put a point"],
+  ["M / X", "brush / eraser on the selected mask (the brush starts a new mask when none is selected); [ ] size"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
   ["Tab", "select the next annotation (and pan to it)"], ["L", "jump to the next low-confidence proposal"],
   ["Z", "zoom to the selected annotation"], ["H / Shift+H", "hide the selected annotation / show every hidden one"],
   ["Shift+L", "lock or unlock the selected annotation (no moves, no deletes)"],
   ["Shift+click, Shift+drag, Ctrl+A", "pick more shapes (one by one, a lasso, all): move, delete, accept, reject or re-class them together"],
   ["Ctrl+C / Ctrl+V", "copy the picked shapes / paste them (on this or another image)"],
   ["Ctrl+B", "copy the picked shapes to the next image of the list and open it"],
+  ["+ / −", "two shapes picked: merge the other into the selected one / cut it out of the selected one"],
   ["Enter", "accept the selected proposal"], ["R", "reject the selected one"], ["A", "accept all proposals"],
   ["D", "mark the image done (reviewers; every proposal decided) or submit it for review (annotators), then the next"],
   ["U", "send a submitted image back to its annotator, with a comment (reviewers)"],
@@ -105,6 +107,22 @@ async function decide(ed: Editor, status: "accepted" | "rejected"): Promise<void
   toast(`${status} ${r.changed}`);
 }
 
+/** Merge the other picked shape into the selected one, or cut it out (two picked). */
+async function combine(ed: Editor, op: "union" | "subtract"): Promise<void> {
+  const sel = ed.selected();
+  const others = ed.canvas.pickedAnnotations().filter((a) => a.id !== sel?.id);
+  if (!sel || others.length !== 1) {
+    return void toast("Pick two shapes (click one, shift-click the other): the selected one keeps the result.");
+  }
+  if (ed.canvas.isLocked(sel) || ed.canvas.isLocked(others[0])) return void toast("A locked shape is not changed.");
+  await ed.doc.idle();
+  const [a, b] = [ed.doc.byId(sel.id)!, ed.doc.byId(others[0].id)!];
+  await api.combine(a.id, a.version, b.id, b.version, op);
+  await ed.doc.load();
+  ed.canvas.select(a.id);
+  toast(op === "union" ? "Merged into one shape." : "Cut out of the selected shape.");
+}
+
 /** The selection, unless it is locked (then said so). */
 function unlocked(ed: Editor): Annotation | null {
   const sel = ed.selected();
@@ -134,6 +152,11 @@ export const KEYS: Record<string, KeyHandler> = {
   b: (ed) => ed.setTool("box"),
   p: (ed) => ed.setTool("polygon"),
   q: (ed) => ed.setTool("quad"),
+  o: (ed) => ed.setTool("point"),
+  m: (ed) => ed.setTool("brush"),
+  x: (ed) => ed.setTool("eraser"),
+  "[": (ed) => ed.brush.resize(1 / 1.25),
+  "]": (ed) => ed.brush.resize(1.25),
   f: (ed) => ed.canvas.fit(),
   "1": (ed) => ed.canvas.oneToOne(),
   Delete: async (ed) => {
@@ -209,6 +232,9 @@ export const KEYS: Record<string, KeyHandler> = {
     await ed.doc.idle();
     if (await sendBack(ed.image)) await ed.advance();
   },
+  "+": (ed) => combine(ed, "union"),
+  "=": (ed) => combine(ed, "union"),
+  "-": (ed) => combine(ed, "subtract"),
   n: (ed) => go(ed, 1),
   ArrowRight: (ed) => go(ed, 1),
   ArrowLeft: (ed) => go(ed, -1),

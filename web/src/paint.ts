@@ -20,6 +20,11 @@ export interface Scene {
   selected: number | null;
   /** every picked shape (drawn as selected, moved together) */
   picked: Set<number>;
+  /** mask annotations' coloured layers, placed at their bounding box */
+  masks: Map<number, { bits: { x: number; y: number; w: number; h: number } | null; layer: HTMLCanvasElement | null }>;
+  /** the brush stroke being painted (image-sized), and the brush under the cursor */
+  stroke: HTMLCanvasElement | null;
+  brush: { at: XY; size: number; erase: boolean } | null;
   moveOffset: XY;
   preview: Shape | null;
   /** a box being dragged (drawing, or the smart tool's box prompt) */
@@ -79,10 +84,17 @@ function paintShapes(ctx: CanvasRenderingContext2D, s: Scene, px: number): void 
     ctx.globalAlpha = a.status === "rejected" && !isSel ? 0.45 : 1;
     ctx.lineWidth = (isSel ? 3 : 2) * px;
     ctx.setLineDash(a.status === "predicted" ? [6 * px, 4 * px] : a.status === "rejected" ? [2 * px, 3 * px] : []);
-    ctx.stroke(entry.path);
+    const mask = a.shape.type === "mask" ? s.masks.get(a.id) : undefined;
+    if (mask) {
+      // a mask: its pixels in the class's colour, the picked ones framed
+      if (mask.layer && mask.bits && !(s.stroke && isSel)) ctx.drawImage(mask.layer, mask.bits.x, mask.bits.y);
+      if (isSel && mask.bits) ctx.strokeRect(mask.bits.x, mask.bits.y, mask.bits.w, mask.bits.h);
+    } else {
+      ctx.stroke(entry.path);
+    }
     // the class name on every shape (on crowded images only where there is text or a score)
     if (showText && (a.text || a.score !== null || s.anns.length <= 300)) {
-      const [x, y] = shapePoints(a.shape)[0] ?? [0, 0];
+      const [x, y] = shapePoints(a.shape)[0] ?? (mask?.bits ? [mask.bits.x, mask.bits.y] : [0, 0]);
       const label = (a.text ?? a.label) + (a.status === "predicted" && a.score !== null ? ` ${a.score.toFixed(2)}` : "");
       ctx.fillStyle = "rgba(0,0,0,0.6)";
       const w = ctx.measureText(label).width;
@@ -132,6 +144,17 @@ function paintEditing(ctx: CanvasRenderingContext2D, s: Scene, px: number): void
       ctx.arc(c.x, c.y, 5 * px, 0, Math.PI * 2);
       ctx.fill();
     }
+  }
+  if (s.stroke) {
+    ctx.globalAlpha = 0.5;
+    ctx.drawImage(s.stroke, 0, 0);
+    ctx.globalAlpha = 1;
+  }
+  if (s.brush) {
+    ctx.strokeStyle = s.brush.erase ? "#f59e0b" : "#3b82f6";
+    ctx.beginPath();
+    ctx.arc(s.brush.at[0], s.brush.at[1], s.brush.size / 2, 0, Math.PI * 2);
+    ctx.stroke();
   }
   if (s.pending.length) {
     ctx.beginPath();

@@ -158,6 +158,15 @@ class AnnotationCreate(AnnotationBase, _InputLimits):
     ))] = "human"
 
 
+class CombineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[int, Field(ge=0, le=MAX_DB_INT, description="the version you read")]
+    other: DbInt = Field(description="the annotation to merge in or cut out")
+    other_version: Annotated[int, Field(ge=0, le=MAX_DB_INT)]
+    op: Literal["union", "subtract"]
+
+
 class AnnotationUpdate(_InputLimits):
     model_config = ConfigDict(extra="forbid")
 

@@ -7,7 +7,12 @@ from fastapi import APIRouter, Query, Response
 from labelpilot import review
 from labelpilot.annotations import shape_from_dict
 from labelpilot.server.deps import MAX_DB_INT, AnnotationId, CurrentUser, WorkspaceDep
-from labelpilot.server.schemas import AnnotationPublic, AnnotationUpdate, ConflictDetail
+from labelpilot.server.schemas import (
+    AnnotationPublic,
+    AnnotationUpdate,
+    CombineRequest,
+    ConflictDetail,
+)
 
 router = APIRouter(prefix="/api/annotations", tags=["annotations"])
 
@@ -46,6 +51,19 @@ def update_annotation(annotation_id: AnnotationId, body: AnnotationUpdate, user:
         image_id, saved = review.update_annotation(conn, annotation_id=annotation_id,
                                                    version=body.version, changes=changes,
                                                    user=user)
+        return AnnotationPublic.of(saved, image_id)
+
+
+@router.post("/{annotation_id}/combine", response_model=AnnotationPublic, responses=_CONFLICT)
+def combine_annotation(annotation_id: AnnotationId, body: CombineRequest, user: CurrentUser,
+                       ws: WorkspaceDep) -> AnnotationPublic:
+    """Merge another shape of the image into this one (`union`: the other is deleted) or
+    cut it out of this one (`subtract`). Polygonal shapes stay a polygon when the result is
+    one piece; otherwise, or with a mask, the result is a mask."""
+    with ws.transaction() as conn:
+        image_id, saved = review.combine_annotations(
+            conn, annotation_id=annotation_id, version=body.version, other_id=body.other,
+            other_version=body.other_version, op=body.op, user=user)
         return AnnotationPublic.of(saved, image_id)
 
 
