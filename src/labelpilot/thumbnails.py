@@ -1,7 +1,8 @@
 """Image thumbnails for the grid: JPEGs at a few fixed sizes, cached on disk. The stored
 image is decoded once per image (for the largest size; the smaller ones are made from
 that), at most a few at a time in the process, so many thumbnail requests for large
-images cannot add up to gigabytes. Imports the image store only."""
+images cannot add up to gigabytes. `with_shapes` draws an image's labels over its
+thumbnail (the grid's view of what is labeled), each class in its colour."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
 from labelpilot.store.blobs import BlobStore
 
 SIZES = (128, 256, 512, 1024)
@@ -76,3 +80,50 @@ class Thumbnails:
             data = _jpeg(base, size)
             self._write(path, data)
             return data
+
+
+def class_colour(index: int, given: str | None = None) -> tuple[int, int, int]:
+    """The class's colour as the editor draws it: the one the project gave it, else a hue
+    the golden angle from its neighbour's (hsl(i * 137.5, 75%, 55%))."""
+    import colorsys
+
+    if given:
+        return int(given[1:3], 16), int(given[3:5], 16), int(given[5:7], 16)
+    r, g, b = colorsys.hls_to_rgb(((index * 137.5) % 360) / 360, 0.55, 0.75)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def with_shapes(thumb: bytes, image_size: tuple[int, int], shapes: list[Annotation],
+                colours: dict[str, tuple[int, int, int]]) -> bytes:
+    """The thumbnail JPEG with the annotations drawn over it: outlines for regions and
+    points, a translucent fill for masks; proposals in a thinner line."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(io.BytesIO(thumb)) as im:
+        base = im.convert("RGBA")
+    k = base.width / max(1, image_size[0])
+    over = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(over)
+    for a in shapes:
+        colour = colours.get(a.label, (255, 255, 255))
+        width = 1 if a.status == "predicted" else 2
+        shape = a.shape
+        if isinstance(shape, Mask):
+            m = Image.fromarray(np.asarray(shape.to_array(), dtype=np.uint8) * 110)
+            m = m.resize(base.size, Image.Resampling.BILINEAR)
+            over.paste(Image.new("RGBA", base.size, (*colour, 255)), (0, 0), m)
+        elif isinstance(shape, Point):
+            x, y = shape.x * k, shape.y * k
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(*colour, 255))
+        else:
+            if isinstance(shape, Box | RotatedBox):
+                pts = shape.corners()
+            elif isinstance(shape, Polygon | Quad):
+                pts = shape.points
+            else:
+                continue
+            draw.polygon([(x * k, y * k) for x, y in pts], outline=(*colour, 255), width=width)
+    out = Image.alpha_composite(base, over).convert("RGB")
+    buf = io.BytesIO()
+    out.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()

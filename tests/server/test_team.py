@@ -4,9 +4,11 @@ per class checked on every person's edit."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from labelpilot import users
 from labelpilot.annotations import Polygon
@@ -224,3 +226,38 @@ def test_merge_and_subtract_shapes(api: Api) -> None:
     assert r.status_code == 422 and "nothing would be left" in r.json()["detail"]
     assert api.get("admin", f"/api/annotations/{f['id']}").status_code == 200
     assert api.get("admin", f"/api/annotations/{e['id']}").json()["version"] == e["version"]
+
+
+def _rgb(im: Image.Image, x: int, y: int) -> tuple[int, int, int]:
+    r, g, b = im.getpixel((x, y))  # type: ignore[misc]
+    return int(r), int(g), int(b)
+
+
+def test_thumbnails_with_the_labels_drawn_over_them(api: Api) -> None:
+    image = _ids(api)[0]
+    before = api.get("admin", "/api/images", params={"sort": "file_name"}).json()["data"][0]
+    # a red class, a box over the whole left half
+    api.patch("admin", "/api/project/labels/cat", json={"color": "#ff0000"})
+    w, h = before["width"], before["height"]
+    box = _shape(api, image, {"type": "box", "xyxy": [2, 2, w // 2, h - 2]})
+    after = api.get("admin", "/api/images", params={"sort": "file_name"}).json()["data"][0]
+    assert after["labels_version"] != before["labels_version"]
+    plain = api.get("admin", f"/api/images/{image}/thumbnail", params={"size": 256})
+    drawn = api.get("admin", f"/api/images/{image}/thumbnail",
+                    params={"size": 256, "shapes": "true", "v": after["labels_version"]})
+    assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
+    p = Image.open(io.BytesIO(plain.content)).convert("RGB")
+    d = Image.open(io.BytesIO(drawn.content)).convert("RGB")
+    assert p.size == d.size
+    k = d.width / w
+    # on the box's left edge: red; far from it: as the plain thumbnail
+    r, g, b = _rgb(d, round(2 * k), d.height // 2)
+    assert r > 180 and g < 90 and b < 90, (r, g, b)
+    far = (d.width - 3, d.height // 2)
+    assert sum(abs(x - y) for x, y in zip(_rgb(d, *far), _rgb(p, *far), strict=True)) < 40
+    # rejected labels are not drawn
+    api.patch("reviewer", f"/api/annotations/{box['id']}",
+              json={"version": box["version"], "status": "rejected"})
+    gone = api.get("admin", f"/api/images/{image}/thumbnail", params={"size": 256, "shapes": "true"})
+    g2 = _rgb(Image.open(io.BytesIO(gone.content)).convert("RGB"), round(2 * k), d.height // 2)
+    assert not (g2[0] > 180 and g2[1] < 90), g2

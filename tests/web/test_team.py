@@ -128,4 +128,11 @@ def test_tags_and_attributes_in_the_editor(browser: Any, live: Live) -> None:  #
     page.click("#history-toggle")
     page.wait_for_selector("#history >> text=tags: blurry")
     page.wait_for_selector('#history >> text=attributes → {"occluded":true,"colour":"ginger","age":4}')
+    # the grid shows the labeled image with its shapes drawn over the thumbnail
+    page.click("header >> text=Images")
+    cell = page.locator("#grid .cell", has_text="a.png").locator("img")
+    cell.wait_for()
+    assert "shapes=1" in (cell.get_attribute("src") or "")
+    page.wait_for_function("Array.from(document.querySelectorAll('#grid .cell img'))"
+                           ".every((i) => i.complete && i.naturalWidth > 0)")
     page.close()

@@ -83,6 +83,7 @@ export interface Image {
   assignee: string | null;
   tags: string[];
   annotations: number;
+  labels_version?: string | null;
 }
 
 /** One attribute a class's shapes carry (CVAT's kinds). */

@@ -85,7 +85,7 @@ export async function imagesView(app: HTMLElement, header: (p: Project) => HTMLE
         if (!img) continue;
         const cell = el("a", { class: `cell ${img.review_state}`, href: `#/label/${img.id}`,
           style: `top:${r * CELL}px;left:${c * CELL}px`, title: cellTitle(img) },
-          el("img", { src: `/api/images/${img.id}/thumbnail?size=256`, loading: "lazy", alt: "" }),
+          el("img", { src: thumbnail(img), loading: "lazy", alt: "" }),
           el("span", {}, img.file_name));
         cells.push(cell);
       }
@@ -118,6 +118,13 @@ export async function imagesView(app: HTMLElement, header: (p: Project) => HTMLE
   window.onresize = render;
   await load();
   (window as any).__gridReady = performance.now();
+}
+
+/** The grid's picture of an image: its thumbnail, with its labels drawn over it once it
+ * has some (a new address whenever they change). */
+function thumbnail(img: Image): string {
+  const base = `/api/images/${img.id}/thumbnail?size=256`;
+  return img.annotations && img.labels_version ? `${base}&shapes=1&v=${img.labels_version}` : base;
 }
 
 /** The cell's tooltip: state, split, who it is for, tags. */

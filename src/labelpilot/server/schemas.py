@@ -243,15 +243,18 @@ class ImagePublic(BaseModel):
     assignee: str | None = Field(None, description="the person the image is for")
     tags: list[str] = Field(default_factory=list, description="the image's classification tags")
     annotations: int = 0
+    labels_version: str | None = Field(None, description=(
+        "changes whenever one of its annotations does (in lists): the grid's thumbnail "
+        "with shapes is asked for under it"))
     created_at: datetime
 
     @classmethod
-    def of(cls, r: Any, annotations: int = 0) -> ImagePublic:
+    def of(cls, r: Any, annotations: int = 0, labels_version: str | None = None) -> ImagePublic:
         return cls(id=r.id, file_name=r.file_name, width=r.width, height=r.height, split=r.split,
                    review_state=r.review_state, claimed_by=r.claimed_by,
                    claim_expires_at=r.claim_expires_at, assignee=r.assignee,
                    tags=orjson.loads(r.tags) if r.tags else [], annotations=annotations,
-                   created_at=r.created_at)
+                   labels_version=labels_version, created_at=r.created_at)
 
 
 class ImagesPublic(BaseModel):

@@ -3,6 +3,7 @@ updates (the rules live in `labelpilot.review`)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,19 +81,26 @@ def _where(f: ImageQuery) -> list[Any]:
 
 
 def page(conn: Connection, query: ImageQuery, *, sort: str, offset: int, limit: int
-         ) -> tuple[list[tuple[Any, int]], int]:
-    """One page of image rows, each with its count of annotations not rejected, and the
-    number of images the query matches. `sort` is a key of SORTS."""
+         ) -> tuple[list[tuple[Any, int, str]], int]:
+    """One page of image rows, each with its count of annotations not rejected and a
+    stamp that changes whenever one of its annotations does (count and last change), and
+    the number of images the query matches. `sort` is a key of SORTS."""
     conds = _where(query)
     total = conn.execute(select(func.count()).select_from(images_t).where(*conds)).scalar_one()
     rows = conn.execute(select(images_t).where(*conds).order_by(SORTS[sort], images_t.c.id)
                         .offset(offset).limit(limit)).all()
-    counts: dict[int, int] = dict(conn.execute(
-        select(annotations_t.c.image_id, func.count())
-        .where(annotations_t.c.image_id.in_([r.id for r in rows]),
-               annotations_t.c.status != "rejected")
-        .group_by(annotations_t.c.image_id)).all()) if rows else {}
-    return [(r, counts.get(r.id, 0)) for r in rows], int(total)
+    ann = annotations_t
+    counts: dict[int, tuple[int, Any, int]] = {
+        i: (n, last, every) for i, n, last, every in conn.execute(
+            select(ann.c.image_id, func.count().filter(ann.c.status != "rejected"),
+                   func.max(ann.c.updated_at), func.count())
+            .where(ann.c.image_id.in_([r.id for r in rows]))
+            .group_by(ann.c.image_id))} if rows else {}
+    out = []
+    for r in rows:
+        n, last, every = counts.get(r.id, (0, None, 0))
+        out.append((r, n, hashlib.sha1(f"{n}.{every}.{last}".encode()).hexdigest()[:12]))
+    return out, int(total)
 
 
 def neighbours(conn: Connection, query: ImageQuery, *, sort: str, row: Any

@@ -32,7 +32,9 @@ from labelpilot.server.schemas import (
     RecognizeResult,
     UploadResult,
 )
+from labelpilot.store import repo
 from labelpilot.store.images import UNASSIGNED
+from labelpilot.thumbnails import class_colour, with_shapes
 from labelpilot.transfer import add_image
 
 router = APIRouter(prefix="/api/images", tags=["images"])
@@ -72,7 +74,8 @@ def list_images(
     with ws.engine.connect() as conn:
         rows, total = review.list_images(conn, filters=filters, offset=offset, limit=limit,
                                          sort=sort)
-        return ImagesPublic(data=[ImagePublic.of(r, n) for r, n in rows], count=total)
+        return ImagesPublic(data=[ImagePublic.of(r, n, stamp) for r, n, stamp in rows],
+                            count=total)
 
 
 @router.post("", response_model=UploadResult, status_code=201,
@@ -182,12 +185,24 @@ def image_file(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep) -> FileRe
 @router.get("/{image_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
 def thumbnail(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep, request: Request,
-              size: Annotated[int, Query(ge=16, le=1024)] = 256) -> Response:
+              size: Annotated[int, Query(ge=16, le=1024)] = 256,
+              shapes: Annotated[bool, Query(description=(
+                  "draw the labels (all but the rejected) over it, each class in its colour; "
+                  "the grid asks with `v` = the image's `labels_version`, so a change of "
+                  "labels is a new address"))] = False,
+              v: Annotated[str | None, Query(max_length=100)] = None) -> Response:
     """A JPEG of one of the cached sizes (128, 256, 512, 1024: the next one up from
     `size`) on its long side."""
     with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
+        anns = review.list_annotations(conn, image_id=image_id) if shapes else []
+        labels = repo.label_names(conn) if shapes else []
+        given = repo.label_colors(conn) if shapes else {}
     data = request.app.state.thumbnails.get(row, size)
+    if shapes:
+        colours = {name: class_colour(i, given.get(name)) for i, name in enumerate(labels)}
+        data = with_shapes(data, (row.width, row.height),
+                           [a for a in anns if a.status != "rejected"], colours)
     return Response(data, media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
