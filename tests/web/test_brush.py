@@ -6,6 +6,8 @@ browser writes is read back by the server's own decoder."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +15,11 @@ import pytest
 
 from labelpilot.annotations import Mask
 from labelpilot.geometry import rle
-from tests.server.conftest import PASSWORD
-from tests.web.conftest import Live
+from labelpilot.store import repo
+from labelpilot.transfer import import_dataset
+from tests.conftest import write_image
+from tests.server.conftest import PASSWORD, add_users
+from tests.web.conftest import Live, serve
 from tests.web.test_multi import _anns, _screen, _settled
 from tests.web.test_review import (
     _ids,
@@ -135,4 +140,43 @@ def test_an_imported_mask_is_drawn_in_its_class_colour(browser: Any, live: Live)
     assert page.evaluate("__canvas.selected") is None
     page.mouse.click(*_screen(page, 50, 40))
     page.wait_for_function("__canvas.selected !== null")
+    page.close()
+
+
+@pytest.fixture
+def keypoints_live(make_workspace, tmp_path: Path) -> Iterator[Live]:  # type: ignore[no-untyped-def]
+    ws = make_workspace(task="detect", labels=["person"])
+    write_image(tmp_path / "imgs" / "p.png", 160, 120, seed=3)
+    import_dataset(ws, tmp_path / "imgs", format="images")
+    with ws.transaction() as conn:
+        repo.set_label_keypoints(conn, {"person": {"keypoints": ["head", "hip", "foot"],
+                                                   "skeleton": [[1, 2], [2, 3]]}})
+        repo.update_label(conn, "person", {"color": "#00ff00"})
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    yield from serve(root)
+
+
+def test_keypoints_are_put_in_their_order_and_joined_by_the_skeleton(
+        browser: Any, keypoints_live: Live) -> None:
+    kp = keypoints_live
+    image = next(iter(_ids(kp).values()))
+    page = _page(browser, kp, "reviewer")
+    _open(page, kp, image)
+    page.keyboard.press("o")
+    for x, y in ((80, 20), (80, 60), (80, 100), (30, 30)):
+        page.mouse.click(*_screen(page, x, y))
+        _settled(page)
+    points = sorted(_anns(kp, image), key=lambda a: a["id"])
+    assert [(a["attributes"]["keypoint"], a["group"]) for a in points] == [
+        ("head", 1), ("hip", 1), ("foot", 1), ("head", 2)]  # the fourth starts a new person
+    # the skeleton: a green line between head and hip (none from the new head)
+    page.wait_for_function("__canvas.frames > 0")
+    box = page.locator("canvas.label-canvas").bounding_box()
+    sx, sy = _screen(page, 80, 40)
+    r, g, b, _ = page.evaluate(
+        "([x, y]) => Array.from(__canvas.canvas.getContext('2d').getImageData(x, y, 1, 1).data)",
+        [sx - box["x"], sy - box["y"]])
+    assert g > 200 and r < 80 and b < 80, (r, g, b)
     page.close()

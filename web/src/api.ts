@@ -139,6 +139,7 @@ export interface Project {
   labels: string[];
   label_colors: Record<string, string>;
   label_attributes: Record<string, AttributeSpec[]>;
+  label_keypoints?: Record<string, { keypoints: string[]; skeleton: number[][] }>;
   tags: string[];
   stats: Record<string, any>;
 }

@@ -27,6 +27,8 @@ export interface CanvasEvents {
 export class LabelCanvas extends View {
   /** class name -> colour (classColors) */
   colors = new Map<string, string>();
+  /** keypoint classes' schemas (their skeletons are drawn) */
+  skeletons: Record<string, { keypoints: string[]; skeleton: number[][] }> = {};
   private paths = new Map<number, { path: Path2D; key: string }>();
   /** mask annotations as bitmaps and coloured layers (made when a mask's version or colour changes) */
   private masks = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
@@ -424,7 +426,7 @@ export class LabelCanvas extends View {
     paint(this.ctx, this.canvas, {
       img: this.img, brightness: this.brightness, contrast: this.contrast,
       scale: this.scale, tx: this.tx, ty: this.ty, anns: this.anns, paths: this.paths,
-      visible: (a) => this.isVisible(a), colors: this.colors, selected: this.selected,
+      visible: (a) => this.isVisible(a), colors: this.colors, skeletons: this.skeletons, selected: this.selected,
       moveOffset: this.moveOffset, preview: this.preview,
       picked: this.picked,
       masks: this.masks,

@@ -82,6 +82,7 @@ export class Editor implements EditorContext {
     this.tools = makeSmartTools(this);
     this.brush = brushControls(this);
     this.canvas.colors = classColors(project.labels, project.label_colors ?? {});
+    this.canvas.skeletons = project.label_keypoints ?? {};
     restoreClassSwitches(this);
   }
 
@@ -249,14 +250,33 @@ function setTool(ed: Editor, id: string): void {
 }
 
 async function createDrawn(ed: Editor, shape: Shape): Promise<void> {
-  const isText = shape.type === "quad" || ed.project.task === "ocr";
-  await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null, attributes: ed.defaults(ed.label()),
-    group: null, status: ed.humanStatus() });
+  const isText = shape.type === "quad" || (ed.project.task === "ocr" && shape.type !== "point" && shape.type !== "mask");
+  const keypoint = shape.type === "point" ? nextKeypoint(ed) : null;
+  await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null,
+    attributes: { ...ed.defaults(ed.label()), ...(keypoint ? { keypoint: keypoint.name, visibility: 2 } : {}) },
+    group: keypoint?.group ?? null, status: ed.humanStatus() });
+  if (keypoint) ed.report(`keypoint ${keypoint.name} (${keypoint.index} of ${keypoint.of}) of instance ${keypoint.group}`);
   const last = ed.doc.anns[ed.doc.anns.length - 1];
   if (last) ed.canvas.selected = last.id;
   ed.refresh();
   // a new text line is read at once; the person corrects what the model got wrong
   if (isText && last) await readNewLine(ed, last);
+}
+
+/** For a keypoint class: the instance a new point belongs to (the selected point's, else
+ * a new one) and the first of the class's keypoints it still lacks. */
+function nextKeypoint(ed: Editor): { name: string; group: number; index: number; of: number } | null {
+  const label = ed.label();
+  const schema = ed.project.label_keypoints?.[label];
+  if (!schema?.keypoints.length) return null;
+  const sel = ed.selected();
+  const groups = ed.doc.anns.map((a) => a.group ?? 0);
+  let group = sel && sel.label === label && sel.shape.type === "point" && sel.group !== null ? sel.group : null;
+  const used = (g: number) => new Set(ed.doc.anns.filter((a) => a.label === label && a.group === g)
+    .map((a) => String(a.attributes.keypoint ?? "")));
+  if (group === null || schema.keypoints.every((k) => used(group!).has(k))) group = Math.max(0, ...groups) + 1;
+  const index = schema.keypoints.findIndex((k) => !used(group!).has(k));
+  return { name: schema.keypoints[index], group, index: index + 1, of: schema.keypoints.length };
 }
 
 async function runAction(ed: Editor, tool: ActionTool): Promise<void> {

@@ -17,6 +17,8 @@ export interface Scene {
   paths: Map<number, { path: Path2D }>;
   visible(a: Annotation): boolean;
   colors: Map<string, string>;
+  /** keypoint classes' schemas: their points (grouped by instance) joined by the skeleton */
+  skeletons: Record<string, { keypoints: string[]; skeleton: number[][] }>;
   selected: number | null;
   /** every picked shape (drawn as selected, moved together) */
   picked: Set<number>;
@@ -65,6 +67,7 @@ export function paint(ctx: CanvasRenderingContext2D, canvas: HTMLCanvasElement, 
     ctx.filter = "none";
   }
   const px = 1 / s.scale;
+  paintSkeletons(ctx, s, px);
   paintShapes(ctx, s, px);
   paintEditing(ctx, s, px);
   if (s.minimap && ready) paintMinimap(ctx, canvas, s, s.minimap, filter);
@@ -95,7 +98,8 @@ function paintShapes(ctx: CanvasRenderingContext2D, s: Scene, px: number): void 
     // the class name on every shape (on crowded images only where there is text or a score)
     if (showText && (a.text || a.score !== null || s.anns.length <= 300)) {
       const [x, y] = shapePoints(a.shape)[0] ?? (mask?.bits ? [mask.bits.x, mask.bits.y] : [0, 0]);
-      const label = (a.text ?? a.label) + (a.status === "predicted" && a.score !== null ? ` ${a.score.toFixed(2)}` : "");
+      const name = a.text ?? (typeof a.attributes.keypoint === "string" ? a.attributes.keypoint : a.label);
+      const label = name + (a.status === "predicted" && a.score !== null ? ` ${a.score.toFixed(2)}` : "");
       ctx.fillStyle = "rgba(0,0,0,0.6)";
       const w = ctx.measureText(label).width;
       ctx.fillRect(x, y - 16 * px, w + 6 * px, 16 * px);
@@ -103,6 +107,34 @@ function paintShapes(ctx: CanvasRenderingContext2D, s: Scene, px: number): void 
       ctx.fillText(label, x + 3 * px, y - 4 * px);
     }
     ctx.restore();
+  }
+}
+
+/** Each keypoint instance (its class's points sharing a group) joined by the class's
+ * skeleton, in the class's colour. */
+function paintSkeletons(ctx: CanvasRenderingContext2D, s: Scene, px: number): void {
+  const instances = new Map<string, Map<string, XY>>();
+  for (const a of s.anns) {
+    const schema = s.skeletons[a.label];
+    if (!schema || a.shape.type !== "point" || a.group === null || a.status === "rejected" || !s.visible(a)) continue;
+    const key = `${a.label}\u0000${a.group}`;
+    if (!instances.has(key)) instances.set(key, new Map());
+    instances.get(key)!.set(String(a.attributes.keypoint ?? ""), a.shape.xy);
+  }
+  ctx.setLineDash([]);
+  ctx.lineWidth = 2 * px;
+  for (const [key, points] of instances) {
+    const label = key.split("\u0000")[0];
+    const { keypoints, skeleton } = s.skeletons[label];
+    ctx.strokeStyle = s.colors.get(label) ?? "#fff";
+    ctx.beginPath();
+    for (const [i, j] of skeleton) {
+      const p = points.get(keypoints[i - 1]), q = points.get(keypoints[j - 1]);
+      if (!p || !q) continue;
+      ctx.moveTo(p[0], p[1]);
+      ctx.lineTo(q[0], q[1]);
+    }
+    ctx.stroke();
   }
 }
 

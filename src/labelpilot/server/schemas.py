@@ -372,6 +372,9 @@ class ProjectPublic(BaseModel):
                                          description="label -> #rrggbb, for those given one")
     label_attributes: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="label -> the attributes its shapes carry")
+    label_keypoints: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="label -> its keypoint schema, COCO's way: "
+        "{keypoints: [names], skeleton: [[i, j], ...] (1-based)}")
     tags: list[str] = Field(default_factory=list, description="the tags images carry")
     stats: dict[str, Any]
 

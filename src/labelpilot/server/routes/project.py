@@ -28,6 +28,7 @@ def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
     return ProjectPublic(name=ws.config.name, task=ws.config.task,
                          labels=repo.label_names(conn), label_colors=repo.label_colors(conn),
                          label_attributes=repo.label_attributes(conn),
+                         label_keypoints=repo.label_keypoints(conn),
                          tags=repo.tags_in_use(conn), stats=repo.stats(conn))
 
 
