@@ -1,7 +1,10 @@
-"""Screenshots of the OCR review screen for the README: `python docs/screenshots.py`.
+"""Screenshots for the README: `python docs/screenshots.py`.
 
 Builds the demo workspace, pre-labels it with the embedded OCR model, signs in with the
-Debian Chromium and saves docs/screenshots/ocr-review.png.
+Debian Chromium and saves docs/screenshots/: ocr-review.png (proposals to review),
+editor-panel.png (a class's attributes, the image's tags, the line's crop, hide and lock
+switches), brush.png (a mask painted with the brush) and grid.png (thumbnails with their
+labels, the filters, assignment).
 """
 
 from __future__ import annotations
@@ -50,10 +53,47 @@ def main() -> None:
             page.wait_for_function("window.__editorReady !== undefined")
             page.keyboard.press("Tab")
             page.wait_for_timeout(300)
-            out = ROOT / "docs" / "screenshots" / "ocr-review.png"
-            page.screenshot(path=str(out))
+            shots = ROOT / "docs" / "screenshots"
+            page.screenshot(path=str(shots / "ocr-review.png"))
+            # attributes, tags, the line's crop
+            token = page.evaluate("sessionStorage.getItem('labelpilot.token')")
+            page.evaluate("""async (t) => { await fetch('/api/project/labels/text', {method: 'PATCH',
+                headers: {'Authorization': 'Bearer ' + t, 'Content-Type': 'application/json'},
+                body: JSON.stringify({attributes: [{name: 'legible', type: 'checkbox', default: true},
+                  {name: 'kind', type: 'select', values: ['lot', 'expiry', 'serial']}]})}); }""",
+                          token)
+            page.reload()
+            page.wait_for_function("window.__editorReady !== undefined")
+            page.fill("#add-tag", "blurry")
+            page.press("#add-tag", "Enter")
+            page.wait_for_selector("#tags .tag")
+            page.focus("canvas.label-canvas")
+            page.keyboard.press("Tab")
+            page.wait_for_selector("#line-crop:not([hidden])")
+            page.screenshot(path=str(shots / "editor-panel.png"))
+            # a mask painted with the brush
+            page.keyboard.press("Escape")
+            page.keyboard.press("m")
+            box = page.locator("canvas.label-canvas").bounding_box()
+            assert box is not None
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - 150, cy + 100)
+            page.mouse.down()
+            for dx, dy in ((-60, 140), (60, 150), (160, 120), (150, 90)):
+                page.mouse.move(cx + dx, cy + dy, steps=8)
+            page.mouse.up()
+            page.wait_for_function("__doc.saving === 0")
+            page.mouse.move(cx + 40, cy + 60)
+            page.screenshot(path=str(shots / "brush.png"))
+            # the grid
+            page.evaluate("location.hash = '#/images'")
+            page.wait_for_selector("#grid .cell img")
+            page.wait_for_function("Array.from(document.querySelectorAll('#grid .cell img'))"
+                                   ".every((i) => i.complete)")
+            page.screenshot(path=str(shots / "grid.png"))
             browser.close()
-        print(f"saved {out.relative_to(ROOT)}")
+        print(f"saved {', '.join(sorted(p.name for p in shots.glob('*.png')))} in "
+              f"{shots.relative_to(ROOT)}")
     finally:
         server.terminate()
         server.wait(timeout=10)

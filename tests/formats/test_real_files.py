@@ -43,7 +43,9 @@ def test_cvat_xml(tmp_path: Path) -> None:
     assert a.annotations[1].attributes == {"occluded": True}
     assert a.annotations[2].text == "U12 74HC595"
     assert any("skipped 1 CVAT <polyline>" in w for w in ds.warnings)
-    assert any("skipped 1 CVAT <tag>" in w for w in ds.warnings)
+    # a <tag> is the image's tag, not a skipped element
+    assert not any("<tag>" in w for w in ds.warnings)
+    assert (a.tags, b.tags) == (["chip"], [])
     (m,) = b.annotations
     assert isinstance(m.shape, Mask)
     arr = m.shape.to_array()

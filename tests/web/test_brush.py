@@ -128,12 +128,13 @@ def test_an_imported_mask_is_drawn_in_its_class_colour(browser: Any, live: Live)
     m[30:90, 40:120] = 1
     m[50:70, 70:90] = 0  # a hole
     token = live.token("admin", PASSWORD)
-    live.api("POST", f"/api/images/{image}/annotations", token, json={
+    made = live.api("POST", f"/api/images/{image}/annotations", token, json={
         "label": "dog", "shape": {"type": "mask", "rle": rle.encode(m), "size": [120, 160]}})
     page = _page(browser, live, "reviewer")
     _open(page, live, image)
-    bits = page.evaluate("(() => { const m = __canvas.masks.values().next().value.bits; "
-                         "return [m.x, m.y, m.w, m.h, Array.from(m.bits).reduce((s, v) => s + v, 0)]; })()")
+    bits = page.evaluate("(id) => { const m = __canvas.masks.get(id).bits; "
+                         "return [m.x, m.y, m.w, m.h, Array.from(m.bits).reduce((s, v) => s + v, 0)]; }",
+                         made["id"])
     assert bits == [40, 30, 80, 60, int(m.sum())]
     # the hole is not the mask: a click there picks nothing, a click on the mask picks it
     page.mouse.click(*_screen(page, 80, 60))

@@ -1,13 +1,16 @@
-// The labeling canvas: an image, its annotations, zoom and pan (and a minimap), drawing
-// and editing, shapes hidden or locked (each, or a whole class), brightness and contrast.
-// Plain canvas 2D: shapes are Path2D objects in image coordinates drawn under one view
-// transform, so 1,000 polygons redraw in a few milliseconds while panning (paint.ts).
+// The labeling canvas's input: the tools (select, pick many, move, reshape, draw boxes,
+// polygons, quads, points; brush and eraser strokes; the smart tools' prompts), the
+// minimap's clicks, and what one frame shows. What is shown of the shapes is scene.ts's,
+// zoom and pan view.ts's, the drawing paint.ts's: plain canvas 2D, shapes as Path2D
+// objects in image coordinates under one view transform, so 1,000 polygons redraw in a
+// few milliseconds while panning.
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
-import { MaskBits, decodeMask, encodeMask, maskLayer, toFull } from "./masks";
+import { encodeMask, toFull } from "./masks";
 import { Minimap, minimapFor, paint } from "./paint";
-import { View } from "./view";
-import { bounds, insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
+import { Stroke } from "./stroke";
+import { ShapeView } from "./scene";
+import { insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
 
 /** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
  * go to the active smart tool as its prompt instead of drawing a shape. */
@@ -24,20 +27,17 @@ export interface CanvasEvents {
   prompt?(clicks: SmartClick[], box: number[] | null): void;
 }
 
-export class LabelCanvas extends View {
-  /** class name -> colour (classColors) */
-  colors = new Map<string, string>();
-  /** keypoint classes' schemas (their skeletons are drawn) */
-  skeletons: Record<string, { keypoints: string[]; skeleton: number[][] }> = {};
-  private paths = new Map<number, { path: Path2D; key: string }>();
-  /** mask annotations as bitmaps and coloured layers (made when a mask's version or colour changes) */
-  private masks = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
+export class LabelCanvas extends ShapeView {
   /** the brush's and the eraser's diameter, in image pixels */
   brushSize = 20;
-  /** the brush stroke being painted: an image-sized layer, the mask it started from */
-  private stroke: { layer: HTMLCanvasElement; id: number | null; last: XY } | null = null;
-  anns: Annotation[] = [];
+  /** the brush or eraser stroke being painted */
+  private stroke: Stroke | null = null;
   private current: number | null = null;
+
+  protected annotationsChanged(ids: Set<number>): void {
+    for (const id of [...this.picked]) if (!ids.has(id)) this.picked.delete(id);
+    if (this.current !== null && !ids.has(this.current)) this.current = null;
+  }
   /** every shape picked (shift-click, lasso, Ctrl+A); the selected one among them */
   readonly picked = new Set<number>();
 
@@ -63,14 +63,6 @@ export class LabelCanvas extends View {
   private smartPreview: Path2D | null = null;
   private moveOffset: XY = [0, 0];
   private preview: Shape | null = null;
-  /** shapes (by id) and classes hidden from view or locked against edits, for this session */
-  readonly hidden = new Set<number>();
-  readonly locked = new Set<number>();
-  readonly hiddenClasses = new Set<string>();
-  readonly lockedClasses = new Set<string>();
-  /** image adjustments (1 = as it is) */
-  brightness = 1;
-  contrast = 1;
   private minimap: Minimap | null = null;
 
   constructor(parent: HTMLElement, private events: CanvasEvents) {
@@ -92,33 +84,6 @@ export class LabelCanvas extends View {
     });
   }
 
-  setAnnotations(anns: Annotation[]): void {
-    this.anns = anns;
-    const next = new Map<number, { path: Path2D; key: string }>();
-    for (const a of anns) {
-      const key = `${a.version}`;
-      const old = this.paths.get(a.id);
-      next.set(a.id, old && old.key === key ? old : { path: pathOf(a.shape), key });
-    }
-    this.paths = next;
-    const masks = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
-    for (const a of anns) {
-      if (a.shape.type !== "mask") continue;
-      const color = this.colors.get(a.label) ?? "#ffffff";
-      const key = `${a.version}:${color}`;
-      const old = this.masks.get(a.id);
-      if (old && old.key === key) {
-        masks.set(a.id, old);
-      } else {
-        const bits = decodeMask(a.shape.rle, a.shape.size[0], a.shape.size[1]);
-        masks.set(a.id, { key, bits, layer: bits ? maskLayer(bits, color) : null });
-      }
-    }
-    this.masks = masks;
-    for (const id of [...this.picked]) if (!next.has(id)) this.picked.delete(id);
-    if (this.current !== null && !next.has(this.current)) this.current = null;
-    this.redraw();
-  }
 
   setTool(t: Tool, mode: PromptMode = "click"): void {
     this.tool = t;
@@ -140,42 +105,7 @@ export class LabelCanvas extends View {
     return [Math.min(w, Math.max(0, x)), Math.min(h, Math.max(0, y))];
   }
 
-  hit(ix: number, iy: number): number | null {
-    // the smallest shape under the point wins (a word inside a paragraph box)
-    let best: number | null = null;
-    let bestArea = Infinity;
-    // paths are in image coordinates, and so is the point: test without the view transform
-    this.ctx.save();
-    this.ctx.setTransform(1, 0, 0, 1, 0, 0);
-    for (const a of this.anns) {
-      const entry = this.paths.get(a.id);
-      if (!entry || !this.isVisible(a) || this.isLocked(a)) continue;
-      if (a.shape.type === "mask" ? this.inMask(a.id, ix, iy) : this.ctx.isPointInPath(entry.path, ix, iy)) {
-        const [x1, y1, x2, y2] = this.boundsOf(a);
-        const area = (x2 - x1) * (y2 - y1);
-        if (area < bestArea) {
-          best = a.id;
-          bestArea = area;
-        }
-      }
-    }
-    this.ctx.restore();
-    return best;
-  }
 
-  private inMask(id: number, ix: number, iy: number): boolean {
-    const m = this.masks.get(id)?.bits;
-    if (!m) return false;
-    const x = Math.floor(ix) - m.x, y = Math.floor(iy) - m.y;
-    return x >= 0 && y >= 0 && x < m.w && y < m.h && m.bits[y * m.w + x] === 1;
-  }
-
-  /** A shape's bounding box; a mask's from its pixels. */
-  boundsOf(a: Annotation): number[] {
-    if (a.shape.type !== "mask") return bounds(a.shape);
-    const m = this.masks.get(a.id)?.bits;
-    return m ? [m.x, m.y, m.x + m.w, m.y + m.h] : [0, 0, 0, 0];
-  }
 
   /** The index of the selected shape's vertex under a screen point (6 px), if any. */
   vertexAt(sx: number, sy: number): number | null {
@@ -312,7 +242,8 @@ export class LabelCanvas extends View {
       return;
     }
     if (this.stroke) {
-      this.paintStroke(this.cursor);
+      this.stroke.to(this.cursor);
+      this.redraw();
       return;
     }
     if (d?.mode === "move") {
@@ -326,7 +257,12 @@ export class LabelCanvas extends View {
   }
 
   private onUp(_e: MouseEvent): void {
-    if (this.stroke) return this.endStroke();
+    if (this.stroke) {
+      const { full, any } = this.stroke.result();
+      const id = this.stroke.id;
+      this.stroke = null;
+      return this.saveMask(id, full, any);
+    }
     const d = this.drag;
     this.drag = null;
     if (!d) return;
@@ -449,45 +385,9 @@ export class LabelCanvas extends View {
     const onMask = sel && sel.shape.type === "mask" && this.editable(sel) ? sel : null;
     if (!onMask && this.tool === "eraser") return;
     const [w, h] = this.imageSize;
-    const layer = document.createElement("canvas");
-    layer.width = w;
-    layer.height = h;
-    const bits = onMask ? this.masks.get(onMask.id)?.bits : null;
-    if (bits) layer.getContext("2d")!.drawImage(maskLayer(bits, "#3b82f6", 1), bits.x, bits.y);
-    this.stroke = { layer, id: onMask?.id ?? null, last: p };
-    this.paintStroke(p);
-  }
-
-  private paintStroke(p: XY): void {
-    const st = this.stroke!;
-    const ctx = st.layer.getContext("2d")!;
-    ctx.globalCompositeOperation = this.tool === "eraser" ? "destination-out" : "source-over";
-    ctx.strokeStyle = ctx.fillStyle = "#3b82f6";
-    ctx.lineWidth = this.brushSize;
-    ctx.lineCap = "round";
-    ctx.beginPath();
-    ctx.moveTo(st.last[0], st.last[1]);
-    ctx.lineTo(p[0], p[1]);
-    ctx.stroke();
-    st.last = p;
+    this.stroke = new Stroke(onMask?.id ?? null, onMask ? this.masks.get(onMask.id)?.bits ?? null : null,
+      w, h, p, this.tool === "eraser", this.brushSize);
     this.redraw();
-  }
-
-  /** The stroke ends: its pixels become the mask (saved as one change). */
-  private endStroke(): void {
-    const st = this.stroke!;
-    this.stroke = null;
-    const [w, h] = this.imageSize;
-    const data = st.layer.getContext("2d")!.getImageData(0, 0, w, h).data;
-    const full = new Uint8Array(w * h);
-    let any = false;
-    for (let i = 0; i < full.length; i++) {
-      if (data[i * 4 + 3] >= 128) {
-        full[i] = 1;
-        any = true;
-      }
-    }
-    this.saveMask(st.id, full, any);
   }
 
   /** A full-image bitmap as the mask `id` (null: a new mask). */
@@ -513,20 +413,10 @@ export class LabelCanvas extends View {
     return { id: sel.id, full: toFull(bits, h, w) };
   }
 
-  // --- hide, lock, look -----------------------------------------------------------
+  // --- hide and lock ------------------------------------------------------------
 
-  isVisible(a: Annotation): boolean {
-    return !this.hidden.has(a.id) && !this.hiddenClasses.has(a.label);
-  }
 
-  isLocked(a: Annotation): boolean {
-    return this.locked.has(a.id) || this.lockedClasses.has(a.label);
-  }
 
-  /** may the shape be moved or reshaped here (visible and not locked) */
-  editable(a: Annotation): boolean {
-    return this.isVisible(a) && !this.isLocked(a);
-  }
 
   /** Hide or show a shape (or a class); a hidden selection is let go. */
   toggle(set: Set<number> | Set<string>, key: number | string): boolean {
@@ -541,37 +431,7 @@ export class LabelCanvas extends View {
     return on;
   }
 
-  /** Brightness and contrast of the image as drawn (1 = as it is). */
-  adjust(brightness: number, contrast: number): void {
-    this.brightness = brightness;
-    this.contrast = contrast;
-    this.redraw();
-  }
 
-  /** Pan so that the shape is in view (zooming out only if it does not fit). */
-  reveal(id: number): void {
-    const a = this.anns.find((x) => x.id === id);
-    if (a) this.revealBox(this.boundsOf(a));
-  }
 
-  /** Zoom so that the shape fills most of the view. */
-  zoomTo(id: number): void {
-    const a = this.anns.find((x) => x.id === id);
-    if (a) this.zoomToBox(this.boundsOf(a));
-  }
 
-  /** The image under a shape's bounding box, drawn into `out` (the OCR line preview). */
-  crop(id: number, out: HTMLCanvasElement, height = 48): boolean {
-    const a = this.anns.find((x) => x.id === id);
-    if (!a || !this.img.naturalWidth) return false;
-    const [x1, y1, x2, y2] = this.boundsOf(a);
-    const w = Math.max(1, x2 - x1), h = Math.max(1, y2 - y1);
-    const k = Math.min(height / h, 320 / w);
-    out.width = Math.max(1, Math.round(w * k));
-    out.height = Math.max(1, Math.round(h * k));
-    const c = out.getContext("2d")!;
-    c.filter = this.brightness !== 1 || this.contrast !== 1 ? `brightness(${this.brightness}) contrast(${this.contrast})` : "none";
-    c.drawImage(this.img, x1, y1, w, h, 0, 0, out.width, out.height);
-    return true;
-  }
 }

@@ -169,3 +169,40 @@ export function toFull(m: MaskBits, height: number, width: number): Uint8Array {
   }
   return full;
 }
+
+/** The mask annotations of an image as bitmaps and coloured layers, made again only when a
+ * mask's version or colour changes. */
+export class MaskCache {
+  private entries = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
+
+  update(anns: { id: number; version: number; label: string; shape: { type: string } }[],
+         colors: Map<string, string>): void {
+    const next = new Map<number, { key: string; bits: MaskBits | null; layer: HTMLCanvasElement | null }>();
+    for (const a of anns) {
+      const shape = a.shape as { type: string; rle?: string; size?: number[] };
+      if (shape.type !== "mask" || !shape.rle || !shape.size) continue;
+      const color = colors.get(a.label) ?? "#ffffff";
+      const key = `${a.version}:${color}`;
+      const old = this.entries.get(a.id);
+      if (old && old.key === key) {
+        next.set(a.id, old);
+      } else {
+        const bits = decodeMask(shape.rle, shape.size[0], shape.size[1]);
+        next.set(a.id, { key, bits, layer: bits ? maskLayer(bits, color) : null });
+      }
+    }
+    this.entries = next;
+  }
+
+  get(id: number): { bits: MaskBits | null; layer: HTMLCanvasElement | null } | undefined {
+    return this.entries.get(id);
+  }
+
+  /** Is image pixel (x, y) in mask `id`? */
+  contains(id: number, ix: number, iy: number): boolean {
+    const m = this.entries.get(id)?.bits;
+    if (!m) return false;
+    const x = Math.floor(ix) - m.x, y = Math.floor(iy) - m.y;
+    return x >= 0 && y >= 0 && x < m.w && y < m.h && m.bits[y * m.w + x] === 1;
+  }
+}

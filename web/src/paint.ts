@@ -23,7 +23,7 @@ export interface Scene {
   /** every picked shape (drawn as selected, moved together) */
   picked: Set<number>;
   /** mask annotations' coloured layers, placed at their bounding box */
-  masks: Map<number, { bits: { x: number; y: number; w: number; h: number } | null; layer: HTMLCanvasElement | null }>;
+  masks: { get(id: number): { bits: { x: number; y: number; w: number; h: number } | null; layer: HTMLCanvasElement | null } | undefined };
   /** the brush stroke being painted (image-sized), and the brush under the cursor */
   stroke: HTMLCanvasElement | null;
   brush: { at: XY; size: number; erase: boolean } | null;
