@@ -33,7 +33,7 @@ def main() -> None:
         # the demo's labels are ground truth: let the model propose on top of a clean copy
         conn.exec_driver_sql("DELETE FROM annotations")
         conn.exec_driver_sql("UPDATE images SET review_state = 'new'")
-        users.add_user(conn, username="demo", password="demo-password", role="reviewer")
+        users.add_user(conn, username="demo", password="demo-password", role="admin")
         job = kinds.submit(conn, kind="autolabel", params={"images": "new"}, user="demo")
     engine.run_job(ws, job.id, kinds.HANDLERS)
     ws.close()

@@ -29,13 +29,13 @@ export function keepClassSwitches(ed: Editor): void {
 export function legend(ed: Editor): HTMLElement {
   const { canvas } = ed;
   return el("ul", { class: "legend", id: "legend" }, ...[...canvas.colors].map(([label, color]) => {
-    const hide = switchButton("hide-class", `hide every ${label}`, "👁", () => canvas.hiddenClasses.has(label),
+    const hide = switchButton("hide-class", `hide every ${label}`, "hide", () => canvas.hiddenClasses.has(label),
       () => {
         canvas.toggle(canvas.hiddenClasses, label);
         keepClassSwitches(ed);
         ed.refresh();
       });
-    const lock = switchButton("lock-class", `lock every ${label}`, "🔒", () => canvas.lockedClasses.has(label),
+    const lock = switchButton("lock-class", `lock every ${label}`, "lock", () => canvas.lockedClasses.has(label),
       () => {
         canvas.toggle(canvas.lockedClasses, label);
         keepClassSwitches(ed);
@@ -50,11 +50,11 @@ export function legend(ed: Editor): HTMLElement {
 export function shapeSwitches(ed: Editor, a: Annotation): HTMLElement[] {
   const { canvas } = ed;
   return [
-    switchButton("hide", `hide this ${a.label} (H)`, "👁", () => canvas.hidden.has(a.id), () => {
+    switchButton("hide", `hide this ${a.label} (H)`, "hide", () => canvas.hidden.has(a.id), () => {
       canvas.toggle(canvas.hidden, a.id);
       ed.refresh();
     }),
-    switchButton("lock", `lock this ${a.label} (Shift+L)`, "🔒", () => canvas.locked.has(a.id), () => {
+    switchButton("lock", `lock this ${a.label} (Shift+L)`, "lock", () => canvas.locked.has(a.id), () => {
       canvas.toggle(canvas.locked, a.id);
       ed.refresh();
     }),
