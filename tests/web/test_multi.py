@@ -168,3 +168,29 @@ def test_merge_and_cut_out_with_plus_and_minus(browser: Any, live: Live) -> None
     shape = next(a for a in _anns(live, image) if a["id"] == made[0]["id"])["shape"]
     assert len(shape["holes"]) == 1
     page.close()
+
+
+def test_a_box_turns_by_its_rotation_handle(browser: Any, live: Live) -> None:  # noqa: F811
+    image = _ids(live)["d.png"]
+    token = live.token("admin", PASSWORD)
+    box = live.api("POST", f"/api/images/{image}/annotations", token,
+                   json={"label": "cat", "shape": {"type": "box", "xyxy": [40, 40, 120, 80]}})
+    page = _page(browser, live, "reviewer")
+    _open(page, live, image)
+    page.mouse.click(*_screen(page, 80, 60))
+    page.wait_for_function(f"__canvas.selected === {box['id']}")
+    # the handle: 24 screen pixels above the middle of the top edge; dragged to the right
+    # of the centre, the box turns a quarter clockwise
+    hx, hy = _screen(page, 80, 40)
+    page.mouse.move(hx, hy - 24)
+    page.mouse.down()
+    cx, cy = _screen(page, 80, 60)
+    page.mouse.move(cx + 80, cy, steps=6)
+    page.mouse.up()
+    _settled(page)
+    page.wait_for_function(f"__doc.byId({box['id']}).shape.type === 'rotated_box'")
+    got = live.api("GET", f"/api/annotations/{box['id']}", token)["shape"]
+    cx_, cy_, w, h, angle = got["cxcywha"]
+    assert (round(cx_), round(cy_), round(w), round(h)) == (80, 60, 80, 40)
+    assert abs(angle - 90) < 2, angle
+    page.close()

@@ -10,7 +10,10 @@ import { encodeMask, toFull } from "./masks";
 import { Minimap, minimapFor, paint } from "./paint";
 import { Stroke } from "./stroke";
 import { ShapeView } from "./scene";
-import { insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
+import { rotatedTowards, rotationHandle, insertVertex, moveVertex, pathOf, removeVertex, shapePoints, translate } from "./shapes";
+
+/** screen pixels between a box's top edge and its rotation handle */
+export const ROTATE_OFFSET = 24;
 
 /** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
  * go to the active smart tool as its prompt instead of drawing a shape. */
@@ -56,7 +59,7 @@ export class LabelCanvas extends ShapeView {
   promptMode: PromptMode = "click";
   private pending: XY[] = [];
   private cursor: XY | null = null;
-  private drag: { mode: "pan" | "move" | "box" | "vertex" | "smart" | "minimap" | "lasso"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
+  private drag: { mode: "pan" | "move" | "box" | "vertex" | "rotate" | "smart" | "minimap" | "lasso"; x: number; y: number; start: XY; id?: number; vertex?: number } | null = null;
   // the smart (click/box -> mask) tool: its prompt and the model's current answer
   smartClicks: SmartClick[] = [];
   smartBox: number[] | null = null;
@@ -173,6 +176,14 @@ export class LabelCanvas extends ShapeView {
       this.redraw();
       return;
     }
+    const sel = this.anns.find((a) => a.id === this.selected);
+    const turn = sel && this.editable(sel) ? rotationHandle(sel.shape, ROTATE_OFFSET / this.scale) : null;
+    if (sel && turn && Math.hypot(turn.at[0] * this.scale + this.tx - sx, turn.at[1] * this.scale + this.ty - sy) <= 7) {
+      // the rotation handle: a box turns about its centre (and becomes a rotated box)
+      this.drag = { mode: "rotate", x: sx, y: sy, start: p, id: sel.id };
+      this.preview = null;
+      return;
+    }
     const v = this.vertexAt(sx, sy);
     if (v !== null && this.selected !== null) {
       const a = this.anns.find((x) => x.id === this.selected)!;
@@ -249,6 +260,10 @@ export class LabelCanvas extends ShapeView {
     if (d?.mode === "move") {
       this.moveOffset = [this.cursor[0] - d.start[0], this.cursor[1] - d.start[1]];
     }
+    if (d?.mode === "rotate") {
+      const a = this.anns.find((x) => x.id === d.id);
+      if (a) this.preview = rotatedTowards(a.shape, this.cursor);
+    }
     if (d?.mode === "vertex" && d.vertex !== undefined) {
       const a = this.anns.find((x) => x.id === d.id);
       if (a) this.preview = moveVertex(a.shape, d.vertex, this.cursor);
@@ -280,7 +295,7 @@ export class LabelCanvas extends ShapeView {
       if (Math.abs(x2 - x1) >= 2 && Math.abs(y2 - y1) >= 2) {
         this.events.drawn({ type: "box", xyxy: [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)] });
       }
-    } else if (d.mode === "vertex" && d.id !== undefined) {
+    } else if ((d.mode === "vertex" || d.mode === "rotate") && d.id !== undefined) {
       if (this.preview) this.events.moved(d.id, this.preview);
       this.preview = null;
     } else if (d.mode === "move" && d.id !== undefined) {
@@ -363,7 +378,7 @@ export class LabelCanvas extends ShapeView {
       img: this.img, brightness: this.brightness, contrast: this.contrast,
       scale: this.scale, tx: this.tx, ty: this.ty, anns: this.anns, paths: this.paths,
       visible: (a) => this.isVisible(a), colors: this.colors, skeletons: this.skeletons, selected: this.selected,
-      moveOffset: this.moveOffset, preview: this.preview,
+      moveOffset: this.moveOffset, rotateOffset: ROTATE_OFFSET, preview: this.preview,
       picked: this.picked,
       masks: this.masks,
       stroke: this.stroke?.layer ?? null,

@@ -14,7 +14,7 @@ const HELP: [string, string][] = [
   ["Q", "draw a quad (4 clicks)"], ["O", "put a point"],
   ["M / X", "brush / eraser on the selected mask (the brush starts a new mask when none is selected); [ ] size"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
   ["Tab", "select the next annotation (and pan to it)"], ["L", "jump to the next low-confidence proposal"],
-  ["Z", "zoom to the selected annotation"], ["H / Shift+H", "hide the selected annotation / show every hidden one"],
+  ["Z", "zoom to the selected annotation"], ["drag a box's top handle", "turn it (it becomes a rotated box)"], ["H / Shift+H", "hide the selected annotation / show every hidden one"],
   ["Shift+L", "lock or unlock the selected annotation (no moves, no deletes)"],
   ["Shift+click, Shift+drag, Ctrl+A", "pick more shapes (one by one, a lasso, all): move, delete, accept, reject or re-class them together"],
   ["Ctrl+C / Ctrl+V", "copy the picked shapes / paste them (on this or another image)"],

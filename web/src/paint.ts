@@ -3,7 +3,7 @@
 // drawn, the smart tool's prompt and answer, and a minimap when the image overflows.
 
 import { Annotation, Shape, SmartClick, XY } from "./api";
-import { pathOf, shapePoints } from "./shapes";
+import { pathOf, rotationHandle, shapePoints } from "./shapes";
 
 /** What one frame shows: the canvas's state, read-only. */
 export interface Scene {
@@ -28,6 +28,8 @@ export interface Scene {
   stroke: HTMLCanvasElement | null;
   brush: { at: XY; size: number; erase: boolean } | null;
   moveOffset: XY;
+  /** screen pixels between a box's top edge and its rotation handle */
+  rotateOffset: number;
   preview: Shape | null;
   /** a box being dragged (drawing, or the smart tool's box prompt) */
   dragBox: [XY, XY] | null;
@@ -141,10 +143,26 @@ function paintSkeletons(ctx: CanvasRenderingContext2D, s: Scene, px: number): vo
 function paintEditing(ctx: CanvasRenderingContext2D, s: Scene, px: number): void {
   // vertex handles of the selected shape, and the shape being reshaped
   const sel = s.anns.find((a) => a.id === s.selected);
-  if (sel && s.visible(sel) && ["box", "quad", "polygon"].includes(sel.shape.type)) {
+  if (sel && s.visible(sel) && ["box", "rotated_box", "quad", "polygon"].includes(sel.shape.type)) {
+    const shown = s.preview ?? sel.shape;
     ctx.setLineDash([]);
     ctx.fillStyle = "#ef4444";
-    for (const [x, y] of shapePoints(s.preview ?? sel.shape)) ctx.fillRect(x - 4 * px, y - 4 * px, 8 * px, 8 * px);
+    if (shown.type !== "rotated_box") {
+      for (const [x, y] of shapePoints(shown)) ctx.fillRect(x - 4 * px, y - 4 * px, 8 * px, 8 * px);
+    }
+    // a box's rotation handle, above its top edge
+    const turn = rotationHandle(shown, s.rotateOffset * px);
+    if (turn) {
+      ctx.strokeStyle = "#ef4444";
+      ctx.lineWidth = 1.5 * px;
+      ctx.beginPath();
+      ctx.moveTo(turn.edge[0], turn.edge[1]);
+      ctx.lineTo(turn.at[0], turn.at[1]);
+      ctx.stroke();
+      ctx.beginPath();
+      ctx.arc(turn.at[0], turn.at[1], 5 * px, 0, Math.PI * 2);
+      ctx.fill();
+    }
     if (s.preview) {
       ctx.strokeStyle = "#ef4444";
       ctx.lineWidth = 2 * px;

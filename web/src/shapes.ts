@@ -117,3 +117,31 @@ export function bounds(s: Shape): [number, number, number, number] {
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
   return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
 }
+
+/** A box or rotated box as centre, size and angle (degrees clockwise); null for others. */
+function asRotated(s: Shape): [number, number, number, number, number] | null {
+  if (s.type === "rotated_box") return s.cxcywha as [number, number, number, number, number];
+  if (s.type === "box") {
+    const [x1, y1, x2, y2] = s.xyxy;
+    return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, 0];
+  }
+  return null;
+}
+
+/** Where a box's rotation handle is: `offset` beyond the middle of its top edge. */
+export function rotationHandle(s: Shape, offset: number): { at: XY; edge: XY } | null {
+  const r = asRotated(s);
+  if (!r) return null;
+  const [cx, cy, , h, a] = r;
+  const rad = (a * Math.PI) / 180, ux = Math.sin(rad), uy = -Math.cos(rad);
+  return { edge: [cx + ux * h / 2, cy + uy * h / 2], at: [cx + ux * (h / 2 + offset), cy + uy * (h / 2 + offset)] };
+}
+
+/** The box turned about its centre so that its top faces `p` (a rotated box). */
+export function rotatedTowards(s: Shape, p: XY): Shape {
+  const r = asRotated(s);
+  if (!r) return s;
+  const [cx, cy, w, h] = r;
+  const angle = (Math.atan2(p[0] - cx, -(p[1] - cy)) * 180) / Math.PI;
+  return { type: "rotated_box", cxcywha: [cx, cy, w, h, ((angle % 360) + 360) % 360] };
+}
