@@ -10,6 +10,7 @@ from labelpilot.annotations import (
     Mask,
     Point,
     Polygon,
+    Polyline,
     Quad,
     RotatedBox,
     shape_from_dict,
@@ -30,6 +31,8 @@ from labelpilot.errors import ValidationError
     (lambda: Quad(((0, 0), (1, 0), (1, 1), (0, 1), (0, 0.5))), "exactly 4 points"),
     # a polygon needs three points
     (lambda: Polygon(((0, 0), (1, 1))), "polygon.points needs at least 3"),
+    # a polyline needs two points
+    (lambda: Polyline(((0, 0),)), "polyline.points needs at least 2"),
     # a point of the wrong arity names its index
     (lambda: Polygon(((0, 0), (1,), (2, 2))), "polygon.points"),  # type: ignore[arg-type]
     # negative size
@@ -53,6 +56,7 @@ def test_validation_names_the_field(make, message) -> None:
     Polygon(((0, 0), (10, 0), (10, 10)), holes=(((2, 2), (3, 2), (3, 3)),)),
     Mask.from_array(__import__("numpy").eye(5, dtype="uint8")),
     Point(1.5, 2.5),
+    Polyline(((0, 0), (3, 4), (5, 1))),
 ])
 def test_shape_dict_roundtrip(shape) -> None:
     assert shape_from_dict(shape.to_dict()) == shape
@@ -114,3 +118,12 @@ def test_rle_runs_must_be_whole_numbers() -> None:
     with pytest.raises(ValidationError, match=r"run 0 is 0\.5"):
         rle.check_counts([0.5, 307199.5], 480 * 640)
     assert rle.check_counts([0, 307200.0], 480 * 640) == [0, 307200]
+
+
+def test_a_polyline_is_clipped_and_has_no_area() -> None:
+    line = Polyline(((-5, 2), (30, 40)))
+    clipped, moved = line.clip(20, 20)
+    assert moved and clipped.points == ((0, 2), (20, 20))
+    assert line.area() == 0 and line.bbox() == (-5, 2, 30, 40)
+    with pytest.raises(ValidationError, match="cannot be a text line"):
+        text_corners(line)

@@ -325,10 +325,37 @@ class Point:
         return {"type": "point", "xy": [self.x, self.y]}
 
 
-Shape: TypeAlias = Box | RotatedBox | Quad | Polygon | Mask | Point
+@dataclass(frozen=True, slots=True)
+class Polyline:
+    """An open line through at least two points (a lane, a crack, a wire): no area."""
+
+    points: tuple[XY, ...]
+    type: ClassVar[str] = "polyline"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", _points(self.points, "polyline.points", min_count=2))
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        return _bbox_of(self.points)
+
+    def area(self) -> float:
+        return 0.0
+
+    def clip(self, width: int, height: int) -> tuple[Polyline, bool]:
+        pts, moved = _clamp_points(self.points, width, height)
+        return (Polyline(pts) if moved else self), moved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "polyline", "points": self.points}
+
+
+Shape: TypeAlias = Box | RotatedBox | Quad | Polygon | Mask | Point | Polyline
 SHAPE_TYPES: dict[str, type] = {
-    c.type: c for c in (Box, RotatedBox, Quad, Polygon, Mask, Point)  # type: ignore[attr-defined]
+    c.type: c  # type: ignore[attr-defined]
+    for c in (Box, RotatedBox, Quad, Polygon, Mask, Point, Polyline)
 }
+# Shapes without an area: no region for detection, segmentation or a text line.
+NO_AREA = ("point", "polyline")
 
 
 _SHAPE_CLASSES = tuple(SHAPE_TYPES.values())
@@ -352,6 +379,8 @@ def shape_from_dict(d: dict[str, Any]) -> Shape:
             return Mask(d["rle"], *d["size"])
         if kind == "point":
             return Point(*d["xy"])
+        if kind == "polyline":
+            return Polyline(d["points"])
     except KeyError as e:
         raise ValidationError(f"{kind} shape is missing field {e.args[0]!r}") from None
     except TypeError as e:
@@ -517,6 +546,10 @@ def trusted_shape(d: dict[str, Any]) -> Shape:
         _set(box, "x2", x2)
         _set(box, "y2", y2)
         return box
+    if kind == "polyline":
+        line = object.__new__(Polyline)
+        _set(line, "points", _pts(d["points"]))
+        return line
     if kind == "quad":
         quad = object.__new__(Quad)
         _set(quad, "points", _pts(d["points"]))

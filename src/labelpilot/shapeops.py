@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.annotations import Box, Mask, Point, Polygon, Quad, RotatedBox, Shape
+from labelpilot.annotations import Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox, Shape
 from labelpilot.errors import ValidationError
 from labelpilot.geometry import rle
 
@@ -40,8 +40,8 @@ def combine(a: Shape, b: Shape, op: str, *, width: int, height: int) -> Shape:
     if op not in OPS:
         raise ValidationError(f"op must be one of {', '.join(OPS)}, not {op!r}")
     for s in (a, b):
-        if isinstance(s, Point):
-            raise ValidationError("a point has no area to merge or subtract")
+        if isinstance(s, Point | Polyline):
+            raise ValidationError(f"a {s.type} has no area to merge or subtract")
     if isinstance(a, _POLYGONAL) and isinstance(b, _POLYGONAL):
         from shapely.geometry import Polygon as ShapelyPolygon
 

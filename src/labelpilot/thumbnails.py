@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.store.blobs import BlobStore
 
 SIZES = (128, 256, 512, 1024)
@@ -112,6 +112,8 @@ def with_shapes(thumb: bytes, image_size: tuple[int, int], shapes: list[Annotati
             m = Image.fromarray(np.asarray(shape.to_array(), dtype=np.uint8) * 110)
             m = m.resize(base.size, Image.Resampling.BILINEAR)
             over.paste(Image.new("RGBA", base.size, (*colour, 255)), (0, 0), m)
+        elif isinstance(shape, Polyline):
+            draw.line([(x * k, y * k) for x, y in shape.points], fill=(*colour, 255), width=width)
         elif isinstance(shape, Point):
             x, y = shape.x * k, shape.y * k
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(*colour, 255))

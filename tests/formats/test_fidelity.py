@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labelpilot.annotations import Polygon
+from labelpilot.annotations import Polygon, Polyline
 from labelpilot.errors import FormatError, LabelPilotError
 from labelpilot.formats import get_format
 from labelpilot.store import repo
@@ -196,8 +196,8 @@ def cvat_video(root: Path) -> Path:
     """CVAT for video 1.1 as CVAT exports a 6-frame task with images: frames as
     images/frame_000000.PNG, a car track given at keyframes 0 and 4 (frames between
     not written, as Datumaro writes them), out of view from frame 5; a person track with
-    a point present on frames 1-2 (outside on 3); a polyline track, which has no
-    LabelPilot shape."""
+    a point present on frames 1-2 (outside on 3); a polyline track from frame 0 (held to
+    the last frame); an ellipse track, which has no LabelPilot shape."""
     for f in range(6):
         write_image(root / "images" / f"frame_{f:06d}.PNG", 64, 48, seed=f)
     (root / "annotations.xml").write_text(
@@ -219,7 +219,10 @@ def cvat_video(root: Path) -> Path:
         "</track>"
         '<track id="8" label="car" source="manual">'
         '<polyline frame="0" outside="0" occluded="0" keyframe="1" points="1,1;5,5" '
-        'z_order="0"/></track></annotations>')
+        'z_order="0"/></track>'
+        '<track id="9" label="car" source="manual">'
+        '<ellipse frame="0" outside="0" occluded="0" keyframe="1" cx="10" cy="10" rx="3" '
+        'ry="2" z_order="0"/></track></annotations>')
     return root
 
 
@@ -230,20 +233,23 @@ def test_cvat_for_video_tracks_become_per_frame_annotations(make_workspace, tmp_
     got = {it.name: [(a.label, a.attributes.get("track_id"),
                       tuple(round(v, 2) for v in a.shape.bbox())) for a in it.annotations]
            for it in ds.items}
+    line = ("car", "8", (1, 1, 5, 5))
     assert got == {
-        "frame_000000.PNG": [("car", "3", (0, 0, 10, 10))],
-        "frame_000001.PNG": [("car", "3", (5, 2, 15, 12)), ("person", "7", (5, 5, 5, 5))],
-        "frame_000002.PNG": [("car", "3", (10, 4, 20, 14)), ("person", "7", (5, 5, 5, 5))],
-        "frame_000003.PNG": [("car", "3", (15, 6, 25, 16))],
-        "frame_000004.PNG": [("car", "3", (20, 8, 30, 18))],
-        "frame_000005.PNG": []}
+        "frame_000000.PNG": [("car", "3", (0, 0, 10, 10)), line],
+        "frame_000001.PNG": [("car", "3", (5, 2, 15, 12)), ("person", "7", (5, 5, 5, 5)), line],
+        "frame_000002.PNG": [("car", "3", (10, 4, 20, 14)), ("person", "7", (5, 5, 5, 5)), line],
+        "frame_000003.PNG": [("car", "3", (15, 6, 25, 16)), line],
+        "frame_000004.PNG": [("car", "3", (20, 8, 30, 18)), line],
+        "frame_000005.PNG": [line]}
+    assert {type(a.shape).__name__ for it in ds.items for a in it.annotations
+            if a.attributes.get("track_id") == "8"} == {"Polyline"}
     car4 = ds.items[4].annotations[0]
     assert car4.attributes == {"color": "red", "occluded": True, "track_id": "3"}
-    assert ds.warnings == ["skipped 1 CVAT <polyline> element(s) of tracks: no LabelPilot "
+    assert ds.warnings == ["skipped 1 CVAT <ellipse> element(s) of tracks: no LabelPilot "
                            "equivalent"]
     ws = make_workspace(labels=["car"])
     report = import_dataset(ws, root, format="cvat")
-    assert (report.images_added, report.annotations_added) == (6, 7)
+    assert (report.images_added, report.annotations_added) == (6, 13)
     # a shape on a frame the task does not have is refused by place
     xml = root / "annotations.xml"
     xml.write_text(xml.read_text().replace('frame="4"', 'frame="40"'))
@@ -424,6 +430,46 @@ def test_an_export_counts_what_it_wrote_and_says_what_it_left_out(
         (line,) = (out / "images" / "fileState.txt").read_text().splitlines()
         assert line == f"{(out / 'images' / 'a.png').resolve()}\t1"
     ws.close()
+
+
+def _polyline_workspace(tmp_path: Path, make_workspace: Any) -> Any:
+    """A workspace with one image: a LabelMe linestrip (a polyline) and a box."""
+    src = tmp_path / "lm-lines"
+    write_image(src / "a.png", 64, 48, seed=1)
+    (src / "a.json").write_text(json.dumps({
+        "imagePath": "a.png", "imageWidth": 64, "imageHeight": 48, "shapes": [
+            {"label": "crack", "shape_type": "linestrip", "points": [[2, 3], [20, 9], [40, 30]]},
+            {"label": "crack", "shape_type": "rectangle", "points": [[5, 5], [15, 12]]}]}))
+    ws = make_workspace(labels=["crack"])
+    report = import_dataset(ws, src, format="labelme")
+    assert report.annotations_added == 2 and report.warnings == []
+    return ws
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "labelme"])
+def test_polylines_go_out_and_come_back(make_workspace, tmp_path: Path, fmt: str
+                                        ) -> None:  # type: ignore[no-untyped-def]
+    ws = _polyline_workspace(tmp_path, make_workspace)
+    out = tmp_path / "out"
+    report = export_dataset(ws, out, format=fmt, status="all")
+    assert report.annotations == 2 and report.warnings == []
+    (item,) = get_format(fmt).load(out).items
+    lines = [a.shape for a in item.annotations if isinstance(a.shape, Polyline)]
+    assert lines == [Polyline(((2, 3), (20, 9), (40, 30)))]
+
+
+@pytest.mark.parametrize(("fmt", "reason"), [
+    ("coco", "COCO has no open lines (polylines)"),
+    ("voc", "VOC holds boxes, not polylines"),
+    ("yolo", "YOLO has no line for a polyline"),
+    ("labelstudio", "Label Studio has no open lines (polylines) on images"),
+    ("icdar", "ICDAR holds text lines, not polylines"),
+    ("masks", "a polyline covers no pixel")])
+def test_formats_without_lines_say_they_left_the_polyline_out(
+        make_workspace, tmp_path: Path, fmt: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    ws = _polyline_workspace(tmp_path, make_workspace)
+    report = export_dataset(ws, tmp_path / "out", format=fmt, status="all")
+    assert f"1 annotation(s) left out: {reason}" in report.warnings, report.warnings
 
 
 def test_icdar_2013_files_and_quoted_transcriptions(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from labelpilot.annotations import Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.formats import get_format
 from labelpilot.transfer import export_dataset, import_dataset, workspace_stats
 from tests.conftest import write_image
@@ -35,14 +35,16 @@ def test_cvat_xml(tmp_path: Path) -> None:
     a, b = ds.items
     assert (a.split, b.split) == ("train", "val")
     kinds = [(x.label, type(x.shape).__name__) for x in a.annotations]
-    assert kinds == [("chip", "Box"), ("chip", "RotatedBox"), ("text", "Quad"), ("chip", "Point")]
+    assert kinds == [("chip", "Box"), ("chip", "RotatedBox"), ("text", "Quad"), ("chip", "Point"),
+                     ("chip", "Polyline")]
+    assert a.annotations[4].shape == Polyline(((1, 1), (5, 5)))
     assert a.annotations[0].shape == Box(4.5, 6, 30.25, 20)
     rot = a.annotations[1].shape
     assert isinstance(rot, RotatedBox) and (rot.cx, rot.cy, rot.w, rot.h, rot.angle) == (
         40, 25, 20, 10, 15.5)
     assert a.annotations[1].attributes == {"occluded": True}
     assert a.annotations[2].text == "U12 74HC595"
-    assert any("skipped 1 CVAT <polyline>" in w for w in ds.warnings)
+    assert not any("polyline" in w for w in ds.warnings)
     # a <tag> is the image's tag, not a skipped element
     assert not any("<tag>" in w for w in ds.warnings)
     assert (a.tags, b.tags) == (["chip"], [])

@@ -181,3 +181,38 @@ def test_keypoints_are_put_in_their_order_and_joined_by_the_skeleton(
         [sx - box["x"], sy - box["y"]])
     assert g > 200 and r < 80 and b < 80, (r, g, b)
     page.close()
+
+
+def test_a_line_is_drawn_reshaped_and_picked_by_its_stroke(browser: Any, live: Live) -> None:  # noqa: F811
+    image = _ids(live)["d.png"]
+    page = _page(browser, live, "reviewer")
+    _open(page, live, image)
+    page.keyboard.press("i")
+    for x, y in ((20, 20), (80, 60), (140, 30)):
+        page.mouse.click(*_screen(page, x, y))
+    page.keyboard.press("Enter")
+    _settled(page)
+    page.wait_for_function("__doc.anns.some((a) => a.shape.type === 'polyline')")
+    (line,) = _anns(live, image)
+    assert line["shape"]["type"] == "polyline"
+    assert [[round(v) for v in p] for p in line["shape"]["points"]] == [[20, 20], [80, 60], [140, 30]]
+    # picked on its stroke, not inside the triangle its ends would close
+    page.keyboard.press("v")
+    page.keyboard.press("Escape")
+    page.mouse.click(*_screen(page, 80, 40))
+    assert page.evaluate("__canvas.selected") is None
+    page.mouse.click(*_screen(page, 50, 40))
+    page.wait_for_function(f"__canvas.selected === {line['id']}")
+    # its middle vertex dragged down
+    x, y = _screen(page, 80, 60)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(*_screen(page, 80, 100), steps=4)
+    page.mouse.up()
+    _settled(page)
+    page.wait_for_function(f"__doc.byId({line['id']}).version === {line['version']} + 1")
+    (moved,) = _anns(live, image)
+    (x1, y1), (x2, y2), (x3, y3) = moved["shape"]["points"]
+    assert [round(v) for v in (x1, y1, x3, y3)] == [20, 20, 140, 30]
+    assert abs(x2 - 80) < 1.5 and abs(y2 - 100) < 1.5
+    page.close()

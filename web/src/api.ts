@@ -7,7 +7,8 @@ export type Shape =
   | { type: "quad"; points: XY[] }
   | { type: "polygon"; points: XY[]; holes?: XY[][] }
   | { type: "mask"; rle: string; size: number[] }
-  | { type: "point"; xy: XY };
+  | { type: "point"; xy: XY }
+  | { type: "polyline"; points: XY[] };
 
 export interface Annotation {
   id: number;

@@ -17,7 +17,7 @@ export const ROTATE_OFFSET = 24;
 
 /** The drawing tools, and "prompt": clicks (and, in "click-or-box" mode, a dragged box)
  * go to the active smart tool as its prompt instead of drawing a shape. */
-export type Tool = "select" | "box" | "polygon" | "quad" | "point" | "brush" | "eraser" | "prompt";
+export type Tool = "select" | "box" | "polygon" | "polyline" | "quad" | "point" | "brush" | "eraser" | "prompt";
 export type PromptMode = "click" | "click-or-box";
 
 export interface CanvasEvents {
@@ -78,9 +78,9 @@ export class LabelCanvas extends ShapeView {
       if (this.smartTool) e.preventDefault();
     });
     this.canvas.addEventListener("dblclick", (e) => {
-      if (this.tool === "polygon") return this.finishPolygon();
+      if (this.tool === "polygon" || this.tool === "polyline") return this.finishPolygon();
       const a = this.anns.find((x) => x.id === this.selected);
-      if (a && a.shape.type === "polygon" && this.editable(a)) {
+      if (a && (a.shape.type === "polygon" || a.shape.type === "polyline") && this.editable(a)) {
         const [sx, sy] = this.local(e);
         this.events.moved(a.id, insertVertex(a.shape, this.clamp(this.toImage(sx, sy))));
       }
@@ -113,7 +113,7 @@ export class LabelCanvas extends ShapeView {
   /** The index of the selected shape's vertex under a screen point (6 px), if any. */
   vertexAt(sx: number, sy: number): number | null {
     const a = this.anns.find((x) => x.id === this.selected);
-    if (!a || !["box", "quad", "polygon"].includes(a.shape.type) || !this.editable(a)) return null;
+    if (!a || !["box", "quad", "polygon", "polyline"].includes(a.shape.type) || !this.editable(a)) return null;
     const pts = shapePoints(a.shape);
     for (let i = 0; i < pts.length; i++) {
       const x = pts[i][0] * this.scale + this.tx, y = pts[i][1] * this.scale + this.ty;
@@ -167,7 +167,7 @@ export class LabelCanvas extends ShapeView {
       this.beginStroke(p);
       return;
     }
-    if (this.tool === "polygon" || this.tool === "quad") {
+    if (this.tool === "polygon" || this.tool === "polyline" || this.tool === "quad") {
       this.pending.push(p);
       if (this.tool === "quad" && this.pending.length === 4) {
         this.events.drawn({ type: "quad", points: this.pending });
@@ -324,8 +324,10 @@ export class LabelCanvas extends ShapeView {
   }
 
   finishPolygon(): void {
-    if (this.tool === "polygon" && this.pending.length >= 3) {
-      this.events.drawn({ type: "polygon", points: this.pending });
+    const min = this.tool === "polyline" ? 2 : 3;
+    if ((this.tool === "polygon" || this.tool === "polyline") && this.pending.length >= min) {
+      this.events.drawn(this.tool === "polyline" ? { type: "polyline", points: this.pending }
+        : { type: "polygon", points: this.pending });
       this.pending = [];
       this.redraw();
     }

@@ -24,7 +24,7 @@ type DrawTool = Exclude<Tool, "prompt">;
 
 const DRAW_TOOLS: [DrawTool, string][] = [
   ["select", "Select (V)"], ["box", "Box (B)"], ["polygon", "Polygon (P)"], ["quad", "Quad (Q)"],
-  ["point", "Point (O)"], ["brush", "Brush (M)"], ["eraser", "Eraser (X)"],
+  ["polyline", "Line (I)"], ["point", "Point (O)"], ["brush", "Brush (M)"], ["eraser", "Eraser (X)"],
 ];
 
 /** The editor on screen; null while the next one loads (the one being left then takes no
@@ -250,7 +250,9 @@ function setTool(ed: Editor, id: string): void {
 }
 
 async function createDrawn(ed: Editor, shape: Shape): Promise<void> {
-  const isText = shape.type === "quad" || (ed.project.task === "ocr" && shape.type !== "point" && shape.type !== "mask");
+  // a text line: a quad, or any region drawn in an OCR project (not points, lines, masks)
+  const isText = shape.type === "quad" ||
+    (ed.project.task === "ocr" && ["polygon", "box", "rotated_box"].includes(shape.type));
   const keypoint = shape.type === "point" ? nextKeypoint(ed) : null;
   await ed.doc.create({ label: ed.label(), shape, text: isText ? "" : null,
     attributes: { ...ed.defaults(ed.label()), ...(keypoint ? { keypoint: keypoint.name, visibility: 2 } : {}) },

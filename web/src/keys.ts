@@ -11,7 +11,7 @@ import { keepClassSwitches } from "./visibility";
 
 const HELP: [string, string][] = [
   ["V / Esc", "select tool (Esc also cancels drawing)"], ["B", "draw a box"], ["P", "draw a polygon (double-click or Enter closes it)"],
-  ["Q", "draw a quad (4 clicks)"], ["O", "put a point"],
+  ["Q", "draw a quad (4 clicks)"], ["O", "put a point"], ["I", "draw a line (a polyline: double-click or Enter ends it)"],
   ["M / X", "brush / eraser on the selected mask (the brush starts a new mask when none is selected); [ ] size"], ["Del", "delete the selected annotation"], ["E", "edit the transcription"],
   ["Tab", "select the next annotation (and pan to it)"], ["L", "jump to the next low-confidence proposal"],
   ["Z", "zoom to the selected annotation"], ["drag a box's top handle", "turn it (it becomes a rotated box)"], ["H / Shift+H", "hide the selected annotation / show every hidden one"],
@@ -151,6 +151,7 @@ export const KEYS: Record<string, KeyHandler> = {
   v: (ed) => ed.setTool("select"),
   b: (ed) => ed.setTool("box"),
   p: (ed) => ed.setTool("polygon"),
+  i: (ed) => ed.setTool("polyline"),
   q: (ed) => ed.setTool("quad"),
   o: (ed) => ed.setTool("point"),
   m: (ed) => ed.setTool("brush"),
@@ -205,7 +206,7 @@ export const KEYS: Record<string, KeyHandler> = {
   },
   Enter: async (ed) => {
     const sel = ed.selected();
-    if (ed.canvas.tool === "polygon") ed.canvas.finishPolygon();
+    if (ed.canvas.tool === "polygon" || ed.canvas.tool === "polyline") ed.canvas.finishPolygon();
     else if (sel && !ed.reviewersOnly("accept proposals")) await decide(ed, "accepted");
   },
   r: async (ed) => {

@@ -143,7 +143,7 @@ function paintSkeletons(ctx: CanvasRenderingContext2D, s: Scene, px: number): vo
 function paintEditing(ctx: CanvasRenderingContext2D, s: Scene, px: number): void {
   // vertex handles of the selected shape, and the shape being reshaped
   const sel = s.anns.find((a) => a.id === s.selected);
-  if (sel && s.visible(sel) && ["box", "rotated_box", "quad", "polygon"].includes(sel.shape.type)) {
+  if (sel && s.visible(sel) && ["box", "rotated_box", "quad", "polygon", "polyline"].includes(sel.shape.type)) {
     const shown = s.preview ?? sel.shape;
     ctx.setLineDash([]);
     ctx.fillStyle = "#ef4444";

@@ -53,7 +53,7 @@ export abstract class ShapeView extends View {
     for (const a of this.anns) {
       const entry = this.paths.get(a.id);
       if (!entry || !this.isVisible(a) || this.isLocked(a)) continue;
-      if (a.shape.type === "mask" ? this.masks.contains(a.id, ix, iy) : this.ctx.isPointInPath(entry.path, ix, iy)) {
+      if (this.under(a, entry.path, ix, iy)) {
         const [x1, y1, x2, y2] = this.boundsOf(a);
         const area = (x2 - x1) * (y2 - y1);
         if (area < bestArea) {
@@ -64,6 +64,17 @@ export abstract class ShapeView extends View {
     }
     this.ctx.restore();
     return best;
+  }
+
+  /** Is image point (ix, iy) on the shape: in a mask's pixels, near a line (6 screen
+   * pixels), inside any other outline. */
+  private under(a: Annotation, path: Path2D, ix: number, iy: number): boolean {
+    if (a.shape.type === "mask") return this.masks.contains(a.id, ix, iy);
+    if (a.shape.type === "polyline") {
+      this.ctx.lineWidth = 12 / this.scale;
+      return this.ctx.isPointInStroke(path, ix, iy);
+    }
+    return this.ctx.isPointInPath(path, ix, iy);
   }
 
   /** A shape's bounding box; a mask's from its pixels. */

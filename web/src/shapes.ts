@@ -17,6 +17,7 @@ export function shapePoints(s: Shape): XY[] {
     }
     case "quad":
     case "polygon":
+    case "polyline":
       return s.points;
     case "rotated_box": {
       const [cx, cy, w, h, a] = s.cxcywha;
@@ -40,6 +41,8 @@ export function translate(s: Shape, dx: number, dy: number): Shape {
       return { type: "box", xyxy: [s.xyxy[0] + dx, s.xyxy[1] + dy, s.xyxy[2] + dx, s.xyxy[3] + dy] };
     case "quad":
       return { type: "quad", points: s.points.map(mv) };
+    case "polyline":
+      return { type: "polyline", points: s.points.map(mv) };
     case "polygon":
       return { type: "polygon", points: s.points.map(mv), holes: s.holes?.map((h) => h.map(mv)) };
     case "rotated_box":
@@ -58,8 +61,9 @@ export function moveVertex(s: Shape, i: number, p: XY): Shape {
     const [ox, oy] = pts[(i + 2) % 4];
     return { type: "box", xyxy: [Math.min(ox, p[0]), Math.min(oy, p[1]), Math.max(ox, p[0]), Math.max(oy, p[1])] };
   }
-  if (s.type === "quad" || s.type === "polygon") {
+  if (s.type === "quad" || s.type === "polygon" || s.type === "polyline") {
     const points = s.points.map((q, k) => (k === i ? p : q)) as XY[];
+    if (s.type === "polyline") return { type: "polyline", points };
     return s.type === "quad" ? { type: "quad", points } : { type: "polygon", points, holes: s.holes };
   }
   return s;
@@ -67,9 +71,11 @@ export function moveVertex(s: Shape, i: number, p: XY): Shape {
 
 /** A polygon with a vertex added on the edge nearest `p`, or vertex `i` removed. */
 export function insertVertex(s: Shape, p: XY): Shape {
-  if (s.type !== "polygon") return s;
+  if (s.type !== "polygon" && s.type !== "polyline") return s;
+  const open = s.type === "polyline";
   let best = 0, bestD = Infinity;
   s.points.forEach((a, k) => {
+    if (open && k === s.points.length - 1) return;  // a line does not close
     const b = s.points[(k + 1) % s.points.length];
     const d = distToSegment(p, a, b);
     if (d < bestD) {
@@ -78,10 +84,11 @@ export function insertVertex(s: Shape, p: XY): Shape {
     }
   });
   const points = [...s.points.slice(0, best + 1), p, ...s.points.slice(best + 1)] as XY[];
-  return { type: "polygon", points, holes: s.holes };
+  return s.type === "polyline" ? { type: "polyline", points } : { type: "polygon", points, holes: s.holes };
 }
 
 export function removeVertex(s: Shape, i: number): Shape {
+  if (s.type === "polyline" && s.points.length > 2) return { type: "polyline", points: s.points.filter((_, k) => k !== i) };
   if (s.type !== "polygon" || s.points.length <= 3) return s;
   return { type: "polygon", points: s.points.filter((_, k) => k !== i), holes: s.holes };
 }
@@ -100,6 +107,7 @@ export function pathOf(s: Shape): Path2D {
     return p;
   }
   pts.forEach(([x, y], i) => (i ? p.lineTo(x, y) : p.moveTo(x, y)));
+  if (s.type === "polyline") return p;  // an open line
   p.closePath();
   if (s.type === "polygon") {
     for (const hole of s.holes ?? []) {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelpilot.annotations import region_corners
+from labelpilot.annotations import NO_AREA, region_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
@@ -38,7 +38,7 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
     per_image = []
     for n, row in enumerate(rows, 1):
         gts = [GtBox(a.shape.bbox(), a.label, bool(a.attributes.get("iscrowd")))
-               for a in anns.get(row.id, []) if a.shape.type != "point"]
+               for a in anns.get(row.id, []) if a.shape.type not in NO_AREA]
         dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
                 for a in names.apply(model.predict(ws.blobs.load_image(row)))]
         per_image.append((dets, gts))

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -246,7 +246,9 @@ def _item_records(item: DatasetItem, dataset: Dataset, schemas: dict[str, dict[s
     singles: list[list[Annotation]] = []
     points: dict[tuple[Any, str], list[Annotation]] = {}
     for a in item.annotations:
-        if isinstance(a.shape, Point):
+        if isinstance(a.shape, Polyline):
+            dataset.leave_out("COCO has no open lines (polylines)")
+        elif isinstance(a.shape, Point):
             name = a.attributes.get("keypoint")
             if a.label in schemas and name in schemas[a.label]["keypoints"]:
                 points.setdefault((a.group if a.group is not None else id(a), a.label),

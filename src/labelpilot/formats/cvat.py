@@ -3,9 +3,9 @@
 `<image>` elements hold `<box>` (with `rotation`, degrees clockwise about the centre),
 `<polygon>`, `<points>` and `<mask>` (runs over the row-major crop `left top width
 height`, starting with 0s). A `text` (or `transcription`) attribute is the transcription;
-other attributes are kept. `<tag>` elements are the image's tags (written back as `<tag>`,
-their names among the task's labels). `<polyline>`, `<ellipse>` and `<skeleton>` are
-skipped with a warning. The image's `subset` gives its split, and a project export's
+other attributes are kept. `<polyline>` is a polyline. `<tag>` elements are the image's
+tags (written back as `<tag>`, their names among the task's labels). `<ellipse>` and
+`<skeleton>` are skipped with a warning. The image's `subset` gives its split, and a project export's
 `images/<subset>/` folder its file.
 
 CVAT for video 1.1 (`<track>` elements, frames as `images/frame_000000.PNG`): each track's
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -181,6 +181,8 @@ def _annotation(el: ET.Element, w: int, h: int) -> Annotation | None:
     elif el.tag == "polygon":
         pts = _pts(el.get("points", ""))
         shape = Quad(pts) if text is not None and len(pts) == 4 else Polygon(pts)
+    elif el.tag == "polyline":
+        shape = Polyline(_pts(el.get("points", "")))
     elif el.tag == "points":
         pts = _pts(el.get("points", ""))
         if len(pts) != 1:
@@ -310,7 +312,7 @@ def _interpolate(a: Any, b: Any, t: float) -> Any:
                                (b.cx, b.cy, b.w, b.h, b.angle)))
     if isinstance(a, Point):
         return Point(*mix((a.x, a.y), (b.x, b.y)))
-    if isinstance(a, Polygon | Quad) and len(a.points) == len(b.points):
+    if isinstance(a, Polygon | Quad | Polyline) and len(a.points) == len(b.points):
         flat = mix(tuple(c for p in a.points for c in p), tuple(c for p in b.points for c in p))
         return type(a)(tuple(zip(flat[0::2], flat[1::2], strict=True)))
     return a
@@ -334,6 +336,9 @@ def _write(im: ET.Element, a: Annotation) -> None:
                            points=";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in shape.points))
     elif isinstance(shape, Point):
         el = ET.SubElement(im, "points", common, points=f"{_fmt(shape.x)},{_fmt(shape.y)}")
+    elif isinstance(shape, Polyline):
+        el = ET.SubElement(im, "polyline", common,
+                           points=";".join(f"{_fmt(x)},{_fmt(y)}" for x, y in shape.points))
     else:
         arr = shape.to_array()
         x1, y1, x2, y2 = (int(v) for v in shape.bbox())

@@ -60,7 +60,8 @@ class Icdar2015:
             for a in item.annotations:
                 try:
                     pts = text_corners(a.shape)
-                except ValidationError:
+                except ValidationError:  # masks, points and lines are not text lines
+                    dataset.leave_out(f"ICDAR holds text lines, not {a.shape.type}s")
                     continue
                 coords = ",".join(str(round(v)) for p in pts for v in p)
                 lines.append(f"{coords},{a.text or ''}\n")

@@ -2,7 +2,8 @@
 
 Shapes: `rectangle` -> box, `polygon` -> polygon (quad if `text` is set and it has 4
 points), `rotation` (X-AnyLabeling) -> quad, `point` -> point, `circle` -> 32-gon, `mask`
-(base64 PNG of the shape's box) -> mask. `line`/`linestrip` are skipped with a warning.
+(base64 PNG of the shape's box) -> mask, `line`/`linestrip` -> polyline (written back as
+`linestrip`).
 The transcription lives in `description`, as X-AnyLabeling writes OCR results.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -123,7 +124,8 @@ class _Unusable(ValidationError):
 
 
 # how many points each shape type takes
-_COUNTS = {"rectangle": (2, 4), "point": (1,), "circle": (2,), "mask": (2,), "rotation": (4,)}
+_COUNTS = {"rectangle": (2, 4), "point": (1,), "circle": (2,), "mask": (2,), "rotation": (4,),
+           "line": (2,)}
 
 
 def _points(s: dict[str, Any], kind: str) -> list[tuple[float, float]]:
@@ -139,6 +141,8 @@ def _points(s: dict[str, Any], kind: str) -> list[tuple[float, float]]:
                               f"{len(pts)}")
     if kind == "polygon" and len(pts) < 3:
         raise _Unusable(f"a polygon of {len(pts)} point(s) has no area")
+    if kind == "linestrip" and len(pts) < 2:
+        raise _Unusable(f"a linestrip of {len(pts)} point(s) is no line")
     return pts
 
 
@@ -147,7 +151,8 @@ def _annotation(s: dict[str, Any], item: DatasetItem) -> Annotation | None:
         raise ValidationError("each shape must be an object")
     label = s.get("label")
     kind = s.get("shape_type") or "polygon"
-    if kind not in ("rectangle", "polygon", "rotation", "point", "circle", "mask"):
+    if kind not in ("rectangle", "polygon", "rotation", "point", "circle", "mask", "line",
+                    "linestrip"):
         return None
     pts: Any = _points(s, kind)
     text = s.get("description") or None
@@ -172,6 +177,8 @@ def _annotation(s: dict[str, Any], item: DatasetItem) -> Annotation | None:
         shape = Quad(pts)
     elif kind == "point":
         shape = Point(*pts[0])
+    elif kind in ("line", "linestrip"):
+        shape = Polyline(tuple(pts))
     elif kind == "circle":
         (cx, cy), (px, py) = pts
         r = math.hypot(px - cx, py - cy)
@@ -249,6 +256,8 @@ def _shape_dict(a: Annotation) -> dict[str, Any]:
         d.update(shape_type="polygon", points=[list(p) for p in shape.corners()])
     elif isinstance(shape, Point):
         d.update(shape_type="point", points=[[shape.x, shape.y]])
+    elif isinstance(shape, Polyline):
+        d.update(shape_type="linestrip", points=[list(p) for p in shape.points])
     elif isinstance(shape, Mask):
         from PIL import Image
 

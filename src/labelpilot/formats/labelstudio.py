@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -128,6 +128,9 @@ class LabelStudio:
             human: list[dict[str, Any]] = []
             predicted: list[dict[str, Any]] = []
             for j, a in enumerate(item.annotations):
+                if isinstance(a.shape, Polyline):
+                    dataset.leave_out("Label Studio has no open lines (polylines) on images")
+                    continue
                 out = predicted if a.status == "predicted" else human
                 out += _results(a, f"r{i}_{j}", item)
             if item.tags:
@@ -268,6 +271,7 @@ def _results(a: Annotation, rid: str, item: DatasetItem) -> list[dict[str, Any]]
         kind = "brushlabels"
         value = {"format": "rle", "rle": rle.ls_mask_encode(shape.to_array())}
     else:
+        assert isinstance(shape, Point), shape.type  # polylines are left out by the caller
         kind = "keypointlabels"
         value = {"x": shape.x / w * 100, "y": shape.y / h * 100, "width": 0.5}
     value[kind] = [a.label]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.annotations import Mask, Polygon, text_corners
+from labelpilot.annotations import NO_AREA, Mask, Polygon, text_corners
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import is_number, open_mask_image, read_json, read_text_lines
 
@@ -210,6 +210,6 @@ def shape_mask(shape: Any, w: int, h: int) -> np.ndarray:
         return shape.to_array().astype(bool)
     if isinstance(shape, Polygon):
         return rle.from_polygons([shape.points], h, w, shape.holes).astype(bool)
-    if shape.type == "point":
+    if shape.type in NO_AREA:
         return np.zeros((h, w), bool)
     return rle.from_polygons([text_corners(shape)], h, w).astype(bool)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelpilot.annotations import Annotation, Box, Mask, Point
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polyline
 from labelpilot.errors import FormatError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -176,8 +176,8 @@ class Voc:
             ET.SubElement(size, "depth").text = "3"
             ET.SubElement(root, "segmented").text = "0"
             for a in item.annotations:
-                if isinstance(a.shape, Point):
-                    dataset.leave_out("VOC holds boxes, not points")
+                if isinstance(a.shape, Point | Polyline):
+                    dataset.leave_out(f"VOC holds boxes, not {a.shape.type}s")
                     continue
                 obj = ET.SubElement(root, "object")
                 ET.SubElement(obj, "name").text = a.label

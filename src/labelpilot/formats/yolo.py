@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Quad, RotatedBox
+from labelpilot.annotations import Annotation, Box, Mask, Point, Polygon, Polyline, Quad, RotatedBox
 from labelpilot.errors import FormatError, UnsafePathError, ValidationError
 from labelpilot.formats.base import (
     Dataset,
@@ -349,8 +349,8 @@ class _YoloBase:
               ) -> str | None:
         w, h = item.width or 1, item.height or 1
         shape = a.shape
-        if isinstance(shape, Point):
-            dataset.leave_out("YOLO has no line for a point")
+        if isinstance(shape, Point | Polyline):
+            dataset.leave_out(f"YOLO has no line for a {shape.type}")
             return None
         if self.oriented:
             corners = _oriented(shape)

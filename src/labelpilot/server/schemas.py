@@ -76,6 +76,9 @@ def _bounded_shape(shape: Any) -> None:
         if total > MAX_POINTS:
             raise ValueError(f"the polygon has {total:,} vertices with its holes, over the "
                              f"limit of {MAX_POINTS:,}")
+    elif isinstance(shape, PolylineShape) and len(shape.points) > MAX_POINTS:
+        raise ValueError(f"the polyline has {len(shape.points):,} vertices, over the limit of "
+                         f"{MAX_POINTS:,}")
     elif isinstance(shape, MaskShape) and len(shape.rle) > MAX_RLE:
         raise ValueError(f"the mask's RLE has {len(shape.rle):,} characters, over the limit "
                          f"of {MAX_RLE:,}")
@@ -134,8 +137,13 @@ class PointShape(BaseModel):
     xy: XY
 
 
-Shape = Annotated[BoxShape | RotatedBoxShape | QuadShape | PolygonShape | MaskShape | PointShape,
-                  Field(discriminator="type")]
+class PolylineShape(BaseModel):
+    type: Literal["polyline"]
+    points: Annotated[list[XY], Field(min_length=2)]
+
+
+Shape = Annotated[BoxShape | RotatedBoxShape | QuadShape | PolygonShape | MaskShape | PointShape
+                  | PolylineShape, Field(discriminator="type")]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 Status = Literal["predicted", "accepted", "edited", "rejected"]
 

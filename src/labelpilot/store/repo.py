@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from labelpilot.annotations import Annotation, trusted_annotation, trusted_shape
+from labelpilot.annotations import NO_AREA, Annotation, trusted_annotation, trusted_shape
 from labelpilot.store.names import natural_key
 from labelpilot.store.tables import AnnotationRow, ImageRow, LabelClass, table
 
@@ -308,7 +308,7 @@ def confirmed_counts(conn: Connection, split: str) -> tuple[int, int]:
     base = (select(func.count()).select_from(annotations_t.join(
         images_t, images_t.c.id == annotations_t.c.image_id)).where(
         images_t.c.split == split, annotations_t.c.status.in_(("accepted", "edited")),
-        annotations_t.c.shape_type != "point"))
+        annotations_t.c.shape_type.not_in(NO_AREA)))
     regions = conn.execute(base).scalar_one()
     lines = conn.execute(base.where(annotations_t.c.text.is_not(None),
                                     annotations_t.c.text.not_in(("", "###")))).scalar_one()
