@@ -188,8 +188,8 @@ def test_a_line_is_drawn_reshaped_and_picked_by_its_stroke(browser: Any, live: L
     page = _page(browser, live, "reviewer")
     _open(page, live, image)
     page.keyboard.press("i")
-    for x, y in ((20, 20), (80, 60), (140, 30)):
-        page.mouse.click(*_screen(page, x, y))
+    for corner in ((20, 20), (80, 60), (140, 30)):
+        page.mouse.click(*_screen(page, *corner))
     page.keyboard.press("Enter")
     _settled(page)
     page.wait_for_function("__doc.anns.some((a) => a.shape.type === 'polyline')")
