@@ -127,3 +127,16 @@ def test_a_polyline_is_clipped_and_has_no_area() -> None:
     assert line.area() == 0 and line.bbox() == (-5, 2, 30, 40)
     with pytest.raises(ValidationError, match="cannot be a text line"):
         text_corners(line)
+
+
+def test_parts_of_one_object_make_one_box() -> None:
+    from labelpilot.annotations import object_boxes
+
+    part1 = Annotation(label="a", shape=Polygon(((0, 0), (10, 0), (10, 10))), group=7)
+    part2 = Annotation(label="a", shape=Polygon(((20, 5), (30, 5), (30, 20))), group=7)
+    other = Annotation(label="b", shape=Box(1, 1, 2, 2), group=7)  # same group, other class
+    alone = Annotation(label="a", shape=Box(50, 50, 60, 60))
+    line = Annotation(label="a", shape=Polyline(((0, 0), (5, 5))))
+    got = object_boxes([part1, other, part2, alone, line])
+    assert [(box, a.label) for box, a in got] == [
+        ((0, 0, 30, 20), "a"), ((1, 1, 2, 2), "b"), ((50, 50, 60, 60), "a")]

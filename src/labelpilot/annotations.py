@@ -418,6 +418,29 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0, min_area: float =
     return [Polygon(outer, holes) for outer, holes in mask_outlines(mask, tolerance, min_area)]
 
 
+def object_boxes(anns: Iterable[Annotation]) -> list[tuple[tuple[float, float, float, float], Annotation]]:
+    """Each object's box: an annotation's bounding box, or the union of the boxes of the
+    parts that share a group and a class (COCO's multi-polygon objects come in as parts);
+    shapes without an area are not objects. The annotation given with a box is the
+    object's first part."""
+    out: list[tuple[tuple[float, float, float, float], Annotation]] = []
+    by_group: dict[tuple[int, str], int] = {}
+    for a in anns:
+        if a.shape.type in NO_AREA:
+            continue
+        box = a.shape.bbox()
+        key = (a.group, a.label) if a.group is not None else None
+        if key is not None and key in by_group:
+            i = by_group[key]
+            (x1, y1, x2, y2), first = out[i]
+            out[i] = ((min(x1, box[0]), min(y1, box[1]), max(x2, box[2]), max(y2, box[3])), first)
+            continue
+        if key is not None:
+            by_group[key] = len(out)
+        out.append((box, a))
+    return out
+
+
 def region_corners(shape: Shape) -> tuple[XY, ...]:
     """A shape's outline for overlap tests: a text line's four corners, else its box's."""
     try:

@@ -217,3 +217,34 @@ def test_eval_names_classes_as_prelabeling_would(tmp_path: Path, shared: Path) -
     assert got["per_class"]["dish"]["ap50"] > 0.5 and got["accept_rate"] > 0
     code, _, err = run("eval", ws, "--model", "yolox-nano", "--map", "bowl=plate")
     assert code != 0 and "'plate', which do not exist" in err
+
+
+def test_eval_reports_map_by_the_coco_protocol_on_coco128(tmp_path: Path, shared: Path) -> None:
+    """`eval` scores every detection down to 0.001 (100 per image), as pycocotools and every
+    paper do: yolox-nano on all of coco128 gives pycocotools' 0.516 / 0.336 (0.357 mAP50 at
+    the display threshold before). The accept rate counts only what the model shows."""
+    from labelpilot.evaluation.run import evaluate_model
+    from labelpilot.transfer import import_dataset
+    from labelpilot.workspace import Workspace
+
+    root = shared / "datasets" / "coco128"
+    # SQLite only: the store is not what this measures (and 128 images take a while)
+    ws = Workspace.create(tmp_path / "ws", task="detect")
+    import_dataset(ws, root / "annotations" / "instances_train2017.json", format="coco",
+                   split="test", images_dir=root / "train2017")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    r = evaluate_model(ws, model_name="yolox-nano", split="test")
+    assert r["images"] == 128
+    assert r["map50"] == pytest.approx(0.5159, abs=0.0015)
+    assert r["map50_95"] == pytest.approx(0.3365, abs=0.0015)
+    assert "0.001" in r["protocol"]
+    assert 0.2 < r["accept_rate"] < 0.8
+    ws.close()
+
+
+def test_a_detection_the_model_does_not_show_counts_for_map_not_the_accept_rate() -> None:
+    gt = [GtBox((0, 0, 10, 10), "a", False)]
+    shown = evaluate_detections([([DetBox((0, 0, 10, 10), "a", 0.9)], gt)])
+    hidden = evaluate_detections([([DetBox((0, 0, 10, 10), "a", 0.1, shown=False)], gt)])
+    assert shown["map50"] == hidden["map50"] == 1.0
+    assert (shown["accept_rate"], hidden["accept_rate"]) == (1.0, 0.0)

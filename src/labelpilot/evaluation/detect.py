@@ -31,6 +31,9 @@ class DetBox:
     box: tuple[float, float, float, float]
     label: str
     score: float
+    # shown by the model as a proposal (its score reaches the model's threshold): only
+    # these count for the accept rate; every detection counts for mAP
+    shown: bool = True
 
 
 def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +124,7 @@ def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
         real = [g for g in gts if not g.crowd]
         total += len(real)
         for lab in {g.label for g in real}:
-            d = [x for x in dets if x.label == lab and x.score >= accept_threshold]
+            d = [x for x in dets if x.label == lab and x.shown and x.score >= accept_threshold]
             g = [x for x in real if x.label == lab]
             if d:
                 m, _ = _match(d, g, accept_iou)

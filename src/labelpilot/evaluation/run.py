@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelpilot.annotations import NO_AREA, region_corners
+from labelpilot.annotations import object_boxes, region_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
@@ -21,13 +21,19 @@ if TYPE_CHECKING:
     from labelpilot.models.detect import DetectorModel
 
 
+# The COCO protocol: every detection scored at least this (up to the model's
+# max_detections, 100, per image) counts for mAP, as papers and pycocotools report it.
+EVAL_MIN_SCORE = 0.001
+
+
 def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
                       progress: Any = None, mapping: dict[str, str] | None = None
                       ) -> dict[str, Any]:
-    """COCO-style mAP, per-class AP and accept rate of a detector against the accepted
-    boxes (any region shape counts by its bounding box; COCO crowd regions are ignored).
-    The model's classes are named as pre-labeling names them (`mapping`, then by name;
-    the others dropped)."""
+    """mAP by the COCO protocol (detections down to EVAL_MIN_SCORE, 100 per image),
+    per-class AP, and the accept rate of what the model shows (its display thresholds)
+    against the accepted boxes (any region shape counts by its bounding box; COCO crowd
+    regions are ignored). The model's classes are named as pre-labeling names them
+    (`mapping`, then by name; the others dropped)."""
     with ws.engine.connect() as conn:
         names = LabelMap(model.spec.labels, repo.label_names(conn), mapping, "drop")
         rows, anns = repo.confirmed_labels(conn, split)
@@ -37,15 +43,22 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
                               hint="accept or import ground truth first (e.g. --split test)")
     per_image = []
     for n, row in enumerate(rows, 1):
-        gts = [GtBox(a.shape.bbox(), a.label, bool(a.attributes.get("iscrowd")))
-               for a in anns.get(row.id, []) if a.shape.type not in NO_AREA]
-        dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
-                for a in names.apply(model.predict(ws.blobs.load_image(row)))]
+        gts = [GtBox(box, a.label, bool(a.attributes.get("iscrowd")))
+               for box, a in object_boxes(anns.get(row.id, []))]
+        dets = []
+        for a in model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE):
+            score = float(a.score or 0.0)
+            shown = score >= model.threshold_for(a.label)  # by the model's own class name
+            dets += [DetBox(m.shape.bbox(), m.label, score, shown) for m in names.apply([a])]
         per_image.append((dets, gts))
         if progress:
             progress("eval", n, len(rows))
-    result = evaluate_detections(per_image, accept_threshold=model.settings.score_threshold)
-    return {"model": model.spec.source, "split": split, "images": len(rows), **result}
+    result = evaluate_detections(per_image)
+    return {"model": model.spec.source, "split": split, "images": len(rows), **result,
+            "protocol": f"mAP: COCO (detections scored >= {EVAL_MIN_SCORE}, up to "
+                        f"{model.settings.max_detections} per image); accept rate: the "
+                        f"proposals the model shows (score >= {model.settings.score_threshold}"
+                        f"{' or its class threshold' if model.settings.class_thresholds else ''})"}
 
 
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,

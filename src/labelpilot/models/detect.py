@@ -281,8 +281,15 @@ class DetectorModel:
         order = np.argsort(-scores)[: self.settings.max_detections]
         return Detections(boxes[order], scores[order], classes[order].astype(int))
 
-    def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
-        d = self.detect(image)
+    def threshold_for(self, label: str) -> float:
+        """The score at which this model shows a detection of class `label`."""
+        return self.settings.class_thresholds.get(label, self.settings.score_threshold)
+
+    def predict(self, image: np.ndarray, *, min_score: float = 0.0,
+                score_threshold: float | None = None) -> list[Annotation]:
+        """Detections as proposals: those the model shows (its thresholds), or every one
+        scored at least `score_threshold` (evaluation's protocol)."""
+        d = self.detect(image, score_threshold)
         out = []
         for b, sc, c in zip(d.boxes, d.scores, d.classes, strict=True):
             if sc < min_score:

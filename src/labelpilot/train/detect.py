@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from labelpilot.annotations import NO_AREA
+from labelpilot.annotations import object_boxes
 from labelpilot.errors import LabelPilotError
 from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.runtime import sha256_file
@@ -97,8 +97,8 @@ def training_boxes(ws: Workspace, split: str) -> tuple[list[tuple[Any, list[tupl
         project = repo.label_names(conn)
     items = []
     for r in rows:
-        boxes = [(a.shape.bbox(), a.label) for a in anns.get(r.id, [])
-                 if a.shape.type not in NO_AREA and not a.attributes.get("iscrowd")]
+        boxes = [(box, a.label) for box, a in object_boxes(anns.get(r.id, []))
+                 if not a.attributes.get("iscrowd")]
         if boxes:
             items.append((r, boxes))
     used = sorted({lab for _, bs in items for _, lab in bs})
