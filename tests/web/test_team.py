@@ -73,6 +73,11 @@ def test_tags_and_attributes_in_the_editor(browser: Any, live: Live) -> None:  #
     ids = _ids(live)
     admin = _page(browser, live, "admin")
     admin.click("#classes-panel summary")
+    # the project's name, shown in the header
+    admin.fill("#project-name", "Cats and dogs")
+    admin.press("#project-name", "Enter")
+    admin.wait_for_selector(".toast >> text=The project is now Cats and dogs.")
+    admin.wait_for_selector("header .project >> text=Cats and dogs (detect)")
     spec = "#classes-panel tr[data-label=cat] .attr-spec"
     admin.fill(spec, "occluded:checkbox, colour:select=black|white|ginger, age:number=0..30")
     admin.press(spec, "Enter")

@@ -282,6 +282,7 @@ export const api = {
   changeLabel: (name: string, body: Record<string, unknown>) =>
     call<Project>("PATCH", `/api/project/labels/${encodeURIComponent(name)}`, body),
   addLabels: (names: string[]) => call<Project>("PATCH", "/api/project", { add_labels: names }),
+  renameProject: (name: string) => call<Project>("PATCH", "/api/project", { name }),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

@@ -61,8 +61,21 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
       toast(errorText(err), "error");
     }
   });
+  // the project's name (the header shows it)
+  const name = el("input", { id: "project-name", value: project.name, "aria-label": "project name" });
+  name.addEventListener("keydown", async (e) => {
+    if (e.key !== "Enter" || !name.value.trim() || name.value.trim() === project.name) return;
+    try {
+      await api.renameProject(name.value.trim());
+      toast(`The project is now ${name.value.trim()}.`);
+      changed();
+    } catch (err) {
+      toast(errorText(err), "error");
+    }
+  });
   const panel = el("details", { class: "panel", id: "classes-panel" },
-    el("summary", {}, `Label classes (${project.labels.length})`),
+    el("summary", {}, `Project and label classes (${project.labels.length})`),
+    el("label", { class: "row" }, "Project name (Enter saves) ", name),
     el("table", { class: "classes" },
       el("tr", {}, ...["colour", "name (Enter renames)", "labels", "", "attributes (Enter saves)"]
         .map((h) => el("th", {}, h))),
