@@ -80,6 +80,33 @@ def test_demo_builds_a_workspace(tmp_path: Path) -> None:
     assert s["annotations_by_status"]["predicted"] >= 6
 
 
+def test_demo_segmentation_project(tmp_path: Path) -> None:
+    code, out, _ = run("demo", tmp_path / "parts", "--project", "segment")
+    assert code == 0 and "demo-parts (segment): 12 images" in out
+    from labelpilot.store import repo
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "parts")
+    with ws.engine.connect() as conn:
+        s = repo.stats(conn)
+        rows = repo.list_images(conn)
+        anns = [a for v in repo.annotations_for_images(conn, [r.id for r in rows]).values() for a in v]
+    ws.close()
+    assert s["images_by_review_state"] == {"new": 9, "prelabeled": 3}
+    assert set(s["annotations_by_label"]) == {"washer", "bracket", "plate"}
+    # reviewed: washers as masks (their holes), the rest as polygons
+    reviewed = [a for a in anns if a.status == "accepted"]
+    assert {(a.label, a.shape.type) for a in reviewed} == {
+        ("washer", "mask"), ("bracket", "polygon"), ("plate", "polygon")}
+    # proposals: the graph cut's outline of each part, a washer's hole kept
+    proposed = [a for a in anns if a.status == "predicted"]
+    assert proposed and {a.source for a in proposed} == {"model:graphcut@1"}
+    washers = [a for a in proposed if a.label == "washer"]
+    assert washers and all(getattr(a.shape, "holes", ()) for a in washers)
+    code, _, err = run("demo", tmp_path / "other", "--project", "nothing")
+    assert code == 2 and "the demo project is one of ocr, segment" in err
+
+
 def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:
     from argon2 import PasswordHasher
 

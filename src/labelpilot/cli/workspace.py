@@ -230,11 +230,15 @@ def formats() -> None:
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to build the demo workspace.")],
     force: Annotated[bool, typer.Option(help="Rebuild if it exists.")] = False,
+    project: Annotated[str, typer.Option(help=(
+        "ocr: labels with text lines (OCR proposals); segment: machine parts outlined "
+        "as polygons and masks (graph-cut proposals)"))] = "ocr",
 ) -> None:
-    """Build a demo OCR workspace from the bundled sample images and print its stats."""
+    """Build a demo workspace (generated images, half reviewed, a quarter with a model's
+    proposals to review) and print its stats."""
     from labelpilot.demo import build_demo
 
     with user_errors():
-        build_demo(directory, force=force)
+        build_demo(directory, force=force, project=project)
     stats(directory, as_json=False)
 
