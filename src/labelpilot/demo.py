@@ -7,6 +7,8 @@ and half are unlabeled.
 - `segment`: machine parts (washers, brackets, plates) on a workbench, outlined as
   polygons (a washer with its hole), pre-labeled by the built-in graph-cut segmenter given
   a box round each part, as a person would with the smart mask tool.
+- `detect`: the same benches with boxes, pre-labeled by click to box's mask method (the
+  graph cut's mask for a click on each part, boxed), as no detector ships offline.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import orjson
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from labelpilot.annotations import Annotation, mask_to_polygons
+from labelpilot.annotations import Annotation, Box, mask_to_polygons
 from labelpilot.geometry import rle
 from labelpilot.store.repo import list_images as repo_images
 from labelpilot.transfer import import_dataset
@@ -57,7 +59,7 @@ def _sample(rng: random.Random, index: int) -> tuple[Image.Image, list[dict[str,
     return im, records
 
 
-PROJECTS = ("ocr", "segment")
+PROJECTS = ("ocr", "segment", "detect")
 
 
 def build_demo(directory: Path, *, force: bool = False, count: int = 12,
@@ -70,8 +72,8 @@ def build_demo(directory: Path, *, force: bool = False, count: int = 12,
         shutil.rmtree(directory)
     if (directory / "labelpilot.toml").exists():
         return Workspace.open(directory)
-    if project == "segment":
-        return _build_parts(directory, count)
+    if project in ("segment", "detect"):
+        return _build_parts(directory, count, boxes=project == "detect")
     rng = random.Random(7)
     ws = Workspace.create(directory, name="demo", task="ocr", labels=["text"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,11 +158,13 @@ def _parts_scene(rng: random.Random) -> tuple[Image.Image, list[tuple[str, np.nd
     return out, parts
 
 
-def _build_parts(directory: Path, count: int) -> Workspace:
+def _build_parts(directory: Path, count: int, *, boxes: bool = False) -> Workspace:
     """The `segment` demo: its reviewed half as a COCO file (washers as RLE masks, their
-    holes kept; brackets and plates as polygons), the rest as plain images."""
+    holes kept; brackets and plates as polygons), the rest as plain images. With `boxes`,
+    the `detect` demo: the same, as boxes."""
     rng = random.Random(11)
-    ws = Workspace.create(directory, name="demo-parts", task="segment", labels=PARTS)
+    ws = Workspace.create(directory, name="demo-parts-boxes" if boxes else "demo-parts",
+                          task="detect" if boxes else "segment", labels=PARTS)
     later: dict[str, list[tuple[str, np.ndarray]]] = {}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
@@ -180,7 +184,9 @@ def _build_parts(directory: Path, count: int) -> Workspace:
             for kind, m in parts:
                 ys, xs = np.nonzero(m)
                 seg: Any
-                if kind == "washer":
+                if boxes:
+                    seg = []
+                elif kind == "washer":
                     seg = {"size": [im.height, im.width], "counts": rle.encode(m.astype(np.uint8))}
                 else:
                     seg = [[c for p in poly.points for c in p]
@@ -197,14 +203,16 @@ def _build_parts(directory: Path, count: int) -> Workspace:
         import_dataset(ws, labeled / "annotations.json", format="coco", split="train",
                        images_dir=labeled / "images")
         import_dataset(ws, fresh, format="images")
-    _segment_parts(ws, dict(sorted(later.items())[: (len(later) + 1) // 2]))
+    _segment_parts(ws, dict(sorted(later.items())[: (len(later) + 1) // 2]), boxes=boxes)
     return ws
 
 
-def _segment_parts(ws: Workspace, parts: dict[str, list[tuple[str, np.ndarray]]]) -> None:
+def _segment_parts(ws: Workspace, parts: dict[str, list[tuple[str, np.ndarray]]], *,
+                   boxes: bool = False) -> None:
     """Proposals on the images `parts` names: the graph cut's mask for a box round each
-    part (the box a person would drag with the smart mask tool)."""
-    from labelpilot.models.base import Prompt
+    part (the box a person would drag with the smart mask tool); with `boxes`, the box
+    round its mask for a click on the part (click to box)."""
+    from labelpilot.models.base import Click, Prompt
     from labelpilot.models.registry import load_segmenter, segmenter_manifest
     from labelpilot.proposals import store_proposals
 
@@ -218,6 +226,16 @@ def _segment_parts(ws: Workspace, parts: dict[str, list[tuple[str, np.ndarray]]]
         found = []
         for kind, m in parts[row.file_name]:
             ys, xs = np.nonzero(m)
+            if boxes:
+                k = len(xs) // 2  # a pixel of the part (a washer's middle is its hole)
+                best = seg.predict(embedding, Prompt(clicks=[Click(float(xs[k]), float(ys[k]))]))[0]
+                my, mx = np.nonzero(best.mask)
+                if len(mx):
+                    found.append(Annotation(
+                        label=kind, shape=Box(float(mx.min()), float(my.min()),
+                                              float(mx.max() + 1), float(my.max() + 1)),
+                        score=best.quality, source=manifest.source, status="predicted"))
+                continue
             box = (float(xs.min()) - 6, float(ys.min()) - 6, float(xs.max()) + 6, float(ys.max()) + 6)
             best = seg.predict(embedding, Prompt(box=box))[0]
             for poly in mask_to_polygons(best.mask.astype(np.uint8), 1.0):

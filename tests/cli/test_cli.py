@@ -104,7 +104,27 @@ def test_demo_segmentation_project(tmp_path: Path) -> None:
     washers = [a for a in proposed if a.label == "washer"]
     assert washers and all(getattr(a.shape, "holes", ()) for a in washers)
     code, _, err = run("demo", tmp_path / "other", "--project", "nothing")
-    assert code == 2 and "the demo project is one of ocr, segment" in err
+    assert code == 2 and "the demo project is one of ocr, segment, detect" in err
+
+
+def test_demo_detection_project(tmp_path: Path) -> None:
+    code, out, _ = run("demo", tmp_path / "boxes", "--project", "detect")
+    assert code == 0 and "demo-parts-boxes (detect): 12 images" in out
+    from labelpilot.store import repo
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "boxes")
+    with ws.engine.connect() as conn:
+        rows = repo.list_images(conn)
+        anns = [a for v in repo.annotations_for_images(conn, [r.id for r in rows]).values() for a in v]
+    ws.close()
+    assert {a.shape.type for a in anns} == {"box"}
+    proposed = [a for a in anns if a.status == "predicted"]
+    # click to box found each part of a quarter of the images: boxes the size of parts
+    assert len(proposed) >= 5 and {a.source for a in proposed} == {"model:graphcut@1"}
+    for a in proposed:
+        x1, y1, x2, y2 = a.shape.bbox()
+        assert 30 <= x2 - x1 <= 130 and 30 <= y2 - y1 <= 130, (a.label, a.shape)
 
 
 def test_users_add_and_list(tmp_path: Path, monkeypatch) -> None:

@@ -232,7 +232,8 @@ def demo(
     force: Annotated[bool, typer.Option(help="Rebuild if it exists.")] = False,
     project: Annotated[str, typer.Option(help=(
         "ocr: labels with text lines (OCR proposals); segment: machine parts outlined "
-        "as polygons and masks (graph-cut proposals)"))] = "ocr",
+        "as polygons and masks (graph-cut proposals); detect: the parts as boxes (click-to-"
+        "box proposals)"))] = "ocr",
 ) -> None:
     """Build a demo workspace (generated images, half reviewed, a quarter with a model's
     proposals to review) and print its stats."""
