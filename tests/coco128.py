@@ -56,3 +56,41 @@ def detect_workspace(make_workspace: Any, tmp_path: Path, shared: Path, labels: 
 
         add_users(ws)
     return ws
+
+
+def bench_of_small_people(shared: Path, *, width: int = 2560, height: int = 1440,
+                          scale: float = 0.5, count: int = 12
+                          ) -> tuple[Any, list[tuple[float, float, float, float]]]:
+    """A large image with small objects: coco128 images holding people, shrunk by `scale`
+    and laid side by side on a grey `width` x `height` canvas (BGR), and the people's boxes
+    on it (crowds left out)."""
+    import cv2
+    import numpy as np
+
+    from tests.imaging import read_bgr
+
+    root = shared / "datasets" / "coco128"
+    j = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    person = next(c["id"] for c in j["categories"] if c["name"] == "person")
+    people: dict[int, list[dict]] = {}
+    for a in j["annotations"]:
+        if a["category_id"] == person and not a["iscrowd"]:
+            people.setdefault(a["image_id"], []).append(a)
+    ims = [im for im in sorted(j["images"], key=lambda i: i["file_name"]) if im["id"] in people]
+    canvas = np.full((height, width, 3), 120, np.uint8)
+    boxes: list[tuple[float, float, float, float]] = []
+    x = y = row = 0
+    for im in ims[:count]:
+        img = cv2.resize(read_bgr(root / "train2017" / im["file_name"]), None, fx=scale, fy=scale,
+                         interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+        if x + w > width:
+            x, y, row = 0, y + row, 0
+        if y + h > height:
+            break
+        canvas[y:y + h, x:x + w] = img
+        for a in people[im["id"]]:
+            bx, by, bw, bh = a["bbox"]
+            boxes.append((x + bx * scale, y + by * scale, x + (bx + bw) * scale, y + (by + bh) * scale))
+        x, row = x + w, max(row, h)
+    return canvas, boxes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -248,3 +249,99 @@ def test_a_detection_the_model_does_not_show_counts_for_map_not_the_accept_rate(
     hidden = evaluate_detections([([DetBox((0, 0, 10, 10), "a", 0.1, shown=False)], gt)])
     assert shown["map50"] == hidden["map50"] == 1.0
     assert (shown["accept_rate"], hidden["accept_rate"]) == (1.0, 0.0)
+
+
+def test_tiles_cover_the_image_flush_with_its_edges() -> None:
+    from labelpilot.models.detect import Tiling
+
+    t = Tiling(640, 0.2)
+    wins = t.windows(2000, 700)
+    assert wins[0] == (0, 0, 640, 640) and wins[-1] == (1360, 60, 2000, 700)
+    assert {w[2] - w[0] for w in wins} == {640} and {w[3] - w[1] for w in wins} == {640}
+    xs = sorted({w[0] for w in wins})
+    assert all(b - a <= 512 for a, b in itertools.pairwise(xs))  # 20% overlap at least
+    assert Tiling(640).windows(600, 400) == [(0, 0, 600, 400)]
+    for bad in (dict(size=10), dict(size=640, overlap=0.95)):
+        with pytest.raises(ModelError):
+            Tiling(**bad)  # type: ignore[arg-type]
+
+
+def _recall(found: np.ndarray, truth: list[tuple[float, float, float, float]]) -> float:
+    hit = 0
+    for g in truth:
+        if not len(found):
+            continue
+        ix = np.clip(np.minimum(found[:, 2], g[2]) - np.maximum(found[:, 0], g[0]), 0, None)
+        iy = np.clip(np.minimum(found[:, 3], g[3]) - np.maximum(found[:, 1], g[1]), 0, None)
+        inter = ix * iy
+        area = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
+        union = area + (g[2] - g[0]) * (g[3] - g[1]) - inter
+        hit += int((inter / union >= 0.5).any())
+    return hit / len(truth)
+
+
+def test_tiled_detection_finds_the_small_people_whole_image_detection_misses(
+        models: Path, shared: Path) -> None:
+    """A 2560 x 1440 bench of coco128 images at half size: the people are 10-100 px high,
+    too small once the whole image is shrunk to 416 px; 640 px tiles find them."""
+    from labelpilot.models.detect import Tiling
+    from tests.coco128 import bench_of_small_people
+
+    canvas, people = bench_of_small_people(shared)
+    m = load_detector("yolox-nano", models)
+    person = m.manifest.labels.index("person")
+
+    def found(tiling: Tiling | None) -> np.ndarray:
+        d = m.detect(canvas, tiling=tiling)
+        return d.boxes[d.classes == person]
+
+    whole, tiled = _recall(found(None), people), _recall(found(Tiling(640, 0.2)), people)
+    assert len(people) > 40
+    assert tiled >= 2 * whole and tiled > 0.15, (whole, tiled)
+    # every box in image coordinates, inside the image
+    b = found(Tiling(640, 0.2))
+    assert (b[:, 0] >= 0).all() and (b[:, 2] <= canvas.shape[1]).all() and (b[:, 3] <= canvas.shape[0]).all()
+
+
+def test_autolabel_and_eval_with_tiles_from_the_cli(tmp_path: Path, shared: Path) -> None:
+    from tests.cli.test_cli import run
+    from tests.coco128 import bench_of_small_people
+
+    canvas, people = bench_of_small_people(shared)
+    (tmp_path / "big").mkdir()
+    cv2.imwrite(str(tmp_path / "big" / "bench.png"), canvas)
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect", "--labels", "person")[0] == 0
+    assert run("import", ws, tmp_path / "big", "--format", "images")[0] == 0
+    assert run("models", "add", ws, "yolox-nano", "--from", shared / "models")[0] == 0
+    # a tile as large as the image would change nothing: said so, nothing started
+    code, _, err = run("autolabel", ws, "--model", "yolox-nano", "--tile", "4096")
+    assert code == 2 and "not smaller than any image (the largest is 2560 px)" in err
+    code, _, err = run("autolabel", ws, "--model", "ocr", "--tile", "640")
+    assert code == 2 and "tiling is for detectors" in err
+    code, _, err = run("autolabel", ws, "--model", "yolox-nano", "--tile", "10")
+    assert code == 2 and "a tile is 64 to 16384 pixels" in err
+    code, out, err = run("autolabel", ws, "--model", "yolox-nano", "--tile", "640", "--json")
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["params"]["tile"] == 640 and job["result"]["added"] >= 12
+    # eval with the same tiles against the true people (imported as the test split)
+    doc = {"images": [{"id": 1, "file_name": "bench.png", "width": canvas.shape[1],
+                       "height": canvas.shape[0]}],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}
+                           for k, (x1, y1, x2, y2) in enumerate(people)]}
+    (tmp_path / "gt").mkdir()
+    cv2.imwrite(str(tmp_path / "gt" / "bench2.png"), canvas)
+    doc["images"][0]["file_name"] = "bench2.png"
+    (tmp_path / "gt" / "a.json").write_text(json.dumps(doc))
+    assert run("import", ws, tmp_path / "gt" / "a.json", "--format", "coco", "--split", "test",
+               "--images-dir", tmp_path / "gt")[0] == 0
+    code, out, err = run("eval", ws, "--model", "yolox-nano", "--split", "test", "--json")
+    whole = json.loads(out)
+    code, out, err = run("eval", ws, "--model", "yolox-nano", "--split", "test", "--tile", "640",
+                         "--json")
+    tiled = json.loads(out)
+    assert tiled["tiling"] == {"tile": 640, "overlap": 0.2} and whole["tiling"] is None
+    assert tiled["map50"] >= 2 * whole["map50"] and tiled["map50"] > 0.1, (whole["map50"], tiled["map50"])

@@ -26,6 +26,13 @@ from labelpilot.cli.common import (
 
 commands = typer.Typer()
 
+TileOpt = Annotated[int | None, typer.Option(
+    "--tile", help="Detectors: tiles of this many pixels (with --overlap) for large images "
+                   "with small objects; boxes merged across the seams.")]
+OverlapOpt = Annotated[float, typer.Option(help="With --tile: the tiles' overlap, a share.")]
+
+
+
 @commands.command()
 def autolabel(
     directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
@@ -37,6 +44,8 @@ def autolabel(
     unmapped: Annotated[str | None, typer.Option(
         help="Detectors: classes neither mapped nor named like a project label: drop or add "
              "(default: add when the project has no labels yet, else drop).")] = None,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = 0.2,
     as_json: JsonOpt = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
@@ -49,7 +58,7 @@ def autolabel(
         pairs = class_map(map_)
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
-                                      unmapped=unmapped)
+                                      unmapped=unmapped, tile=tile, overlap=overlap)
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind=kind, user="cli", params=params)
         job = run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
@@ -80,6 +89,8 @@ def eval_(
     split: Annotated[SplitOpt | None, typer.Option(help="Evaluate on this split "
                                                    "(default: every image).")] = None,
     map_: MapOpt = None,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = 0.2,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a model against the accepted labels: OCR detection P/R/H, recognition
@@ -91,7 +102,8 @@ def eval_(
         ws = open_workspace(directory)
         with progress_bar(not as_json) as progress:
             result = evaluate_model(ws, model_name=model, split=split.value if split else None,
-                                    progress=progress, mapping=class_map(map_))
+                                    progress=progress, mapping=class_map(map_),
+                                    tile=tile, overlap=overlap)
         ws.close()
     if as_json:
         print_json(result)

@@ -12,13 +12,14 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
 from labelpilot.geometry.crops import rectify
+from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import get_manifest, load_detector, load_ocr
 from labelpilot.proposals import LabelMap
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
 if TYPE_CHECKING:
-    from labelpilot.models.detect import DetectorModel
+    from labelpilot.models.detect import DetectorModel, Tiling
 
 
 # The COCO protocol: every detection scored at least this (up to the model's
@@ -27,8 +28,8 @@ EVAL_MIN_SCORE = 0.001
 
 
 def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
-                      progress: Any = None, mapping: dict[str, str] | None = None
-                      ) -> dict[str, Any]:
+                      progress: Any = None, mapping: dict[str, str] | None = None,
+                      tiling: Tiling | None = None) -> dict[str, Any]:
     """mAP by the COCO protocol (detections down to EVAL_MIN_SCORE, 100 per image),
     per-class AP, and the accept rate of what the model shows (its display thresholds)
     against the accepted boxes (any region shape counts by its bounding box; COCO crowd
@@ -46,7 +47,8 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
         gts = [GtBox(box, a.label, bool(a.attributes.get("iscrowd")))
                for box, a in object_boxes(anns.get(row.id, []))]
         dets = []
-        for a in model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE):
+        for a in model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE,
+                               tiling=tiling):
             score = float(a.score or 0.0)
             shown = score >= model.threshold_for(a.label)  # by the model's own class name
             dets += [DetBox(m.shape.bbox(), m.label, score, shown) for m in names.apply([a])]
@@ -55,6 +57,7 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
             progress("eval", n, len(rows))
     result = evaluate_detections(per_image)
     return {"model": model.spec.source, "split": split, "images": len(rows), **result,
+            "tiling": None if tiling is None else {"tile": tiling.size, "overlap": tiling.overlap},
             "protocol": f"mAP: COCO (detections scored >= {EVAL_MIN_SCORE}, up to "
                         f"{model.settings.max_detections} per image); accept rate: the "
                         f"proposals the model shows (score >= {model.settings.score_threshold}"
@@ -62,13 +65,20 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
 
 
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
-                   progress: Any = None, mapping: dict[str, str] | None = None
-                   ) -> dict[str, Any]:
+                   progress: Any = None, mapping: dict[str, str] | None = None,
+                   tile: int | None = None, overlap: float = 0.2) -> dict[str, Any]:
     """Evaluate a model against the workspace's accepted labels: OCR text lines (see
     evaluation.ocr) or detection boxes (see evaluation.detect)."""
-    if get_manifest(model_name, ws.models_dir).kind == "detect":
+    kind = get_manifest(model_name, ws.models_dir).kind
+    if tile is not None:
+        with ws.engine.connect() as conn:
+            rows, _ = repo.confirmed_labels(conn, split)
+        tiling = check_tiling(tile, overlap, kind, [max(r.width, r.height) for r in rows])
+    else:
+        tiling = None
+    if kind == "detect":
         detector = load_detector(model_name, ws.models_dir)
-        return evaluate_detector(ws, detector, split, progress, mapping)
+        return evaluate_detector(ws, detector, split, progress, mapping, tiling)
     if mapping:
         raise LabelPilotError(f"--map applies to detectors; {model_name} is not one")
     model = load_ocr(model_name, ws.models_dir)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError
 from labelpilot.jobs.engine import JobContext
+from labelpilot.models.detect import DetectorModel, Tiling, check_tiling
 from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
 from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals
 from labelpilot.store import repo
@@ -33,7 +34,8 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
 
 
 def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score: float = 0.0,
-                   mapping: dict[str, str] | None = None, unmapped: str | None = None
+                   mapping: dict[str, str] | None = None, unmapped: str | None = None,
+                   tile: int | None = None, overlap: float = 0.2
                    ) -> tuple[str, dict[str, Any]]:
     """The job (kind, params) that pre-labels with `model`: `autolabel` for OCR models and
     detectors (a detector's class map is checked now, not in the job), `segment-everything`
@@ -43,6 +45,11 @@ def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score:
     if manifest.kind in SEGMENTER_KINDS:
         return "segment-everything", {**params, "min_quality": min_score}
     params["min_score"] = min_score
+    if tile is not None:
+        with ws.engine.connect() as conn:
+            sides = [max(r.width, r.height) for r in prelabel_targets(conn, images)]
+        check_tiling(tile, overlap, manifest.kind, sides)
+        params.update(tile=int(tile), overlap=float(overlap))
     if manifest.kind == "detect":
         with ws.engine.connect() as conn:
             LabelMap(load_detector(model, ws.models_dir).spec.labels, repo.label_names(conn),
@@ -58,6 +65,7 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     model = load_predictor(p.get("model", "ocr"), ctx.ws.models_dir, threads=1)
     min_score = float(p.get("min_score", 0.0))
+    tiling = Tiling(int(p["tile"]), float(p.get("overlap", 0.2))) if p.get("tile") else None
     with ctx.ws.engine.connect() as conn:
         rows = prelabel_targets(conn, p.get("images", "new"))
         project_labels = repo.label_names(conn)
@@ -70,7 +78,9 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     failed: list[str] = []
 
     def infer(row: Any) -> list[Annotation]:
-        found = model.predict(ctx.ws.blobs.load_image(row), min_score=min_score)
+        image = ctx.ws.blobs.load_image(row)
+        found = (cast(DetectorModel, model).predict(image, min_score=min_score, tiling=tiling)
+                 if tiling is not None else model.predict(image, min_score=min_score))
         return label_map.apply(found) if label_map is not None else found
 
     # Two images in flight, one inference thread each (one ONNX thread per image runs

@@ -11,6 +11,10 @@ Layouts (manifest `preprocessing.layout`):
   pixels (PP-PicoDet exports with `scale_factor`);
 - `boxes`: plain outputs `boxes` [N,4] (x1,y1,x2,y2 input pixels), `scores` [N], `labels` [N].
 A model whose outputs fit none of these is refused at load with the shapes it has.
+
+Tiled (sliced) inference for large images with small objects (`Tiling`): the image is cut
+into overlapping square tiles, each detected at the network's input size, the boxes put
+back in image coordinates and merged across the seams by class-aware NMS.
 """
 
 from __future__ import annotations
@@ -23,12 +27,38 @@ import cv2
 import numpy as np
 
 from labelpilot.annotations import Annotation, Box
-from labelpilot.errors import ModelError
+from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.models.base import ModelSpec
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import OrtSession
 
 LAYOUTS = ("yolox", "yolov5", "yolov8", "nanodet", "nms_boxes", "boxes")
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Square tiles of `size` pixels overlapping by `overlap` (a share of the tile)."""
+
+    size: int
+    overlap: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.size <= 16384:
+            raise ModelError(f"a tile is 64 to 16384 pixels, not {self.size}")
+        if not 0 <= self.overlap < 0.9:
+            raise ModelError(f"the tiles' overlap is a share from 0 to 0.9, not {self.overlap}")
+
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """(x1, y1, x2, y2) of each tile: a grid covering the image, the last row and column
+        flush with its edges; one window when the image fits a tile."""
+        def starts(length: int) -> list[int]:
+            if length <= self.size:
+                return [0]
+            step = max(1, int(self.size * (1 - self.overlap)))
+            out = list(range(0, length - self.size, step))
+            return [*out, length - self.size]
+        return [(x, y, min(width, x + self.size), min(height, y + self.size))
+                for y in starts(height) for x in starts(width)]
 
 
 @dataclass
@@ -151,10 +181,36 @@ class DetectorModel:
                 / np.array(s.std, np.float32)[None, :, None, None]
         return blob, sx, sy
 
-    def detect(self, image: np.ndarray, score_threshold: float | None = None) -> Detections:
+    def detect(self, image: np.ndarray, score_threshold: float | None = None,
+               tiling: Tiling | None = None) -> Detections:
         """Boxes scored at least the settings' thresholds (per class), or `score_threshold`
-        for every class when given."""
+        for every class when given; over `tiling`'s tiles when the image exceeds one."""
         image = _as_bgr8(image)
+        h, w = image.shape[:2]
+        windows = tiling.windows(w, h) if tiling is not None else [(0, 0, w, h)]
+        if len(windows) == 1:
+            return self._detect_whole(image, score_threshold)
+        # the whole image too, for the objects larger than a tile (SAHI's standard pass)
+        whole = self._detect_whole(image, score_threshold)
+        boxes, scores, classes, cut = [whole.boxes], [whole.scores], [whole.classes], \
+            [np.zeros(len(whole.boxes), bool)]
+        for x1, y1, x2, y2 in windows:
+            d = self._detect_whole(np.ascontiguousarray(image[y1:y2, x1:x2]), score_threshold)
+            b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
+            # a box against a tile edge inside the image is the part of an object the tile cut
+            cut.append(((b[:, 0] <= x1 + 2) & (x1 > 0)) | ((b[:, 1] <= y1 + 2) & (y1 > 0))
+                       | ((b[:, 2] >= x2 - 2) & (x2 < w)) | ((b[:, 3] >= y2 - 2) & (y2 < h)))
+            boxes.append(b)
+            scores.append(d.scores)
+            classes.append(d.classes)
+        b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+        keep = ~_covered_cuts(b, c, np.concatenate(cut))
+        # the seams: a box found in two tiles is kept once (class-aware NMS); as many boxes
+        # per tile as the model gives for one image
+        return self._finish(b[keep], s[keep], c[keep], w, h, nms=True,
+                            limit=self.settings.max_detections * (len(windows) + 1))
+
+    def _detect_whole(self, image: np.ndarray, score_threshold: float | None) -> Detections:
         h, w = image.shape[:2]
         s = self.settings
         x, sx, sy = self.preprocess(image)
@@ -266,7 +322,7 @@ class DetectorModel:
                             classes[keep], size[0], size[1], nms=True)
 
     def _finish(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int,
-                h: int, *, nms: bool) -> Detections:
+                h: int, *, nms: bool, limit: int | None = None) -> Detections:
         boxes = boxes.astype(np.float32).reshape(-1, 4)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
@@ -278,7 +334,7 @@ class DetectorModel:
                                            0.0, self.settings.nms_iou)
             idx = np.array(kept, int).reshape(-1)
             boxes, scores, classes = boxes[idx], scores[idx], classes[idx]
-        order = np.argsort(-scores)[: self.settings.max_detections]
+        order = np.argsort(-scores)[: limit or self.settings.max_detections]
         return Detections(boxes[order], scores[order], classes[order].astype(int))
 
     def threshold_for(self, label: str) -> float:
@@ -286,10 +342,11 @@ class DetectorModel:
         return self.settings.class_thresholds.get(label, self.settings.score_threshold)
 
     def predict(self, image: np.ndarray, *, min_score: float = 0.0,
-                score_threshold: float | None = None) -> list[Annotation]:
+                score_threshold: float | None = None,
+                tiling: Tiling | None = None) -> list[Annotation]:
         """Detections as proposals: those the model shows (its thresholds), or every one
-        scored at least `score_threshold` (evaluation's protocol)."""
-        d = self.detect(image, score_threshold)
+        scored at least `score_threshold` (evaluation's protocol); tiled with `tiling`."""
+        d = self.detect(image, score_threshold, tiling)
         out = []
         for b, sc, c in zip(d.boxes, d.scores, d.classes, strict=True):
             if sc < min_score:
@@ -299,6 +356,40 @@ class DetectorModel:
                                   score=float(min(1.0, max(0.0, sc))), source=self.spec.source,
                                   status="predicted"))
         return out
+
+
+def check_tiling(tile: int | None, overlap: float, kind: str, sides: list[int]) -> Tiling | None:
+    """The tiling asked for, checked: detectors only, and a tile smaller than the largest
+    of the images (`sides`: each image's long side) or it would do nothing."""
+    if tile is None:
+        return None
+    if kind != "detect":
+        raise LabelPilotError(f"tiling is for detectors; this is a {kind} model",
+                              hint="leave out --tile")
+    tiling = Tiling(int(tile), float(overlap))
+    if sides and tile >= max(sides):
+        raise LabelPilotError(f"a tile of {tile} px is not smaller than any image (the largest "
+                              f"is {max(sides)} px): tiling would change nothing",
+                              hint="use a smaller --tile, or leave it out")
+    return tiling
+
+
+def _covered_cuts(boxes: np.ndarray, classes: np.ndarray, cut: np.ndarray,
+                  share: float = 0.6) -> np.ndarray:
+    """Which cut boxes (parts of an object at a tile's edge) lie mostly (`share` of their
+    area) inside another box of their class: those are dropped for the whole one."""
+    out = np.zeros(len(boxes), bool)
+    for i in np.nonzero(cut)[0]:
+        same = (classes == classes[i]) & (np.arange(len(boxes)) != i)
+        if not same.any():
+            continue
+        o = boxes[same]
+        ix = np.clip(np.minimum(o[:, 2], boxes[i, 2]) - np.maximum(o[:, 0], boxes[i, 0]), 0, None)
+        iy = np.clip(np.minimum(o[:, 3], boxes[i, 3]) - np.maximum(o[:, 1], boxes[i, 1]), 0, None)
+        area = max(1e-6, float((boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])))
+        bigger = (o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1]) > area
+        out[i] = bool(((ix * iy / area >= share) & bigger).any())
+    return out
 
 
 def _cxcywh(b: np.ndarray) -> np.ndarray:
