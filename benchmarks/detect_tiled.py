@@ -16,31 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.coco128 import bench_of_small_people  # noqa: E402
+from tests.coco128 import bench_of_small_people, share_found  # noqa: E402
 
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections  # noqa: E402
 from labelpilot.models.catalogue import install  # noqa: E402
 from labelpilot.models.detect import Tiling  # noqa: E402
 from labelpilot.models.registry import load_detector  # noqa: E402
-
-
-def recall(found: np.ndarray, truth: list[tuple[float, float, float, float]]) -> float:
-    hit = 0
-    for g in truth:
-        if not len(found):
-            continue
-        ix = np.clip(np.minimum(found[:, 2], g[2]) - np.maximum(found[:, 0], g[0]), 0, None)
-        iy = np.clip(np.minimum(found[:, 3], g[3]) - np.maximum(found[:, 1], g[1]), 0, None)
-        inter = ix * iy
-        union = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]) \
-            + (g[2] - g[0]) * (g[3] - g[1]) - inter
-        hit += int((inter / union >= 0.5).any())
-    return hit / len(truth)
 
 
 def main() -> None:
@@ -71,7 +55,7 @@ def main() -> None:
                 [GtBox(g, "person", False) for g in people])])["map50"]
             rows.append((f"tiles {tile} px, overlap {a.overlap}" if tile else "whole image",
                          len(tiling.windows(canvas.shape[1], canvas.shape[0])) if tiling else 1,
-                         recall(d.boxes[ppl], people), recall(d.boxes[shown], people), ap50,
+                         share_found(d.boxes[ppl], people), share_found(d.boxes[shown], people), ap50,
                          min(times) * 1000))
     print(f"{len(people)} people on a {canvas.shape[1]}x{canvas.shape[0]} image; "
           f"time: best of {a.repeat}, 2 threads\n")

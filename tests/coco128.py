@@ -94,3 +94,22 @@ def bench_of_small_people(shared: Path, *, width: int = 2560, height: int = 1440
             boxes.append((x + bx * scale, y + by * scale, x + (bx + bw) * scale, y + (by + bh) * scale))
         x, row = x + w, max(row, h)
     return canvas, boxes
+
+
+def share_found(found: Any, truth: list[tuple[float, float, float, float]], iou: float = 0.5
+                ) -> float:
+    """The share of the `truth` boxes that some box of `found` ([N, 4] x1 y1 x2 y2) overlaps
+    by at least `iou` (recall)."""
+    import numpy as np
+
+    hit = 0
+    for g in truth:
+        if not len(found):
+            continue
+        ix = np.clip(np.minimum(found[:, 2], g[2]) - np.maximum(found[:, 0], g[0]), 0, None)
+        iy = np.clip(np.minimum(found[:, 3], g[3]) - np.maximum(found[:, 1], g[1]), 0, None)
+        inter = ix * iy
+        union = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]) \
+            + (g[2] - g[0]) * (g[3] - g[1]) - inter
+        hit += int((inter / union >= iou).any())
+    return hit / len(truth)

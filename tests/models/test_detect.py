@@ -266,26 +266,12 @@ def test_tiles_cover_the_image_flush_with_its_edges() -> None:
             Tiling(**bad)  # type: ignore[arg-type]
 
 
-def _recall(found: np.ndarray, truth: list[tuple[float, float, float, float]]) -> float:
-    hit = 0
-    for g in truth:
-        if not len(found):
-            continue
-        ix = np.clip(np.minimum(found[:, 2], g[2]) - np.maximum(found[:, 0], g[0]), 0, None)
-        iy = np.clip(np.minimum(found[:, 3], g[3]) - np.maximum(found[:, 1], g[1]), 0, None)
-        inter = ix * iy
-        area = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-        union = area + (g[2] - g[0]) * (g[3] - g[1]) - inter
-        hit += int((inter / union >= 0.5).any())
-    return hit / len(truth)
-
-
 def test_tiled_detection_finds_the_small_people_whole_image_detection_misses(
         models: Path, shared: Path) -> None:
     """A 2560 x 1440 bench of coco128 images at half size: the people are 10-100 px high,
     too small once the whole image is shrunk to 416 px; 640 px tiles find them."""
     from labelpilot.models.detect import Tiling
-    from tests.coco128 import bench_of_small_people
+    from tests.coco128 import bench_of_small_people, share_found
 
     canvas, people = bench_of_small_people(shared)
     m = load_detector("yolox-nano", models)
@@ -295,7 +281,7 @@ def test_tiled_detection_finds_the_small_people_whole_image_detection_misses(
         d = m.detect(canvas, tiling=tiling)
         return d.boxes[d.classes == person]
 
-    whole, tiled = _recall(found(None), people), _recall(found(Tiling(640, 0.2)), people)
+    whole, tiled = share_found(found(None), people), share_found(found(Tiling(640, 0.2)), people)
     assert len(people) > 40
     assert tiled >= 2 * whole and tiled > 0.15, (whole, tiled)
     # every box in image coordinates, inside the image
