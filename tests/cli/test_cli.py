@@ -80,18 +80,24 @@ def test_demo_builds_a_workspace(tmp_path: Path) -> None:
     assert s["annotations_by_status"]["predicted"] >= 6
 
 
-def test_demo_segmentation_project(tmp_path: Path) -> None:
-    code, out, _ = run("demo", tmp_path / "parts", "--project", "segment")
-    assert code == 0 and "demo-parts (segment): 12 images" in out
+def _demo(tmp_path: Path, project: str, name: str) -> tuple[dict, list]:  # type: ignore[type-arg]
+    """`labelpilot demo --project`, then the workspace's stats and every annotation."""
     from labelpilot.store import repo
     from labelpilot.workspace import Workspace
 
-    ws = Workspace.open(tmp_path / "parts")
+    code, out, _ = run("demo", tmp_path / project, "--project", project)
+    assert code == 0 and f"{name} ({project}): 12 images" in out
+    ws = Workspace.open(tmp_path / project)
     with ws.engine.connect() as conn:
         s = repo.stats(conn)
         rows = repo.list_images(conn)
         anns = [a for v in repo.annotations_for_images(conn, [r.id for r in rows]).values() for a in v]
     ws.close()
+    return s, anns
+
+
+def test_demo_segmentation_project(tmp_path: Path) -> None:
+    s, anns = _demo(tmp_path, "segment", "demo-parts")
     assert s["images_by_review_state"] == {"new": 9, "prelabeled": 3}
     assert set(s["annotations_by_label"]) == {"washer", "bracket", "plate"}
     # reviewed: washers as masks (their holes), the rest as polygons
@@ -108,16 +114,7 @@ def test_demo_segmentation_project(tmp_path: Path) -> None:
 
 
 def test_demo_detection_project(tmp_path: Path) -> None:
-    code, out, _ = run("demo", tmp_path / "boxes", "--project", "detect")
-    assert code == 0 and "demo-parts-boxes (detect): 12 images" in out
-    from labelpilot.store import repo
-    from labelpilot.workspace import Workspace
-
-    ws = Workspace.open(tmp_path / "boxes")
-    with ws.engine.connect() as conn:
-        rows = repo.list_images(conn)
-        anns = [a for v in repo.annotations_for_images(conn, [r.id for r in rows]).values() for a in v]
-    ws.close()
+    _, anns = _demo(tmp_path, "detect", "demo-parts-boxes")
     assert {a.shape.type for a in anns} == {"box"}
     proposed = [a for a in anns if a.status == "predicted"]
     # click to box found each part of a quarter of the images: boxes the size of parts

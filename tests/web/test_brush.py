@@ -20,7 +20,7 @@ from labelpilot.transfer import import_dataset
 from tests.conftest import write_image
 from tests.server.conftest import PASSWORD, add_users
 from tests.web.conftest import Live, serve
-from tests.web.test_multi import _anns, _screen, _settled
+from tests.web.test_multi import _anns, _drag, _screen, _settled
 from tests.web.test_review import (
     _ids,
     _open,
@@ -204,12 +204,7 @@ def test_a_line_is_drawn_reshaped_and_picked_by_its_stroke(browser: Any, live: L
     page.mouse.click(*_screen(page, 50, 40))
     page.wait_for_function(f"__canvas.selected === {line['id']}")
     # its middle vertex dragged down
-    x, y = _screen(page, 80, 60)
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(*_screen(page, 80, 100), steps=4)
-    page.mouse.up()
-    _settled(page)
+    _drag(page, (80, 60), (80, 100))
     page.wait_for_function(f"__doc.byId({line['id']}).version === {line['version']} + 1")
     (moved,) = _anns(live, image)
     (x1, y1), (x2, y2), (x3, y3) = moved["shape"]["points"]

@@ -48,6 +48,15 @@ def _shift_click(page: Any, x: float, y: float) -> None:
     page.keyboard.up("Shift")
 
 
+def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag between two image points; the edits it makes saved."""
+    page.mouse.move(*_screen(page, *start))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, *end), steps=4)
+    page.mouse.up()
+    _settled(page)
+
+
 def _settled(page: Any) -> None:
     page.wait_for_function("__doc.saving === 0")
 
@@ -66,12 +75,7 @@ def test_pick_many_then_move_reclass_accept_and_delete_together(browser: Any, li
     page.wait_for_function("__canvas.picked.size === 2")
     assert page.locator("#ann-list li.selected").count() == 2
     # a drag moves both
-    x, y = _screen(page, 25, 25)
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(*_screen(page, 35, 45), steps=4)
-    page.mouse.up()
-    _settled(page)
+    _drag(page, (25, 25), (35, 45))
     page.wait_for_function("__doc.anns.filter((a) => a.status === 'edited').length === 2")
     moved = {a["id"]: a["shape"]["xyxy"] for a in _anns(live, image)}
     for a, xyxy in zip(made[:2], BOXES[:2], strict=True):
