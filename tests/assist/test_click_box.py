@@ -91,3 +91,43 @@ def test_autolabel_route_takes_detectors_maps_and_segmenters(api, shared: Path) 
     seg = api.post("reviewer", "/api/autolabel", json={"model": "graphcut"})
     assert seg.status_code == 202 and seg.json()["kind"] == "segment-everything"
     assert api.post("annotator", "/api/autolabel", json={"model": "graphcut"}).status_code == 403
+
+
+def test_on_a_large_image_a_small_object_is_found_in_a_window_round_the_click(
+        make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    """On a 2560 x 1440 bench of shrunk coco128 images the whole image, shrunk to the
+    detector's 416 px, loses the small people; the window round the click finds them."""
+    import cv2
+
+    from labelpilot.models.registry import load_detector
+    from tests.coco128 import bench_of_small_people
+
+    canvas, people = bench_of_small_people(shared)
+    (tmp_path / "i").mkdir()
+    cv2.imwrite(str(tmp_path / "i" / "bench.png"), canvas)
+    ws = make_workspace(task="detect")
+    import_dataset(ws, tmp_path / "i", format="images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    whole = load_detector("yolox-nano", ws.models_dir).detect(canvas)
+    person = whole.classes == 0
+    # the people the whole image misses, 30 px high or more
+    missed = [g for g in people if g[3] - g[1] >= 30 and not any(
+        b[0] <= (g[0] + g[2]) / 2 <= b[2] and b[1] <= (g[1] + g[3]) / 2 <= b[3]
+        for b in whole.boxes[person])]
+    assert len(missed) >= 5
+    found = 0
+    with client_for(ws) as client:
+        (img,) = client.get("/api/images").json()["data"]
+        for g in missed:
+            cx, cy = (g[0] + g[2]) / 2, (g[1] + g[3]) / 2
+            r = client.post(f"/api/images/{img['id']}/click-box",
+                            json={"clicks": [{"x": cx, "y": cy}]})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            x1, y1, x2, y2 = body["box"]
+            inter = max(0, min(x2, g[2]) - max(x1, g[0])) * max(0, min(y2, g[3]) - max(y1, g[1]))
+            iou = inter / ((x2 - x1) * (y2 - y1) + (g[2] - g[0]) * (g[3] - g[1]) - inter)
+            found += int(body["method"] == "detector" and body["label"] == "person" and iou >= 0.5)
+    # the whole image's detections hold none of them (that is how they were chosen): every
+    # detector box here came from the window
+    assert found >= 5, (found, len(missed))

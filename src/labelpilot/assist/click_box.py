@@ -1,6 +1,10 @@
 """Click to box: one click on an object -> its box. The detector's best box holding the
 clicks (positive ones inside, negative ones outside), else the bounding box of the
-segmentation mask for the clicks. A second click corrects the first answer."""
+segmentation mask for the clicks. A second click corrects the first answer.
+
+On a large image (over WINDOW_FROM px on its long side) the detector first looks at a
+window of WINDOW px round the first positive click, at its own input scale, where a small
+object stays large enough to be found; then at the whole image (for large objects)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,20 @@ class BoxAnswer:
     method: Literal["detector", "mask"]
 
 
+# images larger than this (long side) are searched in a window round the click first
+WINDOW_FROM = 1280
+WINDOW = 640
+
+
+def click_window(width: int, height: int, x: float, y: float, size: int = WINDOW
+                 ) -> tuple[int, int, int, int]:
+    """A `size` square round (x, y), moved inside the image (the image itself if smaller)."""
+    w, h = min(size, width), min(size, height)
+    x1 = int(min(max(0, x - w / 2), width - w))
+    y1 = int(min(max(0, y - h / 2), height - h))
+    return x1, y1, x1 + w, y1 + h
+
+
 class DetectionCache:
     """A detector's boxes per image, kept for the last `size` images (clicks come in runs)."""
 
@@ -36,14 +54,29 @@ class DetectionCache:
         self._hits: OrderedDict[tuple[str, str], Detections] = OrderedDict()
         self._lock = threading.Lock()
 
-    def detections(self, model: DetectorModel, image_key: str, load: Any) -> Detections:
-        key = (model.spec.source, image_key)
+    def detections(self, model: DetectorModel, image_key: str, load: Any,
+                   window: tuple[int, int, int, int] | None = None) -> Detections:
+        """The model's boxes on the image (`load` reads it), or on a `window` of it (boxes
+        in image coordinates)."""
+        key = (model.spec.source, image_key if window is None else f"{image_key}@{window}")
         with self._lock:
             hit = self._hits.get(key)
             if hit is not None:
                 self._hits.move_to_end(key)
                 return hit
-        found = model.detect(load())
+        image = load()
+        if window is None:
+            found = model.detect(image)
+        else:
+            x1, y1, x2, y2 = window
+            h, w = image.shape[:2]
+            d = model.detect(np.ascontiguousarray(image[y1:y2, x1:x2]))
+            b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
+            # a box against a window edge inside the image is an object the window cut: the
+            # whole image answers for those
+            cut = (((b[:, 0] <= x1 + 2) & (x1 > 0)) | ((b[:, 1] <= y1 + 2) & (y1 > 0))
+                   | ((b[:, 2] >= x2 - 2) & (x2 < w)) | ((b[:, 3] >= y2 - 2) & (y2 < h)))
+            found = Detections(b[~cut], d.scores[~cut], d.classes[~cut])
         with self._lock:
             self._hits[key] = found
             while len(self._hits) > self.size:
@@ -81,11 +114,17 @@ def click_box(sessions: SessionPool, cache: DetectionCache, row: Any, clicks: li
         detector = found[0].name if found else None
     if detector is not None:
         model = load_detector(detector, ws.models_dir)
-        hit = pick_box(cache.detections(model, image_key(row), lambda: ws.blobs.load_image(row)),
-                       model.spec.labels, clicks)
-        if hit is not None:
-            box, label, score = hit
-            return BoxAnswer(box, label, score, model.spec.source, "detector")
+        windows: list[tuple[int, int, int, int] | None] = [None]
+        if max(row.width, row.height) > WINDOW_FROM:
+            first = next(c for c in clicks if c.positive)
+            windows.insert(0, click_window(row.width, row.height, first.x, first.y))
+        for window in windows:
+            hit = pick_box(cache.detections(model, image_key(row),
+                                            lambda: ws.blobs.load_image(row), window),
+                           model.spec.labels, clicks)
+            if hit is not None:
+                box, label, score = hit
+                return BoxAnswer(box, label, score, model.spec.source, "detector")
     res, manifest = sessions.segment(row, prompt, segmenter)
     mask = res.proposals[0].mask if res.proposals else None
     if mask is None or not mask.any():
