@@ -141,6 +141,9 @@ def test_held_out_images_choose_the_weights_kept(make_workspace, tmp_path: Path,
     assert vals and r.val_map50 >= max(vals)
     m = json.loads((ws.models_dir / "kept" / "manifest.json").read_text())
     assert m["metrics"]["val_images"] == 2 and m["metrics"]["kept_step"] == r.kept_step
+    # the curve the Models page draws (GET /api/models/{name}/history)
+    curve = json.loads((ws.models_dir / "kept" / "history.json").read_text())
+    assert curve[-1]["step"] == r.history[-1]["step"] and any("val_map50" in p for p in curve)
 
 
 def test_an_interrupted_run_goes_on_from_its_checkpoint(make_workspace, tmp_path: Path,

@@ -256,6 +256,8 @@ export const api = {
     call<{ text: string; score: number; model: string }>(
       "POST", `/api/images/${imageId}/recognize`, { points }),
   models: () => call<ModelInfo[]>("GET", "/api/models"),
+  history: (name: string) =>
+    call<Record<string, number>[]>("GET", `/api/models/${encodeURIComponent(name)}/history`),
   clickBox: (imageId: number, clicks: SmartClick[]) =>
     call<ClickBoxResult>("POST", `/api/images/${imageId}/click-box`, { clicks }),
   segment: (imageId: number, prompt: SegmentPrompt) =>

@@ -4,6 +4,7 @@
 import { Job, ModelInfo, Project, TrainOptions, api, errorText } from "./api";
 import { el, toast } from "./dom";
 import { exportResult, importResult } from "./transfer";
+import { curveSvg } from "./curve";
 
 
 const fmt = (v: unknown) => (typeof v === "number" ? v.toFixed(3) : String(v ?? ""));
@@ -269,10 +270,18 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
 
 export async function modelsView(head: HTMLElement): Promise<HTMLElement> {
   const models = await api.models();
-  const rows = models.map((m) => el("tr", { "data-model": m.name },
-    el("td", {}, m.name), el("td", {}, `${m.task} / ${m.kind}`), el("td", {}, m.version),
-    el("td", {}, m.builtin ? "built in" : "installed"),
-    el("td", {}, m.description, metricsBlock(m.metrics))));
+  const rows = models.map((m) => {
+    const what = el("td", {}, m.description, metricsBlock(m.metrics));
+    // a model trained here: its learning curve
+    if (!m.builtin && m.metrics.steps) {
+      void api.history(m.name).then((points) => {
+        if (points.length) what.append(curveSvg(points));
+      }).catch(() => undefined);
+    }
+    return el("tr", { "data-model": m.name },
+      el("td", {}, m.name), el("td", {}, `${m.task} / ${m.kind}`), el("td", {}, m.version),
+      el("td", {}, m.builtin ? "built in" : "installed"), what);
+  });
   return el("div", { class: "page" }, head, el("main", { class: "overview" },
     el("h2", {}, `${models.length} models`),
     el("table", { class: "models" },
