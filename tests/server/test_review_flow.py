@@ -140,10 +140,13 @@ def test_comments_join_the_images_history(api: Api) -> None:
 
 
 def test_jobs_are_refused_before_they_start_when_there_is_nothing_to_do(api: Api) -> None:
-    assert api.get("admin", "/api/train/check", params={"task": "detect"}).json()["ready"]
+    check = api.get("admin", "/api/train/check", params={"task": "detect"}).json()
+    assert check["ready"] and check["warnings"] == [
+        f"{c}: 3 boxes in the train split; 10 or more of each class are needed to learn it "
+        "well (label more, or merge the class)" for c in ("cat", "dog")]
     api.post("reviewer", "/api/project/splits", json={"split": "val"})  # none left in train
     r = api.get("admin", "/api/train/check", params={"task": "detect"})
-    assert r.json() == {"ready": False, "images": None, "reason": (
+    assert r.json() == {"ready": False, "images": None, "warnings": [], "reason": (
         "the train split has no accepted boxes to learn from: accept reviewed images' labels "
         "and put them in the train split")}
     r = api.post("admin", "/api/train", json={"task": "detect", "epochs": 1})

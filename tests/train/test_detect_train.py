@@ -70,6 +70,11 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
         tok = client.post("/api/auth/token", data={"username": "admin",
                                                    "password": PASSWORD}).json()["access_token"]
         h = {"Authorization": f"Bearer {tok}"}
+        # 3 training images: too few bowls to learn them well (the cars are enough), said
+        # before the run (it may still start) and in its result
+        check = client.get("/api/train/check", headers=h, params={"task": "detect"}).json()
+        assert check["ready"] and [w.split(":")[0] for w in check["warnings"]] == ["bowl"]
+        assert "in the train split; 10 or more of each class are needed" in check["warnings"][0]
         r = client.post("/api/train", headers=h, json={"task": "detect", "epochs": 1,
                                                        "name": "api-detector"})
         assert r.status_code == 202, r.text
@@ -85,6 +90,7 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
             time.sleep(0.2)
         assert job["status"] == "done", job
         assert job["result"]["model"] == "api-detector" and job["result"]["onnx_parity"] < 1e-3
+        assert set(check["warnings"]) <= set(job["result"]["warnings"])
         models = {m["name"]: m for m in client.get("/api/models", headers=h).json()}
         assert models["api-detector"]["task"] == "detect"
         pre = client.post("/api/autolabel", headers=h, json={"model": "api-detector",

@@ -101,6 +101,7 @@ export interface Readiness {
   ready: boolean;
   reason: string | null;
   images: number | null;
+  warnings?: string[];
 }
 
 export interface Place {

@@ -125,10 +125,12 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
     pattern: "[A-Za-z0-9_.\\-]{1,64}", "aria-label": "model name" });
   const button = el("button", { id: "train" }, "Train");
   const why = el("p", { id: "train-reason", class: "hint" });
-  // nothing to learn from: said next to the button, before a job starts
+  const warned = el("ul", { id: "train-warnings", class: "hint" });
+  // nothing to learn from, or too little: said next to the button, before a job starts
   api.trainCheck(task).then((r) => {
     button.disabled = !r.ready;
     why.textContent = r.reason ?? "";
+    warned.replaceChildren(...(r.warnings ?? []).map((w) => el("li", {}, w)));
   }).catch(() => undefined);
   button.onclick = async () => {
     const m = Number(minutes.value);
@@ -147,7 +149,7 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
   };
   return el("section", { class: "panel", id: "train-panel" },
     el("h3", {}, "Train on the reviewed labels (train split)"),
-    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button), why,
+    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button), why, warned,
     el("p", { class: "hint" }, "The model is checked on the val split (or a held-out part " +
       "of train), scored on the test split, and then offered for pre-labeling."));
 }

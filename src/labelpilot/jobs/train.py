@@ -54,6 +54,25 @@ def training_readiness(ws: Workspace, task: str) -> str | None:
     return None
 
 
+# Boxes of a class under which a detector is not expected to learn it well (the issue's
+# "20-50 images" of a new class hold a few dozen boxes).
+FEW_BOXES = 10
+
+
+def training_warnings(ws: Workspace, task: str) -> list[str]:
+    """What to know before training `task` (it can still start): the classes of the train
+    split with too few boxes to learn them well, each with its count."""
+    from labelpilot.store import repo
+
+    if task != "detect":
+        return []
+    with ws.engine.connect() as conn:
+        counts = repo.confirmed_regions_by_label(conn, "train")
+    return [f"{name}: {n} box{'es' if n != 1 else ''} in the train split; {FEW_BOXES} or more "
+            "of each class are needed to learn it well (label more, or merge the class)"
+            for name, n in sorted(counts.items()) if 0 < n < FEW_BOXES]
+
+
 def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = None,
                   minutes: float | None = None, name: str | None = None
                   ) -> tuple[str, dict[str, Any]]:
@@ -114,7 +133,7 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector")
     progress = budget_progress(cfg.minutes, ctx.report)
 
-    warnings: list[str] = []
+    warnings: list[str] = training_warnings(ctx.ws, "detect")
     run_dir = ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}"
     trainer = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
                             warn=warnings.append, run_dir=run_dir)

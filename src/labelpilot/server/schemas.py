@@ -431,6 +431,8 @@ class Readiness(BaseModel):
     ready: bool
     reason: str | None = Field(description="why it cannot start now")
     images: int | None = Field(None, description="the images it would work on")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "what to know before it starts (it can): e.g. classes with too few examples"))
 
 
 class FormatPublic(BaseModel):

@@ -302,6 +302,16 @@ def tags_in_use(conn: Connection) -> list[str]:
     return sorted(found)
 
 
+def confirmed_regions_by_label(conn: Connection, split: str) -> dict[str, int]:
+    """In a split: the accepted/edited regions (shapes with an area) of each class."""
+    q = (select(labels_t.c.name, func.count()).select_from(annotations_t.join(
+        images_t, images_t.c.id == annotations_t.c.image_id).join(
+        labels_t, labels_t.c.id == annotations_t.c.label_id)).where(
+        images_t.c.split == split, annotations_t.c.status.in_(("accepted", "edited")),
+        annotations_t.c.shape_type.not_in(NO_AREA)).group_by(labels_t.c.name))
+    return {name: int(n) for name, n in conn.execute(q)}
+
+
 def confirmed_counts(conn: Connection, split: str) -> tuple[int, int]:
     """In a split: the accepted/edited regions (any shape but a point), and the text lines
     among them with a transcription (not empty, not `###`)."""

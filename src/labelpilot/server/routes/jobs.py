@@ -18,7 +18,12 @@ from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.imports import uploads_dir
-from labelpilot.jobs.train import ensure_no_other_training, plan_training, training_readiness
+from labelpilot.jobs.train import (
+    ensure_no_other_training,
+    plan_training,
+    training_readiness,
+    training_warnings,
+)
 from labelpilot.proposals import prelabel_readiness
 from labelpilot.server.deps import (
     CanCancelJobs,
@@ -191,7 +196,8 @@ def check_training(task: Literal["ocr-rec", "detect"], user: CanTrain,
                    ws: WorkspaceDep) -> Readiness:
     """Whether training `task` can start now, and why not (shown next to the button)."""
     reason = training_readiness(ws, task)
-    return Readiness(ready=reason is None, reason=reason, images=None)
+    return Readiness(ready=reason is None, reason=reason, images=None,
+                     warnings=training_warnings(ws, task) if reason is None else [])
 
 
 @router.get("/autolabel/check", response_model=Readiness, tags=["assist"])
