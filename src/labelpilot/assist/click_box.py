@@ -19,7 +19,7 @@ import numpy as np
 from labelpilot.assist.sessions import SessionPool, image_key
 from labelpilot.errors import PromptError
 from labelpilot.models.base import Click, Prompt
-from labelpilot.models.detect import Detections, DetectorModel
+from labelpilot.models.detect import Detections, DetectorModel, cut_by_window
 from labelpilot.models.registry import load_detector, workspace_manifests
 
 
@@ -72,10 +72,8 @@ class DetectionCache:
             h, w = image.shape[:2]
             d = model.detect(np.ascontiguousarray(image[y1:y2, x1:x2]))
             b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
-            # a box against a window edge inside the image is an object the window cut: the
-            # whole image answers for those
-            cut = (((b[:, 0] <= x1 + 2) & (x1 > 0)) | ((b[:, 1] <= y1 + 2) & (y1 > 0))
-                   | ((b[:, 2] >= x2 - 2) & (x2 < w)) | ((b[:, 3] >= y2 - 2) & (y2 < h)))
+            # an object the window cut is left to the whole image
+            cut = cut_by_window(b, window, w, h)
             found = Detections(b[~cut], d.scores[~cut], d.classes[~cut])
         with self._lock:
             self._hits[key] = found

@@ -197,9 +197,7 @@ class DetectorModel:
         for x1, y1, x2, y2 in windows:
             d = self._detect_whole(np.ascontiguousarray(image[y1:y2, x1:x2]), score_threshold)
             b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
-            # a box against a tile edge inside the image is the part of an object the tile cut
-            cut.append(((b[:, 0] <= x1 + 2) & (x1 > 0)) | ((b[:, 1] <= y1 + 2) & (y1 > 0))
-                       | ((b[:, 2] >= x2 - 2) & (x2 < w)) | ((b[:, 3] >= y2 - 2) & (y2 < h)))
+            cut.append(cut_by_window(b, (x1, y1, x2, y2), w, h))
             boxes.append(b)
             scores.append(d.scores)
             classes.append(d.classes)
@@ -372,6 +370,17 @@ def check_tiling(tile: int | None, overlap: float, kind: str, sides: list[int]) 
                               f"is {max(sides)} px): tiling would change nothing",
                               hint="use a smaller --tile, or leave it out")
     return tiling
+
+
+def cut_by_window(boxes: np.ndarray, window: tuple[int, int, int, int], width: int,
+                  height: int, margin: float = 2.0) -> np.ndarray:
+    """Which boxes (image coordinates) found in `window` of a `width` x `height` image
+    touch one of the window's edges that lie inside the image: parts of objects the
+    window cut."""
+    x1, y1, x2, y2 = window
+    b = boxes
+    return (((b[:, 0] <= x1 + margin) & (x1 > 0)) | ((b[:, 1] <= y1 + margin) & (y1 > 0))
+            | ((b[:, 2] >= x2 - margin) & (x2 < width)) | ((b[:, 3] >= y2 - margin) & (y2 < height)))
 
 
 def _covered_cuts(boxes: np.ndarray, classes: np.ndarray, cut: np.ndarray,
