@@ -24,6 +24,7 @@ import orjson
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from labelpilot.annotations import Annotation, Box, mask_to_polygons
+from labelpilot.errors import LabelPilotError
 from labelpilot.geometry import rle
 from labelpilot.store.repo import list_images as repo_images
 from labelpilot.transfer import import_dataset
@@ -65,8 +66,6 @@ PROJECTS = ("ocr", "segment", "detect")
 def build_demo(directory: Path, *, force: bool = False, count: int = 12,
                project: str = "ocr") -> Workspace:
     if project not in PROJECTS:
-        from labelpilot.errors import LabelPilotError
-
         raise LabelPilotError(f"the demo project is one of {', '.join(PROJECTS)}, not {project!r}")
     if directory.exists() and force:
         shutil.rmtree(directory)

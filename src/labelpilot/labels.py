@@ -1,5 +1,6 @@
-"""Label classes of a project: rename, merge into another, colour, attribute schema. The database is the
-truth; the workspace's labelpilot.toml lists the classes too and follows every change."""
+"""Label classes of a project: rename, merge into another, colour, attribute schema. The
+database is the truth; the workspace's labelpilot.toml lists the classes too and follows
+every change."""
 
 from __future__ import annotations
 

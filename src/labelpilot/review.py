@@ -376,15 +376,15 @@ def combine_annotations(conn: Connection, *, annotation_id: int, version: int, o
         raise LabelPilotError(f"annotations {annotation_id} and {other_id} are on different images")
     if other_id == annotation_id:
         raise LabelPilotError("a shape cannot be combined with itself")
+    if b.version != other_version:
+        raise ConflictError(f"annotation {other_id} is at version {b.version}, not {other_version}",
+                            current=b, image_id=image_id)
     img = get_image(conn, image_id)
     shape = combine(a.shape, b.shape, op, width=img.width, height=img.height)
     result = update_annotation(conn, annotation_id=annotation_id, version=version,
                                changes={"shape": shape}, user=user)
     if op == "union":
         delete_annotation(conn, annotation_id=other_id, version=other_version, user=user)
-    elif b.version != other_version:
-        raise ConflictError(f"annotation {other_id} is at version {b.version}, not {other_version}",
-                            current=b, image_id=image_id)
     return result
 
 

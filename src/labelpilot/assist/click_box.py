@@ -19,7 +19,7 @@ import numpy as np
 from labelpilot.assist.sessions import SessionPool, image_key
 from labelpilot.errors import PromptError
 from labelpilot.models.base import Click, Prompt
-from labelpilot.models.detect import Detections, DetectorModel, cut_by_window
+from labelpilot.models.detect import Detections, DetectorModel
 from labelpilot.models.registry import load_detector, workspace_manifests
 
 
@@ -68,13 +68,9 @@ class DetectionCache:
         if window is None:
             found = model.detect(image)
         else:
-            x1, y1, x2, y2 = window
-            h, w = image.shape[:2]
-            d = model.detect(np.ascontiguousarray(image[y1:y2, x1:x2]))
-            b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
+            d, cut = model.detect_window(image, window)
             # an object the window cut is left to the whole image
-            cut = cut_by_window(b, window, w, h)
-            found = Detections(b[~cut], d.scores[~cut], d.classes[~cut])
+            found = Detections(d.boxes[~cut], d.scores[~cut], d.classes[~cut])
         with self._lock:
             self._hits[key] = found
             while len(self._hits) > self.size:

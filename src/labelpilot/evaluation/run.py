@@ -72,7 +72,7 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
     kind = get_manifest(model_name, ws.models_dir).kind
     if tile is not None:
         with ws.engine.connect() as conn:
-            rows, _ = repo.confirmed_labels(conn, split)
+            rows = repo.list_images(conn, split)
         tiling = check_tiling(tile, overlap, kind, [max(r.width, r.height) for r in rows])
     else:
         tiling = None

@@ -194,11 +194,10 @@ class DetectorModel:
         whole = self._detect_whole(image, score_threshold)
         boxes, scores, classes, cut = [whole.boxes], [whole.scores], [whole.classes], \
             [np.zeros(len(whole.boxes), bool)]
-        for x1, y1, x2, y2 in windows:
-            d = self._detect_whole(np.ascontiguousarray(image[y1:y2, x1:x2]), score_threshold)
-            b = d.boxes + np.array([x1, y1, x1, y1], np.float32)
-            cut.append(cut_by_window(b, (x1, y1, x2, y2), w, h))
-            boxes.append(b)
+        for window in windows:
+            d, cut_here = self.detect_window(image, window, score_threshold)
+            cut.append(cut_here)
+            boxes.append(d.boxes)
             scores.append(d.scores)
             classes.append(d.classes)
         b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
@@ -207,6 +206,16 @@ class DetectorModel:
         # per tile as the model gives for one image
         return self._finish(b[keep], s[keep], c[keep], w, h, nms=True,
                             limit=self.settings.max_detections * (len(windows) + 1))
+
+    def detect_window(self, image: np.ndarray, window: tuple[int, int, int, int],
+                      score_threshold: float | None = None) -> tuple[Detections, np.ndarray]:
+        """The boxes in `window` (x1, y1, x2, y2) of the image, in image coordinates, and
+        which of them the window cut (they touch an edge of it inside the image)."""
+        x1, y1, x2, y2 = window
+        h, w = image.shape[:2]
+        d = self._detect_whole(np.ascontiguousarray(_as_bgr8(image[y1:y2, x1:x2])), score_threshold)
+        boxes = d.boxes + np.array([x1, y1, x1, y1], np.float32)
+        return Detections(boxes, d.scores, d.classes), cut_by_window(boxes, window, w, h)
 
     def _detect_whole(self, image: np.ndarray, score_threshold: float | None) -> Detections:
         h, w = image.shape[:2]

@@ -302,23 +302,26 @@ def tags_in_use(conn: Connection) -> list[str]:
     return sorted(found)
 
 
-def confirmed_regions_by_label(conn: Connection, split: str) -> dict[str, int]:
-    """In a split: the accepted/edited regions (shapes with an area) of each class."""
-    q = (select(labels_t.c.name, func.count()).select_from(annotations_t.join(
+def _confirmed_regions(split: str, *columns: Any) -> Any:
+    """SELECT `columns` over a split's accepted/edited regions (shapes with an area), their
+    class joined."""
+    return (select(*columns).select_from(annotations_t.join(
         images_t, images_t.c.id == annotations_t.c.image_id).join(
         labels_t, labels_t.c.id == annotations_t.c.label_id)).where(
         images_t.c.split == split, annotations_t.c.status.in_(("accepted", "edited")),
-        annotations_t.c.shape_type.not_in(NO_AREA)).group_by(labels_t.c.name))
+        annotations_t.c.shape_type.not_in(NO_AREA)))
+
+
+def confirmed_regions_by_label(conn: Connection, split: str) -> dict[str, int]:
+    """In a split: the accepted/edited regions (shapes with an area) of each class."""
+    q = _confirmed_regions(split, labels_t.c.name, func.count()).group_by(labels_t.c.name)
     return {name: int(n) for name, n in conn.execute(q)}
 
 
 def confirmed_counts(conn: Connection, split: str) -> tuple[int, int]:
-    """In a split: the accepted/edited regions (any shape but a point), and the text lines
+    """In a split: the accepted/edited regions (shapes with an area), and the text lines
     among them with a transcription (not empty, not `###`)."""
-    base = (select(func.count()).select_from(annotations_t.join(
-        images_t, images_t.c.id == annotations_t.c.image_id)).where(
-        images_t.c.split == split, annotations_t.c.status.in_(("accepted", "edited")),
-        annotations_t.c.shape_type.not_in(NO_AREA)))
+    base = _confirmed_regions(split, func.count())
     regions = conn.execute(base).scalar_one()
     lines = conn.execute(base.where(annotations_t.c.text.is_not(None),
                                     annotations_t.c.text.not_in(("", "###")))).scalar_one()
