@@ -79,14 +79,13 @@ export class LabelCanvas extends ShapeView {
     });
     this.canvas.addEventListener("dblclick", (e) => {
       if (this.tool === "polygon" || this.tool === "polyline") return this.finishPolygon();
-      const a = this.anns.find((x) => x.id === this.selected);
+      const a = this.selectedShape();
       if (a && (a.shape.type === "polygon" || a.shape.type === "polyline") && this.editable(a)) {
         const [sx, sy] = this.local(e);
         this.events.moved(a.id, insertVertex(a.shape, this.clamp(this.toImage(sx, sy))));
       }
     });
   }
-
 
   setTool(t: Tool, mode: PromptMode = "click"): void {
     this.tool = t;
@@ -96,7 +95,6 @@ export class LabelCanvas extends ShapeView {
     this.canvas.style.cursor = t === "select" ? "default" : "crosshair";
     this.redraw();
   }
-
 
   private local(e: MouseEvent): [number, number] {
     const r = this.canvas.getBoundingClientRect();
@@ -108,11 +106,9 @@ export class LabelCanvas extends ShapeView {
     return [Math.min(w, Math.max(0, x)), Math.min(h, Math.max(0, y))];
   }
 
-
-
   /** The index of the selected shape's vertex under a screen point (6 px), if any. */
   vertexAt(sx: number, sy: number): number | null {
-    const a = this.anns.find((x) => x.id === this.selected);
+    const a = this.selectedShape();
     if (!a || !["box", "quad", "polygon", "polyline"].includes(a.shape.type) || !this.editable(a)) return null;
     const pts = shapePoints(a.shape);
     for (let i = 0; i < pts.length; i++) {
@@ -176,7 +172,7 @@ export class LabelCanvas extends ShapeView {
       this.redraw();
       return;
     }
-    const sel = this.anns.find((a) => a.id === this.selected);
+    const sel = this.selectedShape();
     const turn = sel && this.editable(sel) ? rotationHandle(sel.shape, ROTATE_OFFSET / this.scale) : null;
     if (sel && turn && Math.hypot(turn.at[0] * this.scale + this.tx - sx, turn.at[1] * this.scale + this.ty - sy) <= 7) {
       // the rotation handle: a box turns about its centre (and becomes a rotated box)
@@ -185,13 +181,12 @@ export class LabelCanvas extends ShapeView {
       return;
     }
     const v = this.vertexAt(sx, sy);
-    if (v !== null && this.selected !== null) {
-      const a = this.anns.find((x) => x.id === this.selected)!;
+    if (v !== null && sel) {
       if (e.altKey) {
-        this.events.moved(a.id, removeVertex(a.shape, v));
+        this.events.moved(sel.id, removeVertex(sel.shape, v));
         return;
       }
-      this.drag = { mode: "vertex", x: sx, y: sy, start: p, id: a.id, vertex: v };
+      this.drag = { mode: "vertex", x: sx, y: sy, start: p, id: sel.id, vertex: v };
       this.preview = null;
       return;
     }
@@ -214,6 +209,11 @@ export class LabelCanvas extends ShapeView {
     this.drag = id === null ? { mode: "pan", x: sx, y: sy, start: p } : { mode: "move", x: sx, y: sy, start: p, id };
     this.moveOffset = [0, 0];
     this.redraw();
+  }
+
+  /** The selected annotation, if any. */
+  private selectedShape(): Annotation | undefined {
+    return this.current === null ? undefined : this.anns.find((a) => a.id === this.current);
   }
 
   /** Select one shape (`keep`: and keep the others picked), and say so. */
@@ -398,7 +398,7 @@ export class LabelCanvas extends ShapeView {
   /** A stroke starts: on the selected mask (the brush adds to it, the eraser takes away),
    * else on a new mask (the brush only). */
   private beginStroke(p: XY): void {
-    const sel = this.anns.find((a) => a.id === this.selected);
+    const sel = this.selectedShape();
     const onMask = sel && sel.shape.type === "mask" && this.editable(sel) ? sel : null;
     if (!onMask && this.tool === "eraser") return;
     const [w, h] = this.imageSize;
@@ -423,7 +423,7 @@ export class LabelCanvas extends ShapeView {
 
   /** The selected mask as a full-image bitmap, if a mask is selected. */
   selectedMask(): { id: number; full: Uint8Array } | null {
-    const sel = this.anns.find((a) => a.id === this.selected);
+    const sel = this.selectedShape();
     const bits = sel && sel.shape.type === "mask" ? this.masks.get(sel.id)?.bits : null;
     if (!sel || !bits) return null;
     const [w, h] = this.imageSize;
@@ -432,9 +432,6 @@ export class LabelCanvas extends ShapeView {
 
   // --- hide and lock ------------------------------------------------------------
 
-
-
-
   /** Hide or show a shape (or a class); a hidden selection is let go. */
   toggle(set: Set<number> | Set<string>, key: number | string): boolean {
     const s = set as Set<number | string>;
@@ -442,13 +439,10 @@ export class LabelCanvas extends ShapeView {
     if (on) s.add(key);
     else s.delete(key);
     for (const a of this.anns) if (!this.isVisible(a)) this.picked.delete(a.id);
-    const sel = this.anns.find((a) => a.id === this.selected);
+    const sel = this.selectedShape();
     if (sel && !this.isVisible(sel)) this.select(null, true);
     this.redraw();
     return on;
   }
-
-
-
 
 }

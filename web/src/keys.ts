@@ -100,9 +100,13 @@ function changeable(ed: Editor): Annotation[] {
 async function decide(ed: Editor, status: "accepted" | "rejected"): Promise<void> {
   const picked = changeable(ed);
   if (picked.length === 1) return void (await ed.doc.update(picked[0].id, { status }));
-  if (!picked.length) return;
+  if (picked.length) await decideMany(ed, status, picked.map((a) => a.id));
+}
+
+/** One request for many decisions, then the image's annotations read again. */
+async function decideMany(ed: Editor, status: "accepted" | "rejected", ids: number[]): Promise<void> {
   await ed.doc.idle();
-  const r = await api.bulk(ed.imageId, status, picked.map((a) => a.id));
+  const r = await api.bulk(ed.imageId, status, ids);
   await ed.doc.load();
   toast(`${status} ${r.changed}`);
 }
@@ -216,10 +220,7 @@ export const KEYS: Record<string, KeyHandler> = {
   a: async (ed) => {
     if (ed.reviewersOnly("accept proposals")) return;
     await ed.doc.idle();
-    const ids = ed.doc.anns.filter((a) => a.status === "predicted").map((a) => a.id);
-    const r = await api.bulk(ed.imageId, "accepted", ids);
-    await ed.doc.load();
-    toast(`accepted ${r.changed}`);
+    await decideMany(ed, "accepted", ed.doc.anns.filter((a) => a.status === "predicted").map((a) => a.id));
   },
   d: async (ed) => {
     await ed.doc.idle();
