@@ -44,6 +44,18 @@ def _stroke(page: Any, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
+def _picks_only_on(page: Any, *, miss: tuple[float, float], hit: tuple[float, float],
+                   shape_id: int) -> None:
+    """With the select tool and nothing selected, a click at `miss` picks nothing and a
+    click at `hit` picks the shape."""
+    page.keyboard.press("v")
+    page.keyboard.press("Escape")
+    page.mouse.click(*_screen(page, *miss))
+    assert page.evaluate("__canvas.selected") is None
+    page.mouse.click(*_screen(page, *hit))
+    page.wait_for_function(f"__canvas.selected === {shape_id}")
+
+
 def _size(page: Any, n: int) -> None:
     """The brush size typed in its field, then the keys go back to the canvas."""
     page.fill("#brush-size", str(n))
@@ -99,12 +111,7 @@ def test_brush_eraser_fill_holes_and_points(browser: Any, live: Live) -> None:  
     assert Mask(_anns(live, image)[0]["shape"]["rle"], 120, 160).area() == after.sum()
 
     # the mask is picked by its pixels, not its box: a click in the cut selects nothing
-    page.keyboard.press("v")
-    page.keyboard.press("Escape")
-    page.mouse.click(*_screen(page, 80, 60))
-    assert page.evaluate("__canvas.selected") is None
-    page.mouse.click(*_screen(page, 110, 60))
-    page.wait_for_function(f"__canvas.selected === {mask['id']}")
+    _picks_only_on(page, miss=(80, 60), hit=(110, 60), shape_id=mask["id"])
 
     # erasing every pixel deletes the mask
     page.keyboard.press("x")
@@ -197,12 +204,7 @@ def test_a_line_is_drawn_reshaped_and_picked_by_its_stroke(browser: Any, live: L
     assert line["shape"]["type"] == "polyline"
     assert [[round(v) for v in p] for p in line["shape"]["points"]] == [[20, 20], [80, 60], [140, 30]]
     # picked on its stroke, not inside the triangle its ends would close
-    page.keyboard.press("v")
-    page.keyboard.press("Escape")
-    page.mouse.click(*_screen(page, 80, 40))
-    assert page.evaluate("__canvas.selected") is None
-    page.mouse.click(*_screen(page, 50, 40))
-    page.wait_for_function(f"__canvas.selected === {line['id']}")
+    _picks_only_on(page, miss=(80, 40), hit=(50, 40), shape_id=line["id"])
     # its middle vertex dragged down
     _drag(page, (80, 60), (80, 100))
     page.wait_for_function(f"__doc.byId({line['id']}).version === {line['version']} + 1")
