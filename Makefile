@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-workspace
 # PostgreSQL for the test suite (these machines run one on 127.0.0.1:5432, trust auth).
 export LABELPILOT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck bench clean web
+.PHONY: demo test lint typecheck bench clean web reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,23 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev,bench]'
 	touch $@
 
+# The reference the detector trainer's loss is checked against in the tests (YOLOX 0.3.0's
+# source from PyPI, read by the tests, never imported by LabelPilot).
+YOLOX_SDIST := https://files.pythonhosted.org/packages/f8/a1/08f57037146540133673aecca2c371064d567928beaebc69611e4c7745b0/yolox-0.3.0.tar.gz
+$(VENV)/reference/yolox-0.3.0/yolox/models/yolo_head.py: | $(VENV)/.installed
+	mkdir -p $(VENV)/reference
+	curl -fsSL -o $(VENV)/reference/yolox.tar.gz $(YOLOX_SDIST)
+	echo "1b8ee68846434408c40074f0806259fe3b9387181e562dbc435ea666533d8d08  $(VENV)/reference/yolox.tar.gz" | sha256sum -c --quiet
+	tar -xzf $(VENV)/reference/yolox.tar.gz -C $(VENV)/reference
+	touch $@
+
+reference: $(VENV)/reference/yolox-0.3.0/yolox/models/yolo_head.py
+
 demo: $(VENV)/.installed web
 	$(VENV)/bin/labelpilot demo $(DEMO_DIR)
 	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
-test: lint web /usr/bin/chromium
+test: lint web reference /usr/bin/chromium
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # ruff (PLC2701: no imports of another module's private names), mypy over the package,

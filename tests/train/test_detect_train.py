@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labelpilot.errors import LabelPilotError
@@ -44,9 +45,17 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
     assert r.test is not None and set(r.test["per_class"]) <= {"bowl", "car"}
     for key in ("map50", "map50_95", "accept_rate"):
         assert 0 <= r.test[key] <= 1
+    # the test images with the most to fix, worst first, each with its boxes
+    fixes = [len(e["misses"]) + len(e["false_alarms"]) for e in r.test["examples"]]
+    assert all(n > 0 for n in fixes) and fixes == sorted(fixes, reverse=True)
+    assert {e["file_name"] for e in r.test["examples"]} <= {
+        p.name for p in (parts["test"] / "images").iterdir()}
     model = load_detector("custom", ws.models_dir)
-    # the custom model only ever says the project's classes
-    assert {lab for lab in model.spec.labels if lab} == {"bowl", "car"}
+    # the custom model says the project's classes, one channel each; both are COCO classes,
+    # so each started from the base model's own channel
+    assert list(model.spec.labels) == ["bowl", "car"]
+    assert r.base == "yolox-nano" and r.base_classes == {"bowl": ["bowl"], "car": ["car"]}
+    assert set(r.seconds_per_step) == {"data", "forward", "loss", "backward", "update"}
 
     found = model.predict(read_bgr(next((parts["test"] / "images").iterdir())))
     assert all(a.label in ("bowl", "car") for a in found)
@@ -54,8 +63,8 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
     s = DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None,
                                             name="from-scratch")).run()
     assert s.steps == 2 and s.onnx_parity < 1e-3
-    # ... and each class has one channel of its own (the base's classes mean nothing there)
-    assert s.base_classes == {"bowl": ["bowl"], "car": ["car"]}
+    # ... and no class starts from a base class (the base's classes mean nothing there)
+    assert s.base_classes == {"bowl": [], "car": []}
 
 
 def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
@@ -212,23 +221,125 @@ def test_train_and_eval_from_the_cli(tmp_path: Path, shared: Path) -> None:
     assert m["metrics"]["test"]["map50"] == pytest.approx(got["map50"])
 
 
-def test_a_new_class_is_found_in_the_base_models_classes(make_workspace, tmp_path: Path,
-                                                         shared: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_class_layer_is_the_projects_own(tmp_path: Path, shared: Path) -> None:
+    """Before any training: a class the base model has by name says what the base model
+    says (its channel copied); a new class says nothing yet (the prior, 1%); boxes and
+    objectness are the base model's."""
+    import onnx
+    import onnxruntime as ort
+
+    from labelpilot.models.registry import get_manifest
+    from labelpilot.train.detect import (
+        DetectTrainConfig,
+        DetectTrainer,
+        find_yolox_head,
+        with_classes,
+    )
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", task="detect", labels=["car", "bullseye"])
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    base = get_manifest("yolox-nano", ws.models_dir)
+    proto = onnx.load(str(base.file("model")[0]))
+    head = find_yolox_head(proto)
+    assert head.classes == 80 and len(head.cls_convs) == 3 and len(head.reshapes) == 3
+    trainer = DetectTrainer(ws, DetectTrainConfig())
+    weights, started = trainer._head_weights(proto, head, base, ["car", "bullseye"])
+    assert started == {"car": ["car"], "bullseye": []}
+    exported, logits = with_classes(proto, head, weights)
+    image = read_bgr(shared / "datasets" / "coco128" / "train2017" / "000000000009.jpg")
+    from labelpilot.models.detect import DetectorModel
+
+    x, _, _ = DetectorModel(base, threads=1).preprocess(image)
+
+    def run(p: onnx.ModelProto) -> np.ndarray:
+        sess = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        return np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0][0])
+
+    before, after, raw = run(proto), run(exported), run(logits)
+    assert after.shape == (3549, 7)
+    np.testing.assert_allclose(after[:, :5], before[:, :5], atol=1e-5)
+    np.testing.assert_allclose(after[:, 5], before[:, 5 + base.labels.index("car")], atol=1e-5)
+    assert 0.005 < np.median(after[:, 6]) < 0.02 and after[:, 6].max() < 0.05
+    # the trained graph gives logits where the exported one gives probabilities
+    np.testing.assert_allclose(1 / (1 + np.exp(-raw[:, 4:])), after[:, 4:], atol=1e-5)
+    np.testing.assert_allclose(raw[:, :4], after[:, :4], atol=1e-5)
+
+
+def _bullseyes(folder: Path, shared: Path, n: int, seed: int) -> Path:
+    """`n` coco128 photos with 1-3 bullseyes (red and white rings, a class no COCO model
+    has) painted in at random sizes and places, as a COCO file."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))
+    (folder / "images").mkdir(parents=True)
+    images: list[dict] = []
+    anns: list[dict] = []
+    for i in range(n):
+        img = read_bgr(photos[(seed * 37 + i * 7) % len(photos)])
+        h, w = img.shape[:2]
+        for _ in range(int(rng.integers(1, 4))):
+            r = int(rng.integers(18, 50))
+            cx, cy = int(rng.integers(r, w - r)), int(rng.integers(r, h - r))
+            for k, colour in enumerate([(0, 0, 220), (255, 255, 255)] * 3):
+                cv2.circle(img, (cx, cy), max(1, r - k * r // 6), colour, -1)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1,
+                         "bbox": [cx - r, cy - r, 2 * r, 2 * r], "area": 4 * r * r,
+                         "iscrowd": 0})
+        cv2.imwrite(str(folder / "images" / f"b{seed}_{i}.jpg"), img)
+        images.append({"id": i + 1, "file_name": f"b{seed}_{i}.jpg", "width": w, "height": h})
+    (folder / "a.json").write_text(json.dumps({
+        "images": images, "annotations": anns,
+        "categories": [{"id": 1, "name": "bullseye"}]}))
+    return folder
+
+
+def test_a_class_the_base_model_has_never_seen_is_learnt(tmp_path: Path, shared: Path) -> None:
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", task="detect", labels=["bullseye"])
+    for split, n, seed in (("train", 10, 1), ("val", 4, 2), ("test", 4, 3)):
+        d = _bullseyes(tmp_path / split, shared, n, seed)
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    r = DetectTrainer(ws, DetectTrainConfig(epochs=12, batch=4, minutes=None, name="rings",
+                                            eval_seconds=None)).run()
+    assert r.base_classes == {"bullseye": []}
+    vals = [h["val_map50"] for h in r.history if "val_map50" in h]
+    print(f"{r.steps} steps, val mAP50 along the way {vals}, test {r.test}")
+    # at the start the new class says nothing; the frozen-body steps come first
+    assert r.history[0]["frozen"] == 1.0 and r.history[-1]["frozen"] == 0.0
+    assert r.kept_step > 0 and r.val_map50 >= 0.5
+    assert r.test is not None and r.test["map50"] >= 0.5
+    model = load_detector("rings", ws.models_dir)
+    assert list(model.spec.labels) == ["bullseye"]
+
+
+def test_a_base_model_that_cannot_be_trained_is_refused(make_workspace, tmp_path: Path,
+                                                        shared: Path) -> None:  # type: ignore[no-untyped-def]
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
 
-    # the project calls bowls "dish", a name the COCO model does not have
-    ws = make_workspace(task="detect", labels=["dish"])
-    d = coco_subset(shared, tmp_path / "c", ["bowl"], 6, 0)["train"]
-    j = json.loads((d / "a.json").read_text())
-    j["categories"][0]["name"] = "dish"
-    (d / "a.json").write_text(json.dumps(j))
-    import_dataset(ws, d / "a.json", format="coco", split="train", images_dir=d / "images")
-    install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    r = DetectTrainer(ws, DetectTrainConfig(epochs=1, batch=2, minutes=None, name="dish")).run()
-    assert r.base_classes["dish"][0] == "bowl" and "person" not in r.base_classes["dish"]
-    labels = json.loads((ws.models_dir / "dish" / "manifest.json").read_text())["labels"]
-    assert {lab for lab in labels if lab} == {"dish"} and labels[45] == "dish"  # COCO's bowl
-    model = load_detector("dish", ws.models_dir)
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["car"], classes=["car"], train=2)
+    install(ws.models_dir, "nanodet-m", str(shared / "models"))
+    with pytest.raises(LabelPilotError, match="nanodet-m has a nanodet output layout, which "
+                                              "this trainer cannot train") as e:
+        DetectTrainer(ws, DetectTrainConfig(base="nanodet-m", epochs=1)).run()
+    assert e.value.hint == "use --base yolox-nano"
 
-    found = model.predict(read_bgr(sorted((d / "images").iterdir())[0]))
-    assert found and {a.label for a in found} == {"dish"}
+
+def test_boxes_too_small_for_the_input_are_said() -> None:
+    from types import SimpleNamespace
+
+    from labelpilot.train.detect import tiny_boxes
+
+    big = SimpleNamespace(width=4000, height=3000)  # scaled by 416/4000 = 0.104
+    small = SimpleNamespace(width=400, height=300)
+    items = [(big, [((0, 0, 30, 30), "tree"), ((0, 0, 50, 50), "tree"), ((0, 0, 400, 400), "car")]),
+             (small, [((0, 0, 30, 30), "tree")])]
+    (said,) = tiny_boxes(items, (416, 416))
+    # 30 px at 0.104 is 3.1 px (lost), 50 px is 5.2 px (kept); the same 30 px box is fine
+    # in a 400 px image
+    assert said.startswith("tree: 1 of 3 boxes are under 4 px") and "up to 4000 px" in said
+    assert tiny_boxes(items[1:], (416, 416)) == []

@@ -79,6 +79,11 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         # too few bowls to learn them well: said next to the button (it can still start)
         page.wait_for_selector("#train-warnings li >> text=bowl: ")
         assert "10 or more of each class are needed" in page.inner_text("#train-warnings")
+        # it starts from one of the installed detectors with a YOLOX head
+        page.wait_for_selector("#train-base option", state="attached")
+        assert page.eval_on_selector_all("#train-base option", "os => os.map(o => o.value)") \
+            == ["yolox-nano"]
+        assert page.eval_on_selector("#train-base", "s => s.value") == "yolox-nano"
         # a run cancelled from its row says 'cancelling…' until it stops; it registers nothing
         page.fill("#train-minutes", "5")
         page.fill("#train-name", "cancelled-detector")
@@ -98,6 +103,8 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         page.click("#train")
         text = wait_job(page, "train-detect")
         assert "model ui-detector: test mAP50" in text
+        jobs = live.api("GET", "/api/jobs", token)
+        assert {j["params"]["base"] for j in jobs if j["kind"] == "train-detect"} == {"yolox-nano"}
         # the new model is offered for pre-labeling without a reload ...
         page.wait_for_selector("#prelabel-model option[value=ui-detector]", state="attached")
         page.select_option("#prelabel-model", "ui-detector")
@@ -113,4 +120,8 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
         (m,) = [m for m in live.api("GET", "/api/models", token) if m["name"] == "ui-detector"]
         assert classes == sorted(m["metrics"]["test"]["per_class"]) and classes
         assert sorted(m["classes"]) == ["bowl", "car"] and m["task"] == "detect"
+        # the test images with the most to fix link to the editor, worst first
+        links = page.eval_on_selector_all("tr[data-model=ui-detector] ul.mistakes a",
+                                          "as => as.map(a => a.getAttribute('href'))")
+        assert links == [f"#/label/{e['image_id']}" for e in m["metrics"]["test"]["examples"]]
         page.close()

@@ -31,6 +31,8 @@ export interface ModelInfo {
   name: string; version: string; task: string; kind: string; builtin: boolean;
   description: string; interactive: boolean; default: boolean;
   classes: string[]; metrics: Record<string, any>;
+  /** a detector custom auto-label can start from */
+  trainable: boolean;
 }
 
 export interface AutolabelOptions {
@@ -48,6 +50,8 @@ export interface TrainOptions {
   minutes?: number | null;
   epochs?: number | null;
   name?: string | null;
+  /** the detector to start from (detect only) */
+  base?: string | null;
 }
 
 export interface ClickBoxResult {

@@ -123,6 +123,16 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
     value: task === "detect" ? "5" : "10", "aria-label": "minutes" });
   const name = el("input", { id: "train-name", value: `custom-${project.task}`,
     pattern: "[A-Za-z0-9_.\\-]{1,64}", "aria-label": "model name" });
+  // a detector starts from one of the installed detectors with a YOLOX head
+  const base = el("select", { id: "train-base", "aria-label": "base model" });
+  if (task === "detect") {
+    api.models().then((models) => {
+      const bases = models.filter((m) => m.trainable);
+      base.replaceChildren(...bases.map((m) => el("option", { value: m.name },
+        `from ${m.name}`)));
+      if (bases.some((m) => m.name === "yolox-nano")) base.value = "yolox-nano";
+    }).catch(() => undefined);
+  }
   const button = el("button", { id: "train" }, "Train");
   const why = el("p", { id: "train-reason", class: "hint" });
   const warned = el("ul", { id: "train-warnings", class: "hint" });
@@ -140,7 +150,7 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
     }
     try {
       await api.train({ task, init: init.value as TrainOptions["init"], minutes: m,
-        name: name.value.trim() || null });
+        name: name.value.trim() || null, base: task === "detect" ? base.value || null : null });
       toast("training started");
     } catch (e) {
       toast(errorText(e), "error");
@@ -149,7 +159,8 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
   };
   return el("section", { class: "panel", id: "train-panel" },
     el("h3", {}, "Train on the reviewed labels (train split)"),
-    el("div", { class: "row" }, init, minutes, el("span", {}, "min"), name, button), why, warned,
+    el("div", { class: "row" }, ...(task === "detect" ? [base] : []), init, minutes,
+      el("span", {}, "min"), name, button), why, warned,
     el("p", { class: "hint" }, "The model is checked on the val split (or a held-out part " +
       "of train), scored on the test split, and then offered for pre-labeling."));
 }
@@ -262,6 +273,19 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
     box.append(el("p", {}, `test split (${test.images} images): mAP50 ${fmt(test.map50)}, ` +
       `mAP50:95 ${fmt(test.map50_95)}, accept rate ${fmt(test.accept_rate)}`));
     if (test.per_class) box.append(perClassTable(test.per_class));
+    // the test images where the proposals need the most fixing, linked to the editor
+    const examples: any[] = test.examples ?? [];
+    if (examples.length) {
+      box.append(el("p", { class: "hint" }, "Most to fix (misses and false alarms at IoU 0.5):"),
+        el("ul", { class: "mistakes" }, ...examples.map((e) => {
+          const what = [e.misses.length ? `missed ${e.misses.map((m: any) => m.label).join(", ")}` : "",
+            e.false_alarms.length ? `false alarm${e.false_alarms.length > 1 ? "s" : ""} ` +
+              e.false_alarms.map((f: any) => `${f.label} ${fmt(f.score)}`).join(", ") : ""]
+            .filter(Boolean).join("; ");
+          return el("li", { "data-image": String(e.image_id) },
+            el("a", { href: `#/label/${e.image_id}` }, e.file_name), ` — ${what}`);
+        })));
+    }
   }
   const scalars = Object.entries(metrics).filter(([, v]) => typeof v === "number" || typeof v === "string");
   if (scalars.length) {

@@ -26,6 +26,9 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Passes over the train split.")] = None,
     minutes: Annotated[float | None, typer.Option(help="A time budget instead.")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the new model.")] = None,
+    base: Annotated[str | None, typer.Option(help="The detector to start from (--task "
+                                             "detect): an installed model with a YOLOX head "
+                                             "[default: yolox-nano].")] = None,
     resume: Annotated[int | None, typer.Option(help="Resume the interrupted training job "
                                                "with this id.")] = None,
     as_json: JsonOpt = False,
@@ -38,7 +41,7 @@ def train(
 
     with user_errors():
         kind, params = plan_training(task=task, init=init.value, epochs=epochs,
-                                     minutes=minutes, name=name)
+                                     minutes=minutes, name=name, base=base)
         ws = open_workspace(directory)
         require_torch()
         with ws.transaction() as conn:
@@ -84,10 +87,13 @@ def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
     out.print(f"Trained [bold]{r['name']}[/] ({init}) on {r['train_images']} images / "
               f"{r['train_boxes']} boxes of {', '.join(r['classes'])}: {r['steps']} steps in "
               f"{r['seconds']:.0f} s")
-    for c, b in r["base_classes"].items():
-        if b != [c]:
-            out.print(f"{escape(c)} is said by the base model's {escape(', '.join(b))} "
-                      f"(found on the training boxes; {escape(b[0])} trained)")
+    new = [c for c, b in r["base_classes"].items() if not b]
+    if new and init == "pretrained":
+        out.print(f"New to {escape(r.get('base') or 'the base model')} (learnt in channels of "
+                  f"their own): {escape(', '.join(new))}")
+    if r.get("seconds_per_step"):
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in r["seconds_per_step"].items())
+        out.print(f"Seconds a training step (body unfrozen): {parts}")
     if r["val_map50"] >= 0:
         kept = (f"the weights of step {r['kept_step']}" if r["kept_step"] else
                 "the starting weights (training did not improve on them)")
@@ -100,4 +106,9 @@ def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
         for c, v in sorted(test["per_class"].items()):
             table.add_row(escape(c), str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
         out.print(table)
+        for e in test.get("examples", [])[:5]:
+            what = [f"missed {len(e['misses'])}"] if e["misses"] else []
+            what += [f"{len(e['false_alarms'])} false alarm"
+                     f"{'s' if len(e['false_alarms']) != 1 else ''}"] if e["false_alarms"] else []
+            out.print(f"  to fix in {escape(e['file_name'])}: {', '.join(what)}")
     out.print(f"Pre-label the rest with: labelpilot autolabel {directory} --model {r['name']}")

@@ -107,6 +107,32 @@ def average_precision(per_image: Sequence[tuple[list[DetBox], list[GtBox]]], lab
     return float(sampled.mean())
 
 
+def mistakes(dets: list[DetBox], gts: list[GtBox], iou: float = 0.5
+             ) -> tuple[list[GtBox], list[DetBox]]:
+    """What a reviewer of one image would have to fix in the proposals the model shows:
+    the ground-truth boxes that no shown detection of their class finds at `iou` (misses),
+    and the shown detections that find none (false alarms; one on a crowd region is
+    neither). Detections take boxes greedily, the highest score first."""
+    missed: list[GtBox] = []
+    false: list[DetBox] = []
+    for lab in {g.label for g in gts} | {d.label for d in dets if d.shown}:
+        d = sorted((x for x in dets if x.shown and x.label == lab), key=lambda x: -x.score)
+        g = [x for x in gts if x.label == lab]
+        ious = box_iou(np.array([x.box for x in d], float).reshape(-1, 4),
+                       np.array([x.box for x in g], float).reshape(-1, 4),
+                       np.array([x.crowd for x in g], bool))
+        taken = np.zeros(len(g), bool)
+        for i, det in enumerate(d):
+            free = [j for j in range(len(g)) if not g[j].crowd and not taken[j]
+                    and ious[i, j] >= iou]
+            if free:
+                taken[max(free, key=lambda j: ious[i, j])] = True
+            elif not any(g[j].crowd and ious[i, j] >= iou for j in range(len(g))):
+                false.append(det)
+        missed += [x for x, t in zip(g, taken, strict=True) if not t and not x.crowd]
+    return missed, false
+
+
 def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
                         accept_threshold: float = 0.0, accept_iou: float = 0.7) -> dict[str, Any]:
     labels = sorted({g.label for _, gts in per_image for g in gts if not g.crowd})

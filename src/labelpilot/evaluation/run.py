@@ -9,7 +9,7 @@ import numpy as np
 
 from labelpilot.annotations import object_boxes, region_corners
 from labelpilot.errors import LabelPilotError
-from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections
+from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections, mistakes
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import check_tiling
@@ -57,11 +57,31 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
             progress("eval", n, len(rows))
     result = evaluate_detections(per_image)
     return {"model": model.spec.source, "split": split, "images": len(rows), **result,
+            "examples": worst_images(rows, per_image),
             "tiling": None if tiling is None else {"tile": tiling.size, "overlap": tiling.overlap},
             "protocol": f"mAP: COCO (detections scored >= {EVAL_MIN_SCORE}, up to "
                         f"{model.settings.max_detections} per image); accept rate: the "
                         f"proposals the model shows (score >= {model.settings.score_threshold}"
                         f"{' or its class threshold' if model.settings.class_thresholds else ''})"}
+
+
+def worst_images(rows: list[Any], per_image: list[tuple[list[DetBox], list[GtBox]]],
+                 limit: int = 8) -> list[dict[str, Any]]:
+    """The images where the shown proposals need the most fixing (misses and false alarms
+    at IoU 0.5, see evaluation.detect.mistakes), worst first: what a training report
+    shows as examples, each with its boxes."""
+    out = []
+    for row, (dets, gts) in zip(rows, per_image, strict=True):
+        missed, false = mistakes(dets, gts)
+        if missed or false:
+            out.append({"image_id": row.id, "file_name": row.file_name,
+                        "misses": [{"label": g.label, "box": [round(v, 1) for v in g.box]}
+                                   for g in missed],
+                        "false_alarms": [{"label": d.label, "score": round(d.score, 3),
+                                          "box": [round(v, 1) for v in d.box]}
+                                         for d in false]})
+    out.sort(key=lambda e: -(len(e["misses"]) + len(e["false_alarms"])))
+    return out[:limit]
 
 
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,

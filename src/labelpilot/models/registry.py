@@ -28,12 +28,14 @@ class ModelInfo:
     description: str
     metrics: dict[str, Any]
     classes: tuple[str, ...] = ()  # a detector's class names (its output channels)
+    trainable: bool = False  # a detector custom auto-label can start from (a YOLOX head)
 
 
 def _info(m: ModelManifest, builtin: bool) -> ModelInfo:
-    classes = tuple(n for n in m.labels if n) if m.task == "detect" else ()
+    detector = m.task == "detect"
+    classes = tuple(n for n in m.labels if n) if detector else ()
     return ModelInfo(m.name, m.version, m.task, m.kind, builtin, m.description, m.metrics,
-                     classes)
+                     classes, detector and m.preprocessing.get("layout") == "yolox")
 
 
 def _graphcut_manifest() -> ModelManifest:

@@ -474,6 +474,8 @@ class TrainCreate(BaseModel):
     epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
     minutes: Annotated[float, Field(gt=0, le=24 * 60)] | None = None
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    # the detector to start from (detect only): an installed model with a YOLOX head
+    base: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
 
 
 class JobPublic(BaseModel):
@@ -527,6 +529,8 @@ class ModelPublic(BaseModel):
     default: bool = Field(description="the segmenter used when a request names none")
     classes: list[str] = Field(default_factory=list,
                                description="a detector's class names (for a class map)")
+    trainable: bool = Field(False, description="a detector that custom auto-label can start "
+                                               "from (`base` of POST /api/train)")
     metrics: dict[str, Any] = Field(default_factory=dict,
                                     description="what the model measured (trained models: "
                                                 "test-split figures, per class)")

@@ -200,9 +200,13 @@ class OnnxModule(nn.Module):
         self.names: dict[str, str] = {}
         self.consts: dict[str, torch.Tensor] = {}
         self.params = nn.ParameterDict()
+        # every float tensor of more than one value is a parameter, and every convolution's
+        # weight and bias (a one-channel layer's bias is a single value)
+        conv_inputs = {n for op in g.node if op.op_type == "Conv" for n in op.input[1:3]}
         for init in g.initializer:
             arr = numpy_helper.to_array(init)
-            if arr.dtype in (np.float32, np.float64) and arr.size > 1:
+            if arr.dtype in (np.float32, np.float64) and (arr.size > 1
+                                                          or init.name in conv_inputs):
                 key = f"p{len(self.names)}"
                 self.names[init.name] = key
                 self.params[key] = nn.Parameter(torch.from_numpy(arr.astype(np.float32).copy()))

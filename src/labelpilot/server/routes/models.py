@@ -28,7 +28,8 @@ def models(user: CurrentUser, ws: WorkspaceDep) -> list[ModelPublic]:
     return [ModelPublic(name=i.name, version=i.version, task=i.task, kind=i.kind,
                         builtin=i.builtin, description=i.description,
                         interactive=i.kind in SEGMENTER_KINDS, default=i.name == best,
-                        classes=list(i.classes), metrics=_jsonable(i.metrics))
+                        classes=list(i.classes), metrics=_jsonable(i.metrics),
+                        trainable=i.trainable)
             for i in list_models(ws.models_dir) if i.kind != "?"]  # "?": unavailable
 
 
