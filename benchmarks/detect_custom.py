@@ -3,7 +3,7 @@ held-out test set (coco128, split by file name), YOLOX-Nano fine-tuned on the CP
 
 A project class is a COCO class (`person`) or a new one made of several (`animal=cat+dog`:
 the boxes of those COCO classes relabelled; the shipped detector has no such class, so the
-fine-tune must learn it in a free output channel).
+fine-tune must learn it in an output channel of its own).
 
 Rows: the pretrained detector as shipped (its classes mapped to the project's: by name, and
 for a new class with `--map cat=animal --map dog=animal ...`, which a user would have to
@@ -14,7 +14,8 @@ accept rate = ground-truth boxes matched at IoU 0.7 by a proposal of the right c
 scored >= 0.3, per-class AP@0.5).
 
 Usage:
-    python benchmarks/detect_custom.py [--classes person,car,bowl] [--minutes 5,10]
+    python benchmarks/detect_custom.py [--classes person,car,bowl] [--minutes 5,10] \
+        [--inits pretrained,scratch]
     python benchmarks/detect_custom.py --classes animal=bird+cat+dog+horse+sheep+cow+\
 elephant+bear+zebra+giraffe,vehicle=bicycle+car+motorcycle+airplane+bus+train+truck+boat
 """
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=30)
     ap.add_argument("--test", type=int, default=30)
     ap.add_argument("--minutes", default="5,10")
+    ap.add_argument("--inits", default="pretrained,scratch")
     args = ap.parse_args()
     spec = parse_classes(args.classes)
     classes = list(spec)
@@ -107,7 +109,7 @@ def main() -> None:
         rows.append({**base, "model": "yolox-nano as shipped, classes mapped (no training)"})
         print(json.dumps(rows[-1]), flush=True)
         for minutes in (float(m) for m in args.minutes.split(",")):
-            for init in ("pretrained", "scratch"):
+            for init in args.inits.split(","):
                 r = lp("train", str(ws), "--task", "detect", "--init", init, "--minutes",
                        str(minutes), "--name", f"{init}-{minutes:g}min")
                 kept = "start" if r["kept_step"] == 0 else f"step {r['kept_step']}"
