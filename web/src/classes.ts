@@ -8,7 +8,9 @@ import { el, toast } from "./dom";
 
 const OPEN_KEY = "labelpilot.classes-open";
 
-export function classesPanel(project: Project, changed: () => void): HTMLElement {
+/** `changed` draws the overview again; a change is toasted once that is done, so that
+ * what one types next goes into the new panel, not one about to be replaced. */
+export function classesPanel(project: Project, changed: () => Promise<void>): HTMLElement {
   const counts = project.stats.annotations_by_label as Record<string, number>;
   const rows = project.labels.map((name) => {
     const color = el("input", { type: "color", value: project.label_colors[name] ?? "#2563eb",
@@ -20,8 +22,8 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
     const apply = async (body: Record<string, unknown>, done: string) => {
       try {
         await api.changeLabel(name, body);
+        await changed().catch(() => undefined);  // saved even if the re-draw fails
         toast(done);
-        changed();
       } catch (e) {
         toast(errorText(e), "error");
       }
@@ -54,9 +56,10 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
   add.addEventListener("keydown", async (e) => {
     if (e.key !== "Enter" || !add.value.trim()) return;
     try {
-      await api.addLabels([add.value.trim()]);
-      toast(`${add.value.trim()} added.`);
-      changed();
+      const added = add.value.trim();
+      await api.addLabels([added]);
+      await changed().catch(() => undefined);  // saved even if the re-draw fails
+      toast(`${added} added.`);
     } catch (err) {
       toast(errorText(err), "error");
     }
@@ -66,9 +69,10 @@ export function classesPanel(project: Project, changed: () => void): HTMLElement
   name.addEventListener("keydown", async (e) => {
     if (e.key !== "Enter" || !name.value.trim() || name.value.trim() === project.name) return;
     try {
-      await api.renameProject(name.value.trim());
-      toast(`The project is now ${name.value.trim()}.`);
-      changed();
+      const renamed = name.value.trim();
+      await api.renameProject(renamed);
+      await changed().catch(() => undefined);  // saved even if the re-draw fails
+      toast(`The project is now ${renamed}.`);
     } catch (err) {
       toast(errorText(err), "error");
     }

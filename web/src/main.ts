@@ -106,7 +106,7 @@ async function overviewView(): Promise<void> {
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
-  if (me?.role === "admin") panels.push(classesPanel(project, () => void overviewView()));
+  if (me?.role === "admin") panels.push(classesPanel(project, overviewView));
   if (me && me.role !== "annotator") {
     panels.push(importPanel(() => jobs.refresh()));
     panels.push(exportPanel(() => jobs.refresh()));
