@@ -124,6 +124,22 @@ def test_malformed_label_file_changes_nothing(make_workspace, tmp_path: Path) ->
     assert snapshot(ws)[0]["images"] == 0 and blob_files(ws) == []
 
 
+def test_boxes_without_area_are_said_and_not_stored(make_workspace, tmp_path: Path) -> None:
+    """A box of no width or height, as written or once clipped to its 64x48 image (one
+    wholly outside it), is nothing to review or train on: skipped, and said by file."""
+    ws = make_workspace()
+    r = import_dataset(ws, coco_dir(tmp_path / "c", 1, boxes=[[10, 10, 0, 5], [3, 4, 5, 0],
+                                                               [70, 10, 5, 5], [1, 1, 2, 2]]),
+                       format="coco")
+    assert r.annotations_added == 1 and r.clipped == 0
+    (said,) = [w for w in r.warnings if "no area" in w]
+    assert said.startswith("im0.png: 3 box(es) with no area")
+    out = tmp_path / "out"
+    export_dataset(ws, out, format="coco")
+    assert [a["bbox"] for a in json.loads(
+        (out / "annotations" / "instances.json").read_text())["annotations"]] == [[1, 1, 2, 2]]
+
+
 def test_coordinates_outside_are_clipped_and_counted(make_workspace, tmp_path: Path) -> None:
     ws = make_workspace()
     r = import_dataset(ws, coco_dir(tmp_path / "c", 1, boxes=[[-5, 2, 20, 10], [50, 40, 30, 30],

@@ -246,6 +246,10 @@ def _prepare(items: list[DatasetItem]) -> list[list[tuple[Any, ...]] | None]:
     return out
 
 
+def _has_area(bbox: tuple[float, float, float, float]) -> bool:
+    return bbox[2] > bbox[0] and bbox[3] > bbox[1]
+
+
 def _fragment(a: Annotation, width: int, height: int) -> tuple[Any, ...]:
     bbox = a.shape.bbox()
     moved = False
@@ -398,7 +402,11 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
                 raise LabelPilotError(f"{item.name}: {e.message}") from None
         fps = seen.setdefault(image_id, set()) if (
             key in present or key in repeated) else None
+        empty = 0
         for moved, a, label, *rest in frags:
+            if a.shape.type == "box" and not _has_area(a.shape.bbox()):
+                empty += 1  # nothing to see, train on or review: said, not stored
+                continue
             if moved:
                 report.clipped += 1
             if fps is not None:
@@ -408,6 +416,10 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
                     continue
                 fps.add(fp)
             ann_rows.append((image_id, label_ids[label], *rest, *tail))
+        if empty:
+            report.warnings.append(
+                f"{item.name}: {empty} box(es) with no area (x2 <= x1 or y2 <= y1, once "
+                "clipped to the image) skipped")
     report.annotations_added = repo.insert_annotations(conn, ann_rows)
     if report.clipped:
         report.warnings.append(f"{report.clipped} annotation(s) reached outside their image "
