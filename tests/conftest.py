@@ -13,6 +13,12 @@ from PIL import Image
 
 from labelpilot.workspace import Workspace
 
+# Under pytest-xdist each worker is one process of several on a few cores: PyTorch's own
+# thread pool (one thread a core by default) would have the workers' training steps fight
+# over the cores. One thread a worker (read when torch is first imported, after this).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 SHARED = Path(os.environ.get("LABELPILOT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 POSTGRES_URL = os.environ.get("LABELPILOT_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -244,7 +244,7 @@ def test_the_class_layer_is_the_projects_own(tmp_path: Path, shared: Path) -> No
     head = find_yolox_head(proto)
     assert head.classes == 80 and len(head.cls_convs) == 3 and len(head.reshapes) == 3
     trainer = DetectTrainer(ws, DetectTrainConfig())
-    weights, started = trainer._head_weights(proto, head, base, ["car", "bullseye"])
+    weights, started = trainer.class_layer(proto, head, base, ["car", "bullseye"])
     assert started == {"car": ["car"], "bullseye": []}
     exported, logits = with_classes(proto, head, weights)
     image = read_bgr(shared / "datasets" / "coco128" / "train2017" / "000000000009.jpg")
@@ -304,7 +304,7 @@ def test_a_class_the_base_model_has_never_seen_is_learnt(tmp_path: Path, shared:
         d = _bullseyes(tmp_path / split, shared, n, seed)
         import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
     install(ws.models_dir, "yolox-nano", str(shared / "models"))
-    r = DetectTrainer(ws, DetectTrainConfig(epochs=12, batch=4, minutes=None, name="rings",
+    r = DetectTrainer(ws, DetectTrainConfig(epochs=8, batch=4, minutes=None, name="rings",
                                             eval_seconds=None)).run()
     assert r.base_classes == {"bullseye": []}
     vals = [h["val_map50"] for h in r.history if "val_map50" in h]

@@ -235,7 +235,7 @@ class DetectTrainer:
                 hint=f"use --base {' or '.join(trainable) if trainable else 'yolox-nano'}")
         return m
 
-    def _head_weights(self, proto: Any, head: YoloxHead, base: ModelManifest,
+    def class_layer(self, proto: Any, head: YoloxHead, base: ModelManifest,
                       classes: list[str]) -> tuple[list[tuple[np.ndarray, np.ndarray]],
                                                    dict[str, list[str]]]:
         """Per level, the class layer for the project's classes: a class the base model
@@ -334,7 +334,7 @@ class DetectTrainer:
         path, _ = base.file("model")
         proto = onnx.load(str(path))
         head = find_yolox_head(proto)
-        weights, self.base_classes = self._head_weights(proto, head, base, classes)
+        weights, self.base_classes = self.class_layer(proto, head, base, classes)
         export_proto, train_proto = with_classes(proto, head, weights)
         module = OnnxModule(train_proto)
         pred_names = {n for conv in head.cls_convs for n in conv}
