@@ -246,10 +246,6 @@ def _prepare(items: list[DatasetItem]) -> list[list[tuple[Any, ...]] | None]:
     return out
 
 
-def _has_area(bbox: tuple[float, float, float, float]) -> bool:
-    return bbox[2] > bbox[0] and bbox[3] > bbox[1]
-
-
 def _fragment(a: Annotation, width: int, height: int) -> tuple[Any, ...]:
     bbox = a.shape.bbox()
     moved = False
@@ -404,7 +400,7 @@ def _write(conn: Any, checked: list[_Checked], fragments: dict[int, Any],
             key in present or key in repeated) else None
         empty = 0
         for moved, a, label, *rest in frags:
-            if a.shape.type == "box" and not _has_area(a.shape.bbox()):
+            if a.shape.type == "box" and not a.shape.area():
                 empty += 1  # nothing to see, train on or review: said, not stored
                 continue
             if moved:

@@ -243,6 +243,9 @@ def test_the_class_layer_is_the_projects_own(tmp_path: Path, shared: Path) -> No
     proto = onnx.load(str(base.file("model")[0]))
     head = find_yolox_head(proto)
     assert head.classes == 80 and len(head.cls_convs) == 3 and len(head.reshapes) == 3
+    # the layers that learn first: each level's box, objectness and class convolutions
+    assert head.preds == {f"head.{k}_preds.{level}.{p}" for k in ("reg", "obj", "cls")
+                          for level in range(3) for p in ("weight", "bias")}
     trainer = DetectTrainer(ws, DetectTrainConfig())
     weights, started = trainer.class_layer(proto, head, base, ["car", "bullseye"])
     assert started == {"car": ["car"], "bullseye": []}

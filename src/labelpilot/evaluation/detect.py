@@ -36,8 +36,10 @@ class DetBox:
     shown: bool = True
 
 
-def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(matched, ignored) per detection (sorted by score) for one image and class."""
+def _match(dets: list[DetBox], gts: list[GtBox], t: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matched, ignored) per detection (sorted by score) for one image and class, and
+    which ground-truth boxes were taken (in the order given)."""
     order = np.argsort([-x.score for x in dets], kind="stable")
     dets = [dets[i] for i in order]
     # non-crowd ground truth first, as COCO sorts it
@@ -67,7 +69,9 @@ def _match(dets: list[DetBox], gts: list[GtBox], t: float) -> tuple[np.ndarray, 
         else:
             matched[i] = True
             taken[best_j] = True
-    return matched, ignored
+    given = np.zeros(len(gts), bool)
+    given[np.array(g_order, int)] = taken
+    return matched, ignored, given
 
 
 def average_precision(per_image: Sequence[tuple[list[DetBox], list[GtBox]]], label: str,
@@ -82,7 +86,7 @@ def average_precision(per_image: Sequence[tuple[list[DetBox], list[GtBox]]], lab
         n_gt += sum(1 for x in g if not x.crowd)
         if not d:
             continue
-        m, i = _match(d, g, t)
+        m, i, _ = _match(d, g, t)
         s = sorted(x.score for x in d)[::-1]
         scores += s
         tps += list(m)
@@ -112,24 +116,15 @@ def mistakes(dets: list[DetBox], gts: list[GtBox], iou: float = 0.5
     """What a reviewer of one image would have to fix in the proposals the model shows:
     the ground-truth boxes that no shown detection of their class finds at `iou` (misses),
     and the shown detections that find none (false alarms; one on a crowd region is
-    neither). Detections take boxes greedily, the highest score first."""
+    neither), matched as for AP: the highest score first."""
     missed: list[GtBox] = []
     false: list[DetBox] = []
     for lab in {g.label for g in gts} | {d.label for d in dets if d.shown}:
         d = sorted((x for x in dets if x.shown and x.label == lab), key=lambda x: -x.score)
         g = [x for x in gts if x.label == lab]
-        ious = box_iou(np.array([x.box for x in d], float).reshape(-1, 4),
-                       np.array([x.box for x in g], float).reshape(-1, 4),
-                       np.array([x.crowd for x in g], bool))
-        taken = np.zeros(len(g), bool)
-        for i, det in enumerate(d):
-            free = [j for j in range(len(g)) if not g[j].crowd and not taken[j]
-                    and ious[i, j] >= iou]
-            if free:
-                taken[max(free, key=lambda j: ious[i, j])] = True
-            elif not any(g[j].crowd and ious[i, j] >= iou for j in range(len(g))):
-                false.append(det)
+        matched, ignored, taken = _match(d, g, iou)  # d is in _match's (score) order
         missed += [x for x, t in zip(g, taken, strict=True) if not t and not x.crowd]
+        false += [x for x, m, ig in zip(d, matched, ignored, strict=True) if not m and not ig]
     return missed, false
 
 
@@ -153,7 +148,7 @@ def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
             d = [x for x in dets if x.label == lab and x.shown and x.score >= accept_threshold]
             g = [x for x in real if x.label == lab]
             if d:
-                m, _ = _match(d, g, accept_iou)
+                m, _, _ = _match(d, g, accept_iou)
                 hit += int(m.sum())
     return {
         "map50": float(np.mean([c["ap50"] for c in per_class.values()])) if per_class else 0.0,

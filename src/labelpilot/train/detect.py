@@ -45,6 +45,7 @@ from labelpilot.workspace import Workspace
 
 STRIDES = (8, 16, 32)
 PRIOR = 0.01  # a new class's starting score everywhere (YOLOX's prior bias)
+PRIOR_BIAS = -math.log((1 - PRIOR) / PRIOR)
 
 
 @dataclass
@@ -136,20 +137,23 @@ def tiny_boxes(items: list[tuple[Any, list[tuple[Any, str]]]], size: tuple[int, 
 @dataclass
 class YoloxHead:
     """Where a YOLOX graph's class layer is: per level, the class convolution's weight and
-    bias initializers and the objectness and class sigmoids that feed the level's output."""
+    bias initializers and the objectness and class sigmoids that feed the level's output;
+    also the prediction layers (box, objectness and class convolutions) as a whole."""
     classes: int
     cls_convs: list[tuple[str, str]]
     sigmoids: list[str]  # node output names
     reshapes: list[str]  # initializers [1, 5 + classes, -1]
+    preds: set[str]  # the initializers of every level's box, objectness and class layers
 
 
 def find_yolox_head(proto: Any) -> YoloxHead:
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     g = proto.graph
     made_by = {o: n for n in g.node for o in n.output}
     inits = {i.name: i for i in g.initializer}
     convs, sigmoids = [], []
+    preds: set[str] = set()
     for n in g.node:
         if n.op_type != "Concat" or len(n.input) != 3:
             continue
@@ -162,14 +166,17 @@ def find_yolox_head(proto: Any) -> YoloxHead:
             continue
         convs.append((conv.input[1], conv.input[2]))
         sigmoids += [obj.output[0], cls.output[0]]
+        for layer in (made_by.get(n.input[0]), made_by.get(obj.input[0]), conv):
+            if layer is not None and layer.op_type == "Conv":
+                preds.update(i for i in layer.input[1:3] if i in inits)
     if len(convs) != len(STRIDES):
         raise LabelPilotError("the base model's graph is not a YOLOX head this trainer knows "
                               f"(found {len(convs)} output levels of obj/class sigmoids, "
                               f"not {len(STRIDES)})", hint="use --base yolox-nano")
     nc = int(numpy_helper.to_array(inits[convs[0][0]]).shape[0])
-    reshapes = [i.name for i in g.initializer if i.data_type == 7
+    reshapes = [i.name for i in g.initializer if i.data_type == TensorProto.INT64
                 and numpy_helper.to_array(i).tolist() == [1, 5 + nc, -1]]
-    return YoloxHead(nc, convs, sigmoids, reshapes)
+    return YoloxHead(nc, convs, sigmoids, reshapes, preds)
 
 
 def with_classes(proto: Any, head: YoloxHead, weights: list[tuple[np.ndarray, np.ndarray]]
@@ -252,7 +259,7 @@ class DetectTrainer:
         for wn, bn in head.cls_convs:
             w0, b0 = numpy_helper.to_array(inits[wn]), numpy_helper.to_array(inits[bn])
             w = rng.normal(0, 0.01, (len(classes), *w0.shape[1:])).astype(np.float32)
-            b = np.full(len(classes), -math.log((1 - PRIOR) / PRIOR), np.float32)
+            b = np.full(len(classes), PRIOR_BIAS, np.float32)
             for i, c in enumerate(classes):
                 k = source[c]
                 if k is not None:
@@ -337,7 +344,6 @@ class DetectTrainer:
         weights, self.base_classes = self.class_layer(proto, head, base, classes)
         export_proto, train_proto = with_classes(proto, head, weights)
         module = OnnxModule(train_proto)
-        pred_names = {n for conv in head.cls_convs for n in conv}
         if cfg.init == "scratch":
             with torch.no_grad():
                 for n in self._conv_params(module):
@@ -348,20 +354,9 @@ class DetectTrainer:
                     else:
                         p.zero_()
                 for _, bn in head.cls_convs:
-                    module.param(bn).fill_(-math.log((1 - PRIOR) / PRIOR))
-        # the prediction layers: the 1x1 convolutions that feed the outputs (class,
-        # objectness, box); everything else is the body
-        made_by = {o: (op, ins) for op, ins, outs, _ in module.nodes for o in outs}
-        concat_inputs = [ins for op, ins, _, _ in module.nodes if op == "Concat" and len(ins) == 3
-                         and made_by.get(ins[2], ("",))[0] == "Identity"]
-        for ins in concat_inputs:
-            for name in ins:
-                op, src = made_by[name]
-                if op == "Identity":
-                    op, src = made_by[src[0]]
-                if op == "Conv":
-                    pred_names.update(n for n in src[1:3] if n in module.names)
-        pred = {module.names[n] for n in pred_names if n in module.names}
+                    module.param(bn).fill_(PRIOR_BIAS)
+        # the prediction layers (box, objectness, class) learn first; the rest is the body
+        pred = {module.names[n] for n in head.preds if n in module.names}
         conv = {module.names[n] for n in self._conv_params(module)}
         head_params = [p for k, p in module.params.items() if k in pred]
         body_params = [p for k, p in module.params.items() if k in conv and k not in pred]
