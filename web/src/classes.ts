@@ -12,6 +12,10 @@ const OPEN_KEY = "labelpilot.classes-open";
  * what one types next goes into the new panel, not one about to be replaced. */
 export function classesPanel(project: Project, changed: () => Promise<void>): HTMLElement {
   const counts = project.stats.annotations_by_label as Record<string, number>;
+  const saved = async (done: string) => {
+    await changed().catch(() => undefined);  // saved even if the re-draw fails
+    toast(done);
+  };
   const rows = project.labels.map((name) => {
     const color = el("input", { type: "color", value: project.label_colors[name] ?? "#2563eb",
       "aria-label": `colour of ${name}` });
@@ -22,8 +26,7 @@ export function classesPanel(project: Project, changed: () => Promise<void>): HT
     const apply = async (body: Record<string, unknown>, done: string) => {
       try {
         await api.changeLabel(name, body);
-        await changed().catch(() => undefined);  // saved even if the re-draw fails
-        toast(done);
+        await saved(done);
       } catch (e) {
         toast(errorText(e), "error");
       }
@@ -58,8 +61,7 @@ export function classesPanel(project: Project, changed: () => Promise<void>): HT
     try {
       const added = add.value.trim();
       await api.addLabels([added]);
-      await changed().catch(() => undefined);  // saved even if the re-draw fails
-      toast(`${added} added.`);
+      await saved(`${added} added.`);
     } catch (err) {
       toast(errorText(err), "error");
     }
@@ -71,8 +73,7 @@ export function classesPanel(project: Project, changed: () => Promise<void>): HT
     try {
       const renamed = name.value.trim();
       await api.renameProject(renamed);
-      await changed().catch(() => undefined);  // saved even if the re-draw fails
-      toast(`The project is now ${renamed}.`);
+      await saved(`The project is now ${renamed}.`);
     } catch (err) {
       toast(errorText(err), "error");
     }
