@@ -73,3 +73,36 @@ def test_colour_jitter_changes_colours_not_boxes() -> None:
                          random.Random(5)).sample()
     np.testing.assert_array_equal(plain[1], jittered[1])
     assert np.abs(plain[0] - jittered[0]).mean() > 1
+
+
+def test_large_images_are_cut_into_the_tiles_a_tiled_detector_sees() -> None:
+    from labelpilot.models.detect import Tiling
+    from labelpilot.train.augment import slice_tiles
+
+    # one 1000 x 600 image: small coloured boxes in the left part, nothing on the right
+    img = np.full((600, 1000, 3), 90, np.uint8)
+    boxes = []
+    for k, (x, y) in enumerate([(20, 20), (150, 300), (230, 100), (120, 480)]):
+        img[y:y + 40, x:x + 30] = COLOURS[k % 3]
+        boxes.append([x, y, x + 30, y + 40, k % 3])
+    tiling = Tiling(256, 0.2)
+    windows = tiling.windows(1000, 600)
+    tiles = slice_tiles([(img, np.array(boxes, np.float32))], tiling.windows, random.Random(0),
+                        background=0.25)
+    held = [t for t in tiles if len(t[1])]
+    # every tile holding a box (whole or mostly), and one background tile per four of them
+    assert len(held) >= 4 and len(tiles) == len(held) + len(held) // 4
+    assert len(windows) > len(tiles)  # the other background tiles are left out
+    found = set()
+    for tile, b in tiles:
+        assert tile.shape[0] <= 256 and tile.shape[1] <= 256
+        for x1, y1, x2, y2, c in b:
+            assert 0 <= x1 < x2 <= tile.shape[1] and 0 <= y1 < y2 <= tile.shape[0]
+            inner = tile[int(np.ceil(y1)):int(y2), int(np.ceil(x1)):int(x2)]
+            assert (inner == COLOURS[int(c)]).all()  # the box still covers its object
+            found.add(int(c))
+    assert found == {0, 1, 2}
+    # a tile of background holds none of the objects' colours
+    for tile, b in tiles:
+        if not len(b):
+            assert not any((tile == c).all(-1).any() for c in COLOURS)

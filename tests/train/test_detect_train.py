@@ -84,6 +84,11 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
         check = client.get("/api/train/check", headers=h, params={"task": "detect"}).json()
         assert check["ready"] and [w.split(":")[0] for w in check["warnings"]] == ["bowl"]
         assert "in the train split; 10 or more of each class are needed" in check["warnings"][0]
+        # tiles are for detectors, and of 64 px or more
+        bad = client.post("/api/train", headers=h, json={"task": "detect", "tile": 32})
+        assert bad.status_code == 422 and "tile" in bad.text
+        ocr = client.post("/api/train", headers=h, json={"task": "ocr-rec", "tile": 640})
+        assert ocr.status_code == 400 and "--tile is for detectors" in ocr.json()["detail"]
         r = client.post("/api/train", headers=h, json={"task": "detect", "epochs": 1,
                                                        "name": "api-detector"})
         assert r.status_code == 202, r.text
@@ -318,6 +323,13 @@ def test_a_class_the_base_model_has_never_seen_is_learnt(tmp_path: Path, shared:
     assert r.test is not None and r.test["map50"] >= 0.5
     model = load_detector("rings", ws.models_dir)
     assert list(model.spec.labels) == ["bullseye"]
+    # the display thresholds are the trained model's own, chosen on the 4 held-out images
+    t = r.thresholds
+    assert t is not None and t["images"] == 4 and 0.05 <= t["score_threshold"] <= 0.95
+    assert model.settings.score_threshold == t["score_threshold"]
+    if "bullseye" in t["class_thresholds"]:
+        assert model.threshold_for("bullseye") == t["class_thresholds"]["bullseye"]
+    assert t["f1"]["all"] > 0.5
 
 
 def test_a_base_model_that_cannot_be_trained_is_refused(make_workspace, tmp_path: Path,

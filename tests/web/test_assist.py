@@ -100,11 +100,18 @@ def test_train_a_detector_from_the_overview(browser: Any, make_workspace, tmp_pa
                                                                          token)}
         page.fill("#train-minutes", "0.05")
         page.fill("#train-name", "ui-detector")
+        # in tiles (large images with small objects): a tile under 64 px is refused here
+        page.fill("#train-tile", "20")
+        page.click("#train")
+        page.wait_for_selector(".toast >> text=64 or more")
+        page.fill("#train-tile", "320")
         page.click("#train")
         text = wait_job(page, "train-detect")
-        assert "model ui-detector: test mAP50" in text
+        assert "model ui-detector: test mAP50" in text and "tiles of 320 px)" in text
         jobs = live.api("GET", "/api/jobs", token)
         assert {j["params"]["base"] for j in jobs if j["kind"] == "train-detect"} == {"yolox-nano"}
+        (done,) = [j for j in jobs if j["kind"] == "train-detect" and j["status"] == "done"]
+        assert done["params"]["tile"] == 320 and done["result"]["tiling"]["train_tiles"] > 4
         # the new model is offered for pre-labeling without a reload ...
         page.wait_for_selector("#prelabel-model option[value=ui-detector]", state="attached")
         page.select_option("#prelabel-model", "ui-detector")

@@ -22,6 +22,16 @@ pytestmark = pytest.mark.slow
 POINTS = [{"step": s, "seconds": s * 2.0, "loss": 5.0 / s, **({"val_map50": s / 20} if s % 4 == 0 else {})}
           for s in range(1, 13)]
 
+TEST = {"images": 2, "map50": 0.5, "map50_95": 0.3, "accept_rate": 0.4, "precision": 0.75,
+        "per_class": {"person": {"ap50": 0.5, "ap50_95": 0.3, "instances": 3}},
+        "examples": [{"image_id": 7, "file_name": "b.jpg", "misses": [
+            {"label": "person", "box": [1, 2, 3, 4]}, {"label": "person", "box": [5, 6, 7, 8]}],
+            "false_alarms": []},
+            {"image_id": 3, "file_name": "a.jpg", "misses": [], "false_alarms": [
+                {"label": "person", "score": 0.4, "box": [1, 2, 3, 4]}]}]}
+THRESHOLDS = {"score_threshold": 0.35, "class_thresholds": {"person": 0.4},
+              "f1": {"all": 0.7, "person": 0.7}, "images": 5}
+
 
 @pytest.fixture
 def trained(tmp_path: Path, shared: Path) -> Iterator[Live]:
@@ -30,7 +40,7 @@ def trained(tmp_path: Path, shared: Path) -> Iterator[Live]:
     # as a training run leaves it: the figures in the manifest, the curve beside it
     path = ws.models_dir / "yolox-nano" / "manifest.json"
     m = ModelManifest.load(path)
-    m.metrics.update({"steps": 12, "val_map50": 0.6})
+    m.metrics.update({"steps": 12, "val_map50": 0.6, "test": TEST, "thresholds": THRESHOLDS})
     path.write_bytes(m.to_json())
     (path.parent / "history.json").write_text(json.dumps(POINTS))
     add_users(ws)
@@ -54,4 +64,12 @@ def test_the_models_page_draws_a_trained_models_curve(browser: Any, trained: Liv
     assert len(line.split()) == 12
     assert "held-out map50 0.600" in (curve.text_content() or "")
     assert page.locator("tr[data-model='ocr'] svg.curve").count() == 0
+    # what it measured: the test split, the images with the most to fix (linked to the
+    # editor, worst first) and the display thresholds training chose
+    row = page.locator("tr[data-model='yolox-nano']")
+    assert "precision of the proposals shown 0.750" in (row.text_content() or "")
+    links = row.locator("ul.mistakes a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert links == ["#/label/7", "#/label/3"]
+    assert row.locator("p.thresholds").text_content() == \
+        "display thresholds chosen on 5 held-out images: 0.350, person 0.400"
     page.close()

@@ -52,6 +52,8 @@ export interface TrainOptions {
   name?: string | null;
   /** the detector to start from (detect only) */
   base?: string | null;
+  /** large images with small objects (detect only): train, then detect, in tiles */
+  tile?: number | null;
 }
 
 export interface ClickBoxResult {

@@ -133,6 +133,11 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
       if (bases.some((m) => m.name === "yolox-nano")) base.value = "yolox-nano";
     }).catch(() => undefined);
   }
+  // large images with small objects: learn (and later pre-label) in tiles; empty: whole
+  const tile = el("input", { id: "train-tile", type: "number", min: "64", step: "32",
+    placeholder: "whole images", "aria-label": "tile size (px)",
+    title: "Large images with small objects: train (and pre-label) in overlapping tiles " +
+      "of this many pixels; leave empty to use whole images" });
   const button = el("button", { id: "train" }, "Train");
   const why = el("p", { id: "train-reason", class: "hint" });
   const warned = el("ul", { id: "train-warnings", class: "hint" });
@@ -148,9 +153,15 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
       toast("minutes must be a number above 0", "error");
       return;
     }
+    const t = tile.value.trim() ? Number(tile.value) : null;
+    if (t !== null && !(Number.isInteger(t) && t >= 64)) {
+      toast("a tile is a whole number of pixels, 64 or more (or empty: whole images)", "error");
+      return;
+    }
     try {
       await api.train({ task, init: init.value as TrainOptions["init"], minutes: m,
-        name: name.value.trim() || null, base: task === "detect" ? base.value || null : null });
+        name: name.value.trim() || null, base: task === "detect" ? base.value || null : null,
+        tile: task === "detect" ? t : null });
       toast("training started");
     } catch (e) {
       toast(errorText(e), "error");
@@ -160,7 +171,8 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
   return el("section", { class: "panel", id: "train-panel" },
     el("h3", {}, "Train on the reviewed labels (train split)"),
     el("div", { class: "row" }, ...(task === "detect" ? [base] : []), init, minutes,
-      el("span", {}, "min"), name, button), why, warned,
+      el("span", {}, "min"), name, ...(task === "detect" ? [tile, el("span", {}, "px tiles")] : []),
+      button), why, warned,
     el("p", { class: "hint" }, "The model is checked on the val split (or a held-out part " +
       "of train), scored on the test split, and then offered for pre-labeling."));
 }
@@ -174,8 +186,9 @@ export function jobSummary(j: Job): string {
   if (j.status !== "done" || !r) return "";
   if (j.kind === "train-detect") {
     const t = r.test;
-    return t ? `model ${r.model}: test mAP50 ${fmt(t.map50)}, accept rate ${fmt(t.accept_rate)}`
-      : `model ${r.model}: val mAP50 ${fmt(r.val_map50)}`;
+    const tiles = r.tiling ? ` (trained on ${r.tiling.train_tiles} tiles of ${r.tiling.tile} px)` : "";
+    return (t ? `model ${r.model}: test mAP50 ${fmt(t.map50)}, accept rate ${fmt(t.accept_rate)}`
+      : `model ${r.model}: val mAP50 ${fmt(r.val_map50)}`) + tiles;
   }
   if (j.kind === "train-ocr-rec") {
     return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
@@ -271,8 +284,15 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
   const test = metrics.test;
   if (test && typeof test === "object") {
     box.append(el("p", {}, `test split (${test.images} images): mAP50 ${fmt(test.map50)}, ` +
-      `mAP50:95 ${fmt(test.map50_95)}, accept rate ${fmt(test.accept_rate)}`));
+      `mAP50:95 ${fmt(test.map50_95)}, accept rate ${fmt(test.accept_rate)}, ` +
+      `precision of the proposals shown ${fmt(test.precision)}`));
     if (test.per_class) box.append(perClassTable(test.per_class));
+    const th = metrics.thresholds;
+    if (th && typeof th === "object") {
+      const own = Object.entries(th.class_thresholds ?? {}).map(([c, v]) => `, ${c} ${fmt(v)}`);
+      box.append(el("p", { class: "thresholds" }, `display thresholds chosen on ${th.images} ` +
+        `held-out images: ${fmt(th.score_threshold)}${own.join("")}`));
+    }
     // the test images where the proposals need the most fixing, linked to the editor
     const examples: any[] = test.examples ?? [];
     if (examples.length) {

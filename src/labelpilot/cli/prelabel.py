@@ -112,7 +112,8 @@ def eval_(
         table = Table("class", "instances", "AP50", "AP50:95",
                       title=f"{result['model']} on {result['images']} images: mAP50 "
                             f"{result['map50']:.3f}, mAP50:95 {result['map50_95']:.3f}, accept "
-                            f"rate {result['accept_rate']:.3f}")
+                            f"rate {result['accept_rate']:.3f}, precision of the proposals "
+                            f"shown {result['precision']:.3f}")
         for name, c in sorted(result["per_class"].items()):
             table.add_row(escape(name), str(c["instances"]), f"{c['ap50']:.3f}", f"{c['ap50_95']:.3f}")
         out.print(table)

@@ -29,6 +29,11 @@ def train(
     base: Annotated[str | None, typer.Option(help="The detector to start from (--task "
                                              "detect): an installed model with a YOLOX head "
                                              "[default: yolox-nano].")] = None,
+    tile: Annotated[int | None, typer.Option(help="Detectors, large images with small "
+                                             "objects: learn in tiles of this many pixels "
+                                             "(the model then pre-labels in them too).")] = None,
+    overlap: Annotated[float, typer.Option(help="With --tile: the tiles' overlap, a "
+                                           "share.")] = 0.2,
     resume: Annotated[int | None, typer.Option(help="Resume the interrupted training job "
                                                "with this id.")] = None,
     as_json: JsonOpt = False,
@@ -41,7 +46,8 @@ def train(
 
     with user_errors():
         kind, params = plan_training(task=task, init=init.value, epochs=epochs,
-                                     minutes=minutes, name=name, base=base)
+                                     minutes=minutes, name=name, base=base, tile=tile,
+                                     overlap=overlap)
         ws = open_workspace(directory)
         require_torch()
         with ws.transaction() as conn:
@@ -98,11 +104,23 @@ def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
         kept = (f"the weights of step {r['kept_step']}" if r["kept_step"] else
                 "the starting weights (training did not improve on them)")
         out.print(f"Kept {kept}: held-out mAP50 {r['val_map50']:.3f}")
+    tiles = r.get("tiling")
+    if tiles:
+        out.print(f"Trained on {tiles['train_tiles']} tiles of {tiles['tile']} px (overlap "
+                  f"{tiles['overlap']:g}) from {tiles['train_images']} images; it pre-labels "
+                  "large images in such tiles")
+    t = r.get("thresholds")
+    if t:
+        per_class = "".join(f", {escape(c)} {v:.2f} (F1 {t['f1'][c]:.2f})"
+                            for c, v in sorted(t["class_thresholds"].items()))
+        out.print(f"Display thresholds chosen on the {t['images']} held-out images: "
+                  f"{t['score_threshold']:.2f} (F1 {t['f1']['all']:.2f}){per_class}")
     test = r.get("test")
     if test:
         table = Table("class", "instances", "AP50", "AP50:95",
                       title=f"test split: mAP50 {test['map50']:.3f}, accept rate "
-                            f"{test['accept_rate']:.3f}")
+                            f"{test['accept_rate']:.3f}, precision of the proposals shown "
+                            f"{test.get('precision', 0):.3f}")
         for c, v in sorted(test["per_class"].items()):
             table.add_row(escape(c), str(v["instances"]), f"{v['ap50']:.3f}", f"{v['ap50_95']:.3f}")
         out.print(table)

@@ -128,6 +128,52 @@ def mistakes(dets: list[DetBox], gts: list[GtBox], iou: float = 0.5
     return missed, false
 
 
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def choose_thresholds(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
+                      min_boxes: int = 5, iou: float = 0.5) -> dict[str, Any]:
+    """Display thresholds that balance a reviewer's two chores, boxes to draw (misses) and
+    proposals to delete (false alarms): per class, the score on THRESHOLD_GRID with the
+    best F1 at `iou` over the images (detections of every score given, matched as for AP);
+    on a plateau of equal F1, its middle. A class with fewer than `min_boxes` ground-truth
+    boxes gets none of its own (the threshold over all classes applies). Returns
+    {"score_threshold", "class_thresholds", "f1": {class or "all": F1 at its threshold}}."""
+    found: dict[str, list[tuple[float, bool]]] = {}
+    n_gt: dict[str, int] = {}
+    for dets, gts in per_image:
+        for lab in {g.label for g in gts} | {d.label for d in dets}:
+            d = sorted((x for x in dets if x.label == lab), key=lambda x: -x.score)
+            g = [x for x in gts if x.label == lab]
+            n_gt[lab] = n_gt.get(lab, 0) + sum(1 for x in g if not x.crowd)
+            matched, ignored, _ = _match(d, g, iou)
+            found.setdefault(lab, []).extend(
+                (x.score, bool(m)) for x, m, ig in zip(d, matched, ignored, strict=True)
+                if not ig)
+
+    def best(pairs: list[tuple[float, bool]], gt: int) -> tuple[float, float]:
+        scores = np.array([p[0] for p in pairs], float)
+        tp = np.array([p[1] for p in pairs], bool)
+        f1 = []
+        for t in THRESHOLD_GRID:
+            shown = scores >= t
+            hits = int((shown & tp).sum())
+            f1.append(2 * hits / (2 * hits + int((shown & ~tp).sum()) + gt - hits)
+                      if gt or shown.any() else 0.0)
+        top = np.flatnonzero(np.isclose(f1, max(f1)))
+        k = int(top[len(top) // 2])
+        return float(THRESHOLD_GRID[k]), float(f1[k])
+
+    everything = [p for pairs in found.values() for p in pairs]
+    overall, f1_all = best(everything, sum(n_gt.values()))
+    chosen, f1s = {}, {"all": round(f1_all, 4)}
+    for lab in sorted(found):
+        if n_gt.get(lab, 0) >= min_boxes:
+            chosen[lab], f1 = best(found[lab], n_gt[lab])
+            f1s[lab] = round(f1, 4)
+    return {"score_threshold": overall, "class_thresholds": chosen, "f1": f1s}
+
+
 def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
                         accept_threshold: float = 0.0, accept_iou: float = 0.7) -> dict[str, Any]:
     labels = sorted({g.label for _, gts in per_image for g in gts if not g.crowd})
@@ -139,9 +185,12 @@ def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
             per_class[lab] = {"ap50": float(aps[0] or 0.0), "ap50_95": float(np.mean(vals)),
                               "instances": sum(1 for _, gts in per_image for g in gts
                                                if g.label == lab and not g.crowd)}
-    # accept rate: one detection per ground-truth box, greedily by score
-    hit = total = 0
+    # accept rate: one detection per ground-truth box, greedily by score; precision: the
+    # share of the shown proposals that find a box of their class (IoU 0.5)
+    hit = total = shown = false = 0
     for dets, gts in per_image:
+        shown += sum(1 for x in dets if x.shown)
+        false += len(mistakes(dets, gts)[1])
         real = [g for g in gts if not g.crowd]
         total += len(real)
         for lab in {g.label for g in real}:
@@ -155,6 +204,7 @@ def evaluate_detections(per_image: Sequence[tuple[list[DetBox], list[GtBox]]],
         "map50_95": float(np.mean([c["ap50_95"] for c in per_class.values()]))
         if per_class else 0.0,
         "accept_rate": hit / total if total else 0.0,
+        "precision": (shown - false) / shown if shown else 0.0,
         "ground_truth_boxes": total,
         "per_class": per_class,
     }

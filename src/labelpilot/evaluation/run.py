@@ -42,6 +42,7 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
         where = f"the {split} split" if split else "the workspace"
         raise LabelPilotError(f"{where} has no accepted labels to evaluate against",
                               hint="accept or import ground truth first (e.g. --split test)")
+    tiling = tiling or model.default_tiling
     per_image = []
     for n, row in enumerate(rows, 1):
         gts = [GtBox(box, a.label, bool(a.attributes.get("iscrowd")))

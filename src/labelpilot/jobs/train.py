@@ -75,7 +75,8 @@ def training_warnings(ws: Workspace, task: str) -> list[str]:
 
 def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = None,
                   minutes: float | None = None, name: str | None = None,
-                  base: str | None = None) -> tuple[str, dict[str, Any]]:
+                  base: str | None = None, tile: int | None = None, overlap: float = 0.2
+                  ) -> tuple[str, dict[str, Any]]:
     """The job (kind, params) that trains `task`, with the defaults the CLI and the API
     share: the recognizer trains 10 epochs, a detector 5 minutes from yolox-nano, unless
     told otherwise."""
@@ -86,12 +87,18 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
     if init not in ("pretrained", "scratch"):
         raise LabelPilotError(f"init must be pretrained or scratch, not {init!r}")
     if task == "detect":
-        return kind, {"init": init, "epochs": epochs,
-                      "minutes": minutes or (None if epochs else 5.0),
-                      "name": name or f"detector-{init}", "base": base or "yolox-nano"}
-    if base is not None:
-        raise LabelPilotError("--base is for detectors (--task detect); the recognizer "
-                              "fine-tunes the workspace's OCR model")
+        params = {"init": init, "epochs": epochs, "minutes": minutes or (None if epochs else 5.0),
+                  "name": name or f"detector-{init}", "base": base or "yolox-nano"}
+        if tile is not None:
+            from labelpilot.models.detect import Tiling
+
+            Tiling(int(tile), float(overlap))  # a tile size and overlap that make sense
+            params.update(tile=int(tile), overlap=float(overlap))
+        return kind, params
+    if base is not None or tile is not None:
+        raise LabelPilotError(f"--{'base' if base is not None else 'tile'} is for detectors "
+                              "(--task detect); the recognizer fine-tunes the workspace's OCR "
+                              "model")
     return kind, {"init": init, "epochs": epochs or (None if minutes else 10),
                   "minutes": minutes, "name": name}
 
@@ -135,7 +142,8 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     p = dict(ctx.params)
     cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector",
-                            base=p.get("base") or "yolox-nano")
+                            base=p.get("base") or "yolox-nano", tile=p.get("tile"),
+                            overlap=float(p.get("overlap", 0.2)))
     progress = budget_progress(cfg.minutes, ctx.report)
 
     warnings: list[str] = training_warnings(ctx.ws, "detect")

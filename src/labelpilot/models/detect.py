@@ -76,6 +76,10 @@ class DetectSettings:
     nms_iou: float = 0.6
     max_detections: int = 100
     class_thresholds: dict[str, float] = field(default_factory=dict)
+    # a detector trained on tiles (`train --tile`) sees large images in tiles of this
+    # many pixels by default, as it learnt them
+    tile: int | None = None
+    tile_overlap: float = 0.2
 
     @classmethod
     def of(cls, pre: dict[str, Any]) -> DetectSettings:
@@ -119,6 +123,9 @@ class DetectorModel:
                  device: str = "auto") -> None:
         self.manifest = manifest
         self.settings = DetectSettings.of(manifest.preprocessing)
+        # the tiling used when none is asked for: the one the model was trained with
+        self.default_tiling = Tiling(int(self.settings.tile), self.settings.tile_overlap) \
+            if self.settings.tile else None
         if not manifest.labels:
             raise ModelError(f"detector {manifest.name} has no class names in its manifest")
         self.spec = ModelSpec(manifest.name, manifest.version, "detect",
@@ -184,8 +191,10 @@ class DetectorModel:
     def detect(self, image: np.ndarray, score_threshold: float | None = None,
                tiling: Tiling | None = None) -> Detections:
         """Boxes scored at least the settings' thresholds (per class), or `score_threshold`
-        for every class when given; over `tiling`'s tiles when the image exceeds one."""
+        for every class when given; over `tiling`'s tiles (else the model's own, see
+        `default_tiling`) when the image exceeds one."""
         image = _as_bgr8(image)
+        tiling = tiling or self.default_tiling
         h, w = image.shape[:2]
         windows = tiling.windows(w, h) if tiling is not None else [(0, 0, w, h)]
         if len(windows) == 1:

@@ -476,6 +476,9 @@ class TrainCreate(BaseModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     # the detector to start from (detect only): an installed model with a YOLOX head
     base: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    # large images with small objects (detect only): train, then detect, in tiles
+    tile: Annotated[int, Field(ge=64, le=16384)] | None = None
+    overlap: Annotated[float, Field(ge=0, lt=0.9)] = 0.2
 
 
 class JobPublic(BaseModel):

@@ -3,12 +3,14 @@ either one image letterboxed at a random scale and place, or a mosaic of four (Y
 four images around a random centre on a double-size canvas, then a random zoom and crop
 back to the input size), with labeled objects of other images pasted in (copy-paste of
 box crops), colour jitter in HSV and a horizontal flip. Boxes follow every step; a box
-cut to less than a quarter of its area, or to under 2 px, is dropped.
+cut to less than a quarter of its area, or to under 2 px, is dropped. Large images with
+small objects are first cut into the tiles a tiled detector sees (`slice_tiles`).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -27,6 +29,7 @@ class AugmentConfig:
 
 
 Sample = tuple[np.ndarray, np.ndarray]  # BGR image, boxes [G, 5] x1 y1 x2 y2 class
+Window = tuple[int, int, int, int]  # x1, y1, x2, y2
 
 
 class Augmenter:
@@ -87,7 +90,7 @@ class Augmenter:
             canvas[cy0:cy1, cx0:cx1] = img[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
             b[:, [0, 2]] += x0
             b[:, [1, 3]] += y0
-            all_boxes.append(_clip(b, cx0, cy0, cx1, cy1))
+            all_boxes.append(clip_boxes(b, cx0, cy0, cx1, cy1))
         boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 5), np.float32)
         # a random zoom of the double canvas, cropped around the centre to the input size
         s = rng.uniform(0.5, 1.0)
@@ -99,7 +102,7 @@ class Augmenter:
         out = zoomed[y0:y0 + h, x0:x0 + w]
         boxes[:, [0, 2]] -= x0
         boxes[:, [1, 3]] -= y0
-        return np.ascontiguousarray(out), _clip(boxes, 0, 0, w, h)
+        return np.ascontiguousarray(out), clip_boxes(boxes, 0, 0, w, h)
 
     def _paste(self, img: np.ndarray, boxes: np.ndarray) -> Sample:
         """1-3 labeled objects of other images (their box's pixels) pasted where they
@@ -138,7 +141,27 @@ class Augmenter:
         return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def _clip(boxes: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+def slice_tiles(images: list[Sample], windows: Callable[[int, int], list[Window]],
+                rng: random.Random, background: float = 0.25) -> list[Sample]:
+    """Large images as the tiles a tiled detector sees (`windows(width, height)`, e.g.
+    `Tiling.windows`), each with its boxes clipped to it (a box left with under a quarter
+    of its area dropped): every tile that holds a box, and tiles of background only, at
+    random, up to `background` times as many (so that the model also sees what is not an
+    object, without drowning in it)."""
+    held: list[Sample] = []
+    empty: list[Sample] = []
+    for image, boxes in images:
+        h, w = image.shape[:2]
+        for x1, y1, x2, y2 in windows(w, h):
+            b = clip_boxes(boxes, x1, y1, x2, y2)
+            b[:, [0, 2]] -= x1
+            b[:, [1, 3]] -= y1
+            (held if len(b) else empty).append((image[y1:y2, x1:x2], b))
+    rng.shuffle(empty)
+    return held + empty[:int(background * len(held))]
+
+
+def clip_boxes(boxes: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     """Boxes clipped to a region; those left with under a quarter of their area or 2 px
     dropped."""
     if not len(boxes):

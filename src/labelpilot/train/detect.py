@@ -39,7 +39,7 @@ from labelpilot.models.manifest import ModelFile, ModelManifest
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
 from labelpilot.train import TrainingCancelled
-from labelpilot.train.augment import AugmentConfig, Augmenter
+from labelpilot.train.augment import AugmentConfig, Augmenter, slice_tiles
 from labelpilot.train.memory import peak_resident_mb, release_freed_memory, reset_peak
 from labelpilot.workspace import Workspace
 
@@ -61,6 +61,10 @@ class DetectTrainConfig:
     ema: float = 0.998  # weight of the moving average (ramped up over the first steps)
     seed: int = 0
     base: str = "yolox-nano"
+    # large images with small objects: learn (and later detect) in tiles of this many
+    # pixels overlapping by `overlap`, as tiled inference sees them
+    tile: int | None = None
+    overlap: float = 0.2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Also measure on the val images (and checkpoint) at least this often, in seconds of
     # wall time; None: only at each quarter of an epoch-bounded run.
@@ -85,6 +89,10 @@ class DetectTrainResult:
     base_classes: dict[str, list[str]] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds_per_step: dict[str, float] = field(default_factory=dict)
+    # the display thresholds chosen on the held-out images (None: the base model's kept)
+    thresholds: dict[str, Any] | None = None
+    # trained on tiles: {"tile", "overlap", "train_tiles", "val_tiles"}
+    tiling: dict[str, Any] | None = None
 
 
 def _torch() -> Any:
@@ -113,25 +121,32 @@ def training_boxes(ws: Workspace, split: str) -> tuple[list[tuple[Any, list[tupl
 TINY = 4.0  # px at the network's input: the finest stride is 8, a box under half of it is lost
 
 
-def tiny_boxes(items: list[tuple[Any, list[tuple[Any, str]]]], size: tuple[int, int]
-               ) -> list[str]:
-    """Per class, the boxes that shrink under TINY px when their image is letterboxed to
-    the network's input `size`: too small to learn (or find) at that size."""
+def tiny_boxes(items: list[tuple[Any, list[tuple[Any, str]]]], size: tuple[int, int],
+               tile: int | None = None) -> list[str]:
+    """Per class, the boxes that shrink under TINY px when their image (or its `tile`-px
+    tiles) is letterboxed to the network's input `size`: too small to learn (or find) at
+    that size."""
     small: dict[str, int] = {}
     total: dict[str, int] = {}
     widest = 0
     for row, boxes in items:
-        r = min(size[0] / row.width, size[1] / row.height)
+        w, h = (min(row.width, tile), min(row.height, tile)) if tile else (row.width, row.height)
+        r = min(size[0] / w, size[1] / h)
         for (x1, y1, x2, y2), lab in boxes:
             total[lab] = total.get(lab, 0) + 1
             if min(x2 - x1, y2 - y1) * r < TINY:
                 small[lab] = small.get(lab, 0) + 1
                 widest = max(widest, row.width, row.height)
+    if tile:
+        return [f"{lab}: {n} of {total[lab]} boxes are under {TINY:g} px once a {tile} px "
+                f"tile is scaled to the model's {size[0]}x{size[1]} input: too small to learn "
+                f"at that size; train with a smaller --tile (about {max(size)} px)"
+                for lab, n in sorted(small.items())]
     return [f"{lab}: {n} of {total[lab]} boxes are under {TINY:g} px once the image is "
             f"scaled to the model's {size[0]}x{size[1]} input (images up to {widest} px): too "
-            "small to learn at that size; cut the images into tiles of about "
-            f"{max(size)}-{2 * max(size)} px before labeling them, and pre-label with "
-            "--tile" for lab, n in sorted(small.items())]
+            f"small to learn at that size; train on tiles (--tile {max(size)} to "
+            f"{2 * max(size)}), which pre-labeling then uses too"
+            for lab, n in sorted(small.items())]
 
 
 @dataclass
@@ -312,7 +327,7 @@ class DetectTrainer:
         torch = self.torch
         import onnx
 
-        from labelpilot.models.detect import DetectorModel
+        from labelpilot.models.detect import DetectorModel, check_tiling
         from labelpilot.train.onnx_module import OnnxModule
         from labelpilot.train.yolox_loss import anchor_grid, yolox_loss
 
@@ -336,7 +351,9 @@ class DetectTrainer:
         base_model = DetectorModel(base, threads=2)  # preprocesses and decodes validation
         settings = base_model.settings
         size = (int(settings.input_size[0]), int(settings.input_size[1]))
-        for w in tiny_boxes(items, size):
+        tiling = check_tiling(cfg.tile, cfg.overlap, "detect",
+                              [max(r.width, r.height) for r, _ in items])
+        for w in tiny_boxes(items, size, cfg.tile):
             self.warn(w)
         path, _ = base.file("model")
         proto = onnx.load(str(path))
@@ -383,6 +400,22 @@ class DetectTrainer:
             random.Random(cfg.seed).shuffle(order)
             val = [(images[i][0], items[i][1]) for i in order[:n_val]]
             images = [images[i] for i in order[n_val:]]
+        # held-out whole images choose the display thresholds; during training, their
+        # tiles (when training on tiles) say how it goes, as the model sees them
+        val_whole = val
+        tiles_info = None
+        if tiling is not None:
+            rng = random.Random(cfg.seed)
+            n_images = len(images)
+            images = slice_tiles(images, tiling.windows, rng)
+            val = [(img, [(tuple(float(v) for v in b[:4]), classes[int(b[4])]) for b in bs])
+                   for img, bs in slice_tiles(
+                       [(img, np.array([[*bx, classes.index(lab)] for bx, lab in boxes],
+                                       np.float32).reshape(-1, 5)) for img, boxes in val],
+                       tiling.windows, rng)]
+            tiles_info = {"tile": tiling.size, "overlap": tiling.overlap,
+                          "train_images": n_images, "train_tiles": len(images),
+                          "val_tiles": len(val)}
         augment = Augmenter(images, size, cfg.augment, random.Random(cfg.seed))
         budget = (cfg.minutes or 0) * 60
         steps_per_epoch = max(1, math.ceil(len(images) / cfg.batch))
@@ -395,9 +428,10 @@ class DetectTrainer:
         if resume and ckpt is not None and ckpt.is_file():
             saved = torch.load(ckpt, weights_only=False)
             if saved.get("classes") != classes or saved.get("init") != cfg.init \
-                    or saved.get("base", cfg.base) != cfg.base:
+                    or saved.get("base", cfg.base) != cfg.base \
+                    or saved.get("tile", cfg.tile) != cfg.tile:
                 raise LabelPilotError(f"the checkpoint in {self.run_dir} is of another run "
-                                      "(other classes, base or init)",
+                                      "(other classes, base, init or tiles)",
                                       hint="start a new training run")
             module.load_state_dict(saved["module"])
             ema.load_state_dict(saved["ema"])
@@ -419,7 +453,7 @@ class DetectTrainer:
             torch.save({"module": module.state_dict(), "ema": ema.state_dict(),
                         "opt": opt.state_dict(), "state": {**state, "seconds": time.time() - t0},
                         "best": best_state, "classes": classes, "init": cfg.init,
-                        "base": cfg.base}, tmp)
+                        "base": cfg.base, "tile": cfg.tile}, tmp)
             tmp.replace(ckpt)
 
         history: list[dict[str, float]] = state["history"]
@@ -507,6 +541,11 @@ class DetectTrainer:
         exported.load_state_dict(ema.state_dict())
         parity = self._export(exported, out_dir, base, classes, size)
         manifest = ModelManifest.load(out_dir / "manifest.json")
+        thresholds = self._thresholds(manifest, val_whole) if val_whole else None
+        if thresholds:
+            manifest.preprocessing.update(score_threshold=thresholds["score_threshold"],
+                                          class_thresholds=thresholds["class_thresholds"])
+            (out_dir / "manifest.json").write_bytes(manifest.to_json())
         result = DetectTrainResult(cfg.name, classes, skipped, len(items),
                                    sum(len(b) for _, b in items), step, time.time() - t0,
                                    parity, history=history[-200:], base=base.name)
@@ -516,10 +555,13 @@ class DetectTrainer:
         manifest.metrics.update({"test": result.test, "train_images": len(items),
                                  "steps": step, "init": cfg.init, **self.best,
                                  "peak_rss_mb": round(peak_resident_mb(), 1),
-                                 "base": base.name, "base_classes": self.base_classes})
+                                 "base": base.name, "base_classes": self.base_classes,
+                                 "thresholds": thresholds, "tiling": tiles_info})
         result.kept_step = int(self.best["kept_step"])
         result.base_classes = dict(self.base_classes)
         result.val_map50 = float(self.best["val_map50"])
+        result.thresholds = thresholds
+        result.tiling = tiles_info
         (out_dir / "manifest.json").write_bytes(manifest.to_json())
         (out_dir / "history.json").write_text(json.dumps(history))
         return result
@@ -531,15 +573,35 @@ class DetectTrainer:
         x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (1, 3, size[1], size[0]))
                              .astype(np.float32))
         parity = module.save_checked(out / "model.onnx", x)
+        pre = dict(base.preprocessing)
+        if self.cfg.tile:  # the model detects large images in the tiles it learnt on
+            pre.update(tile=int(self.cfg.tile), tile_overlap=float(self.cfg.overlap))
         manifest = ModelManifest(
             name=out.name, version=time.strftime("%Y%m%d%H%M%S"), task="detect", kind="detect",
             files={"model": ModelFile("model.onnx", sha256_file(out / "model.onnx"))},
-            labels=list(classes), preprocessing=dict(base.preprocessing),
+            labels=list(classes), preprocessing=pre,
             metrics={"onnx_parity": parity},
             description=f"{base.name} fine-tuned ({self.cfg.init}) on {', '.join(classes)}",
             root=out)
         (out / "manifest.json").write_bytes(manifest.to_json())
         return parity
+
+    def _thresholds(self, manifest: ModelManifest, val: list[tuple[np.ndarray, list[Any]]]
+                    ) -> dict[str, Any]:
+        """Display thresholds for the trained model, chosen on the held-out images (see
+        evaluation.detect.choose_thresholds): the base model's were set for its own
+        training, and a fine-tuned model's scores run higher or lower than them."""
+        from labelpilot.evaluation.detect import DetBox, GtBox, choose_thresholds
+        from labelpilot.evaluation.run import EVAL_MIN_SCORE
+        from labelpilot.models.detect import DetectorModel
+
+        model = DetectorModel(manifest, threads=2)
+        per_image = []
+        for img, boxes in val:
+            dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
+                    for a in model.predict(img, score_threshold=EVAL_MIN_SCORE)]
+            per_image.append((dets, [GtBox(tuple(b), lab) for b, lab in boxes]))
+        return {**choose_thresholds(per_image), "images": len(val)}
 
     def _evaluate(self, name: str) -> dict[str, Any] | None:
         from labelpilot.evaluation.run import evaluate_detector

@@ -215,7 +215,8 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
     """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
     kind, params = plan_training(task=body.task, init=body.init, epochs=body.epochs,
-                                 minutes=body.minutes, name=body.name, base=body.base)
+                                 minutes=body.minutes, name=body.name, base=body.base,
+                                 tile=body.tile, overlap=body.overlap)
     why_not = training_readiness(ws, body.task)
     if why_not is not None:
         raise LabelPilotError(why_not, hint="nothing was started")
