@@ -358,3 +358,41 @@ def test_boxes_too_small_for_the_input_are_said() -> None:
     # in a 400 px image
     assert said.startswith("tree: 1 of 3 boxes are under 4 px") and "up to 4000 px" in said
     assert tiny_boxes(items[1:], (416, 416)) == []
+
+
+def test_several_bases_are_compared_and_the_best_on_held_out_images_kept(
+        tmp_path: Path, shared: Path) -> None:
+    from tests.cli.test_cli import run
+
+    ws = tmp_path / "ws"
+    assert run("init", ws, "--task", "detect", "--labels", "bullseye")[0] == 0
+    for split, n, seed in (("train", 8, 1), ("val", 3, 2), ("test", 3, 3)):
+        d = _bullseyes(tmp_path / split, shared, n, seed)
+        assert run("import", ws, d / "a.json", "--format", "coco", "--split", split,
+                   "--images-dir", d / "images")[0] == 0
+    for name in ("yolox-nano", "person-detector", "nanodet-m"):
+        assert run("models", "add", ws, name, "--from", shared / "models")[0] == 0
+    # every base must be trainable before any training starts
+    code, _, err = run("train", ws, "--task", "detect", "--epochs", "1",
+                       "--base", "yolox-nano,nanodet-m")
+    assert code != 0 and "nanodet-m has a nanodet output layout" in err
+    code, out, err = run("train", ws, "--task", "detect", "--epochs", "3", "--name", "rings",
+                         "--base", "person-detector,yolox-nano")
+    assert code == 0, err
+    assert "Base models compared" in out
+    m = json.loads((ws / "models" / "rings" / "manifest.json").read_text())
+    rows = m["metrics"]["bases"]
+    assert sorted(r["base"] for r in rows) == ["person-detector", "yolox-nano"]
+    # the kept model is the best on the held-out images, whatever the test split says
+    assert rows[0]["val_map50"] >= rows[1]["val_map50"]
+    assert m["metrics"]["base"] == rows[0]["base"] and m["name"] == "rings"
+    assert f"{rows[0]['base']} kept" in out
+    for r in rows:
+        assert r["steps"] > 0 and r["ms_per_image"] > 0 and 0 <= r["test_map50"] <= 1
+    # the other base's model is not registered, and no run folder is left behind
+    code, out, _ = run("models", "list", ws, "--json")
+    names = [i["name"] for i in json.loads(out)]
+    assert names.count("rings") == 1 and not any("person-detector." in n for n in names)
+    assert not any((ws / "models" / ".runs").iterdir())
+    got = json.loads(run("eval", ws, "--model", "rings", "--split", "test", "--json")[1])
+    assert got["map50"] == pytest.approx(m["metrics"]["test"]["map50"])

@@ -32,6 +32,11 @@ TEST = {"images": 2, "map50": 0.5, "map50_95": 0.3, "accept_rate": 0.4, "precisi
 THRESHOLDS = {"score_threshold": 0.35, "class_thresholds": {"person": 0.4},
               "f1": {"all": 0.7, "person": 0.7}, "images": 5}
 
+BASES = [{"base": "yolox-nano", "val_map50": 0.6, "steps": 12, "ms_per_image": 41.2,
+          "test_map50": 0.5, "test_accept_rate": 0.4},
+         {"base": "person-detector", "val_map50": 0.2, "steps": 30, "ms_per_image": 9.6,
+          "test_map50": 0.1, "test_accept_rate": 0.05}]
+
 
 @pytest.fixture
 def trained(tmp_path: Path, shared: Path) -> Iterator[Live]:
@@ -40,7 +45,8 @@ def trained(tmp_path: Path, shared: Path) -> Iterator[Live]:
     # as a training run leaves it: the figures in the manifest, the curve beside it
     path = ws.models_dir / "yolox-nano" / "manifest.json"
     m = ModelManifest.load(path)
-    m.metrics.update({"steps": 12, "val_map50": 0.6, "test": TEST, "thresholds": THRESHOLDS})
+    m.metrics.update({"steps": 12, "val_map50": 0.6, "test": TEST, "thresholds": THRESHOLDS,
+                      "bases": BASES})
     path.write_bytes(m.to_json())
     (path.parent / "history.json").write_text(json.dumps(POINTS))
     add_users(ws)
@@ -70,6 +76,11 @@ def test_the_models_page_draws_a_trained_models_curve(browser: Any, trained: Liv
     assert "precision of the proposals shown 0.750" in (row.text_content() or "")
     links = row.locator("ul.mistakes a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
     assert links == ["#/label/7", "#/label/3"]
+    # the base models compared, the one kept first
+    cells = row.locator("table.bases tr").evaluate_all(
+        "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+    assert cells[1:] == [["yolox-nano", "0.600", "12", "41", "0.500", "0.400"],
+                         ["person-detector", "0.200", "30", "10", "0.100", "0.050"]]
     assert row.locator("p.thresholds").text_content() == \
         "display thresholds chosen on 5 held-out images: 0.350, person 0.400"
     page.close()

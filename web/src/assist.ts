@@ -130,6 +130,11 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
       const bases = models.filter((m) => m.trainable);
       base.replaceChildren(...bases.map((m) => el("option", { value: m.name },
         `from ${m.name}`)));
+      // several bases: each trained for the whole budget, the best on held-out images kept
+      if (bases.length > 1) {
+        base.append(el("option", { value: bases.map((m) => m.name).join(",") },
+          `compare ${bases.map((m) => m.name).join(", ")} (each for the time given)`));
+      }
       if (bases.some((m) => m.name === "yolox-nano")) base.value = "yolox-nano";
     }).catch(() => undefined);
   }
@@ -287,6 +292,17 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
       `mAP50:95 ${fmt(test.map50_95)}, accept rate ${fmt(test.accept_rate)}, ` +
       `precision of the proposals shown ${fmt(test.precision)}`));
     if (test.per_class) box.append(perClassTable(test.per_class));
+    const compared: any[] = metrics.bases ?? [];
+    if (compared.length > 1) {
+      box.append(el("p", { class: "hint" }, `base models compared (${compared[0].base} kept: ` +
+        "the best on the held-out images)"),
+        el("table", { class: "bases" }, el("tr", {}, ...["base", "held-out mAP50", "steps",
+          "ms/image", "test mAP50", "test accept rate"].map((h) => el("th", {}, h))),
+          ...compared.map((b) => el("tr", {}, el("td", {}, b.base), el("td", {}, fmt(b.val_map50)),
+            el("td", {}, String(b.steps)), el("td", {}, b.ms_per_image == null ? "" :
+              String(Math.round(b.ms_per_image))), el("td", {}, fmt(b.test_map50)),
+            el("td", {}, fmt(b.test_accept_rate))))));
+    }
     const th = metrics.thresholds;
     if (th && typeof th === "object") {
       const own = Object.entries(th.class_thresholds ?? {}).map(([c, v]) => `, ${c} ${fmt(v)}`);

@@ -28,7 +28,10 @@ def train(
     name: Annotated[str | None, typer.Option(help="Name of the new model.")] = None,
     base: Annotated[str | None, typer.Option(help="The detector to start from (--task "
                                              "detect): an installed model with a YOLOX head "
-                                             "[default: yolox-nano].")] = None,
+                                             "[default: yolox-nano]; several, comma-separated "
+                                             "(yolox-nano,person-detector): each is trained "
+                                             "for the whole budget and the best on held-out "
+                                             "images kept.")] = None,
     tile: Annotated[int | None, typer.Option(help="Detectors, large images with small "
                                              "objects: learn in tiles of this many pixels "
                                              "(the model then pre-labels in them too).")] = None,
@@ -104,6 +107,16 @@ def _print_detector(r: dict[str, Any], directory: Path, init: str) -> None:
         kept = (f"the weights of step {r['kept_step']}" if r["kept_step"] else
                 "the starting weights (training did not improve on them)")
         out.print(f"Kept {kept}: held-out mAP50 {r['val_map50']:.3f}")
+    if len(r.get("bases") or []) > 1:
+        table = Table("base", "held-out mAP50", "steps", "ms/image", "test mAP50",
+                      "test accept rate", title=f"Base models compared: {escape(r['base'])} "
+                      "kept (the best on the held-out images)")
+        for b in r["bases"]:
+            table.add_row(escape(b["base"]), f"{b['val_map50']:.3f}", str(b["steps"]),
+                          "" if b["ms_per_image"] is None else f"{b['ms_per_image']:.0f}",
+                          "" if b["test_map50"] is None else f"{b['test_map50']:.3f}",
+                          "" if b["test_accept_rate"] is None else f"{b['test_accept_rate']:.3f}")
+        out.print(table)
     tiles = r.get("tiling")
     if tiles:
         out.print(f"Trained on {tiles['train_tiles']} tiles of {tiles['tile']} px (overlap "

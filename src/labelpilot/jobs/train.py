@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,8 +87,11 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
     if init not in ("pretrained", "scratch"):
         raise LabelPilotError(f"init must be pretrained or scratch, not {init!r}")
     if task == "detect":
+        # several bases ("a,b"): each is fine-tuned, the best on held-out images kept
+        bases = list(dict.fromkeys(b.strip() for b in (base or "yolox-nano").split(",")
+                                   if b.strip())) or ["yolox-nano"]
         params = {"init": init, "epochs": epochs, "minutes": minutes or (None if epochs else 5.0),
-                  "name": name or f"detector-{init}", "base": base or "yolox-nano"}
+                  "name": name or f"detector-{init}", "base": ",".join(bases)}
         if tile is not None:
             from labelpilot.models.detect import Tiling
 
@@ -101,6 +104,23 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
                               "model")
     return kind, {"init": init, "epochs": epochs or (None if minutes else 10),
                   "minutes": minutes, "name": name}
+
+
+def _of_bases(minutes: float | None, n: int, report: Callable[[int, int], None]
+              ) -> Callable[[int, dict[str, float]], None]:
+    """Progress of `n` trainings in turn, each with the whole budget: (done, total) over
+    all of them (seconds, or steps when training by epochs)."""
+    budget = int((minutes or 0) * 60)
+    steps: dict[int, int] = {}
+
+    def on_point(k: int, point: dict[str, float]) -> None:
+        if budget:
+            report(k * budget + min(int(point["seconds"]), budget), n * budget)
+        else:
+            steps[k] = int(point["step"])
+            report(sum(steps.values()), sum(steps.values()))
+
+    return on_point
 
 
 @contextlib.contextmanager
@@ -137,23 +157,34 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
 def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     """Custom auto-label as a job; a run that was interrupted (the server stopped) goes on
     from its last checkpoint."""
-    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer
+    from labelpilot.train.detect import DetectTrainConfig, DetectTrainer, train_bases
 
     p = dict(ctx.params)
+    bases = [b.strip() for b in (p.get("base") or "yolox-nano").split(",") if b.strip()]
     cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector",
-                            base=p.get("base") or "yolox-nano", tile=p.get("tile"),
+                            base=bases[0], tile=p.get("tile"),
                             overlap=float(p.get("overlap", 0.2)))
     progress = budget_progress(cfg.minutes, ctx.report)
 
     warnings: list[str] = training_warnings(ctx.ws, "detect")
+
+    def warn(message: str) -> None:  # each base says the same things about the data
+        if message not in warnings:
+            warnings.append(message)
+
     run_dir = ctx.ws.models_dir / ".runs" / f"job-{ctx.job.id}"
-    trainer = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
-                            warn=warnings.append, run_dir=run_dir)
+    resume = bool(p.get("resume")) or ctx.done > 0
     with _stops_when_cancelled(run_dir):
-        result = trainer.run(resume=bool(p.get("resume")) or ctx.done > 0)
-    if trainer.run_dir is not None:  # the model is registered: its checkpoint is not needed
-        shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        if len(bases) > 1:
+            result = train_bases(ctx.ws, cfg, bases, run_dir, progress=_of_bases(
+                cfg.minutes, len(bases), ctx.report), cancelled=ctx.cancel_requested,
+                warn=warn, resume=resume)
+        else:
+            result = DetectTrainer(ctx.ws, cfg, progress=progress, cancelled=ctx.cancel_requested,
+                                   warn=warn, run_dir=run_dir).run(resume=resume)
+    # the model is registered: its checkpoints are not needed
+    shutil.rmtree(run_dir, ignore_errors=True)
     out = asdict(result)
     out["history"] = out["history"][-200:]
     out["warnings"] = warnings

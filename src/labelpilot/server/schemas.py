@@ -474,8 +474,10 @@ class TrainCreate(BaseModel):
     epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
     minutes: Annotated[float, Field(gt=0, le=24 * 60)] | None = None
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
-    # the detector to start from (detect only): an installed model with a YOLOX head
-    base: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    # the detector to start from (detect only): an installed model with a YOLOX head, or
+    # several, comma-separated: each is fine-tuned and the best on held-out images kept
+    base: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,7}$")
+                    ] | None = None
     # large images with small objects (detect only): train, then detect, in tiles
     tile: Annotated[int, Field(ge=64, le=16384)] | None = None
     overlap: Annotated[float, Field(ge=0, lt=0.9)] = 0.2

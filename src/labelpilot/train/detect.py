@@ -93,6 +93,10 @@ class DetectTrainResult:
     thresholds: dict[str, Any] | None = None
     # trained on tiles: {"tile", "overlap", "train_tiles", "val_tiles"}
     tiling: dict[str, Any] | None = None
+    # milliseconds a held-out image takes to pre-label (2 threads; tiles included)
+    ms_per_image: float | None = None
+    # `train_bases`: each base model tried, with its figures (the winner first)
+    bases: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _torch() -> Any:
@@ -229,10 +233,14 @@ class DetectTrainer:
                  progress: Callable[[dict[str, float]], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
                  warn: Callable[[str], None] | None = None,
-                 run_dir: Path | None = None) -> None:
+                 run_dir: Path | None = None, out_dir: Path | None = None) -> None:
         """`run_dir`: where a checkpoint is kept at each evaluation (every 30 s, or each
-        quarter of an epoch-bounded run), so that `run(resume=True)` goes on from it."""
+        quarter of an epoch-bounded run), so that `run(resume=True)` goes on from it.
+        `out_dir`: where the model is written (default: registered in the workspace as
+        `cfg.name`)."""
         self.ws, self.cfg, self.run_dir = ws, cfg, run_dir
+        self.out_dir = out_dir or ws.models_dir / cfg.name
+        self.ms_per_image = 0.0
         self.progress, self.cancelled = progress, cancelled or (lambda: False)
         self.warn = warn or (lambda m: None)
         self.torch = _torch()
@@ -536,7 +544,7 @@ class DetectTrainer:
                 ema.load_state_dict(best_state)
         self.best: dict[str, float] = {"val_images": len(val), "val_map50": best_score,
                                        "kept_step": best_step if val else step}
-        out_dir = self.ws.models_dir / cfg.name
+        out_dir = self.out_dir
         exported = OnnxModule(export_proto)
         exported.load_state_dict(ema.state_dict())
         parity = self._export(exported, out_dir, base, classes, size)
@@ -551,7 +559,7 @@ class DetectTrainer:
                                    parity, history=history[-200:], base=base.name)
         result.seconds_per_step = {k: round(v / timed_steps, 4) for k, v in timing.items()} \
             if timed_steps else {}
-        result.test = self._evaluate(manifest.name)
+        result.test = self._evaluate(ModelManifest.load(out_dir / "manifest.json"))
         manifest.metrics.update({"test": result.test, "train_images": len(items),
                                  "steps": step, "init": cfg.init, **self.best,
                                  "peak_rss_mb": round(peak_resident_mb(), 1),
@@ -561,6 +569,7 @@ class DetectTrainer:
         result.base_classes = dict(self.base_classes)
         result.val_map50 = float(self.best["val_map50"])
         result.thresholds = thresholds
+        result.ms_per_image = round(self.ms_per_image, 1) if thresholds else None
         result.tiling = tiles_info
         (out_dir / "manifest.json").write_bytes(manifest.to_json())
         (out_dir / "history.json").write_text(json.dumps(history))
@@ -577,7 +586,7 @@ class DetectTrainer:
         if self.cfg.tile:  # the model detects large images in the tiles it learnt on
             pre.update(tile=int(self.cfg.tile), tile_overlap=float(self.cfg.overlap))
         manifest = ModelManifest(
-            name=out.name, version=time.strftime("%Y%m%d%H%M%S"), task="detect", kind="detect",
+            name=self.cfg.name, version=time.strftime("%Y%m%d%H%M%S"), task="detect", kind="detect",
             files={"model": ModelFile("model.onnx", sha256_file(out / "model.onnx"))},
             labels=list(classes), preprocessing=pre,
             metrics={"onnx_parity": parity},
@@ -597,17 +606,83 @@ class DetectTrainer:
 
         model = DetectorModel(manifest, threads=2)
         per_image = []
+        seconds = []
         for img, boxes in val:
-            dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0))
-                    for a in model.predict(img, score_threshold=EVAL_MIN_SCORE)]
+            t = time.perf_counter()
+            found = model.predict(img, score_threshold=EVAL_MIN_SCORE)
+            seconds.append(time.perf_counter() - t)
+            dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0)) for a in found]
             per_image.append((dets, [GtBox(tuple(b), lab) for b, lab in boxes]))
+        # what a pre-label costs (the first image, which warms the session up, left out)
+        self.ms_per_image = 1000 * float(np.median(seconds[1:] or seconds))
         return {**choose_thresholds(per_image), "images": len(val)}
 
-    def _evaluate(self, name: str) -> dict[str, Any] | None:
+    def _evaluate(self, manifest: ModelManifest) -> dict[str, Any] | None:
         from labelpilot.evaluation.run import evaluate_detector
-        from labelpilot.models.registry import load_detector
+        from labelpilot.models.detect import DetectorModel
 
         items, _, _ = training_boxes(self.ws, "test")
         if not items:
             return None
-        return evaluate_detector(self.ws, load_detector(name, self.ws.models_dir), "test")
+        return evaluate_detector(self.ws, DetectorModel(manifest, threads=2), "test")
+
+
+def train_bases(ws: Workspace, cfg: DetectTrainConfig, bases: list[str], run_dir: Path, *,
+                progress: Callable[[int, dict[str, float]], None] | None = None,
+                cancelled: Callable[[], bool] | None = None,
+                warn: Callable[[str], None] | None = None,
+                resume: bool = False) -> DetectTrainResult:
+    """Fine-tune each base model in turn (each for the whole budget, on the same data and
+    held-out images) and register the one that does best on the held-out images as
+    `cfg.name` (never chosen on the test split: that is what the report shows it on).
+    The result is the winner's, with `bases`: each base's figures, the winner first.
+    `progress(k, point)`: the k-th base's points. Interrupted, it goes on from where it
+    was: a base already trained is not trained again."""
+    import shutil
+    from dataclasses import asdict, replace
+
+    for base in bases:  # every base can be trained, before any training starts
+        DetectTrainer(ws, replace(cfg, base=base))._base()
+    results: list[DetectTrainResult] = []
+    for k, base in enumerate(bases):
+        here = run_dir / base
+        done = here / "result.json"
+        if resume and done.is_file():
+            results.append(DetectTrainResult(**json.loads(done.read_text())))
+            continue
+        trainer = DetectTrainer(ws, replace(cfg, base=base), progress=_nth(progress, k),
+                                cancelled=cancelled, warn=warn, run_dir=here,
+                                out_dir=here / "model")
+        r = trainer.run(resume=resume)
+        done.write_text(json.dumps(asdict(r)))
+        results.append(r)
+    # the best on the held-out images; on a tie (or none held out) the first named
+    order = sorted(range(len(results)), key=lambda i: (-results[i].val_map50, i))
+    rows = []
+    for i in order:
+        r = results[i]
+        rows.append({"base": r.base, "val_map50": r.val_map50, "steps": r.steps,
+                     "seconds": round(r.seconds, 1), "ms_per_image": r.ms_per_image,
+                     "seconds_per_step": r.seconds_per_step,
+                     "test_map50": r.test["map50"] if r.test else None,
+                     "test_accept_rate": r.test["accept_rate"] if r.test else None,
+                     "tiling": r.tiling})
+    winner = results[order[0]]
+    winner.bases = rows
+    dest = ws.models_dir / cfg.name
+    manifest = ModelManifest.load(run_dir / winner.base / "model" / "manifest.json")
+    manifest.metrics["bases"] = rows
+    (run_dir / winner.base / "model" / "manifest.json").write_bytes(manifest.to_json())
+    if dest.exists():
+        shutil.rmtree(dest)
+    (run_dir / winner.base / "model").replace(dest)
+    return winner
+
+
+def _nth(progress: Callable[[int, dict[str, float]], None] | None, k: int
+         ) -> Callable[[dict[str, float]], None] | None:
+    """The progress callback of the k-th of several trainings."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda point: report(k, point)
