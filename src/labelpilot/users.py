@@ -62,6 +62,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "export": ("reviewer", "export the labels and download them"),
     "cancel_job": ("reviewer", "cancel a job"),
     "train": ("admin", "train a model"),
+    "optimize": ("admin", "make an optimized (INT8) variant of a model"),
     "edit_project": ("admin", "rename the project; add, rename, merge and colour label "
                      "classes and give them attributes"),
     "manage_users": ("admin", "add users, change their roles, deactivate them"),

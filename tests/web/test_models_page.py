@@ -84,3 +84,57 @@ def test_the_models_page_draws_a_trained_models_curve(browser: Any, trained: Liv
     assert row.locator("p.thresholds").text_content() == \
         "display thresholds chosen on 5 held-out images: 0.350, person 0.400"
     page.close()
+
+
+def test_an_admin_optimizes_a_detector_from_the_models_page(browser: Any, tmp_path: Path,
+                                                            shared: Path) -> None:
+    """The button makes the INT8 variant as a job; the page says what the gate decided,
+    with the figures, and a kept variant is listed with the model (whichever way the gate
+    goes on this machine, the page must say the same as the job)."""
+    import httpx
+
+    from labelpilot.transfer import import_dataset
+    from tests.coco128 import coco_subset
+
+    ws = Workspace.create(tmp_path / "ws", task="detect", labels=["person"])
+    for split, d in coco_subset(shared, tmp_path / "c", ["person"], 8, 3).items():
+        import_dataset(ws, d / "a.json", format="coco", split=split, images_dir=d / "images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    add_users(ws)
+    ws.close()
+    for live in serve(tmp_path / "ws"):
+        reviewer = live.token("reviewer", PASSWORD)
+        r = httpx.post(f"{live.base}/api/models/yolox-nano/optimize", json={},
+                       headers={"Authorization": f"Bearer {reviewer}"})
+        assert r.status_code == 403 and "optimize" in r.json()["detail"]
+        admin = live.token("admin", PASSWORD)
+        r = httpx.post(f"{live.base}/api/models/nope/optimize", json={},
+                       headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 404
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, live, "reviewer")
+        page.click("header a[href='#/models']")
+        page.wait_for_selector("tr[data-model='yolox-nano']")
+        assert page.locator("button.optimize").count() == 0  # admins only
+        page.click("#logout")
+        page.wait_for_selector("#username")
+        sign_in(page, live, "admin")
+        page.click("header a[href='#/models']")
+        row = page.locator("tr[data-model='yolox-nano']")
+        row.locator("button.optimize").wait_for()
+        assert page.locator("tr[data-model='ocr'] button.optimize").count() == 0  # built in
+        row.locator("button.optimize").click()
+        said = row.locator(".optimize-result")
+        page.wait_for_function("() => /^(kept|refused|failed)/.test(document.querySelector("
+                               "\"tr[data-model='yolox-nano'] .optimize-result\").textContent)",
+                               timeout=300_000)
+        (job,) = [j for j in live.api("GET", "/api/jobs", admin) if j["kind"] == "optimize"]
+        assert job["status"] == "done", job
+        text = said.text_content() or ""
+        assert text.startswith("kept: " if job["result"]["kept"] else "refused: ")
+        assert job["result"]["tries"][0]["reason"] in text
+        page.reload()
+        page.wait_for_selector("tr[data-model='yolox-nano']")
+        variants = page.locator("tr[data-model='yolox-nano'] p.variant")
+        assert variants.count() == (1 if job["result"]["kept"] else 0)
+        page.close()

@@ -33,6 +33,15 @@ export interface ModelInfo {
   classes: string[]; metrics: Record<string, any>;
   /** a detector custom auto-label can start from */
   trainable: boolean;
+  /** optimized variants the accuracy gate kept (int8-cpu, ...) */
+  variants?: Record<string, any>;
+}
+
+export interface OptimizeOptions {
+  int8?: boolean;
+  calibrate_on?: "train" | "val";
+  max_loss?: number;
+  min_speedup?: number;
 }
 
 export interface AutolabelOptions {
@@ -263,6 +272,8 @@ export const api = {
     call<{ text: string; score: number; model: string }>(
       "POST", `/api/images/${imageId}/recognize`, { points }),
   models: () => call<ModelInfo[]>("GET", "/api/models"),
+  optimize: (name: string, o: OptimizeOptions = {}) =>
+    call<Job>("POST", `/api/models/${encodeURIComponent(name)}/optimize`, o),
   history: (name: string) =>
     call<Record<string, number>[]>("GET", `/api/models/${encodeURIComponent(name)}/history`),
   clickBox: (imageId: number, clicks: SmartClick[]) =>

@@ -1,7 +1,7 @@
 // The model side of the UI: pre-labeling (with a detector's class map), training a custom
 // model on the reviewed labels, the jobs list, and the models page with what each measured.
 
-import { Job, ModelInfo, Project, TrainOptions, api, errorText } from "./api";
+import { Job, Me, ModelInfo, Project, TrainOptions, api, errorText } from "./api";
 import { el, toast } from "./dom";
 import { exportResult, importResult } from "./transfer";
 import { curveSvg } from "./curve";
@@ -195,6 +195,11 @@ export function jobSummary(j: Job): string {
     return (t ? `model ${r.model}: test mAP50 ${fmt(t.map50)}, accept rate ${fmt(t.accept_rate)}`
       : `model ${r.model}: val mAP50 ${fmt(r.val_map50)}`) + tiles;
   }
+  if (j.kind === "optimize") {
+    const tries: any[] = r.tries ?? [];
+    return `${r.model}: ${r.kept ? "INT8 variant kept" : "no variant kept"} (` +
+      tries.map((t) => t.reason).join("; then ") + ")";
+  }
   if (j.kind === "train-ocr-rec") {
     return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
   }
@@ -330,10 +335,51 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
   return box;
 }
 
-export async function modelsView(head: HTMLElement): Promise<HTMLElement> {
+/** A model's optimized variants (what the gate measured), and for admins the button that
+ * makes an INT8 one as a job whose outcome (kept, or refused and why) is said here. */
+function variantsBlock(m: ModelInfo, admin: boolean): HTMLElement {
+  const box = el("div", { class: "variants" });
+  for (const [name, v] of Object.entries(m.variants ?? {})) {
+    box.append(el("p", { class: "variant", "data-variant": name },
+      `${name}: ${Number(v.speedup).toFixed(2)}x faster (${fmt(v.fp32_ms_per_image)} → ` +
+      `${fmt(v.ms_per_image)} ms an image), ${v.metric.name} ${fmt(v.metric.fp32)} → ` +
+      `${fmt(v.metric.value)} on ${v.metric.images} ${v.metric.split} images, ` +
+      `${(v.size_bytes / 1e6).toFixed(1)} MB; calibrated on ${v.calibration.images} ` +
+      `${v.calibration.split} images`));
+  }
+  if (admin && !m.builtin && m.kind === "detect") {
+    const button = el("button", { class: "optimize" }, "Optimize (INT8)");
+    const said = el("span", { class: "optimize-result hint" });
+    button.onclick = async () => {
+      button.disabled = true;
+      said.textContent = "quantizing and measuring…";
+      try {
+        let job = await api.optimize(m.name);
+        while (job.status === "queued" || job.status === "running") {
+          await new Promise((r) => setTimeout(r, 500));
+          job = (await api.jobs()).find((j) => j.id === job.id) ?? job;
+        }
+        if (job.status !== "done") said.textContent = `failed: ${job.error ?? job.status}`;
+        else {
+          const tries: any[] = job.result?.tries ?? [];
+          said.textContent = (job.result?.kept ? "kept: " : "refused: ") +
+            tries.map((t) => t.reason).join("; then ");
+        }
+      } catch (e) {
+        said.textContent = errorText(e);
+      }
+      button.disabled = false;
+    };
+    box.append(button, said);
+  }
+  return box;
+}
+
+export async function modelsView(head: HTMLElement, me: Me | null = null): Promise<HTMLElement> {
   const models = await api.models();
   const rows = models.map((m) => {
-    const what = el("td", {}, m.description, metricsBlock(m.metrics));
+    const what = el("td", {}, m.description, metricsBlock(m.metrics),
+      variantsBlock(m, me?.role === "admin"));
     // a model trained here: its learning curve
     if (!m.builtin && m.metrics.steps) {
       void api.history(m.name).then((points) => {

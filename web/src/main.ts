@@ -147,7 +147,7 @@ async function route(): Promise<void> {
     if (m) return await labelView(app, header, me, Number(m[1]));
     if (hash === "#/images") return await imagesView(app, header, me);
     if (hash === "#/models") {
-      app.replaceChildren(await modelsView(header(await api.project())));
+      app.replaceChildren(await modelsView(header(await api.project()), me));
       return;
     }
     return await overviewView();

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelpilot.cli.common import JsonOpt, open_workspace, out, print_json, user_errors
+from labelpilot.cli.common import JsonOpt, err, open_workspace, out, print_json, run_job, user_errors
 
 app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)
 
@@ -30,10 +30,12 @@ def models_list(
     if as_json:
         print_json([asdict(i) for i in infos])
         return
-    table = Table("name", "version", "task", "where", "description")
+    table = Table("name", "version", "task", "where", "variants", "description")
     for i in infos:
+        variants = ", ".join(f"{k} ({v.get('speedup', 0):.1f}x, {v['metric']['value']:.3f} "
+                             f"{v['metric']['name']})" for k, v in i.variants.items())
         table.add_row(escape(i.name), i.version, i.task, "built in" if i.builtin else "workspace",
-                      i.description)
+                      escape(variants), i.description)
     out.print(table)
 
 
@@ -73,6 +75,76 @@ def models_catalogue(
     for e in CATALOGUE.values():
         table.add_row(e.name, e.task, e.kind, e.licence, e.description)
     out.print(table)
+
+
+@app.command("optimize")
+def models_optimize(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    name: Annotated[str, typer.Argument(help="The workspace model to optimize (a detector).")],
+    int8: Annotated[bool, typer.Option(help="Make a static INT8 variant for the CPU, "
+                                       "calibrated on the workspace's images.")] = True,
+    fp16: Annotated[bool, typer.Option(help="Make an FP16 variant (GPUs).")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or tensorrt.")] = "cpu",
+    calibrate_on: Annotated[str, typer.Option(help="The split whose accepted images "
+                                              "calibrate INT8: train or val (never the one "
+                                              "scored).")] = "train",
+    images: Annotated[int, typer.Option(help="Calibration images, at most.")] = 64,
+    method: Annotated[str, typer.Option(help="Calibration: minmax, entropy or "
+                                        "percentile.")] = "percentile",
+    max_loss: Annotated[float, typer.Option(help="Points of the metric a variant may "
+                                            "lose (mAP50 x 100).")] = 1.0,
+    min_speedup: Annotated[float, typer.Option(help="How many times faster a variant must "
+                                               "be.")] = 1.5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a faster variant of a model and keep it only if it is as accurate: scored with
+    the original on the test split (else val), timed on the same images; the kept variant
+    is what pre-labeling, the smart tools and serving then run."""
+    from labelpilot.jobs import kinds
+    from labelpilot.jobs.optimize import plan_optimize
+
+    with user_errors():
+        params = plan_optimize(name, int8=int8, fp16=fp16, device=device,
+                               calibrate_on=calibrate_on, images=images, method=method,
+                               max_loss=max_loss, min_speedup=min_speedup)
+        ws = open_workspace(directory)
+        with ws.transaction() as conn:
+            job_id = kinds.submit(conn, kind="optimize", user="cli", params=params).id
+        job = run_job(ws, job_id, f"optimize {name}", show=not as_json)
+        ws.close()
+    if as_json:
+        print_json({**(job.result or {}), "job": job.id, "status": job.status,
+                    "error": job.error})
+    elif job.status == "done" and job.result:
+        _print_optimized(job.result)
+    else:
+        err.print(f"[red]optimize {job.status}:[/] {escape(job.error or '')}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
+def _print_optimized(r: dict[str, Any]) -> None:
+    table = Table("variant", "mAP50", "loss (points)", "ms/image", "speed-up", "size (MB)",
+                  "kept", "why", title=f"{escape(r['model'])} on the {r['split']} split "
+                  f"({r['scored_images']} images; timed on {r['timed_images']}), calibrated on "
+                  f"{r['calibration']['images']} {r['calibration']['split']} images "
+                  f"({r['calibration']['method']})")
+    fp32 = r["fp32"]
+    first = r["tries"][0] if r["tries"] else {}
+    table.add_row("fp32 (original)", f"{fp32['map50']:.3f}", "", f"{first.get('fp32_ms_per_image', 0):.1f}",
+                  "1.00x", f"{fp32['size_bytes'] / 1e6:.1f}", "", "")
+    for t in r["tries"]:
+        label = f"{t['variant']} (try {t['try']}" + (
+            f", {t['layers_in_float']} prediction layers in float)" if t["layers_in_float"] else ")")
+        table.add_row(label, f"{t['map50']:.3f}" if "map50" in t else "",
+                      f"{t['loss_points']:.1f}" if "loss_points" in t else "",
+                      f"{t['ms_per_image']:.1f}" if "ms_per_image" in t else "",
+                      f"{t['speedup']:.2f}x" if "speedup" in t else "",
+                      f"{t['size_bytes'] / 1e6:.1f}", "yes" if t["kept"] else "no",
+                      escape(t["reason"]))
+    out.print(table)
+    out.print("Kept: pre-labeling runs the INT8 variant on the CPU from now on." if r["kept"]
+              else "No variant kept: the model runs as it was.")
 
 
 @app.command("convert")

@@ -10,6 +10,7 @@ from labelpilot.jobs import engine
 from labelpilot.jobs.autolabel import run_autolabel
 from labelpilot.jobs.export import run_export
 from labelpilot.jobs.imports import run_import
+from labelpilot.jobs.optimize import run_optimize
 from labelpilot.jobs.segment_everything import run_segment_everything
 from labelpilot.jobs.train import run_detect_training, run_training
 
@@ -23,6 +24,7 @@ HANDLERS: dict[str, engine.Handler] = {
     "import": run_import,
     "train-ocr-rec": run_training,
     "train-detect": run_detect_training,
+    "optimize": run_optimize,
 }
 
 

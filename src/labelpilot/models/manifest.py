@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,10 @@ class ModelManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     root: Path | None = None
+    # optimized variants that passed the accuracy gate (`labelpilot models optimize`), by
+    # name ("int8-cpu"): {"files": {role: {"path", "sha256"}}, "precision", "device",
+    # "ms_per_image", "speedup", "metric", "size_bytes", "calibration", "created", ...}
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -48,6 +52,24 @@ class ModelManifest:
         if not p.is_absolute() and self.root is not None:
             p = self.root / p
         return p, f.sha256
+
+    def fastest_variant(self, device: str) -> str | None:
+        """The kept variant for `device` (cpu, cuda) with the lowest time per image."""
+        mine = [(float(v.get("ms_per_image", 0.0)), k) for k, v in self.variants.items()
+                if v.get("device") == device]
+        return min(mine)[1] if mine else None
+
+    def with_variant(self, variant: str) -> ModelManifest:
+        """This model running a variant's files in place of its own."""
+        v = self.variants[variant]
+        files = {**self.files, **{role: ModelFile(**f) for role, f in v["files"].items()}}
+        return replace(self, files=files)
+
+    def with_variant_files(self, files: dict[str, tuple[Path, str]]) -> ModelManifest:
+        """This model running other files (role -> path, SHA-256) in place of its own: a
+        candidate variant being measured."""
+        return replace(self, files={**self.files, **{role: ModelFile(str(p), sha)
+                                                     for role, (p, sha) in files.items()}})
 
     def verify(self) -> None:
         for role in self.files:

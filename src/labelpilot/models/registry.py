@@ -4,8 +4,9 @@ the kind -> plug-in table that loads them. Plug-ins never import this module."""
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,13 +30,17 @@ class ModelInfo:
     metrics: dict[str, Any]
     classes: tuple[str, ...] = ()  # a detector's class names (its output channels)
     trainable: bool = False  # a detector custom auto-label can start from (a YOLOX head)
+    # optimized variants kept by the accuracy gate, by name (see ModelManifest.variants)
+    variants: dict[str, Any] = field(default_factory=dict)
 
 
 def _info(m: ModelManifest, builtin: bool) -> ModelInfo:
     detector = m.task == "detect"
     classes = tuple(n for n in m.labels if n) if detector else ()
     return ModelInfo(m.name, m.version, m.task, m.kind, builtin, m.description, m.metrics,
-                     classes, detector and m.preprocessing.get("layout") == "yolox")
+                     classes, detector and m.preprocessing.get("layout") == "yolox",
+                     {k: {f: v for f, v in d.items() if f != "files"}
+                      for k, d in m.variants.items()})
 
 
 def _graphcut_manifest() -> ModelManifest:
@@ -165,8 +170,39 @@ def load_model(name: str, models_dir: Path | None, *, threads: int | None = None
     return _load(get_manifest(name, models_dir), threads)
 
 
+def runtime_device() -> str:
+    """Which kind of optimized variant this machine runs: cuda when ONNX Runtime has a GPU
+    provider, else cpu."""
+    from labelpilot.models.runtime import choose_providers
+
+    return "cpu" if choose_providers("auto")[0] == "CPUExecutionProvider" else "cuda"
+
+
+def serving_manifest(manifest: ModelManifest) -> ModelManifest:
+    """The manifest a model runs as: its fastest kept variant for this machine's device,
+    if it has one whose files are intact; else its own files (a variant that fails its
+    checksum is said, not run)."""
+    from labelpilot.models.runtime import verify_file
+
+    variant = manifest.fastest_variant(runtime_device()) if manifest.variants else None
+    if variant is None:
+        return manifest
+    chosen = manifest.with_variant(variant)
+    try:
+        for role in manifest.variants[variant]["files"]:
+            verify_file(*chosen.file(role))
+    except ModelError as e:
+        warnings.warn(f"model {manifest.name}: its {variant} variant cannot be used "
+                      f"({e.message}); running the original files. Run `labelpilot models "
+                      f"optimize` again to rebuild it", RuntimeWarning, stacklevel=2)
+        return manifest
+    return chosen
+
+
 def _load(manifest: ModelManifest, threads: int | None) -> Model:
-    """The plug-in for a manifest already read, from the process cache or loaded now."""
+    """The plug-in for a manifest already read (as `serving_manifest` picks its files),
+    from the process cache or loaded now."""
+    manifest = serving_manifest(manifest)
     files = tuple(sorted((role, f.path, f.sha256) for role, f in manifest.files.items()))
     key = (str(manifest.root), manifest.name, manifest.version, files, threads)
     with _LOCK:

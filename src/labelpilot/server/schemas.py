@@ -483,6 +483,18 @@ class TrainCreate(BaseModel):
     overlap: Annotated[float, Field(ge=0, lt=0.9)] = 0.2
 
 
+class OptimizeCreate(BaseModel):
+    """What `labelpilot models optimize` takes (see its --help)."""
+    int8: bool = True
+    fp16: bool = False
+    device: Literal["cpu", "cuda", "tensorrt"] = "cpu"
+    calibrate_on: Literal["train", "val"] = "train"
+    images: Annotated[int, Field(ge=1, le=10_000)] = 64
+    method: Literal["minmax", "entropy", "percentile"] = "percentile"
+    max_loss: Annotated[float, Field(ge=0, le=100)] = 1.0
+    min_speedup: Annotated[float, Field(gt=0, le=100)] = 1.5
+
+
 class JobPublic(BaseModel):
     id: int
     kind: str
@@ -539,6 +551,10 @@ class ModelPublic(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict,
                                     description="what the model measured (trained models: "
                                                 "test-split figures, per class)")
+    variants: dict[str, Any] = Field(default_factory=dict,
+                                     description="optimized variants kept by the accuracy "
+                                                 "gate (int8-cpu, ...): precision, device, "
+                                                 "speed-up, metric before and after, size")
 
 
 class ClickIn(BaseModel):

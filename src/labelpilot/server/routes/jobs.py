@@ -18,6 +18,7 @@ from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.jobs.imports import uploads_dir
+from labelpilot.jobs.optimize import plan_optimize
 from labelpilot.jobs.train import (
     ensure_no_other_training,
     plan_training,
@@ -29,6 +30,7 @@ from labelpilot.server.deps import (
     CanCancelJobs,
     CanExport,
     CanImport,
+    CanOptimize,
     CanPrelabel,
     CanTrain,
     CurrentUser,
@@ -42,6 +44,7 @@ from labelpilot.server.schemas import (
     AutolabelCreate,
     ExportCreate,
     JobPublic,
+    OptimizeCreate,
     Readiness,
     TrainCreate,
 )
@@ -223,6 +226,23 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
+    wake()
+    return _public(job)
+
+
+@router.post("/models/{name}/optimize", response_model=JobPublic, status_code=202,
+             tags=["models"])
+def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: WorkspaceDep,
+                   wake: WakeRunner) -> JobPublic:
+    """Make a faster variant of a workspace model (INT8 for the CPU) as a job, kept only
+    if it passes the accuracy and speed gate (see `labelpilot models optimize`); the job's
+    result has both models' figures and why the variant was kept or refused."""
+    from labelpilot.models.registry import get_manifest
+
+    get_manifest(name, ws.models_dir)  # 404 for a model that does not exist
+    params = plan_optimize(name, **body.model_dump())
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind="optimize", params=params, user=user.username)
     wake()
     return _public(job)
 

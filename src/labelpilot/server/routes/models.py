@@ -29,7 +29,7 @@ def models(user: CurrentUser, ws: WorkspaceDep) -> list[ModelPublic]:
                         builtin=i.builtin, description=i.description,
                         interactive=i.kind in SEGMENTER_KINDS, default=i.name == best,
                         classes=list(i.classes), metrics=_jsonable(i.metrics),
-                        trainable=i.trainable)
+                        trainable=i.trainable, variants=i.variants)
             for i in list_models(ws.models_dir) if i.kind != "?"]  # "?": unavailable
 
 
