@@ -142,3 +142,43 @@ def test_optimize_from_the_cli(tmp_path: Path, shared: Path) -> None:
     assert listed["variants"]["int8-cpu"]["metric"]["name"] == "map50"
     code, _, err = run("models", "optimize", root, "yolox-nano", "--fp16")
     assert code != 0 and "FP16 variants are for GPUs" in err
+
+
+def test_a_graph_with_nms_inside_is_quantized_and_still_loads(tmp_path: Path,
+                                                            shared: Path) -> None:
+    """PP-PicoDet's export runs NMS in the graph (tensors that change size from image to
+    image, which the histogram calibrators may not take: MinMax is used then); only its
+    body is quantized, so the variant keeps the model's layout (its accuracy is the
+    gate's business: see the benchmark)."""
+    import cv2
+
+    from labelpilot.models.detect import DetectorModel
+    from labelpilot.models.registry import get_manifest
+    from labelpilot.models.runtime import sha256_file
+    from labelpilot.optimize.quantize import quantize_int8
+
+    ws = Workspace.create(tmp_path / "ws", task="detect", labels=["person"])
+    install(ws.models_dir, "picodet-xs", str(shared / "models"))
+    m = get_manifest("picodet-xs", ws.models_dir)
+    src, _ = m.file("model")
+    fp32 = DetectorModel(m, threads=1)
+    photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:6]
+    feeds = []
+    for p in photos:
+        x, sx, sy = fp32.preprocess(cv2.imread(str(p)))
+        feeds.append({fp32.session.input_names[0]: x,
+                      fp32.session.input_names[1]: np.array([[sy, sx]], np.float32)})
+    out = tmp_path / "int8.onnx"
+    floats, used = quantize_int8(src, out, feeds, method="percentile")
+    assert used in ("percentile", "minmax") and floats == []
+    import onnx
+
+    q = onnx.load(str(out))
+    ops = {n.op_type for n in q.graph.node}
+    assert "QuantizeLinear" in ops and "NonMaxSuppression" in ops
+    # the NMS and the decoding before it are not quantized
+    made_by = {o: n for n in q.graph.node for o in n.output}
+    nms = next(n for n in q.graph.node if n.op_type == "NonMaxSuppression")
+    assert all(made_by[i].op_type != "DequantizeLinear" for i in nms.input if i in made_by)
+    int8 = DetectorModel(m.with_variant_files({"model": (out, sha256_file(out))}), threads=1)
+    int8.detect(cv2.imread(str(photos[0])))  # loads and runs as the model's layout

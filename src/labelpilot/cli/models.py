@@ -134,8 +134,7 @@ def _print_optimized(r: dict[str, Any]) -> None:
     table.add_row("fp32 (original)", f"{fp32['map50']:.3f}", "", f"{first.get('fp32_ms_per_image', 0):.1f}",
                   "1.00x", f"{fp32['size_bytes'] / 1e6:.1f}", "", "")
     for t in r["tries"]:
-        label = f"{t['variant']} (try {t['try']}" + (
-            f", {t['layers_in_float']} prediction layers in float)" if t["layers_in_float"] else ")")
+        label = f"{t['variant']} (try {t['try']}: {t.get('quantized', '')})"
         table.add_row(label, f"{t['map50']:.3f}" if "map50" in t else "",
                       f"{t['loss_points']:.1f}" if "loss_points" in t else "",
                       f"{t['ms_per_image']:.1f}" if "ms_per_image" in t else "",

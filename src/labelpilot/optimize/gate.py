@@ -8,10 +8,11 @@ on the same images in the same run, interleaved (what pre-labeling costs per ima
 preprocessing, the network and decoding, one thread, as `autolabel` runs each image). A
 variant is kept when it is at least `min_speedup` times faster and loses at most
 `max_loss` points; otherwise it is refused with both figures and the reason, and its file
-deleted. When quantizing every layer loses too much, a second try keeps the prediction
-layers in float. Kept variants are recorded in the model's manifest (file, SHA-256,
-metric, speed, size, calibration, date); loading a model then runs its fastest kept
-variant for the machine's device (`models.registry.serving_manifest`).
+deleted. When quantizing the body through loses too much, a second try quantizes its
+convolutions alone and keeps the prediction layers in float. Kept variants are recorded
+in the model's manifest (file, SHA-256, metric, speed, size, calibration, date); loading
+a model then runs its fastest kept variant for the machine's device
+(`models.registry.serving_manifest`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class OptimizeConfig:
     min_speedup: float = 1.5
 
 
-def _detector(manifest: ModelManifest) -> Any:
+def cpu_detector(manifest: ModelManifest) -> Any:
     from labelpilot.models.detect import DetectorModel
 
     return DetectorModel(manifest, threads=1)
@@ -79,7 +80,7 @@ def check_device(cfg: OptimizeConfig) -> None:
         raise LabelPilotError("nothing to make: ask for --int8 (CPU) or --fp16 (GPU)")
 
 
-def _splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], list[Any]]:
+def scoring_splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], list[Any]]:
     """The split to score on (test, else val), its images with ground truth, and the
     calibration images (accepted labels in `calibrate_on`)."""
     if calibrate_on not in ("train", "val"):
@@ -100,7 +101,7 @@ def _splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], list[Any]
         return scored, labeled(scored), labeled(calibrate_on)
 
 
-def _feeds(model: Any, ws: Workspace, rows: list[Any]) -> list[dict[str, np.ndarray]]:
+def calibration_feeds(model: Any, ws: Workspace, rows: list[Any]) -> list[dict[str, np.ndarray]]:
     """The network's inputs for the calibration images, preprocessed as the model does."""
     names = model.session.input_names
     out = []
@@ -113,7 +114,7 @@ def _feeds(model: Any, ws: Workspace, rows: list[Any]) -> list[dict[str, np.ndar
     return out
 
 
-def _time(models: list[Any], images: list[np.ndarray]) -> list[float]:
+def time_models(models: list[Any], images: list[np.ndarray]) -> list[float]:
     """Median milliseconds per image of each model, on the same images, interleaved (so
     that the machine's ups and downs fall on all of them), after a warm-up."""
     for m in models:
@@ -149,7 +150,7 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
         raise LabelPilotError(f"{name} is a {manifest.kind} model; optimization covers "
                               "detectors so far", hint="optimize a detector")
     manifest.verify()
-    split, scored, calib = _splits(ws, cfg.calibrate_on)
+    split, scored, calib = scoring_splits(ws, cfg.calibrate_on)
     if len(calib) < MIN_CALIBRATION:
         raise LabelPilotError(f"the {cfg.calibrate_on} split has {len(calib)} images with "
                               f"accepted labels; at least {MIN_CALIBRATION} are needed to "
@@ -157,8 +158,8 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                                                      "calibrate on the other one")
     step = max(1, len(calib) // max(1, cfg.images))
     calib = calib[::step][:cfg.images]
-    fp32 = _detector(manifest)
-    feeds = _feeds(fp32, ws, calib)
+    fp32 = cpu_detector(manifest)
+    feeds = calibration_feeds(fp32, ws, calib)
 
     def report(stage: str, done: int, total: int) -> None:
         if progress:
@@ -174,23 +175,32 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
     tries: list[dict[str, Any]] = []
     kept: dict[str, Any] | None = None
     try:
-        for attempt, keep_last in enumerate((False, True), 1):
+        for attempt, careful in enumerate((False, True), 1):
             path = work / f"int8-{attempt}.onnx"
-            floats = quantize_int8(src, path, feeds, method=cfg.method, keep_last_float=keep_last)
+            try:
+                floats, used = quantize_int8(src, path, feeds, method=cfg.method,
+                                             careful=careful)
+            except ModelError as e:
+                tries.append({"variant": "int8-cpu", "try": attempt, "precision": "int8",
+                              "device": "cpu", "layers_in_float": 0, "size_bytes": 0,
+                              "kept": False, "reason": e.message})
+                break
             report(f"quantized (try {attempt})", 1 + attempt, 4)
             entry: dict[str, Any] = {
                 "variant": "int8-cpu", "try": attempt, "precision": "int8", "device": "cpu",
-                "layers_in_float": len(floats), "size_bytes": path.stat().st_size}
+                "quantized": "convolutions only" if careful else "the body through",
+                "layers_in_float": len(floats), "size_bytes": path.stat().st_size,
+                "method": used}
             candidate = manifest.with_variant_files({"model": (path, sha256_file(path))})
             try:
-                model = _detector(candidate)
+                model = cpu_detector(candidate)
             except ModelError as e:  # its outputs do not fit the model's layout
                 entry.update(kept=False, reason=f"the variant does not load as this model: "
                                                 f"{e.message}")
                 tries.append(entry)
                 continue
             got = evaluate_detector(ws, model, split)
-            ms_fp32, ms = _time([fp32, model], timed)
+            ms_fp32, ms = time_models([fp32, model], timed)
             loss = 100 * (base["map50"] - got["map50"])
             speedup = ms_fp32 / ms if ms > 0 else 0.0
             entry.update(map50=got["map50"], loss_points=round(loss, 2), ms_per_image=round(ms, 2),
@@ -214,14 +224,15 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
         if kept is not None:
             final = manifest.root / "model.int8.onnx"
             Path(kept.pop("path")).replace(final)
-            record = {k: v for k, v in kept.items() if k not in ("kept", "reason", "variant", "try")}
+            record = {k: v for k, v in kept.items()
+                      if k not in ("kept", "reason", "variant", "try", "method")}
             record.update(
                 files={"model": {"path": final.name, "sha256": sha256_file(final)}},
                 metric={"name": "map50", "split": split, "images": len(scored),
                         "fp32": base["map50"], "value": kept["map50"]},
                 fp32_size_bytes=src.stat().st_size,
                 calibration={"split": cfg.calibrate_on, "images": len(calib),
-                             "method": cfg.method},
+                             "method": kept["method"]},
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
             fresh = ModelManifest.load(manifest.root / "manifest.json")
             fresh.variants["int8-cpu"] = record

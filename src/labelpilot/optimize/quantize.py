@@ -2,15 +2,16 @@
 quantized operator between QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses
 into integer kernels), calibrated on the caller's inputs.
 
-The body is quantized through and through (convolutions, matrix products and the
-element-wise operators, pooling, resizes and concatenations between them, so that tensors
-stay in INT8 from one convolution to the next instead of paying a quantize/dequantize
-pair around each); what follows the last convolutions (the decoding, the concatenations
-that put box coordinates in the hundreds beside scores under 1 in one tensor, NMS) stays
-in float, where one scale per tensor would cost accuracy. Weights get one scale per
-output channel. With `keep_last_float` the model's prediction layers (see
-`prediction_layers`) stay in float too: the gate tries that when quantizing every layer
-loses too much.
+Only the network's body is quantized: the nodes that lead to its prediction layers
+(the last convolutions, see `prediction_layers`). By default it is quantized through and
+through (convolutions, matrix products and the element-wise operators, pooling, resizes
+and concatenations between them, so that tensors stay in INT8 from one convolution to the
+next instead of paying a quantize/dequantize pair around each). Everything else stays in
+float: the decoding, the concatenations that put box coordinates in the hundreds beside
+scores under 1 in one tensor, NMS, the rescaling by a `scale_factor` input, where one
+scale per tensor would cost accuracy. `careful=True` quantizes the convolutions alone
+and leaves the prediction layers in float too: slower, closer to the original; the gate
+tries it when the first way loses too much. Weights get one scale per output channel.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def _quantization() -> Any:
 
 
 def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]], *,
-                  method: str = "percentile", keep_last_float: bool = False) -> list[str]:
+                  method: str = "percentile", careful: bool = False
+                  ) -> tuple[list[str], str]:
     """Write the INT8 (QDQ) version of `src` to `dst`, calibrated on `inputs` (feeds of
-    the model's input names). Returns the arithmetic nodes left in float."""
+    the model's input names). Returns the arithmetic nodes left in float and the
+    calibration method used: the histogram methods (entropy, percentile) cannot take a
+    graph whose tensors change size from image to image (NMS inside the graph, as
+    PP-PicoDet exports); MinMax is used there instead."""
     import onnx
 
     q = _quantization()
@@ -64,8 +69,8 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
         def rewind(self) -> None:
             self.it = iter(feeds)
 
-    calibrate = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
-                 "percentile": q.CalibrationMethod.Percentile}[method]
+    methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+               "percentile": q.CalibrationMethod.Percentile}
     with tempfile.TemporaryDirectory(prefix="lp-quant-") as tmp:
         # shape inference and graph clean-up first, as ONNX Runtime's guide advises
         prepared = Path(tmp) / "prepared.onnx"
@@ -74,25 +79,33 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
             proto = onnx.load(str(prepared))
         except Exception:  # some graphs defeat symbolic shape inference: go without it
             proto = onnx.load(str(src))
-        proto = _at_least_opset(proto, 13)
+        proto = at_least_opset(proto, 13)
         for i, node in enumerate(proto.graph.node):  # exclusion goes by node name
             if not node.name:
                 node.name = f"{node.op_type}_{i}"
         onnx.save(proto, str(prepared))
         last = prediction_layers(proto)
-        exclude = _after(proto, last) + (last if keep_last_float else [])
-        with contextlib.redirect_stdout(io.StringIO()):  # its calibrators print progress
-            q.quantize_static(
-                str(prepared), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
-                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=list(exclude), calibrate_method=calibrate,
-                extra_options={"CalibMovingAverage": method == "minmax",
-                               "CalibPercentile": 99.99} if method != "entropy" else {})
-    return last if keep_last_float else []
+        body = _before(proto, last)
+        exclude = [n.name for n in proto.graph.node if n.name not in body
+                   or (careful and (n.name in last or n.op_type not in ARITHMETIC))]
+        for used in dict.fromkeys([method, "minmax"]):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # its calibrators print
+                    q.quantize_static(
+                        str(prepared), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
+                        op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+                        activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                        nodes_to_exclude=list(exclude), calibrate_method=methods[used],
+                        extra_options={"CalibMovingAverage": used == "minmax",
+                                       "CalibPercentile": 99.99} if used != "entropy" else {})
+                break
+            except ValueError as e:  # tensors of varying size: histograms cannot be made
+                if used == "minmax":
+                    raise ModelError(f"ONNX Runtime could not calibrate this graph: {e}") from None
+    return (last if careful else []), used
 
 
-def _at_least_opset(proto: Any, version: int) -> Any:
+def at_least_opset(proto: Any, version: int) -> Any:
     """The graph at ONNX opset `version` or later: per-channel DequantizeLinear (its
     `axis`) needs 13, and many published detectors are exported at 11 or 12."""
     import onnx
@@ -145,19 +158,17 @@ def prediction_layers(proto: Any) -> list[str]:
     return last
 
 
-def _after(proto: Any, last: list[str]) -> list[str]:
-    """The nodes downstream of the prediction layers `last` (the decoding up to the
-    outputs)."""
-    consumers: dict[str, list[Any]] = {}
-    for n in proto.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+def _before(proto: Any, last: list[str]) -> set[str]:
+    """The nodes the prediction layers `last` are computed from, and those layers: the
+    network's body."""
+    made_by = {o: n for n in proto.graph.node for o in n.output}
     named = {n.name: n for n in proto.graph.node}
-    todo = [o for name in last for o in named[name].output]
-    out: dict[str, None] = {}
+    out: set[str] = set()
+    todo = [named[name] for name in last]
     while todo:
-        for c in consumers.get(todo.pop(), []):
-            if c.name not in out and c.name not in last:
-                out[c.name] = None
-                todo.extend(c.output)
-    return list(out)
+        n = todo.pop()
+        if n.name in out:
+            continue
+        out.add(n.name)
+        todo.extend(made_by[i] for i in n.input if i in made_by)
+    return out
