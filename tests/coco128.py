@@ -113,3 +113,41 @@ def share_found(found: Any, truth: list[tuple[float, float, float, float]], iou:
             + (g[2] - g[0]) * (g[3] - g[1]) - inter
         hit += int((inter / union >= iou).any())
     return hit / len(truth)
+
+
+def bullseyes(folder: Path, shared: Path, n: int, seed: int, *, size: tuple[int, int] | None = None,
+              per_image: tuple[int, int] = (1, 4), radius: tuple[int, int] = (18, 50),
+              name: str = "b") -> Path:
+    """`n` coco128 photos (resized to `size` when given) with bullseyes (red and white
+    rings, a class no COCO model has) painted in at random radii in `radius` and random
+    places, `per_image` of them (low, high exclusive), as a COCO file."""
+    import cv2
+    import numpy as np
+
+    from tests.imaging import read_bgr
+
+    rng = np.random.default_rng(seed)
+    photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))
+    (folder / "images").mkdir(parents=True)
+    images: list[dict] = []
+    anns: list[dict] = []
+    step = (41, 11) if size else (37, 7)
+    for i in range(n):
+        img = read_bgr(photos[(seed * step[0] + i * step[1]) % len(photos)])
+        if size:
+            img = cv2.resize(img, size)
+        h, w = img.shape[:2]
+        for _ in range(int(rng.integers(*per_image))):
+            r = int(rng.integers(*radius))
+            cx, cy = int(rng.integers(r, w - r)), int(rng.integers(r, h - r))
+            for k, colour in enumerate([(0, 0, 220), (255, 255, 255)] * 3):
+                cv2.circle(img, (cx, cy), max(1, r - k * r // 6), colour, -1)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1,
+                         "bbox": [cx - r, cy - r, 2 * r, 2 * r], "area": 4 * r * r,
+                         "iscrowd": 0})
+        file_name = f"{name}{seed}_{i}.jpg"
+        cv2.imwrite(str(folder / "images" / file_name), img)
+        images.append({"id": i + 1, "file_name": file_name, "width": w, "height": h})
+    (folder / "a.json").write_text(json.dumps({
+        "images": images, "annotations": anns, "categories": [{"id": 1, "name": "bullseye"}]}))
+    return folder

@@ -150,12 +150,11 @@ def test_a_graph_with_nms_inside_is_quantized_and_still_loads(tmp_path: Path,
     image, which the histogram calibrators may not take: MinMax is used then); only its
     body is quantized, so the variant keeps the model's layout (its accuracy is the
     gate's business: see the benchmark)."""
-    import cv2
-
     from labelpilot.models.detect import DetectorModel
     from labelpilot.models.registry import get_manifest
     from labelpilot.models.runtime import sha256_file
     from labelpilot.optimize.quantize import quantize_int8
+    from tests.imaging import read_bgr
 
     ws = Workspace.create(tmp_path / "ws", task="detect", labels=["person"])
     install(ws.models_dir, "picodet-xs", str(shared / "models"))
@@ -165,7 +164,7 @@ def test_a_graph_with_nms_inside_is_quantized_and_still_loads(tmp_path: Path,
     photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:6]
     feeds = []
     for p in photos:
-        x, sx, sy = fp32.preprocess(cv2.imread(str(p)))
+        x, sx, sy = fp32.preprocess(read_bgr(p))
         feeds.append({fp32.session.input_names[0]: x,
                       fp32.session.input_names[1]: np.array([[sy, sx]], np.float32)})
     out = tmp_path / "int8.onnx"
@@ -181,4 +180,4 @@ def test_a_graph_with_nms_inside_is_quantized_and_still_loads(tmp_path: Path,
     nms = next(n for n in q.graph.node if n.op_type == "NonMaxSuppression")
     assert all(made_by[i].op_type != "DequantizeLinear" for i in nms.input if i in made_by)
     int8 = DetectorModel(m.with_variant_files({"model": (out, sha256_file(out))}), threads=1)
-    int8.detect(cv2.imread(str(photos[0])))  # loads and runs as the model's layout
+    int8.detect(read_bgr(photos[0]))  # loads and runs as the model's layout

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from labelpilot.errors import LabelPilotError
@@ -14,7 +13,7 @@ from labelpilot.models.catalogue import install
 from labelpilot.models.registry import load_detector
 from labelpilot.transfer import import_dataset
 from labelpilot.workspace import Workspace
-from tests.imaging import read_bgr
+from tests.coco128 import bullseyes
 
 pytest.importorskip("torch")
 
@@ -24,29 +23,8 @@ SIZE = (1600, 1200)
 def _large_scenes(folder: Path, shared: Path, n: int, seed: int) -> Path:
     """`n` 1600 x 1200 scenes (a coco128 photo enlarged) with 4-7 small bullseyes (12-24 px:
     3-6 px once the whole scene is shrunk to a 416 px input), as a COCO file."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))
-    (folder / "images").mkdir(parents=True)
-    images: list[dict] = []
-    anns: list[dict] = []
-    for i in range(n):
-        img = cv2.resize(read_bgr(photos[(seed * 41 + i * 11) % len(photos)]), SIZE)
-        for _ in range(int(rng.integers(4, 8))):
-            r = int(rng.integers(6, 13))
-            cx, cy = int(rng.integers(r, SIZE[0] - r)), int(rng.integers(r, SIZE[1] - r))
-            for k, colour in enumerate([(0, 0, 220), (255, 255, 255)] * 3):
-                cv2.circle(img, (cx, cy), max(1, r - k * r // 6), colour, -1)
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1,
-                         "bbox": [cx - r, cy - r, 2 * r, 2 * r], "area": 4 * r * r,
-                         "iscrowd": 0})
-        cv2.imwrite(str(folder / "images" / f"s{seed}_{i}.jpg"), img)
-        images.append({"id": i + 1, "file_name": f"s{seed}_{i}.jpg", "width": SIZE[0],
-                       "height": SIZE[1]})
-    (folder / "a.json").write_text(json.dumps({
-        "images": images, "annotations": anns, "categories": [{"id": 1, "name": "bullseye"}]}))
-    return folder
+    return bullseyes(folder, shared, n, seed, size=SIZE, per_image=(4, 8), radius=(6, 13),
+                     name="s")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.models.catalogue import install
 from labelpilot.models.registry import load_detector
 from labelpilot.transfer import import_dataset
-from tests.coco128 import coco_subset, detect_workspace
+from tests.coco128 import bullseyes, coco_subset, detect_workspace
 from tests.imaging import read_bgr
 
 pytest.importorskip("torch")
@@ -275,32 +275,8 @@ def test_the_class_layer_is_the_projects_own(tmp_path: Path, shared: Path) -> No
 
 
 def _bullseyes(folder: Path, shared: Path, n: int, seed: int) -> Path:
-    """`n` coco128 photos with 1-3 bullseyes (red and white rings, a class no COCO model
-    has) painted in at random sizes and places, as a COCO file."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    photos = sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))
-    (folder / "images").mkdir(parents=True)
-    images: list[dict] = []
-    anns: list[dict] = []
-    for i in range(n):
-        img = read_bgr(photos[(seed * 37 + i * 7) % len(photos)])
-        h, w = img.shape[:2]
-        for _ in range(int(rng.integers(1, 4))):
-            r = int(rng.integers(18, 50))
-            cx, cy = int(rng.integers(r, w - r)), int(rng.integers(r, h - r))
-            for k, colour in enumerate([(0, 0, 220), (255, 255, 255)] * 3):
-                cv2.circle(img, (cx, cy), max(1, r - k * r // 6), colour, -1)
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1,
-                         "bbox": [cx - r, cy - r, 2 * r, 2 * r], "area": 4 * r * r,
-                         "iscrowd": 0})
-        cv2.imwrite(str(folder / "images" / f"b{seed}_{i}.jpg"), img)
-        images.append({"id": i + 1, "file_name": f"b{seed}_{i}.jpg", "width": w, "height": h})
-    (folder / "a.json").write_text(json.dumps({
-        "images": images, "annotations": anns,
-        "categories": [{"id": 1, "name": "bullseye"}]}))
-    return folder
+    """`n` coco128 photos with 1-3 bullseyes (a class no COCO model has), as a COCO file."""
+    return bullseyes(folder, shared, n, seed)
 
 
 def test_a_class_the_base_model_has_never_seen_is_learnt(tmp_path: Path, shared: Path) -> None:
