@@ -110,6 +110,12 @@ def train(api: Api, role: str) -> int:
     return int(api.post(role, "/api/train", json={"task": "nothing"}).status_code)
 
 
+def optimize(api: Api, role: str) -> int:
+    # an invalid body: the role is checked first (403), else validation answers (422)
+    return int(api.post(role, "/api/models/ocr/optimize", json={"device": "nothing"}
+                        ).status_code)
+
+
 def edit_project(api: Api, role: str) -> int:
     return int(api.client.patch("/api/project", json={"name": "renamed"},
                                 headers=api.h(role)).status_code)
@@ -121,8 +127,8 @@ def manage_users(api: Api, role: str) -> int:
 
 TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
     annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
-    add_label_class, assign, release_claim, prelabel, export, cancel_job, train, edit_project,
-    manage_users)}
+    add_label_class, assign, release_claim, prelabel, export, cancel_job, train, optimize,
+    edit_project, manage_users)}
 
 
 TRIES["import"] = import_  # `import` is a keyword: the function has another name
