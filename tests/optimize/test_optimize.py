@@ -43,11 +43,15 @@ def test_the_prediction_layers_are_the_yolox_heads_last_convolutions(shared: Pat
     assert len(last) == 9 and last == by_weights
 
 
-def test_a_variant_that_passes_the_gate_is_kept_and_run(tmp_path: Path, shared: Path) -> None:
+def test_a_variant_that_passes_the_gate_is_kept_and_run(make_workspace, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                        shared: Path) -> None:
     from labelpilot.models.detect import DetectorModel
     from labelpilot.models.registry import list_models, load_detector
+    from tests.coco128 import detect_workspace
 
-    ws = _workspace(tmp_path, shared)
+    # SQLite and PostgreSQL
+    ws = detect_workspace(make_workspace, tmp_path, shared, ["person"], classes=["person"],
+                          train=10, test=6)
     before = (ws.models_dir / "yolox-nano" / "manifest.json").read_bytes()
     # a gate nothing passes: refused with the figures, nothing written
     refused = optimize_model(ws, "yolox-nano", OptimizeConfig(min_speedup=100, max_loss=100))
