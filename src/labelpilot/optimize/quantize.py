@@ -47,9 +47,12 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
                   ) -> tuple[list[str], str]:
     """Write the INT8 (QDQ) version of `src` to `dst`, calibrated on `inputs` (feeds of
     the model's input names). Returns the arithmetic nodes left in float and the
-    calibration method used: the histogram methods (entropy, percentile) cannot take a
-    graph whose tensors change size from image to image (NMS inside the graph, as
-    PP-PicoDet exports); MinMax is used there instead."""
+    calibration method used (MinMax when a histogram method fails on the graph).
+
+    The body is cut out of the graph (its inputs to the prediction layers' outputs),
+    calibrated and quantized alone, and the float tail (decoding, NMS) put back after
+    it: so the calibrators only see the body's tensors, never the tail's, whose sizes
+    can change from image to image (NMS inside the graph, as PP-PicoDet exports)."""
     import onnx
 
     q = _quantization()
@@ -83,16 +86,19 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
         for i, node in enumerate(proto.graph.node):  # exclusion goes by node name
             if not node.name:
                 node.name = f"{node.op_type}_{i}"
-        onnx.save(proto, str(prepared))
         last = prediction_layers(proto)
         body = _before(proto, last)
-        exclude = [n.name for n in proto.graph.node if n.name not in body
-                   or (careful and (n.name in last or n.op_type not in ARITHMETIC))]
+        exclude = [n.name for n in proto.graph.node if n.name in body
+                   and careful and (n.name in last or n.op_type not in ARITHMETIC)]
+        onnx.save(_body_of(proto, body, last), str(prepared))
+        reads = _inputs_of(proto, body)
+        feeds[:] = [{k: v for k, v in f.items() if k in reads} for f in feeds]
+        quantized = Path(tmp) / "body.int8.onnx"
         for used in dict.fromkeys([method, "minmax"]):
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # its calibrators print
                     q.quantize_static(
-                        str(prepared), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
+                        str(prepared), str(quantized), Reader(), quant_format=q.QuantFormat.QDQ,
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
                         activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                         nodes_to_exclude=list(exclude), calibrate_method=methods[used],
@@ -102,6 +108,7 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
             except ValueError as e:  # tensors of varying size: histograms cannot be made
                 if used == "minmax":
                     raise ModelError(f"ONNX Runtime could not calibrate this graph: {e}") from None
+        onnx.save(_with_tail(onnx.load(str(quantized)), proto, body), str(dst))
     return (last if careful else []), used
 
 
@@ -156,6 +163,54 @@ def prediction_layers(proto: Any) -> list[str]:
         if final:
             last.append(n.name)
     return last
+
+
+def _inputs_of(proto: Any, body: set[str]) -> set[str]:
+    """The graph inputs the `body` nodes read."""
+    graph_inputs = {i.name for i in proto.graph.input}
+    return {i for n in proto.graph.node if n.name in body for i in n.input if i in graph_inputs}
+
+
+def _body_of(proto: Any, body: set[str], last: list[str]) -> Any:
+    """The graph cut down to its body: the inputs it reads, its nodes, the initializers
+    they use, the prediction layers' outputs as the graph's outputs."""
+    import onnx
+    from onnx import helper
+
+    nodes = [n for n in proto.graph.node if n.name in body]
+    used = {i for n in nodes for i in n.input}
+    named = {n.name: n for n in proto.graph.node}
+    outputs = [o for name in last for o in named[name].output]
+    graph = helper.make_graph(
+        nodes, f"{proto.graph.name}-body",
+        [i for i in proto.graph.input if i.name in _inputs_of(proto, body)],
+        [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs],
+        [i for i in proto.graph.initializer if i.name in used])
+    out = helper.make_model(graph, opset_imports=list(proto.opset_import))
+    out.ir_version = proto.ir_version
+    out.metadata_props.extend(proto.metadata_props)
+    return out
+
+
+def _with_tail(quantized: Any, proto: Any, body: set[str]) -> Any:
+    """The quantized body with the original graph's float tail put back after it: the
+    original inputs and outputs, the tail's nodes and the initializers they use."""
+    from onnx import helper
+
+    tail = [n for n in proto.graph.node if n.name not in body]
+    have = {i.name for i in quantized.graph.initializer}
+    used = {i for n in tail for i in n.input}
+    graph = helper.make_graph(
+        [*quantized.graph.node, *tail], proto.graph.name, list(proto.graph.input),
+        list(proto.graph.output),
+        [*quantized.graph.initializer,
+         *(i for i in proto.graph.initializer if i.name in used and i.name not in have)])
+    domains = {(o.domain, o.version) for o in quantized.opset_import}
+    domains |= {(o.domain, o.version) for o in proto.opset_import
+                if o.domain not in {d for d, _ in domains}}
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in domains])
+    out.ir_version = max(proto.ir_version, quantized.ir_version)
+    return out
 
 
 def _before(proto: Any, last: list[str]) -> set[str]:
