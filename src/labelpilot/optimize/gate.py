@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,9 +169,8 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
     base = evaluate_detector(ws, fp32, split)
     report("scored the original", 1, 4)
     src, _ = manifest.file("model")
-    work = manifest.root / ".optimize"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    # a folder of this run's own (two runs on one model do not clear each other's files)
+    work = Path(tempfile.mkdtemp(prefix=".optimize-", dir=manifest.root))
     timed = [ws.blobs.load_image(r) for r in scored[:TIMED_IMAGES]]
     tries: list[dict[str, Any]] = []
     kept: dict[str, Any] | None = None
@@ -236,7 +236,7 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
             fresh = ModelManifest.load(manifest.root / "manifest.json")
             fresh.variants["int8-cpu"] = record
-            tmp = manifest.root / "manifest.json.tmp"
+            tmp = work / "manifest.json"  # written whole, then moved over the old one
             tmp.write_bytes(fresh.to_json())
             tmp.replace(manifest.root / "manifest.json")
     finally:
