@@ -64,6 +64,16 @@ def test_tiles_find_small_objects_whole_images_lose(large: Workspace) -> None:
     assert again["map50"] == tiled.test["map50"]
     m = json.loads((large.models_dir / "tiled" / "manifest.json").read_text())
     assert m["preprocessing"]["tile"] == 416 and m["metrics"]["tiling"]["tile"] == 416
+    # --tile auto: chosen from the boxes, said, and kept by the model
+    said: list[str] = []
+    auto = DetectTrainer(large, DetectTrainConfig(epochs=1, batch=4, minutes=None, name="auto",
+                                                  tile="auto", eval_seconds=None),
+                         warn=said.append).run()
+    assert auto.tiling is not None and auto.tiling["chosen"] == "auto"
+    assert any(w.startswith("--tile auto: a quarter of the boxes are under") and
+               f"{auto.tiling['tile']} px tiles" in w for w in said)
+    kept = load_detector("auto", large.models_dir).default_tiling
+    assert kept is not None and kept.size == auto.tiling["tile"]
 
 
 def test_a_tile_as_large_as_the_images_is_refused(large: Workspace) -> None:
@@ -74,3 +84,25 @@ def test_a_tile_as_large_as_the_images_is_refused(large: Workspace) -> None:
     with pytest.raises(LabelPilotError, match="tile is 64 to 16384"):
         DetectTrainer(large, DetectTrainConfig(epochs=1, minutes=None, tile=32)).run()
     assert not (large.models_dir / "custom-detector").exists()
+
+
+def test_the_tile_chosen_from_the_boxes() -> None:
+    from types import SimpleNamespace
+
+    from labelpilot.train.detect import choose_tile
+
+    def items(side: int, box: int, n: int = 8) -> list:
+        image = SimpleNamespace(width=side, height=side * 3 // 4)
+        return [(image, [((0, 0, box, box), "x")] * 3) for _ in range(n)]
+
+    # 16 px boxes in 4000 px images: 1.7 px at a 416 px input; tiles keep them 12 px
+    tile, why = choose_tile(items(4000, 16), (416, 416))
+    assert tile == 544 and "under 16 px: 544 px tiles" in why
+    # never a tile smaller than the network's input
+    assert choose_tile(items(4000, 4), (416, 416))[0] == 416
+    # boxes large enough on whole images: no tiles
+    tile, why = choose_tile(items(1000, 100), (416, 416))
+    assert tile is None and "no tiles needed" in why
+    # tiny boxes in images no larger than the input: a tile would not be smaller
+    tile, why = choose_tile(items(400, 8), (416, 416))
+    assert tile is None and "not smaller than the images" in why

@@ -87,6 +87,8 @@ def test_training_a_detector_from_the_api(make_workspace, tmp_path: Path, shared
         # tiles are for detectors, and of 64 px or more
         bad = client.post("/api/train", headers=h, json={"task": "detect", "tile": 32})
         assert bad.status_code == 422 and "tile" in bad.text
+        bad = client.post("/api/train", headers=h, json={"task": "detect", "tile": "big"})
+        assert bad.status_code == 422 and "tile" in bad.text
         ocr = client.post("/api/train", headers=h, json={"task": "ocr-rec", "tile": 640})
         assert ocr.status_code == 400 and "--tile is for detectors" in ocr.json()["detail"]
         r = client.post("/api/train", headers=h, json={"task": "detect", "epochs": 1,

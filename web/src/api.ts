@@ -62,7 +62,7 @@ export interface TrainOptions {
   /** the detector to start from (detect only) */
   base?: string | null;
   /** large images with small objects (detect only): train, then detect, in tiles */
-  tile?: number | null;
+  tile?: number | "auto" | null;
 }
 
 export interface ClickBoxResult {

@@ -139,10 +139,11 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
     }).catch(() => undefined);
   }
   // large images with small objects: learn (and later pre-label) in tiles; empty: whole
-  const tile = el("input", { id: "train-tile", type: "number", min: "64", step: "32",
-    placeholder: "whole images", "aria-label": "tile size (px)",
+  const tile = el("input", { id: "train-tile", size: "10", placeholder: "whole images",
+    "aria-label": "tile size (px, or auto)",
     title: "Large images with small objects: train (and pre-label) in overlapping tiles " +
-      "of this many pixels; leave empty to use whole images" });
+      "of this many pixels, or 'auto' to choose from the boxes' sizes; leave empty to use " +
+      "whole images" });
   const button = el("button", { id: "train" }, "Train");
   const why = el("p", { id: "train-reason", class: "hint" });
   const warned = el("ul", { id: "train-warnings", class: "hint" });
@@ -158,9 +159,11 @@ export function trainPanel(project: Project, started: () => void): HTMLElement |
       toast("minutes must be a number above 0", "error");
       return;
     }
-    const t = tile.value.trim() ? Number(tile.value) : null;
-    if (t !== null && !(Number.isInteger(t) && t >= 64)) {
-      toast("a tile is a whole number of pixels, 64 or more (or empty: whole images)", "error");
+    const given = tile.value.trim().toLowerCase();
+    const t = given === "" ? null : given === "auto" ? "auto" : Number(given);
+    if (t !== null && t !== "auto" && !(Number.isInteger(t) && t >= 64)) {
+      toast("a tile is a whole number of pixels, 64 or more, or auto (or empty: whole " +
+        "images)", "error");
       return;
     }
     try {

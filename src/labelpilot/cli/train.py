@@ -32,9 +32,10 @@ def train(
                                              "(yolox-nano,person-detector): each is trained "
                                              "for the whole budget and the best on held-out "
                                              "images kept.")] = None,
-    tile: Annotated[int | None, typer.Option(help="Detectors, large images with small "
+    tile: Annotated[str | None, typer.Option(help="Detectors, large images with small "
                                              "objects: learn in tiles of this many pixels "
-                                             "(the model then pre-labels in them too).")] = None,
+                                             "(the model then pre-labels in them too), or "
+                                             "auto: chosen from the boxes' sizes.")] = None,
     overlap: Annotated[float, typer.Option(help="With --tile: the tiles' overlap, a "
                                            "share.")] = 0.2,
     resume: Annotated[int | None, typer.Option(help="Resume the interrupted training job "

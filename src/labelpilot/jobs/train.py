@@ -75,7 +75,8 @@ def training_warnings(ws: Workspace, task: str) -> list[str]:
 
 def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = None,
                   minutes: float | None = None, name: str | None = None,
-                  base: str | None = None, tile: int | None = None, overlap: float = 0.2
+                  base: str | None = None, tile: int | str | None = None,
+                  overlap: float = 0.2
                   ) -> tuple[str, dict[str, Any]]:
     """The job (kind, params) that trains `task`, with the defaults the CLI and the API
     share: the recognizer trains 10 epochs, a detector 5 minutes from yolox-nano, unless
@@ -95,8 +96,15 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
         if tile is not None:
             from labelpilot.models.detect import Tiling
 
-            Tiling(int(tile), float(overlap))  # a tile size and overlap that make sense
-            params.update(tile=int(tile), overlap=float(overlap))
+            if tile != "auto":
+                try:
+                    tile = int(tile)
+                except ValueError:
+                    raise LabelPilotError(f"--tile is a size in pixels or auto, not {tile!r}"
+                                          ) from None
+            # a tile size and overlap that make sense
+            Tiling(64 if tile == "auto" else int(tile), float(overlap))
+            params.update(tile=tile, overlap=float(overlap))
         return kind, params
     if base is not None or tile is not None:
         raise LabelPilotError(f"--{'base' if base is not None else 'tile'} is for detectors "

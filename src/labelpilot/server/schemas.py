@@ -479,7 +479,7 @@ class TrainCreate(BaseModel):
     base: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,7}$")
                     ] | None = None
     # large images with small objects (detect only): train, then detect, in tiles
-    tile: Annotated[int, Field(ge=64, le=16384)] | None = None
+    tile: Annotated[int, Field(ge=64, le=16384)] | Literal["auto"] | None = None
     overlap: Annotated[float, Field(ge=0, lt=0.9)] = 0.2
 
 

@@ -62,8 +62,9 @@ class DetectTrainConfig:
     seed: int = 0
     base: str = "yolox-nano"
     # large images with small objects: learn (and later detect) in tiles of this many
-    # pixels overlapping by `overlap`, as tiled inference sees them
-    tile: int | None = None
+    # pixels overlapping by `overlap`, as tiled inference sees them; "auto": chosen from
+    # the sizes of the boxes (see `choose_tile`)
+    tile: int | str | None = None
     overlap: float = 0.2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Also measure on the val images (and checkpoint) at least this often, in seconds of
@@ -151,6 +152,34 @@ def tiny_boxes(items: list[tuple[Any, list[tuple[Any, str]]]], size: tuple[int, 
             f"small to learn at that size; train on tiles (--tile {max(size)} to "
             f"{2 * max(size)}), which pre-labeling then uses too"
             for lab, n in sorted(small.items())]
+
+
+TILE_TARGET = 12.0  # px: the small side a box should keep at the network's input
+
+
+def choose_tile(items: list[tuple[Any, list[tuple[Any, str]]]], size: tuple[int, int]
+                ) -> tuple[int | None, str]:
+    """A tile size for `train --tile auto`, from the boxes: the smallest quarter of the
+    boxes (by their small side) should keep TILE_TARGET px once a tile is scaled to the
+    network's input; None when whole images already do that (or a tile would not be
+    smaller than the images). Also a sentence saying why."""
+    sides = sorted(min(x2 - x1, y2 - y1) for _, boxes in items for (x1, y1, x2, y2), _ in boxes)
+    if not sides:
+        return None, "no boxes to choose a tile size from"
+    small = float(sides[len(sides) // 4])
+    net = float(min(size))
+    longest = sorted(max(r.width, r.height) for r, _ in items)[len(items) // 2]
+    if small * net / longest >= TILE_TARGET:
+        return None, (f"a quarter of the boxes are under {small:.0f} px, which stay "
+                      f"{small * net / longest:.0f} px at the network's input on whole "
+                      f"images ({longest} px long): no tiles needed")
+    tile = max(int(net), int(small * net / TILE_TARGET) // 32 * 32)
+    if tile >= max(max(r.width, r.height) for r, _ in items):
+        return None, (f"the tile the boxes ask for ({tile} px) is not smaller than the "
+                      "images: whole images")
+    return tile, (f"a quarter of the boxes are under {small:.0f} px: {tile} px tiles keep them "
+                  f"{small * net / tile:.0f} px or more at the network's {int(net)} px input "
+                  f"(whole {longest} px images would make them {small * net / longest:.1f} px)")
 
 
 @dataclass
@@ -241,6 +270,7 @@ class DetectTrainer:
         self.ws, self.cfg, self.run_dir = ws, cfg, run_dir
         self.out_dir = out_dir or ws.models_dir / cfg.name
         self.ms_per_image = 0.0
+        self.tile: int | None = None  # the tile size trained on (`cfg.tile`, or chosen)
         self.progress, self.cancelled = progress, cancelled or (lambda: False)
         self.warn = warn or (lambda m: None)
         self.torch = _torch()
@@ -359,9 +389,14 @@ class DetectTrainer:
         base_model = DetectorModel(base, threads=2)  # preprocesses and decodes validation
         settings = base_model.settings
         size = (int(settings.input_size[0]), int(settings.input_size[1]))
-        tiling = check_tiling(cfg.tile, cfg.overlap, "detect",
+        tile, why = (choose_tile(items, size) if cfg.tile == "auto"
+                     else (int(cfg.tile) if cfg.tile else None, ""))
+        if cfg.tile == "auto":
+            self.warn(f"--tile auto: {why}")
+        tiling = check_tiling(tile, cfg.overlap, "detect",
                               [max(r.width, r.height) for r, _ in items])
-        for w in tiny_boxes(items, size, cfg.tile):
+        self.tile = tile
+        for w in tiny_boxes(items, size, tile):
             self.warn(w)
         path, _ = base.file("model")
         proto = onnx.load(str(path))
@@ -422,6 +457,7 @@ class DetectTrainer:
                                        np.float32).reshape(-1, 5)) for img, boxes in val],
                        tiling.windows, rng)]
             tiles_info = {"tile": tiling.size, "overlap": tiling.overlap,
+                          "chosen": "auto" if cfg.tile == "auto" else "given",
                           "train_images": n_images, "train_tiles": len(images),
                           "val_tiles": len(val)}
         augment = Augmenter(images, size, cfg.augment, random.Random(cfg.seed))
@@ -583,8 +619,8 @@ class DetectTrainer:
                              .astype(np.float32))
         parity = module.save_checked(out / "model.onnx", x)
         pre = dict(base.preprocessing)
-        if self.cfg.tile:  # the model detects large images in the tiles it learnt on
-            pre.update(tile=int(self.cfg.tile), tile_overlap=float(self.cfg.overlap))
+        if self.tile:  # the model detects large images in the tiles it learnt on
+            pre.update(tile=int(self.tile), tile_overlap=float(self.cfg.overlap))
         manifest = ModelManifest(
             name=self.cfg.name, version=time.strftime("%Y%m%d%H%M%S"), task="detect", kind="detect",
             files={"model": ModelFile("model.onnx", sha256_file(out / "model.onnx"))},
