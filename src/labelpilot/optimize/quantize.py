@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -77,11 +79,15 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
     with tempfile.TemporaryDirectory(prefix="lp-quant-") as tmp:
         # shape inference and graph clean-up first, as ONNX Runtime's guide advises
         prepared = Path(tmp) / "prepared.onnx"
-        try:
-            q.quant_pre_process(str(src), str(prepared), skip_symbolic_shape=False)
-            proto = onnx.load(str(prepared))
-        except Exception:  # some graphs defeat symbolic shape inference: go without it
-            proto = onnx.load(str(src))
+        # in a child process working in the temporary folder: where ONNX Runtime's symbolic
+        # shape inference cannot finish (graphs with NMS inside), it leaves
+        # sym_shape_infer_temp.onnx in the working directory before giving up
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from onnxruntime.quantization import "
+             "quant_pre_process as p; p(sys.argv[1], sys.argv[2], skip_symbolic_shape=False)",
+             str(src.resolve()), str(prepared)], cwd=tmp, capture_output=True, check=False)
+        # a graph that defeats symbolic shape inference is quantized without it
+        proto = onnx.load(str(prepared if done.returncode == 0 else src))
         proto = at_least_opset(proto, 13)
         for i, node in enumerate(proto.graph.node):  # exclusion goes by node name
             if not node.name:
