@@ -178,16 +178,22 @@ def runtime_device() -> str:
     return "cpu" if choose_providers("auto")[0] == "CPUExecutionProvider" else "cuda"
 
 
+def _preferred(manifest: ModelManifest) -> tuple[ModelManifest, str | None]:
+    """The manifest with its fastest kept variant for this machine's device in place
+    (files not checked), and that variant's name; the manifest itself when it has none."""
+    variant = manifest.fastest_variant(runtime_device()) if manifest.variants else None
+    return (manifest, None) if variant is None else (manifest.with_variant(variant), variant)
+
+
 def serving_manifest(manifest: ModelManifest) -> ModelManifest:
     """The manifest a model runs as: its fastest kept variant for this machine's device,
     if it has one whose files are intact; else its own files (a variant that fails its
     checksum is said, not run)."""
     from labelpilot.models.runtime import verify_file
 
-    variant = manifest.fastest_variant(runtime_device()) if manifest.variants else None
+    chosen, variant = _preferred(manifest)
     if variant is None:
         return manifest
-    chosen = manifest.with_variant(variant)
     try:
         for role in manifest.variants[variant]["files"]:
             verify_file(*chosen.file(role))
@@ -201,12 +207,17 @@ def serving_manifest(manifest: ModelManifest) -> ModelManifest:
 
 def _load(manifest: ModelManifest, threads: int | None) -> Model:
     """The plug-in for a manifest already read (as `serving_manifest` picks its files),
-    from the process cache or loaded now."""
-    manifest = serving_manifest(manifest)
-    files = tuple(sorted((role, f.path, f.sha256) for role, f in manifest.files.items()))
-    key = (str(manifest.root), manifest.name, manifest.version, files, threads)
+    from the process cache or loaded now (a variant's files are checked then, not on
+    every call)."""
+    def key(m: ModelManifest) -> tuple[Any, ...]:
+        files = tuple(sorted((role, f.path, f.sha256) for role, f in m.files.items()))
+        return (str(m.root), m.name, m.version, files, threads)
+
     with _LOCK:
-        model = _LOADED.get(key)
+        model = _LOADED.get(key(_preferred(manifest)[0]))
+        if model is None:
+            manifest = serving_manifest(manifest)  # the original, if the variant is broken
+            model = _LOADED.get(key(manifest))
         if model is None:
             entry = KINDS.get(manifest.kind)
             if entry is None:
@@ -214,7 +225,7 @@ def _load(manifest: ModelManifest, threads: int | None) -> Model:
                                  "this version cannot run",
                                  hint=f"known kinds: {', '.join(KINDS)}")
             model = entry[0](manifest, threads)
-            _LOADED[key] = model
+            _LOADED[key(manifest)] = model
     return model
 
 
