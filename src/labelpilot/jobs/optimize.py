@@ -14,16 +14,12 @@ def plan_optimize(name: str, *, int8: bool = True, fp16: bool = False, device: s
                   calibrate_on: str = "train", images: int = 64, method: str = "percentile",
                   max_loss: float = 1.0, min_speedup: float = 1.5) -> dict[str, Any]:
     """The job's parameters, checked before it is queued."""
-    from labelpilot.optimize.gate import OptimizeConfig, check_device
-    from labelpilot.optimize.quantize import METHODS
+    from labelpilot.optimize.gate import OptimizeConfig, check_config
 
     cfg = OptimizeConfig(int8=int8, fp16=fp16, device=device, calibrate_on=calibrate_on,
                          images=images, method=method, max_loss=max_loss,
                          min_speedup=min_speedup)
-    check_device(cfg)
-    if method not in METHODS:
-        raise LabelPilotError(f"unknown calibration method {method!r}",
-                              hint=f"one of: {', '.join(METHODS)}")
+    check_config(cfg)
     if images < 1 or max_loss < 0 or min_speedup <= 0:
         raise LabelPilotError("--images must be 1 or more, --max-loss 0 or more and "
                               "--min-speedup above 0")

@@ -58,9 +58,15 @@ def cpu_detector(manifest: ModelManifest) -> Any:
     return DetectorModel(manifest, threads=1)
 
 
-def check_device(cfg: OptimizeConfig) -> None:
+def check_config(cfg: OptimizeConfig) -> None:
+    """What was asked for can be made here: the device and its provider, the precision,
+    the calibration method."""
     from labelpilot.models.runtime import _ort
+    from labelpilot.optimize.quantize import METHODS
 
+    if cfg.method not in METHODS:
+        raise LabelPilotError(f"unknown calibration method {cfg.method!r}",
+                              hint=f"one of: {', '.join(METHODS)}")
     if cfg.device not in DEVICES:
         raise LabelPilotError(f"unknown device {cfg.device!r}", hint=f"one of: {', '.join(DEVICES)}")
     if cfg.fp16 and cfg.device == "cpu":
@@ -90,7 +96,8 @@ def scoring_splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], li
         def labeled(split: str) -> list[Any]:
             rows, anns = repo.confirmed_labels(conn, split)
             return [r for r in rows if anns.get(r.id)]
-        scored = next((s for s in ("test", "val") if labeled(s)), None)
+        candidates = {s: labeled(s) for s in ("test", "val")}
+        scored = next((s for s, rows in candidates.items() if rows), None)
         if scored is None:
             raise LabelPilotError("the workspace has no test or val split with accepted labels "
                                   "to score the model on: a variant cannot be checked",
@@ -99,7 +106,8 @@ def scoring_splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], li
         if scored == calibrate_on:
             raise LabelPilotError(f"the model is scored on the {scored} split, so it cannot be "
                                   "calibrated on it too", hint="use --calibrate-on train")
-        return scored, labeled(scored), labeled(calibrate_on)
+        calib = candidates[calibrate_on] if calibrate_on in candidates else labeled(calibrate_on)
+        return scored, candidates[scored], calib
 
 
 def calibration_feeds(model: Any, ws: Workspace, rows: list[Any]) -> list[dict[str, np.ndarray]]:
@@ -136,12 +144,9 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
     what each measured and why it was kept or refused."""
     from labelpilot.evaluation.run import evaluate_detector
     from labelpilot.models.registry import get_manifest
-    from labelpilot.optimize.quantize import METHODS, quantize_int8
+    from labelpilot.optimize.quantize import quantize_int8
 
-    check_device(cfg)
-    if cfg.method not in METHODS:
-        raise LabelPilotError(f"unknown calibration method {cfg.method!r}",
-                              hint=f"one of: {', '.join(METHODS)}")
+    check_config(cfg)
     manifest = get_manifest(name, ws.models_dir)
     if manifest.root is None or manifest.root.parent.resolve() != ws.models_dir.resolve():
         raise LabelPilotError(f"{name} is built in; only the workspace's own models are "
