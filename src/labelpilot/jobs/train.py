@@ -89,8 +89,7 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
         raise LabelPilotError(f"init must be pretrained or scratch, not {init!r}")
     if task == "detect":
         # several bases ("a,b"): each is fine-tuned, the best on held-out images kept
-        bases = list(dict.fromkeys(b.strip() for b in (base or "yolox-nano").split(",")
-                                   if b.strip())) or ["yolox-nano"]
+        bases = _bases(base)
         params = {"init": init, "epochs": epochs, "minutes": minutes or (None if epochs else 5.0),
                   "name": name or f"detector-{init}", "base": ",".join(bases)}
         if tile is not None:
@@ -112,6 +111,12 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
                               "model")
     return kind, {"init": init, "epochs": epochs or (None if minutes else 10),
                   "minutes": minutes, "name": name}
+
+
+def _bases(text: str | None) -> list[str]:
+    """The base models named in `--base` ("a,b"; none: yolox-nano), each once."""
+    return list(dict.fromkeys(b.strip() for b in (text or "").split(",") if b.strip())) \
+        or ["yolox-nano"]
 
 
 def _of_bases(minutes: float | None, n: int, report: Callable[[int, int], None]
@@ -168,7 +173,7 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.detect import DetectTrainConfig, DetectTrainer, train_bases
 
     p = dict(ctx.params)
-    bases = [b.strip() for b in (p.get("base") or "yolox-nano").split(",") if b.strip()]
+    bases = _bases(p.get("base"))
     cfg = DetectTrainConfig(init=p.get("init", "pretrained"), minutes=p.get("minutes"),
                             epochs=p.get("epochs"), name=p.get("name") or "custom-detector",
                             base=bases[0], tile=p.get("tile"),

@@ -269,7 +269,6 @@ class DetectTrainer:
         `cfg.name`)."""
         self.ws, self.cfg, self.run_dir = ws, cfg, run_dir
         self.out_dir = out_dir or ws.models_dir / cfg.name
-        self.ms_per_image = 0.0
         self.tile: int | None = None  # the tile size trained on (`cfg.tile`, or chosen)
         self.progress, self.cancelled = progress, cancelled or (lambda: False)
         self.warn = warn or (lambda m: None)
@@ -585,17 +584,17 @@ class DetectTrainer:
         exported.load_state_dict(ema.state_dict())
         parity = self._export(exported, out_dir, base, classes, size)
         manifest = ModelManifest.load(out_dir / "manifest.json")
-        thresholds = self._thresholds(manifest, val_whole) if val_whole else None
+        thresholds, ms_per_image = self._thresholds(manifest, val_whole) if val_whole \
+            else (None, None)
         if thresholds:
             manifest.preprocessing.update(score_threshold=thresholds["score_threshold"],
                                           class_thresholds=thresholds["class_thresholds"])
-            (out_dir / "manifest.json").write_bytes(manifest.to_json())
         result = DetectTrainResult(cfg.name, classes, skipped, len(items),
                                    sum(len(b) for _, b in items), step, time.time() - t0,
                                    parity, history=history[-200:], base=base.name)
         result.seconds_per_step = {k: round(v / timed_steps, 4) for k, v in timing.items()} \
             if timed_steps else {}
-        result.test = self._evaluate(ModelManifest.load(out_dir / "manifest.json"))
+        result.test = self._evaluate(manifest)
         manifest.metrics.update({"test": result.test, "train_images": len(items),
                                  "steps": step, "init": cfg.init, **self.best,
                                  "peak_rss_mb": round(peak_resident_mb(), 1),
@@ -605,7 +604,7 @@ class DetectTrainer:
         result.base_classes = dict(self.base_classes)
         result.val_map50 = float(self.best["val_map50"])
         result.thresholds = thresholds
-        result.ms_per_image = round(self.ms_per_image, 1) if thresholds else None
+        result.ms_per_image = ms_per_image
         result.tiling = tiles_info
         (out_dir / "manifest.json").write_bytes(manifest.to_json())
         (out_dir / "history.json").write_text(json.dumps(history))
@@ -632,10 +631,11 @@ class DetectTrainer:
         return parity
 
     def _thresholds(self, manifest: ModelManifest, val: list[tuple[np.ndarray, list[Any]]]
-                    ) -> dict[str, Any]:
+                    ) -> tuple[dict[str, Any], float]:
         """Display thresholds for the trained model, chosen on the held-out images (see
         evaluation.detect.choose_thresholds): the base model's were set for its own
-        training, and a fine-tuned model's scores run higher or lower than them."""
+        training, and a fine-tuned model's scores run higher or lower than them. Also the
+        milliseconds an image took (the median)."""
         from labelpilot.evaluation.detect import DetBox, GtBox, choose_thresholds
         from labelpilot.evaluation.run import EVAL_MIN_SCORE
         from labelpilot.models.detect import DetectorModel
@@ -650,8 +650,8 @@ class DetectTrainer:
             dets = [DetBox(a.shape.bbox(), a.label, float(a.score or 0.0)) for a in found]
             per_image.append((dets, [GtBox(tuple(b), lab) for b, lab in boxes]))
         # what a pre-label costs (the first image, which warms the session up, left out)
-        self.ms_per_image = 1000 * float(np.median(seconds[1:] or seconds))
-        return {**choose_thresholds(per_image), "images": len(val)}
+        ms = round(1000 * float(np.median(seconds[1:] or seconds)), 1)
+        return {**choose_thresholds(per_image), "images": len(val)}, ms
 
     def _evaluate(self, manifest: ModelManifest) -> dict[str, Any] | None:
         from labelpilot.evaluation.run import evaluate_detector
