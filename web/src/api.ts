@@ -283,6 +283,7 @@ export const api = {
   prepareSegment: (imageId: number) =>
     call<{ model: string; status: string }>("POST", `/api/images/${imageId}/segment/prepare`),
   jobs: () => call<Job[]>("GET", "/api/jobs"),
+  job: (id: number) => call<Job>("GET", `/api/jobs/${id}`),
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
   train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),

@@ -199,9 +199,7 @@ export function jobSummary(j: Job): string {
       : `model ${r.model}: val mAP50 ${fmt(r.val_map50)}`) + tiles;
   }
   if (j.kind === "optimize") {
-    const tries: any[] = r.tries ?? [];
-    return `${r.model}: ${r.kept ? "INT8 variant kept" : "no variant kept"} (` +
-      tries.map((t) => t.reason).join("; then ") + ")";
+    return `${r.model}: ${r.kept ? "INT8 variant kept" : "no variant kept"} (${gateReasons(r)})`;
   }
   if (j.kind === "train-ocr-rec") {
     return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
@@ -338,6 +336,12 @@ function metricsBlock(metrics: Record<string, any>): HTMLElement {
   return box;
 }
 
+/** What the optimization gate said of each try, in order. */
+function gateReasons(result: Record<string, any> | null): string {
+  const tries: any[] = result?.tries ?? [];
+  return tries.map((t) => t.reason).join("; then ");
+}
+
 /** A model's optimized variants (what the gate measured), and for admins the button that
  * makes an INT8 one as a job whose outcome (kept, or refused and why) is said here. */
 function variantsBlock(m: ModelInfo, admin: boolean): HTMLElement {
@@ -360,14 +364,10 @@ function variantsBlock(m: ModelInfo, admin: boolean): HTMLElement {
         let job = await api.optimize(m.name);
         while (job.status === "queued" || job.status === "running") {
           await new Promise((r) => setTimeout(r, 500));
-          job = (await api.jobs()).find((j) => j.id === job.id) ?? job;
+          job = await api.job(job.id);
         }
         if (job.status !== "done") said.textContent = `failed: ${job.error ?? job.status}`;
-        else {
-          const tries: any[] = job.result?.tries ?? [];
-          said.textContent = (job.result?.kept ? "kept: " : "refused: ") +
-            tries.map((t) => t.reason).join("; then ");
-        }
+        else said.textContent = (job.result?.kept ? "kept: " : "refused: ") + gateReasons(job.result);
       } catch (e) {
         said.textContent = errorText(e);
       }
