@@ -136,6 +136,22 @@ def run_job(ws: Workspace, job_id: int, label: str, *, show: bool) -> engine.Job
         return future.result()
 
 
+def finish_job(job: engine.JobInfo, what: str, *, as_json: bool,
+               show: Callable[[engine.JobInfo], None], omit: tuple[str, ...] = ()) -> None:
+    """Say how a job run here ended: its result with its id, status and error as JSON
+    (without the `omit` keys), or `show(job)` when it is done, or its error; exit 1 unless
+    it is done."""
+    if as_json:
+        result = {k: v for k, v in (job.result or {}).items() if k not in omit}
+        print_json({**result, "job": job.id, "status": job.status, "error": job.error})
+    elif job.status == "done" and job.result:
+        show(job)
+    else:
+        err.print(f"[red]{what} {job.status}:[/] {escape(job.error or '')}", highlight=False)
+    if job.status != "done":
+        raise typer.Exit(1)
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 

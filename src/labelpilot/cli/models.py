@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelpilot.cli.common import JsonOpt, err, open_workspace, out, print_json, run_job, user_errors
+from labelpilot.cli.common import JsonOpt, finish_job, open_workspace, out, print_json, run_job, user_errors
 
 app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)
 
@@ -112,15 +112,7 @@ def models_optimize(
             job_id = kinds.submit(conn, kind="optimize", user="cli", params=params).id
         job = run_job(ws, job_id, f"optimize {name}", show=not as_json)
         ws.close()
-    if as_json:
-        print_json({**(job.result or {}), "job": job.id, "status": job.status,
-                    "error": job.error})
-    elif job.status == "done" and job.result:
-        _print_optimized(job.result)
-    else:
-        err.print(f"[red]optimize {job.status}:[/] {escape(job.error or '')}", highlight=False)
-    if job.status != "done":
-        raise typer.Exit(1)
+    finish_job(job, "optimize", as_json=as_json, show=lambda j: _print_optimized(j.result or {}))
 
 
 def _print_optimized(r: dict[str, Any]) -> None:

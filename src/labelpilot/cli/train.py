@@ -10,7 +10,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelpilot.cli.common import InitOpt, JsonOpt, err, open_workspace, out, print_json, run_job, user_errors
+from labelpilot.cli.common import (
+    InitOpt,
+    JsonOpt,
+    err,
+    finish_job,
+    open_workspace,
+    out,
+    run_job,
+    user_errors,
+)
 from labelpilot.errors import LabelPilotError
 
 commands = typer.Typer()
@@ -66,19 +75,13 @@ def train(
                 job_id = kinds.submit(conn, kind=kind, user="cli", params=params).id
         job = run_job(ws, job_id, f"train {task} ({init.value})", show=not as_json)
         ws.close()
-    if as_json:
-        result = dict(job.result or {})
-        result.pop("history", None)
-        print_json({**result, "job": job.id, "status": job.status, "error": job.error})
-    elif job.status == "done" and job.result:
+    def show(job: Any) -> None:
         if job.kind == "train-detect":
             _print_detector(job.result, directory, job.params.get("init", "pretrained"))
         else:
             _print_recognizer(job.result)
-    else:
-        err.print(f"[red]training {job.status}:[/] {escape(job.error or '')}", highlight=False)
-    if job.status != "done":
-        raise typer.Exit(1)
+
+    finish_job(job, "training", as_json=as_json, show=show, omit=("history",))
 
 
 def _print_recognizer(r: dict[str, Any]) -> None:
