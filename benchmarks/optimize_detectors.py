@@ -70,13 +70,15 @@ def baseline(ws_dir: Path, name: str) -> dict:
     from labelpilot.models.runtime import sha256_file
     from labelpilot.optimize import gate
     from labelpilot.optimize.quantize import at_least_opset
+    from labelpilot.optimize.subjects import DetectorSubject
     from labelpilot.workspace import Workspace
 
     ws = Workspace.open(ws_dir)
     manifest = get_manifest(name, ws.models_dir)
     split, scored, calib = gate.scoring_splits(ws, "train")
-    fp32 = gate.cpu_detector(manifest)
-    feeds = gate.calibration_feeds(fp32, ws, calib)
+    subject = DetectorSubject(ws, manifest, "minmax", split, scored, calib, gate.TIMED_IMAGES)
+    fp32 = subject.fp32
+    feeds = subject.calibration_feeds()
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
@@ -90,11 +92,11 @@ def baseline(ws_dir: Path, name: str) -> dict:
         pre, out = Path(t) / "pre.onnx", Path(t) / "int8.onnx"
         onnx.save(at_least_opset(onnx.load(str(src)), 13), str(pre))
         q.quantize_static(str(pre), str(out), Reader())
-        model = gate.cpu_detector(manifest.with_variant_files({"model": (out, sha256_file(out))}))
+        model = subject.load(manifest.with_variant_files({"model": (out, sha256_file(out))}))
         base = evaluate_detector(ws, fp32, split)["map50"]
         got = evaluate_detector(ws, model, split)["map50"]
-        timed = [ws.blobs.load_image(r) for r in scored[:gate.TIMED_IMAGES]]
-        ms_fp32, ms = gate.time_models([fp32, model], timed)
+        ms_fp32, ms = gate.time_models(subject.run_whole, [fp32, model],
+                                       subject.timed_items(None))
         size = out.stat().st_size
     ws.close()
     return {"map50": got, "fp32_map50": base, "ms": ms, "fp32_ms": ms_fp32, "size": size}
@@ -122,9 +124,8 @@ def main() -> None:
         print(f"| {row['model']} | FP32 | {r['fp32']['map50']:.3f} | | "
               f"{first.get('fp32_ms_per_image', 0):.1f} | 1.00x | {r['fp32']['size_bytes'] / 1e6:.1f} | |")
         for tr in r["tries"]:
-            what = f"INT8, {tr.get('quantized', '?')}"
-            print(f"| {row['model']} | {what} ({tr.get('method', args.method)}) | "
-                  f"{tr.get('map50', float('nan')):.3f} | "
+            print(f"| {row['model']} | {tr['quantized']} ({tr.get('method', args.method)}) | "
+                  f"{tr.get('value', float('nan')):.3f} | "
                   f"{tr.get('loss_points', float('nan')):.1f} | {tr.get('ms_per_image', float('nan')):.1f} | "
                   f"{tr.get('speedup', float('nan')):.2f}x | {tr['size_bytes'] / 1e6:.1f} | "
                   f"{'kept' if tr['kept'] else 'refused'}: {tr['reason']} |")

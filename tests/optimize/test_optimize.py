@@ -72,7 +72,9 @@ def test_a_variant_that_passes_the_gate_is_kept_and_run(make_workspace, tmp_path
     m = ModelManifest.load(ws.models_dir / "yolox-nano" / "manifest.json")
     v = m.variants["int8-cpu"]
     assert v["files"]["model"]["path"] == "model.int8.onnx" and v["device"] == "cpu"
-    assert v["metric"]["fp32"] == got["fp32"]["map50"] and v["metric"]["value"] == kept["map50"]
+    assert kept["metric"] == "map50" and kept["role"] == "model"
+    assert v["metric"]["fp32"] == got["fp32"]["map50"] and v["metric"]["value"] == kept["value"]
+    assert got["variant"]["speedup"] == kept["speedup"]  # one file: the stage is the whole path
     assert v["calibration"] == {"split": "train", "images": 10, "method": "percentile"}
     (info,) = [i for i in list_models(ws.models_dir) if i.name == "yolox-nano"]
     assert "int8-cpu" in info.variants and "files" not in info.variants["int8-cpu"]
@@ -112,8 +114,8 @@ def test_what_cannot_be_optimized_is_said(tmp_path: Path, shared: Path) -> None:
         optimize_model(ws, "yolox-nano", OptimizeConfig(fp16=True))
     with pytest.raises(LabelPilotError, match="CUDAExecutionProvider is not available"):
         optimize_model(ws, "yolox-nano", OptimizeConfig(device="cuda"))
-    with pytest.raises(LabelPilotError, match="ocr is built in"):
-        optimize_model(ws, "ocr", OptimizeConfig())
+    with pytest.raises(LabelPilotError, match="graphcut is built in"):
+        optimize_model(ws, "graphcut", OptimizeConfig())
     bare = Workspace.create(tmp_path / "bare", task="detect", labels=["person"])
     install(bare.models_dir, "yolox-nano", str(shared / "models"))
     with pytest.raises(LabelPilotError, match="no test or val split with accepted labels"):
@@ -140,7 +142,8 @@ def test_optimize_from_the_cli(tmp_path: Path, shared: Path) -> None:
     code, out, err = run("models", "optimize", root, "yolox-nano", "--min-speedup", "0.01",
                          "--max-loss", "100", "--method", "minmax")
     assert code == 0, err
-    assert "int8-cpu" in out and "Kept: pre-labeling runs the INT8 variant" in out
+    said = " ".join(out.split())
+    assert "Kept (model: INT8, the body through)" in said and "runs this variant" in said
     code, out, _ = run("models", "list", root, "--json")
     (listed,) = [m for m in json.loads(out) if m["name"] == "yolox-nano"]
     assert listed["variants"]["int8-cpu"]["metric"]["name"] == "map50"

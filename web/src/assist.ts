@@ -348,13 +348,13 @@ function variantsBlock(m: ModelInfo, admin: boolean): HTMLElement {
   const box = el("div", { class: "variants" });
   for (const [name, v] of Object.entries(m.variants ?? {})) {
     box.append(el("p", { class: "variant", "data-variant": name },
-      `${name}: ${Number(v.speedup).toFixed(2)}x faster (${fmt(v.fp32_ms_per_image)} → ` +
+      `${name} (${v.quantized ?? ""}): ${Number(v.speedup).toFixed(2)}x faster (${fmt(v.fp32_ms_per_image)} → ` +
       `${fmt(v.ms_per_image)} ms an image), ${v.metric.name} ${fmt(v.metric.fp32)} → ` +
       `${fmt(v.metric.value)} on ${v.metric.images} ${v.metric.split} images, ` +
       `${(v.size_bytes / 1e6).toFixed(1)} MB; calibrated on ${v.calibration.images} ` +
       `${v.calibration.split} images`));
   }
-  if (admin && !m.builtin && m.kind === "detect") {
+  if (admin && ((!m.builtin && m.kind === "detect") || m.kind === "ocr")) {
     const button = el("button", { class: "optimize" }, "Optimize (INT8)");
     const said = el("span", { class: "optimize-result hint" });
     button.onclick = async () => {

@@ -117,12 +117,18 @@ class OcrModel:
         rw = max(32, round(w * scale / 32) * 32)
         return rh, rw
 
+    def det_input(self, image: np.ndarray) -> np.ndarray:
+        """The detector's input tensor for an image (1, 3, H, W), sized by `_det_size`."""
+        rh, rw = self._det_size(*image.shape[:2])
+        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray((x.astype(np.float32) * (2 / 255.0) - 1.0)
+                                    .transpose(2, 0, 1)[None])
+
     def detect(self, image: np.ndarray) -> list[TextLine]:
         h, w = image.shape[:2]
-        rh, rw = self._det_size(h, w)
-        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
-        x = (x.astype(np.float32) * (2 / 255.0) - 1.0).transpose(2, 0, 1)[None]
-        prob = self.det(np.ascontiguousarray(x))[0][0, 0]
+        x = self.det_input(image)
+        rh, rw = x.shape[2:]
+        prob = self.det(x)[0][0, 0]
         return self._boxes(prob, w / rw, h / rh, w, h)
 
     def _boxes(self, prob: np.ndarray, sx: float, sy: float, w: int, h: int) -> list[TextLine]:
@@ -193,14 +199,23 @@ class OcrModel:
                    and ratios[order[j]] <= s.rec_max_ratio):
                 j += 1
             idx = order[i:j]
-            width = math.ceil(max(ratios[k] for k in idx) * s.rec_height / 8) * 8
-            width = max(width, s.rec_height)
+            width = self._rec_width(max(ratios[k] for k in idx))
             batch = np.stack([norm_pad(crops[k], s.rec_height, width) for k in idx])
             logits = self.rec(batch)[0]
             for k, decoded in zip(idx, self._decode(logits), strict=True):
                 out[k] = decoded
             i = j
         return out
+
+    def _rec_width(self, ratio: float) -> int:
+        """The recognizer's input width for a line `ratio` times as wide as high."""
+        return max(math.ceil(ratio * self.settings.rec_height / 8) * 8, self.settings.rec_height)
+
+    def rec_input(self, crop: np.ndarray) -> np.ndarray:
+        """The recognizer's input tensor (1, 3, height, width) for one line crop, as a batch
+        of one line gets it."""
+        ratio = min(crop.shape[1] / max(1, crop.shape[0]), self.settings.rec_max_ratio)
+        return norm_pad(crop, self.settings.rec_height, self._rec_width(ratio))[None]
 
     def _decode(self, logits: np.ndarray) -> list[tuple[str, float]]:
         best = logits.argmax(axis=2)

@@ -134,16 +134,18 @@ def workspace_manifests(models_dir: Path) -> dict[str, ModelManifest]:
 
 def list_models(models_dir: Path | None) -> list[ModelInfo]:
     infos = []
+    mine = workspace_manifests(models_dir) if models_dir is not None and models_dir.is_dir() \
+        else {}
     for name, make in _builtins().items():
+        if name in mine:  # the workspace's copy (with its optimized variants) stands for it
+            continue
         try:
             m = make()
         except ModelError as e:
             infos.append(ModelInfo(name, "?", "?", "?", True, f"unavailable: {e.message}", {}))
             continue
         infos.append(_info(m, True))
-    if models_dir is not None and models_dir.is_dir():
-        for m in workspace_manifests(models_dir).values():
-            infos.append(_info(m, False))
+    infos.extend(_info(m, False) for m in mine.values())
     return infos
 
 

@@ -1,18 +1,21 @@
 """`labelpilot models optimize`: make a faster variant of a workspace's model and keep it
 only if it is as accurate, measured on the workspace's own data.
 
-A variant (INT8 for the CPU, see `optimize.quantize`) is calibrated on accepted images of
-one split (`train` by default) and scored, with the original, on another (`test`, else
-`val`), with the task's metric (detectors: mAP@0.5 by the COCO protocol); both are timed
-on the same images in the same run, interleaved (what pre-labeling costs per image:
-preprocessing, the network and decoding, one thread, as `autolabel` runs each image). A
-variant is kept when it is at least `min_speedup` times faster and loses at most
-`max_loss` points; otherwise it is refused with both figures and the reason, and its file
-deleted. When quantizing the body through loses too much, a second try quantizes its
-convolutions alone and keeps the prediction layers in float. Kept variants are recorded
-in the model's manifest (file, SHA-256, metric, speed, size, calibration, date); loading
-a model then runs its fastest kept variant for the machine's device
-(`models.registry.serving_manifest`).
+Each file of the model that can be made cheaper (a detector's network; an OCR model's
+detector and recognizer, see `optimize.subjects`) is tried in turn: INT8 (see
+`optimize.quantize`) calibrated on accepted images of one split (`train` by default),
+then more careful INT8, then (recognizers) the output layer pruned to the characters in
+use, alone and in INT8. Each try is scored with the original on another split (`test`,
+else `val`) with the metric of what it replaces (detectors: mAP@0.5 by the COCO
+protocol; OCR: detection hmean, line accuracy), and the stage it runs is timed with the
+original's on the same images in the same run, interleaved, one thread (as `autolabel`
+runs each image). A try is kept when it is at least `min_speedup` times faster and loses
+at most `max_loss` points; otherwise it is refused with both figures and the reason, and
+its files deleted. The kept files of all roles make one variant, timed on the whole
+pre-labeling path and recorded in the model's manifest (files, SHA-256, metrics, speed,
+size, calibration, date); loading the model then runs its fastest kept variant for the
+machine's device (`models.registry.serving_manifest`). The built-in OCR model's variant
+goes into a workspace copy of its manifest (its own files stay where they are).
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.models.manifest import ModelManifest
@@ -50,12 +51,8 @@ class OptimizeConfig:
     method: str = "percentile"  # the best of the three on yolox-nano (see the benchmark)
     max_loss: float = 1.0  # points of the metric (x100)
     min_speedup: float = 1.5
-
-
-def cpu_detector(manifest: ModelManifest) -> Any:
-    from labelpilot.models.detect import DetectorModel
-
-    return DetectorModel(manifest, threads=1)
+    prune: bool = True  # OCR: also try the recognizer pruned to the characters in use
+    only: str | None = None  # one role to try (OCR: det or rec); None: every role
 
 
 def check_config(cfg: OptimizeConfig) -> None:
@@ -110,51 +107,61 @@ def scoring_splits(ws: Workspace, calibrate_on: str) -> tuple[str, list[Any], li
         return scored, candidates[scored], calib
 
 
-def calibration_feeds(model: Any, ws: Workspace, rows: list[Any]) -> list[dict[str, np.ndarray]]:
-    """The network's inputs for the calibration images, preprocessed as the model does."""
-    names = model.session.input_names
-    out = []
-    for r in rows:
-        x, sx, sy = model.preprocess(ws.blobs.load_image(r))
-        feed = {names[0]: x}
-        if len(names) > 1:  # PP-PicoDet's scale_factor
-            feed[names[1]] = np.array([[sy, sx]], np.float32)
-        out.append(feed)
-    return out
-
-
-def time_models(models: list[Any], images: list[np.ndarray]) -> list[float]:
-    """Median milliseconds per image of each model, on the same images, interleaved (so
-    that the machine's ups and downs fall on all of them), after a warm-up."""
+def time_models(run: Callable[[Any, Any], Any], models: list[Any], items: list[Any]
+                ) -> list[float]:
+    """Median milliseconds per item of each model running `run` (a stage, or the whole
+    pre-labeling path), on the same items, interleaved (so that the machine's ups and
+    downs fall on all of them), after a warm-up."""
     for m in models:
-        for img in images[:2]:
-            m.detect(img)
+        for item in items[:2]:
+            run(m, item)
     seconds: list[list[float]] = [[] for _ in models]
-    for img in images:
+    for item in items:
         for k, m in enumerate(models):
             t = time.perf_counter()
-            m.detect(img)
+            run(m, item)
             seconds[k].append(time.perf_counter() - t)
     return [1000 * statistics.median(s) for s in seconds]
+
+
+def workspace_manifest(ws: Workspace, name: str) -> ModelManifest:
+    """The model to optimize: a workspace model, or the built-in OCR model (its variants
+    are kept in a workspace copy of its manifest, made when one is kept)."""
+    from labelpilot.models.registry import get_manifest
+
+    manifest = get_manifest(name, ws.models_dir)
+    mine = manifest.root is not None and manifest.root.parent.resolve() == ws.models_dir.resolve()
+    if not mine and manifest.kind != "ocr":
+        raise LabelPilotError(f"{name} is built in; only the workspace's own models are "
+                              "optimized", hint="install it into the workspace first "
+                                                "(labelpilot models add)")
+    if manifest.kind not in ("detect", "ocr"):
+        raise LabelPilotError(f"{name} is a {manifest.kind} model; optimization covers "
+                              "detectors and OCR models so far",
+                              hint="optimize a detector or an OCR model")
+    return manifest
+
+
+def adopted(manifest: ModelManifest, folder: Path) -> ModelManifest:
+    """A built-in model's manifest as a workspace model in `folder`: the same files, by
+    absolute path (they stay where the package installed them, checked by SHA-256)."""
+    from dataclasses import replace
+
+    from labelpilot.models.manifest import ModelFile
+
+    files = {role: ModelFile(str(manifest.file(role)[0].resolve()), f.sha256)
+             for role, f in manifest.files.items()}
+    return replace(manifest, files=files, root=folder, variants={})
 
 
 def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Make the variants asked for, gate them, record the kept ones; the report says
     what each measured and why it was kept or refused."""
-    from labelpilot.evaluation.run import evaluate_detector
-    from labelpilot.models.registry import get_manifest
-    from labelpilot.optimize.quantize import quantize_int8
+    from labelpilot.optimize.subjects import DetectorSubject, OcrSubject, Subject
 
     check_config(cfg)
-    manifest = get_manifest(name, ws.models_dir)
-    if manifest.root is None or manifest.root.parent.resolve() != ws.models_dir.resolve():
-        raise LabelPilotError(f"{name} is built in; only the workspace's own models are "
-                              "optimized", hint="install it into the workspace first "
-                                                "(labelpilot models add)")
-    if manifest.kind != "detect":
-        raise LabelPilotError(f"{name} is a {manifest.kind} model; optimization covers "
-                              "detectors so far", hint="optimize a detector")
+    manifest = workspace_manifest(ws, name)
     manifest.verify()
     split, scored, calib = scoring_splits(ws, cfg.calibrate_on)
     if len(calib) < MIN_CALIBRATION:
@@ -164,92 +171,173 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                                                      "calibrate on the other one")
     step = max(1, len(calib) // max(1, cfg.images))
     calib = calib[::step][:cfg.images]
-    fp32 = cpu_detector(manifest)
-    feeds = calibration_feeds(fp32, ws, calib)
+    subject: Subject
+    if manifest.kind == "detect":
+        subject = DetectorSubject(ws, manifest, cfg.method, split, scored, calib, TIMED_IMAGES)
+    else:
+        subject = OcrSubject(ws, manifest, cfg.method, split, scored, calib, cfg.calibrate_on,
+                             TIMED_IMAGES, cfg.prune)
+    if cfg.only is not None:
+        known = [r.name for r in subject.roles]
+        if cfg.only not in known:
+            raise LabelPilotError(f"{name} has no {cfg.only!r} file to optimize",
+                                  hint=f"--only one of: {', '.join(known)}")
+        subject.roles = [r for r in subject.roles if r.name == cfg.only]
+    total = 2 + sum(len(r.tries) for r in subject.roles)
+    done = 0
 
-    def report(stage: str, done: int, total: int) -> None:
+    def report(stage: str) -> None:
+        nonlocal done
+        done += 1
         if progress:
-            progress(stage, done, total)
+            progress(stage, min(done, total), total)
 
-    base = evaluate_detector(ws, fp32, split)
-    report("scored the original", 1, 4)
-    src, _ = manifest.file("model")
+    base = subject.score(subject.fp32, subject.all_metrics)
+    report("scored the original")
+    folder = ws.models_dir / name
     # a folder of this run's own (two runs on one model do not clear each other's files)
-    work = Path(tempfile.mkdtemp(prefix=".optimize-", dir=manifest.root))
-    timed = [ws.blobs.load_image(r) for r in scored[:TIMED_IMAGES]]
+    ws.models_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".optimize-{name}-", dir=ws.models_dir))
     tries: list[dict[str, Any]] = []
-    kept: dict[str, Any] | None = None
+    kept: dict[str, dict[str, Any]] = {}  # role -> the kept try (its files in `work`)
     try:
-        for attempt, careful in enumerate((False, True), 1):
-            path = work / f"int8-{attempt}.onnx"
-            try:
-                floats, used = quantize_int8(src, path, feeds, method=cfg.method,
-                                             careful=careful)
-            except ModelError as e:
-                tries.append({"variant": "int8-cpu", "try": attempt, "precision": "int8",
-                              "device": "cpu", "layers_in_float": 0, "size_bytes": 0,
-                              "kept": False, "reason": e.message})
-                break
-            report(f"quantized (try {attempt})", 1 + attempt, 4)
-            entry: dict[str, Any] = {
-                "variant": "int8-cpu", "try": attempt, "precision": "int8", "device": "cpu",
-                "quantized": "convolutions only" if careful else "the body through",
-                "layers_in_float": len(floats), "size_bytes": path.stat().st_size,
-                "method": used}
-            candidate = manifest.with_variant_files({"model": (path, sha256_file(path))})
-            try:
-                model = cpu_detector(candidate)
-            except ModelError as e:  # its outputs do not fit the model's layout
-                entry.update(kept=False, reason=f"the variant does not load as this model: "
-                                                f"{e.message}")
+        for role in subject.roles:
+            held_but_slow = False
+            for n, t in enumerate(role.tries, 1):
+                report(f"{role.name}: {t.label}")
+                entry: dict[str, Any] = {"variant": f"{role.name}-{n}", "role": role.name,
+                                         "try": n, "quantized": t.label, "device": "cpu",
+                                         "metric": role.metrics[0]}
+                if t.slower and held_but_slow:
+                    continue
+                try:
+                    made = t.make(work)
+                except ModelError as e:
+                    tries.append({**entry, "size_bytes": 0, "kept": False, "reason": e.message})
+                    continue
+                entry.update(made.info)
+                entry["size_bytes"] = sum(p.stat().st_size for p in made.files.values())
+                candidate = manifest.with_variant_files(
+                    {r: (p, sha256_file(p)) for r, p in made.files.items()})
+                try:
+                    model = subject.load(candidate)
+                except ModelError as e:  # its outputs do not fit the model's layout
+                    tries.append({**entry, "kept": False, "reason": "the variant does not "
+                                  f"load as this model: {e.message}"})
+                    continue
+                got = subject.score(model, role.metrics)
+                ms_fp32, ms = time_models(role.run, [subject.fp32, model],
+                                          subject.timed_items(role))
+                losses = {m: 100 * (base[m] - got[m]) for m in role.metrics}
+                metric = max(losses, key=lambda m: losses[m])
+                loss, speedup = losses[metric], (ms_fp32 / ms if ms > 0 else 0.0)
+                entry.update(metric=metric, value=got[metric], scores=got,
+                             loss_points=round(loss, 2), ms_per_image=round(ms, 2),
+                             fp32_ms_per_image=round(ms_fp32, 2), speedup=round(speedup, 2))
+                reasons = []
+                if loss > cfg.max_loss:
+                    reasons.append(f"it loses {loss:.1f} points of {metric} ({base[metric]:.3f} "
+                                   f"-> {got[metric]:.3f}; at most {cfg.max_loss:g} allowed)")
+                if speedup < cfg.min_speedup:
+                    reasons.append(f"its {role.name} stage is {speedup:.2f}x as fast "
+                                   f"({ms_fp32:.1f} -> {ms:.1f} ms an image; at least "
+                                   f"{cfg.min_speedup:g}x asked)")
+                entry["kept"] = not reasons
+                entry["reason"] = "; ".join(reasons) if reasons else (
+                    f"{role.name}: {speedup:.2f}x faster, {-loss:+.1f} points of {metric}")
                 tries.append(entry)
-                continue
-            got = evaluate_detector(ws, model, split)
-            ms_fp32, ms = time_models([fp32, model], timed)
-            loss = 100 * (base["map50"] - got["map50"])
-            speedup = ms_fp32 / ms if ms > 0 else 0.0
-            entry.update(map50=got["map50"], loss_points=round(loss, 2), ms_per_image=round(ms, 2),
-                         fp32_ms_per_image=round(ms_fp32, 2), speedup=round(speedup, 2))
-            reasons = []
-            if loss > cfg.max_loss:
-                reasons.append(f"it loses {loss:.1f} points of mAP50 ({base['map50']:.3f} -> "
-                               f"{got['map50']:.3f}; at most {cfg.max_loss:g} allowed)")
-            if speedup < cfg.min_speedup:
-                reasons.append(f"it is {speedup:.2f}x as fast ({ms_fp32:.1f} -> {ms:.1f} ms an "
-                               f"image; at least {cfg.min_speedup:g}x asked)")
-            entry["kept"] = not reasons
-            entry["reason"] = "; ".join(reasons) if reasons else (
-                f"{speedup:.2f}x faster, {-loss:+.1f} points of mAP50")
-            tries.append(entry)
-            if not reasons:
-                kept = {**entry, "path": path}
-                break
-            if loss <= cfg.max_loss:  # too slow: keeping layers in float will not help
-                break
-        if kept is not None:
-            final = manifest.root / "model.int8.onnx"
-            Path(kept.pop("path")).replace(final)
-            record = {k: v for k, v in kept.items()
-                      if k not in ("kept", "reason", "variant", "try", "method")}
-            record.update(
-                files={"model": {"path": final.name, "sha256": sha256_file(final)}},
-                metric={"name": "map50", "split": split, "images": len(scored),
-                        "fp32": base["map50"], "value": kept["map50"]},
-                fp32_size_bytes=src.stat().st_size,
-                calibration={"split": cfg.calibrate_on, "images": len(calib),
-                             "method": kept["method"]},
-                created=datetime.now(UTC).isoformat(timespec="seconds"))
-            fresh = ModelManifest.load(manifest.root / "manifest.json")
-            fresh.variants["int8-cpu"] = record
-            tmp = work / "manifest.json"  # written whole, then moved over the old one
-            tmp.write_bytes(fresh.to_json())
-            tmp.replace(manifest.root / "manifest.json")
+                held_but_slow = loss <= cfg.max_loss
+                if not reasons:
+                    kept[role.name] = {**entry, "files": made.files}
+                    break
+        record = None
+        if kept:
+            report("timing the kept variant")
+            record = _record(ws, subject, manifest, folder, work, kept, base, split, scored,
+                             calib, cfg)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report("done", 4, 4)
-    return {"model": name, "split": split, "scored_images": len(scored),
-            "timed_images": len(timed),
-            "fp32": {"map50": base["map50"], "size_bytes": src.stat().st_size},
+    report("done")
+    fp32_size = sum(manifest.file(r)[0].stat().st_size for r in manifest.files)
+    return {"model": name, "kind": manifest.kind, "split": split, "scored_images": len(scored),
+            "timed_images": len(subject.timed_items(None)),
+            "fp32": {**base, "size_bytes": fp32_size},
             "calibration": {"split": cfg.calibrate_on, "images": len(calib), "method": cfg.method},
             "gate": {"max_loss": cfg.max_loss, "min_speedup": cfg.min_speedup},
-            "tries": tries, "kept": kept is not None}
+            "tries": tries, "kept": record is not None, "variant": record}
+
+
+def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, work: Path,
+            kept: dict[str, dict[str, Any]], base: dict[str, float], split: str,
+            scored: list[Any], calib: list[Any], cfg: OptimizeConfig) -> dict[str, Any]:
+    """Time the kept files together on the whole pre-labeling path, move them into the
+    model's folder and record the variant in its manifest (written whole, then moved
+    over the old one). Returns the record."""
+    files = {r: p for t in kept.values() for r, p in t["files"].items()}
+    # the files an earlier variant made for the roles this run did not try stay in it
+    tried = {r.name for r in subject.roles}
+    earlier = ModelManifest.load(folder / "manifest.json").variants \
+        if (folder / "manifest.json").exists() else {}
+    carried = {k: v for k, v in earlier.items() if v.get("device") == "cpu"}
+    carried_roles: dict[str, Any] = {}
+    for v in carried.values():
+        for role, info in v.get("roles", {}).items():
+            if role not in tried and role not in files:
+                carried_roles[role] = info
+                for r, f in v["files"].items():
+                    if r == role or (role == "rec" and r == "dict"):
+                        files[r] = folder / f["path"]
+    combined = manifest.with_variant_files({r: (p, sha256_file(p)) for r, p in files.items()})
+    if subject.stage_is_whole and not carried_roles:  # measured already
+        (only,) = kept.values()
+        ms_fp32, ms = only["fp32_ms_per_image"], only["ms_per_image"]
+    else:
+        ms_fp32, ms = time_models(subject.run_whole, [subject.fp32, subject.load(combined)],
+                                  subject.timed_items(None))
+    folder.mkdir(parents=True, exist_ok=True)
+    final: dict[str, dict[str, str]] = {}
+    for role, path in files.items():
+        name = path.name if role != "model" else "model.int8.onnx"
+        if path.parent != folder:
+            path.replace(folder / name)
+        final[role] = {"path": name, "sha256": sha256_file(folder / name)}
+    size = sum((folder / f["path"]).stat().st_size for f in final.values()) + sum(
+        manifest.file(r)[0].stat().st_size for r in manifest.files if r not in final)
+    first = next(iter(kept.values()))
+    record: dict[str, Any] = {
+        "precision": "int8" if any(t.get("precision") == "int8" for t in kept.values())
+        or any("INT8" in str(v.get("quantized", "")) for v in carried_roles.values())
+        else "fp32", "device": "cpu",
+        "quantized": "; ".join([*(f"{r}: {t['quantized']}" for r, t in kept.items()),
+                                *(f"{r}: {v['quantized']} (kept before)"
+                                  for r, v in carried_roles.items())]),
+        "layers_in_float": sum(int(t.get("layers_in_float", 0)) for t in kept.values()),
+        "size_bytes": size, "ms_per_image": round(ms, 2), "fp32_ms_per_image": round(ms_fp32, 2),
+        "speedup": round(ms_fp32 / ms, 2) if ms > 0 else 0.0, "files": final,
+        "metric": {"name": first["metric"], "split": split, "images": len(scored),
+                   "fp32": base[first["metric"]], "value": first["value"]},
+        "metrics": {m: {"fp32": base[m], "value": t["scores"][m]} for t in kept.values()
+                    for m in t["scores"]},
+        "roles": {r: {k: t[k] for k in ("quantized", "speedup", "loss_points", "ms_per_image",
+                                         "fp32_ms_per_image") if k in t}
+                  | {k: t[k] for k in ("classes", "pruned_to") if k in t}
+                  for r, t in kept.items()} | carried_roles,
+        "fp32_size_bytes": sum(manifest.file(r)[0].stat().st_size for r in manifest.files),
+        "calibration": {"split": cfg.calibrate_on, "images": len(calib),
+                        "method": first.get("method", cfg.method)},
+        "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    path = folder / "manifest.json"
+    fresh = ModelManifest.load(path) if path.exists() else adopted(manifest, folder)
+    # this run's variant supersedes the model's earlier ones for the device
+    earlier = {k: v for k, v in fresh.variants.items() if v.get("device") == "cpu"}
+    fresh.variants = {k: v for k, v in fresh.variants.items() if k not in earlier}
+    fresh.variants[f"{record['precision']}-cpu"] = record
+    tmp = work / "manifest.json"
+    tmp.write_bytes(fresh.to_json())
+    tmp.replace(path)
+    still = {f["path"] for v in fresh.variants.values() for f in v["files"].values()}
+    for v in earlier.values():  # files only the superseded variants used
+        for f in v["files"].values():
+            if f["path"] not in still and "/" not in f["path"]:
+                (folder / f["path"]).unlink(missing_ok=True)
+    return record

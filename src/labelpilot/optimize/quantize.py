@@ -1,6 +1,8 @@
 """Static INT8 quantization of an ONNX model with ONNX Runtime's tools (QDQ format: each
 quantized operator between QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses
-into integer kernels), calibrated on the caller's inputs.
+into integer kernels), calibrated on the caller's inputs (MinMax, Entropy or Percentile;
+inputs of varying size, as OCR pages and text lines are, always MinMax: ONNX Runtime's
+histogram calibrators need one size and hold every input's tensors in memory).
 
 Only the network's body is quantized: the nodes that lead to its prediction layers
 (the last convolutions, see `prediction_layers`). By default it is quantized through and
@@ -30,7 +32,7 @@ import numpy as np
 from labelpilot.errors import ModelError
 
 METHODS = ("minmax", "entropy", "percentile")
-ARITHMETIC = ["Conv", "MatMul", "Gemm"]
+ARITHMETIC = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 QUANTIZED_OPS = [*ARITHMETIC, "Mul", "Add", "Sigmoid", "Concat", "MaxPool", "Resize",
                  "AveragePool", "GlobalAveragePool", "Relu", "Clip", "LeakyRelu"]
 
@@ -74,8 +76,29 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
         def rewind(self) -> None:
             self.it = iter(feeds)
 
+        def __len__(self) -> int:
+            return len(feeds)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.it = iter(feeds[start_index:end_index])
+
+    # ONNX Runtime's histogram calibrators keep every tensor of every input until the end
+    # and need inputs of one size: inputs that vary (OCR pages, text lines) are calibrated
+    # with MinMax, whose ranges are merged every few inputs (bounded memory)
+    varying = any(len({f[k].shape for f in feeds if k in f}) > 1 for k in feeds[0])
+    if varying:
+        method = "minmax"
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                "percentile": q.CalibrationMethod.Percentile}
+    def options(used: str) -> dict[str, Any]:
+        if used == "entropy":
+            return {}
+        if used == "minmax" and varying:
+            # a few inputs at a time, their ranges merged (ONNX Runtime's strided MinMax:
+            # the chunks must divide the inputs); a moving average would favour the first
+            return {"CalibStridedMinMax": next(d for d in (4, 3, 2, 1) if len(feeds) % d == 0)}
+        return {"CalibMovingAverage": used == "minmax", "CalibPercentile": 99.99}
+
     with tempfile.TemporaryDirectory(prefix="lp-quant-") as tmp:
         # shape inference and graph clean-up first, as ONNX Runtime's guide advises
         prepared = Path(tmp) / "prepared.onnx"
@@ -108,8 +131,7 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
                         activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                         nodes_to_exclude=list(exclude), calibrate_method=methods[used],
-                        extra_options={"CalibMovingAverage": used == "minmax",
-                                       "CalibPercentile": 99.99} if used != "entropy" else {})
+                        extra_options=options(used))
                 break
             except ValueError as e:  # tensors of varying size: histograms cannot be made
                 if used == "minmax":
@@ -216,6 +238,8 @@ def _with_tail(quantized: Any, proto: Any, body: set[str]) -> Any:
                 if o.domain not in {d for d, _ in domains}}
     out = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in domains])
     out.ir_version = max(proto.ir_version, quantized.ir_version)
+    # what the model carries for its runner (a recognizer's character list)
+    out.metadata_props.extend(proto.metadata_props)
     return out
 
 

@@ -493,6 +493,8 @@ class OptimizeCreate(BaseModel):
     method: Literal["minmax", "entropy", "percentile"] = "percentile"
     max_loss: Annotated[float, Field(ge=0, le=100)] = 1.0
     min_speedup: Annotated[float, Field(gt=0, le=100)] = 1.5
+    prune: bool = True  # OCR: also try the recognizer pruned to the characters in use
+    only: Literal["det", "rec", "model"] | None = None  # one file only
 
 
 class JobPublic(BaseModel):

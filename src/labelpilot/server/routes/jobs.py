@@ -234,7 +234,8 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
              tags=["models"])
 def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: WorkspaceDep,
                    wake: WakeRunner) -> JobPublic:
-    """Make a faster variant of a workspace model (INT8 for the CPU) as a job, kept only
+    """Make a faster variant of a workspace model or the built-in OCR model (INT8, and for
+    OCR recognizers an output layer pruned to the characters in use) as a job, kept only
     if it passes the accuracy and speed gate (see `labelpilot models optimize`); the job's
     result has both models' figures and why the variant was kept or refused."""
     from labelpilot.models.registry import get_manifest

@@ -1,0 +1,186 @@
+"""Model optimization of OCR models (issue 18): the recognizer's output layer pruned to the
+characters in use, INT8 calibrated on inputs of varying size, and the built-in OCR model
+through the gate into a workspace copy whose kept variant is what loading it runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelpilot.errors import LabelPilotError, ModelError
+from labelpilot.models.manifest import ModelManifest
+from labelpilot.optimize.gate import OptimizeConfig, optimize_model
+from labelpilot.transfer import import_dataset
+from labelpilot.workspace import Workspace
+
+
+def _line(text: str) -> np.ndarray:
+    """A dark line of text on a light background, as a scanned label prints it."""
+    import cv2
+
+    img = np.full((48, 24 * len(text) + 24, 3), 245, np.uint8)
+    cv2.putText(img, text, (10, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (20, 20, 20), 2,
+                cv2.LINE_AA)
+    return img
+
+
+def test_pruning_keeps_the_characters_in_use_and_their_scores(tmp_path: Path) -> None:
+    from labelpilot.models.ocr import OcrModel, builtin_manifest
+    from labelpilot.models.runtime import sha256_file
+    from labelpilot.optimize.prune import prune_recognizer
+
+    base = builtin_manifest()
+    fp32 = OcrModel(base, threads=1)
+    used = "LOT0123456789 -/"
+    dst = tmp_path / "rec.onnx"
+    p = prune_recognizer(base.file("rec")[0], dst, fp32.charset, used)
+    assert p.classes_before == len(fp32.charset) == 18710
+    assert p.space and sorted(p.characters) == sorted(set(used) - {" "})
+    table = tmp_path / "dict.txt"
+    table.write_text("".join(f"{c}\n" for c in p.characters), encoding="utf-8")
+    pruned = OcrModel(base.with_variant_files({"rec": (dst, sha256_file(dst)),
+                                               "dict": (table, sha256_file(table))}), threads=1)
+    assert pruned.charset == ["", *p.characters, " "]
+    x = fp32.rec_input(_line("LOT 2024-07/15"))
+    (full,) = fp32.rec(x)
+    (small,) = pruned.rec(x)
+    keep = [fp32.charset.index(c) for c in pruned.charset[1:-1]]
+    keep = [0, *keep, len(fp32.charset) - 1]
+    # the same scores for the kept classes, renormalized by the softmax over them
+    want = full[..., keep] / full[..., keep].sum(-1, keepdims=True)
+    assert small.shape[-1] == len(keep) and np.allclose(small, want, atol=1e-4)
+    (read_small, _), = pruned.recognize([_line("LOT 2024-07/15")])
+    assert read_small == "LOT 2024-07/15"
+    with pytest.raises(ModelError, match="nothing to keep"):
+        prune_recognizer(base.file("rec")[0], tmp_path / "none.onnx", fp32.charset, "\x00\x01")
+
+
+def test_calibration_on_inputs_of_varying_size_uses_every_input(tmp_path: Path) -> None:
+    """Inputs of varying size are calibrated with MinMax a few at a time and the ranges
+    merged: the largest activation, in the first input only, sets the scale."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from labelpilot.optimize.quantize import quantize_int8
+
+    w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+         helper.make_node("Relu", ["y"], ["z"], name="relu")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, None, None])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 1, None, None])], [w])
+    src = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src))
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.uniform(0, 1, (1, 1, 8 + k, 8 + 2 * k)).astype(np.float32)}
+             for k in range(8)]
+    feeds[0]["x"][0, 0, 0, 0] = 100.0
+    dst = tmp_path / "q.onnx"
+    _, used = quantize_int8(src, dst, feeds, method="percentile")
+    assert used == "minmax"  # histograms need one size
+    q = onnx.load(str(dst))
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    (scale,) = [inits[n.input[1]] for n in q.graph.node if n.op_type == "QuantizeLinear"
+                and n.output[0] in {m.input[0] for m in q.graph.node if m.output[0] == "y"}]
+    assert float(scale) == pytest.approx(100 / 255, rel=0.01)
+
+
+def _ocr_workspace(tmp_path: Path, shared: Path) -> Workspace:
+    """The 10 ICDAR 2015 samples: 8 to calibrate on (train), 2 to score (test)."""
+    from labelpilot.splits import assign_splits
+    from labelpilot.store import repo
+
+    toy = shared / "datasets" / "mmocr_toy"
+    ws = Workspace.create(tmp_path / "ws", task="ocr", labels=["text"])
+    import_dataset(ws, toy / "icdar2015_toy_gt" / "annotations" / "test", format="icdar",
+                   split="train", images_dir=toy / "det_toy_dataset" / "imgs" / "test")
+    with ws.transaction() as conn:
+        rows = sorted(repo.list_images(conn, "train"), key=lambda r: r.file_name)
+        assign_splits(conn, user=None, split="test",
+                      image_ids=[r.id for r in rows if r.file_name in ("img_1.jpg", "img_5.jpg")])
+    return ws
+
+
+def test_the_builtin_ocr_model_through_the_gate(tmp_path: Path, shared: Path) -> None:
+    from labelpilot.models.ocr import OcrModel, builtin_manifest
+    from labelpilot.models.registry import list_models, load_ocr
+    from labelpilot.store import repo
+
+    ws = _ocr_workspace(tmp_path, shared)
+    # a gate nothing passes: every try refused with its figures, nothing written
+    # (MinMax: the histogram methods cost minutes at the detector's input size)
+    refused = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=100, max_loss=100,
+                                                       images=8, method="minmax"))
+    print(json.dumps(refused["tries"], indent=1))
+    assert not refused["kept"] and refused["kind"] == "ocr"
+    assert set(refused["fp32"]) == {"det_hmean", "rec_line_accuracy", "size_bytes"}
+    tried = {(t["role"], t["quantized"]): t for t in refused["tries"]}
+    # the careful INT8 tries are skipped: the first kept the accuracy and was too slow
+    assert [k for k in tried] == [
+        ("det", "INT8, the body through"), ("rec", "INT8, the body through"),
+        ("rec", "output layer pruned to the characters in use"),
+        ("rec", "pruned, then INT8 (prediction layers in float)")]
+    assert all("at least 100x asked" in t["reason"] and not t["kept"] for t in tried.values())
+    pruned = tried[("rec", "output layer pruned to the characters in use")]
+    assert pruned["classes"][0] == 18710 and 20 < pruned["classes"][1] < 100
+    assert not (ws.models_dir / "ocr").exists()
+    assert not list(ws.models_dir.glob(".optimize*"))
+    # a gate everything passes: the first try of each role kept, one variant of both
+    got = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=0.01, max_loss=100, images=8,
+                                                   method="minmax", prune=False))
+    assert got["kept"] and [(t["role"], t["kept"]) for t in got["tries"]] == [
+        ("det", True), ("rec", True)]
+    m = ModelManifest.load(ws.models_dir / "ocr" / "manifest.json")
+    v = m.variants["int8-cpu"]
+    assert sorted(v["files"]) == ["det", "rec"] and set(v["roles"]) == {"det", "rec"}
+    assert v["size_bytes"] < v["fp32_size_bytes"] and v["ms_per_image"] > 0
+    assert set(v["metrics"]) == {"det_hmean", "rec_line_accuracy"}
+    # the workspace copy stands for the built-in model: its files by absolute path
+    assert m.file("det")[0] == builtin_manifest().file("det")[0].resolve()
+    (info,) = [i for i in list_models(ws.models_dir) if i.name == "ocr"]
+    assert not info.builtin and "int8-cpu" in info.variants
+    model = load_ocr("ocr", ws.models_dir, threads=1)
+    assert model.manifest.files["det"].path == "det.int8.onnx"
+    assert model.manifest.files["rec"].path == "rec.int8.onnx"
+    with ws.engine.connect() as conn:
+        (row, *_) = repo.list_images(conn, "test")
+    image = ws.blobs.load_image(row)
+    fp32 = OcrModel(builtin_manifest(), threads=1).read(image)
+    int8 = model.read(image)
+    assert len(fp32) >= 3 and abs(len(int8) - len(fp32)) <= 2
+    same = sum(a.text == b.text for a, b in zip(fp32, int8, strict=False))
+    assert same >= len(fp32) // 2
+    names = {p.name for p in (ws.models_dir / "ocr").iterdir()}
+    assert names == {"manifest.json", "det.int8.onnx", "rec.int8.onnx"}
+    # the recognizer alone again: the detector's INT8 file, kept before, stays in the variant
+    det_sha = v["files"]["det"]["sha256"]
+    rec_only = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=0.01, max_loss=100,
+                                                        images=8, method="minmax",
+                                                        prune=False, only="rec"))
+    assert [t["role"] for t in rec_only["tries"]] == ["rec"] and rec_only["kept"]
+    m = ModelManifest.load(ws.models_dir / "ocr" / "manifest.json")
+    (v,) = m.variants.values()
+    assert v["files"]["det"]["sha256"] == det_sha and "det: INT8, the body through (kept " \
+        "before)" in v["quantized"]
+    assert set(v["roles"]) == {"det", "rec"}
+    with pytest.raises(LabelPilotError, match="no 'model' file to optimize"):
+        optimize_model(ws, "ocr", OptimizeConfig(images=8, only="model"))
+
+
+def test_optimize_ocr_from_the_cli_refuses_a_scored_split_without_text(tmp_path: Path,
+                                                                       shared: Path) -> None:
+    from tests.cli.test_cli import run
+
+    ws = _ocr_workspace(tmp_path, shared)
+    from labelpilot.splits import assign_splits
+
+    with ws.transaction() as conn:
+        assign_splits(conn, user=None, split="val", image_ids=None)
+    ws.close()
+    shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+    code, _, err = run("models", "optimize", tmp_path / "ws", "ocr", "--calibrate-on", "train")
+    assert code != 0 and "has 0 images with accepted labels; at least 8" in err
