@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,37 @@ def dataset() -> list[tuple[str, object, list[tuple[list[tuple[float, float]], s
     return items
 
 
+def rapidocr_reader(images: list[Any], threads: int
+                    ) -> Callable[[], list[list[tuple[list[list[float]], str]]]]:
+    """Bare rapidocr on `images` (its own pipeline, `threads` ONNX threads): quads and text
+    per image."""
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(params={"Global.log_level": "error",
+                              "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                              "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+
+    def read_all() -> list[list[tuple[list[list[float]], str]]]:
+        out = []
+        for im in images:
+            r: Any = engine(im)  # a RapidOCROutput for a whole image
+            boxes = [] if r.boxes is None else r.boxes.tolist()
+            out.append(list(zip(boxes, r.txts or (), strict=True)))
+        return out
+
+    return read_all
+
+
+def print_ratios(res: dict[str, dict[str, float]], tools: tuple[str, ...]) -> None:
+    """Each tool's throughput as a multiple of rapidocr's, and its accuracy beside it."""
+    ro = res["rapidocr"]
+    for tool in tools:
+        lp = res[tool]
+        print(f"{tool}: {lp['images_per_s'] / ro['images_per_s']:.2f}x rapidocr's throughput; "
+              f"hmean {100 * (lp['det_hmean'] - ro['det_hmean']):+.1f} points, "
+              f"line accuracy {100 * (lp['line_accuracy'] - ro['line_accuracy']):+.1f} points")
+
+
 def run_tool(tool: str, threads: int, repeat: int) -> dict[str, float]:
     from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
 
@@ -67,19 +99,7 @@ def run_tool(tool: str, threads: int, repeat: int) -> dict[str, float]:
             return [[(ln.points.tolist(), ln.text) for ln in lines]
                     for lines in pool.map(model.read, images)]
     else:
-        from rapidocr import RapidOCR
-
-        engine = RapidOCR(params={"Global.log_level": "error",
-                                  "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                                  "EngineConfig.onnxruntime.inter_op_num_threads": 1})
-
-        def read_all() -> list[list[tuple[list[list[float]], str]]]:
-            out = []
-            for im in images:
-                r: Any = engine(im)  # a RapidOCROutput for a whole image
-                boxes = [] if r.boxes is None else r.boxes.tolist()
-                out.append(list(zip(boxes, r.txts or (), strict=True)))
-            return out
+        read_all = rapidocr_reader(images, threads)
 
     read_all()  # warm-up: sessions, allocator, caches
     best = float("inf")
@@ -120,12 +140,7 @@ def main() -> None:
     for tool, r in res.items():
         print(f"{tool:<16}{r['images_per_s']:>10.2f}{r['lines_per_s']:>10.1f}{r['lines']:>7}"
               f"{r['det_hmean']:>11.3f}{r['line_accuracy']:>10.3f}{r['peak_mb']:>9.0f}")
-    ro = res["rapidocr"]
-    for tool in ("labelpilot", "labelpilot-fast"):
-        lp = res[tool]
-        print(f"{tool}: {lp['images_per_s'] / ro['images_per_s']:.2f}x rapidocr's throughput; "
-              f"hmean {100 * (lp['det_hmean'] - ro['det_hmean']):+.1f} points, "
-              f"line accuracy {100 * (lp['line_accuracy'] - ro['line_accuracy']):+.1f} points")
+    print_ratios(res, ("labelpilot", "labelpilot-fast"))
 
 
 if __name__ == "__main__":

@@ -45,16 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LABELPILOT_SHARED", ROOT.parent / "shared"))
 OUT = ROOT / "benchmarks" / "out"
-LP = [sys.executable, "-m", "labelpilot.cli"]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-
-
-def lp(*args: str) -> Any:
-    r = subprocess.run([*LP, *args, "--json"], capture_output=True, text=True, check=False,
-                       env=ENV)
-    if r.returncode != 0:
-        raise SystemExit(f"labelpilot {' '.join(args)} failed:\n{r.stderr[-2000:]}")
-    return json.loads(r.stdout)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from ocr_throughput import print_ratios, rapidocr_reader  # noqa: E402
+from optimize_detectors import ENV, lp  # noqa: E402
 
 
 def layout(sroie: Path, tmp: Path, train: int, test: int) -> dict[str, Path]:
@@ -102,19 +95,7 @@ def run_tool(tool: str, ws_dir: Path, threads: int, repeat: int) -> dict[str, An
             return [[(ln.points.tolist(), ln.text) for ln in lines]
                     for lines in pool.map(model.read, images)]
     else:
-        from rapidocr import RapidOCR
-
-        engine = RapidOCR(params={"Global.log_level": "error",
-                                  "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                                  "EngineConfig.onnxruntime.inter_op_num_threads": 1})
-
-        def read_all() -> list[list[tuple[Any, str]]]:
-            out = []
-            for im in images:
-                r: Any = engine(im)
-                boxes = [] if r.boxes is None else r.boxes.tolist()
-                out.append(list(zip(boxes, r.txts or (), strict=True)))
-            return out
+        read_all = rapidocr_reader(images, threads)
 
     read_all()  # warm-up
     best = float("inf")
@@ -135,7 +116,6 @@ def rec_set(name: str, tmp: Path) -> dict[str, Any]:
     if name == "plates":
         source = SHARED / "datasets" / "lpr_plates"
     else:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from ocr_finetune import industrial
 
         source = industrial(tmp / "industrial")
@@ -201,12 +181,7 @@ def main() -> None:
         for tool, r in tools.items():
             print(f"| {tool} | {r['images_per_s']:.2f} | {r['det_hmean']:.3f} | "
                   f"{r['line_accuracy']:.3f} | {r['peak_mb']:.0f} |")
-        ro = tools["rapidocr"]
-        for tool in ("labelpilot", "labelpilot-optimized"):
-            r = tools[tool]
-            print(f"{tool}: {r['images_per_s'] / ro['images_per_s']:.2f}x rapidocr's images/s; "
-                  f"hmean {100 * (r['det_hmean'] - ro['det_hmean']):+.1f}, line accuracy "
-                  f"{100 * (r['line_accuracy'] - ro['line_accuracy']):+.1f} points")
+        print_ratios(tools, ("labelpilot", "labelpilot-optimized"))
     for n, g in out["recognition"].items():
         print_tries(f"Recognizer alone, {n}", g, ("rec_line_accuracy",))
     OUT.mkdir(parents=True, exist_ok=True)

@@ -63,13 +63,16 @@ class ModelManifest:
         """This model running a variant's files in place of its own."""
         v = self.variants[variant]
         files = {**self.files, **{role: ModelFile(**f) for role, f in v["files"].items()}}
-        return replace(self, files=files)
+        return replace(self, files=files,
+                       preprocessing={**self.preprocessing, **v.get("preprocessing", {})})
 
-    def with_variant_files(self, files: dict[str, tuple[Path, str]]) -> ModelManifest:
-        """This model running other files (role -> path, SHA-256) in place of its own: a
-        candidate variant being measured."""
+    def with_variant_files(self, files: dict[str, tuple[Path, str]],
+                           preprocessing: dict[str, Any] | None = None) -> ModelManifest:
+        """This model running other files (role -> path, SHA-256) in place of its own, and
+        other preprocessing settings where given: a candidate variant being measured."""
         return replace(self, files={**self.files, **{role: ModelFile(str(p), sha)
-                                                     for role, (p, sha) in files.items()}})
+                                                     for role, (p, sha) in files.items()}},
+                       preprocessing={**self.preprocessing, **(preprocessing or {})})
 
     def verify(self) -> None:
         for role in self.files:

@@ -207,15 +207,17 @@ class OcrModel:
             i = j
         return out
 
-    def _rec_width(self, ratio: float) -> int:
+    def _rec_width(self, ratio: float, height: int | None = None) -> int:
         """The recognizer's input width for a line `ratio` times as wide as high."""
-        return max(math.ceil(ratio * self.settings.rec_height / 8) * 8, self.settings.rec_height)
+        height = height or self.settings.rec_height
+        return max(math.ceil(ratio * height / 8) * 8, height)
 
-    def rec_input(self, crop: np.ndarray) -> np.ndarray:
+    def rec_input(self, crop: np.ndarray, height: int | None = None) -> np.ndarray:
         """The recognizer's input tensor (1, 3, height, width) for one line crop, as a batch
-        of one line gets it."""
+        of one line gets it (at another input height where given)."""
+        height = height or self.settings.rec_height
         ratio = min(crop.shape[1] / max(1, crop.shape[0]), self.settings.rec_max_ratio)
-        return norm_pad(crop, self.settings.rec_height, self._rec_width(ratio))[None]
+        return norm_pad(crop, height, self._rec_width(ratio, height))[None]
 
     def _decode(self, logits: np.ndarray) -> list[tuple[str, float]]:
         best = logits.argmax(axis=2)

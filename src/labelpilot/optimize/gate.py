@@ -4,18 +4,20 @@ only if it is as accurate, measured on the workspace's own data.
 Each file of the model that can be made cheaper (a detector's network; an OCR model's
 detector and recognizer, see `optimize.subjects`) is tried in turn: INT8 (see
 `optimize.quantize`) calibrated on accepted images of one split (`train` by default),
-then more careful INT8, then (recognizers) the output layer pruned to the characters in
-use, alone and in INT8. Each try is scored with the original on another split (`test`,
-else `val`) with the metric of what it replaces (detectors: mAP@0.5 by the COCO
-protocol; OCR: detection hmean, line accuracy), and the stage it runs is timed with the
-original's on the same images in the same run, interleaved, one thread (as `autolabel`
-runs each image). A try is kept when it is at least `min_speedup` times faster and loses
-at most `max_loss` points; otherwise it is refused with both figures and the reason, and
-its files deleted. The kept files of all roles make one variant, timed on the whole
+then more careful INT8, then (recognizers) a smaller input height and the output layer
+pruned to the characters in use, alone, together and in INT8. Each try is scored with
+the original on another split (`test`, else `val`) with the metric of what it replaces
+(detectors: mAP@0.5 by the COCO protocol; OCR: detection hmean, line accuracy), and the
+stage it runs is timed with the original's on the same images in the same run,
+interleaved, one thread (as `autolabel` runs each image). A try passes when it is at
+least `min_speedup` times faster and loses at most `max_loss` points, and of those that
+pass the fastest is kept; the others are refused with both figures and the reason, and
+their files deleted. The kept files of all roles make one variant, timed on the whole
 pre-labeling path and recorded in the model's manifest (files, SHA-256, metrics, speed,
-size, calibration, date); loading the model then runs its fastest kept variant for the
-machine's device (`models.registry.serving_manifest`). The built-in OCR model's variant
-goes into a workspace copy of its manifest (its own files stay where they are).
+size, calibration, settings it runs with, date); loading the model then runs its fastest
+kept variant for the machine's device (`models.registry.serving_manifest`). The built-in
+OCR model's variant goes into a workspace copy of its manifest (its own files stay where
+they are).
 """
 
 from __future__ import annotations
@@ -202,13 +204,13 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
     kept: dict[str, dict[str, Any]] = {}  # role -> the kept try (its files in `work`)
     try:
         for role in subject.roles:
-            held_but_slow = False
+            held = False  # the try before kept the accuracy (whether or not fast enough)
             for n, t in enumerate(role.tries, 1):
                 report(f"{role.name}: {t.label}")
                 entry: dict[str, Any] = {"variant": f"{role.name}-{n}", "role": role.name,
                                          "try": n, "quantized": t.label, "device": "cpu",
                                          "metric": role.metrics[0]}
-                if t.slower and held_but_slow:
+                if t.slower and held:
                     continue
                 try:
                     made = t.make(work)
@@ -218,16 +220,22 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                 entry.update(made.info)
                 entry["size_bytes"] = sum(p.stat().st_size for p in made.files.values())
                 candidate = manifest.with_variant_files(
-                    {r: (p, sha256_file(p)) for r, p in made.files.items()})
+                    {r: (p, sha256_file(p)) for r, p in made.files.items()},
+                    made.preprocessing)
                 try:
                     model = subject.load(candidate)
                 except ModelError as e:  # its outputs do not fit the model's layout
                     tries.append({**entry, "kept": False, "reason": "the variant does not "
                                   f"load as this model: {e.message}"})
                     continue
-                got = subject.score(model, role.metrics)
-                ms_fp32, ms = time_models(role.run, [subject.fp32, model],
-                                          subject.timed_items(role))
+                try:
+                    got = subject.score(model, role.metrics)
+                    ms_fp32, ms = time_models(role.run, [subject.fp32, model],
+                                              subject.timed_items(role))
+                except Exception as e:  # ONNX Runtime refuses to run it on some input
+                    tries.append({**entry, "kept": False, "reason": "the variant fails on "
+                                  f"the scored images: {type(e).__name__}: {str(e)[:200]}"})
+                    continue
                 losses = {m: 100 * (base[m] - got[m]) for m in role.metrics}
                 metric = max(losses, key=lambda m: losses[m])
                 loss, speedup = losses[metric], (ms_fp32 / ms if ms > 0 else 0.0)
@@ -246,10 +254,18 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
                 entry["reason"] = "; ".join(reasons) if reasons else (
                     f"{role.name}: {speedup:.2f}x faster, {-loss:+.1f} points of {metric}")
                 tries.append(entry)
-                held_but_slow = loss <= cfg.max_loss
-                if not reasons:
-                    kept[role.name] = {**entry, "files": made.files}
-                    break
+                held = loss <= cfg.max_loss
+                # of the tries that pass, the fastest is kept
+                if not reasons and speedup > kept.get(role.name, {}).get("speedup", 0.0):
+                    kept[role.name] = {**entry, "files": made.files,
+                                       "preprocessing": made.preprocessing}
+            best = kept.get(role.name)
+            for other in tries:  # the others that passed give way to the fastest
+                if best and other["role"] == role.name and other["kept"] \
+                        and other["try"] != best["try"]:
+                    other["kept"] = False
+                    other["reason"] = (f"passed ({other['reason'].split(': ', 1)[-1]}), but "
+                                       f"try {best['try']} is faster ({best['speedup']:.2f}x)")
         record = None
         if kept:
             report("timing the kept variant")
@@ -274,6 +290,7 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
     model's folder and record the variant in its manifest (written whole, then moved
     over the old one). Returns the record."""
     files = {r: p for t in kept.values() for r, p in t["files"].items()}
+    preprocessing = {k: v for t in kept.values() for k, v in t["preprocessing"].items()}
     # the files an earlier variant made for the roles this run did not try stay in it
     tried = {r.name for r in subject.roles}
     earlier = ModelManifest.load(folder / "manifest.json").variants \
@@ -284,10 +301,12 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
         for role, info in v.get("roles", {}).items():
             if role not in tried and role not in files:
                 carried_roles[role] = info
+                preprocessing.update(info.get("preprocessing", {}))
                 for r, f in v["files"].items():
                     if r == role or (role == "rec" and r == "dict"):
                         files[r] = folder / f["path"]
-    combined = manifest.with_variant_files({r: (p, sha256_file(p)) for r, p in files.items()})
+    combined = manifest.with_variant_files({r: (p, sha256_file(p)) for r, p in files.items()},
+                                           preprocessing)
     if subject.stage_is_whole and not carried_roles:  # measured already
         (only,) = kept.values()
         ms_fp32, ms = only["fp32_ms_per_image"], only["ms_per_image"]
@@ -314,13 +333,14 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
         "layers_in_float": sum(int(t.get("layers_in_float", 0)) for t in kept.values()),
         "size_bytes": size, "ms_per_image": round(ms, 2), "fp32_ms_per_image": round(ms_fp32, 2),
         "speedup": round(ms_fp32 / ms, 2) if ms > 0 else 0.0, "files": final,
+        "preprocessing": preprocessing,
         "metric": {"name": first["metric"], "split": split, "images": len(scored),
                    "fp32": base[first["metric"]], "value": first["value"]},
         "metrics": {m: {"fp32": base[m], "value": t["scores"][m]} for t in kept.values()
                     for m in t["scores"]},
         "roles": {r: {k: t[k] for k in ("quantized", "speedup", "loss_points", "ms_per_image",
                                          "fp32_ms_per_image") if k in t}
-                  | {k: t[k] for k in ("classes", "pruned_to") if k in t}
+                  | {k: t[k] for k in ("classes", "pruned_to", "preprocessing") if t.get(k)}
                   for r, t in kept.items()} | carried_roles,
         "fp32_size_bytes": sum(manifest.file(r)[0].stat().st_size for r in manifest.files),
         "calibration": {"split": cfg.calibrate_on, "images": len(calib),

@@ -1,5 +1,6 @@
-"""A cheaper CTC recognizer without retraining: its output layer cut down to the
-characters a project uses.
+"""Cheaper CTC recognizers without retraining: the output layer cut down to the characters
+a project uses (`prune_recognizer`), and the input height left free so that the
+recognizer can run on smaller lines (`free_height`).
 
 PP-OCR's recognizers end in one matrix product from the sequence features to every
 character of their dictionary (18,710 classes for PP-OCRv6, Chinese included) and a
@@ -97,3 +98,35 @@ def prune_recognizer(src: Path, dst: Path, table: list[str], used: Iterable[str]
             prop.value = "\n".join(chars)
     onnx.save(proto, str(dst))
     return Pruned(len(table), len(keep), chars, space)
+
+
+def free_height(src: Path, dst: Path, *, check: int = 32) -> None:
+    """Write to `dst` the recognizer `src` with its input height left free (PP-OCR
+    exports it fixed, 48 for v3 and later, though the network pools the height away
+    before the sequence layers), and check that it runs at height `check`: fewer rows
+    cost proportionally less in every convolution. Whether it reads as well is for the
+    gate to measure. A network that cannot run at that height is refused."""
+    import onnx
+
+    from labelpilot.models.runtime import OrtSession, sha256_file
+
+    proto = onnx.load(str(src))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ModelError(f"the recognizer's input has {len(dims)} dimensions, not N, C, H, W")
+    dims[2].Clear()
+    dims[2].dim_param = "height"
+    del proto.graph.value_info[:]  # shape hints inferred for the old height
+    onnx.save(proto, str(dst))
+    try:
+        session = OrtSession(dst, sha256=sha256_file(dst), threads=1)
+        (out, *_) = session(np.zeros((1, 3, check, 4 * check), np.float32))
+    except Exception as e:  # the graph fixes the height somewhere inside
+        dst.unlink(missing_ok=True)
+        msg = e.message if isinstance(e, ModelError) else str(e)[:200]
+        raise ModelError(f"the recognizer does not run at input height {check}: {msg}",
+                         hint="this recognizer keeps its input height") from None
+    if out.ndim != 3:
+        dst.unlink(missing_ok=True)
+        raise ModelError(f"at input height {check} the recognizer answers a {out.shape} "
+                         "tensor, not (lines, time steps, classes)")

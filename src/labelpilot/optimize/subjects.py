@@ -29,6 +29,7 @@ from labelpilot.store import repo
 from labelpilot.workspace import Workspace
 
 MAX_CALIBRATION_LINES = 256  # text-line crops calibrating a recognizer
+SMALLER_HEIGHT = 32  # the input height a recognizer is also tried at (PP-OCR's v2 height)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Made:
     """What a try wrote: files by role, and what to say about them."""
     files: dict[str, Path]
     info: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # settings it runs with
 
 
 @dataclass
@@ -174,7 +176,7 @@ class OcrSubject(Subject):
             name = self.fp32.det.input_names[0]
             return [{name: self.fp32.det_input(ws.blobs.load_image(r))} for r in calib]
 
-        def rec_feeds(model_path: Path | None = None) -> list[dict[str, np.ndarray]]:
+        def rec_feeds(height: int | None = None) -> list[dict[str, np.ndarray]]:
             name = self.fp32.rec.input_names[0]
             step = max(1, len(calib_lines) // MAX_CALIBRATION_LINES)
             chosen = calib_lines[::step][:MAX_CALIBRATION_LINES]
@@ -183,43 +185,70 @@ class OcrSubject(Subject):
             for r, g in chosen:
                 if r.id not in images:
                     images = {r.id: ws.blobs.load_image(r)}  # one image held at a time
-                out.append({name: self.fp32.rec_input(rectify(images[r.id],
-                                                              np.asarray(g.points)))})
+                crop = rectify(images[r.id], np.asarray(g.points))
+                out.append({name: self.fp32.rec_input(crop, height)})
             return out
 
         det, _ = manifest.file("det")
         rec, _ = manifest.file("rec")
-        rec_tries = _int8_tries(rec, "rec", rec_feeds, method)
-        if prune:
-            def pruned(work: Path) -> Made:
-                from labelpilot.optimize.prune import prune_recognizer
-
-                dst = work / "rec.pruned.onnx"
-                p = prune_recognizer(rec, dst, self.fp32.charset, self.used)
-                table = work / "dict.pruned.txt"
-                table.write_text("".join(f"{c}\n" for c in p.characters), encoding="utf-8")
-                return Made({"rec": dst, "dict": table}, {
-                    "precision": "fp32", "classes": [p.classes_before, p.classes_after],
-                    "pruned_to": "".join(p.characters) + (" " if p.space else "")})
-
-            def pruned_int8(work: Path) -> Made:
-                from labelpilot.optimize.quantize import quantize_int8
-
-                made = pruned(work)
-                dst = work / "rec.pruned.int8.onnx"
-                floats, used = quantize_int8(made.files["rec"], dst, rec_feeds(), method=method,
-                                             careful=True)
-                return Made({"rec": dst, "dict": made.files["dict"]}, {
-                    **made.info, "precision": "int8", "layers_in_float": len(floats),
-                    "method": used})
-
-            rec_tries += [Try("output layer pruned to the characters in use", pruned),
-                          Try("pruned, then INT8 (prediction layers in float)", pruned_int8)]
         self.roles = [
             Role("det", ("det_hmean",), lambda m, item: m.detect(item[0]),
                  _int8_tries(det, "det", det_feeds, method)),
             Role("rec", ("rec_line_accuracy",), lambda m, item: m.recognize(item[2]),
-                 rec_tries)]
+                 _int8_tries(rec, "rec", rec_feeds, method)
+                 + self._cheaper_recognizers(rec, rec_feeds, method, prune))]
+
+    def _cheaper_recognizers(self, rec: Path, feeds: Callable[[int | None], Any], method: str,
+                             prune: bool) -> list[Try]:
+        """The recognizer with a smaller input height (where its graph pools the height
+        away, so that it runs at another), pruned to the characters in use, both, and each
+        of those in INT8 (prediction layers in float)."""
+        from labelpilot.optimize.prune import free_height, prune_recognizer
+        from labelpilot.optimize.quantize import quantize_int8
+
+        height = self.fp32.settings.rec_height
+        smaller = SMALLER_HEIGHT if height > SMALLER_HEIGHT else None
+
+        def make(lower: bool, pruned: bool, int8: bool) -> Callable[[Path], Made]:
+            def go(work: Path) -> Made:
+                tag = "".join(["h" if lower else "", "p" if pruned else "", "q" if int8 else ""])
+                files: dict[str, Path] = {}
+                info: dict[str, Any] = {"precision": "fp32"}
+                src = rec
+                if pruned:
+                    dst = work / f"rec.{tag}.pruned.onnx"
+                    p = prune_recognizer(src, dst, self.fp32.charset, self.used)
+                    table = work / f"dict.{tag}.txt"
+                    table.write_text("".join(f"{c}\n" for c in p.characters), encoding="utf-8")
+                    files["dict"], src = table, dst
+                    info.update(classes=[p.classes_before, p.classes_after],
+                                pruned_to="".join(p.characters) + (" " if p.space else ""))
+                if lower:
+                    dst = work / f"rec.{tag}.free-height.onnx"
+                    free_height(src, dst)
+                    src = dst
+                if int8:
+                    dst = work / f"rec.{tag}.int8.onnx"
+                    floats, used = quantize_int8(src, dst, feeds(smaller if lower else None),
+                                                 method=method, careful=True)
+                    info.update(precision="int8", layers_in_float=len(floats), method=used)
+                    src = dst
+                files["rec"] = src
+                return Made(files, info, {"rec_height": smaller} if lower else {})
+            return go
+
+        out = []
+        for lower in ([False, True] if smaller else [False]):
+            for pruned in ([False, True] if prune else [False]):
+                if not (lower or pruned):
+                    continue  # INT8 alone: tried before
+                what = ", ".join([*([f"input height {smaller}"] if lower else []),
+                                  *(["output layer pruned to the characters in use"]
+                                    if pruned else [])])
+                out += [Try(what, make(lower, pruned, False)),
+                        Try(f"{what}, then INT8 (prediction layers in float)",
+                            make(lower, pruned, True))]
+        return out
 
     def load(self, manifest: ModelManifest) -> Any:
         from labelpilot.models.ocr import OcrModel
