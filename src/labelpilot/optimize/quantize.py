@@ -1,8 +1,8 @@
 """Static INT8 quantization of an ONNX model with ONNX Runtime's tools (QDQ format: each
 quantized operator between QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses
-into integer kernels), calibrated on the caller's inputs (MinMax, Entropy or Percentile;
-inputs of varying size, as OCR pages and text lines are, always MinMax: ONNX Runtime's
-histogram calibrators need one size and hold every input's tensors in memory).
+into integer kernels), calibrated on the caller's inputs one at a time (MinMax, Entropy or
+Percentile; inputs of varying size, as OCR pages and text lines are, always MinMax:
+histograms at page size cost minutes).
 
 Only the network's body is quantized: the nodes that lead to its prediction layers
 (the last convolutions, see `prediction_layers`). By default it is quantized through and
@@ -82,22 +82,20 @@ def quantize_int8(src: Path, dst: Path, inputs: Iterable[dict[str, np.ndarray]],
         def set_range(self, start_index: int, end_index: int) -> None:
             self.it = iter(feeds[start_index:end_index])
 
-    # ONNX Runtime's histogram calibrators keep every tensor of every input until the end
-    # and need inputs of one size: inputs that vary (OCR pages, text lines) are calibrated
-    # with MinMax, whose ranges are merged every few inputs (bounded memory)
+    # inputs that vary in size (OCR pages, text lines) are calibrated with MinMax:
+    # histograms of every tensor at page size cost minutes an input
     varying = any(len({f[k].shape for f in feeds if k in f}) > 1 for k in feeds[0])
     if varying:
         method = "minmax"
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                "percentile": q.CalibrationMethod.Percentile}
     def options(used: str) -> dict[str, Any]:
-        if used == "entropy":
-            return {}
-        if used == "minmax" and varying:
-            # a few inputs at a time, their ranges merged (ONNX Runtime's strided MinMax:
-            # the chunks must divide the inputs); a moving average would favour the first
-            return {"CalibStridedMinMax": next(d for d in (4, 3, 2, 1) if len(feeds) % d == 0)}
-        return {"CalibMovingAverage": used == "minmax", "CalibPercentile": 99.99}
+        # one input at a time, its ranges or histograms merged into the others' (ONNX
+        # Runtime's strided calibration): memory stays that of one input's tensors,
+        # however many there are (all of them at once took 16 GB on 256 text lines). No
+        # moving average: merged chunk by chunk it would keep the first input's ranges.
+        strided: dict[str, Any] = {"CalibStridedMinMax": 1}
+        return strided if used != "percentile" else {**strided, "CalibPercentile": 99.99}
 
     with tempfile.TemporaryDirectory(prefix="lp-quant-") as tmp:
         # shape inference and graph clean-up first, as ONNX Runtime's guide advises
