@@ -85,6 +85,17 @@ def worst_images(rows: list[Any], per_image: list[tuple[list[DetBox], list[GtBox
     return out[:limit]
 
 
+def text_truth(anns: list[Any]) -> list[GtLine]:
+    """The true text lines among an image's accepted annotations (those with a text)."""
+    return [GtLine(region_corners(a.shape), a.text or "") for a in anns if a.text is not None]
+
+
+def truth_crops(image: np.ndarray, gt: list[GtLine]) -> list[np.ndarray]:
+    """The crops of the true lines' quads, upright: a person's quad starts where the text
+    starts, so no orientation guess is needed."""
+    return [rectify(image, np.asarray(g.points)) for g in gt]
+
+
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
                    progress: Any = None, mapping: dict[str, str] | None = None,
                    tile: int | None = None, overlap: float = 0.2) -> dict[str, Any]:
@@ -114,10 +125,9 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
                               hint="accept or import ground truth first (e.g. --split test)")
     for n, (row, lines) in enumerate(items, 1):
         image = ws.blobs.load_image(row)
-        gt = [GtLine(region_corners(a.shape), a.text or "") for a in lines]
+        gt = text_truth(lines)
         pred = [PredLine(region_corners(a.shape), a.text or "") for a in model.predict(image)]
-        # A person's quad starts where the text starts: no orientation guess needed.
-        crops = [rectify(image, np.asarray(g.points)) for g in gt]
+        crops = truth_crops(image, gt)
         recs.append([text for text, _ in model.recognize(crops)])
         gts.append(gt)
         preds.append(pred)

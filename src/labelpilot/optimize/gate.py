@@ -324,9 +324,9 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
         manifest.file(r)[0].stat().st_size for r in manifest.files if r not in final)
     first = next(iter(kept.values()))
     record: dict[str, Any] = {
-        "precision": "int8" if any(t.get("precision") == "int8" for t in kept.values())
-        or any("INT8" in str(v.get("quantized", "")) for v in carried_roles.values())
-        else "fp32", "device": "cpu",
+        "precision": "int8" if any(t.get("precision") == "int8" for t in
+                                   [*kept.values(), *carried_roles.values()]) else "fp32",
+        "device": "cpu",
         "quantized": "; ".join([*(f"{r}: {t['quantized']}" for r, t in kept.items()),
                                 *(f"{r}: {v['quantized']} (kept before)"
                                   for r, v in carried_roles.items())]),
@@ -338,8 +338,8 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
                    "fp32": base[first["metric"]], "value": first["value"]},
         "metrics": {m: {"fp32": base[m], "value": t["scores"][m]} for t in kept.values()
                     for m in t["scores"]},
-        "roles": {r: {k: t[k] for k in ("quantized", "speedup", "loss_points", "ms_per_image",
-                                         "fp32_ms_per_image") if k in t}
+        "roles": {r: {k: t[k] for k in ("quantized", "precision", "speedup", "loss_points",
+                                         "ms_per_image", "fp32_ms_per_image") if k in t}
                   | {k: t[k] for k in ("classes", "pruned_to", "preprocessing") if t.get(k)}
                   for r, t in kept.items()} | carried_roles,
         "fp32_size_bytes": sum(manifest.file(r)[0].stat().st_size for r in manifest.files),

@@ -146,29 +146,22 @@ class OcrSubject(Subject):
     def __init__(self, ws: Workspace, manifest: ModelManifest, method: str, split: str,
                  scored: list[Any], calib: list[Any], calibrate_on: str, timed: int,
                  prune: bool) -> None:
-        from labelpilot.evaluation.ocr import GtLine
-        from labelpilot.geometry.crops import rectify
+        from labelpilot.evaluation.run import text_truth, truth_crops
 
         self.ws = ws
         self.fp32 = self.load(manifest)
         with ws.engine.connect() as conn:
             _, scored_anns = repo.confirmed_labels(conn, split)
             _, calib_anns = repo.confirmed_labels(conn, calibrate_on)
-        from labelpilot.annotations import region_corners
-
-        def lines(anns: list[Any]) -> list[Any]:
-            return [GtLine(region_corners(a.shape), a.text or "") for a in anns
-                    if a.text is not None]
-
         # the scored images and their true lines (read from the store at each pass)
-        self.rows = [(r, gt) for r in scored if (gt := lines(scored_anns.get(r.id, [])))]
+        self.rows = [(r, gt) for r in scored if (gt := text_truth(scored_anns.get(r.id, [])))]
         if not self.rows:
             raise LabelPilotError(f"the {split} split has no accepted text lines to score "
                                   f"{manifest.name} on", hint="accept or import OCR ground "
                                   "truth into it first")
         # the timed ones, held: the image, its true lines, the crops of their quads
         self.timed = [self._item(r, gt) for r, gt in self.rows[:timed]]
-        calib_lines = [(r, g) for r in calib for g in lines(calib_anns.get(r.id, []))
+        calib_lines = [(r, g) for r in calib for g in text_truth(calib_anns.get(r.id, []))
                        if not g.ignore]
         self.used = sorted({ch for _, g in calib_lines for ch in g.text})
 
@@ -176,18 +169,23 @@ class OcrSubject(Subject):
             name = self.fp32.det.input_names[0]
             return [{name: self.fp32.det_input(ws.blobs.load_image(r))} for r in calib]
 
+        made: dict[int | None, list[dict[str, np.ndarray]]] = {}
+
         def rec_feeds(height: int | None = None) -> list[dict[str, np.ndarray]]:
-            name = self.fp32.rec.input_names[0]
-            step = max(1, len(calib_lines) // MAX_CALIBRATION_LINES)
-            chosen = calib_lines[::step][:MAX_CALIBRATION_LINES]
-            images: dict[int, np.ndarray] = {}
-            out = []
-            for r, g in chosen:
-                if r.id not in images:
-                    images = {r.id: ws.blobs.load_image(r)}  # one image held at a time
-                crop = rectify(images[r.id], np.asarray(g.points))
-                out.append({name: self.fp32.rec_input(crop, height)})
-            return out
+            """The calibration lines as the recognizer's inputs (at `height`), made once
+            per height: several tries quantize the recognizer."""
+            if height not in made:
+                name = self.fp32.rec.input_names[0]
+                step = max(1, len(calib_lines) // MAX_CALIBRATION_LINES)
+                chosen = calib_lines[::step][:MAX_CALIBRATION_LINES]
+                images: dict[int, np.ndarray] = {}
+                made[height] = []
+                for r, g in chosen:
+                    if r.id not in images:
+                        images = {r.id: ws.blobs.load_image(r)}  # one image held at a time
+                    (crop,) = truth_crops(images[r.id], [g])
+                    made[height].append({name: self.fp32.rec_input(crop, height)})
+            return made[height]
 
         det, _ = manifest.file("det")
         rec, _ = manifest.file("rec")
@@ -256,10 +254,10 @@ class OcrSubject(Subject):
         return OcrModel(manifest, threads=1)
 
     def _item(self, row: Any, gt: list[Any]) -> tuple[np.ndarray, list[Any], list[np.ndarray]]:
-        from labelpilot.geometry.crops import rectify
+        from labelpilot.evaluation.run import truth_crops
 
         image = self.ws.blobs.load_image(row)
-        return image, gt, [rectify(image, np.asarray(g.points)) for g in gt]
+        return image, gt, truth_crops(image, gt)
 
     def score(self, model: Any, metrics: tuple[str, ...]) -> dict[str, float]:
         from labelpilot.evaluation.ocr import PredLine, evaluate
