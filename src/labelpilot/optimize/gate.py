@@ -309,10 +309,11 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
                                            preprocessing)
     if subject.stage_is_whole and not carried_roles:  # measured already
         (only,) = kept.values()
-        ms_fp32, ms = only["fp32_ms_per_image"], only["ms_per_image"]
+        ms_fp32, ms, speedup = only["fp32_ms_per_image"], only["ms_per_image"], only["speedup"]
     else:
         ms_fp32, ms = time_models(subject.run_whole, [subject.fp32, subject.load(combined)],
                                   subject.timed_items(None))
+        speedup = round(ms_fp32 / ms, 2) if ms > 0 else 0.0
     folder.mkdir(parents=True, exist_ok=True)
     final: dict[str, dict[str, str]] = {}
     for role, path in files.items():
@@ -332,7 +333,7 @@ def _record(ws: Workspace, subject: Any, manifest: ModelManifest, folder: Path, 
                                   for r, v in carried_roles.items())]),
         "layers_in_float": sum(int(t.get("layers_in_float", 0)) for t in kept.values()),
         "size_bytes": size, "ms_per_image": round(ms, 2), "fp32_ms_per_image": round(ms_fp32, 2),
-        "speedup": round(ms_fp32 / ms, 2) if ms > 0 else 0.0, "files": final,
+        "speedup": speedup, "files": final,
         "preprocessing": preprocessing,
         "metric": {"name": first["metric"], "split": split, "images": len(scored),
                    "fp32": base[first["metric"]], "value": first["value"]},
