@@ -117,6 +117,17 @@ class TooManyAttemptsError(AuthError):
         self.retry_after = retry_after
 
 
+class UnavailableError(LabelPilotError):
+    """The service cannot take the request now (a full queue, a deadline passed, shutting
+    down); `retry_after` in seconds."""
+
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class ForbiddenError(LabelPilotError):
     """The user's role does not allow this."""
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -100,3 +101,46 @@ def read_size(data: bytes) -> tuple[int, int]:
         if im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):
             return h, w
         return w, h
+
+
+def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
+    """An image file's bytes as a BGR uint8 array, upright (EXIF orientation applied), for
+    a model. The type and the pixel limit are checked from the header before decoding.
+
+    Raises:
+        ImageError: empty, not an image, an unsupported type, over `max_pixels`, or not
+            decodable. The message names `name`.
+    """
+    import numpy as np
+
+    if not data:
+        raise UnsupportedImageError(f"{name}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+            fmt, (w, h) = im.format or "?", im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UnsupportedImageError(f"{name}: not a readable image (no image type "
+                                    "recognized in its first bytes)",
+                                    hint="send a JPEG, PNG, BMP, TIFF or WebP file") from None
+    if fmt not in SUPPORTED:
+        raise UnsupportedImageError(f"{name}: {fmt} images are not supported",
+                                    hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}")
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
+            hint="send a smaller image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.load()  # a truncated or corrupt file fails here, not half-decoded
+            upright: Image.Image = im
+            if im.getexif().get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+                upright = ImageOps.exif_transpose(im)
+            rgb = np.asarray(upright.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UnsupportedImageError(f"{name}: the {fmt} data does not decode ({e})",
+                                    hint="the file is corrupt or truncated: send it again"
+                                    ) from None
+    return np.ascontiguousarray(rgb[..., ::-1])

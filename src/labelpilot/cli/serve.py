@@ -31,3 +31,52 @@ def serve(
                   f"password [cyan]{first[1]}[/][/] (shown only now; change it after signing in)")
     out.print(f"Serving {escape(ws.config.name)} on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
+
+
+@commands.command("serve-models")
+def serve_models(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    models: Annotated[str | None, typer.Option(help="Comma-separated model names (default: "
+                                               "every OCR model and detector, new ones "
+                                               "included as they are registered).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    max_batch: Annotated[int, typer.Option(min=1, max=256, help="Most requests run as one "
+                                           "batch.")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(min=0, max=1000, help="How long a batch waits "
+                                               "for more requests after its first.")] = 5.0,
+    queue_size: Annotated[int, typer.Option(min=1, max=100_000, help="Requests waiting per "
+                                            "model; past it, 503 with Retry-After.")] = 64,
+    timeout_s: Annotated[float, typer.Option(min=0.1, max=3600, help="A request's deadline "
+                                             "(503 past it).")] = 30.0,
+    device: Annotated[str, typer.Option(help="cpu (cuda and tensorrt: the optimization "
+                                        "issue's GPU variants, not built yet).")] = "cpu",
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime threads per model "
+                                                "(default: every core).")] = None,
+    no_batch_axis: Annotated[bool, typer.Option("--no-batch-axis", help="Run single-image "
+                                                "graphs one image at a time.")] = False,
+    watch_s: Annotated[float, typer.Option(min=0, help="How often to look for new versions "
+                                           "(0: never).")] = 2.0,
+) -> None:
+    """Serve the workspace's models over HTTP (/v1/models, /v1/models/NAME/predict,
+    /healthz, /readyz, /metrics) with dynamic batching; clients sign in with a user's
+    token or a key from `labelpilot users add-key`."""
+    import uvicorn
+
+    from labelpilot.errors import ValidationError
+    from labelpilot.serving.app import create_model_server
+    from labelpilot.serving.workers import ServingConfig
+
+    with user_errors():
+        if device != "cpu":
+            raise ValidationError(f"--device {device}: only cpu is served so far",
+                                  hint="GPU variants come with TensorRT/CUDA optimization")
+        ws = open_workspace(directory)
+        names = [n.strip() for n in models.split(",") if n.strip()] if models else None
+        config = ServingConfig(max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
+                               queue_size=queue_size, timeout_s=timeout_s, threads=threads,
+                               batching=not no_batch_axis, watch_s=watch_s)
+        app = create_model_server(ws, names, config)
+    out.print(f"Serving the models of {escape(ws.config.name)} on http://{host}:{port}  "
+              "(API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -89,3 +89,38 @@ def users_list(
     for u in rows:
         table.add_row(u.username, u.role, "yes" if u.active else "no")
     out.print(table)
+
+
+@app.command("add-key")
+def users_add_key(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    username: Annotated[str, typer.Argument(help="The user the key acts as.")],
+    days: Annotated[float, typer.Option(min=0.01, max=3650, help="How long the key is valid.")]
+    = 365,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an API key for a program acting as USERNAME (a model server's clients, a
+    Label Studio or CVAT connection): a bearer token valid for --days, shown only now,
+    revocable like any token (POST /api/auth/revoke), ended when the user is deactivated."""
+    from datetime import timedelta
+
+    from labelpilot import users
+
+    with user_errors():
+        ws = open_workspace(directory)
+        with ws.transaction() as conn:
+            user = users.get_user(conn, username)
+            if not user.active:
+                from labelpilot.errors import StateError
+
+                raise StateError(f"{username} is deactivated; a key would not work",
+                                 hint=f"labelpilot users set {directory} {username} --active")
+            token, expires = users.issue_token(conn, user, timedelta(days=days))
+        ws.close()
+    if as_json:
+        print_json({"username": user.username, "role": user.role, "key": token,
+                    "expires": expires.isoformat()})
+        return
+    out.print(f"API key for {user.username} ({user.role}), valid until "
+              f"{expires:%Y-%m-%d %H:%M} UTC (shown only now):")
+    print(token)

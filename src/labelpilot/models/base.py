@@ -6,6 +6,7 @@ Plug-ins import this module; nothing here imports a plug-in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +40,11 @@ class Predictor(Protocol):
     def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
         """`image`: BGR uint8 HxWx3. Proposals labelled with the model's own class names,
         each with a score and `source` = spec.source, status `predicted`."""
+        ...
+
+    def predict_batch(self, images: Sequence[np.ndarray], *, min_score: float = 0.0
+                      ) -> list[list[Annotation]]:
+        """`predict` for several images at once (what a model server batches), in order."""
         ...
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from labelpilot.annotations import Annotation, Box
 from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.models.base import ModelSpec
+from labelpilot.models.batching import Batching
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import OrtSession
 
@@ -240,7 +241,12 @@ class DetectorModel:
                 boxes /= np.array([sx, sy, sx, sy], np.float32)
             keep = scores >= self._thresholds(classes, score_threshold)
             return self._finish(boxes[keep], scores[keep], classes[keep], w, h, nms=False)
-        outs = self.session(x)
+        return self._decode(self.session(x), sx, sy, w, h, score_threshold)
+
+    def _decode(self, outs: Sequence[np.ndarray], sx: float, sy: float, w: int, h: int,
+                score_threshold: float | None) -> Detections:
+        """One image's detections from the network's outputs for it (batch axis of 1)."""
+        s = self.settings
         if s.layout == "yolox":
             boxes, scores, classes = self._decode_yolox(outs[0][0])
         elif s.layout == "yolov5":
@@ -353,6 +359,44 @@ class DetectorModel:
         order = np.argsort(-scores)[: limit or self.settings.max_detections]
         return Detections(boxes[order], scores[order], classes[order].astype(int))
 
+    # ---- batches (the model server) ------------------------------------------------------
+    BATCH_LAYOUTS = ("yolox", "yolov5", "yolov8")
+
+    def enable_batching(self) -> Batching:
+        """Run `predict_batch`'s images as one batch where the graph can take one (see
+        `OrtSession.enable_batching`); layouts whose outputs carry no batch axis stay one
+        image at a time."""
+        if self.settings.layout not in self.BATCH_LAYOUTS:
+            self.session.batching = Batching(
+                1, f"one image at a time: the {self.settings.layout} layout's outputs have "
+                   "no batch axis")
+            return self.session.batching
+        return self.session.enable_batching()
+
+    def predict_batch(self, images: Sequence[np.ndarray], *, min_score: float = 0.0
+                      ) -> list[list[Annotation]]:
+        """`predict` for several images: one network run for all of them where batching is
+        enabled (tiled images and single-image graphs run one at a time)."""
+        images = [_as_bgr8(im) for im in images]
+        whole = [k for k, im in enumerate(images) if self.default_tiling is None
+                 or len(self.default_tiling.windows(im.shape[1], im.shape[0])) == 1]
+        out: list[list[Annotation]] = [[] for _ in images]
+        if self.session.batching.max_batch is None and len(whole) > 1:
+            prepared = [self.preprocess(images[k]) for k in whole]
+            outs = self.session(np.concatenate([x for x, _, _ in prepared]))
+            for j, k in enumerate(whole):
+                h, w = images[k].shape[:2]
+                d = self._decode([o[j:j + 1] for o in outs], prepared[j][1], prepared[j][2],
+                                 w, h, None)
+                out[k] = self._proposals(d, min_score)
+            done = set(whole)
+        else:
+            done = set()
+        for k, im in enumerate(images):
+            if k not in done:
+                out[k] = self.predict(im, min_score=min_score)
+        return out
+
     def threshold_for(self, label: str) -> float:
         """The score at which this model shows a detection of class `label`."""
         return self.settings.class_thresholds.get(label, self.settings.score_threshold)
@@ -362,7 +406,9 @@ class DetectorModel:
                 tiling: Tiling | None = None) -> list[Annotation]:
         """Detections as proposals: those the model shows (its thresholds), or every one
         scored at least `score_threshold` (evaluation's protocol); tiled with `tiling`."""
-        d = self.detect(image, score_threshold, tiling)
+        return self._proposals(self.detect(image, score_threshold, tiling), min_score)
+
+    def _proposals(self, d: Detections, min_score: float) -> list[Annotation]:
         out = []
         for b, sc, c in zip(d.boxes, d.scores, d.classes, strict=True):
             if sc < min_score:

@@ -27,6 +27,7 @@ from labelpilot.annotations import Annotation, Quad
 from labelpilot.errors import ModelError, ValidationError
 from labelpilot.geometry.crops import is_vertical, rectify
 from labelpilot.models.base import ModelSpec
+from labelpilot.models.batching import Batching
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import OrtSession
 
@@ -241,6 +242,24 @@ class OcrModel:
         A vertical line may read downwards or upwards, which the small orientation
         classifier tells poorly: such lines are read both ways and the surer reading kept.
         """
+        return self.read_batch([image])[0]
+
+    def read_batch(self, images: Sequence[np.ndarray]) -> list[list[TextLine]]:
+        """`read` for several images: the detector runs on each, the recognizer on the lines
+        of all of them together (batches of similar widths across images)."""
+        staged = [self._stage(image) for image in images]
+        results = self.recognize([c for _, crops, extra, _ in staged for c in crops + extra])
+        out, at = [], 0
+        for lines, crops, extra, upright in staged:
+            n = len(crops) + len(extra)
+            out.append(self._settle(lines, upright, results[at:at + n]))
+            at += n
+        return out
+
+    def _stage(self, image: np.ndarray
+               ) -> tuple[list[TextLine], list[np.ndarray], list[np.ndarray], list[int]]:
+        """An image's lines and their crops up to recognition: (lines, crops, the vertical
+        lines' crops turned over, which lines those are)."""
         lines = self.detect(image)
         vertical = [is_vertical(ln.points) for ln in lines]
         crops = self._crops(image, lines)
@@ -255,10 +274,14 @@ class OcrModel:
             crops[i] = c
         upright = [i for i, v in enumerate(vertical) if v]
         extra = [cv2.rotate(crops[i], cv2.ROTATE_180) for i in upright]
-        results = self.recognize(crops + extra)
-        for line, (text, score) in zip(lines, results[:len(crops)], strict=True):
+        return lines, crops, extra, upright
+
+    def _settle(self, lines: list[TextLine], upright: list[int],
+                results: Sequence[tuple[str, float]]) -> list[TextLine]:
+        """The lines with their readings (a vertical line: the surer of its two)."""
+        for line, (text, score) in zip(lines, results[:len(lines)], strict=True):
             line.text, line.score = text, score
-        for i, (text, score) in zip(upright, results[len(crops):], strict=True):
+        for i, (text, score) in zip(upright, results[len(lines):], strict=True):
             if score > lines[i].score:
                 lines[i].text, lines[i].score = text, score
                 lines[i].points = np.roll(lines[i].points, 2, axis=0)
@@ -267,8 +290,11 @@ class OcrModel:
     def predict(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
         """Text lines as `predicted` annotations of this model (quads, text, score); those
         under the low-confidence mark carry `low_confidence: true` for reviewers."""
+        return self._proposals(self.read(image), min_score)
+
+    def _proposals(self, lines: list[TextLine], min_score: float) -> list[Annotation]:
         out = []
-        for line in self.read(image):
+        for line in lines:
             if line.score < min_score:
                 continue
             attrs: dict[str, Any] = {"det_score": round(line.det_score, 4)}
@@ -279,6 +305,17 @@ class OcrModel:
                 text=line.text, score=min(1.0, max(0.0, line.score)), source=self.spec.source,
                 status="predicted", attributes=attrs))
         return out
+
+    def enable_batching(self) -> Batching:
+        """What `predict_batch` batches: the detector sees each image at its own size, one
+        at a time; the recognizer reads the lines of all the images together."""
+        return Batching(None, "the detector runs image by image (each at its own size); "
+                              "the lines of a batch's images are recognized together")
+
+    def predict_batch(self, images: Sequence[np.ndarray], *, min_score: float = 0.0
+                      ) -> list[list[Annotation]]:
+        """`predict` for several images, their lines recognized together (`read_batch`)."""
+        return [self._proposals(lines, min_score) for lines in self.read_batch(images)]
 
     def recognize_quad(self, image: np.ndarray, corners: Sequence[tuple[float, float]]
                        ) -> tuple[str, float]:

@@ -231,6 +231,21 @@ def _load(manifest: ModelManifest, threads: int | None) -> Model:
     return model
 
 
+def open_predictor(name: str, models_dir: Path | None, *, threads: int | None = None
+                   ) -> tuple[Predictor, ModelManifest, str | None]:
+    """A pre-labeling model loaded anew, outside the process cache (a model server holds
+    its own instances: it swaps in new versions and lets the old ones go), with the
+    manifest it runs as (its fastest intact variant for this device) and that variant's
+    name (None: the model's own files)."""
+    manifest = get_manifest(name, models_dir)
+    if manifest.kind not in ("ocr", "detect"):
+        raise PromptError(f"model {name!r} is a {manifest.kind} model, not a pre-labeling "
+                          "model", hint="serve a model of kind ocr or detect")
+    running = serving_manifest(manifest)
+    variant = _preferred(manifest)[1] if running is not manifest else None
+    return cast(Predictor, KINDS[running.kind][0](running, threads)), running, variant
+
+
 def _load_kind(name: str, models_dir: Path | None, kinds: tuple[str, ...], what: str,
                threads: int | None) -> Any:
     manifest = get_manifest(name, models_dir)

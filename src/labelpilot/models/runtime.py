@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labelpilot.errors import ModelError
+from labelpilot.models.batching import Batching
 from labelpilot.settings import Settings
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -84,16 +85,46 @@ class OrtSession:
         opts.intra_op_num_threads = threads or Settings().threads_per_model or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        self._opts, self._providers = opts, choose_providers(device)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts,
-                                                providers=choose_providers(device))
+                                                providers=self._providers)
         except Exception as e:
             raise ModelError(f"{path} is not a loadable ONNX model ({type(e).__name__}: "
                              f"{str(e)[:200]})", hint="download the file again") from None
         self.path = path
+        self.batching = Batching(1, "one image at a time (no batch asked for)")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
+
+    def enable_batching(self) -> Batching:
+        """Let this session run batches: as it is where its input's first dimension is
+        free, else with the batch axis `batching.with_batch_axis` gives it, once a batch
+        is checked to give each image what it gets alone. Where that fails the session
+        stays as it was and `batching` says why."""
+        from labelpilot.models.batching import check_parity, with_batch_axis
+
+        first = self.session.get_inputs()[0].shape
+        if first and not isinstance(first[0], int):
+            self.batching = Batching(None, "the graph takes any batch")
+            return self.batching
+        try:
+            graph, rewritten = with_batch_axis(self.path)
+            batched = _ort().InferenceSession(graph, sess_options=self._opts,
+                                              providers=self._providers)
+            worst = check_parity(self.session, batched, list(first))
+        except ModelError as e:
+            self.batching = Batching(1, f"one image at a time: {e.message}")
+            return self.batching
+        except Exception as e:  # ONNX Runtime refusing the rewritten graph
+            self.batching = Batching(1, f"one image at a time: the graph refuses a batch "
+                                        f"({type(e).__name__}: {str(e)[:160]})")
+            return self.batching
+        self.session = batched
+        self.batching = Batching(None, f"batch axis added ({rewritten} reshapes follow it; "
+                                       f"a batch matches single runs within {worst:.1e})")
+        return self.batching
 
     @property
     def metadata(self) -> dict[str, str]:

@@ -1,0 +1,293 @@
+"""Model serving: LabelPilot's model server against the two ways people serve a model
+today, on the same ONNX file, the same images and the same CPU threads, in one run.
+
+- `labelpilot`: `labelpilot serve-models` (dynamic batching, the batch axis added to the
+  single-image graph, a bounded queue);
+- `plain`: a FastAPI endpoint that runs the model once per request (a synchronous route
+  in FastAPI's thread pool: how most ML backends are written);
+- `litserve`: LitServe from PyPI with its batching on (`max_batch_size`, `batch_timeout`),
+  running the same batched session through `predict_batch`.
+
+Each server runs in a process of its own with ONNX Runtime on `--threads` threads; the
+clients (httpx, asyncio) run in this process and send coco128 images as base64 JSON
+(every server reads the same body). For each number of concurrent clients: requests/s,
+p50/p95 latency, the share of errors, and the ratio to the plain endpoint. Then the
+server's memory (RSS) with three models loaded.
+
+Usage:
+    python benchmarks/serving.py [--model yolox-nano] [--clients 1,8,32,64]
+        [--requests 256] [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LABELPILOT_SHARED", ROOT.parent / "shared"))
+TOOLS = ("labelpilot", "plain", "litserve")
+
+
+# ---- the two reference servers (run as `serving.py --serve TOOL ...`) -------------------
+def load_model(ws_dir: Path, name: str, threads: int, batch: bool) -> Any:
+    from labelpilot.models.registry import open_predictor
+
+    model, _, _ = open_predictor(name, Path(ws_dir) / "models", threads=threads)
+    if batch and hasattr(model, "enable_batching"):
+        print("batching:", model.enable_batching().note, flush=True)
+    return model
+
+
+def image_of(body: dict[str, Any]) -> Any:
+    from labelpilot.imageio import decode_bgr
+
+    return decode_bgr(base64.b64decode(body["image"]), name="image")
+
+
+def answer(proposals: list[Any]) -> dict[str, Any]:
+    return {"predictions": [{"label": a.label, "shape": a.shape.to_dict(), "score": a.score,
+                             "text": a.text} for a in proposals]}
+
+
+def serve_plain(ws_dir: Path, name: str, port: int, threads: int) -> None:
+    import uvicorn
+    from fastapi import FastAPI, Request
+
+    model = load_model(ws_dir, name, threads, batch=False)
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(body: dict[str, Any]) -> dict[str, Any]:  # FastAPI's thread pool
+        return answer(model.predict(image_of(body)))
+
+    @app.get("/health")
+    def health(request: Request) -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, max_batch: int,
+                   wait_s: float) -> None:
+    import litserve as ls
+
+    class Api(ls.LitAPI):  # type: ignore[misc]
+        def setup(self, device: str) -> None:
+            self.model = load_model(ws_dir, name, threads, batch=True)
+
+        def decode_request(self, request: dict[str, Any]) -> Any:
+            return image_of(request)
+
+        def batch(self, inputs: list[Any]) -> list[Any]:
+            return inputs
+
+        def predict(self, images: list[Any]) -> list[Any]:
+            return self.model.predict_batch(images)  # type: ignore[no-any-return]
+
+        def unbatch(self, output: list[Any]) -> list[Any]:
+            return output
+
+        def encode_response(self, output: list[Any]) -> dict[str, Any]:
+            return answer(output)
+
+    server = ls.LitServer(Api(max_batch_size=max_batch, batch_timeout=wait_s),
+                          accelerator="cpu", workers_per_device=1, timeout=60)
+    server.run(port=port, generate_client_file=False, log_level="warning")
+
+
+# ---- the driver --------------------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch: int,
+          wait_ms: float, models: str | None = None) -> tuple[subprocess.Popen[bytes], str,
+                                                                dict[str, str]]:
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    if tool == "labelpilot":
+        cmd = [sys.executable, "-m", "labelpilot.cli", "serve-models", str(ws_dir),
+               "--models", models or model, "--port", str(port), "--threads", str(threads),
+               "--max-batch", str(max_batch), "--max-wait-ms", str(wait_ms),
+               "--queue-size", "1024", "--watch-s", "0"]
+        url, ready, headers = (f"http://127.0.0.1:{port}/v1/models/{model}/predict",
+                               f"http://127.0.0.1:{port}/readyz",
+                               {"Authorization": f"Bearer {key}"})
+    else:
+        cmd = [sys.executable, __file__, "--serve", tool, "--workspace", str(ws_dir),
+               "--model", model, "--port", str(port), "--threads", str(threads),
+               "--max-batch", str(max_batch), "--wait-ms", str(wait_ms)]
+        url, ready, headers = (f"http://127.0.0.1:{port}/predict",
+                               f"http://127.0.0.1:{port}/health", {})
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(ready, timeout=2).status_code == 200:
+                return proc, url, headers
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"{tool} did not start: {proc.stderr.read().decode()[-2000:]}"
+                             if proc.stderr else tool)
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"{tool} did not get ready")
+
+
+async def load(url: str, headers: dict[str, str], bodies: list[bytes], clients: int,
+               requests: int) -> dict[str, float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    h = {**headers, "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        async def one_client(k: int) -> None:
+            nonlocal sent, errors
+            while sent < requests:
+                body = bodies[sent % len(bodies)]
+                sent += 1
+                t = time.perf_counter()
+                try:
+                    r = await client.post(url, content=body, headers=h)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t)
+                errors += not ok
+
+        # warm-up: every connection once
+        warm = [client.post(url, content=bodies[0], headers=h) for _ in range(clients)]
+        await asyncio.gather(*warm, return_exceptions=True)
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client(k) for k in range(clients)))
+        wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    return {"requests_per_s": len(latencies) / wall, "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000, "errors": errors / len(latencies)}
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    p = psutil.Process(pid)
+    return sum(c.memory_info().rss for c in [p, *p.children(recursive=True)]) / 2**20
+
+
+def make_workspace(folder: Path) -> tuple[Path, str]:
+    from labelpilot import users
+    from labelpilot.models.catalogue import install
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.create(folder / "ws", task="detect", labels=["person"])
+    for name in ("yolox-nano", "nanodet-m"):
+        install(ws.models_dir, name, str(SHARED / "models"))
+    with ws.transaction() as conn:
+        user = users.add_user(conn, username="bench", password="bench password 1",
+                              role="annotator")
+        key = users.issue_token(conn, user)[0]
+    ws.close()
+    return ws.root, key
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="yolox-nano")
+    ap.add_argument("--clients", default="1,8,32,64")
+    ap.add_argument("--requests", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--wait-ms", type=float, default=5.0)
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--json", type=Path)
+    # internal: run one reference server
+    ap.add_argument("--serve", choices=("plain", "litserve"))
+    ap.add_argument("--workspace", type=Path)
+    ap.add_argument("--port", type=int)
+    a = ap.parse_args()
+    if a.serve == "plain":
+        serve_plain(a.workspace, a.model, a.port, a.threads)
+        return
+    if a.serve == "litserve":
+        serve_litserve(a.workspace, a.model, a.port, a.threads, a.max_batch, a.wait_ms / 1000)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="lp-serving-"))
+    ws_dir, key = make_workspace(tmp)
+    images = sorted((SHARED / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:32]
+    bodies = [json.dumps({"image": base64.b64encode(p.read_bytes()).decode()}).encode()
+              for p in images]
+    clients = [int(c) for c in a.clients.split(",")]
+    tools = [t for t in a.tools.split(",") if t]
+    results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in tools}
+    memory: dict[str, float] = {}
+    try:
+        for tool in tools:
+            proc, url, headers = start(tool, ws_dir, a.model, a.threads, key, a.max_batch,
+                                       a.wait_ms)
+            try:
+                for c in clients:
+                    n = max(a.requests, 4 * c)
+                    results[tool][c] = asyncio.run(load(url, headers, bodies, c, n))
+                    print(tool, c, {k: round(v, 3) for k, v in results[tool][c].items()},
+                          flush=True)
+                memory[tool] = rss_mb(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        # the model server with three models loaded
+        proc, _, _ = start("labelpilot", ws_dir, a.model, a.threads, key, a.max_batch,
+                           a.wait_ms, models="yolox-nano,nanodet-m,ocr")
+        memory["labelpilot, 3 models"] = rss_mb(proc.pid)
+        proc.terminate()
+        proc.wait(30)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n{a.model}, {a.threads} ONNX threads per server, {os.cpu_count()} cores, "
+          f"batches up to {a.max_batch} gathered for {a.wait_ms:g} ms; base64 JSON bodies "
+          f"of {len(images)} coco128 images\n")
+    head = f"{'clients':>7} | " + " | ".join(f"{t:>28}" for t in tools)
+    print(head + "\n" + "-" * len(head))
+    for c in clients:
+        cells = []
+        for t in tools:
+            r = results[t][c]
+            cells.append(f"{r['requests_per_s']:6.1f}/s p50 {r['p50_ms']:5.0f} "
+                         f"p95 {r['p95_ms']:5.0f}" + (" !" if r["errors"] else "  "))
+        print(f"{c:>7} | " + " | ".join(f"{x:>28}" for x in cells))
+    if "plain" in tools:
+        print("\nrequests/s as a multiple of the plain endpoint's:")
+        for c in clients:
+            base = results["plain"][c]["requests_per_s"]
+            print(f"{c:>7} clients: " + ", ".join(
+                f"{t} {results[t][c]['requests_per_s'] / base:.2f}x" for t in tools
+                if t != "plain"))
+    print("\nserver memory (RSS, MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+    if a.json:
+        a.json.write_text(json.dumps({"results": results, "memory_mb": memory}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

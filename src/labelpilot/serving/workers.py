@@ -1,0 +1,203 @@
+"""One model's worker: a bounded queue of requests, a thread that runs them in batches,
+and the version it runs, swapped atomically.
+
+Requests arriving within `max_wait_s` of the first in a batch join it, up to `max_batch`;
+the batch runs on the version current when it starts, and every answer names that
+version. A full queue refuses at once (503 with Retry-After) rather than letting every
+request wait longer; a request whose deadline passed, or whose client went away, is dropped
+before it costs a model run. Closing stops taking requests and finishes the accepted ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labelpilot.annotations import Annotation
+from labelpilot.errors import LabelPilotError, UnavailableError
+from labelpilot.models.base import Predictor
+from labelpilot.models.batching import Batching
+from labelpilot.serving.metrics import ServingMetrics
+
+log = logging.getLogger("labelpilot.serving")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    max_batch: int = 16
+    max_wait_s: float = 0.005
+    queue_size: int = 64  # requests waiting per model; past it, 503
+    timeout_s: float = 30.0  # a request's deadline, from its arrival
+    threads: int | None = None  # ONNX Runtime threads per model (None: every core)
+    batching: bool = True  # give single-image graphs a batch axis where it checks out
+    watch_s: float = 2.0  # how often the workspace's models are checked for new versions
+
+
+@dataclass
+class Loaded:
+    """One version of a served model, loaded and warmed up."""
+
+    name: str
+    kind: str
+    version: str
+    variant: str | None  # the optimized variant it runs (None: the model's own files)
+    key: tuple[Any, ...]  # what identifies it on disk: a change means a new version
+    model: Predictor
+    batching: Batching
+    labels: tuple[str, ...]
+    metrics: dict[str, Any]
+    loaded_at: float = field(default_factory=time.time)
+    ms_per_image: float = 0.0  # measured at warm-up, for Retry-After estimates
+
+
+@dataclass
+class Job:
+    image: np.ndarray
+    min_score: float
+    deadline: float  # time.monotonic()
+    arrived: float
+    future: Future[tuple[Loaded, list[Annotation], dict[str, float]]]
+
+
+class ModelWorker:
+    def __init__(self, loaded: Loaded, config: ServingConfig, metrics: ServingMetrics) -> None:
+        self.name = loaded.name
+        self.current = loaded
+        self.config = config
+        self.metrics = metrics
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=config.queue_size)
+        self._closing = False
+        self._stopped = threading.Event()
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, name=f"serve-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+        metrics.loaded.labels(self.name, loaded.version, loaded.variant or "").set(1)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def max_batch(self) -> int:
+        cap = self.current.batching.max_batch
+        return self.config.max_batch if cap is None else min(cap, self.config.max_batch)
+
+    def retry_after(self) -> int:
+        """Seconds until the queue should have room: what waits, at the measured speed."""
+        per = max(self.current.ms_per_image, 1.0) / 1000
+        return max(1, math.ceil(self.depth * per))
+
+    def submit(self, image: np.ndarray, *, min_score: float = 0.0
+               ) -> Future[tuple[Loaded, list[Annotation], dict[str, float]]]:
+        if self._closing:
+            raise UnavailableError("the model server is shutting down", retry_after=5,
+                                   hint="send it to another replica, or retry later")
+        now = time.monotonic()
+        job = Job(image, min_score, now + self.config.timeout_s, now, Future())
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.metrics.errors.labels(self.name, "queue_full").inc()
+            raise UnavailableError(
+                f"model {self.name} has {self.config.queue_size} requests waiting, its limit",
+                retry_after=self.retry_after()) from None
+        self.metrics.queue_depth.labels(self.name).set(self.depth)
+        return job.future
+
+    def swap(self, loaded: Loaded) -> Loaded:
+        """Serve `loaded` from the next batch on; the batch running now finishes on the
+        version it started with, which is then let go. Returns the old version."""
+        old, self.current = self.current, loaded
+        self.metrics.loaded.labels(self.name, old.version, old.variant or "").set(0)
+        self.metrics.loaded.labels(self.name, loaded.version, loaded.variant or "").set(1)
+        self.metrics.swaps.labels(self.name).inc()
+        return old
+
+    def close(self, timeout: float | None = None) -> None:
+        """Take no more requests; finish those accepted; stop the thread."""
+        self._closing = True
+        self._stopped.set()
+        self._thread.join(timeout)
+
+    # ---- the worker thread ------------------------------------------------------------
+    def _take(self) -> list[Job]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        limit = self.max_batch()
+        until = time.monotonic() + self.config.max_wait_s
+        while len(batch) < limit:
+            left = until - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                if self._stopped.is_set() and self._queue.empty():
+                    return
+                continue
+            self.metrics.queue_depth.labels(self.name).set(self.depth)
+            try:
+                self._serve(batch)
+            except Exception:  # never let the thread die: the next batch must run
+                log.exception("model %s: a batch failed", self.name)
+
+    def _serve(self, batch: list[Job]) -> None:
+        now = time.monotonic()
+        live = []
+        for job in batch:
+            if not job.future.set_running_or_notify_cancel():
+                self.metrics.errors.labels(self.name, "client_gone").inc()
+                continue  # the client went away: nothing to run
+            if job.deadline <= now:
+                self.metrics.errors.labels(self.name, "deadline").inc()
+                job.future.set_exception(UnavailableError(
+                    f"model {self.name} did not start this request within its "
+                    f"{self.config.timeout_s:g} s deadline", retry_after=self.retry_after()))
+                continue
+            live.append(job)
+        if not live:
+            return
+        model = self.current  # one version for the whole batch
+        start = time.monotonic()
+        try:
+            results = model.model.predict_batch([j.image for j in live], min_score=0.0)
+        except LabelPilotError as e:
+            for j in live:
+                j.future.set_exception(e)
+            return
+        except Exception as e:
+            log.exception("model %s version %s failed on a batch", self.name, model.version)
+            self.metrics.errors.labels(self.name, "model_failed").inc(len(live))
+            err = LabelPilotError(f"model {self.name} failed on this batch "
+                                  f"({type(e).__name__})", hint="retry; if it persists, "
+                                  "tell the administrator (the server's log has the cause)")
+            err.http_status = 500
+            for j in live:
+                j.future.set_exception(err)
+            return
+        took = time.monotonic() - start
+        self.batches += 1
+        self.metrics.inference.labels(self.name).observe(took)
+        self.metrics.batch_size.labels(self.name).observe(len(live))
+        for j, proposals in zip(live, results, strict=True):
+            self.metrics.queue_wait.labels(self.name).observe(start - j.arrived)
+            timing = {"queue_ms": round((start - j.arrived) * 1000, 2),
+                      "batch_ms": round(took * 1000, 2), "batch_size": len(live)}
+            j.future.set_result((model, [a for a in proposals if (a.score or 0.0) >= j.min_score],
+                                 timing))
