@@ -10,13 +10,15 @@ today, on the same ONNX file, the same images and the same CPU threads, in one r
 
 Each server runs in a process of its own with ONNX Runtime on `--threads` threads; the
 clients (httpx, asyncio) run in this process and send coco128 images as base64 JSON
-(every server reads the same body). For each number of concurrent clients: requests/s,
+(every server reads the same body). The servers run side by side and take turns, round
+after round, so that the machine's noise falls on each alike. For each number of
+concurrent clients, the rounds pooled: requests/s,
 p50/p95 latency, the share of errors, and the ratio to the plain endpoint. Then the
 server's memory (RSS) with three models loaded.
 
 Usage:
     python benchmarks/serving.py [--model yolox-nano] [--clients 1,8,32,64]
-        [--requests 256] [--threads 2] [--json out.json]
+        [--requests 128] [--rounds 3] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def answer(proposals: list[Any]) -> dict[str, Any]:
 
 def serve_plain(ws_dir: Path, name: str, port: int, threads: int) -> None:
     import uvicorn
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
 
     model = load_model(ws_dir, name, threads, batch=False)
     app = FastAPI()
@@ -73,21 +75,27 @@ def serve_plain(ws_dir: Path, name: str, port: int, threads: int) -> None:
         return answer(model.predict(image_of(body)))
 
     @app.get("/health")
-    def health(request: Request) -> dict[str, str]:
+    def health() -> dict[str, str]:
         return {"status": "ok"}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, max_batch: int,
-                   wait_s: float) -> None:
+try:  # at the top level: LitServe starts its workers by spawning, which pickles the API
     import litserve as ls
 
-    class Api(ls.LitAPI):  # type: ignore[misc]
-        def setup(self, device: str) -> None:
-            self.model = load_model(ws_dir, name, threads, batch=True)
+    class LitModel(ls.LitAPI):  # type: ignore[misc]
+        """The model behind LitServe, batched by LitServe, run by `predict_batch`."""
 
-        def decode_request(self, request: dict[str, Any]) -> Any:
+        def __init__(self, ws_dir: Path, name: str, threads: int, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.ws_dir, self.name, self.threads = ws_dir, name, threads
+
+        def setup(self, device: str) -> None:
+            self.model = load_model(self.ws_dir, self.name, self.threads, batch=True)
+
+        # no annotations: LitServe reads them to type its endpoint (a JSON body then)
+        def decode_request(self, request):  # type: ignore[no-untyped-def]
             return image_of(request)
 
         def batch(self, inputs: list[Any]) -> list[Any]:
@@ -99,11 +107,18 @@ def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, max_batch: 
         def unbatch(self, output: list[Any]) -> list[Any]:
             return output
 
-        def encode_response(self, output: list[Any]) -> dict[str, Any]:
+        def encode_response(self, output):  # type: ignore[no-untyped-def]
             return answer(output)
+except ImportError:
+    ls = None
 
-    server = ls.LitServer(Api(max_batch_size=max_batch, batch_timeout=wait_s),
-                          accelerator="cpu", workers_per_device=1, timeout=60)
+
+def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, max_batch: int,
+                   wait_s: float) -> None:
+    if ls is None:
+        raise SystemExit("pip install 'labelpilot[bench]' (litserve) for this reference")
+    api = LitModel(ws_dir, name, threads, max_batch_size=max_batch, batch_timeout=wait_s)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
     server.run(port=port, generate_client_file=False, log_level="warning")
 
 
@@ -137,7 +152,10 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch
                "--max-batch", str(max_batch), "--wait-ms", str(wait_ms)]
         url, ready, headers = (f"http://127.0.0.1:{port}/predict",
                                f"http://127.0.0.1:{port}/health", {})
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the server's log goes to a file: a pipe nobody reads would block it once full
+    log = ws_dir.parent / f"{tool}-{port}.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -146,15 +164,16 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise SystemExit(f"{tool} did not start: {proc.stderr.read().decode()[-2000:]}"
-                             if proc.stderr else tool)
+            raise SystemExit(f"{tool} did not start: {log.read_text()[-2000:]}")
         time.sleep(0.3)
     proc.kill()
     raise SystemExit(f"{tool} did not get ready")
 
 
 async def load(url: str, headers: dict[str, str], bodies: list[bytes], clients: int,
-               requests: int) -> dict[str, float]:
+               requests: int) -> tuple[list[float], float, int]:
+    """`clients` concurrent clients send `requests` requests: their latencies (s), the
+    wall time and the number that failed."""
     import httpx
 
     latencies: list[float] = []
@@ -163,7 +182,7 @@ async def load(url: str, headers: dict[str, str], bodies: list[bytes], clients: 
     h = {**headers, "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        async def one_client(k: int) -> None:
+        async def one_client() -> None:
             nonlocal sent, errors
             while sent < requests:
                 body = bodies[sent % len(bodies)]
@@ -181,11 +200,17 @@ async def load(url: str, headers: dict[str, str], bodies: list[bytes], clients: 
         warm = [client.post(url, content=bodies[0], headers=h) for _ in range(clients)]
         await asyncio.gather(*warm, return_exceptions=True)
         start = time.perf_counter()
-        await asyncio.gather(*(one_client(k) for k in range(clients)))
+        await asyncio.gather(*(one_client() for _ in range(clients)))
         wall = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100)
-    return {"requests_per_s": len(latencies) / wall, "p50_ms": q[49] * 1000,
-            "p95_ms": q[94] * 1000, "errors": errors / len(latencies)}
+    return latencies, wall, errors
+
+
+def summary(runs: list[tuple[list[float], float, int]]) -> dict[str, float]:
+    """Rounds pooled: requests over wall time, latency quantiles, error share."""
+    lat = [x for r in runs for x in r[0]]
+    q = statistics.quantiles(lat, n=100)
+    return {"requests_per_s": len(lat) / sum(r[1] for r in runs), "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000, "errors": sum(r[2] for r in runs) / len(lat)}
 
 
 def rss_mb(pid: int) -> float:
@@ -215,7 +240,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="yolox-nano")
     ap.add_argument("--clients", default="1,8,32,64")
-    ap.add_argument("--requests", type=int, default=256)
+    ap.add_argument("--requests", type=int, default=128, help="per round and client count")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--wait-ms", type=float, default=5.0)
@@ -242,21 +268,29 @@ def main() -> None:
     tools = [t for t in a.tools.split(",") if t]
     results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in tools}
     memory: dict[str, float] = {}
+    servers: dict[str, tuple[subprocess.Popen[bytes], str, dict[str, str]]] = {}
     try:
-        for tool in tools:
-            proc, url, headers = start(tool, ws_dir, a.model, a.threads, key, a.max_batch,
-                                       a.wait_ms)
-            try:
-                for c in clients:
-                    n = max(a.requests, 4 * c)
-                    results[tool][c] = asyncio.run(load(url, headers, bodies, c, n))
-                    print(tool, c, {k: round(v, 3) for k, v in results[tool][c].items()},
-                          flush=True)
-                memory[tool] = rss_mb(proc.pid)
-            finally:
-                proc.terminate()
-                proc.wait(30)
-        # the model server with three models loaded
+        for tool in tools:  # all up at once; the rounds take turns (the machine's noise
+            servers[tool] = start(tool, ws_dir, a.model, a.threads, key, a.max_batch,
+                                  a.wait_ms)  # then falls on every tool alike)
+        for c in clients:
+            n = max(a.requests, 4 * c)
+            runs: dict[str, list[tuple[list[float], float, int]]] = {t: [] for t in tools}
+            for _ in range(a.rounds):
+                for tool in tools:
+                    _, url, headers = servers[tool]
+                    runs[tool].append(asyncio.run(load(url, headers, bodies, c, n)))
+            for tool in tools:
+                results[tool][c] = summary(runs[tool])
+                print(tool, c, {k: round(v, 3) for k, v in results[tool][c].items()},
+                      flush=True)
+        for tool, (proc, _, _) in servers.items():
+            memory[tool] = rss_mb(proc.pid)
+    finally:
+        for proc, _, _ in servers.values():
+            proc.terminate()
+            proc.wait(30)
+    try:  # the model server with three models loaded
         proc, _, _ = start("labelpilot", ws_dir, a.model, a.threads, key, a.max_batch,
                            a.wait_ms, models="yolox-nano,nanodet-m,ocr")
         memory["labelpilot, 3 models"] = rss_mb(proc.pid)

@@ -67,3 +67,25 @@ def test_exif_orientation_is_applied_once(tmp_path: Path) -> None:
 def test_empty_file() -> None:
     with pytest.raises(ImageError, match="empty"):
         probe_image(b"", name="e.png")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_decode_bgr_gives_upright_pixels_and_refuses_truncated_files(tmp_path: Path,
+                                                                     fmt: str) -> None:
+    import numpy as np
+
+    from labelpilot.imageio import decode_bgr
+
+    path = write_image(tmp_path / "a", 64, 48, fmt=fmt)
+    data = path.read_bytes()
+    got = decode_bgr(data, name="a")
+    want = np.asarray(Image.open(path).convert("RGB"))[..., ::-1]
+    assert got.shape == (48, 64, 3)
+    assert np.abs(got.astype(int) - want).mean() < 1.0  # the same decoder's pixels
+    with pytest.raises(ImageError, match="a: "):
+        decode_bgr(data[: len(data) * 2 // 3], name="a")
+    with pytest.raises(ImageError, match="over the limit"):
+        decode_bgr(data, name="a", max_pixels=1000)
+    if fmt in ("JPEG", "WEBP"):  # EXIF orientation 6: turned a quarter clockwise
+        turned = write_image(tmp_path / "b", 64, 48, fmt=fmt, exif_orientation=6)
+        assert decode_bgr(turned.read_bytes(), name="b").shape == (64, 48, 3)

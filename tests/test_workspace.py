@@ -120,3 +120,37 @@ def test_upgrade_from_the_first_schema_keeps_the_data(make_workspace, tmp_path: 
         rows = repo.list_images(conn, None)
     assert rows and all(r.name_key == natural_key(r.file_name) for r in rows)
     again.close()
+
+
+def first_uses_together(ws: Workspace, n: int = 8) -> tuple[list[object], list[BaseException]]:
+    """`ws.engine` asked for by `n` threads at the same moment."""
+    import threading
+
+    errors: list[BaseException] = []
+    engines: list[object] = []
+    start = threading.Barrier(n)
+
+    def first_use() -> None:
+        start.wait()
+        try:
+            engines.append(ws.engine)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_use) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return engines, errors
+
+
+def test_the_first_uses_of_the_database_from_many_threads_migrate_once(tmp_path: Path) -> None:
+    # a server's first requests arrive together; Alembic's context is one global
+    Workspace.create(tmp_path / "ws", task="detect", labels=["a"]).close()
+    for _ in range(3):
+        ws = Workspace.open(tmp_path / "ws")
+        engines, errors = first_uses_together(ws)
+        assert not errors, errors
+        assert len({id(e) for e in engines}) == 1
+        ws.close()

@@ -111,6 +111,7 @@ def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         ImageError: empty, not an image, an unsupported type, over `max_pixels`, or not
             decodable. The message names `name`.
     """
+    import cv2
     import numpy as np
 
     if not data:
@@ -131,6 +132,12 @@ def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         raise ImageTooLargeError(
             f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
             hint="send a smaller image")
+    if fmt in ("JPEG", "PNG") and _complete(data, fmt):
+        # OpenCV decodes faster and applies the EXIF orientation itself; it would decode a
+        # truncated file in part, so only files whose end marker is there go to it
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is not None and image.size:
+            return image
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -144,3 +151,11 @@ def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
                                     hint="the file is corrupt or truncated: send it again"
                                     ) from None
     return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _complete(data: bytes, fmt: str) -> bool:
+    """Whether a JPEG or PNG file ends with its end marker (EOI; the IEND chunk)."""
+    tail = data[-64:]
+    if fmt == "JPEG":
+        return tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9")
+    return b"IEND" in tail

@@ -13,6 +13,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Threads each ONNX model may use (default: every core).
     threads_per_model: int | None = None
+    # Whether ONNX Runtime's threads spin between operators (None: its default, on). The
+    # model server turns it off: there the cores are shared with decoding and HTTP.
+    ort_spinning: bool | None = None
 
     max_upload_bytes: int = 50 * 1024 * 1024
     # An archive of images and label files imported from the browser.

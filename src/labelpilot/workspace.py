@@ -85,6 +85,7 @@ class Workspace:
         self.blobs = BlobStore(root / "blobs")
         self._engine: Engine | None = None
         self._write_lock = threading.RLock()
+        self._engine_lock = threading.Lock()
 
     @property
     def config_path(self) -> Path:
@@ -105,9 +106,11 @@ class Workspace:
         if self._engine is None:
             from labelpilot.store.db import make_engine, migrate
 
-            engine = make_engine(self.database_url)
-            migrate(engine)
-            self._engine = engine
+            with self._engine_lock:  # the first requests of a server arrive together:
+                if self._engine is None:  # one migration (Alembic's context is global)
+                    engine = make_engine(self.database_url)
+                    migrate(engine)
+                    self._engine = engine
         return self._engine
 
     @contextmanager

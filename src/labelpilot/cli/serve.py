@@ -57,16 +57,28 @@ def serve_models(
                                                 "graphs one image at a time.")] = False,
     watch_s: Annotated[float, typer.Option(min=0, help="How often to look for new versions "
                                            "(0: never).")] = 2.0,
+    label_studio_url: Annotated[str | None, typer.Option(
+        envvar="LABEL_STUDIO_URL", help="The Label Studio whose images the ML backend reads "
+        "(default: the address each project gives at /setup).")] = None,
+    label_studio_key: Annotated[str | None, typer.Option(
+        envvar="LABEL_STUDIO_API_KEY", help="Its access token (default: the one /setup "
+        "gives).")] = None,
 ) -> None:
     """Serve the workspace's models over HTTP (/v1/models, /v1/models/NAME/predict,
-    /healthz, /readyz, /metrics) with dynamic batching; clients sign in with a user's
-    token or a key from `labelpilot users add-key`."""
+    /healthz, /readyz, /metrics) with dynamic batching, and as Label Studio ML backends
+    (/labelstudio/NAME); clients sign in with a user's token or a key from `labelpilot
+    users add-key`."""
+    import os
+
     import uvicorn
 
     from labelpilot.errors import ValidationError
     from labelpilot.serving.app import create_model_server
     from labelpilot.serving.workers import ServingConfig
 
+    # the cores are shared with decoding and HTTP: threads that spin waiting for the next
+    # operator would take them from the requests (LABELPILOT_ORT_SPINNING=1 to keep it)
+    os.environ.setdefault("LABELPILOT_ORT_SPINNING", "0")
     with user_errors():
         if device != "cpu":
             raise ValidationError(f"--device {device}: only cpu is served so far",
@@ -76,7 +88,8 @@ def serve_models(
         config = ServingConfig(max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
                                queue_size=queue_size, timeout_s=timeout_s, threads=threads,
                                batching=not no_batch_axis, watch_s=watch_s)
-        app = create_model_server(ws, names, config)
+        app = create_model_server(ws, names, config, label_studio_url=label_studio_url,
+                                  label_studio_key=label_studio_key)
     out.print(f"Serving the models of {escape(ws.config.name)} on http://{host}:{port}  "
               "(API docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -248,38 +248,49 @@ def _ellipse(v: dict[str, Any], w: int, h: int, n: int = 32) -> Polygon:
 
 
 def _results(a: Annotation, rid: str, item: DatasetItem) -> list[dict[str, Any]]:
-    w, h = item.width or 1, item.height or 1
+    return ls_results(a, rid, item.width or 1, item.height or 1)
+
+
+def ls_results(a: Annotation, rid: str, w: int, h: int, *, from_name: str = "label",
+               to_name: str = "image", text_from: str | None = "transcription",
+               labelled: bool = True) -> list[dict[str, Any]]:
+    """Label Studio result items for one annotation (region id `rid`, image `w` x `h`):
+    its shape under control `from_name` of image `to_name` (`labelled`: the shape's
+    `<X>Labels` type with the label; else the bare `<X>` tool's), and its transcription
+    under the TextArea `text_from` when it has one."""
     shape = a.shape
-    base = {"id": rid, "from_name": "label", "to_name": "image", "original_width": w,
+    base = {"id": rid, "from_name": from_name, "to_name": to_name, "original_width": w,
             "original_height": h, "image_rotation": 0}
     value: dict[str, Any]
     if isinstance(shape, Box):
-        kind = "rectanglelabels"
+        kind = "rectangle"
         value = {"x": shape.x1 / w * 100, "y": shape.y1 / h * 100,
                  "width": (shape.x2 - shape.x1) / w * 100,
                  "height": (shape.y2 - shape.y1) / h * 100, "rotation": 0}
     elif isinstance(shape, RotatedBox):
-        kind = "rectanglelabels"
+        kind = "rectangle"
         x0, y0 = shape.corners()[0]
         value = {"x": x0 / w * 100, "y": y0 / h * 100, "width": shape.w / w * 100,
                  "height": shape.h / h * 100, "rotation": shape.angle % 360}
     elif isinstance(shape, Quad | Polygon):
-        kind = "polygonlabels"
+        kind = "polygon"
         pts = shape.points
         value = {"points": [[x / w * 100, y / h * 100] for x, y in pts], "closed": True}
     elif isinstance(shape, Mask):
-        kind = "brushlabels"
+        kind = "brush"
         value = {"format": "rle", "rle": rle.ls_mask_encode(shape.to_array())}
     else:
         assert isinstance(shape, Point), shape.type  # polylines are left out by the caller
-        kind = "keypointlabels"
+        kind = "keypoint"
         value = {"x": shape.x / w * 100, "y": shape.y / h * 100, "width": 0.5}
-    value[kind] = [a.label]
+    if labelled:
+        kind += "labels"
+        value[kind] = [a.label]
     out = [{**base, "type": kind, "value": value}]
     if a.score is not None:
         out[0]["score"] = a.score
-    if a.text is not None:
+    if a.text is not None and text_from is not None:
         tv = {k: v for k, v in value.items() if k != kind}
-        out.append({**base, "from_name": "transcription", "type": "textarea",
+        out.append({**base, "from_name": text_from, "type": "textarea",
                     "value": {**tv, "text": [a.text]}})
     return out

@@ -88,7 +88,9 @@ User = Annotated[UserInfo, Depends(signed_in)]
 def create_model_server(ws: Workspace, names: list[str] | None = None,
                         config: ServingConfig | None = None, *,
                         max_body_bytes: int = MAX_BODY_BYTES,
-                        max_pixels: int = DEFAULT_MAX_PIXELS) -> FastAPI:
+                        max_pixels: int = DEFAULT_MAX_PIXELS,
+                        label_studio_url: str | None = None,
+                        label_studio_key: str | None = None) -> FastAPI:
     config = config or ServingConfig()
     metrics = ServingMetrics()
     pool = ModelPool(ws.models_dir, names, config, metrics)
@@ -162,11 +164,12 @@ def create_model_server(ws: Workspace, names: list[str] | None = None,
         worker = pool.worker(name)
         code = 200
         try:
-            data, given_score, filename = await _image_of(request)
-            score = min_score if min_score is not None else given_score
-            image = await anyio.to_thread.run_sync(
-                lambda: decode_bgr(data, name=filename, max_pixels=max_pixels))
-            future = worker.submit(image, min_score=score or 0.0)
+            with worker.arriving():
+                data, given_score, filename = await _image_of(request)
+                score = min_score if min_score is not None else given_score
+                image = await anyio.to_thread.run_sync(
+                    lambda: decode_bgr(data, name=filename, max_pixels=max_pixels))
+                future = worker.submit(image, min_score=score or 0.0)
             try:
                 loaded, proposals, timing = await asyncio.wait_for(
                     asyncio.wrap_future(future), timeout=config.timeout_s)
@@ -190,6 +193,10 @@ def create_model_server(ws: Workspace, names: list[str] | None = None,
             metrics.requests.labels(name, str(code)).inc()
             metrics.latency.labels(name).observe(time.monotonic() - started)
 
+    from labelpilot.serving import labelstudio
+
+    app.include_router(labelstudio.router(
+        labelstudio.LabelStudioBackend(label_studio_url, label_studio_key)))
     return app
 
 

@@ -15,7 +15,9 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +78,8 @@ class ModelWorker:
         self._queue: queue.Queue[Job] = queue.Queue(maxsize=config.queue_size)
         self._closing = False
         self._stopped = threading.Event()
+        self._arriving = 0  # requests for this model being read or decoded
+        self._arriving_lock = threading.Lock()
         self.batches = 0
         self._thread = threading.Thread(target=self._run, name=f"serve-{self.name}",
                                         daemon=True)
@@ -137,12 +141,33 @@ class ModelWorker:
         limit = self.max_batch()
         until = time.monotonic() + self.config.max_wait_s
         while len(batch) < limit:
-            left = until - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+                batch.append(self._queue.get_nowait())
+                continue
             except queue.Empty:
+                pass
+            left = until - time.monotonic()
+            # wait for more only while requests are on their way (being read or decoded):
+            # a lone client pays no batching delay
+            if left <= 0 or self._arriving == 0:
                 break
+            try:
+                batch.append(self._queue.get(timeout=min(left, 0.001)))
+            except queue.Empty:
+                continue
         return batch
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around reading and decoding a request for this model: a batch being formed
+        waits for it (up to `max_wait_s`)."""
+        with self._arriving_lock:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._arriving_lock:
+                self._arriving -= 1
 
     def _run(self) -> None:
         while True:
