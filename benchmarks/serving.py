@@ -8,8 +8,12 @@ today, on the same ONNX file, the same images and the same CPU threads, in one r
 - `litserve`: LitServe from PyPI with its batching on (`max_batch_size`, `batch_timeout`),
   running the same batched session through `predict_batch`.
 
-Each server runs in a process of its own with ONNX Runtime on `--threads` threads; the
-clients (httpx, asyncio) run in this process and send coco128 images as base64 JSON
+Each server runs in a process of its own: the plain endpoint with ONNX Runtime's default
+threads (every core), LabelPilot and LitServe with one batch worker per core on one thread
+each (`--workers`; on a CPU a run per core uses the cores better than one run over all of
+them: the model alone is timed first, one image and a batch on one thread and on every
+core, in core-ms per image). The clients (httpx, asyncio) run in this process and send
+coco128 images as base64 JSON
 (every server reads the same body). The servers run side by side and take turns, round
 after round, so that the machine's noise falls on each alike. For each number of
 concurrent clients, the rounds pooled: requests/s,
@@ -18,7 +22,7 @@ server's memory (RSS) with three models loaded.
 
 Usage:
     python benchmarks/serving.py [--model yolox-nano] [--clients 1,8,32,64]
-        [--requests 128] [--rounds 3] [--threads 2] [--json out.json]
+        [--requests 128] [--rounds 3] [--threads N] [--workers N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -113,12 +117,12 @@ except ImportError:
     ls = None
 
 
-def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, max_batch: int,
-                   wait_s: float) -> None:
+def serve_litserve(ws_dir: Path, name: str, port: int, threads: int, workers: int,
+                   max_batch: int, wait_s: float) -> None:
     if ls is None:
         raise SystemExit("pip install 'labelpilot[bench]' (litserve) for this reference")
     api = LitModel(ws_dir, name, threads, max_batch_size=max_batch, batch_timeout=wait_s)
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, timeout=60)
     server.run(port=port, generate_client_file=False, log_level="warning")
 
 
@@ -131,8 +135,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch: int,
-          wait_ms: float, models: str | None = None) -> tuple[subprocess.Popen[bytes], str,
+def start(tool: str, ws_dir: Path, model: str, threads: int, workers: int, key: str,
+          max_batch: int, wait_ms: float, models: str | None = None) -> tuple[subprocess.Popen[bytes], str,
                                                                 dict[str, str]]:
     import httpx
 
@@ -140,7 +144,7 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     if tool == "labelpilot":
         cmd = [sys.executable, "-m", "labelpilot.cli", "serve-models", str(ws_dir),
-               "--models", models or model, "--port", str(port), "--threads", str(threads),
+               "--models", models or model, "--port", str(port), "--workers", str(workers),
                "--max-batch", str(max_batch), "--max-wait-ms", str(wait_ms),
                "--queue-size", "1024", "--watch-s", "0"]
         url, ready, headers = (f"http://127.0.0.1:{port}/v1/models/{model}/predict",
@@ -149,6 +153,7 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, key: str, max_batch
     else:
         cmd = [sys.executable, __file__, "--serve", tool, "--workspace", str(ws_dir),
                "--model", model, "--port", str(port), "--threads", str(threads),
+               "--workers", str(workers),
                "--max-batch", str(max_batch), "--wait-ms", str(wait_ms)]
         url, ready, headers = (f"http://127.0.0.1:{port}/predict",
                                f"http://127.0.0.1:{port}/health", {})
@@ -213,6 +218,32 @@ def summary(runs: list[tuple[list[float], float, int]]) -> dict[str, float]:
             "p95_ms": q[94] * 1000, "errors": sum(r[2] for r in runs) / len(lat)}
 
 
+def model_alone(ws_dir: Path, name: str, cores: int, batch: int) -> dict[str, float]:
+    """Core-milliseconds per image of the bare network: one image or a batch, on one
+    thread or on every core."""
+    import numpy as np
+
+    from labelpilot.models.registry import get_manifest
+    from labelpilot.models.runtime import OrtSession
+
+    path, sha = get_manifest(name, Path(ws_dir) / "models").file("model")
+    out = {}
+    for threads in (1, cores):
+        session = OrtSession(path, sha256=sha, threads=threads)
+        session.enable_batching()
+        shape = [d if isinstance(d, int) else 1 for d in session.session.get_inputs()[0].shape]
+        x = np.random.default_rng(0).random((batch, *shape[1:]), dtype=np.float32)
+        for n in (1, batch):
+            session(x[:n])
+            start, done = time.perf_counter(), 0
+            while time.perf_counter() - start < 2.0:
+                session(x[:n])
+                done += n
+            out[f"batch {n}, {threads} thread(s)"] = \
+                (time.perf_counter() - start) / done * 1000 * threads
+    return out
+
+
 def rss_mb(pid: int) -> float:
     import psutil
 
@@ -242,7 +273,12 @@ def main() -> None:
     ap.add_argument("--clients", default="1,8,32,64")
     ap.add_argument("--requests", type=int, default=128, help="per round and client count")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    cores = os.cpu_count() or 1
+    ap.add_argument("--threads", type=int, default=cores,
+                    help="the plain endpoint's ONNX Runtime threads (its default: every core)")
+    ap.add_argument("--workers", type=int, default=cores,
+                    help="LabelPilot's and LitServe's batch workers, each on cores/workers "
+                         "threads")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--wait-ms", type=float, default=5.0)
     ap.add_argument("--tools", default=",".join(TOOLS))
@@ -256,7 +292,8 @@ def main() -> None:
         serve_plain(a.workspace, a.model, a.port, a.threads)
         return
     if a.serve == "litserve":
-        serve_litserve(a.workspace, a.model, a.port, a.threads, a.max_batch, a.wait_ms / 1000)
+        serve_litserve(a.workspace, a.model, a.port, max(1, cores // a.workers), a.workers,
+                       a.max_batch, a.wait_ms / 1000)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="lp-serving-"))
@@ -264,6 +301,9 @@ def main() -> None:
     images = sorted((SHARED / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:32]
     bodies = [json.dumps({"image": base64.b64encode(p.read_bytes()).decode()}).encode()
               for p in images]
+    alone = model_alone(ws_dir, a.model, cores, a.max_batch)
+    print("the network alone, core-ms per image: " + ", ".join(
+        f"{k}: {v:.1f}" for k, v in alone.items()), flush=True)
     clients = [int(c) for c in a.clients.split(",")]
     tools = [t for t in a.tools.split(",") if t]
     results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in tools}
@@ -271,8 +311,8 @@ def main() -> None:
     servers: dict[str, tuple[subprocess.Popen[bytes], str, dict[str, str]]] = {}
     try:
         for tool in tools:  # all up at once; the rounds take turns (the machine's noise
-            servers[tool] = start(tool, ws_dir, a.model, a.threads, key, a.max_batch,
-                                  a.wait_ms)  # then falls on every tool alike)
+            servers[tool] = start(tool, ws_dir, a.model, a.threads, a.workers, key,
+                                  a.max_batch, a.wait_ms)  # then falls on every tool alike)
         for c in clients:
             n = max(a.requests, 4 * c)
             runs: dict[str, list[tuple[list[float], float, int]]] = {t: [] for t in tools}
@@ -291,17 +331,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     try:  # the model server with three models loaded
-        proc, _, _ = start("labelpilot", ws_dir, a.model, a.threads, key, a.max_batch,
-                           a.wait_ms, models="yolox-nano,nanodet-m,ocr")
+        proc, _, _ = start("labelpilot", ws_dir, a.model, a.threads, a.workers, key,
+                           a.max_batch, a.wait_ms, models="yolox-nano,nanodet-m,ocr")
         memory["labelpilot, 3 models"] = rss_mb(proc.pid)
         proc.terminate()
         proc.wait(30)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n{a.model}, {a.threads} ONNX threads per server, {os.cpu_count()} cores, "
-          f"batches up to {a.max_batch} gathered for {a.wait_ms:g} ms; base64 JSON bodies "
-          f"of {len(images)} coco128 images\n")
+    print(f"\n{a.model} on {cores} cores; plain: {a.threads} ONNX threads per run; "
+          f"labelpilot and litserve: {a.workers} batch workers of {max(1, cores // a.workers)} "
+          f"thread(s), batches up to {a.max_batch} gathered for {a.wait_ms:g} ms; base64 JSON "
+          f"bodies of {len(images)} coco128 images\n")
     head = f"{'clients':>7} | " + " | ".join(f"{t:>28}" for t in tools)
     print(head + "\n" + "-" * len(head))
     for c in clients:
@@ -320,7 +361,8 @@ def main() -> None:
                 if t != "plain"))
     print("\nserver memory (RSS, MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
     if a.json:
-        a.json.write_text(json.dumps({"results": results, "memory_mb": memory}, indent=1))
+        a.json.write_text(json.dumps({"results": results, "memory_mb": memory,
+                                      "network_core_ms_per_image": alone}, indent=1))
 
 
 if __name__ == "__main__":

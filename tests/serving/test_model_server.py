@@ -252,13 +252,13 @@ def test_a_full_queue_or_a_passed_deadline_answers_503_with_retry_after(
     with TestClient(app) as client:
         wait_ready(client)
         worker = app.state.pool.worker("ocr")
-        accepted: list[Future[Any]] = [worker.submit(big)]
+        accepted: list[Future[Any]] = [worker.submit_image(big)]
         deadline = time.monotonic() + 10
         while worker.depth and time.monotonic() < deadline:  # until it runs
             time.sleep(0.01)
         with pytest.raises(UnavailableError) as full:
             for _ in range(3):  # one running, two waiting, then refused
-                accepted.append(worker.submit(big))
+                accepted.append(worker.submit_image(big))
         assert "2 requests waiting" in full.value.message and full.value.retry_after >= 1
         r = client.post("/v1/models/ocr/predict", headers=h, files={"file": ("a.png", data)})
         assert r.status_code == 503, r.text
@@ -388,11 +388,11 @@ def test_readiness_and_a_graceful_close(shared: Path, tmp_path: Path) -> None:
     with TestClient(app) as client:
         assert wait_ready(client)["models"] == ["yolox-nano"]
         pool = app.state.pool
-        futures = [pool.worker("yolox-nano").submit(image) for _ in range(6)]
+        futures = [pool.worker("yolox-nano").submit_image(image) for _ in range(6)]
         pool.close()  # what the lifespan's end does on SIGTERM
         assert all(f.result(timeout=1)[1] for f in futures)  # every accepted one answered
         with pytest.raises(UnavailableError, match="shutting down"):
-            pool.worker("yolox-nano").submit(image)
+            pool.worker("yolox-nano").submit_image(image)
         assert client.get("/readyz").status_code == 503
 
 

@@ -51,8 +51,11 @@ def serve_models(
                                              "(503 past it).")] = 30.0,
     device: Annotated[str, typer.Option(help="cpu (cuda and tensorrt: the optimization "
                                         "issue's GPU variants, not built yet).")] = "cpu",
-    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime threads per model "
-                                                "(default: every core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=256, help="Batches of one model "
+                                                "run at once (default: one per core).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime threads per batch "
+                                                "(default: the cores shared among the "
+                                                "workers).")] = None,
     no_batch_axis: Annotated[bool, typer.Option("--no-batch-axis", help="Run single-image "
                                                 "graphs one image at a time.")] = False,
     watch_s: Annotated[float, typer.Option(min=0, help="How often to look for new versions "
@@ -85,8 +88,11 @@ def serve_models(
                                   hint="GPU variants come with TensorRT/CUDA optimization")
         ws = open_workspace(directory)
         names = [n.strip() for n in models.split(",") if n.strip()] if models else None
+        cores = os.cpu_count() or 1
+        workers = workers or cores
         config = ServingConfig(max_batch=max_batch, max_wait_s=max_wait_ms / 1000,
-                               queue_size=queue_size, timeout_s=timeout_s, threads=threads,
+                               queue_size=queue_size, timeout_s=timeout_s, workers=workers,
+                               threads=threads or max(1, cores // workers),
                                batching=not no_batch_axis, watch_s=watch_s)
         app = create_model_server(ws, names, config, label_studio_url=label_studio_url,
                                   label_studio_key=label_studio_key)

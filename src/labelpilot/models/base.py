@@ -48,6 +48,19 @@ class Predictor(Protocol):
         ...
 
 
+class StagedPredictor(Predictor, Protocol):
+    """A predictor whose `predict_batch` is three stages: `prepare` (per image, any
+    thread), `run_prepared` (the network, once for a batch) and `finish` (per image, any
+    thread): a server runs only the middle one in its batching thread."""
+
+    def prepare(self, image: np.ndarray) -> Any: ...
+
+    def run_prepared(self, items: Sequence[Any]) -> list[Any]: ...
+
+    def finish(self, prepared: Any, outputs: Any, min_score: float = 0.0
+               ) -> list[Annotation]: ...
+
+
 @dataclass(frozen=True)
 class Click:
     x: float

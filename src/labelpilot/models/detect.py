@@ -96,6 +96,19 @@ class DetectSettings:
 
 
 @dataclass
+class Prepared:
+    """An image ready for the network (`x`, batch axis of 1, and the scale to the image's
+    `w` x `h`), or kept whole (`image`) to run alone."""
+
+    x: np.ndarray | None
+    sx: float
+    sy: float
+    w: int
+    h: int
+    image: np.ndarray | None
+
+
+@dataclass
 class Detections:
     boxes: np.ndarray  # [K, 4] x1, y1, x2, y2 in image pixels
     scores: np.ndarray  # [K]
@@ -377,25 +390,44 @@ class DetectorModel:
                       ) -> list[list[Annotation]]:
         """`predict` for several images: one network run for all of them where batching is
         enabled (tiled images and single-image graphs run one at a time)."""
-        images = [_as_bgr8(im) for im in images]
-        whole = [k for k, im in enumerate(images) if self.default_tiling is None
-                 or len(self.default_tiling.windows(im.shape[1], im.shape[0])) == 1]
-        out: list[list[Annotation]] = [[] for _ in images]
-        if self.session.batching.max_batch is None and len(whole) > 1:
-            prepared = [self.preprocess(images[k]) for k in whole]
-            outs = self.session(np.concatenate([x for x, _, _ in prepared]))
-            for j, k in enumerate(whole):
-                h, w = images[k].shape[:2]
-                d = self._decode([o[j:j + 1] for o in outs], prepared[j][1], prepared[j][2],
-                                 w, h, None)
-                out[k] = self._proposals(d, min_score)
-            done = set(whole)
-        else:
-            done = set()
-        for k, im in enumerate(images):
-            if k not in done:
-                out[k] = self.predict(im, min_score=min_score)
+        items = [self.prepare(im) for im in images]
+        return [self.finish(p, r, min_score)
+                for p, r in zip(items, self.run_prepared(items), strict=True)]
+
+    # The three stages of `predict_batch`, for a server that prepares and finishes images
+    # in the requests' threads and runs only the network in its batching thread.
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """An image made ready for `run_prepared`: its network input where it can join a
+        batch, else the image itself (run whole, alone)."""
+        image = _as_bgr8(image)
+        h, w = image.shape[:2]
+        alone = (self.session.batching.max_batch == 1
+                 or (self.default_tiling is not None
+                     and len(self.default_tiling.windows(w, h)) > 1))
+        if alone:
+            return Prepared(None, 1.0, 1.0, w, h, image)
+        x, sx, sy = self.preprocess(image)
+        return Prepared(x, sx, sy, w, h, None)
+
+    def run_prepared(self, items: Sequence[Prepared]) -> list[Any]:
+        """The network's outputs for each prepared image (one run for those that batch),
+        or the finished proposals of those that run alone."""
+        out: list[Any] = [None] * len(items)
+        batch = [k for k, p in enumerate(items) if p.x is not None]
+        if batch:
+            outs = self.session(np.concatenate([items[k].x for k in batch]))  # type: ignore[misc]
+            for j, k in enumerate(batch):
+                out[k] = [o[j:j + 1] for o in outs]
+        for k, p in enumerate(items):
+            if p.image is not None:
+                out[k] = self.predict(p.image)
         return out
+
+    def finish(self, p: Prepared, outputs: Any, min_score: float = 0.0) -> list[Annotation]:
+        """The proposals of a prepared image from what `run_prepared` gave for it."""
+        if p.image is not None:
+            return [a for a in outputs if (a.score or 0.0) >= min_score]
+        return self._proposals(self._decode(outputs, p.sx, p.sy, p.w, p.h, None), min_score)
 
     def threshold_for(self, label: str) -> float:
         """The score at which this model shows a detection of class `label`."""

@@ -10,7 +10,6 @@ answers use LabelPilot's shape vocabulary (the label server's and the exports').
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -164,24 +163,14 @@ def create_model_server(ws: Workspace, names: list[str] | None = None,
         worker = pool.worker(name)
         code = 200
         try:
-            with worker.arriving():
+            with worker.arriving():  # a batch being formed waits for this one
                 data, given_score, filename = await _image_of(request)
-                score = min_score if min_score is not None else given_score
-                image = await anyio.to_thread.run_sync(
-                    lambda: decode_bgr(data, name=filename, max_pixels=max_pixels))
-                future = worker.submit(image, min_score=score or 0.0)
-            try:
-                loaded, proposals, timing = await asyncio.wait_for(
-                    asyncio.wrap_future(future), timeout=config.timeout_s)
-            except TimeoutError:
-                future.cancel()
-                metrics.errors.labels(name, "deadline").inc()
-                raise UnavailableError(f"model {name} did not answer within "
-                                       f"{config.timeout_s:g} s",
-                                       retry_after=worker.retry_after()) from None
-            h, w = image.shape[:2]
+            score = min_score if min_score is not None else given_score
+            loaded, proposals, timing, (w, h) = await worker.ask(
+                lambda: decode_bgr(data, name=filename, max_pixels=max_pixels),
+                min_score=score or 0.0)
             body = {"model": loaded.name, "version": loaded.version, "variant": loaded.variant,
-                    "width": int(w), "height": int(h),
+                    "width": w, "height": h,
                     "predictions": [proposal_json(a) for a in proposals], "timing": timing}
             return Response(orjson.dumps(body), media_type="application/json")
         except LabelPilotError as e:

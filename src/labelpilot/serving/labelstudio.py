@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urljoin, urlparse
 
-import anyio
 from defusedxml import ElementTree as SafeET
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from labelpilot.annotations import Annotation
-from labelpilot.errors import AuthError, UnavailableError, ValidationError
+from labelpilot.errors import AuthError, ValidationError
 from labelpilot.formats.labelstudio import ls_results
 from labelpilot.imageio import decode_bgr
 from labelpilot.users import UserInfo, user_for_token
@@ -312,18 +311,9 @@ def router(backend: LabelStudioBackend) -> APIRouter:
                 raise ValidationError(f"task {task.get('id') if isinstance(task, dict) else '?'}"
                                       f" has no data.{project.config.key}")
             raw = await fetch_image(ref, project)
-            with worker.arriving():
-                image = await anyio.to_thread.run_sync(lambda: decode_bgr(raw, name=ref[:200]))
-                future = worker.submit(image)
-            try:
-                loaded, proposals, _ = await asyncio.wait_for(asyncio.wrap_future(future),
-                                                              timeout=worker.config.timeout_s)
-            except TimeoutError:
-                future.cancel()
-                raise UnavailableError(f"model {model} did not answer in time",
-                                       retry_after=worker.retry_after()) from None
-            h, w = image.shape[:2]
-            result = results_for(plan, proposals, int(w), int(h),
+            loaded, proposals, _, (w, h) = await worker.ask(
+                lambda: decode_bgr(raw, name=ref[:200]))
+            result = results_for(plan, proposals, w, h,
                                  f"lp{task.get('id', 'x')}_")
             scores = [a.score for a in proposals if a.score is not None]
             return {"result": result, "score": min(scores) if scores else 0.0,

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError, UnavailableError
-from labelpilot.models.base import Predictor
+from labelpilot.models.base import Predictor, StagedPredictor
 from labelpilot.models.batching import Batching
 from labelpilot.serving.metrics import ServingMetrics
 
@@ -36,9 +36,10 @@ log = logging.getLogger("labelpilot.serving")
 class ServingConfig:
     max_batch: int = 16
     max_wait_s: float = 0.005
+    workers: int = 1  # threads running batches of this model at once
     queue_size: int = 64  # requests waiting per model; past it, 503
     timeout_s: float = 30.0  # a request's deadline, from its arrival
-    threads: int | None = None  # ONNX Runtime threads per model (None: every core)
+    threads: int | None = None  # ONNX Runtime threads per run (None: every core)
     batching: bool = True  # give single-image graphs a batch axis where it checks out
     watch_s: float = 2.0  # how often the workspace's models are checked for new versions
 
@@ -60,13 +61,21 @@ class Loaded:
     ms_per_image: float = 0.0  # measured at warm-up, for Retry-After estimates
 
 
+def staged(model: Any) -> TypeGuard[StagedPredictor]:
+    """Whether a model splits `predict_batch` into prepare / run_prepared / finish, so
+    that a server runs only the network in its batching thread."""
+    return all(hasattr(model, m) for m in ("prepare", "run_prepared", "finish"))
+
+
 @dataclass
 class Job:
-    image: np.ndarray
+    item: Any  # the image, or what the version's `prepare` made of it
+    loaded: Loaded  # the version the item was made for; it runs on that version
     min_score: float
     deadline: float  # time.monotonic()
     arrived: float
-    future: Future[tuple[Loaded, list[Annotation], dict[str, float]]]
+    # (version, proposals or a staged model's raw outputs, timing)
+    future: Future[tuple[Loaded, Any, dict[str, float]]]
 
 
 class ModelWorker:
@@ -81,9 +90,12 @@ class ModelWorker:
         self._arriving = 0  # requests for this model being read or decoded
         self._arriving_lock = threading.Lock()
         self.batches = 0
-        self._thread = threading.Thread(target=self._run, name=f"serve-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        # several threads take batches from the one queue: on a CPU a run on one core per
+        # batch uses the cores better than one run spread over all of them
+        self._threads = [threading.Thread(target=self._run, name=f"serve-{self.name}-{k}",
+                                          daemon=True) for k in range(config.workers)]
+        for t in self._threads:
+            t.start()
         metrics.loaded.labels(self.name, loaded.version, loaded.variant or "").set(1)
 
     @property
@@ -99,13 +111,17 @@ class ModelWorker:
         per = max(self.current.ms_per_image, 1.0) / 1000
         return max(1, math.ceil(self.depth * per))
 
-    def submit(self, image: np.ndarray, *, min_score: float = 0.0
-               ) -> Future[tuple[Loaded, list[Annotation], dict[str, float]]]:
+    def submit(self, item: Any, *, loaded: Loaded | None = None, min_score: float = 0.0
+               ) -> Future[tuple[Loaded, Any, dict[str, float]]]:
+        """Queue an image (or, with `loaded`, what that version's `prepare` made of it).
+        The future gives (the version that ran it, its proposals, or a staged model's
+        outputs for `finish`, and the timing)."""
         if self._closing:
             raise UnavailableError("the model server is shutting down", retry_after=5,
                                    hint="send it to another replica, or retry later")
         now = time.monotonic()
-        job = Job(image, min_score, now + self.config.timeout_s, now, Future())
+        job = Job(item, loaded or self.current, min_score, now + self.config.timeout_s, now,
+                  Future())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -115,6 +131,68 @@ class ModelWorker:
                 retry_after=self.retry_after()) from None
         self.metrics.queue_depth.labels(self.name).set(self.depth)
         return job.future
+
+    def submit_image(self, image: np.ndarray, *, min_score: float = 0.0
+                     ) -> Future[tuple[Loaded, list[Annotation], dict[str, float]]]:
+        """Queue an image; the future gives (version, proposals, timing). Prepares it in
+        the calling thread (and finishes it in the worker's): for callers without an event
+        loop; the HTTP routes use `ask`."""
+        loaded = self.current
+        model = loaded.model
+        if not staged(model):
+            return self.submit(image, loaded=loaded, min_score=min_score)
+        prepared = model.prepare(image)
+        inner = self.submit(prepared, loaded=loaded, min_score=min_score)
+        out: Future[tuple[Loaded, list[Annotation], dict[str, float]]] = Future()
+
+        def done(f: Future[tuple[Loaded, Any, dict[str, float]]]) -> None:
+            if f.cancelled():
+                out.cancel()
+            elif f.exception() is not None:
+                out.set_exception(f.exception())  # type: ignore[arg-type]
+            else:
+                ran, raw, timing = f.result()
+                out.set_result((ran, model.finish(prepared, raw, min_score), timing))
+
+        inner.add_done_callback(done)
+        return out
+
+    async def ask(self, image_of: Any, *, min_score: float = 0.0
+                  ) -> tuple[Loaded, list[Annotation], dict[str, float], tuple[int, int]]:
+        """The whole path of one request: `image_of()` (decoding) and the model's `prepare`
+        in a thread of their own, the network in this worker's batch, `finish` in a thread
+        again; (version, proposals, timing, (width, height)). 503 past the deadline."""
+        import asyncio
+
+        import anyio
+
+        with self.arriving():
+            loaded = self.current
+            model = loaded.model
+
+            def prepare() -> tuple[Any, tuple[int, int]]:
+                image = image_of()
+                h, w = image.shape[:2]
+                return (model.prepare(image) if staged(model) else image), (int(w), int(h))
+
+            item, size = await anyio.to_thread.run_sync(prepare)
+            future = self.submit(item, loaded=loaded, min_score=min_score)
+        try:
+            ran, raw, timing = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                      timeout=self.config.timeout_s)
+        except TimeoutError:
+            future.cancel()
+            self.metrics.errors.labels(self.name, "deadline").inc()
+            raise UnavailableError(f"model {self.name} did not answer within "
+                                   f"{self.config.timeout_s:g} s",
+                                   retry_after=self.retry_after()) from None
+        finisher = ran.model
+        if staged(finisher):
+            proposals = await anyio.to_thread.run_sync(
+                lambda: finisher.finish(item, raw, min_score))
+        else:
+            proposals = raw
+        return ran, proposals, timing, size
 
     def swap(self, loaded: Loaded) -> Loaded:
         """Serve `loaded` from the next batch on; the batch running now finishes on the
@@ -129,7 +207,8 @@ class ModelWorker:
         """Take no more requests; finish those accepted; stop the thread."""
         self._closing = True
         self._stopped.set()
-        self._thread.join(timeout)
+        for t in self._threads:
+            t.join(timeout)
 
     # ---- the worker thread ------------------------------------------------------------
     def _take(self) -> list[Job]:
@@ -198,10 +277,23 @@ class ModelWorker:
             live.append(job)
         if not live:
             return
-        model = self.current  # one version for the whole batch
+        # one version per batch: each job runs on the version it was prepared for (after a
+        # swap, those accepted before it finish on the old one)
+        groups: dict[int, list[Job]] = {}
+        for j in live:
+            groups.setdefault(id(j.loaded), []).append(j)
+        for jobs in groups.values():
+            self._run_batch(jobs[0].loaded, jobs)
+
+    def _run_batch(self, model: Loaded, live: list[Job]) -> None:
         start = time.monotonic()
         try:
-            results = model.model.predict_batch([j.image for j in live], min_score=0.0)
+            if staged(model.model):
+                results: list[Any] = model.model.run_prepared([j.item for j in live])
+            else:
+                results = [[a for a in found if (a.score or 0.0) >= j.min_score]
+                           for j, found in zip(live, model.model.predict_batch(
+                               [j.item for j in live], min_score=0.0), strict=True)]
         except LabelPilotError as e:
             for j in live:
                 j.future.set_exception(e)
@@ -220,9 +312,8 @@ class ModelWorker:
         self.batches += 1
         self.metrics.inference.labels(self.name).observe(took)
         self.metrics.batch_size.labels(self.name).observe(len(live))
-        for j, proposals in zip(live, results, strict=True):
+        for j, result in zip(live, results, strict=True):
             self.metrics.queue_wait.labels(self.name).observe(start - j.arrived)
             timing = {"queue_ms": round((start - j.arrived) * 1000, 2),
                       "batch_ms": round(took * 1000, 2), "batch_size": len(live)}
-            j.future.set_result((model, [a for a in proposals if (a.score or 0.0) >= j.min_score],
-                                 timing))
+            j.future.set_result((model, result, timing))
