@@ -46,11 +46,20 @@ $(VENV)/reference/yolox-0.3.0/yolox/models/yolo_head.py: | $(VENV)/.installed
 
 reference: $(VENV)/reference/yolox-0.3.0/yolox/models/yolo_head.py
 
+# A real Label Studio for the ML-backend test, in a virtual environment of its own (it pins
+# many packages LabelPilot's do not agree with); the test starts it on 127.0.0.1.
+LS_VENV := .venv-ls
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet label-studio==1.23.2
+	touch $@
+
 demo: $(VENV)/.installed web
 	$(VENV)/bin/labelpilot demo $(DEMO_DIR)
 	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
-test: lint web reference /usr/bin/chromium
+test: lint web reference /usr/bin/chromium $(LS_VENV)/.installed
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # ruff (PLC2701: no imports of another module's private names), mypy over the package,
@@ -64,4 +73,4 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/coco_import_export.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO_DIR) .pytest_cache
