@@ -16,3 +16,14 @@ def require_torch() -> Any:
         raise LabelPilotError("this needs PyTorch",
                               hint="pip install 'labelpilot[train]'") from None
     return torch
+
+
+def require_cvat_sdk() -> Any:
+    """`cvat_sdk.auto_annotation` and `cvat_sdk.models` ([cvat] extra)."""
+    try:
+        import cvat_sdk.auto_annotation as cvataa
+        from cvat_sdk import models
+    except ImportError:
+        raise LabelPilotError("this needs the CVAT SDK",
+                              hint="pip install 'labelpilot[cvat]'") from None
+    return cvataa, models
