@@ -42,7 +42,8 @@ def serve_models(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
     max_batch: Annotated[int, typer.Option(min=1, max=256, help="Most requests run as one "
-                                           "batch.")] = 16,
+                                           "batch (on a CPU 4 serves as fast as 16 with "
+                                           "less memory; raise it on a GPU).")] = 4,
     max_wait_ms: Annotated[float, typer.Option(min=0, max=1000, help="How long a batch waits "
                                                "for more requests after its first.")] = 5.0,
     queue_size: Annotated[int, typer.Option(min=1, max=100_000, help="Requests waiting per "
