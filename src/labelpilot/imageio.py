@@ -45,26 +45,11 @@ def probe_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS)
         ImageError: not an image, an unsupported type, over `max_pixels`, corrupt or
             truncated. The message names `name`.
     """
-    if not data:
-        raise UnsupportedImageError(f"{name}: the file is empty")
+    im, fmt, w, h = _header(data, name, max_pixels,
+                            "raise max_pixels in labelpilot.toml if this image is genuine")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
-            fmt = im.format or "?"
-            if fmt not in SUPPORTED:
-                raise UnsupportedImageError(
-                    f"{name}: {fmt} images are not supported",
-                    hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}",
-                )
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
-            if w * h > max_pixels:
-                raise ImageTooLargeError(
-                    f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
-                    hint="raise max_pixels in labelpilot.toml if this image is genuine",
-                )
             orientation = im.getexif().get(_ORIENTATION, 1) if fmt in ("JPEG", "TIFF", "WEBP", "PNG") else 1
             if fmt == "JPEG" and orientation in (1, None):
                 # Decoding at 1/8 scale still walks every entropy-coded block: truncation
@@ -103,6 +88,37 @@ def read_size(data: bytes) -> tuple[int, int]:
         return w, h
 
 
+def _header(data: bytes, name: str, max_pixels: int, too_large_hint: str
+            ) -> tuple[Image.Image, str, int, int]:
+    """The image opened (its header read, no pixels decoded), its format and size, after
+    the checks every reader makes: not empty, an image, a supported type, some pixels,
+    within the pixel limit."""
+    if not data:
+        raise UnsupportedImageError(f"{name}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data))
+            fmt, (w, h) = im.format or "?", im.size
+    except UnidentifiedImageError:
+        raise UnsupportedImageError(f"{name}: not a readable image (no image type "
+                                    "recognized in its first bytes)",
+                                    hint="re-export or re-download the file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UnsupportedImageError(f"{name}: not a readable image ({e})",
+                                    hint="re-export or re-download the file") from None
+    if fmt not in SUPPORTED:
+        raise UnsupportedImageError(f"{name}: {fmt} images are not supported",
+                                    hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}")
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{name}: the image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
+            hint=too_large_hint)
+    return im, fmt, w, h
+
+
 def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
     """An image file's bytes as a BGR uint8 array, upright (EXIF orientation applied), for
     a model. The type and the pixel limit are checked from the header before decoding.
@@ -114,24 +130,7 @@ def decode_bgr(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     import cv2
     import numpy as np
 
-    if not data:
-        raise UnsupportedImageError(f"{name}: the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
-            fmt, (w, h) = im.format or "?", im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise UnsupportedImageError(f"{name}: not a readable image (no image type "
-                                    "recognized in its first bytes)",
-                                    hint="send a JPEG, PNG, BMP, TIFF or WebP file") from None
-    if fmt not in SUPPORTED:
-        raise UnsupportedImageError(f"{name}: {fmt} images are not supported",
-                                    hint=f"convert it to one of {', '.join(sorted(SUPPORTED))}")
-    if w * h > max_pixels:
-        raise ImageTooLargeError(
-            f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}",
-            hint="send a smaller image")
+    im, fmt, _, _ = _header(data, name, max_pixels, "send a smaller image")
     if fmt in ("JPEG", "PNG") and _complete(data, fmt):
         # OpenCV decodes faster and applies the EXIF orientation itself; it would decode a
         # truncated file in part, so only files whose end marker is there go to it
