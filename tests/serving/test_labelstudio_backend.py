@@ -206,3 +206,51 @@ def test_credentials_and_image_sources_are_checked(
     assert r.status_code == 422 and "RectangleLabels" in r.json()["detail"]
     assert client.post(base + "/webhook", headers=auth,
                        json={"action": "ANNOTATION_CREATED"}).json()["status"] == "ok"
+
+
+SEGMENT_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <BrushLabels name="brush" toName="image"><Label value="object"/><Label value="box"/></BrushLabels>
+  <KeyPointLabels name="click" toName="image" smart="true"><Label value="box"/></KeyPointLabels>
+</View>"""
+
+
+def test_a_click_in_label_studio_becomes_the_segmenters_mask(
+        backend: tuple[TestClient, dict[str, str], str, Path]) -> None:
+    import cv2
+
+    from labelpilot.geometry.iou import mask_iou
+    from labelpilot.geometry.rle import ls_mask_decode
+    from tests.scenes import deepest, scene
+
+    client, auth, _, _ = backend
+    rgb, (_, rect) = scene(seed=3)
+    png = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+    h, w = rect.shape
+    x, y = deepest(rect)
+    click = {"id": "k1", "type": "keypointlabels", "from_name": "click", "to_name": "image",
+             "original_width": w, "original_height": h, "is_positive": True,
+             "value": {"x": x / w * 100, "y": y / h * 100, "width": 1,
+                       "keypointlabels": ["box"]}}
+    task = {"id": 5, "data": {"image": "data:image/png;base64," + base64.b64encode(png).decode()}}
+    base = "/labelstudio/graphcut"
+    assert client.get(base + "/health").json()["status"] == "UP"
+    r = client.post(base + "/setup", headers=auth, json={"project": "11.1",
+                                                         "schema": SEGMENT_CONFIG})
+    assert r.status_code == 200 and r.json()["model_version"] == "graphcut@1"
+    r = client.post(base + "/predict", headers=auth, json={
+        "tasks": [task], "project": "11.1", "params": {"context": {"result": [click]}}})
+    assert r.status_code == 200, r.text
+    (pred,) = r.json()["results"]
+    (item,) = pred["result"]
+    assert item["type"] == "brushlabels" and item["from_name"] == "brush"
+    assert item["value"]["brushlabels"] == ["box"] and item["value"]["format"] == "rle"
+    mask = ls_mask_decode(item["value"]["rle"], h, w)
+    assert mask[int(y), int(x)] and mask_iou(mask, rect) > 0.8
+    # without a click (a batch of tasks) there is nothing to segment
+    r = client.post(base + "/predict", headers=auth, json={"tasks": [task], "project": "11.1"})
+    assert r.json()["results"] == [{"result": [], "score": 0.0, "model_version": "graphcut@1"}]
+    # a config without brushes is refused at setup
+    r = client.post(base + "/setup", headers=auth, json={"project": "12.1",
+                                                         "schema": DETECT_CONFIG})
+    assert r.status_code == 422 and "BrushLabels" in r.json()["detail"]

@@ -168,3 +168,58 @@ def test_label_studio_stores_labelpilots_predictions(label_studio: str, shared: 
     finally:
         stop(server)
         shutil.rmtree(tmp_path / "ws", ignore_errors=True)
+
+
+def test_a_click_in_label_studio_gets_labelpilots_mask(label_studio: str, tmp_path: Path) -> None:
+    import cv2
+
+    from labelpilot.geometry.iou import mask_iou
+    from labelpilot.geometry.rle import ls_mask_decode
+    from tests.scenes import deepest, scene
+    from tests.serving.test_labelstudio_backend import SEGMENT_CONFIG
+
+    ls = httpx.Client(base_url=label_studio, headers={"Authorization": f"Token {LS_TOKEN}"},
+                      timeout=120)
+    project = ls.post("/api/projects", json={"title": "LabelPilot smart masks",
+                                             "label_config": SEGMENT_CONFIG}).json()["id"]
+    rgb, (_, rect) = scene(seed=4)
+    png = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+    r = ls.post(f"/api/projects/{project}/import", files=[("file0", ("scene.png", png,
+                                                                     "image/png"))])
+    assert r.status_code == 201, r.text
+    tasks = ls.get("/api/tasks", params={"project": project}).json()
+    (task,) = tasks["tasks"] if isinstance(tasks, dict) else tasks
+    ws = Workspace.create(tmp_path / "ws", task="segment", labels=["box"])
+    with ws.transaction() as conn:
+        user = users.add_user(conn, username="ls", password="correct horse battery",
+                              role="annotator")
+        key = users.issue_token(conn, user)[0]
+    ws.close()
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as sink:  # segmenters answer Label Studio whatever --models says
+        server = subprocess.Popen(
+            [sys.executable, "-m", "labelpilot.cli", "serve-models", str(ws.root), "--port",
+             str(port), "--models", "ocr"], stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", server, log, 120)
+        r = ls.post("/api/ml", json={
+            "url": f"http://127.0.0.1:{port}/labelstudio/graphcut", "project": project,
+            "title": "LabelPilot masks", "is_interactive": True, "auth_method": "BASIC_AUTH",
+            "basic_auth_user": "ls", "basic_auth_pass": key})
+        assert r.status_code == 201, r.text
+        h, w = rect.shape
+        x, y = deepest(rect)
+        click = {"id": "k1", "type": "keypointlabels", "from_name": "click",
+                 "to_name": "image", "original_width": w, "original_height": h,
+                 "is_positive": True, "value": {"x": x / w * 100, "y": y / h * 100,
+                                                "width": 1, "keypointlabels": ["box"]}}
+        r = ls.post(f"/api/ml/{r.json()['id']}/interactive-annotating",
+                    json={"task": task["id"], "context": {"result": [click]}})
+        assert r.status_code == 200 and "errors" not in r.json(), r.text
+        (item,) = r.json()["data"]["result"]
+        assert item["type"] == "brushlabels" and item["value"]["brushlabels"] == ["box"]
+        mask = ls_mask_decode(item["value"]["rle"], h, w)
+        assert mask[int(y), int(x)] and mask_iou(mask, rect) > 0.8
+    finally:
+        stop(server)

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urljoin, urlparse
 
+import anyio
+import numpy as np
 from defusedxml import ElementTree as SafeET
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from labelpilot.annotations import Annotation
-from labelpilot.errors import AuthError, ValidationError
+from labelpilot.annotations import Annotation, Mask
+from labelpilot.errors import AuthError, LabelPilotError, ValidationError
 from labelpilot.formats.labelstudio import ls_results
 from labelpilot.imageio import decode_bgr
 from labelpilot.users import UserInfo, user_for_token
@@ -136,6 +138,13 @@ def plan_for(config: LabelingConfig, kind: str, model_labels: tuple[str, ...]) -
         # every line is text: the class is the config's first label where it asks for one
         return Plan(shape, text, labels,
                     {m: named[-1].labels[0] for m in model_labels} if named else {})
+    if kind == "segment":
+        brush = config.first("brushlabels")
+        if brush is None or config.first("keypointlabels", "rectanglelabels") is None:
+            raise ValidationError("an interactive segmenter needs BrushLabels for its masks and "
+                                  "KeyPointLabels (clicks) or RectangleLabels (a box) for the "
+                                  "prompts on the image in the labeling config")
+        return Plan(brush, label_map={n: n for n in brush.labels})
     raise ValidationError(f"a {kind} model cannot be served to Label Studio yet")
 
 
@@ -181,6 +190,12 @@ def _as_polygon(items: list[dict[str, Any]], labelled: bool) -> list[dict[str, A
     return out
 
 
+@dataclass(frozen=True)
+class Segmenter:
+    model: Any  # an InteractiveSegmenter
+    version: str
+
+
 @dataclass
 class Project:
     config: LabelingConfig
@@ -201,6 +216,19 @@ class LabelStudioBackend:
         with self.lock:
             self.projects[project.split(".")[0]] = p
         return p
+
+    def segmenter(self, name: str, models_dir: Any) -> Segmenter | None:
+        """The interactive segmenter `name` (loaded once), or None where `name` is not
+        one (a pre-labeling model, or no such model: the pool says which)."""
+        from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_segmenter
+
+        try:
+            manifest = get_manifest(name, models_dir)
+        except LabelPilotError:
+            return None
+        if manifest.kind not in SEGMENTER_KINDS:
+            return None
+        return Segmenter(load_segmenter(name, models_dir), manifest.version)
 
     def project(self, project: str | None, xml: str | None) -> Project:
         key = str(project or "").split(".")[0]
@@ -273,19 +301,27 @@ LsUser = Annotated[UserInfo, Depends(ls_user)]
 def router(backend: LabelStudioBackend) -> APIRouter:
     r = APIRouter(prefix="/labelstudio/{model}", tags=["label studio"])
 
+    def served(model: str, request: Request) -> tuple[str, str, tuple[str, ...]]:
+        """(kind, version, labels) of a served predictor or an interactive segmenter."""
+        segmenter = backend.segmenter(model, request.app.state.workspace.models_dir)
+        if segmenter is not None:
+            return "segment", segmenter.version, ()
+        w = request.app.state.pool.worker(model)
+        return w.current.kind, w.current.version, w.current.labels
+
     @r.get("/health")
     def health(model: str, request: Request) -> dict[str, Any]:
-        w = request.app.state.pool.worker(model)
-        return {"status": "UP", "model_class": f"LabelPilot {w.current.kind} model {model}"}
+        kind = served(model, request)[0]
+        return {"status": "UP", "model_class": f"LabelPilot {kind} model {model}"}
 
     @r.post("/setup")
     async def setup(model: str, request: Request, user: LsUser) -> dict[str, Any]:
         body = await _json(request)
-        w = request.app.state.pool.worker(model)
+        kind, version, labels = served(model, request)
         project = backend.remember(str(body.get("project", "")), str(body.get("schema", "")),
                                    body.get("hostname"), body.get("access_token"))
-        plan_for(project.config, w.current.kind, w.current.labels)  # can it fill it?
-        return {"model_version": f"{model}@{w.current.version}"}
+        plan_for(project.config, kind, labels)  # can it fill it?
+        return {"model_version": f"{model}@{version}"}
 
     @r.post("/webhook")
     async def webhook(model: str, request: Request, user: LsUser) -> dict[str, Any]:
@@ -296,12 +332,18 @@ def router(backend: LabelStudioBackend) -> APIRouter:
     @r.post("/predict")
     async def predict(model: str, request: Request, user: LsUser) -> dict[str, Any]:
         body = await _json(request)
-        pool = request.app.state.pool
-        worker = pool.worker(model)
         tasks = body.get("tasks")
         if not isinstance(tasks, list):
             raise ValidationError("the body has no 'tasks' list")
         project = backend.project(body.get("project"), body.get("label_config"))
+        segmenter = backend.segmenter(model, request.app.state.workspace.models_dir)
+        if segmenter is not None:
+            params = body.get("params") if isinstance(body.get("params"), dict) else {}
+            context = params.get("context") if isinstance(params, dict) else None
+            return {"results": [await interactive(segmenter, model, t, project, context)
+                                for t in tasks]}
+        pool = request.app.state.pool
+        worker = pool.worker(model)
         plan = plan_for(project.config, worker.current.kind, worker.current.labels)
 
         async def one(task: Any) -> dict[str, Any]:
@@ -323,6 +365,66 @@ def router(backend: LabelStudioBackend) -> APIRouter:
         return {"results": list(results)}
 
     return r
+
+
+async def interactive(segmenter: Any, model: str, task: Any, project: Project,
+                      context: Any) -> dict[str, Any]:
+    """Label Studio's interactive pre-annotation: the clicks (KeyPointLabels; positive
+    unless `is_positive` is false) and/or the box (RectangleLabels) the annotator just
+    placed, in `context.result`, become one BrushLabels mask of the segmenter's. Without
+    a prompt (a batch of tasks) there is nothing to segment: an empty result."""
+    from labelpilot.models.base import Click, Prompt
+
+    version = f"{model}@{segmenter.version}"
+    items = context.get("result") if isinstance(context, dict) else None
+    if not items:
+        return {"result": [], "score": 0.0, "model_version": version}
+    plan = plan_for(project.config, "segment", ())
+    data = task.get("data", {}) if isinstance(task, dict) else {}
+    ref = data.get(project.config.key)
+    if not isinstance(ref, str):
+        raise ValidationError(f"the task has no data.{project.config.key}")
+    raw = await fetch_image(ref, project)
+    image = await anyio.to_thread.run_sync(lambda: decode_bgr(raw, name=ref[:200]))
+    h, w = image.shape[:2]
+    clicks, box, label = [], None, None
+    for it in items:
+        if not isinstance(it, dict) or not isinstance(it.get("value"), dict):
+            continue
+        v, kind = it["value"], str(it.get("type", ""))
+        try:
+            if kind.startswith("keypoint"):
+                clicks.append(Click(float(v["x"]) * w / 100, float(v["y"]) * h / 100,
+                                    it.get("is_positive", True) is not False))
+            elif kind.startswith("rectangle"):
+                x, y = float(v["x"]) * w / 100, float(v["y"]) * h / 100
+                box = (x, y, x + float(v["width"]) * w / 100, y + float(v["height"]) * h / 100)
+            else:
+                continue
+        except (KeyError, TypeError, ValueError):
+            raise ValidationError(f"a {kind} in the context has no usable x/y") from None
+        names = v.get(kind) if kind.endswith("labels") else None
+        if isinstance(names, list) and names:
+            label = str(names[0])
+    prompt = Prompt(clicks, box)
+    prompt.validate(w, h)
+    rgb = np.ascontiguousarray(image[..., ::-1])
+
+    def segment() -> Any:
+        return segmenter.model.predict(segmenter.model.embed(rgb), prompt)
+
+    proposals = await anyio.to_thread.run_sync(segment)
+    if not proposals:
+        return {"result": [], "score": 0.0, "model_version": version}
+    best = proposals[0]
+    label = label if label in plan.shape.labels else (plan.shape.labels[0]
+                                                       if plan.shape.labels else "object")
+    mask = Annotation(label=label, shape=Mask.from_array(best.mask),
+                      score=best.quality, source=f"model:{version}", status="predicted")
+    result = ls_results(mask, f"lp{task.get('id', 'x')}_m", w, h, from_name=plan.shape.name,
+                        to_name=plan.shape.to_name, text_from=None)
+    return {"result": result, "score": best.quality if best.quality is not None else 0.0,
+            "model_version": version}
 
 
 async def _json(request: Request) -> dict[str, Any]:
