@@ -15,7 +15,7 @@ import binascii
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -166,8 +166,9 @@ def create_model_server(ws: Workspace, names: list[str] | None = None,
             with worker.arriving():  # a batch being formed waits for this one
                 data, given_score, filename = await _image_of(request)
             score = min_score if min_score is not None else given_score
+            # the body's bytes (base64 decoded in the worker's thread, not the event loop)
             loaded, proposals, timing, (w, h) = await worker.ask(
-                lambda: decode_bgr(data, name=filename, max_pixels=max_pixels),
+                lambda: decode_bgr(data(), name=filename, max_pixels=max_pixels),
                 min_score=score or 0.0)
             body = {"model": loaded.name, "version": loaded.version, "variant": loaded.variant,
                     "width": w, "height": h,
@@ -189,9 +190,9 @@ def create_model_server(ws: Workspace, names: list[str] | None = None,
     return app
 
 
-async def _image_of(request: Request) -> tuple[bytes, float | None, str]:
-    """The image bytes of a predict request, the min_score its JSON gave, and a name for
-    messages."""
+async def _image_of(request: Request) -> tuple[Callable[[], bytes], float | None, str]:
+    """What gives the image bytes of a predict request (called off the event loop: base64
+    decoding is slow), the min_score its JSON gave, and a name for messages."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         form = await request.form()
@@ -199,7 +200,8 @@ async def _image_of(request: Request) -> tuple[bytes, float | None, str]:
         if part is None or isinstance(part, str):
             raise ValidationError("the form has no file field 'file'",
                                   hint="send the image as multipart field 'file'")
-        return await part.read(), None, part.filename or "file"
+        data = await part.read()
+        return (lambda: data), None, part.filename or "file"
     if kind == "application/json":
         try:
             body = orjson.loads(await request.body())
@@ -215,13 +217,17 @@ async def _image_of(request: Request) -> tuple[bytes, float | None, str]:
         raw = body["image"]
         if raw.startswith("data:") and "," in raw:
             raw = raw.split(",", 1)[1]  # a data: URL
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValidationError("'image' is not valid base64") from None
-        return data, score, "image"
+
+        def decoded() -> bytes:
+            try:
+                return base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationError("'image' is not valid base64") from None
+
+        return decoded, score, "image"
     if kind.startswith("image/") or kind == "application/octet-stream":
-        return await request.body(), None, "body"
+        data = await request.body()
+        return (lambda: data), None, "body"
     raise UnsupportedImageError(f"cannot read an image from a {kind or 'typeless'} body",
-                          hint="send multipart/form-data (field 'file'), image/* bytes, or "
-                               'JSON {"image": "<base64>"}')
+                                hint="send multipart/form-data (field 'file'), image/* bytes, or "
+                                     'JSON {"image": "<base64>"}')
