@@ -140,19 +140,18 @@ def test_the_builtin_ocr_model_through_the_gate(tmp_path: Path, shared: Path) ->
     from labelpilot.models.registry import list_models, load_ocr
 
     ws = _ocr_workspace(tmp_path, shared)
-    # a gate nothing passes: every try refused with its figures, nothing written
+    # a gate nothing passes (the detector alone, to keep the test short): every try
+    # refused with its figures, nothing written
     # (MinMax: the histogram methods cost minutes at the detector's input size)
     refused = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=100, max_loss=100,
-                                                       images=8, method="minmax", prune=False))
+                                                       images=8, method="minmax", prune=False,
+                                                       only="det"))
     print(json.dumps(refused["tries"], indent=1))
     assert not refused["kept"] and refused["kind"] == "ocr"
-    assert set(refused["fp32"]) == {"det_hmean", "rec_line_accuracy", "size_bytes"}
+    assert set(refused["fp32"]) == {"det_hmean", "size_bytes"}  # the role tried
     tried = {(t["role"], t["quantized"]): t for t in refused["tries"]}
-    # the careful INT8 tries are skipped: the first kept the accuracy and was too slow
-    assert list(tried) == [
-        ("det", "INT8, the body through"), ("rec", "INT8, the body through"),
-        ("rec", "input height 32"),
-        ("rec", "input height 32, then INT8 (prediction layers in float)")]
+    # the careful INT8 try is skipped: the first kept the accuracy and was too slow
+    assert list(tried) == [("det", "INT8, the body through")]
     assert all("at least 100x asked" in t["reason"] and not t["kept"] for t in tried.values())
     assert not (ws.models_dir / "ocr").exists()
     assert not list(ws.models_dir.glob(".optimize*"))
