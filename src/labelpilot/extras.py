@@ -27,3 +27,15 @@ def require_cvat_sdk() -> Any:
         raise LabelPilotError("this needs the CVAT SDK",
                               hint="pip install 'labelpilot[cvat]'") from None
     return cvataa, models
+
+
+def require_onnx(what: str) -> Any:
+    """The `onnx` package ([train] extra), for `what` (a ModelError names it if missing)."""
+    from labelpilot.errors import ModelError
+
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError(f"the onnx package is needed {what}",
+                         hint="pip install 'labelpilot[train]' (or onnx)") from None
+    return onnx

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from labelpilot.errors import ModelError
+from labelpilot.extras import require_onnx
 
 # largest difference between a batched and a single run that still counts as the same
 PARITY_TOLERANCE = 1e-4
@@ -36,19 +37,10 @@ class Batching:
     note: str
 
 
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise ModelError("the onnx package is needed to give a model a batch axis",
-                         hint="pip install 'labelpilot[train]' (or onnx)") from None
-    return onnx
-
-
 def with_batch_axis(path: Path) -> tuple[bytes, int]:
     """The graph at `path` with a free batch axis, serialized, and how many Reshape
     targets were rewritten. ModelError where the graph has no fixed batch of 1 to free."""
-    onnx = _onnx()
+    onnx = require_onnx("to give a model a batch axis")
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
