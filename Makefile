@@ -52,7 +52,7 @@ LS_VENV := .venv-ls
 $(LS_VENV)/.installed:
 	$(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/pip install --quiet --upgrade pip
-	$(LS_VENV)/bin/pip install --quiet label-studio==1.23.2
+	$(LS_VENV)/bin/pip install --quiet --no-compile label-studio==1.23.2
 	touch $@
 
 demo: $(VENV)/.installed web

@@ -124,3 +124,29 @@ def ocr_model():  # type: ignore[no-untyped-def]
     from labelpilot.models.registry import load_ocr
 
     return load_ocr("ocr", None, threads=1)
+
+
+# The longest tests (a minute or more each on 2 cores; `make test` prints the slowest),
+# run first: with `-n 2` they then spread over both workers instead of one of them
+# finishing alone at the end while the other waits.
+LONGEST_FIRST = (
+    "tests/optimize/test_optimize_ocr.py::test_the_builtin_ocr_model_through_the_gate",
+    "tests/train/test_detect_tiles.py::",
+    "tests/train/test_training_memory.py::",
+    "tests/serving/test_real_label_studio.py::",
+    "tests/web/test_models_page.py::test_an_admin_optimizes_a_detector_from_the_models_page",
+    "tests/optimize/test_optimize.py::test_a_variant_that_passes_the_gate_is_kept_and_run",
+    "tests/train/test_ocr_rec.py::",
+    "tests/train/test_detect_train.py::",
+    "tests/optimize/test_optimize.py::test_optimize_from_the_cli",
+    "tests/server/test_schemathesis.py::",
+    "tests/cli/test_segment.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((k for k, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

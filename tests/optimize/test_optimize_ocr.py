@@ -144,7 +144,7 @@ def test_the_builtin_ocr_model_through_the_gate(tmp_path: Path, shared: Path) ->
     # refused with its figures, nothing written
     # (MinMax: the histogram methods cost minutes at the detector's input size)
     refused = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=100, max_loss=100,
-                                                       images=8, method="minmax", prune=False,
+                                                       images=4, method="minmax", prune=False,
                                                        only="det"))
     print(json.dumps(refused["tries"], indent=1))
     assert not refused["kept"] and refused["kind"] == "ocr"
@@ -201,7 +201,7 @@ def test_the_builtin_ocr_model_through_the_gate(tmp_path: Path, shared: Path) ->
     # the recognizer alone again: the detector's INT8 file, kept before, stays in the variant
     det_sha = v["files"]["det"]["sha256"]
     rec_only = optimize_model(ws, "ocr", OptimizeConfig(min_speedup=0.01, max_loss=100,
-                                                        images=8, method="minmax",
+                                                        images=4, method="minmax",
                                                         prune=False, only="rec"))
     assert {t["role"] for t in rec_only["tries"]} == {"rec"} and rec_only["kept"]
     m = ModelManifest.load(ws.models_dir / "ocr" / "manifest.json")
