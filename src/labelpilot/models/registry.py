@@ -101,6 +101,8 @@ KINDS: dict[str, tuple[Factory, bool]] = {
     "semantic": (_semantic, True),
 }
 SEGMENTER_KINDS = tuple(k for k, (_, interactive) in KINDS.items() if interactive)
+# the kinds that pre-label whole images (Predictor): what autolabel and the model server run
+PREDICTOR_KINDS = ("ocr", "detect")
 
 
 def segmenter_manifest(name: str | None, models_dir: Path | None) -> ModelManifest:
@@ -238,7 +240,7 @@ def open_predictor(name: str, models_dir: Path | None, *, threads: int | None = 
     manifest it runs as (its fastest intact variant for this device) and that variant's
     name (None: the model's own files)."""
     manifest = get_manifest(name, models_dir)
-    if manifest.kind not in ("ocr", "detect"):
+    if manifest.kind not in PREDICTOR_KINDS:
         raise PromptError(f"model {name!r} is a {manifest.kind} model, not a pre-labeling "
                           "model", hint="serve a model of kind ocr or detect")
     running = serving_manifest(manifest)
@@ -258,7 +260,7 @@ def _load_kind(name: str, models_dir: Path | None, kinds: tuple[str, ...], what:
 def load_predictor(name: str, models_dir: Path | None, *, threads: int | None = None
                    ) -> Predictor:
     """A model that pre-labels whole images (OCR or detector)."""
-    return cast(Predictor, _load_kind(name, models_dir, ("ocr", "detect"),
+    return cast(Predictor, _load_kind(name, models_dir, PREDICTOR_KINDS,
                                       "a pre-labeling model", threads))
 
 

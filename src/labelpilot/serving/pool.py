@@ -20,13 +20,17 @@ import numpy as np
 from labelpilot.errors import LabelPilotError, ModelNotFoundError, PromptError
 from labelpilot.models.batching import Batching
 from labelpilot.models.manifest import ModelManifest
-from labelpilot.models.registry import get_manifest, list_models, open_predictor
+from labelpilot.models.registry import (
+    PREDICTOR_KINDS,
+    get_manifest,
+    list_models,
+    open_predictor,
+)
 from labelpilot.serving.metrics import ServingMetrics
 from labelpilot.serving.workers import Loaded, ModelWorker, ServingConfig
 
 log = logging.getLogger("labelpilot.serving")
 
-PREDICTOR_KINDS = ("ocr", "detect")
 WARMUP_SIZE = (480, 640)  # an image of this size is run once before a version is served
 
 

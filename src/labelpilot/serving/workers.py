@@ -34,7 +34,7 @@ log = logging.getLogger("labelpilot.serving")
 
 @dataclass(frozen=True)
 class ServingConfig:
-    max_batch: int = 16
+    max_batch: int = 4  # on a CPU, 4 serves as fast as 16 with less memory (README)
     max_wait_s: float = 0.005
     workers: int = 1  # threads running batches of this model at once
     queue_size: int = 64  # requests waiting per model; past it, 503
