@@ -30,12 +30,13 @@ def require_cvat_sdk() -> Any:
 
 
 def require_onnx(what: str) -> Any:
-    """The `onnx` package ([train] extra), for `what` (a ModelError names it if missing)."""
+    """The `onnx` package (a dependency; an install without it gets a ModelError that
+    names it), for `what`."""
     from labelpilot.errors import ModelError
 
     try:
         import onnx
     except ImportError:
         raise ModelError(f"the onnx package is needed {what}",
-                         hint="pip install 'labelpilot[train]' (or onnx)") from None
+                         hint="pip install onnx (a dependency of labelpilot)") from None
     return onnx

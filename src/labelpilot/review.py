@@ -69,12 +69,12 @@ def _list_query(filters: ImageFilter, sort: str) -> image_rows.ImageQuery:
 
 
 def list_images(conn: Connection, *, filters: ImageFilter, offset: int = 0, limit: int = 100,
-                sort: str = "id") -> tuple[list[Any], int]:
+                sort: str = "queue") -> tuple[list[Any], int]:
     return image_rows.page(conn, _list_query(filters, sort), sort=sort, offset=offset,
                            limit=limit)
 
 
-def neighbours(conn: Connection, *, image_id: int, filters: ImageFilter, sort: str = "id"
+def neighbours(conn: Connection, *, image_id: int, filters: ImageFilter, sort: str = "queue"
                ) -> dict[str, int | None]:
     """The image's place in a list (filters and sort, as `list_images` takes them) and the
     images before and after it: what next / previous in the editor walk."""

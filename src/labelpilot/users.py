@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "assign": ("reviewer", "assign images to people"),
     "release_claim": ("reviewer", "release another user's claim on an image"),
     "prelabel": ("reviewer", "pre-label images with a model"),
+    "select": ("reviewer", "choose what to label next (active learning: the labeling "
+               "queue's order)"),
     "export": ("reviewer", "export the labels and download them"),
     "cancel_job": ("reviewer", "cancel a job"),
     "train": ("admin", "train a model"),

@@ -96,6 +96,11 @@ def prelabel(api: Api, role: str) -> int:
     return int(api.post(role, "/api/autolabel", json={"model": "ocr"}).status_code)
 
 
+def select(api: Api, role: str) -> int:
+    return int(api.post(role, "/api/select", json={"strategy": "random", "budget": 1}
+                        ).status_code)
+
+
 def export(api: Api, role: str) -> int:
     return int(api.post(role, "/api/exports", json={"format": "coco"}).status_code)
 
@@ -127,7 +132,7 @@ def manage_users(api: Api, role: str) -> int:
 
 TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
     annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
-    add_label_class, assign, release_claim, prelabel, export, cancel_job, train, optimize,
+    add_label_class, assign, release_claim, prelabel, select, export, cancel_job, train, optimize,
     edit_project, manage_users)}
 
 

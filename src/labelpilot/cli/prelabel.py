@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -16,6 +17,7 @@ from labelpilot.cli.common import (
     SplitOpt,
     class_map,
     err,
+    finish_job,
     open_workspace,
     out,
     print_json,
@@ -157,3 +159,56 @@ def eval_interactive(
               "click_latency_p95_ms"):
         table.add_row(k, f"{r[k]:.3f}" if "miou" in k else f"{r[k]:.2f}")
     out.print(table)
+
+
+class StrategyOpt(StrEnum):
+    uncertainty = "uncertainty"
+    diversity = "diversity"
+    hybrid = "hybrid"
+    random = "random"
+
+
+@commands.command("select")
+def select_(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    budget: Annotated[int, typer.Option(help="How many images to put first in the queue.")],
+    strategy: Annotated[StrategyOpt, typer.Option(
+        help="uncertainty: where the model is least sure; diversity: the images least like "
+             "those labeled (k-center greedy on the model's backbone features); hybrid: the "
+             "most uncertain three times the budget, spread out; random: a seeded draw."
+    )] = StrategyOpt.hybrid,
+    model: Annotated[str | None, typer.Option(
+        help="The model that scores (default: the built-in OCR model in OCR workspaces).")
+    ] = None,
+    split: Annotated[SplitOpt | None, typer.Option(
+        help="Choose among this split's images only (default: every split).")] = None,
+    seed: Annotated[int, typer.Option(help="random: the draw; diversity with nothing "
+                                           "labeled: 0 starts from a typical image.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose what to label next (active learning): the chosen images become the labeling
+    queue's first, each with its score and the reason (a resumable job)."""
+
+    from labelpilot.active.select import plan_select
+    from labelpilot.jobs import kinds
+
+    with user_errors():
+        ws = open_workspace(directory)
+        params = plan_select(ws, strategy=strategy.value, budget=budget, model=model,
+                             split=split.value if split else None, seed=seed)
+        with ws.transaction() as conn:
+            job = kinds.submit(conn, kind="select", user="cli", params=params.public())
+        job = run_job(ws, job.id, f"select ({strategy.value})", show=not as_json)
+        ws.close()
+
+    def show(j: Any) -> None:
+        r = j.result
+        table = Table("#", "image", "score", "why", title=(
+            f"{len(r['selected'])} of {r['pool']} image(s) first in the queue "
+            f"({r['strategy']}{', ' + r['model'] if r['model'] else ''})"))
+        for k, s in enumerate(r["selected"], start=1):
+            table.add_row(str(k), escape(s["file_name"]),
+                          "" if s["score"] is None else f"{s['score']:.3f}", escape(s["reason"]))
+        out.print(table)
+
+    finish_job(job, "select", as_json=as_json, show=show)

@@ -12,6 +12,7 @@ from labelpilot.jobs.export import run_export
 from labelpilot.jobs.imports import run_import
 from labelpilot.jobs.optimize import run_optimize
 from labelpilot.jobs.segment_everything import run_segment_everything
+from labelpilot.jobs.select import run_select
 from labelpilot.jobs.train import run_detect_training, run_training
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ HANDLERS: dict[str, engine.Handler] = {
     "train-ocr-rec": run_training,
     "train-detect": run_detect_training,
     "optimize": run_optimize,
+    "select": run_select,
 }
 
 

@@ -113,6 +113,7 @@ class Detections:
     boxes: np.ndarray  # [K, 4] x1, y1, x2, y2 in image pixels
     scores: np.ndarray  # [K]
     classes: np.ndarray  # [K] model class index
+    class_scores: np.ndarray | None = None  # [K, C] every class's score, where asked for
 
 
 def _as_bgr8(image: np.ndarray) -> np.ndarray:
@@ -203,6 +204,10 @@ class DetectorModel:
                 / np.array(s.std, np.float32)[None, :, None, None]
         return blob, sx, sy
 
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """The network's input [1, 3, H, W] for any image, as `detect` makes it."""
+        return self.preprocess(_as_bgr8(image))[0]
+
     def detect(self, image: np.ndarray, score_threshold: float | None = None,
                tiling: Tiling | None = None) -> Detections:
         """Boxes scored at least the settings' thresholds (per class), or `score_threshold`
@@ -260,9 +265,17 @@ class DetectorModel:
     def _decode(self, outs: Sequence[np.ndarray], sx: float, sy: float, w: int, h: int,
                 score_threshold: float | None) -> Detections:
         """One image's detections from the network's outputs for it (batch axis of 1)."""
+        return self._decode_classes(outs, sx, sy, w, h, score_threshold, False)
+
+    def _decode_classes(self, outs: Sequence[np.ndarray], sx: float, sy: float, w: int,
+                        h: int, score_threshold: float | None, with_classes: bool
+                        ) -> Detections:
+        """`_decode`, and with `with_classes` each kept box's score for every class [K, C]
+        (layouts that give one class per box: that class's score alone)."""
         s = self.settings
+        cls: np.ndarray | None = None
         if s.layout == "yolox":
-            boxes, scores, classes = self._decode_yolox(outs[0][0])
+            boxes, scores, classes, cls = self._decode_yolox(outs[0][0])
         elif s.layout == "yolov5":
             p = outs[0][0]
             cls = self._only_named(p[:, 5:] * p[:, 4:5])
@@ -272,7 +285,7 @@ class DetectorModel:
             cls = self._only_named(p[:, 4:])
             boxes, scores, classes = _cxcywh(p[:, :4]), cls.max(1), cls.argmax(1)
         elif s.layout == "nanodet":
-            boxes, scores, classes = self._decode_nanodet(outs)
+            boxes, scores, classes, cls = self._decode_nanodet(outs)
         else:  # boxes
             named = dict(zip(self.session.output_names, outs, strict=True))
             boxes = named["boxes"].reshape(-1, 4)
@@ -281,7 +294,12 @@ class DetectorModel:
         keep = (scores >= self._thresholds(classes, score_threshold)) & self._named[np.clip(classes, 0,
                                                                          len(self._named) - 1)]
         boxes = boxes[keep] / np.array([sx, sy, sx, sy], np.float32)
-        return self._finish(boxes, scores[keep], classes[keep], w, h, nms=True)
+        rows = None
+        if with_classes:
+            rows = cls[keep] if cls is not None else _one_hot(scores[keep], classes[keep],
+                                                              len(self.manifest.labels))
+        return self._finish(boxes, scores[keep], classes[keep], w, h, nms=True,
+                            class_scores=rows)
 
     def _thresholds(self, classes: np.ndarray, fixed: float | None = None) -> np.ndarray:
         s = self.settings
@@ -319,7 +337,8 @@ class DetectorModel:
         return cls if mask is None else cls * mask
 
     def _decode_yolox(self, p: np.ndarray, mask: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores, classes and every class's score of the grid's predictions."""
         grid, stride = self._grid()
         if grid.shape[0] != p.shape[0]:
             raise ModelError(f"{self.session.path.name}: {p.shape[0]} predictions, but the "
@@ -328,9 +347,10 @@ class DetectorModel:
         xy = (p[:, :2] + grid) * stride[:, None]
         wh = np.exp(np.clip(p[:, 2:4], -10, 10)) * stride[:, None]
         cls = self._only_named(p[:, 5:] * p[:, 4:5], mask)
-        return _cxcywh(np.concatenate([xy, wh], 1)), cls.max(1), cls.argmax(1)
+        return _cxcywh(np.concatenate([xy, wh], 1)), cls.max(1), cls.argmax(1), cls
 
-    def _decode_nanodet(self, outs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _decode_nanodet(self, outs: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         s = self.settings
         nc = len(self.manifest.labels)
         bins = s.reg_max + 1
@@ -342,7 +362,7 @@ class DetectorModel:
             raise ModelError(f"{self.session.path.name}: outputs {[o.shape for o in outs]} are "
                              f"not {len(s.strides)} class maps of {nc} and box maps of {4 * bins}")
         w_in, h_in = s.input_size
-        all_b, all_s, all_c = [], [], []
+        all_b, all_s, all_c, all_m = [], [], [], []
         for st, cm, rm in zip(s.strides, cls_maps, reg_maps, strict=True):
             gh, gw = int(np.ceil(h_in / st)), int(np.ceil(w_in / st))
             gy, gx = np.mgrid[0:gh, 0:gw]
@@ -354,7 +374,9 @@ class DetectorModel:
             cm = self._only_named(cm)
             all_s.append(cm.max(1))
             all_c.append(cm.argmax(1))
-        return np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c)
+            all_m.append(cm)
+        return (np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c),
+                np.concatenate(all_m))
 
     def decode_yolox_grid(self, p: np.ndarray, *, scale: tuple[float, float],
                           size: tuple[int, int], class_mask: np.ndarray | None = None,
@@ -362,27 +384,45 @@ class DetectorModel:
         """Detections from a raw YOLOX grid output `p` [N, 5+C] for a `preprocess`ed image of
         `size` (w, h) at `scale` (sx, sy): what a trainer's own module gives, decoded and
         suppressed as `detect` does. `class_mask` keeps some channels only."""
-        boxes, scores, classes = self._decode_yolox(p, class_mask)
+        boxes, scores, classes, _ = self._decode_yolox(p, class_mask)
         keep = scores >= min_score
         sx, sy = scale
         return self._finish(boxes[keep] / np.array([sx, sy, sx, sy], np.float32), scores[keep],
                             classes[keep], size[0], size[1], nms=True)
 
     def _finish(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, w: int,
-                h: int, *, nms: bool, limit: int | None = None) -> Detections:
+                h: int, *, nms: bool, limit: int | None = None,
+                class_scores: np.ndarray | None = None) -> Detections:
+        """Boxes clipped to the image, suppressed and ordered by score (with their
+        `class_scores` rows where given)."""
         boxes = boxes.astype(np.float32).reshape(-1, 4)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         boxes, scores, classes = boxes[ok], scores[ok].astype(np.float32), classes[ok]
+        rows = class_scores[ok] if class_scores is not None else None
         if nms and len(boxes):
             xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
             kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(),
                                            0.0, self.settings.nms_iou)
             idx = np.array(kept, int).reshape(-1)
             boxes, scores, classes = boxes[idx], scores[idx], classes[idx]
+            rows = rows[idx] if rows is not None else None
         order = np.argsort(-scores)[: limit or self.settings.max_detections]
-        return Detections(boxes[order], scores[order], classes[order].astype(int))
+        return Detections(boxes[order], scores[order], classes[order].astype(int),
+                          rows[order] if rows is not None else None)
+
+    def detect_classes(self, image: np.ndarray, score_threshold: float) -> Detections:
+        """The whole image's boxes scored at least `score_threshold`, each with its score
+        for every class of the model (`class_scores` [K, C]: what active learning reads)."""
+        image = _as_bgr8(image)
+        h, w = image.shape[:2]
+        if self.settings.layout == "nms_boxes":
+            d = self._detect_whole(image, score_threshold)
+            d.class_scores = _one_hot(d.scores, d.classes, len(self.manifest.labels))
+            return d
+        x, sx, sy = self.preprocess(image)
+        return self._decode_classes(self.session(x), sx, sy, w, h, score_threshold, True)
 
     # ---- batches (the model server) ------------------------------------------------------
     BATCH_LAYOUTS = ("yolox", "yolov5", "yolov8")
@@ -506,6 +546,14 @@ def _covered_cuts(boxes: np.ndarray, classes: np.ndarray, cut: np.ndarray,
         area = max(1e-6, float((boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])))
         bigger = (o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1]) > area
         out[i] = bool(((ix * iy / area >= share) & bigger).any())
+    return out
+
+
+def _one_hot(scores: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
+    """Class score rows for boxes that carry one class each: that class's score."""
+    out = np.zeros((len(scores), max(n, 1)), np.float32)
+    if len(scores):
+        out[np.arange(len(scores)), np.clip(classes, 0, max(n, 1) - 1)] = scores
     return out
 
 

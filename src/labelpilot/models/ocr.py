@@ -67,6 +67,9 @@ class TextLine:
     det_score: float
     text: str = ""
     score: float = 0.0
+    # the smallest gap between the best and the second-best character over the line's
+    # kept time steps (CTC top-2 margin): near 0, the recognizer nearly read another text
+    margin: float = 1.0
 
 
 class OcrModel:
@@ -187,8 +190,12 @@ class OcrModel:
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Transcriptions and scores for text-line crops (BGR), in the given order."""
+        return [(text, score) for text, score, _ in self.recognize_detailed(crops)]
+
+    def recognize_detailed(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, float]]:
+        """`recognize` with each line's CTC top-2 margin (see `TextLine.margin`)."""
         s = self.settings
-        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        out: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
         ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
         order = sorted(range(len(crops)), key=lambda i: ratios[i])
         i = 0
@@ -220,18 +227,24 @@ class OcrModel:
         ratio = min(crop.shape[1] / max(1, crop.shape[0]), self.settings.rec_max_ratio)
         return norm_pad(crop, height, self._rec_width(ratio, height))[None]
 
-    def _decode(self, logits: np.ndarray) -> list[tuple[str, float]]:
+    def _decode(self, logits: np.ndarray) -> list[tuple[str, float, float]]:
+        """Greedy CTC decoding of softmax outputs [B, T, C]: (text, mean probability of the
+        kept characters, their smallest top-2 margin) per line."""
         best = logits.argmax(axis=2)
-        conf = logits.max(axis=2)
+        top2 = np.partition(logits, -2, axis=2)[..., -2:] if logits.shape[2] > 1 \
+            else np.concatenate([np.zeros_like(logits), logits], 2)
+        conf = top2[..., 1]
+        gap = top2[..., 1] - top2[..., 0]
         results = []
-        for seq, c in zip(best, conf, strict=True):
+        for seq, c, g in zip(best, conf, gap, strict=True):
             keep = np.ones(len(seq), dtype=bool)
             keep[1:] = seq[1:] != seq[:-1]
             keep &= seq != 0
             chars = seq[keep]
             text = "".join(self.charset[k] for k in chars)
             score = float(c[keep].mean()) if chars.size else 0.0
-            results.append((text, score))
+            margin = float(g[keep].min()) if chars.size else 0.0
+            results.append((text, score, margin))
         return results
 
     # --- the whole pipeline -------------------------------------------------------
@@ -248,7 +261,8 @@ class OcrModel:
         """`read` for several images: the detector runs on each, the recognizer on the lines
         of all of them together (batches of similar widths across images)."""
         staged = [self._stage(image) for image in images]
-        results = self.recognize([c for _, crops, extra, _ in staged for c in crops + extra])
+        results = self.recognize_detailed([c for _, crops, extra, _ in staged
+                                           for c in crops + extra])
         out, at = [], 0
         for lines, crops, extra, upright in staged:
             n = len(crops) + len(extra)
@@ -277,13 +291,13 @@ class OcrModel:
         return lines, crops, extra, upright
 
     def _settle(self, lines: list[TextLine], upright: list[int],
-                results: Sequence[tuple[str, float]]) -> list[TextLine]:
+                results: Sequence[tuple[str, float, float]]) -> list[TextLine]:
         """The lines with their readings (a vertical line: the surer of its two)."""
-        for line, (text, score) in zip(lines, results[:len(lines)], strict=True):
-            line.text, line.score = text, score
-        for i, (text, score) in zip(upright, results[len(lines):], strict=True):
+        for line, (text, score, margin) in zip(lines, results[:len(lines)], strict=True):
+            line.text, line.score, line.margin = text, score, margin
+        for i, (text, score, margin) in zip(upright, results[len(lines):], strict=True):
             if score > lines[i].score:
-                lines[i].text, lines[i].score = text, score
+                lines[i].text, lines[i].score, lines[i].margin = text, score, margin
                 lines[i].points = np.roll(lines[i].points, 2, axis=0)
         return [ln for ln in lines if ln.text.strip() and ln.score >= self.settings.text_score]
 
@@ -316,6 +330,16 @@ class OcrModel:
                       ) -> list[list[Annotation]]:
         """`predict` for several images, their lines recognized together (`read_batch`)."""
         return [self._proposals(lines, min_score) for lines in self.read_batch(images)]
+
+    def read_quads(self, image: np.ndarray, quads: Sequence[np.ndarray]) -> list[TextLine]:
+        """The lines at given quads (4 corners each, the text starting at the first), read
+        with their scores and margins; the detector does not run."""
+        crops = [rectify(image, np.asarray(q, np.float64)) for q in quads]
+        lines = [TextLine(np.asarray(q, np.float32), 1.0) for q in quads]
+        for line, (text, score, margin) in zip(lines, self.recognize_detailed(crops),
+                                               strict=True):
+            line.text, line.score, line.margin = text, score, margin
+        return lines
 
     def recognize_quad(self, image: np.ndarray, corners: Sequence[tuple[float, float]]
                        ) -> tuple[str, float]:

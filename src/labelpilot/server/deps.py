@@ -87,6 +87,7 @@ def may(action: str) -> Callable[[UserInfo], UserInfo]:
 
 
 CanPrelabel = Annotated[UserInfo, Depends(may("prelabel"))]
+CanSelect = Annotated[UserInfo, Depends(may("select"))]
 CanImport = Annotated[UserInfo, Depends(may("import"))]
 CanExport = Annotated[UserInfo, Depends(may("export"))]
 CanCancelJobs = Annotated[UserInfo, Depends(may("cancel_job"))]

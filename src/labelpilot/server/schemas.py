@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from labelpilot.annotations import Annotation, ReviewState
+from labelpilot.store.tables import UNRANKED
 
 # Limits on every field a client writes (the README's reliability section lists them): a
 # request within the body limit can still not store more than these.
@@ -255,14 +256,23 @@ class ImagePublic(BaseModel):
         "changes whenever one of its annotations does (in lists): the grid's thumbnail "
         "with shapes is asked for under it"))
     created_at: datetime
+    queue_rank: int | None = Field(None, description=(
+        "its place in the labeling queue chosen by active learning (1 first); none when "
+        "no selection ranked it"))
+    queue_reason: dict[str, Any] | None = Field(None, description=(
+        "why the selection chose it: strategy, score, reason, model"))
 
     @classmethod
     def of(cls, r: Any, annotations: int = 0, labels_version: str | None = None) -> ImagePublic:
+        ranked = r.queue_rank != UNRANKED
         return cls(id=r.id, file_name=r.file_name, width=r.width, height=r.height, split=r.split,
                    review_state=r.review_state, claimed_by=r.claimed_by,
                    claim_expires_at=r.claim_expires_at, assignee=r.assignee,
                    tags=orjson.loads(r.tags) if r.tags else [], annotations=annotations,
-                   labels_version=labels_version, created_at=r.created_at)
+                   labels_version=labels_version, created_at=r.created_at,
+                   queue_rank=r.queue_rank if ranked else None,
+                   queue_reason=orjson.loads(r.queue_reason) if ranked and r.queue_reason
+                   else None)
 
 
 class ImagesPublic(BaseModel):
@@ -466,6 +476,17 @@ class AutolabelCreate(BaseModel):
     map: dict[str, str] | None = Field(None, description="detectors: model class -> project label")
     unmapped: Literal["drop", "add"] | None = Field(
         None, description="detectors: classes neither mapped nor named like a project label")
+
+
+class SelectCreate(BaseModel):
+    strategy: Literal["uncertainty", "diversity", "hybrid", "random"] = "hybrid"
+    budget: Annotated[int, Field(ge=1, le=100_000, description="how many images to put "
+                                 "first in the labeling queue")]
+    model: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="the model that scores (default: the built-in OCR model in OCR "
+                          "workspaces)")
+    split: Literal["train", "val", "test", "unassigned"] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31)] = 0
 
 
 class TrainCreate(BaseModel):

@@ -16,8 +16,8 @@ from labelpilot.store.names import natural_key
 from labelpilot.store.repo import annotations_t, chunks, images_t, labels_t, now
 
 # file names in their natural order (img_2 before img_10)
-SORTS = {"id": images_t.c.id, "file_name": images_t.c.name_key,
-         "review_state": images_t.c.review_state}
+SORTS = {"queue": images_t.c.queue_rank, "id": images_t.c.id,
+         "file_name": images_t.c.name_key, "review_state": images_t.c.review_state}
 
 
 @dataclass(frozen=True)
@@ -195,19 +195,21 @@ def claimed_by(conn: Connection, username: str, when: datetime,
 def claim_first(conn: Connection, *, username: str, lease: timedelta, query: ImageQuery,
                 assigned: bool = False, attempts: int = 20) -> int | None:
     """Claim the first image not done and free (unclaimed, expired, or the user's own) for
-    `username`; its state goes from new/prelabeled to in_review. With `assigned`, images
-    assigned to someone else are not handed out and the user's own come first. Two callers
-    never get the same image: the claim is one conditional UPDATE, re-checked against the
-    row as written (PostgreSQL also skips rows another transaction is claiming)."""
+    `username`, in the labeling queue's order (a selection's rank, then id); its state
+    goes from new/prelabeled to in_review. With `assigned`, images assigned to someone
+    else are not handed out and the user's own come first. Two callers never get the same
+    image: the claim is one conditional UPDATE, re-checked against the row as written
+    (PostgreSQL also skips rows another transaction is claiming)."""
     when = now()
     free = or_(images_t.c.claimed_by.is_(None), images_t.c.claim_expires_at < when,
                images_t.c.claimed_by == username)
     conds = [images_t.c.review_state != "done", free, *_where(query)]
-    order: list[Any] = [images_t.c.id]
+    # an active-learning selection's images first, in its order (see store.scores)
+    order: list[Any] = [images_t.c.queue_rank, images_t.c.id]
     if assigned:
         mine = images_t.c.assignee == username
         conds.append(or_(images_t.c.assignee.is_(None), mine))
-        order = [case((mine, 0), else_=1), images_t.c.id]
+        order = [case((mine, 0), else_=1), *order]
     for _ in range(attempts):
         q = select(images_t.c.id).where(*conds).order_by(*order).limit(1)
         if conn.dialect.name == "postgresql":

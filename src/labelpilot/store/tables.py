@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -26,6 +27,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# `ImageRow.queue_rank` of the images no selection ranked: after every ranked one
+UNRANKED = 2_000_000_000
 
 
 class Base(DeclarativeBase):
@@ -69,6 +74,11 @@ class ImageRow(Base):
     assignee: Mapped[str | None] = mapped_column(String(100), index=True)
     # Classification tags of the whole image, as a JSON list of strings.
     tags: Mapped[str | None] = mapped_column(Text)
+    # The labeling queue's order: an active-learning selection's rank (1 first), else
+    # UNRANKED; and why it was chosen, as JSON ({"strategy", "score", "reason", "model"}).
+    queue_rank: Mapped[int] = mapped_column(Integer, index=True, default=UNRANKED,
+                                            server_default=str(UNRANKED))
+    queue_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AnnotationRow(Base):
@@ -173,6 +183,34 @@ class JobItem(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
                                         primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class ImageScore(Base):
+    """How much an image would teach one model version (active learning's uncertainty):
+    the score in [0, 1], its parts as JSON and the reason in words."""
+
+    __tablename__ = "image_scores"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    # the model version that made it: `model:<name>@<version>`, as proposals' sources
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    parts: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Embedding(Base):
+    """An image's feature vector under one model's backbone (float32, unit length), kept
+    per image content: computed once, for diversity sampling."""
+
+    __tablename__ = "embeddings"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the model version and the feature tensor: `model:<name>@<version>#<tensor>`
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 def table(model: type[Base]) -> Table:

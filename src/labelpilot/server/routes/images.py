@@ -61,7 +61,9 @@ def _filters(
 
 
 ListFilters = Annotated[review.ImageFilter, Depends(_filters)]
-Sort = Literal["id", "file_name", "review_state"]
+# queue: the labeling queue's order (an active-learning selection's images first, in its
+# order, then the rest by id); id alone when nothing is selected
+Sort = Literal["queue", "id", "file_name", "review_state"]
 
 
 @router.get("", response_model=ImagesPublic)
@@ -69,7 +71,7 @@ def list_images(
     user: CurrentUser, ws: WorkspaceDep, filters: ListFilters,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    sort: Sort = "id",
+    sort: Sort = "queue",
 ) -> ImagesPublic:
     with ws.engine.connect() as conn:
         rows, total = review.list_images(conn, filters=filters, offset=offset, limit=limit,
@@ -120,7 +122,7 @@ def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
 
 @router.get("/{image_id}/neighbors", response_model=Neighbors)
 def image_neighbors(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep,
-                    filters: ListFilters, sort: Sort = "id") -> Neighbors:
+                    filters: ListFilters, sort: Sort = "queue") -> Neighbors:
     """The image's place in the list the filters and sort make (as `GET /api/images`
     takes them), and the images before and after it: the editor's previous and next."""
     with ws.engine.connect() as conn:

@@ -32,6 +32,7 @@ from labelpilot.server.deps import (
     CanImport,
     CanOptimize,
     CanPrelabel,
+    CanSelect,
     CanTrain,
     CurrentUser,
     JobId,
@@ -46,6 +47,7 @@ from labelpilot.server.schemas import (
     JobPublic,
     OptimizeCreate,
     Readiness,
+    SelectCreate,
     TrainCreate,
 )
 
@@ -192,6 +194,37 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
     wake()
     return _public(job)
+
+
+@router.post("/select", response_model=JobPublic, status_code=202, tags=["assist"])
+def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep,
+                 wake: WakeRunner) -> JobPublic:
+    """Choose what to label next (active learning), as a job: the images nobody has
+    reviewed are scored by the model (uncertainty), embedded with its backbone
+    (diversity), both (hybrid) or drawn at random; the `budget` chosen become the labeling
+    queue's first (`POST /api/images/next`, the grid's default order), each with its score
+    and reason. Checked before it is queued: the strategy, the model's task, the pool."""
+    from labelpilot.active.select import plan_select
+
+    params = plan_select(ws, strategy=body.strategy, budget=body.budget, model=body.model,
+                         split=body.split, seed=body.seed)
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind="select", params=params.public(), user=user.username)
+    wake()
+    return _public(job)
+
+
+@router.get("/select/check", response_model=Readiness, tags=["assist"])
+def check_select(user: CanSelect, ws: WorkspaceDep,
+                 split: Literal["train", "val", "test", "unassigned"] | None = None
+                 ) -> Readiness:
+    """How many images a selection chooses from (nobody has reviewed them), and why none."""
+    from labelpilot.active.select import pool_size
+
+    n = pool_size(ws, split)
+    reason = None if n else ("no images left to choose from: every image is reviewed, "
+                             "being reviewed or labeled by a person")
+    return Readiness(ready=n > 0, reason=reason, images=n)
 
 
 @router.get("/train/check", response_model=Readiness, tags=["assist"])

@@ -1,0 +1,1 @@
+"""Active learning: which images to label next (uncertainty, diversity, both)."""

@@ -1,0 +1,295 @@
+"""Choosing what to label next: score the images nobody has reviewed with the current
+model (uncertainty), embed them with its backbone (diversity), or both (hybrid: the most
+uncertain three times the budget, spread out by k-center greedy), or draw at random;
+then make the chosen images the labeling queue's first, each with the reason.
+
+Scores are stored per model version and embeddings per image content, so a second
+selection with the same model computes only what is new."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from labelpilot.active.diversity import k_center_greedy
+from labelpilot.active.uncertainty import Informativeness, score_detections, score_lines
+from labelpilot.annotations import Quad
+from labelpilot.errors import LabelPilotError, ValidationError
+from labelpilot.models.detect import DetectorModel
+from labelpilot.models.features import FeatureExtractor
+from labelpilot.models.ocr import OcrModel
+from labelpilot.models.registry import get_manifest, load_detector, load_ocr
+from labelpilot.store import repo, scores
+from labelpilot.workspace import Workspace
+
+STRATEGIES = ("uncertainty", "diversity", "hybrid", "random")
+# hybrid: the most uncertain this many times the budget, then spread out
+HYBRID_FACTOR = 3
+# the model kind each workspace task selects with
+TASK_KINDS = {"ocr": "ocr", "detect": "detect"}
+_BATCH = 8
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SelectParams:
+    strategy: str
+    budget: int
+    model: str | None = None
+    split: str | None = None
+    seed: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_model(ws: Workspace) -> str | None:
+    """The model a selection uses when none is named: the built-in OCR model for OCR
+    workspaces; none for the others (they name theirs)."""
+    return "ocr" if ws.config.task == "ocr" else None
+
+
+def pool_size(ws: Workspace, split: str | None = None) -> int:
+    """How many images a selection chooses from (see `store.scores.pool`)."""
+    with ws.engine.connect() as conn:
+        return len(scores.pool(conn, split))
+
+
+def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None = None,
+                split: str | None = None, seed: int = 0) -> SelectParams:
+    """The selection's parameters, checked before anything runs or changes: a known
+    strategy, a model of the workspace's task (any model for `random`, which needs none),
+    images left to choose from and a budget they can fill."""
+    if strategy not in STRATEGIES:
+        raise ValidationError(f"strategy must be one of {', '.join(STRATEGIES)}, not "
+                              f"{strategy!r}")
+    if budget < 1:
+        raise ValidationError(f"the budget must be 1 image or more, not {budget}")
+    if split not in (None, "train", "val", "test", "unassigned"):
+        raise ValidationError(f"split must be train, val, test or unassigned, not {split!r}")
+    task = ws.config.task
+    model = model or default_model(ws)
+    if strategy != "random":
+        kind = TASK_KINDS.get(task)
+        if kind is None:
+            raise LabelPilotError(
+                f"selecting by {strategy} is not available for {task} workspaces yet",
+                hint="use --strategy random, or see the README's active-learning section")
+        if model is None:
+            raise LabelPilotError(f"name the {kind} model to select with (--model)",
+                                  hint="labelpilot models list DIR shows the workspace's models")
+        manifest = get_manifest(model, ws.models_dir)
+        if manifest.kind != kind:
+            raise LabelPilotError(
+                f"{model} is a {manifest.kind} model; this {task} workspace selects with a "
+                f"{kind} model", hint="labelpilot models list DIR shows each model's kind")
+    n = pool_size(ws, split)
+    where = f" in the {split} split" if split else ""
+    if n == 0:
+        raise LabelPilotError(f"no images left to select from{where}: every image is "
+                              "reviewed, being reviewed or labeled by a person",
+                              hint="import or upload more images")
+    if budget > n:
+        raise LabelPilotError(f"the budget of {budget} is larger than the {n} image(s) "
+                              f"nobody has reviewed yet{where}",
+                              hint=f"ask for {n} or fewer")
+    return SelectParams(strategy, budget, model if strategy != "random" else None, split, seed)
+
+
+class _Scorer:
+    """One model's informativeness and embeddings for images."""
+
+    def __init__(self, ws: Workspace, name: str) -> None:
+        self.ws = ws
+        manifest = get_manifest(name, ws.models_dir)
+        self.kind = manifest.kind
+        self.ocr: OcrModel | None = None
+        self.det: DetectorModel | None = None
+        if manifest.kind == "ocr":
+            self.ocr = load_ocr(name, ws.models_dir, threads=1)
+            self.source = self.ocr.spec.source
+        else:
+            self.det = load_detector(name, ws.models_dir, threads=1)
+            self.source = self.det.spec.source
+        self._features: FeatureExtractor | None = None
+
+    def informativeness(self, row: Any, annotations: Sequence[Any]) -> Informativeness:
+        image = self.ws.blobs.load_image(row)
+        if self.ocr is not None:
+            quads = [np.asarray(a.shape.corners(), np.float32) for a in annotations
+                     if a.status != "rejected" and isinstance(a.shape, Quad)]
+            lines = (self.ocr.read_quads(image, quads) if quads else self.ocr.read(image))
+            return score_lines(lines, low_confidence=self.ocr.settings.low_confidence)
+        assert self.det is not None
+        return score_detections(self.det, image)
+
+    @property
+    def features(self) -> FeatureExtractor:
+        if self._features is None:
+            sample = np.full((320, 320, 3), 128, np.uint8)
+            if self.ocr is not None:
+                self._features = FeatureExtractor(self.ocr.det.path, source=self.source,
+                                                  prepare=self.ocr.det_input,
+                                                  sample=self.ocr.det_input(sample))
+            else:
+                assert self.det is not None
+                self._features = FeatureExtractor(self.det.session.path, source=self.source,
+                                                  prepare=self.det.network_input,
+                                                  sample=self.det.network_input(sample))
+        return self._features
+
+    def embed(self, row: Any) -> bytes:
+        return self.features.embed(self.ws.blobs.load_image(row)).tobytes()
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """`fn` over items, two at a time (one ONNX thread each), in order."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(fn, items))
+
+
+def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: Progress,
+                 done: list[int], total: int) -> dict[int, tuple[float, dict[str, Any], str]]:
+    """Each row's stored score under the model, computing and storing the missing ones."""
+    with ws.engine.connect() as conn:
+        have = scores.scores_for(conn, scorer.source, [r.id for r in rows])
+    todo = [r for r in rows if r.id not in have]
+    for i in range(0, len(todo), _BATCH):
+        chunk = todo[i:i + _BATCH]
+        with ws.engine.connect() as conn:
+            anns = repo.annotations_for_images(conn, [r.id for r in chunk])
+        got = _parallel(lambda r, a=anns: _safe(lambda: scorer.informativeness(  # type: ignore[misc]
+            r, a.get(r.id, []))), chunk)
+        new = [(r.id, inf.score, inf.public(), inf.reason)
+               for r, inf in zip(chunk, got, strict=True) if inf is not None]
+        with ws.transaction() as conn:
+            scores.save_scores(conn, scorer.source, new)
+        have.update((i, (s, p, why)) for i, s, p, why in new)
+        done[0] += len(chunk)
+        progress(done[0], total)
+    return have
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    """An image that cannot be read (its blob lost, say) is left out, not fatal."""
+    try:
+        return fn()
+    except LabelPilotError:
+        return None
+
+
+def _embeddings(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: Progress,
+                done: list[int], total: int) -> dict[str, np.ndarray]:
+    """Each row's content's embedding, computing and storing the missing ones."""
+    key = scorer.features.key
+    shas = list(dict.fromkeys(r.sha256 for r in rows))
+    with ws.engine.connect() as conn:
+        have = scores.embeddings_for(conn, key, shas)
+    first: dict[str, Any] = {}
+    for r in rows:
+        first.setdefault(r.sha256, r)
+    todo = [first[s] for s in shas if s not in have]
+    for i in range(0, len(todo), _BATCH):
+        chunk = todo[i:i + _BATCH]
+        got = _parallel(lambda r: _safe(lambda: scorer.embed(r)), chunk)
+        new = {r.sha256: v for r, v in zip(chunk, got, strict=True) if v is not None}
+        with ws.transaction() as conn:
+            scores.save_embeddings(conn, key, new)
+        have.update(new)
+        done[0] += len(chunk)
+        progress(done[0], total)
+    return {sha: np.frombuffer(v, np.float32) for sha, v in have.items()}
+
+
+def select_images(ws: Workspace, params: SelectParams, *,
+                  progress: Progress = lambda done, total: None) -> dict[str, Any]:
+    """Run a selection (see the module) and make it the labeling queue's order. Returns
+    what was chosen, in order, with scores and reasons, and what was computed."""
+    p = params
+    with ws.engine.connect() as conn:
+        pool = scores.pool(conn, p.split)
+        labeled = scores.labeled(conn) if p.strategy in ("diversity", "hybrid") else []
+    if len(pool) < p.budget:  # reviewed since the plan was checked
+        raise LabelPilotError(f"only {len(pool)} image(s) are left to select from, fewer "
+                              f"than the budget of {p.budget}", hint="ask for fewer")
+    chosen: list[tuple[Any, float | None, str, dict[str, Any]]] = []
+    model_source = None
+    done = [0]
+    if p.strategy == "random":
+        order = np.random.default_rng(p.seed).permutation(len(pool))[:p.budget]
+        chosen = [(pool[int(k)], None, f"random draw (seed {p.seed})", {}) for k in order]
+    else:
+        assert p.model is not None
+        scorer = _Scorer(ws, p.model)
+        model_source = scorer.source
+        need_scores = p.strategy in ("uncertainty", "hybrid")
+        total = (len(pool) if need_scores else 0) + (
+            len(pool) + len(labeled) if p.strategy != "uncertainty" else 0)
+        progress(0, total)
+        by_id = {r.id: r for r in pool}
+        if need_scores:
+            sc = _uncertainty(ws, scorer, pool, progress, done, total)
+            ranked = sorted((i for i in by_id if i in sc), key=lambda i: (-sc[i][0], i))
+            if p.strategy == "uncertainty":
+                chosen = [(by_id[i], sc[i][0], sc[i][2], sc[i][1]) for i in ranked[:p.budget]]
+            else:
+                candidates = [by_id[i] for i in ranked[:HYBRID_FACTOR * p.budget]]
+                chosen = _spread(ws, scorer, candidates, labeled, p, progress, done, total,
+                                 lambda r, d: (sc[r.id][0], f"{sc[r.id][2]}; {_far(d, True)}",
+                                               sc[r.id][1]), first_is_top=True)
+        else:
+            chosen = _spread(ws, scorer, pool, labeled, p, progress, done, total,
+                             lambda r, d: (min(1.0, d / 2), _far(d)[0].upper() + _far(d)[1:],
+                                           {"distance": round(min(d, 2.0), 4)}))
+        progress(total, total)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    picked = []
+    for row, score, reason, parts in chosen:
+        picked.append((row.id, {"strategy": p.strategy, "score": _round(score),
+                                "reason": reason, "model": model_source, "parts": parts,
+                                "selected_at": when}))
+    with ws.transaction() as conn:
+        unranked = scores.set_queue(conn, picked)
+    return {"strategy": p.strategy, "model": model_source, "budget": p.budget,
+            "split": p.split, "seed": p.seed, "pool": len(pool),
+            "computed": done[0], "unranked": unranked,
+            "selected": [{"file_name": row.file_name, "score": _round(score), "reason": reason}
+                         for row, score, reason, _ in chosen]}
+
+
+def _far(d: float, most_uncertain: bool = False) -> str:
+    if not np.isfinite(d):
+        return ("the most uncertain image: the first pick, with nothing labeled yet"
+                if most_uncertain else "a typical image (the nearest to the pool's mean): "
+                "the first pick, with nothing labeled yet")
+    return f"unlike the images labeled or picked before (distance {d:.2f})"
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def _spread(ws: Workspace, scorer: _Scorer, candidates: Sequence[Any], labeled: Sequence[Any],
+            p: SelectParams, progress: Progress, done: list[int], total: int,
+            describe: Callable[[Any, float], tuple[float, str, dict[str, Any]]],
+            first_is_top: bool = False) -> list[tuple[Any, float | None, str, dict[str, Any]]]:
+    """k-center greedy over the candidates' embeddings, away from the labeled images'
+    (with nothing labeled, starting from the first candidate where `first_is_top`)."""
+    vecs = _embeddings(ws, scorer, [*candidates, *labeled], progress, done, total)
+    cands = [r for r in candidates if r.sha256 in vecs]
+    pool_v = np.stack([vecs[r.sha256] for r in cands]) if cands else np.zeros((0, 1))
+    lab = [vecs[r.sha256] for r in labeled if r.sha256 in vecs]
+    lab_v = np.stack(lab) if lab else np.zeros((0, pool_v.shape[1]), np.float32)
+    out: list[tuple[Any, float | None, str, dict[str, Any]]] = []
+    first = 0 if first_is_top and cands else None
+    for k, d in k_center_greedy(pool_v, lab_v, p.budget, seed=p.seed, first=first):
+        row = cands[k]
+        score, reason, parts = describe(row, d)
+        out.append((row, score, reason, parts))
+    return out

@@ -1,0 +1,143 @@
+"""Selections on a workspace (SQLite and PostgreSQL): what they store, the queue they
+make, what they refuse."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labelpilot import review
+from labelpilot.active.select import SelectParams, plan_select, select_images
+from labelpilot.errors import LabelPilotError, ModelNotFoundError
+from labelpilot.jobs import engine, kinds
+from labelpilot.models.catalogue import install
+from labelpilot.review import ImageFilter
+from labelpilot.store import images as image_rows
+from labelpilot.store import repo, scores
+from labelpilot.transfer import import_dataset
+from labelpilot.users import UserInfo
+
+ANNA = UserInfo(1, "anna", "annotator", True)
+
+
+def coco_workspace(make_workspace: Any, tmp_path: Path, shared: Path, n: int = 10) -> Any:
+    """A detection workspace: `n` coco128 images nobody has labeled, 2 reviewed ones (done,
+    with their COCO boxes) and yolox-nano."""
+    from tests.coco128 import coco_subset
+
+    ws = make_workspace(task="detect", labels=["person"])
+    sub = coco_subset(shared, tmp_path / "c", ["person"], 2, 0)
+    import_dataset(ws, sub["train"] / "a.json", format="coco", split="train",
+                   images_dir=sub["train"] / "images")
+    with ws.transaction() as conn:
+        for r in repo.list_images(conn):
+            image_rows.set_image(conn, r.id, review_state="done")
+    labeled = {p.name for p in (sub["train"] / "images").iterdir()}
+    src = tmp_path / "pool"
+    src.mkdir()
+    pool = [p for p in sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))
+            if p.name not in labeled][:n]
+    for p in pool:
+        shutil.copy(p, src / p.name)
+    import_dataset(ws, src, format="images")
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    return ws
+
+
+def run(ws: Any, **kw: Any) -> engine.JobInfo:
+    params = plan_select(ws, **kw)
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind="select", user="test", params=params.public())
+    return engine.run_job(ws, job.id, kinds.HANDLERS)
+
+
+def queue(ws: Any) -> list[tuple[str, int]]:
+    with ws.engine.connect() as conn:
+        rows, _ = review.list_images(conn, filters=ImageFilter(), offset=0, limit=100)
+    return [(r.file_name, r.queue_rank) for r, _, _ in rows]
+
+
+def test_uncertainty_orders_the_queue_and_stores_its_scores(make_workspace, tmp_path: Path,
+                                                            shared: Path) -> None:
+    ws = coco_workspace(make_workspace, tmp_path, shared)
+    job = run(ws, strategy="uncertainty", budget=4, model="yolox-nano")
+    assert job.status == "done", job.error
+    r = job.result
+    assert r["pool"] == 10 and r["model"] == "model:yolox-nano@1" and r["computed"] == 10
+    picked = r["selected"]
+    assert len(picked) == 4
+    assert [s["score"] for s in picked] == sorted((s["score"] for s in picked), reverse=True)
+    # the stored scores are what the selection ranked by: the 4 highest of the 10
+    with ws.engine.connect() as conn:
+        ids = {x.file_name: x.id for x in repo.list_images(conn)}
+        stored = scores.scores_for(conn, "model:yolox-nano@1", list(ids.values()))
+    assert len(stored) == 10
+    by_name = {n: stored[i][0] for n, i in ids.items() if i in stored}
+    best = sorted(by_name, key=lambda n: -by_name[n])[:4]
+    assert [s["file_name"] for s in picked] == best
+    assert all(s["score"] == pytest.approx(by_name[s["file_name"]], abs=1e-4) for s in picked)
+    # the grid's default order and the labeling queue follow the selection
+    order = queue(ws)
+    assert [n for n, _ in order[:4]] == best and [k for _, k in order[:4]] == [1, 2, 3, 4]
+    with ws.transaction() as conn:
+        first = review.claim_next(conn, user=ANNA)
+        second = review.claim_next(conn, user=UserInfo(2, "ben", "annotator", True))
+    assert (first.file_name, second.file_name) == (best[0], best[1])
+    # a second selection reuses the stored scores and replaces the first's order
+    again = run(ws, strategy="uncertainty", budget=2, model="yolox-nano")
+    assert again.result["computed"] == 0
+    # the claimed images left the pool: the next two most uncertain come first now
+    assert [s["file_name"] for s in again.result["selected"]] == best[2:4]
+    assert sum(1 for _, k in queue(ws) if k != 2_000_000_000) == 2
+
+
+def test_diversity_and_hybrid_spread_out_and_random_is_seeded(make_workspace, tmp_path: Path,
+                                                               shared: Path) -> None:
+    ws = coco_workspace(make_workspace, tmp_path, shared, n=8)
+    div = run(ws, strategy="diversity", budget=3, model="yolox-nano").result
+    # embeddings of the 8 pool images and the 2 reviewed ones, computed once
+    assert div["computed"] == 10
+    assert all("unlike the images labeled" in s["reason"].lower() for s in div["selected"])
+    dists = [float(s["reason"].rsplit("distance ", 1)[1].rstrip(")")) for s in div["selected"]]
+    assert dists == sorted(dists, reverse=True)  # each pick the farthest left
+    assert run(ws, strategy="diversity", budget=3, model="yolox-nano").result["computed"] == 0
+    hyb = run(ws, strategy="hybrid", budget=2, model="yolox-nano").result
+    assert hyb["computed"] == 8  # the scores; the embeddings were there
+    assert all("; unlike the images" in s["reason"] for s in hyb["selected"])
+    a = run(ws, strategy="random", budget=3, seed=7).result
+    b = run(ws, strategy="random", budget=3, seed=7).result
+    c = run(ws, strategy="random", budget=3, seed=8).result
+    assert a["selected"] == b["selected"] and a["selected"] != c["selected"]
+    assert a["model"] is None and all(s["score"] is None for s in a["selected"])
+
+
+def test_bad_selections_are_refused_and_change_nothing(make_workspace, tmp_path: Path,
+                                                       shared: Path) -> None:
+    ws = coco_workspace(make_workspace, tmp_path, shared, n=3)
+    run(ws, strategy="random", budget=2, seed=1)
+    before = queue(ws)
+
+    def refused(**kw: Any) -> str:
+        with pytest.raises(LabelPilotError) as e:
+            plan_select(ws, **kw)
+        return e.value.message
+
+    assert "larger than the 3 image(s)" in refused(strategy="random", budget=4)
+    assert "name the detect model" in refused(strategy="uncertainty", budget=1)
+    assert "is a ocr model" in refused(strategy="hybrid", budget=1, model="ocr")
+    assert "strategy must be one of" in refused(strategy="loudest", budget=1)
+    assert "1 image or more" in refused(strategy="random", budget=0)
+    with pytest.raises(ModelNotFoundError):
+        plan_select(ws, strategy="uncertainty", budget=1, model="nope")
+    assert "no images left" in refused(strategy="random", budget=1, split="test")
+    with ws.transaction() as conn:
+        for r in repo.list_images(conn):
+            image_rows.set_image(conn, r.id, review_state="done")
+    assert "no images left to select from" in refused(strategy="random", budget=1)
+    # a job whose pool shrank after it was planned fails with the reason, queue untouched
+    with pytest.raises(LabelPilotError, match="fewer than the budget"):
+        select_images(ws, SelectParams("random", 2))
+    assert queue(ws) == before
