@@ -47,11 +47,14 @@ def coco_workspace(make_workspace: Any, tmp_path: Path, shared: Path, n: int = 1
     return ws
 
 
-def run(ws: Any, **kw: Any) -> engine.JobInfo:
+def run(ws: Any, **kw: Any) -> Any:
+    """A selection run as a job; its result (it must be done)."""
     params = plan_select(ws, **kw)
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind="select", user="test", params=params.public())
-    return engine.run_job(ws, job.id, kinds.HANDLERS)
+    done = engine.run_job(ws, job.id, kinds.HANDLERS)
+    assert done.status == "done" and done.result is not None, done.error
+    return done.result
 
 
 def queue(ws: Any) -> list[tuple[str, int]]:
@@ -63,9 +66,7 @@ def queue(ws: Any) -> list[tuple[str, int]]:
 def test_uncertainty_orders_the_queue_and_stores_its_scores(make_workspace, tmp_path: Path,
                                                             shared: Path) -> None:
     ws = coco_workspace(make_workspace, tmp_path, shared)
-    job = run(ws, strategy="uncertainty", budget=4, model="yolox-nano")
-    assert job.status == "done", job.error
-    r = job.result
+    r = run(ws, strategy="uncertainty", budget=4, model="yolox-nano")
     assert r["pool"] == 10 and r["model"] == "model:yolox-nano@1" and r["computed"] == 10
     picked = r["selected"]
     assert len(picked) == 4
@@ -85,31 +86,32 @@ def test_uncertainty_orders_the_queue_and_stores_its_scores(make_workspace, tmp_
     with ws.transaction() as conn:
         first = review.claim_next(conn, user=ANNA)
         second = review.claim_next(conn, user=UserInfo(2, "ben", "annotator", True))
+    assert first is not None and second is not None
     assert (first.file_name, second.file_name) == (best[0], best[1])
     # a second selection reuses the stored scores and replaces the first's order
     again = run(ws, strategy="uncertainty", budget=2, model="yolox-nano")
-    assert again.result["computed"] == 0
+    assert again["computed"] == 0
     # the claimed images left the pool: the next two most uncertain come first now
-    assert [s["file_name"] for s in again.result["selected"]] == best[2:4]
+    assert [s["file_name"] for s in again["selected"]] == best[2:4]
     assert sum(1 for _, k in queue(ws) if k != 2_000_000_000) == 2
 
 
 def test_diversity_and_hybrid_spread_out_and_random_is_seeded(make_workspace, tmp_path: Path,
                                                                shared: Path) -> None:
     ws = coco_workspace(make_workspace, tmp_path, shared, n=8)
-    div = run(ws, strategy="diversity", budget=3, model="yolox-nano").result
+    div = run(ws, strategy="diversity", budget=3, model="yolox-nano")
     # embeddings of the 8 pool images and the 2 reviewed ones, computed once
     assert div["computed"] == 10
     assert all("unlike the images labeled" in s["reason"].lower() for s in div["selected"])
     dists = [float(s["reason"].rsplit("distance ", 1)[1].rstrip(")")) for s in div["selected"]]
     assert dists == sorted(dists, reverse=True)  # each pick the farthest left
-    assert run(ws, strategy="diversity", budget=3, model="yolox-nano").result["computed"] == 0
-    hyb = run(ws, strategy="hybrid", budget=2, model="yolox-nano").result
+    assert run(ws, strategy="diversity", budget=3, model="yolox-nano")["computed"] == 0
+    hyb = run(ws, strategy="hybrid", budget=2, model="yolox-nano")
     assert hyb["computed"] == 8  # the scores; the embeddings were there
     assert all("; unlike the images" in s["reason"] for s in hyb["selected"])
-    a = run(ws, strategy="random", budget=3, seed=7).result
-    b = run(ws, strategy="random", budget=3, seed=7).result
-    c = run(ws, strategy="random", budget=3, seed=8).result
+    a = run(ws, strategy="random", budget=3, seed=7)
+    b = run(ws, strategy="random", budget=3, seed=7)
+    c = run(ws, strategy="random", budget=3, seed=8)
     assert a["selected"] == b["selected"] and a["selected"] != c["selected"]
     assert a["model"] is None and all(s["score"] is None for s in a["selected"])
 
@@ -141,3 +143,21 @@ def test_bad_selections_are_refused_and_change_nothing(make_workspace, tmp_path:
     with pytest.raises(LabelPilotError, match="fewer than the budget"):
         select_images(ws, SelectParams("random", 2))
     assert queue(ws) == before
+
+
+def test_a_new_model_version_runs_the_last_selection_again(make_workspace, tmp_path: Path,
+                                                           shared: Path) -> None:
+    from labelpilot.active.select import rescoring
+
+    ws = coco_workspace(make_workspace, tmp_path, shared, n=3)
+    last = {"strategy": "hybrid", "budget": 5, "model": "yolox-nano", "split": None, "seed": 2}
+    again = rescoring(ws, last, "yolox-nano")
+    # the budget is cut to the 3 images left; the rest as it was
+    assert again == SelectParams("hybrid", 3, "yolox-nano", None, 2)
+    assert rescoring(ws, last, "custom-detector") is None  # another model's new version
+    assert rescoring(ws, {**last, "strategy": "random", "model": None}, "yolox-nano") is None
+    assert rescoring(ws, None, "yolox-nano") is None
+    assert rescoring(ws, {**last, "split": "test"}, "yolox-nano") is None  # nothing left there
+    # the re-run is a real selection: scored by the model's current version
+    r = select_images(ws, again)
+    assert len(r["selected"]) == 3 and r["model"] == "model:yolox-nano@1"

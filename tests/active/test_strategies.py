@@ -54,7 +54,7 @@ def test_k_center_greedy_never_picks_an_image_twice() -> None:
 
 def test_ocr_informativeness_follows_the_weakest_line() -> None:
     sure = [TextLine(np.zeros((4, 2), np.float32), 1.0, "EXIT", 0.99, 0.98)]
-    unsure = sure + [TextLine(np.zeros((4, 2), np.float32), 1.0, "R0TAIL", 0.62, 0.04)]
+    unsure = [*sure, TextLine(np.zeros((4, 2), np.float32), 1.0, "R0TAIL", 0.62, 0.04)]
     a = score_lines(sure, low_confidence=0.8)
     b = score_lines(unsure, low_confidence=0.8)
     assert 0 <= a.score < 0.05 < b.score <= 1

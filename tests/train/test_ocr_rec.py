@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -18,6 +19,7 @@ from labelpilot.train import TrainingCancelled  # noqa: E402
 from labelpilot.train.ocr_rec import TrainConfig, Trainer  # noqa: E402
 from labelpilot.train.onnx_module import OnnxModule  # noqa: E402
 from labelpilot.transfer import import_dataset  # noqa: E402
+from tests.conftest import write_image  # noqa: E402
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 NEW = "Ж"  # Cyrillic: not among the pretrained recognizer's characters
@@ -180,4 +182,30 @@ def test_train_from_the_api_as_a_job(make_workspace, tmp_path: Path) -> None:
             time.sleep(0.2)
         assert j["status"] == "done", j
         assert j["result"]["model"] == "api-model"
+        assert j["result"]["rescoring_job"] is None  # nothing was selected with it
+
+        # a selection scored by the model; a new version of it runs that selection again
+        for k in range(3):
+            write_image(tmp_path / "pool" / f"p{k}.png", 96, 32, seed=50 + k)
+        import_dataset(ws, tmp_path / "pool", format="images")
+
+        def finish(job_id: int) -> dict[str, Any]:
+            deadline = time.monotonic() + 120
+            while (j := client.get(f"/api/jobs/{job_id}", headers=h).json())["status"] in (
+                    "queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert j["status"] == "done", j
+            return dict(j["result"])
+
+        sel = client.post("/api/select", headers=h, json={
+            "strategy": "uncertainty", "budget": 2, "model": "api-model"})
+        assert sel.status_code == 202, sel.text
+        assert finish(sel.json()["id"])["model"] == "model:api-model@1"
+        second = client.post("/api/train", json={"epochs": 1, "name": "api-model"}, headers=h)
+        rescored = finish(second.json()["id"])["rescoring_job"]
+        assert rescored is not None
+        again = finish(rescored)
+        assert again["model"] == "model:api-model@2" and again["strategy"] == "uncertainty"
+        assert len(again["selected"]) == 2
     assert (ws.models_dir / "api-model" / "manifest.json").is_file()

@@ -100,6 +100,24 @@ export interface Image {
   tags: string[];
   annotations: number;
   labels_version?: string | null;
+  /** its place in the queue an active-learning selection made (1 first), and why */
+  queue_rank?: number | null;
+  queue_reason?: QueueReason | null;
+}
+
+export interface QueueReason {
+  strategy: string;
+  score: number | null;
+  reason: string;
+  model: string | null;
+}
+
+export interface SelectOptions {
+  strategy: "uncertainty" | "diversity" | "hybrid" | "random";
+  budget: number;
+  model?: string | null;
+  split?: string | null;
+  seed?: number;
 }
 
 /** One attribute a class's shapes carry (CVAT's kinds). */
@@ -286,6 +304,8 @@ export const api = {
   job: (id: number) => call<Job>("GET", `/api/jobs/${id}`),
   cancel: (id: number) => call<Job>("POST", `/api/jobs/${id}/cancel`),
   autolabel: (o: AutolabelOptions) => call<Job>("POST", "/api/autolabel", { images: "new", ...o }),
+  select: (o: SelectOptions) => call<Job>("POST", "/api/select", o),
+  selectCheck: () => call<Readiness>("GET", "/api/select/check"),
   train: (o: TrainOptions) => call<Job>("POST", "/api/train", o),
   trainCheck: (task: string) => call<Readiness>("GET", `/api/train/check?task=${task}`),
   autolabelCheck: (images: string) => call<Readiness>("GET", `/api/autolabel/check?images=${images}`),

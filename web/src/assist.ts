@@ -205,6 +205,10 @@ export function jobSummary(j: Job): string {
     return `model ${r.model}: val accuracy ${fmt(r.val_accuracy)}, CER ${fmt(r.val_cer)}`;
   }
   if (j.kind === "import") return importResult(j);
+  if (j.kind === "select") {
+    return `${r.selected.length} of ${r.pool} images first in the queue (${r.strategy}` +
+      `${r.model ? `, ${r.model}` : ""})`;
+  }
   if ("added" in r) return `added ${r.added}, replaced ${r.replaced ?? 0}`;
   return "";
 }

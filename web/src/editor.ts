@@ -201,12 +201,21 @@ function layout(ed: Editor): { toolbar: HTMLElement; side: HTMLElement } {
     el("h3", {}, image.file_name), el("p", {}, `${image.width}x${image.height} · `,
       el("span", { id: "review-state" }, image.review_state),
       image.assignee ? el("span", { id: "assignee" }, ` · for ${image.assignee}`) : ""),
-    ed.position, reviewButtons(ed), ed.note,
+    ed.position, ...chosenBecause(image), reviewButtons(ed), ed.note,
     tagsField(ed), el("label", {}, "Class ", ed.labels), legend(ed), ed.crop.root, el("label", {}, "Text ", ed.text),
     ed.attributes.root, ed.list,
     historyPanel(image.id, () => ed.canvas.selected));
   wireFields(ed);
   return { toolbar, side };
+}
+
+/** Why an active-learning selection put this image first: its strategy, score, reason. */
+function chosenBecause(image: Image): HTMLElement[] {
+  const q = image.queue_reason;
+  if (!image.queue_rank || !q) return [];
+  const score = q.score === null ? "" : `, score ${q.score.toFixed(2)}`;
+  return [el("p", { id: "chosen-because", class: "hint" },
+    `Chosen #${image.queue_rank} by ${q.strategy}${score}: ${q.reason}`)];
 }
 
 /** Previous / Next, and the review decisions with their keys, for mouse users. */

@@ -20,7 +20,7 @@ export async function imagesView(app: HTMLElement, header: (p: Project) => HTMLE
   const kept = currentList();
   const filters = Object.fromEntries(FILTERS.map((f) => [f, kept[f] ?? ""])) as Record<Filter, string>;
   const select = (name: Filter, options: (string | [string, string])[]) => {
-    const first = name === "sort" ? "sort by id" : `any ${name.replace("_", " ")}`;
+    const first = name === "sort" ? "queue order" : `any ${name.replace("_", " ")}`;
     const s = el("select", { name }, el("option", { value: "" }, first),
       ...options.map((o) => typeof o === "string" ? el("option", { value: o }, o)
         : el("option", { value: o[0] }, o[1])));
@@ -64,7 +64,7 @@ export async function imagesView(app: HTMLElement, header: (p: Project) => HTMLE
     select("label", project.labels),
     select("source", Object.keys(project.stats.annotations_by_source ?? {})),
     select("low_confidence", ["true", "false"]), assignee,
-    select("tag", project.tags ?? []), select("sort", ["file_name", "review_state"]),
+    select("tag", project.tags ?? []), select("sort", [["id", "id"], "file_name", "review_state"]),
     search, count, ...(reviewer ? [listToSplit(ids, () => void load()),
       assignControl(ids, () => void load())] : [])),
     grid);
@@ -86,7 +86,9 @@ export async function imagesView(app: HTMLElement, header: (p: Project) => HTMLE
         const cell = el("a", { class: `cell ${img.review_state}`, href: `#/label/${img.id}`,
           style: `top:${r * CELL}px;left:${c * CELL}px`, title: cellTitle(img) },
           el("img", { src: thumbnail(img), loading: "lazy", alt: "" }),
-          el("span", {}, img.file_name));
+          el("span", {}, img.file_name),
+          ...(img.queue_rank ? [el("b", { class: "rank", title: img.queue_reason?.reason ?? "" },
+            `#${img.queue_rank}`)] : []));
         cells.push(cell);
       }
     }
@@ -130,6 +132,7 @@ function thumbnail(img: Image): string {
 /** The cell's tooltip: state, split, who it is for, tags. */
 function cellTitle(img: Image): string {
   return [img.file_name, img.review_state, img.split ?? "no split",
+    img.queue_rank ? `chosen #${img.queue_rank} (${img.queue_reason?.strategy}): ${img.queue_reason?.reason}` : "",
     img.assignee ? `for ${img.assignee}` : "", img.tags?.length ? `tags: ${img.tags.join(", ")}` : ""]
     .filter(Boolean).join(" · ");
 }

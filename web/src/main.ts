@@ -10,6 +10,7 @@ import { splitsPanel } from "./splits";
 import { queueActions } from "./team";
 import { exportPanel, importPanel } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
+import { selectPanel } from "./active";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
 
@@ -94,15 +95,21 @@ async function overviewView(): Promise<void> {
   }
   const panels: HTMLElement[] = [];
   let prelabel: ReturnType<typeof prelabelPanel> | null = null;
+  let choose: ReturnType<typeof selectPanel> | null = null;
   const jobs = jobsList((j) => {
     // a finished job changes the counts (and what is left to pre-label); a finished
     // training run is a new model to pre-label with
     api.project().then((p) => fillStats(table, headline, p)).catch(() => undefined);
     void prelabel?.refresh();
+    void choose?.refresh();
   });
   if (me && me.role !== "annotator") {
     prelabel = prelabelPanel(project, () => jobs.refresh());
     panels.push(prelabel.root);
+    if (project.task === "ocr" || project.task === "detect") {
+      choose = selectPanel(project, () => jobs.refresh());
+      panels.push(choose.root);
+    }
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);

@@ -55,6 +55,19 @@ def default_model(ws: Workspace) -> str | None:
     return "ocr" if ws.config.task == "ocr" else None
 
 
+def rescoring(ws: Workspace, last: dict[str, Any] | None, model: str) -> SelectParams | None:
+    """The selection to run again now that `model` has a new version: the last one
+    (`last`: a finished selection's parameters) if it scored with `model`, with its budget
+    cut to the images left; None when it used another model or nothing is left."""
+    if not last or last.get("model") != model or last.get("strategy") == "random":
+        return None
+    n = pool_size(ws, last.get("split"))
+    if n == 0:
+        return None
+    return SelectParams(last["strategy"], min(int(last["budget"]), n), model, last.get("split"),
+                        int(last.get("seed", 0)))
+
+
 def pool_size(ws: Workspace, split: str | None = None) -> int:
     """How many images a selection chooses from (see `store.scores.pool`)."""
     with ws.engine.connect() as conn:

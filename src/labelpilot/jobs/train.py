@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.jobs.engine import Cancelled, JobContext, unfinished_job_ids
+from labelpilot.jobs.engine import Cancelled, JobContext, list_jobs, submit, unfinished_job_ids
 from labelpilot.train import budget_progress
 
 if TYPE_CHECKING:
@@ -149,6 +149,23 @@ def _stops_when_cancelled(run_dir: Path) -> Iterator[None]:
         raise Cancelled() from None
 
 
+def _rescore(ctx: JobContext, model: str) -> int | None:
+    """Queue the last active-learning selection again when it scored with the model this
+    run made a new version of (its scores were the old version's): the job's id."""
+    from labelpilot.active.select import rescoring
+
+    with ctx.ws.engine.connect() as conn:
+        last = next((j for j in list_jobs(conn) if j.kind == "select" and j.status == "done"),
+                    None)
+    params = rescoring(ctx.ws, last.params if last else None, model)
+    if params is None:
+        return None
+    with ctx.ws.transaction() as conn:
+        job = submit(conn, kind="select", params=params.public(), user=ctx.job.created_by,
+                     known=("select",))
+    return job.id
+
+
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
 
@@ -164,6 +181,7 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
         result = trainer.run(resume=resume or ctx.done > 0)
     out = asdict(result)
     out["history"] = out["history"][-200:]
+    out["rescoring_job"] = _rescore(ctx, out["model"])
     return out
 
 
@@ -202,4 +220,5 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     out["history"] = out["history"][-200:]
     out["warnings"] = warnings
     out["model"] = result.name
+    out["rescoring_job"] = _rescore(ctx, result.name)
     return out

@@ -386,6 +386,7 @@ class Trainer:
         """Export to ONNX (checking parity with the module), write the manifest."""
         torch = self.torch
         out = self.ws.models_dir / name
+        version = _next_version(out / "manifest.json")
         out.mkdir(parents=True, exist_ok=True)
         x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, HEIGHT, 160))
                              .astype(np.float32))
@@ -396,7 +397,7 @@ class Trainer:
         det, det_sha = self.base.file("det")
         cls, cls_sha = self.base.file("cls")
         manifest = ModelManifest(
-            name=name, version="1", task="ocr", kind="ocr",
+            name=name, version=version, task="ocr", kind="ocr",
             files={"det": ModelFile(str(det), det_sha), "cls": ModelFile(str(cls), cls_sha),
                    "rec": ModelFile("rec.onnx", sha256_file(out / "rec.onnx")),
                    "dict": ModelFile("dict.txt", sha256_file(out / "dict.txt"))},
@@ -405,6 +406,18 @@ class Trainer:
                         f"{metrics['train_lines']} lines", root=out)
         (out / "manifest.json").write_bytes(manifest.to_json())
         return out
+
+
+def _next_version(previous: Path) -> str:
+    """The version a model trained again under its name gets: one more than the last (its
+    proposals, scores and variants then tell the two apart), or 1."""
+    if not previous.is_file():
+        return "1"
+    try:
+        old = ModelManifest.load(previous).version
+    except LabelPilotError:
+        return "1"
+    return str(int(old) + 1) if old.isdigit() else f"{old}.1"
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:

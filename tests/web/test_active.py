@@ -1,0 +1,62 @@
+"""Active learning in Chromium: a reviewer chooses what to label next from the overview;
+the grid shows the chosen images first with their rank, "Start labeling" hands out the
+first, and the editor says why it was chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.active.test_select import coco_workspace
+from tests.server.conftest import PASSWORD, add_users
+from tests.web.conftest import serve, sign_in
+from tests.web.test_assist import wait_job
+
+pytestmark = pytest.mark.slow
+
+
+def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path, shared: Path) -> None:
+    ws = coco_workspace(make_workspace, tmp_path, shared, n=6)
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(page, live, "reviewer")
+        page.wait_for_selector("#select-reason >> text=from 6 images nobody has reviewed")
+        page.wait_for_selector("#select-model option[value=yolox-nano]", state="attached")
+        page.select_option("#select-strategy", "uncertainty")
+        page.fill("#select-budget", "3")
+        page.click("#select")
+        text = wait_job(page, "select")
+        assert "3 of 6 images first in the queue (uncertainty, model:yolox-nano@1)" in text
+        token = live.token("reviewer", PASSWORD)
+        (job,) = [j for j in live.api("GET", "/api/jobs", token) if j["kind"] == "select"]
+        chosen = [s["file_name"] for s in job["result"]["selected"]]
+        # the grid's default order: the chosen first, in order, with their ranks
+        page.click("header >> text=Images")
+        page.wait_for_selector("#count >> text=8 images")
+        page.wait_for_selector(".cell .rank >> text=#3")
+        cells = page.eval_on_selector_all(".cell", "cs => cs.map(c => c.textContent)")
+        assert [c.split("#")[0] for c in cells[:3]] == chosen
+        assert [c.split("#")[1] for c in cells[:3]] == ["1", "2", "3"]
+        assert "#" not in cells[3]
+        # "Start labeling" hands out the first chosen image; the editor says why
+        page.click("text=LabelPilot")
+        page.click("#start")
+        why = page.wait_for_selector("#chosen-because")
+        shown = why.text_content()
+        page.wait_for_selector(f"aside h3 >> text={chosen[0]}")
+        assert shown.startswith("Chosen #1 by uncertainty, score ")
+        reason = job["result"]["selected"][0]["reason"]
+        assert reason in shown
+        page.close()
+        # an annotator has no selection panel (a reviewer's action)
+        ann = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(ann, live, "annotator")
+        ann.wait_for_selector("#start")
+        assert ann.query_selector("#select-panel") is None
+        ann.close()

@@ -1,0 +1,56 @@
+// Active learning: choose what to label next. The chosen images lead the labeling queue
+// ("Start labeling") and the grid's default order, each with the reason the editor shows.
+
+import { Project, SelectOptions, api, errorText } from "./api";
+import { el, toast } from "./dom";
+
+const STRATEGIES: [SelectOptions["strategy"], string][] = [
+  ["hybrid", "hybrid: uncertain and unlike each other"],
+  ["uncertainty", "uncertainty: where the model is least sure"],
+  ["diversity", "diversity: unlike what is labeled"],
+  ["random", "random"],
+];
+
+/** Reviewers: a strategy, a budget and the scoring model; the selection runs as a job. */
+export function selectPanel(project: Project, started: () => void): {
+  root: HTMLElement; refresh: () => Promise<void>;
+} {
+  const strategy = el("select", { id: "select-strategy", "aria-label": "selection strategy" },
+    ...STRATEGIES.map(([v, label]) => el("option", { value: v }, label)));
+  const budget = el("input", { id: "select-budget", type: "number", min: "1", step: "1",
+    value: "20", "aria-label": "images to choose" });
+  const model = el("select", { id: "select-model", "aria-label": "scoring model" });
+  const button = el("button", { id: "select" }, "Choose");
+  const why = el("span", { id: "select-reason", class: "hint" });
+  const refresh = async () => {
+    const keep = model.value;
+    const models = (await api.models()).filter((m) => m.task === project.task && !m.interactive);
+    model.replaceChildren(...models.map((m) => el("option", { value: m.name },
+      m.builtin ? m.name : `${m.name} (v${m.version})`)));
+    if (models.some((m) => m.name === keep)) model.value = keep;
+    try {
+      const r = await api.selectCheck();
+      button.disabled = !r.ready;
+      why.textContent = r.ready ? `from ${r.images} image${r.images === 1 ? "" : "s"} nobody has reviewed` : r.reason ?? "";
+    } catch {
+      why.textContent = "";
+    }
+  };
+  button.onclick = async () => {
+    try {
+      const s = strategy.value as SelectOptions["strategy"];
+      await api.select({ strategy: s, budget: Number(budget.value), model: s === "random" ? null : model.value || null });
+      toast("choosing what to label next");
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+    started();
+  };
+  const root = el("section", { class: "panel", id: "select-panel" },
+    el("h3", {}, "Choose what to label next"),
+    el("div", { class: "row" }, strategy, budget, model, button, why),
+    el("p", { class: "hint" }, "The chosen images come first in “Start labeling” and in the " +
+      "image grid, each with the reason it was chosen."));
+  void refresh().catch(() => undefined);
+  return { root, refresh };
+}
