@@ -40,18 +40,53 @@ DB_NAME = "labelpilot.db"
 
 
 @dataclass
+class LoopConfig:
+    """The closed loop (active learning): after every `every` newly accepted labels in the
+    train split, fine-tune the pre-labeler for `minutes` and promote the result if it beats
+    it on the test split."""
+    enabled: bool = False
+    every: int = 50
+    minutes: float = 5.0
+
+    def to_toml(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "every": self.every, "minutes": self.minutes}
+
+    @classmethod
+    def from_toml(cls, d: Any, bad: Any) -> LoopConfig:
+        if not isinstance(d, dict):
+            raise bad("loop", "must be a table (enabled, every, minutes)")
+        out = cls()
+        if not isinstance(d.get("enabled", False), bool):
+            raise bad("loop.enabled", "must be true or false")
+        every, minutes = d.get("every", out.every), d.get("minutes", out.minutes)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise bad("loop.every", "must be a whole number of labels, 1 or more")
+        if not isinstance(minutes, int | float) or isinstance(minutes, bool) or minutes <= 0:
+            raise bad("loop.minutes", "must be a number of minutes above 0")
+        return cls(bool(d.get("enabled", False)), every, float(minutes))
+
+
+@dataclass
 class WorkspaceConfig:
     name: str
     task: str
     labels: list[str] = field(default_factory=list)
     database_url: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # the model autolabel and the smart tools use unless told otherwise (the closed loop
+    # promotes its better models here); None: the task's default
+    prelabeler: str | None = None
+    loop: LoopConfig = field(default_factory=LoopConfig)
 
     def to_toml(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "task": self.task, "labels": list(self.labels),
                              "max_pixels": self.max_pixels}
         if self.database_url:
             d["database_url"] = self.database_url
+        if self.prelabeler:
+            d["prelabeler"] = self.prelabeler
+        if self.loop != LoopConfig():
+            d["loop"] = self.loop.to_toml()
         return d
 
     @classmethod
@@ -73,7 +108,11 @@ class WorkspaceConfig:
         max_pixels = d.get("max_pixels", DEFAULT_MAX_PIXELS)
         if not isinstance(max_pixels, int) or max_pixels <= 0:
             raise bad("max_pixels", "must be a positive integer")
-        return cls(d["name"], d["task"], labels, url, max_pixels)
+        prelabeler = d.get("prelabeler")
+        if prelabeler is not None and (not isinstance(prelabeler, str) or not prelabeler):
+            raise bad("prelabeler", "must be a model's name")
+        loop = LoopConfig.from_toml(d.get("loop", {}), bad)
+        return cls(d["name"], d["task"], labels, url, max_pixels, prelabeler, loop)
 
 
 class Workspace:
@@ -94,6 +133,12 @@ class Workspace:
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
+
+    @property
+    def prelabeler(self) -> str | None:
+        """The model autolabel and the smart tools use by default: the one configured (or
+        promoted by the closed loop), else the built-in OCR model for OCR workspaces."""
+        return self.config.prelabeler or ("ocr" if self.config.task == "ocr" else None)
 
     @property
     def database_url(self) -> str:

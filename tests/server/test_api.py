@@ -409,7 +409,11 @@ def test_recognize_route(make_workspace, tmp_path: Path) -> None:
 def test_autolabel_route_runs_a_job(api: Api) -> None:
     assert api.post("annotator", "/api/autolabel", json={}).status_code == 403
     assert api.post("reviewer", "/api/autolabel", json={"model": "nope"}).status_code == 404
-    job_id = api.post("reviewer", "/api/autolabel", json={"images": "all"}).json()["id"]
+    # a detection project has no default model until one is made its pre-labeler
+    none = api.post("reviewer", "/api/autolabel", json={"images": "all"})
+    assert none.status_code == 400 and "name the model" in none.json()["detail"]
+    job_id = api.post("reviewer", "/api/autolabel", json={"images": "all", "model": "ocr"}
+                      ).json()["id"]
     deadline = time.monotonic() + 60
     while (job := api.get("reviewer", f"/api/jobs/{job_id}").json())["status"] != "done":
         assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job

@@ -99,6 +99,16 @@ def test_train_extends_the_charset_and_registers_a_working_model(make_workspace,
     r = evaluate_model(ws, model_name="codes", split="test")
     assert r["model"] == "model:codes@1" and 0 <= r["rec_line_accuracy"] <= 1
 
+    # a second round starts from the model trained in the first (the closed loop's way):
+    # its character is already known, its weights are the first round's
+    again = Trainer(ws, TrainConfig(epochs=1, batch=8, eval_every=2, name="codes2",
+                                    base="codes"), run_dir=tmp_path / "run2").run()
+    assert again.new_characters == []
+    second = load_ocr("codes2", ws.models_dir)
+    assert second.charset == model.charset
+    with pytest.raises(LabelPilotError, match="not an OCR model"):
+        Trainer(ws, TrainConfig(epochs=1, base="graphcut"), run_dir=tmp_path / "run3")
+
 
 def test_training_resumes_from_its_checkpoint(make_workspace, tmp_path: Path) -> None:
     ws = make_workspace(task="ocr", labels=["text"])

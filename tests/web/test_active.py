@@ -59,4 +59,18 @@ def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace, 
         sign_in(ann, live, "annotator")
         ann.wait_for_selector("#start")
         assert ann.query_selector("#select-panel") is None
+        assert ann.query_selector("#loop-panel") is None
         ann.close()
+        # an admin switches the closed loop on (the workspace's few accepted boxes are
+        # far from 100: no training starts)
+        admin = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(admin, live, "admin")
+        admin.wait_for_selector("#loop-state >> text=The loop is off.")
+        admin.check("#loop-enabled")
+        admin.fill("#loop-every", "100")
+        admin.fill("#loop-minutes", "2")
+        admin.click("#loop-save")
+        admin.wait_for_selector("#loop-state >> text=Training after every 100 accepted labels.")
+        project = live.api("GET", "/api/project", live.token("admin", PASSWORD))
+        assert project["loop"] == {"enabled": True, "every": 100, "minutes": 2.0}
+        admin.close()

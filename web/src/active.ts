@@ -54,3 +54,41 @@ export function selectPanel(project: Project, started: () => void): {
   void refresh().catch(() => undefined);
   return { root, refresh };
 }
+
+/** Admins: the closed loop. After every N newly accepted labels in the train split a
+ * training starts from the pre-labeler; a better model on the test split replaces it. */
+export function loopPanel(project: Project): HTMLElement | null {
+  if (project.task !== "ocr" && project.task !== "detect") return null;
+  const loop = project.loop ?? { enabled: false, every: 50, minutes: 5 };
+  const enabled = el("input", { id: "loop-enabled", type: "checkbox" });
+  enabled.checked = loop.enabled;
+  const every = el("input", { id: "loop-every", type: "number", min: "1", step: "1",
+    value: String(loop.every), "aria-label": "labels between trainings" });
+  const minutes = el("input", { id: "loop-minutes", type: "number", min: "0.1", step: "any",
+    value: String(loop.minutes), "aria-label": "minutes per training" });
+  const save = el("button", { id: "loop-save" }, "Save");
+  const state = el("p", { id: "loop-state", class: "hint" });
+  const show = (p: Project) => {
+    state.textContent = `Pre-labeler now: ${p.prelabeler ?? "none chosen"}.` +
+      (p.loop?.enabled ? ` Training after every ${p.loop.every} accepted labels.` : " The loop is off.");
+  };
+  show(project);
+  save.onclick = async () => {
+    try {
+      const p = await api.setLoop({ enabled: enabled.checked, every: Number(every.value),
+        minutes: Number(minutes.value) });
+      show(p);
+      toast(p.loop?.enabled ? "closed loop on" : "closed loop off");
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+  };
+  return el("section", { class: "panel", id: "loop-panel" },
+    el("h3", {}, "Closed loop"),
+    el("div", { class: "row" }, el("label", {}, enabled, " train after every "), every,
+      el("span", {}, "accepted labels, for"), minutes, el("span", {}, "min"), save),
+    state,
+    el("p", { class: "hint" }, "Each training starts from the pre-labeler; when the new " +
+      "model scores higher on the test split it becomes the pre-labeler, the images nobody " +
+      "has reviewed are pre-labeled again and the last selection is run again."));
+}

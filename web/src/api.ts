@@ -177,6 +177,15 @@ export interface Project {
   label_keypoints?: Record<string, { keypoints: string[]; skeleton: number[][] }>;
   tags: string[];
   stats: Record<string, any>;
+  /** the default model for autolabel and the smart tools (the closed loop promotes here) */
+  prelabeler?: string | null;
+  loop?: LoopSettings;
+}
+
+export interface LoopSettings {
+  enabled: boolean;
+  every: number;
+  minutes: number;
 }
 
 export interface Me {
@@ -324,6 +333,7 @@ export const api = {
     call<Project>("PATCH", `/api/project/labels/${encodeURIComponent(name)}`, body),
   addLabels: (names: string[]) => call<Project>("PATCH", "/api/project", { add_labels: names }),
   renameProject: (name: string) => call<Project>("PATCH", "/api/project", { name }),
+  setLoop: (loop: LoopSettings) => call<Project>("PATCH", "/api/project", { loop }),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

@@ -84,8 +84,11 @@ export function prelabelPanel(project: Project, started: () => void): {
     const keep = select.value;
     models = (await api.models()).filter((m) => fits(project, m));
     select.replaceChildren(...models.map((m) => el("option", { value: m.name },
-      m.builtin ? m.name : `${m.name} (v${m.version})`)));
-    if (models.some((m) => m.name === keep)) select.value = keep;
+      (m.builtin ? m.name : `${m.name} (v${m.version})`) +
+      (m.name === project.prelabeler ? " · pre-labeler" : ""))));
+    // the project's pre-labeler first chosen (the closed loop promotes its models there)
+    const preferred = keep || project.prelabeler || "";
+    if (models.some((m) => m.name === preferred)) select.value = preferred;
     showMap();
   };
   button.onclick = async () => {

@@ -10,7 +10,7 @@ import { splitsPanel } from "./splits";
 import { queueActions } from "./team";
 import { exportPanel, importPanel } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
-import { selectPanel } from "./active";
+import { loopPanel, selectPanel } from "./active";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
 
@@ -113,6 +113,8 @@ async function overviewView(): Promise<void> {
   }
   const train = me?.role === "admin" ? trainPanel(project, () => jobs.refresh()) : null;
   if (train) panels.push(train);
+  const loop = me?.role === "admin" ? loopPanel(project) : null;
+  if (loop) panels.push(loop);
   if (me?.role === "admin") panels.push(classesPanel(project, overviewView));
   if (me && me.role !== "annotator") {
     panels.push(importPanel(() => jobs.refresh()));

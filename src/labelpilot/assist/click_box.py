@@ -103,9 +103,10 @@ def click_box(sessions: SessionPool, cache: DetectionCache, row: Any, clicks: li
     prompt.validate(row.width, row.height)
     if not any(c.positive for c in clicks):
         raise PromptError("click-box needs a positive click on the object")
-    if detector is None:
-        found = [m for m in workspace_manifests(ws.models_dir).values() if m.kind == "detect"]
-        detector = found[0].name if found else None
+    if detector is None:  # the project's pre-labeler, else its first detector
+        found = {m.name: m for m in workspace_manifests(ws.models_dir).values()
+                 if m.kind == "detect"}
+        detector = ws.prelabeler if ws.prelabeler in found else next(iter(found), None)
     if detector is not None:
         model = load_detector(detector, ws.models_dir)
         windows: list[tuple[int, int, int, int] | None] = [None]

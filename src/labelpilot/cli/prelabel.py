@@ -25,6 +25,7 @@ from labelpilot.cli.common import (
     run_job,
     user_errors,
 )
+from labelpilot.errors import LabelPilotError
 
 commands = typer.Typer()
 
@@ -38,7 +39,10 @@ OverlapOpt = Annotated[float, typer.Option(help="With --tile: the tiles' overlap
 @commands.command()
 def autolabel(
     directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
-    model: Annotated[str, typer.Option(help="Model name (see `labelpilot models list`).")] = "ocr",
+    model: Annotated[str | None, typer.Option(help=(
+        "Model name (see `labelpilot models list`) [default: the project's pre-labeler: "
+        "the built-in OCR model in OCR projects, or the one the closed loop promoted]"))
+    ] = None,
     images: Annotated[ImagesOpt, typer.Option(help="new: images no model or person has "
                                               "touched; all: every image not done.")] = ImagesOpt.new,
     min_score: Annotated[float, typer.Option(help="Drop proposals scored lower.")] = 0.0,
@@ -58,6 +62,10 @@ def autolabel(
     with user_errors():
         ws = open_workspace(directory)
         pairs = class_map(map_)
+        model = model or ws.prelabeler
+        if model is None:
+            raise LabelPilotError("name the model to pre-label with (--model)",
+                                  hint="labelpilot models list DIR shows the workspace's models")
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
                                       unmapped=unmapped, tile=tile, overlap=overlap)

@@ -35,8 +35,10 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Passes over the train split.")] = None,
     minutes: Annotated[float | None, typer.Option(help="A time budget instead.")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the new model.")] = None,
-    base: Annotated[str | None, typer.Option(help="The detector to start from (--task "
-                                             "detect): an installed model with a YOLOX head "
+    base: Annotated[str | None, typer.Option(help="The model to start from. ocr-rec: a "
+                                             "workspace OCR model trained before [default: "
+                                             "the shipped one]. detect: an installed model "
+                                             "with a YOLOX head "
                                              "[default: yolox-nano]; several, comma-separated "
                                              "(yolox-nano,person-detector): each is trained "
                                              "for the whole budget and the best on held-out "

@@ -329,7 +329,8 @@ class JobRunner:
 
     def __init__(self, ws: Workspace, handlers: Handlers, *, workers: int = 2,
                  poll_s: float = 1.0, item_delay_s: float = 0.0, lease_s: float = LEASE_S,
-                 heartbeat_s: float = HEARTBEAT_S) -> None:
+                 heartbeat_s: float = HEARTBEAT_S, idle: Callable[[], object] | None = None,
+                 idle_every_s: float = 5.0) -> None:
         self.ws = ws
         self.handlers = handlers
         self.workers = workers
@@ -343,6 +344,12 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._next_takeover = 0.0
         self._takeover_lock = threading.Lock()
+        # work the shell gives the runner for its idle moments (the closed loop's check),
+        # at most every `idle_every_s`, one worker at a time
+        self.idle = idle
+        self.idle_every_s = idle_every_s
+        self._next_idle = 0.0
+        self._idle_lock = threading.Lock()
 
     def start(self) -> None:
         # Jobs whose runner died (this server's last run, or another server) go on where
@@ -371,6 +378,20 @@ class JobRunner:
             with self.ws.transaction() as conn:
                 take_over_abandoned(conn, lease_s=self.lease_s)
 
+    def _when_idle(self) -> None:
+        if self.idle is None or time.monotonic() < self._next_idle:
+            return
+        if not self._idle_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_idle = time.monotonic() + self.idle_every_s
+            if self.idle() is not None:
+                self._wake.set()  # it queued a job: run it now
+        except Exception:  # the idle work never stops the runner
+            traceback.print_exc()
+        finally:
+            self._idle_lock.release()
+
     def _claim(self) -> int | None:
         self._take_over()
         with self.ws.transaction() as conn:
@@ -383,6 +404,7 @@ class JobRunner:
             except Exception:
                 job_id = None
             if job_id is None:
+                self._when_idle()
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue

@@ -105,12 +105,15 @@ def plan_training(*, task: str, init: str = "pretrained", epochs: int | None = N
             Tiling(64 if tile == "auto" else int(tile), float(overlap))
             params.update(tile=tile, overlap=float(overlap))
         return kind, params
-    if base is not None or tile is not None:
-        raise LabelPilotError(f"--{'base' if base is not None else 'tile'} is for detectors "
-                              "(--task detect); the recognizer fine-tunes the workspace's OCR "
-                              "model")
-    return kind, {"init": init, "epochs": epochs or (None if minutes else 10),
-                  "minutes": minutes, "name": name}
+    if tile is not None:
+        raise LabelPilotError("--tile is for detectors (--task detect)")
+    if base is not None and "," in base:
+        raise LabelPilotError("the recognizer starts from one OCR model (--base NAME)")
+    params = {"init": init, "epochs": epochs or (None if minutes else 10), "minutes": minutes,
+              "name": name}
+    if base is not None:
+        params["base"] = base
+    return kind, params
 
 
 def _bases(text: str | None) -> list[str]:
@@ -166,11 +169,24 @@ def _rescore(ctx: JobContext, model: str) -> int | None:
     return job.id
 
 
+def _judge(ctx: JobContext, model: str, loop: dict[str, Any]) -> dict[str, Any]:
+    """A closed-loop round's verdict (see jobs.loop); the model stays registered whatever
+    it says, and an evaluation that fails only keeps it from being promoted."""
+    from labelpilot.jobs.promote import judge
+
+    try:
+        return judge(ctx.ws, model, loop)
+    except LabelPilotError as e:
+        return {"round": loop.get("round"), "model": model, "promoted": False,
+                "reason": f"not compared: {e.message}"}
+
+
 def run_training(ctx: JobContext) -> dict[str, Any]:
     from labelpilot.train.ocr_rec import TrainConfig, Trainer
 
     p = dict(ctx.params)
     resume = bool(p.pop("resume", False))
+    loop = p.pop("loop", None)
     cfg = TrainConfig(**p)
     progress = budget_progress(cfg.minutes, ctx.report)
 
@@ -182,6 +198,8 @@ def run_training(ctx: JobContext) -> dict[str, Any]:
     out = asdict(result)
     out["history"] = out["history"][-200:]
     out["rescoring_job"] = _rescore(ctx, out["model"])
+    if loop:
+        out["loop"] = _judge(ctx, out["model"], loop)
     return out
 
 
@@ -221,4 +239,6 @@ def run_detect_training(ctx: JobContext) -> dict[str, Any]:
     out["warnings"] = warnings
     out["model"] = result.name
     out["rescoring_job"] = _rescore(ctx, result.name)
+    if p.get("loop"):
+        out["loop"] = _judge(ctx, result.name, p["loop"])
     return out

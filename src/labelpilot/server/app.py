@@ -50,7 +50,11 @@ log = logging.getLogger("labelpilot.server")
 def create_app(ws: Workspace, settings: Settings | None = None, *,
                run_jobs: bool = True, static: Path = STATIC) -> FastAPI:
     settings = settings or Settings()
-    runner = JobRunner(ws, HANDLERS, workers=settings.job_workers, item_delay_s=settings.job_item_delay)
+    from labelpilot.jobs.loop import start_if_due
+
+    # idle, the runner checks whether the closed loop is due to train (a workspace setting)
+    runner = JobRunner(ws, HANDLERS, workers=settings.job_workers,
+                       item_delay_s=settings.job_item_delay, idle=lambda: start_if_due(ws))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

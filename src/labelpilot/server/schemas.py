@@ -382,6 +382,15 @@ class UserUpdate(BaseModel):
     must_change_password: bool | None = None
 
 
+class LoopSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    every: Annotated[int, Field(ge=1, le=1_000_000, description=(
+        "newly accepted labels in the train split between two trainings"))] = 50
+    minutes: Annotated[float, Field(gt=0, le=24 * 60, description="each training's budget")] = 5.0
+
+
 class ProjectPublic(BaseModel):
     name: str
     task: str
@@ -395,6 +404,12 @@ class ProjectPublic(BaseModel):
         "{keypoints: [names], skeleton: [[i, j], ...] (1-based)}")
     tags: list[str] = Field(default_factory=list, description="the tags images carry")
     stats: dict[str, Any]
+    prelabeler: str | None = Field(None, description=(
+        "the model autolabel and the smart tools use unless told otherwise (the closed "
+        "loop promotes its better models here)"))
+    loop: LoopSettings = Field(default_factory=lambda: LoopSettings(), description=(
+        "the closed loop: train after every `every` newly accepted labels, promote a "
+        "better model"))
 
 
 class LabelChange(BaseModel):
@@ -414,6 +429,9 @@ class ProjectUpdate(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     add_labels: list[Label] | None = None
+    prelabeler: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="the default model for autolabel and the smart tools")
+    loop: LoopSettings | None = None
 
 
 class SplitAssign(BaseModel):
@@ -460,7 +478,8 @@ class ExportCreate(BaseModel):
 class RecognizeRequest(BaseModel):
     points: Annotated[list[XY], Field(min_length=4, max_length=4,
                                       description="the quad's corners, reading order")]
-    model: str = "ocr"
+    model: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="the OCR model (default: the project's pre-labeler)")
 
 
 class RecognizeResult(BaseModel):
@@ -470,7 +489,8 @@ class RecognizeResult(BaseModel):
 
 
 class AutolabelCreate(BaseModel):
-    model: str = "ocr"
+    model: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="default: the project's pre-labeler (see GET /api/project)")
     images: Literal["new", "all"] = "new"
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
     map: dict[str, str] | None = Field(None, description="detectors: model class -> project label")

@@ -53,6 +53,9 @@ class TrainConfig:
     eval_every: int = 20
     augment: bool = True
     name: str | None = None
+    # the workspace OCR model to start from (a recognizer fine-tuned before); None: the
+    # shipped PP-OCRv6 one
+    base: str | None = None
 
 
 @dataclass
@@ -173,7 +176,8 @@ class Trainer:
         self.run_dir = run_dir
         self.progress = progress
         self.cancelled = cancelled or (lambda: False)
-        self.base = builtin_manifest()
+        self.base = builtin_manifest() if cfg.base in (None, "ocr") else _base_manifest(
+            ws, cfg.base)
 
     def data(self) -> tuple[list[Line], list[Line], list[str]]:
         train, skipped = collect_lines(self.ws, "train")
@@ -406,6 +410,17 @@ class Trainer:
                         f"{metrics['train_lines']} lines", root=out)
         (out / "manifest.json").write_bytes(manifest.to_json())
         return out
+
+
+def _base_manifest(ws: Workspace, name: str) -> ModelManifest:
+    """A workspace OCR model to fine-tune further (its recognizer and its characters)."""
+    from labelpilot.models.registry import get_manifest
+
+    manifest = get_manifest(name, ws.models_dir)
+    if manifest.kind != "ocr" or "rec" not in manifest.files:
+        raise LabelPilotError(f"{name} is a {manifest.kind} model, not an OCR model with a "
+                              "recognizer to fine-tune", hint="name an OCR model (--base)")
+    return manifest
 
 
 def _next_version(previous: Path) -> str:

@@ -242,7 +242,8 @@ def recognize(image_id: ImageId, body: RecognizeRequest, user: CurrentUser,
     and no other annotation changes."""
     with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
-    text, score, source = recognize_quad(ws, row, body.points, model=body.model)
+    text, score, source = recognize_quad(ws, row, body.points,
+                                         model=body.model or ws.prelabeler or "ocr")
     return RecognizeResult(text=text, score=score, model=source)
 
 

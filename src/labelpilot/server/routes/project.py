@@ -5,18 +5,20 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 from labelpilot import labels, splits
+from labelpilot.errors import ValidationError
 from labelpilot.formats import FORMATS, list_formats
 from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import (
     FormatPublic,
     LabelChange,
+    LoopSettings,
     ProjectPublic,
     ProjectUpdate,
     SplitAssign,
     SplitResult,
 )
 from labelpilot.store import repo
-from labelpilot.workspace import Workspace
+from labelpilot.workspace import LoopConfig, Workspace
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -29,7 +31,9 @@ def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
                          labels=repo.label_names(conn), label_colors=repo.label_colors(conn),
                          label_attributes=repo.label_attributes(conn),
                          label_keypoints=repo.label_keypoints(conn),
-                         tags=repo.tags_in_use(conn), stats=repo.stats(conn))
+                         tags=repo.tags_in_use(conn), stats=repo.stats(conn),
+                         prelabeler=ws.prelabeler,
+                         loop=LoopSettings(**ws.config.loop.to_toml()))
 
 
 @router.get("", response_model=ProjectPublic)
@@ -78,5 +82,21 @@ def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep)
             ws.add_labels([n.strip() for n in body.add_labels])
         if body.name is not None and body.name != ws.config.name:
             ws.config.name = body.name
+            ws.save_config()
+        if body.prelabeler is not None:
+            from labelpilot.models.registry import get_manifest
+
+            kind = get_manifest(body.prelabeler, ws.models_dir).kind  # 404 if unknown
+            if ws.config.task in ("ocr", "detect") and kind != ws.config.task:
+                raise ValidationError(f"{body.prelabeler} is a {kind} model; this "
+                                      f"{ws.config.task} project pre-labels with a "
+                                      f"{ws.config.task} model")
+            ws.config.prelabeler = body.prelabeler
+            ws.save_config()
+        if body.loop is not None:
+            if body.loop.enabled and ws.config.task not in ("ocr", "detect"):
+                raise ValidationError(f"the closed loop trains OCR recognizers and detectors; "
+                                      f"this is a {ws.config.task} project")
+            ws.config.loop = LoopConfig(body.loop.enabled, body.loop.every, body.loop.minutes)
             ws.save_config()
         return _project(ws, conn)
