@@ -137,6 +137,7 @@ LONGEST_FIRST = (
     "tests/web/test_models_page.py::test_an_admin_optimizes_a_detector_from_the_models_page",
     "tests/optimize/test_optimize.py::test_a_variant_that_passes_the_gate_is_kept_and_run",
     "tests/train/test_ocr_rec.py::",
+    "tests/active/test_loop.py::",
     "tests/train/test_detect_train.py::",
     "tests/optimize/test_optimize.py::test_optimize_from_the_cli",
     "tests/server/test_schemathesis.py::",

@@ -64,6 +64,14 @@ def test_ocr_review_counts_typed_characters() -> None:
     half = [(50.0, 0.0), (100.0, 0.0), (100.0, 20.0), (50.0, 20.0)]
     e = ocr_reviewed(gt[:1], [(half, "LO")], lambda q: "HELLO")
     assert e.actions == {"click": 1, "drag": 2, "key": 2}
+    # ... but read right there, it is a found line (ICDAR's IoU 0.5): accepted
+    assert ocr_reviewed(gt[:1], [(half, "HELLO")], lambda q: "").total == 2
+    # a recognition crop: a tight quad inside the crop is the crop's line
+    crop = [(0.0, 0.0), (100.0, 0.0), (100.0, 40.0), (0.0, 40.0)]
+    tight = [(20.0, 10.0), (70.0, 10.0), (70.0, 30.0), (20.0, 30.0)]  # IoU 0.25
+    assert ocr_reviewed([(crop, "AB1")], [(tight, "AB1")], lambda q: "", crops=True).total == 2
+    # as a plain line it is a false one: rejected (2), the line drawn (4), typed (1 + 3), 2
+    assert ocr_reviewed([(crop, "AB1")], [(tight, "AB1")], lambda q: "").total == 12
     # on a third of it: no match; rejected (click, R), the line drawn (4 clicks)
     third = [(66.0, 0.0), (100.0, 0.0), (100.0, 20.0), (66.0, 20.0)]
     e = ocr_reviewed(gt[:1], [(third, "O")], lambda q: "HELLO")

@@ -31,13 +31,16 @@ How a person works (the rules each function applies):
   fixed like a proposal, or drawn by hand when it misses. Then Ctrl+A and Enter accept
   the image's proposals (2 keys).
 - OCR, by hand: per line a quad (4 clicks), the transcription typed, Enter.
-  Reviewing: a proposal matching a true line (IoU >= 0.5) with the exact text is left
-  for the bulk accept; a wrong text is clicked, the cursor placed (1 click) and the
-  characters fixed (the edit distance: one action per character typed or deleted); a
-  misplaced quad (IoU < 0.7) gets its corners dragged (two drags), after which the line
-  is read again (the editor re-recognizes a moved quad) and the text fixed; a false
-  line is clicked and rejected; a missed line is drawn (4 clicks), read at once, and
-  fixed. Ctrl+A and Enter accept the rest. Lines marked don't-care (`###`) are skipped.
+  Reviewing: a proposal matching a true line (IoU >= 0.5, ICDAR's rule for a found line)
+  with the exact text is left for the bulk accept; a wrong text on a misplaced quad (IoU
+  < 0.7) gets its corners dragged (a click, two drags), after which the line is read
+  again (the editor re-recognizes a moved quad); a wrong text is clicked, the cursor
+  placed (1 click) and the characters fixed (the edit distance: one action per character
+  typed or deleted); a false line is clicked and rejected; a missed line is drawn (4
+  clicks), read at once, and fixed. Ctrl+A and Enter accept the rest. Lines marked
+  don't-care (`###`) are skipped. For recognition sets, whose true quad is the whole
+  crop (`crops=True`), a proposal lying within the crop (80% of its area inside) matches
+  it: the line is the crop, a tighter quad round its text is the same line.
 - Segmentation, by hand: a polygon with the fewest vertices whose IoU with the true mask
   reaches the target (90%), then Enter and a class key.
   With the smart mask: the clicks RITM's protocol needs to reach the target (NoC), then
@@ -201,15 +204,23 @@ def _fix_text(e: Effort, read: str, truth: str) -> None:
         e.add("char", d, K * d + M)
 
 
+def _inside(p: Quad, g: Quad) -> float:
+    """The share of quad `p`'s area inside quad `g`."""
+    from shapely.geometry import Polygon
+
+    a, b = Polygon(p).buffer(0), Polygon(g).buffer(0)
+    return float(a.intersection(b).area / a.area) if a.area > 0 else 0.0
+
+
 def ocr_reviewed(gt: Sequence[tuple[Quad, str]], proposals: Sequence[tuple[Quad, str]],
-                 reread: Callable[[Quad], str]) -> Effort:
+                 reread: Callable[[Quad], str], *, crops: bool = False) -> Effort:
     """Review an image's OCR proposals (see the module); `reread(quad)` is the editor's
-    reading of a quad a person moved or drew."""
+    reading of a quad a person moved or drew; `crops`: the true quads are whole crops."""
     e = Effort(labels=len(gt))
     e.seconds += M * len(proposals)
     e.seconds_extreme += M * len(proposals)
-    iou = np.array([[polygon_iou(p, g) for g, _ in gt] for p, _ in proposals]
-                   ).reshape(len(proposals), len(gt))
+    iou = np.array([[1.0 if crops and _inside(p, g) >= 0.8 else polygon_iou(p, g)
+                     for g, _ in gt] for p, _ in proposals]).reshape(len(proposals), len(gt))
     pairs = sorted(((iou[i, j], i, j) for i in range(len(proposals)) for j in range(len(gt))
                     if iou[i, j] >= MATCH), reverse=True)
     matched: dict[int, int] = {}
@@ -220,12 +231,11 @@ def ocr_reviewed(gt: Sequence[tuple[Quad, str]], proposals: Sequence[tuple[Quad,
         matched[i] = j
         taken.add(j)
         text = proposals[i][1]
-        if v < LOOSE:
+        if text != gt[j][1]:
             e.add("click", 1, CLICK)
-            e.add("drag", 2, 2 * DRAG)
-            text = reread(gt[j][0])
-        elif text != gt[j][1]:
-            e.add("click", 1, CLICK)
+            if v < LOOSE:  # the quad misses part of the line: moved, read again
+                e.add("drag", 2, 2 * DRAG)
+                text = reread(gt[j][0])
         _fix_text(e, text, gt[j][1])
     for i in range(len(proposals)):
         if i not in matched:
