@@ -44,25 +44,29 @@ from labelpilot.workspace import LoopConfig, Workspace  # noqa: E402
 REVIEWER = UserInfo(1, "rita", "reviewer", True)
 
 
-def build(root: Path) -> tuple[Workspace, dict[str, str]]:
-    """The workspace (train unlabeled, test labeled) and the oracle: file name -> text."""
+def build(root: Path, n_train: int, n_test: int) -> tuple[Workspace, dict[str, str]]:
+    """The workspace (train unlabeled, test labeled and marked done) and the oracle: file
+    name -> text."""
     lpr = SHARED / "datasets" / "lpr_plates"
     ws = Workspace.create(root / "ws", task="ocr", labels=["text"])
     train = root / "train"
     (train / "images").mkdir(parents=True)
     truth = {}
-    for ln in (lpr / "train_rec_gt.txt").read_text(encoding="utf-8").splitlines():
+    for ln in (lpr / "train_rec_gt.txt").read_text(encoding="utf-8").splitlines()[:n_train]:
         name, text = ln.split("\t")
         shutil.copy(lpr / name, train / name)
         truth[Path(name).name] = text
     import_dataset(ws, train / "images", format="images", split="train")
     test = root / "test"
     (test / "images").mkdir(parents=True)
-    lines = (lpr / "test_rec_gt.txt").read_text(encoding="utf-8").splitlines()
+    lines = (lpr / "test_rec_gt.txt").read_text(encoding="utf-8").splitlines()[:n_test]
     for ln in lines:
         shutil.copy(lpr / ln.split("\t")[0], test / ln.split("\t")[0])
     (test / "test_rec_gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     import_dataset(ws, test, format="ppocr-rec")
+    with ws.transaction() as conn:  # ground truth: never handed out, never pre-labeled
+        for row in repo.list_images(conn, "test"):
+            review.set_review_state(conn, image_id=row.id, state="done", user=REVIEWER)
     return ws, truth
 
 
@@ -118,11 +122,13 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--minutes", type=float, default=1.5)
     ap.add_argument("--select", default="uncertainty", choices=["uncertainty", "none"])
+    ap.add_argument("--train-images", type=int, default=700)
+    ap.add_argument("--test-images", type=int, default=300)
     args = ap.parse_args()
     t_start = time.monotonic()
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ws, truth = build(Path(tmp))
+        ws, truth = build(Path(tmp), args.train_images, args.test_images)
         submit(ws, "autolabel", {"model": "ocr", "images": "all"})
         ws.config.loop = LoopConfig(enabled=True, every=args.every, minutes=args.minutes)
         reviewed = 0
