@@ -91,7 +91,7 @@ def ocr_sets(plates: int) -> dict[str, list[tuple[Path, list[tuple[list[tuple[fl
             lines.append((list(zip(xy[0::2], xy[1::2], strict=True)), v[8].strip()))
         icdar.append((toy / "det_toy_dataset" / "imgs" / "test" / f"{gt.stem[3:]}.jpg", lines))
     lpr = SHARED / "datasets" / "lpr_plates"
-    plate_set = []
+    plate_set: list[tuple[Path, list[tuple[list[tuple[float, float]], str]]]] = []
     for ln in (lpr / "test_rec_gt.txt").read_text(encoding="utf-8").splitlines()[:plates]:
         name, text = ln.split("\t")
         plate_set.append((lpr / name, [([], text)]))
@@ -167,8 +167,9 @@ def run_detection(n: int, timer: Timer, models_dir: Path) -> dict[str, Any]:
         image = read(root / "train2017" / im["file_name"])
         gt = by_image.get(im["id"], [])
         shown = det.detect(image)
-        props = [(tuple(float(v) for v in b), det.manifest.labels[int(c)])
-                 for b, c in zip(shown.boxes, shown.classes, strict=True)]
+        props: list[tuple[fx.Box, str]] = [
+            ((float(b[0]), float(b[1]), float(b[2]), float(b[3])), det.manifest.labels[int(c)])
+            for b, c in zip(shown.boxes, shown.classes, strict=True)]
         cache: dict[str, Any] = {}
 
         def click_box(box: Any, cache: dict[str, Any] = cache, image: np.ndarray = image) -> Any:

@@ -80,10 +80,10 @@ def review_one(ws: Workspace, row: Any, text: str) -> bool:
         right = next((a for a in props if a.text == text), None)
         keep = right or (props[0] if props else None)
         for a in props:
-            if a is not keep:
+            if a is not keep and a.id is not None:
                 review.update_annotation(conn, annotation_id=a.id, version=a.version,
                                          changes={"status": "rejected"}, user=REVIEWER)
-        if keep is not None:
+        if keep is not None and keep.id is not None:
             changes: dict[str, Any] = {"status": "accepted"}
             if keep.text != text:
                 changes["text"] = text
@@ -100,7 +100,7 @@ def review_one(ws: Workspace, row: Any, text: str) -> bool:
 
 def run_queued(ws: Workspace) -> list[Any]:
     """Run every queued job here, in order (the server's runner would)."""
-    done = []
+    done: list[Any] = []
     while True:
         with ws.engine.connect() as conn:
             queued = [j for j in engine.list_jobs(conn) if j.status == "queued"]
@@ -166,14 +166,15 @@ def main() -> None:
             job = engine.run_job(ws, job_id, kinds.HANDLERS)
             if job.status != "done":
                 raise SystemExit(f"round failed: {job.error}")
-            verdict = job.result["loop"]
+            result = job.result or {}
+            verdict = result["loop"]
             run_queued(ws)  # the re-pre-labeling and re-selection a promotion queued
             rounds.append({"round": verdict["round"], "model": verdict["model"],
                            "reviewed": reviewed, "trained_on": job.params["loop"]["accepted"],
                            "test_accuracy": verdict.get("new"),
                            "prelabeler_accuracy": verdict.get("current"),
                            "promoted": verdict["promoted"], "prelabeler_after": ws.prelabeler,
-                           "train_s": round(job.result.get("seconds", 0.0), 1)})
+                           "train_s": round(result.get("seconds", 0.0), 1)})
             batch = args.every
         ws.close()
     print(f"{'round':>5} {'reviewed':>8} {'trained on':>10} {'test acc':>8} {'was':>6} "
