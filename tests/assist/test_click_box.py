@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -35,7 +36,21 @@ def test_click_gives_the_detectors_box_and_a_second_click_corrects_it(
     import_dataset(ws, tmp_path / "i", format="images")
     install(ws.models_dir, "yolox-nano", str(shared / "models"))
     with client_for(ws) as client:
-        (img,) = client.get("/api/images").json()["data"]
+        # handing the image out starts finding its boxes: the first click does not wait
+        # for the detector
+        img = client.post("/api/images/next").json()
+        cache = client.app.state.detections  # type: ignore[attr-defined]
+        from labelpilot.assist.sessions import image_key
+        from labelpilot.models.registry import load_detector
+        from labelpilot.review import get_image
+
+        with ws.engine.connect() as conn:
+            key = image_key(get_image(conn, img["id"]))
+        model = load_detector("yolox-nano", ws.models_dir)
+        deadline = time.monotonic() + 30
+        while not cache.has(model, key):
+            assert time.monotonic() < deadline, "the boxes were not found in the background"
+            time.sleep(0.05)
         url = f"/api/images/{img['id']}/click-box"
         # the top-right bowl of 000000000009.jpg
         r = client.post(url, json={"clicks": [{"x": 470, "y": 100}]})

@@ -8,16 +8,18 @@ object stays large enough to be found; then at the whole image (for large object
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from labelpilot.assist.sessions import SessionPool, image_key
-from labelpilot.errors import PromptError
+from labelpilot.errors import LabelPilotError, PromptError
 from labelpilot.models.base import Click, Prompt
 from labelpilot.models.detect import Detections, DetectorModel
 from labelpilot.models.registry import load_detector, workspace_manifests
@@ -53,6 +55,32 @@ class DetectionCache:
         self.size = size
         self._hits: OrderedDict[tuple[str, str], Detections] = OrderedDict()
         self._lock = threading.Lock()
+        self._warming: ThreadPoolExecutor | None = None
+
+    def has(self, model: DetectorModel, image_key: str) -> bool:
+        """Whether the model's boxes on the whole image are here already."""
+        with self._lock:
+            return (model.spec.source, image_key) in self._hits
+
+    def warm(self, model: DetectorModel, image_key: str, load: Any) -> None:
+        """Find the model's boxes on the image in the background (the editor is opening
+        it), so that its first click to box does not wait for the detector."""
+        if self.has(model, image_key):
+            return
+        with self._lock:
+            if self._warming is None:
+                self._warming = ThreadPoolExecutor(1, thread_name_prefix="labelpilot-boxes")
+            pool = self._warming
+
+        def run() -> None:
+            with contextlib.suppress(LabelPilotError):
+                self.detections(model, image_key, load)
+
+        pool.submit(run)
+
+    def close(self) -> None:
+        if self._warming is not None:
+            self._warming.shutdown(wait=False, cancel_futures=True)
 
     def detections(self, model: DetectorModel, image_key: str, load: Any,
                    window: tuple[int, int, int, int] | None = None) -> Detections:
@@ -76,6 +104,24 @@ class DetectionCache:
             while len(self._hits) > self.size:
                 self._hits.popitem(last=False)
         return found
+
+
+def default_detector(ws: Any) -> str | None:
+    """The detector click to box asks unless told: the project's pre-labeler, else its
+    first installed detector, else none."""
+    found = {m.name: m for m in workspace_manifests(ws.models_dir).values() if m.kind == "detect"}
+    return ws.prelabeler if ws.prelabeler in found else next(iter(found), None)
+
+
+def warm_boxes(sessions: SessionPool, cache: DetectionCache, row: Any) -> None:
+    """Start finding the default detector's boxes on an image being opened (see
+    `DetectionCache.warm`); nothing when the workspace has no detector."""
+    name = default_detector(sessions.ws)
+    if name is None or max(row.width, row.height) > WINDOW_FROM:
+        return  # large images are searched round the click first: nothing to warm
+    with contextlib.suppress(LabelPilotError):
+        model = load_detector(name, sessions.ws.models_dir)
+        cache.warm(model, image_key(row), lambda: sessions.ws.blobs.load_image(row))
 
 
 def pick_box(det: Detections, labels: Sequence[str], clicks: list[Click]
@@ -103,10 +149,8 @@ def click_box(sessions: SessionPool, cache: DetectionCache, row: Any, clicks: li
     prompt.validate(row.width, row.height)
     if not any(c.positive for c in clicks):
         raise PromptError("click-box needs a positive click on the object")
-    if detector is None:  # the project's pre-labeler, else its first detector
-        found = {m.name: m for m in workspace_manifests(ws.models_dir).values()
-                 if m.kind == "detect"}
-        detector = ws.prelabeler if ws.prelabeler in found else next(iter(found), None)
+    if detector is None:
+        detector = default_detector(ws)
     if detector is not None:
         model = load_detector(detector, ws.models_dir)
         windows: list[tuple[int, int, int, int] | None] = [None]

@@ -71,6 +71,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         if run_jobs:
             runner.stop()
         app.state.sessions.close()
+        app.state.detections.close()
         app.state.hash_pool.shutdown(wait=False)
 
     app = FastAPI(title="LabelPilot", version=__version__, lifespan=lifespan,

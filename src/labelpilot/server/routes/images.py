@@ -10,10 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from labelpilot import review
 from labelpilot.annotations import Annotation as AnnotationRecord
 from labelpilot.annotations import ReviewState, shape_from_dict
+from labelpilot.assist.click_box import warm_boxes
 from labelpilot.assist.recognize import recognize_quad
 from labelpilot.errors import PayloadTooLargeError, ValidationError
 from labelpilot.models.registry import list_models
-from labelpilot.server.deps import CurrentUser, ImageId, SessionsDep, SettingsDep, WorkspaceDep
+from labelpilot.server.deps import (
+    CurrentUser,
+    DetectionsDep,
+    ImageId,
+    SessionsDep,
+    SettingsDep,
+    WorkspaceDep,
+)
 from labelpilot.server.schemas import (
     AnnotationCreate,
     AnnotationPublic,
@@ -105,18 +113,19 @@ async def upload_image(
 @router.post("/next", response_model=ImagePublic,
              responses={204: {"description": "nothing left to label"}})
 def next_image(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep,
-               sessions: SessionsDep, queue: Literal["label", "review"] = "label"
-               ) -> ImagePublic | Response:
+               sessions: SessionsDep, detections: DetectionsDep,
+               queue: Literal["label", "review"] = "label") -> ImagePublic | Response:
     """Claim the next image: not done, not claimed by someone else (a lease). The `label`
     queue hands out the images assigned to the user first, then those assigned to no one;
     the `review` queue (reviewers) the images submitted for review. Its segmentation
-    embedding starts computing in the background."""
+    embedding and its boxes for click to box start computing in the background."""
     with ws.transaction() as conn:
         row = review.claim_next(conn, user=user, queue=queue,
                                 lease=timedelta(minutes=settings.claim_minutes))
     if row is None:
         return Response(status_code=204)
     sessions.prepare_quietly(row)
+    warm_boxes(sessions, detections, row)
     return ImagePublic.of(row)
 
 

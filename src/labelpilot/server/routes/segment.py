@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from labelpilot import review
 from labelpilot.annotations import Mask, mask_to_polygons
 from labelpilot.assist.click_box import click_box as find_box
+from labelpilot.assist.click_box import warm_boxes
 from labelpilot.errors import PromptError
 from labelpilot.geometry.contours import drop_fragments
 from labelpilot.models.base import Click, Prompt
@@ -67,11 +68,13 @@ def segment(image_id: ImageId, body: SegmentRequest, user: CurrentUser, ws: Work
 
 @router.post("/{image_id}/segment/prepare", status_code=202)
 def prepare(image_id: ImageId, user: CurrentUser, ws: WorkspaceDep, sessions: SessionsDep,
-            model: str | None = None) -> dict[str, str]:
+            detections: DetectionsDep, model: str | None = None) -> dict[str, str]:
     """Compute the image's embedding in the background (the UI calls this for the next
-    images of its queue), so the first click on it is answered at once."""
+    images of its queue), and the default detector's boxes for click to box, so that the
+    first click on it is answered at once."""
     with ws.engine.connect() as conn:
         row = review.get_image(conn, image_id)
+    warm_boxes(sessions, detections, row)
     queued, manifest = sessions.prepare(row, model)
     return {"model": manifest.name, "status": "queued" if queued else "ready"}
 
