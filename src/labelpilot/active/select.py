@@ -49,23 +49,25 @@ class SelectParams:
         return dict(self.__dict__)
 
 
-def default_model(ws: Workspace) -> str | None:
-    """The model a selection uses when none is named: the built-in OCR model for OCR
-    workspaces; none for the others (they name theirs)."""
-    return "ocr" if ws.config.task == "ocr" else None
-
-
-def rescoring(ws: Workspace, last: dict[str, Any] | None, model: str) -> SelectParams | None:
-    """The selection to run again now that `model` has a new version: the last one
-    (`last`: a finished selection's parameters) if it scored with `model`, with its budget
-    cut to the images left; None when it used another model or nothing is left."""
-    if not last or last.get("model") != model or last.get("strategy") == "random":
+def repeat_selection(ws: Workspace, last: dict[str, Any] | None, model: str
+                     ) -> SelectParams | None:
+    """`last` (a finished selection's parameters) to run again with `model`, its budget
+    cut to the images left; None for a random draw, or when nothing is left."""
+    if not last or last.get("strategy") == "random":
         return None
     n = pool_size(ws, last.get("split"))
     if n == 0:
         return None
     return SelectParams(last["strategy"], min(int(last["budget"]), n), model, last.get("split"),
                         int(last.get("seed", 0)))
+
+
+def rescoring(ws: Workspace, last: dict[str, Any] | None, model: str) -> SelectParams | None:
+    """The selection to run again now that `model` has a new version: the last one if it
+    scored with `model` (see `repeat_selection`); None when it used another model."""
+    if not last or last.get("model") != model:
+        return None
+    return repeat_selection(ws, last, model)
 
 
 def pool_size(ws: Workspace, split: str | None = None) -> int:
@@ -87,7 +89,7 @@ def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None 
     if split not in (None, "train", "val", "test", "unassigned"):
         raise ValidationError(f"split must be train, val, test or unassigned, not {split!r}")
     task = ws.config.task
-    model = model or default_model(ws)
+    model = model or ws.prelabeler
     if strategy != "random":
         kind = TASK_KINDS.get(task)
         if kind is None:
@@ -121,7 +123,6 @@ class _Scorer:
     def __init__(self, ws: Workspace, name: str) -> None:
         self.ws = ws
         manifest = get_manifest(name, ws.models_dir)
-        self.kind = manifest.kind
         self.ocr: OcrModel | None = None
         self.det: DetectorModel | None = None
         if manifest.kind == "ocr":

@@ -186,7 +186,8 @@ def select_(
              "most uncertain three times the budget, spread out; random: a seeded draw."
     )] = StrategyOpt.hybrid,
     model: Annotated[str | None, typer.Option(
-        help="The model that scores (default: the built-in OCR model in OCR workspaces).")
+        help="The model that scores (default: the project's pre-labeler: the built-in OCR "
+             "model in OCR projects, or the one the closed loop promoted).")
     ] = None,
     split: Annotated[SplitOpt | None, typer.Option(
         help="Choose among this split's images only (default: every split).")] = None,

@@ -112,6 +112,22 @@ class Effort:
                 "by_kind": dict(self.actions)}
 
 
+def _greedy_pairs(iou: np.ndarray) -> list[tuple[float, int, int]]:
+    """(IoU, proposal, truth) pairs matched greedily, the best first, each side once,
+    those under MATCH left out."""
+    pairs = sorted(((float(iou[i, j]), i, j) for i in range(iou.shape[0])
+                    for j in range(iou.shape[1]) if iou[i, j] >= MATCH), reverse=True)
+    out: list[tuple[float, int, int]] = []
+    used_p: set[int] = set()
+    used_g: set[int] = set()
+    for v, i, j in pairs:
+        if i not in used_p and j not in used_g:
+            used_p.add(i)
+            used_g.add(j)
+            out.append((v, i, j))
+    return out
+
+
 def _box_by_hand(e: Effort) -> None:
     e.add("key", 1, M + K)  # the class
     e.add("drag", 2)  # the box and one correction
@@ -151,17 +167,11 @@ def detection_reviewed(gt: Sequence[tuple[Box, str]], proposals: Sequence[tuple[
     g = np.array([b for b, _ in gt], np.float64).reshape(-1, 4)
     p = np.array([b for b, _ in proposals], np.float64).reshape(-1, 4)
     iou = box_iou(p, g) if len(p) and len(g) else np.zeros((len(p), len(g)))
-    taken: set[int] = set()
-    # greedy matching, the best pairs first
-    pairs = sorted(((iou[i, j], i, j) for i in range(len(p)) for j in range(len(g))
-                    if iou[i, j] >= MATCH), reverse=True)
-    matched: dict[int, int] = {}
+    pairs = _greedy_pairs(iou)
+    matched = {i for _, i, _ in pairs}
+    taken = {j for _, _, j in pairs}
     for v, i, j in pairs:
-        if i in matched or j in taken:
-            continue
-        matched[i] = j
-        taken.add(j)
-        _fix_box(e, float(v), proposals[i][1] == gt[j][1])
+        _fix_box(e, v, proposals[i][1] == gt[j][1])
     for i in range(len(p)):
         if i not in matched:
             e.add("click", 1, CLICK)
@@ -221,15 +231,10 @@ def ocr_reviewed(gt: Sequence[tuple[Quad, str]], proposals: Sequence[tuple[Quad,
     e.seconds_extreme += M * len(proposals)
     iou = np.array([[1.0 if crops and _inside(p, g) >= 0.8 else polygon_iou(p, g)
                      for g, _ in gt] for p, _ in proposals]).reshape(len(proposals), len(gt))
-    pairs = sorted(((iou[i, j], i, j) for i in range(len(proposals)) for j in range(len(gt))
-                    if iou[i, j] >= MATCH), reverse=True)
-    matched: dict[int, int] = {}
-    taken: set[int] = set()
+    pairs = _greedy_pairs(iou)
+    matched = {i for _, i, _ in pairs}
+    taken = {j for _, _, j in pairs}
     for v, i, j in pairs:
-        if i in matched or j in taken:
-            continue
-        matched[i] = j
-        taken.add(j)
         text = proposals[i][1]
         if text != gt[j][1]:
             e.add("click", 1, CLICK)

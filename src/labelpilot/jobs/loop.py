@@ -18,14 +18,14 @@ from labelpilot.jobs.engine import list_jobs, submit
 from labelpilot.jobs.promote import LOOP_TASKS, LOOP_USER
 from labelpilot.workspace import Workspace
 
-TRAINING_KINDS = ("train-ocr-rec", "train-detect")
-
 
 def _rounds(ws: Workspace) -> tuple[list[Any], bool]:
     """The loop's training jobs so far (newest first), and whether any training is queued
     or running."""
+    from labelpilot.jobs.train import TRAINING_KINDS
+
     with ws.engine.connect() as conn:
-        jobs = [j for j in list_jobs(conn, limit=500) if j.kind in TRAINING_KINDS]
+        jobs = [j for j in list_jobs(conn, limit=500) if j.kind in TRAINING_KINDS.values()]
     busy = any(j.status in ("queued", "running") for j in jobs)
     return [j for j in jobs if j.params.get("loop")], busy
 

@@ -74,26 +74,27 @@ def judge(ws: Workspace, model: str, loop: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def last_selection(ws: Workspace) -> dict[str, Any] | None:
+    """The parameters of the newest finished active-learning selection, if any."""
+    with ws.engine.connect() as conn:
+        last = next((j for j in list_jobs(conn) if j.kind == "select" and j.status == "done"),
+                    None)
+    return last.params if last else None
+
+
 def _follow_up(ws: Workspace, model: str) -> dict[str, Any]:
     """After a promotion: the images nobody has reviewed pre-labeled again, and the last
     selection run again with the new model (job ids)."""
-    from labelpilot.active.select import SelectParams, pool_size
+    from labelpilot.active.select import repeat_selection
     from labelpilot.jobs.autolabel import plan_autolabel
 
     out: dict[str, Any] = {"autolabel_job": None, "select_job": None}
     kind, params = plan_autolabel(ws, model=model, images="all")
-    with ws.engine.connect() as conn:
-        last = next((j for j in list_jobs(conn) if j.kind == "select" and j.status == "done"),
-                    None)
+    again = repeat_selection(ws, last_selection(ws), model)
     with ws.transaction() as conn:
         out["autolabel_job"] = submit(conn, kind=kind, params=params, user=LOOP_USER,
                                       known=(kind,)).id
-        if last is not None and last.params.get("strategy") != "random":
-            p = last.params
-            n = pool_size(ws, p.get("split"))
-            if n:
-                again = SelectParams(p["strategy"], min(int(p["budget"]), n), model,
-                                     p.get("split"), int(p.get("seed", 0)))
-                out["select_job"] = submit(conn, kind="select", params=again.public(),
-                                           user=LOOP_USER, known=("select",)).id
+        if again is not None:
+            out["select_job"] = submit(conn, kind="select", params=again.public(),
+                                       user=LOOP_USER, known=("select",)).id
     return out

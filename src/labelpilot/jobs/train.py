@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.jobs.engine import Cancelled, JobContext, list_jobs, submit, unfinished_job_ids
+from labelpilot.jobs.engine import Cancelled, JobContext, submit, unfinished_job_ids
 from labelpilot.train import budget_progress
 
 if TYPE_CHECKING:
@@ -156,11 +156,9 @@ def _rescore(ctx: JobContext, model: str) -> int | None:
     """Queue the last active-learning selection again when it scored with the model this
     run made a new version of (its scores were the old version's): the job's id."""
     from labelpilot.active.select import rescoring
+    from labelpilot.jobs.promote import last_selection
 
-    with ctx.ws.engine.connect() as conn:
-        last = next((j for j in list_jobs(conn) if j.kind == "select" and j.status == "done"),
-                    None)
-    params = rescoring(ctx.ws, last.params if last else None, model)
+    params = rescoring(ctx.ws, last_selection(ctx.ws), model)
     if params is None:
         return None
     with ctx.ws.transaction() as conn:

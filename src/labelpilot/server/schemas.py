@@ -503,8 +503,7 @@ class SelectCreate(BaseModel):
     budget: Annotated[int, Field(ge=1, le=100_000, description="how many images to put "
                                  "first in the labeling queue")]
     model: Annotated[str, Field(max_length=200)] | None = Field(
-        None, description="the model that scores (default: the built-in OCR model in OCR "
-                          "workspaces)")
+        None, description="the model that scores (default: the project's pre-labeler)")
     split: Literal["train", "val", "test", "unassigned"] | None = None
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
 

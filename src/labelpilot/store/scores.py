@@ -19,14 +19,18 @@ embeddings_t = table(Embedding)
 POOL_STATES = ("new", "prelabeled")
 
 
+def _touched() -> Any:
+    """The ids of images holding a label a person made or confirmed."""
+    return select(annotations_t.c.image_id).where(
+        annotations_t.c.status.in_(["accepted", "edited"]))
+
+
 def pool(conn: Connection, split: str | None) -> list[Any]:
     """The images nobody has reviewed yet (new or pre-labeled, unclaimed or whose claim
     expired, holding no label a person made or confirmed), in `split` if given, by id."""
     when = now()
-    touched = select(annotations_t.c.image_id).where(
-        annotations_t.c.status.in_(["accepted", "edited"]))
     q = select(images_t).where(
-        images_t.c.review_state.in_(POOL_STATES), images_t.c.id.not_in(touched),
+        images_t.c.review_state.in_(POOL_STATES), images_t.c.id.not_in(_touched()),
         or_(images_t.c.claimed_by.is_(None), images_t.c.claim_expires_at < when))
     if split == "unassigned":
         q = q.where(images_t.c.split.is_(None))
@@ -38,10 +42,8 @@ def pool(conn: Connection, split: str | None) -> list[Any]:
 def labeled(conn: Connection) -> list[Any]:
     """The images people have labeled or are labeling (not new or pre-labeled, or holding
     an accepted or edited label): what a diversity selection keeps away from."""
-    touched = select(annotations_t.c.image_id).where(
-        annotations_t.c.status.in_(["accepted", "edited"]))
     return list(conn.execute(select(images_t).where(
-        or_(images_t.c.review_state.not_in(POOL_STATES), images_t.c.id.in_(touched)))
+        or_(images_t.c.review_state.not_in(POOL_STATES), images_t.c.id.in_(_touched())))
         .order_by(images_t.c.id)))
 
 
