@@ -8,7 +8,8 @@ Sets (../shared/datasets):
   recognizer as the editor does.
 - OCR, licence plates (lpr_plates test, 300 crops; the true quad is the crop): the same,
   and again with the recognizer fine-tuned for `--finetune-minutes` on the 700 train
-  plates (the loop's second round: what a team reviews after one fine-tuning).
+  plates (the loop's second round: what a team reviews after one fine-tuning); each also
+  pre-labeled as a `text_lines = "whole-image"` project is (each crop read whole).
 - Detection, coco128 (128 images, 80 classes, crowd boxes left out): yolox-nano's shown
   proposals (its display thresholds); a box nothing proposed gets a click to box in its
   middle: the detector's shown box under the click, else the graph cut's mask, boxed.
@@ -23,6 +24,7 @@ Prints a table, saves benchmarks/out/annotator.json and annotator.png.
 
 Usage:
     python benchmarks/annotator.py [--plates 300] [--coco 128] [--grabcut 50]
+                                   [--only ocr,detect,segment]
 """
 
 from __future__ import annotations
@@ -115,18 +117,23 @@ def finetuned_plates(minutes: float, root: Path) -> Any:
     return model
 
 
-def run_ocr(name: str, items: list[Any], timer: Timer, model: Any = None) -> dict[str, Any]:
+def run_ocr(name: str, items: list[Any], timer: Timer, model: Any = None,
+            whole: bool = False) -> dict[str, Any]:
+    """`whole`: pre-labeled as a project with `text_lines = "whole-image"` is (each crop
+    read whole, no text detector)."""
     from labelpilot.models.ocr import OcrModel, builtin_manifest
 
     model = model or OcrModel(builtin_manifest(), threads=1)
     hand, assisted = fx.Effort(), fx.Effort()
-    exact = 0
+    exact = nothing = 0
     for path, lines in items:
         image = read(path)
         h, w = image.shape[:2]
         gt = [(q or [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))], t)
               for q, t in lines]
-        props = [(ln.points.tolist(), ln.text) for ln in model.read(image)]
+        found = model.read_whole(image) if whole else model.read(image)
+        props = [(ln.points.tolist(), ln.text) for ln in found]
+        nothing += not props
 
         def reread(quad: Any, image: np.ndarray = image) -> str:
             return str(timer.time("re-recognize", model.recognize_quad, image, quad)[0])
@@ -137,8 +144,9 @@ def run_ocr(name: str, items: list[Any], timer: Timer, model: Any = None) -> dic
         assisted += e
         exact += e.total == 2 and len(props) == len(gt)
     return {"set": name, "task": "ocr", "images": len(items), "model": model.spec.source,
-            "hand": hand.public(),
-            "assisted": assisted.public(), "images_accepted_unchanged": exact}
+            "lines": "whole-image" if whole else "detect", "hand": hand.public(),
+            "assisted": assisted.public(), "images_accepted_unchanged": exact,
+            "images_without_proposals": nothing}
 
 
 # --- detection ---------------------------------------------------------------------------
@@ -246,21 +254,31 @@ def main() -> None:
     ap.add_argument("--finetune-minutes", type=float, default=3.0,
                     help="also the plates with the recognizer fine-tuned this long on the "
                          "700 train plates (0: not)")
+    ap.add_argument("--only", default="ocr,detect,segment",
+                    help="the tasks to run, comma-separated")
     args = ap.parse_args()
     import tempfile
 
+    only = set(args.only.split(","))
     timer = Timer()
     rows = []
     sets = ocr_sets(args.plates)
-    for name, items in sets.items():
-        rows.append(run_ocr(name, items, timer))
+    if "ocr" in only:
+        for name, items in sets.items():
+            rows.append(run_ocr(name, items, timer))
+        # the plates are crops of one line: the project reads them whole
+        rows.append(run_ocr("ocr-plates-whole", sets["ocr-plates"], timer, whole=True))
     with tempfile.TemporaryDirectory() as tmp:
-        if args.finetune_minutes > 0:
+        if args.finetune_minutes > 0 and "ocr" in only:
             tuned = finetuned_plates(args.finetune_minutes, Path(tmp) / "plates")
             rows.append(run_ocr(f"ocr-plates-tuned-{args.finetune_minutes:g}min",
                                 sets["ocr-plates"], timer, tuned))
-        rows.append(run_detection(args.coco, timer, Path(tmp)))
-    rows.append(run_segmentation(args.grabcut, timer))
+            rows.append(run_ocr(f"ocr-plates-tuned-{args.finetune_minutes:g}min-whole",
+                                sets["ocr-plates"], timer, tuned, whole=True))
+        if "detect" in only:
+            rows.append(run_detection(args.coco, timer, Path(tmp)))
+    if "segment" in only:
+        rows.append(run_segmentation(args.grabcut, timer))
     print(f"{'set':26} {'labels':>6} {'hand act/label':>15} {'assisted':>9} {'ratio':>6} "
           f"{'hand s/label':>13} {'assisted':>9} {'ratio':>6}")
     for r in rows:
@@ -271,9 +289,14 @@ def main() -> None:
               f"{a['actions_per_label']:>9.2f} {r['actions_ratio']:>6.2f} "
               f"{h['seconds_per_label']:>13.1f} {a['seconds_per_label']:>9.1f} "
               f"{r['seconds_ratio']:>6.2f}")
-    det = next(r for r in rows if r["task"] == "detect")
-    ratio = det["hand_seconds_extreme_clicking"] / max(1e-9, det["assisted_seconds_extreme_clicking"])
-    print(f"detection with boxes drawn by extreme clicking (7 s): seconds ratio {ratio:.2f}")
+    for det in (r for r in rows if r["task"] == "detect"):
+        ratio = det["hand_seconds_extreme_clicking"] / max(
+            1e-9, det["assisted_seconds_extreme_clicking"])
+        print(f"detection with boxes drawn by extreme clicking (7 s): seconds ratio {ratio:.2f}")
+    for r in rows:
+        if r["task"] == "ocr":
+            print(f"{r['set']}: {r['images_without_proposals']} of {r['images']} images "
+                  f"without a proposal, {r['images_accepted_unchanged']} accepted unchanged")
     lat = timer.table()
     print(f"\n{'tool the UI waits on':20} {'calls':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} "
           f"{'>100ms':>7}")

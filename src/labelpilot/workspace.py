@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 CONFIG_NAME = "labelpilot.toml"
+# how an OCR project's pre-labeling finds text lines (see WorkspaceConfig.text_lines)
+TEXT_LINES = ("detect", "whole-image")
 DB_NAME = "labelpilot.db"
 
 
@@ -77,6 +79,9 @@ class WorkspaceConfig:
     # promotes its better models here); None: the task's default
     prelabeler: str | None = None
     loop: LoopConfig = field(default_factory=LoopConfig)
+    # OCR projects: how pre-labeling finds text lines: `detect` (the text detector), or
+    # `whole-image` (each image is one cropped line, as recognition data sets are)
+    text_lines: str = "detect"
 
     def to_toml(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "task": self.task, "labels": list(self.labels),
@@ -87,6 +92,8 @@ class WorkspaceConfig:
             d["prelabeler"] = self.prelabeler
         if self.loop != LoopConfig():
             d["loop"] = self.loop.to_toml()
+        if self.text_lines != "detect":
+            d["text_lines"] = self.text_lines
         return d
 
     @classmethod
@@ -112,7 +119,10 @@ class WorkspaceConfig:
         if prelabeler is not None and (not isinstance(prelabeler, str) or not prelabeler):
             raise bad("prelabeler", "must be a model's name")
         loop = LoopConfig.from_toml(d.get("loop", {}), bad)
-        return cls(d["name"], d["task"], labels, url, max_pixels, prelabeler, loop)
+        text_lines = d.get("text_lines", "detect")
+        if text_lines not in TEXT_LINES:
+            raise bad("text_lines", f"must be one of {', '.join(TEXT_LINES)}")
+        return cls(d["name"], d["task"], labels, url, max_pixels, prelabeler, loop, text_lines)
 
 
 class Workspace:
@@ -186,10 +196,16 @@ class Workspace:
 
     @classmethod
     def create(cls, root: Path | str, *, name: str | None = None, task: str,
-               labels: list[str] | None = None, database_url: str | None = None) -> Workspace:
+               labels: list[str] | None = None, database_url: str | None = None,
+               text_lines: str = "detect") -> Workspace:
         root = Path(root)
         if task not in TASKS:
             raise WorkspaceError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+        if text_lines not in TEXT_LINES:
+            raise WorkspaceError(f"text_lines must be one of {', '.join(TEXT_LINES)}, not "
+                                 f"{text_lines!r}")
+        if text_lines != "detect" and task != "ocr":
+            raise WorkspaceError(f"text_lines is for OCR workspaces; this one is {task}")
         if (root / CONFIG_NAME).exists():
             raise WorkspaceError(f"{root} is already a workspace",
                                  hint="open it instead, or choose another directory")
@@ -197,7 +213,8 @@ class Workspace:
             raise WorkspaceError(f"{root} exists and is not empty",
                                  hint="choose an empty or new directory")
         labels = _unique(labels or [])
-        config = WorkspaceConfig(name or root.name, task, labels, database_url)
+        config = WorkspaceConfig(name or root.name, task, labels, database_url,
+                                 text_lines=text_lines)
         created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
         ws = cls(root, config)

@@ -161,3 +161,23 @@ def test_a_new_model_version_runs_the_last_selection_again(make_workspace, tmp_p
     # the re-run is a real selection: scored by the model's current version
     r = select_images(ws, again)
     assert len(r["selected"]) == 3 and r["model"] == "model:yolox-nano@1"
+
+
+
+def test_whole_image_projects_score_each_crop_as_one_line(make_workspace, tmp_path: Path,
+                                                          shared: Path, ocr_model) -> None:
+    # cropped plates not pre-labeled yet: the project reads each image whole, so every
+    # crop is scored on its one line, the ones the text detector misses included
+    from tests.jobs.test_autolabel import plate_crops
+
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, plate_crops(tmp_path / "p", shared, 12), format="images")
+    ws.config.text_lines = "whole-image"
+    out = select_images(ws, plan_select(ws, strategy="uncertainty", budget=12))
+    with ws.engine.connect() as conn:
+        rows = repo.list_images(conn)
+        stored = scores.scores_for(conn, "model:ocr@ppocrv6-small", [r.id for r in rows])
+    assert len(stored) == 12 and all(parts["lines"] == 1 for _, parts, _ in stored.values())
+    assert all("found no text" not in s["reason"] for s in out["selected"])
+    missed = [r for r in rows if not ocr_model.read(ws.blobs.load_image(r))]
+    assert missed  # what the mode is for: read whole, these are scored on their text

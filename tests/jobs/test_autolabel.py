@@ -146,3 +146,120 @@ def test_a_resumed_autolabel_counts_what_the_first_run_did(make_workspace, tmp_p
         job_rows.set_job(conn, job.id, status="running", done=2, total=4)
     again = engine.run_job(ws, job.id, kinds.HANDLERS)
     assert again.status == "done" and (again.done, again.total) == (4, 4), again
+
+
+def plate_crops(folder: Path, shared: Path, n: int) -> Path:
+    lpr = shared / "datasets" / "lpr_plates"
+    folder.mkdir(parents=True)
+    for i, ln in enumerate((lpr / "test_rec_gt.txt").read_text(encoding="utf-8").splitlines()[:n]):
+        (folder / f"plate{i:02d}.jpg").write_bytes((lpr / ln.split("\t")[0]).read_bytes())
+    return folder
+
+
+def test_whole_image_lines_pre_label_every_crop(make_workspace, tmp_path: Path,
+                                                shared: Path) -> None:
+    # cropped plates: the text detector misses some (small, 24 px high); read whole, each
+    # image gets exactly one line covering it
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, plate_crops(tmp_path / "p", shared, 12), format="images")
+    found = result_of(autolabel(ws))
+    assert found["lines"] == "detect"
+    with ws.engine.connect() as conn:
+        ids = [r.id for r in repo.list_images(conn)]
+    detected = sum(len(anns(ws, i)) == 1 for i in ids)
+    job = autolabel(ws, images="all", lines="whole-image")
+    assert result_of(job)["lines"] == "whole-image"
+    for i in ids:
+        (a,) = [x for x in anns(ws, i) if x.status == "predicted"]
+        assert text_corners(a.shape) == ((0, 0), (94, 0), (94, 24), (0, 24))
+        assert a.text and a.source == "model:ocr@ppocrv6-small"
+    assert detected < len(ids)  # what the mode is for: the detector missed some crops
+    # the project's setting is the default; it is checked and kept in labelpilot.toml
+    ws.config.text_lines = "whole-image"
+    ws.save_config()
+    from labelpilot.jobs.autolabel import plan_autolabel
+    from labelpilot.workspace import Workspace
+
+    assert plan_autolabel(ws, model="ocr")[1]["lines"] == "whole-image"
+    assert Workspace.open(ws.root).config.text_lines == "whole-image"
+    with pytest.raises(LabelPilotError, match="lines must be one of"):
+        plan_autolabel(ws, model="ocr", lines="words")
+
+
+def test_whole_image_lines_are_for_ocr(make_workspace, tmp_path: Path, shared: Path) -> None:
+    from labelpilot.jobs.autolabel import plan_autolabel
+    from labelpilot.models.catalogue import install
+    from labelpilot.workspace import Workspace
+
+    ws = make_workspace(task="detect", labels=["car"])
+    install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    with pytest.raises(LabelPilotError, match="is for OCR models"):
+        plan_autolabel(ws, model="yolox-nano", lines="whole-image")
+    assert "lines" not in plan_autolabel(ws, model="yolox-nano")[1]
+    with pytest.raises(LabelPilotError, match="text_lines is for OCR workspaces"):
+        Workspace.create(tmp_path / "d", task="detect", text_lines="whole-image")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "labelpilot.toml").write_text(
+        'name = "x"\ntask = "ocr"\ntext_lines = "words"\n')
+    with pytest.raises(LabelPilotError, match="field 'text_lines' must be one of"):
+        Workspace.open(tmp_path / "bad")
+
+
+def test_text_lines_over_the_api(make_workspace, tmp_path: Path, shared: Path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from tests.server.conftest import PASSWORD, add_users
+
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, plate_crops(tmp_path / "p", shared, 4), format="images")
+    add_users(ws)
+
+    def token(name: str) -> dict[str, str]:
+        t = client.post("/api/auth/token", data={"username": name, "password": PASSWORD})
+        return {"Authorization": f"Bearer {t.json()['access_token']}"}
+
+    with TestClient(create_app(ws)) as client:
+        admin, reviewer = token("admin"), token("reviewer")
+        assert client.get("/api/project", headers=reviewer).json()["text_lines"] == "detect"
+        assert client.patch("/api/project", headers=reviewer,
+                            json={"text_lines": "whole-image"}).status_code == 403
+        bad = client.patch("/api/project", headers=admin, json={"text_lines": "words"})
+        assert bad.status_code == 422
+        r = client.patch("/api/project", headers=admin, json={"text_lines": "whole-image"})
+        assert r.status_code == 200 and r.json()["text_lines"] == "whole-image"
+        assert 'text_lines = "whole-image"' in (ws.root / "labelpilot.toml").read_text()
+        # a reviewer pre-labels; the project's setting is the default, `lines` overrides it
+        job = client.post("/api/autolabel", headers=reviewer, json={"model": "ocr"}).json()
+        assert job["params"]["lines"] == "whole-image"
+        deadline = time.monotonic() + 60
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+            job = client.get(f"/api/jobs/{job['id']}", headers=reviewer).json()
+        assert job["status"] == "done" and job["result"]["lines"] == "whole-image"
+        with ws.engine.connect() as conn:
+            for row in repo.list_images(conn):
+                (a,) = anns(ws, row.id)
+                assert text_corners(a.shape) == ((0, 0), (94, 0), (94, 24), (0, 24))
+        bad = client.post("/api/autolabel", headers=reviewer,
+                          json={"model": "ocr", "images": "all", "lines": "words"})
+        assert bad.status_code == 422
+
+
+
+def test_a_detection_project_has_no_text_lines_to_choose(make_workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from tests.server.conftest import PASSWORD, add_users
+
+    det = make_workspace(task="detect", labels=["car"])
+    add_users(det)
+    with TestClient(create_app(det)) as client:
+        t = client.post("/api/auth/token", data={"username": "admin", "password": PASSWORD})
+        bad = client.patch("/api/project", json={"text_lines": "whole-image"},
+                           headers={"Authorization": f"Bearer {t.json()['access_token']}"})
+        assert bad.status_code == 422 and "for OCR projects" in bad.json()["detail"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from labelpilot.annotations import text_corners
 from labelpilot.errors import ValidationError
 from labelpilot.evaluation.ocr import GtLine, PredLine, match
 from tests.conftest import page_truth
@@ -83,3 +84,40 @@ def test_predictions_carry_model_score_and_flags(ocr_model) -> None:
     low = [a for a in anns if a.attributes.get("low_confidence")]
     assert all(a.score < 0.8 for a in low)
     assert ocr_model.predict(np.full((64, 64, 3), 255, np.uint8)) == []  # a blank image
+
+
+def _plate(shared, k: int = 0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    lpr = shared / "datasets" / "lpr_plates"
+    name = (lpr / "test_rec_gt.txt").read_text(encoding="utf-8").splitlines()[k].split("\t")[0]
+    image = cv2.imdecode(np.fromfile(str(lpr / name), np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def test_whole_image_lines_read_a_crop_without_the_detector(ocr_model, shared) -> None:
+    # a licence-plate crop (94x24): the whole image is one line; the detector is not asked
+    image = _plate(shared)
+    h, w = image.shape[:2]
+    (line,) = ocr_model.read_whole(image)
+    assert line.points.tolist() == [[0, 0], [w, 0], [w, h], [0, h]]
+    assert (line.text, line.score) == ocr_model.recognize([image])[0]
+    assert line.text.startswith("京P") and line.score > 0.9
+    (ann,) = ocr_model.predict_whole(image)
+    assert ann.text == line.text and ann.status == "predicted"
+    assert text_corners(ann.shape) == ((0, 0), (w, 0), (w, h), (0, h))
+    assert ocr_model.predict_whole(image, min_score=1.01) == []
+    # upside down: the orientation classifier turns it, the quad starts bottom right
+    (turned,) = ocr_model.read_whole(cv2.rotate(image, cv2.ROTATE_180))
+    assert turned.text == line.text
+    assert turned.points.tolist()[0] == [w, h]
+    # a blank image reads nothing: no proposal
+    assert ocr_model.read_whole(np.full((24, 94, 3), 255, np.uint8)) == []
+
+
+def test_whole_image_lines_read_a_tall_crop_top_down(ocr_model, shared) -> None:
+    image = _plate(shared)
+    (flat,) = ocr_model.read_whole(image)
+    tall = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)  # 24x94: the text runs downwards
+    (line,) = ocr_model.read_whole(tall)
+    assert line.text == flat.text
+    assert line.points.tolist()[0] == [24, 0]  # the text starts at the top right

@@ -74,3 +74,39 @@ def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace, 
         project = live.api("GET", "/api/project", live.token("admin", PASSWORD))
         assert project["loop"] == {"enabled": True, "every": 100, "minutes": 2.0}
         admin.close()
+
+
+def test_whole_image_text_lines_in_the_browser(browser: Any, make_workspace,  # type: ignore[no-untyped-def]
+                                               tmp_path: Path, shared: Path) -> None:
+    from labelpilot.transfer import import_dataset
+    from tests.jobs.test_autolabel import plate_crops
+
+    ws = make_workspace(task="ocr", labels=["text"])
+    import_dataset(ws, plate_crops(tmp_path / "p", shared, 3), format="images")
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        # an admin says the project's images are cropped lines
+        admin = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(admin, live, "admin")
+        admin.wait_for_selector("#loop-state >> text=Text lines: detected.")
+        admin.select_option("#project-text-lines", "whole-image")
+        admin.click("#loop-save")
+        admin.wait_for_selector("#loop-state >> text=Text lines: whole images.")
+        assert live.api("GET", "/api/project",
+                        live.token("admin", PASSWORD))["text_lines"] == "whole-image"
+        admin.close()
+        # a reviewer's pre-label panel reads whole images by default
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(page, live, "reviewer")
+        page.wait_for_selector("#prelabel-model option[value=ocr]", state="attached")
+        assert page.is_visible("#prelabel-lines")
+        assert page.input_value("#prelabel-lines") == "whole-image"
+        page.click("#prelabel")
+        wait_job(page, "autolabel")
+        token = live.token("reviewer", PASSWORD)
+        (job,) = [j for j in live.api("GET", "/api/jobs", token) if j["kind"] == "autolabel"]
+        assert job["status"] == "done" and job["result"]["lines"] == "whole-image"
+        assert job["result"]["added"] == 3
+        page.close()

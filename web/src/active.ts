@@ -68,15 +68,22 @@ export function loopPanel(project: Project): HTMLElement | null {
     value: String(loop.minutes), "aria-label": "minutes per training" });
   const save = el("button", { id: "loop-save" }, "Save");
   const state = el("p", { id: "loop-state", class: "hint" });
+  // OCR: how the project's pre-labeling (the loop's too) finds text lines
+  const lines = el("select", { id: "project-text-lines", "aria-label": "text lines" },
+    el("option", { value: "detect" }, "found by the text detector"),
+    el("option", { value: "whole-image" }, "whole images (each image is one cropped line)"));
+  lines.value = project.text_lines ?? "detect";
   const show = (p: Project) => {
     state.textContent = `Pre-labeler now: ${p.prelabeler ?? "none chosen"}.` +
-      (p.loop?.enabled ? ` Training after every ${p.loop.every} accepted labels.` : " The loop is off.");
+      (p.loop?.enabled ? ` Training after every ${p.loop.every} accepted labels.` : " The loop is off.") +
+      (p.task === "ocr" ? ` Text lines: ${p.text_lines === "whole-image" ? "whole images" : "detected"}.` : "");
   };
   show(project);
   save.onclick = async () => {
     try {
       const p = await api.setLoop({ enabled: enabled.checked, every: Number(every.value),
-        minutes: Number(minutes.value) });
+        minutes: Number(minutes.value) },
+      project.task === "ocr" ? lines.value as "detect" | "whole-image" : undefined);
       show(p);
       toast(p.loop?.enabled ? "closed loop on" : "closed loop off");
     } catch (e) {
@@ -87,6 +94,8 @@ export function loopPanel(project: Project): HTMLElement | null {
     el("h3", {}, "Closed loop"),
     el("div", { class: "row" }, el("label", {}, enabled, " train after every "), every,
       el("span", {}, "accepted labels, for"), minutes, el("span", {}, "min"), save),
+    ...(project.task === "ocr" ? [el("div", { class: "row" },
+      el("label", { for: "project-text-lines" }, "Pre-labeling reads text lines "), lines)] : []),
     state,
     el("p", { class: "hint" }, "Each training starts from the pre-labeler; when the new " +
       "model scores higher on the test split it becomes the pre-labeler, the images nobody " +

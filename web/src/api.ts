@@ -51,6 +51,8 @@ export interface AutolabelOptions {
   min_score?: number;
   map?: Record<string, string> | null;
   unmapped?: "drop" | "add" | null;
+  /** OCR models: find the text lines, or read each image whole as one cropped line */
+  lines?: "detect" | "whole-image" | null;
 }
 
 export interface TrainOptions {
@@ -180,6 +182,8 @@ export interface Project {
   /** the default model for autolabel and the smart tools (the closed loop promotes here) */
   prelabeler?: string | null;
   loop?: LoopSettings;
+  /** OCR projects: how pre-labeling finds text lines */
+  text_lines?: "detect" | "whole-image";
 }
 
 export interface LoopSettings {
@@ -333,7 +337,8 @@ export const api = {
     call<Project>("PATCH", `/api/project/labels/${encodeURIComponent(name)}`, body),
   addLabels: (names: string[]) => call<Project>("PATCH", "/api/project", { add_labels: names }),
   renameProject: (name: string) => call<Project>("PATCH", "/api/project", { name }),
-  setLoop: (loop: LoopSettings) => call<Project>("PATCH", "/api/project", { loop }),
+  setLoop: (loop: LoopSettings, text_lines?: "detect" | "whole-image") =>
+    call<Project>("PATCH", "/api/project", { loop, ...(text_lines ? { text_lines } : {}) }),
   formats: () => call<{ name: string; description: string }[]>("GET", "/api/project/formats"),
   exportLabels: (o: { format: string; status: string; split: string | null; include_images: boolean }) =>
     call<Job>("POST", "/api/exports", o),

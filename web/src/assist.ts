@@ -71,6 +71,11 @@ export function prelabelPanel(project: Project, started: () => void): {
   };
   which.onchange = () => void check();
   const mapBox = el("div", {});
+  // OCR: find the lines, or read each image whole (crops of one line, as rec data sets)
+  const lines = el("select", { id: "prelabel-lines", "aria-label": "how text lines are found" },
+    el("option", { value: "detect" }, "find the text lines"),
+    el("option", { value: "whole-image" }, "each image is one line"));
+  lines.value = project.text_lines ?? "detect";
   let models: ModelInfo[] = [];
   let table: ReturnType<typeof classMapTable> | null = null;
 
@@ -78,6 +83,7 @@ export function prelabelPanel(project: Project, started: () => void): {
     const m = models.find((x) => x.name === select.value);
     table = m && m.task === "detect" && m.classes.length ? classMapTable(project, m) : null;
     mapBox.replaceChildren(...(table ? [table.root] : []));
+    lines.hidden = !(m ? m.task === "ocr" : project.task === "ocr");
   };
   select.onchange = showMap;
   const refresh = async () => {
@@ -97,6 +103,7 @@ export function prelabelPanel(project: Project, started: () => void): {
         model: select.value || "ocr", images: which.value as "new" | "all",
         map: table ? table.map() : null,
         unmapped: table ? (table.addOthers() ? "add" : "drop") : null,
+        lines: lines.hidden ? null : lines.value as "detect" | "whole-image",
       });
       toast("pre-labeling started");
     } catch (e) {
@@ -105,7 +112,7 @@ export function prelabelPanel(project: Project, started: () => void): {
     started();
   };
   const root = el("section", { class: "panel", id: "prelabel-panel" },
-    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, which, button, why), mapBox);
+    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, lines, which, button, why), mapBox);
   refresh().catch(() => undefined);
   void check();
   return { root, refresh: async () => { await refresh(); await check(); } };

@@ -138,6 +138,9 @@ class _Scorer:
         if self.ocr is not None:
             quads = [np.asarray(a.shape.corners(), np.float32) for a in annotations
                      if a.status != "rejected" and isinstance(a.shape, Quad)]
+            if not quads and self.ws.config.text_lines == "whole-image":
+                h, w = image.shape[:2]  # each image is one cropped line
+                quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
             lines = (self.ocr.read_quads(image, quads) if quads else self.ocr.read(image))
             return score_lines(lines, low_confidence=self.ocr.settings.low_confidence)
         assert self.det is not None

@@ -52,6 +52,9 @@ def autolabel(
              "(default: add when the project has no labels yet, else drop).")] = None,
     tile: TileOpt = None,
     overlap: OverlapOpt = 0.2,
+    lines: Annotated[str | None, typer.Option(help=(
+        "OCR models: detect (find the text lines) or whole-image (each image is one cropped "
+        "line: the recognizer reads it whole) [default: the project's text_lines]"))] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
@@ -68,7 +71,8 @@ def autolabel(
                                   hint="labelpilot models list DIR shows the workspace's models")
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
-                                      unmapped=unmapped, tile=tile, overlap=overlap)
+                                      unmapped=unmapped, tile=tile, overlap=overlap,
+                                      lines=lines)
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind=kind, user="cli", params=params)
         job = run_job(ws, job.id, f"autolabel ({model})", show=not as_json)

@@ -34,6 +34,9 @@ def init(
     labels: Annotated[str, typer.Option(help="Label classes, comma-separated.")] = "",
     database_url: Annotated[str | None, typer.Option(
         help="SQLAlchemy URL (e.g. postgresql://user@host/db); default: SQLite in DIR.")] = None,
+    text_lines: Annotated[str, typer.Option(help=(
+        "OCR: how pre-labeling finds text lines: detect, or whole-image (each image is one "
+        "cropped line, as in recognition data sets)."))] = "detect",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a workspace."""
@@ -41,7 +44,8 @@ def init(
 
     with user_errors():
         ws = Workspace.create(directory, name=name, task=task.value,
-                              labels=labels.split(","), database_url=database_url)
+                              labels=labels.split(","), database_url=database_url,
+                              text_lines=text_lines)
         ws.close()
     if as_json:
         print_json({"workspace": str(directory), "name": ws.config.name, "task": task.value,

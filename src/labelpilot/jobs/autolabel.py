@@ -9,13 +9,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from labelpilot.annotations import Annotation
-from labelpilot.errors import LabelPilotError
+from labelpilot.errors import LabelPilotError, ValidationError
 from labelpilot.jobs.engine import JobContext
 from labelpilot.models.detect import DetectorModel, Tiling, check_tiling
+from labelpilot.models.ocr import OcrModel
 from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
 from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals
 from labelpilot.store import repo
-from labelpilot.workspace import Workspace
+from labelpilot.workspace import TEXT_LINES, Workspace
 
 TOTALS = ("added", "replaced", "covered", "skipped_done")
 
@@ -35,16 +36,25 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
 
 def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score: float = 0.0,
                    mapping: dict[str, str] | None = None, unmapped: str | None = None,
-                   tile: int | None = None, overlap: float = 0.2
+                   tile: int | None = None, overlap: float = 0.2, lines: str | None = None
                    ) -> tuple[str, dict[str, Any]]:
     """The job (kind, params) that pre-labels with `model`: `autolabel` for OCR models and
     detectors (a detector's class map is checked now, not in the job), `segment-everything`
-    for interactive segmenters (masks for whole images)."""
+    for interactive segmenters (masks for whole images). `lines` (OCR models): `detect`
+    finds the text lines, `whole-image` reads each image as one line; default: the
+    project's `text_lines`."""
     manifest = get_manifest(model, ws.models_dir)  # fails now on an unknown model
+    if lines is not None and lines not in TEXT_LINES:
+        raise ValidationError(f"lines must be one of {', '.join(TEXT_LINES)}, not {lines!r}")
+    if lines is not None and manifest.kind != "ocr":
+        raise ValidationError(f"{model} is a {manifest.kind} model; choosing how text lines "
+                              "are found (lines) is for OCR models")
     params: dict[str, Any] = {"model": model, "images": images}
     if manifest.kind in SEGMENTER_KINDS:
         return "segment-everything", {**params, "min_quality": min_score}
     params["min_score"] = min_score
+    if manifest.kind == "ocr":
+        params["lines"] = lines or ws.config.text_lines
     if tile is not None:
         with ws.engine.connect() as conn:
             sides = [max(r.width, r.height) for r in prelabel_targets(conn, images)]
@@ -77,10 +87,17 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     totals = dict.fromkeys(TOTALS, 0)
     failed: list[str] = []
 
+    lines = (p.get("lines") or ctx.ws.config.text_lines) if model.spec.task == "ocr" else None
+    whole = lines == "whole-image"
+
     def infer(row: Any) -> list[Annotation]:
         image = ctx.ws.blobs.load_image(row)
-        found = (cast(DetectorModel, model).predict(image, min_score=min_score, tiling=tiling)
-                 if tiling is not None else model.predict(image, min_score=min_score))
+        if whole:
+            found = cast(OcrModel, model).predict_whole(image, min_score=min_score)
+        elif tiling is not None:
+            found = cast(DetectorModel, model).predict(image, min_score=min_score, tiling=tiling)
+        else:
+            found = model.predict(image, min_score=min_score)
         return label_map.apply(found) if label_map is not None else found
 
     # Two images in flight, one inference thread each (one ONNX thread per image runs
@@ -94,6 +111,8 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
                 continue
             add_counts(totals, store_image_proposals(ctx, row.id, proposals))
     out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
+    if lines is not None:
+        out["lines"] = lines
     if label_map is not None:
         out["dropped_unmapped"] = label_map.dropped
     return out

@@ -306,6 +306,29 @@ class OcrModel:
         under the low-confidence mark carry `low_confidence: true` for reviewers."""
         return self._proposals(self.read(image), min_score)
 
+    def read_whole(self, image: np.ndarray) -> list[TextLine]:
+        """The whole image read as one text line (a crop of one line, as recognition data
+        sets and PPOCRLabel's recognition-only mode hold): the detector does not run; the
+        crop is read upright and upside down and the surer reading kept (the orientation
+        classifier turns some upright plates over), whatever its score (a person reviews
+        every image of such a set; an empty reading is dropped)."""
+        h, w = image.shape[:2]
+        quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        if is_vertical(quad):  # a tall crop reads top down: the text starts top right
+            quad = np.roll(quad, -1, axis=0)
+        crop = rectify(image, quad.astype(np.float64))
+        upright, turned = self.recognize_detailed([crop, cv2.rotate(crop, cv2.ROTATE_180)])
+        line = TextLine(quad, 1.0)
+        if turned[1] > upright[1]:
+            line.points = np.roll(quad, -2, axis=0)  # the text starts at the bottom right
+            upright = turned
+        line.text, line.score, line.margin = upright
+        return [line] if line.text.strip() else []
+
+    def predict_whole(self, image: np.ndarray, *, min_score: float = 0.0) -> list[Annotation]:
+        """`predict` with the whole image as one line (see `read_whole`)."""
+        return self._proposals(self.read_whole(image), min_score)
+
     def _proposals(self, lines: list[TextLine], min_score: float) -> list[Annotation]:
         out = []
         for line in lines:

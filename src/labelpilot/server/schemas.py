@@ -410,6 +410,9 @@ class ProjectPublic(BaseModel):
     loop: LoopSettings = Field(default_factory=lambda: LoopSettings(), description=(
         "the closed loop: train after every `every` newly accepted labels, promote a "
         "better model"))
+    text_lines: Literal["detect", "whole-image"] = Field("detect", description=(
+        "OCR projects: how pre-labeling finds text lines: the text detector (detect), or "
+        "each image read whole as one cropped line (whole-image)"))
 
 
 class LabelChange(BaseModel):
@@ -432,6 +435,9 @@ class ProjectUpdate(BaseModel):
     prelabeler: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         None, description="the default model for autolabel and the smart tools")
     loop: LoopSettings | None = None
+    text_lines: Literal["detect", "whole-image"] | None = Field(
+        None, description="OCR projects: how pre-labeling finds text lines (see "
+        "ProjectPublic)")
 
 
 class SplitAssign(BaseModel):
@@ -496,6 +502,9 @@ class AutolabelCreate(BaseModel):
     map: dict[str, str] | None = Field(None, description="detectors: model class -> project label")
     unmapped: Literal["drop", "add"] | None = Field(
         None, description="detectors: classes neither mapped nor named like a project label")
+    lines: Literal["detect", "whole-image"] | None = Field(
+        None, description="OCR models: find the text lines (detect) or read each image as "
+        "one cropped line (whole-image); default: the project's text_lines")
 
 
 class SelectCreate(BaseModel):

@@ -187,7 +187,7 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
                               hint="or make one the project's pre-labeler (PATCH /api/project)")
     kind, params = plan_autolabel(ws, model=model, images=body.images,
                                   min_score=body.min_score, mapping=body.map,
-                                  unmapped=body.unmapped)
+                                  unmapped=body.unmapped, lines=body.lines)
     with ws.engine.connect() as conn:
         _, why_not = prelabel_readiness(conn, body.images)
     if why_not is not None:  # said before a job is queued

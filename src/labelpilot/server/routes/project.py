@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter
 
@@ -33,7 +33,8 @@ def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
                          label_keypoints=repo.label_keypoints(conn),
                          tags=repo.tags_in_use(conn), stats=repo.stats(conn),
                          prelabeler=ws.prelabeler,
-                         loop=LoopSettings(**ws.config.loop.to_toml()))
+                         loop=LoopSettings(**ws.config.loop.to_toml()),
+                         text_lines=cast(Any, ws.config.text_lines))
 
 
 @router.get("", response_model=ProjectPublic)
@@ -98,5 +99,11 @@ def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep)
                 raise ValidationError(f"the closed loop trains OCR recognizers and detectors; "
                                       f"this is a {ws.config.task} project")
             ws.config.loop = LoopConfig(body.loop.enabled, body.loop.every, body.loop.minutes)
+            ws.save_config()
+        if body.text_lines is not None:
+            if ws.config.task != "ocr":
+                raise ValidationError(f"text_lines is for OCR projects; this is a "
+                                      f"{ws.config.task} project")
+            ws.config.text_lines = body.text_lines
             ws.save_config()
         return _project(ws, conn)
