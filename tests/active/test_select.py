@@ -181,3 +181,75 @@ def test_whole_image_projects_score_each_crop_as_one_line(make_workspace, tmp_pa
     assert all("found no text" not in s["reason"] for s in out["selected"])
     missed = [r for r in rows if not ocr_model.read(ws.blobs.load_image(r))]
     assert missed  # what the mode is for: read whole, these are scored on their text
+
+
+def _tiles() -> Any:
+    """3x3 flat tiles of distinct colours: every click of the grid lands inside a tile the
+    graph cut finds whole, a click moved a little too."""
+    import numpy as np
+
+    im = np.zeros((240, 330, 3), np.uint8)
+    colours = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40), (200, 40, 200),
+               (40, 210, 210), (120, 60, 20), (250, 250, 250), (20, 20, 20)]
+    for k, c in enumerate(colours):
+        im[k // 3 * 80:(k // 3 + 1) * 80, k % 3 * 110:(k % 3 + 1) * 110] = c
+    return im
+
+
+def test_segmentation_uncertainty_ranks_what_the_segmenter_doubts(make_workspace,
+                                                                  tmp_path: Path,
+                                                                  shared: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from labelpilot.active.uncertainty import score_masks
+    from labelpilot.models.registry import load_segmenter
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    cv2.imwrite(str(src / "tiles.png"), _tiles())
+    noise = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (240, 330, 3),
+                                                               dtype=np.uint8), (5, 5), 0)
+    cv2.imwrite(str(src / "noise.png"), noise)
+    for p in sorted((shared / "datasets" / "grabcut" / "data_GT").iterdir())[:2]:
+        shutil.copy(p, src / p.name)
+    ws = make_workspace(task="segment", labels=["object"])
+    import_dataset(ws, src, format="images")
+    # the default segmenter here is the graph cut: no quality of its own, one mask a click
+    out = run(ws, strategy="uncertainty", budget=4)
+    assert out["model"] == "model:graphcut@1"
+    names = [s["file_name"] for s in out["selected"]]
+    assert names[0] == "noise.png" and names[-1] == "tiles.png"
+    assert out["selected"][-1]["score"] == 0.0
+    assert "sure of it" in out["selected"][-1]["reason"]
+    assert "changes when its click moves" in out["selected"][0]["reason"]
+    # the stored scores are the segmenter's own, image by image
+    seg = load_segmenter("graphcut", None)
+    with ws.engine.connect() as conn:
+        rows = {r.file_name: r for r in repo.list_images(conn)}
+        stored = scores.scores_for(conn, "model:graphcut@1", [r.id for r in rows.values()])
+    for name, row in rows.items():
+        direct = score_masks(seg, ws.blobs.load_rgb(row))
+        assert stored[row.id][0] == pytest.approx(direct.score, abs=1e-4), name
+    assert [n for n, _ in queue(ws)] == names
+    # spreading out needs image embeddings these segmenters do not give
+    with pytest.raises(LabelPilotError, match="not available for segmentation"):
+        plan_select(ws, strategy="hybrid", budget=1)
+    with pytest.raises(LabelPilotError, match="an interactive segmenter"):
+        plan_select(ws, strategy="uncertainty", budget=1, model="ocr")
+
+
+def test_sam_mask_quality_and_disagreement_are_parts_of_the_score(tmp_path: Path) -> None:
+    # SAM answers a click with three masks and their predicted IoU: both are parts of the
+    # score (a randomly initialised tiny SAM of the real architecture: its doubt is real)
+    pytest.importorskip("torch")
+    from labelpilot.active.uncertainty import score_masks
+    from labelpilot.models.convert.sam import convert_sam
+    from labelpilot.models.registry import load_segmenter
+
+    convert_sam(tmp_path, "tiny-sam", arch="sam_tiny", checkpoint=None)
+    sam = load_segmenter("tiny-sam", tmp_path, threads=1)
+    inf = score_masks(sam, _tiles()[:, :, ::-1].copy())
+    assert set(inf.parts) == {"mask_quality", "mask_disagreement", "click_instability"}
+    assert all(0.0 <= v <= 1.0 for v in inf.parts.values())
+    assert inf.score == pytest.approx(sum(inf.parts.values()) / 3)

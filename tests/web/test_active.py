@@ -110,3 +110,35 @@ def test_whole_image_text_lines_in_the_browser(browser: Any, make_workspace,  # 
         assert job["status"] == "done" and job["result"]["lines"] == "whole-image"
         assert job["result"]["added"] == 3
         page.close()
+
+
+def test_segmentation_selection_in_the_browser(browser: Any, make_workspace,  # type: ignore[no-untyped-def]
+                                               tmp_path: Path, shared: Path) -> None:
+    import shutil
+
+    from labelpilot.transfer import import_dataset
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in sorted((shared / "datasets" / "grabcut" / "data_GT").iterdir())[:3]:
+        shutil.copy(p, src / p.name)
+    ws = make_workspace(task="segment", labels=["object"])
+    import_dataset(ws, src, format="images")
+    add_users(ws)
+    root = ws.root
+    ws.close()
+    for live in serve(root):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(page, live, "reviewer")
+        page.wait_for_selector("#select-model option[value=graphcut]", state="attached")
+        options = page.eval_on_selector_all("#select-strategy option", "os => os.map(o => o.value)")
+        assert options == ["uncertainty", "random"]  # nothing to spread out with
+        page.select_option("#select-strategy", "uncertainty")
+        page.fill("#select-budget", "2")
+        page.click("#select")
+        text = wait_job(page, "select")
+        assert "2 of 3 images first in the queue (uncertainty, model:graphcut@1)" in text
+        page.click("#start")
+        why = page.wait_for_selector("#chosen-because")
+        assert why.text_content().startswith("Chosen #1 by uncertainty, score ")
+        page.close()

@@ -15,8 +15,11 @@ const STRATEGIES: [SelectOptions["strategy"], string][] = [
 export function selectPanel(project: Project, started: () => void): {
   root: HTMLElement; refresh: () => Promise<void>;
 } {
+  // segmenters give no image embeddings: no spreading out (diversity, hybrid) for them
+  const seg = project.task === "segment";
   const strategy = el("select", { id: "select-strategy", "aria-label": "selection strategy" },
-    ...STRATEGIES.map(([v, label]) => el("option", { value: v }, label)));
+    ...STRATEGIES.filter(([v]) => !seg || v === "uncertainty" || v === "random")
+      .map(([v, label]) => el("option", { value: v }, label)));
   const budget = el("input", { id: "select-budget", type: "number", min: "1", step: "1",
     value: "20", "aria-label": "images to choose" });
   const model = el("select", { id: "select-model", "aria-label": "scoring model" });
@@ -24,7 +27,8 @@ export function selectPanel(project: Project, started: () => void): {
   const why = el("span", { id: "select-reason", class: "hint" });
   const refresh = async () => {
     const keep = model.value;
-    const models = (await api.models()).filter((m) => m.task === project.task && !m.interactive);
+    const models = (await api.models()).filter((m) => m.task === project.task &&
+      (seg ? m.interactive : !m.interactive));
     model.replaceChildren(...models.map((m) => el("option", { value: m.name },
       m.builtin ? m.name : `${m.name} (v${m.version})`)));
     if (models.some((m) => m.name === keep)) model.value = keep;

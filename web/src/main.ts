@@ -106,7 +106,7 @@ async function overviewView(): Promise<void> {
   if (me && me.role !== "annotator") {
     prelabel = prelabelPanel(project, () => jobs.refresh());
     panels.push(prelabel.root);
-    if (project.task === "ocr" || project.task === "detect") {
+    if (project.task === "ocr" || project.task === "detect" || project.task === "segment") {
       choose = selectPanel(project, () => jobs.refresh());
       panels.push(choose.root);
     }

@@ -17,21 +17,34 @@ from typing import Any
 import numpy as np
 
 from labelpilot.active.diversity import k_center_greedy
-from labelpilot.active.uncertainty import Informativeness, score_detections, score_lines
+from labelpilot.active.uncertainty import (
+    Informativeness,
+    score_detections,
+    score_lines,
+    score_masks,
+)
 from labelpilot.annotations import Quad
 from labelpilot.errors import LabelPilotError, ValidationError
+from labelpilot.models.base import InteractiveSegmenter
 from labelpilot.models.detect import DetectorModel
 from labelpilot.models.features import FeatureExtractor
 from labelpilot.models.ocr import OcrModel
-from labelpilot.models.registry import get_manifest, load_detector, load_ocr
+from labelpilot.models.registry import (
+    SEGMENTER_KINDS,
+    default_segmenter,
+    get_manifest,
+    load_detector,
+    load_ocr,
+    load_segmenter,
+)
 from labelpilot.store import repo, scores
 from labelpilot.workspace import Workspace
 
 STRATEGIES = ("uncertainty", "diversity", "hybrid", "random")
 # hybrid: the most uncertain this many times the budget, then spread out
 HYBRID_FACTOR = 3
-# the model kind each workspace task selects with
-TASK_KINDS = {"ocr": "ocr", "detect": "detect"}
+# the model kind each workspace task selects with (segment: any interactive segmenter)
+TASK_KINDS = {"ocr": "ocr", "detect": "detect", "segment": "segmenter"}
 _BATCH = 8
 
 Progress = Callable[[int, int], None]
@@ -96,14 +109,23 @@ def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None 
             raise LabelPilotError(
                 f"selecting by {strategy} is not available for {task} workspaces yet",
                 hint="use --strategy random, or see the README's active-learning section")
+        if kind == "segmenter":
+            if strategy != "uncertainty":
+                raise LabelPilotError(
+                    f"selecting by {strategy} is not available for segmentation workspaces "
+                    "yet: their segmenters give no image embeddings to spread out with",
+                    hint="use --strategy uncertainty or random")
+            model = model or default_segmenter(ws.models_dir)
         if model is None:
             raise LabelPilotError(f"name the {kind} model to select with (--model)",
                                   hint="labelpilot models list DIR shows the workspace's models")
         manifest = get_manifest(model, ws.models_dir)
-        if manifest.kind != kind:
+        if manifest.kind != kind and not (kind == "segmenter"
+                                          and manifest.kind in SEGMENTER_KINDS):
             raise LabelPilotError(
                 f"{model} is a {manifest.kind} model; this {task} workspace selects with a "
-                f"{kind} model", hint="labelpilot models list DIR shows each model's kind")
+                f"{'an interactive segmenter' if kind == 'segmenter' else kind + ' model'}",
+                hint="labelpilot models list DIR shows each model's kind")
     n = pool_size(ws, split)
     where = f" in the {split} split" if split else ""
     if n == 0:
@@ -125,15 +147,21 @@ class _Scorer:
         manifest = get_manifest(name, ws.models_dir)
         self.ocr: OcrModel | None = None
         self.det: DetectorModel | None = None
+        self.seg: InteractiveSegmenter | None = None
         if manifest.kind == "ocr":
             self.ocr = load_ocr(name, ws.models_dir, threads=1)
             self.source = self.ocr.spec.source
+        elif manifest.kind in SEGMENTER_KINDS:
+            self.seg = load_segmenter(name, ws.models_dir, threads=1)
+            self.source = f"model:{manifest.name}@{manifest.version}"
         else:
             self.det = load_detector(name, ws.models_dir, threads=1)
             self.source = self.det.spec.source
         self._features: FeatureExtractor | None = None
 
     def informativeness(self, row: Any, annotations: Sequence[Any]) -> Informativeness:
+        if self.seg is not None:
+            return score_masks(self.seg, self.ws.blobs.load_rgb(row))
         image = self.ws.blobs.load_image(row)
         if self.ocr is not None:
             quads = [np.asarray(a.shape.corners(), np.float32) for a in annotations

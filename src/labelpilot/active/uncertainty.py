@@ -4,8 +4,12 @@ the model more), the parts it is made of, and the reason in words for the editor
 OCR: the lowest line confidence, the smallest CTC top-2 margin (a character nearly read
 as another) and the lines near the low-confidence mark. Detection: the class entropy and
 top-2 margin of its boxes, the boxes near their class's display threshold, and how much
-the boxes of the image and of its mirror image disagree. Each part is in [0, 1]; the
-score is their mean, and the reason names the largest.
+the boxes of the image and of its mirror image disagree. Segmentation (an interactive
+segmenter answering a grid of clicks, as segment everything prompts it): the masks' own
+quality estimate (SAM's predicted IoU, a semantic helper's confidence), the disagreement
+between the masks one click gets (SAM answers three), and how much the answer changes
+when the click moves a little (any segmenter, the graph cut too). Each part is in [0, 1];
+the score is their mean, and the reason names the largest.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from labelpilot.geometry.iou import box_iou
+from labelpilot.geometry.iou import box_iou, mask_iou
+from labelpilot.models.base import Click, InteractiveSegmenter, Prompt
 from labelpilot.models.detect import DetectorModel
 from labelpilot.models.ocr import TextLine
 
@@ -141,4 +146,60 @@ def score_detections(model: DetectorModel, image: np.ndarray, *, flip: bool = Tr
     reason = words.get(top, "") if parts[top] >= SURE else ""
     if not reason:
         reason = f"the model is sure of it ({details['boxes']} box(es) shown)"
+    return Informativeness(float(np.mean(list(parts.values()))), parts, reason, details)
+
+
+# segmentation: clicks on a grid of this many per side, each also moved by this share of
+# the image's longer side
+MASK_GRID = 3
+MASK_JITTER = 0.02
+
+
+def score_masks(segmenter: InteractiveSegmenter, image: np.ndarray, *, grid: int = MASK_GRID,
+                jitter: float = MASK_JITTER) -> Informativeness:
+    """An interactive segmenter's doubt about an image (`image`: RGB; see the module)."""
+    h, w = image.shape[:2]
+    emb = segmenter.embed(image)
+    step = jitter * max(h, w)
+    quality: list[float] = []
+    disagree: list[float] = []
+    unstable: list[float] = []
+    for gy in range(grid):
+        for gx in range(grid):
+            x, y = (gx + 0.5) * w / grid, (gy + 0.5) * h / grid
+            answers = segmenter.predict(emb, Prompt([Click(float(x), float(y))]))
+            if not answers:
+                continue
+            best = answers[0]
+            if best.quality is not None:
+                quality.append(float(best.quality))
+            if len(answers) > 1:
+                pairs = [mask_iou(a.mask, b.mask) for i, a in enumerate(answers)
+                         for b in answers[i + 1:]]
+                disagree.append(1.0 - float(np.mean(pairs)))
+            moved = segmenter.predict(emb, Prompt([Click(float(min(w - 1, x + step)),
+                                                         float(min(h - 1, y + step)))]))
+            if moved:
+                unstable.append(1.0 - mask_iou(best.mask, moved[0].mask))
+    parts: dict[str, float] = {}
+    words: dict[str, str] = {}
+    if quality:
+        parts["mask_quality"] = 1.0 - float(np.mean(quality))
+        words["mask_quality"] = f"the model rates its masks low (mean quality " \
+                                f"{np.mean(quality):.2f})"
+    if disagree:
+        parts["mask_disagreement"] = float(np.mean(disagree))
+        words["mask_disagreement"] = f"a click's masks disagree (mean IoU between them " \
+                                     f"{1 - parts['mask_disagreement']:.2f})"
+    if unstable:
+        parts["click_instability"] = float(np.mean(unstable))
+        words["click_instability"] = f"a mask changes when its click moves a little " \
+                                     f"(IoU {1 - parts['click_instability']:.2f})"
+    details = {"clicks": grid * grid}
+    if not parts:
+        return Informativeness(0.5, {"no_masks": 0.5}, "the model found nothing to segment",
+                               details)
+    top = max(parts, key=lambda k: parts[k])
+    reason = words[top] if parts[top] >= SURE else "the model is sure of it (its masks " \
+        "agree and hold when a click moves)"
     return Informativeness(float(np.mean(list(parts.values()))), parts, reason, details)
