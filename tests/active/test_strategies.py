@@ -15,6 +15,7 @@ from labelpilot.models.catalogue import install
 from labelpilot.models.features import FeatureExtractor
 from labelpilot.models.ocr import TextLine
 from labelpilot.models.registry import load_detector
+from labelpilot.models.runtime import sha256_file
 from tests.conftest import page_truth
 
 
@@ -119,14 +120,26 @@ def test_detection_informativeness_on_real_images(yolox) -> None:  # type: ignor
     assert blank.details["boxes"] == 0 and blank.parts["class_entropy"] == 0.0
 
 
-def test_backbone_embeddings_tell_scenes_apart(yolox) -> None:  # type: ignore[no-untyped-def]
-    fe = FeatureExtractor(yolox.session.path, source="model:yolox-nano@1",
-                          prepare=yolox.network_input,
-                          sample=yolox.network_input(np.zeros((64, 64, 3), np.uint8)))
+def test_backbone_embeddings_tell_scenes_apart(yolox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    sample = yolox.network_input(np.zeros((64, 64, 3), np.uint8))
+    fe = FeatureExtractor(yolox.session.path, prepare=yolox.network_input, sample=sample)
     a, b = coco("000000000025.jpg"), coco("000000000009.jpg")
     va, va2, vb = fe.embed(a), fe.embed(cv2.resize(a, None, fx=0.8, fy=0.8)), fe.embed(b)
     assert va.shape == (fe.dim,) and fe.dim >= 64
     assert np.linalg.norm(va) == pytest.approx(1.0, abs=1e-5)
     # the same scene resized is nearer than another scene
     assert np.linalg.norm(va - va2) < np.linalg.norm(va - vb)
-    assert fe.key.startswith("model:yolox-nano@1#")
+    # the key is the backbone file's content: a copy shares it, other weights do not
+    assert fe.key.startswith(f"onnx:{sha256_file(yolox.session.path)[:16]}#")
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(Path(yolox.session.path).read_bytes())
+    assert FeatureExtractor(copy, prepare=yolox.network_input, sample=sample).key == fe.key
+    model = onnx.load(str(copy))
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 4)
+    arr = onnx.numpy_helper.to_array(weight).copy()
+    arr *= 1.01
+    weight.CopyFrom(onnx.numpy_helper.from_array(arr, weight.name))
+    onnx.save(model, str(copy))
+    assert FeatureExtractor(copy, prepare=yolox.network_input, sample=sample).key != fe.key

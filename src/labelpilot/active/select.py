@@ -179,12 +179,12 @@ class _Scorer:
         if self._features is None:
             sample = np.full((320, 320, 3), 128, np.uint8)
             if self.ocr is not None:
-                self._features = FeatureExtractor(self.ocr.det.path, source=self.source,
+                self._features = FeatureExtractor(self.ocr.det.path,
                                                   prepare=self.ocr.det_input,
                                                   sample=self.ocr.det_input(sample))
             else:
                 assert self.det is not None
-                self._features = FeatureExtractor(self.det.session.path, source=self.source,
+                self._features = FeatureExtractor(self.det.session.path,
                                                   prepare=self.det.network_input,
                                                   sample=self.det.network_input(sample))
         return self._features

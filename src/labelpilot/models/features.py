@@ -17,6 +17,7 @@ import numpy as np
 
 from labelpilot.errors import ModelError
 from labelpilot.extras import require_onnx
+from labelpilot.models.runtime import sha256_file
 
 OUTPUT = "labelpilot_embedding"
 
@@ -63,10 +64,12 @@ def _feature_tensor(onnx: object, model: object, sample: np.ndarray) -> tuple[st
 
 class FeatureExtractor:
     """`embed(image) -> unit vector` from the model file at `path` (its input made by
-    `prepare`, as the model itself prepares images). `key` names the model and tensor, so
-    vectors of different backbones are never compared."""
+    `prepare`, as the model itself prepares images). `key` names the file's content and
+    the tensor, so vectors of different backbones are never compared and those of one
+    backbone are shared by every model that holds it (an OCR model whose recognizer was
+    fine-tuned keeps its detector's embeddings)."""
 
-    def __init__(self, path: Path, *, source: str,
+    def __init__(self, path: Path, *,
                  prepare: Callable[[np.ndarray], np.ndarray], sample: np.ndarray,
                  threads: int | None = 1) -> None:
         onnx = require_onnx("for image embeddings (diversity sampling)")
@@ -93,7 +96,7 @@ class FeatureExtractor:
         self.prepare = prepare
         self.tensor = tensor
         self.dim = channels
-        self.key = f"{source}#{tensor}"
+        self.key = f"onnx:{sha256_file(path)[:16]}#{tensor}"
 
     def embed(self, image: np.ndarray) -> np.ndarray:
         x = self.prepare(image)
