@@ -143,3 +143,23 @@ def test_backbone_embeddings_tell_scenes_apart(yolox, tmp_path: Path) -> None:  
     weight.CopyFrom(onnx.numpy_helper.from_array(arr, weight.name))
     onnx.save(model, str(copy))
     assert FeatureExtractor(copy, prepare=yolox.network_input, sample=sample).key != fe.key
+
+
+def test_the_cut_graph_computes_the_feature_map_as_the_whole_model_does(yolox) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+    import onnxruntime as ort
+
+    from labelpilot.models.features import cut_at
+
+    model = onnx.load(str(yolox.session.path))
+    x = yolox.network_input(coco("000000000025.jpg"))
+    fe = FeatureExtractor(yolox.session.path, prepare=yolox.network_input, sample=x)
+    tensor = fe.tensor
+    cut = cut_at(onnx, model, tensor)
+    assert 0 < len(cut.graph.node) < len(model.graph.node)  # the head is left out
+    cut.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+    name = model.graph.input[0].name
+    part = ort.InferenceSession(cut.SerializeToString()).run([tensor], {name: x})[0]
+    whole = ort.InferenceSession(model.SerializeToString()).run([tensor], {name: x})[0]
+    assert part.shape == whole.shape and np.allclose(part, whole, atol=1e-5)

@@ -59,6 +59,14 @@ def test_train_a_detector_register_it_and_prelabel(make_workspace, tmp_path: Pat
 
     found = model.predict(read_bgr(next((parts["test"] / "images").iterdir())))
     assert all(a.label in ("bowl", "car") for a in found)
+    # its backbone gives image embeddings for diversity sampling (onnx's Extractor could
+    # not cut the graph PyTorch exported: a tensor's shape was not inferred)
+    from labelpilot.models.features import FeatureExtractor
+
+    sample = model.network_input(np.zeros((64, 64, 3), np.uint8))
+    fe = FeatureExtractor(model.session.path, prepare=model.network_input, sample=sample)
+    v = fe.embed(read_bgr(next((parts["test"] / "images").iterdir())))
+    assert v.shape == (fe.dim,) and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
     # from scratch: every convolution re-initialised, nothing else (Resize's scales stay)
     s = DetectTrainer(ws, DetectTrainConfig(init="scratch", epochs=1, batch=2, minutes=None,
                                             name="from-scratch")).run()

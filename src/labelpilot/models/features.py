@@ -11,6 +11,7 @@ runs only the nodes that map needs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,38 @@ def _feature_tensor(onnx: object, model: object, sample: np.ndarray) -> tuple[st
     return best[2], best[1]
 
 
+def cut_at(onnx: Any, model: Any, tensor: str) -> Any:
+    """The part of `model` that computes `tensor` from the first input: the nodes it
+    depends on, in their order, and their weights. (onnx's Extractor needs every tensor's
+    shape inferred first, which fails on graphs exported from PyTorch, such as a
+    fine-tuned detector's.)"""
+    g = model.graph
+    producer = {out: k for k, node in enumerate(g.node) for out in node.output}
+    keep: set[int] = set()
+    stack = [tensor]
+    while stack:
+        k = producer.get(stack.pop())
+        if k is None or k in keep:
+            continue
+        keep.add(k)
+        stack.extend(i for i in g.node[k].input if i)
+        for attr in g.node[k].attribute:  # names a subgraph reads from outside
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                stack.extend(i for n in sub.node for i in n.input if i)
+    nodes = [g.node[k] for k in sorted(keep)]
+    used = {i for n in nodes for i in n.input}
+    for n in nodes:
+        for attr in n.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                used.update(i for sn in sub.node for i in sn.input)
+    graph = onnx.helper.make_graph(
+        nodes, g.name or "features", [g.input[0]], [],
+        initializer=[t for t in g.initializer if t.name in used])
+    out = onnx.helper.make_model(graph, opset_imports=list(model.opset_import),
+                                 ir_version=model.ir_version)
+    return out
+
+
 class FeatureExtractor:
     """`embed(image) -> unit vector` from the model file at `path` (its input made by
     `prepare`, as the model itself prepares images). `key` names the file's content and
@@ -75,8 +108,7 @@ class FeatureExtractor:
         onnx = require_onnx("for image embeddings (diversity sampling)")
         model = onnx.load(str(path))
         tensor, channels = _feature_tensor(onnx, model, sample)
-        cut = onnx.utils.Extractor(model).extract_model(
-            [i.name for i in model.graph.input[:1]], [tensor])
+        cut = cut_at(onnx, model, tensor)
         cut.graph.node.append(onnx.helper.make_node(
             "GlobalAveragePool", [tensor], [OUTPUT + "_pooled"]))
         cut.graph.node.append(onnx.helper.make_node(
