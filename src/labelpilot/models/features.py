@@ -11,8 +11,8 @@ runs only the nodes that map needs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
