@@ -17,15 +17,25 @@ from tests.web.test_assist import wait_job
 pytestmark = pytest.mark.slow
 
 
-def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace,  # type: ignore[no-untyped-def]
-                                                  tmp_path: Path, shared: Path) -> None:
-    ws = coco_workspace(make_workspace, tmp_path, shared, n=6)
+def live_project(ws: Any) -> Any:
+    """The workspace with its users, served (the workspace closed here first)."""
     add_users(ws)
     root = ws.root
     ws.close()
-    for live in serve(root):
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(page, live, "reviewer")
+    yield from serve(root)
+
+
+def open_as(browser: Any, live: Any, user: str) -> Any:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, live, user)
+    return page
+
+
+def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path, shared: Path) -> None:
+    ws = coco_workspace(make_workspace, tmp_path, shared, n=6)
+    for live in live_project(ws):
+        page = open_as(browser, live, "reviewer")
         page.wait_for_selector("#select-reason >> text=from 6 images nobody has reviewed")
         page.wait_for_selector("#select-model option[value=yolox-nano]", state="attached")
         page.select_option("#select-strategy", "uncertainty")
@@ -55,16 +65,14 @@ def test_choose_what_to_label_next_in_the_browser(browser: Any, make_workspace, 
         assert reason in shown
         page.close()
         # an annotator has no selection panel (a reviewer's action)
-        ann = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(ann, live, "annotator")
+        ann = open_as(browser, live, "annotator")
         ann.wait_for_selector("#start")
         assert ann.query_selector("#select-panel") is None
         assert ann.query_selector("#loop-panel") is None
         ann.close()
         # an admin switches the closed loop on (the workspace's few accepted boxes are
         # far from 100: no training starts)
-        admin = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(admin, live, "admin")
+        admin = open_as(browser, live, "admin")
         admin.wait_for_selector("#loop-state >> text=The loop is off.")
         admin.check("#loop-enabled")
         admin.fill("#loop-every", "100")
@@ -83,13 +91,9 @@ def test_whole_image_text_lines_in_the_browser(browser: Any, make_workspace,  # 
 
     ws = make_workspace(task="ocr", labels=["text"])
     import_dataset(ws, plate_crops(tmp_path / "p", shared, 3), format="images")
-    add_users(ws)
-    root = ws.root
-    ws.close()
-    for live in serve(root):
+    for live in live_project(ws):
         # an admin says the project's images are cropped lines
-        admin = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(admin, live, "admin")
+        admin = open_as(browser, live, "admin")
         admin.wait_for_selector("#loop-state >> text=Text lines: detected.")
         admin.select_option("#project-text-lines", "whole-image")
         admin.click("#loop-save")
@@ -98,8 +102,7 @@ def test_whole_image_text_lines_in_the_browser(browser: Any, make_workspace,  # 
                         live.token("admin", PASSWORD))["text_lines"] == "whole-image"
         admin.close()
         # a reviewer's pre-label panel reads whole images by default
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(page, live, "reviewer")
+        page = open_as(browser, live, "reviewer")
         page.wait_for_selector("#prelabel-model option[value=ocr]", state="attached")
         assert page.is_visible("#prelabel-lines")
         assert page.input_value("#prelabel-lines") == "whole-image"
@@ -124,12 +127,8 @@ def test_segmentation_selection_in_the_browser(browser: Any, make_workspace,  # 
         shutil.copy(p, src / p.name)
     ws = make_workspace(task="segment", labels=["object"])
     import_dataset(ws, src, format="images")
-    add_users(ws)
-    root = ws.root
-    ws.close()
-    for live in serve(root):
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        sign_in(page, live, "reviewer")
+    for live in live_project(ws):
+        page = open_as(browser, live, "reviewer")
         page.wait_for_selector("#select-model option[value=graphcut]", state="attached")
         options = page.eval_on_selector_all("#select-strategy option", "os => os.map(o => o.value)")
         assert options == ["uncertainty", "random"]  # nothing to spread out with
