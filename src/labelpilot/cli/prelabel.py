@@ -25,7 +25,6 @@ from labelpilot.cli.common import (
     run_job,
     user_errors,
 )
-from labelpilot.errors import LabelPilotError
 
 commands = typer.Typer()
 
@@ -65,17 +64,13 @@ def autolabel(
     with user_errors():
         ws = open_workspace(directory)
         pairs = class_map(map_)
-        model = model or ws.prelabeler
-        if model is None:
-            raise LabelPilotError("name the model to pre-label with (--model)",
-                                  hint="labelpilot models list DIR shows the workspace's models")
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
                                       unmapped=unmapped, tile=tile, overlap=overlap,
                                       lines=lines)
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind=kind, user="cli", params=params)
-        job = run_job(ws, job.id, f"autolabel ({model})", show=not as_json)
+        job = run_job(ws, job.id, f"autolabel ({params['model']})", show=not as_json)
         ws.close()
     if as_json:
         print_json(job.public())

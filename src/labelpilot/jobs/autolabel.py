@@ -34,7 +34,8 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
         totals[k] += v
 
 
-def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score: float = 0.0,
+def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",
+                   min_score: float = 0.0,
                    mapping: dict[str, str] | None = None, unmapped: str | None = None,
                    tile: int | None = None, overlap: float = 0.2, lines: str | None = None
                    ) -> tuple[str, dict[str, Any]]:
@@ -42,7 +43,13 @@ def plan_autolabel(ws: Workspace, *, model: str, images: str = "new", min_score:
     detectors (a detector's class map is checked now, not in the job), `segment-everything`
     for interactive segmenters (masks for whole images). `lines` (OCR models): `detect`
     finds the text lines, `whole-image` reads each image as one line; default: the
-    project's `text_lines`."""
+    project's `text_lines`. `model` None: the project's pre-labeler."""
+    model = model or ws.prelabeler
+    if model is None:
+        raise LabelPilotError("name the model to pre-label with (--model, or `model` in the "
+                              "API)", hint="labelpilot models list DIR shows the workspace's "
+                              "models; or make one the project's pre-labeler "
+                              "(PATCH /api/project)")
     manifest = get_manifest(model, ws.models_dir)  # fails now on an unknown model
     if lines is not None and lines not in TEXT_LINES:
         raise ValidationError(f"lines must be one of {', '.join(TEXT_LINES)}, not {lines!r}")

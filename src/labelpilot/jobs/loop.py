@@ -15,7 +15,7 @@ from typing import Any
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.jobs.engine import list_jobs, submit
-from labelpilot.jobs.promote import LOOP_TASKS, LOOP_USER
+from labelpilot.jobs.promote import LOOP_TASKS, LOOP_USER, confirmed_labels
 from labelpilot.workspace import Workspace
 
 
@@ -28,16 +28,6 @@ def _rounds(ws: Workspace) -> tuple[list[Any], bool]:
         jobs = [j for j in list_jobs(conn, limit=500) if j.kind in TRAINING_KINDS.values()]
     busy = any(j.status in ("queued", "running") for j in jobs)
     return [j for j in jobs if j.params.get("loop")], busy
-
-
-def accepted_labels(ws: Workspace, task: str) -> int:
-    """The accepted (or edited) labels in the train split the loop counts: text lines for
-    OCR, regions for detection."""
-    from labelpilot.store import repo
-
-    with ws.engine.connect() as conn:
-        regions, lines = repo.confirmed_counts(conn, "train")
-    return lines if task == "ocr-rec" else regions
 
 
 def loop_due(ws: Workspace) -> tuple[str, dict[str, Any]] | None:
@@ -53,7 +43,7 @@ def loop_due(ws: Workspace) -> tuple[str, dict[str, Any]] | None:
     rounds, busy = _rounds(ws)
     if busy or training_readiness(ws, task) is not None:
         return None
-    accepted = accepted_labels(ws, task)
+    accepted = confirmed_labels(ws, task, "train")
     before = int(rounds[0].params["loop"]["accepted"]) if rounds else 0
     if accepted - before < cfg.every:
         return None

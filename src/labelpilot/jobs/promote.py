@@ -27,15 +27,18 @@ def _score(ws: Workspace, model: str | None, metric: str, split: str) -> float |
     return None if value is None else float(value)
 
 
-def _split_to_compare_on(ws: Workspace, task: str) -> str | None:
+def confirmed_labels(ws: Workspace, task: str, split: str) -> int:
+    """The accepted (or edited) labels of `split` a training `task` learns from: text
+    lines for the recognizer, regions for a detector."""
     from labelpilot.store import repo
 
     with ws.engine.connect() as conn:
-        for split in ("test", "val"):
-            regions, lines = repo.confirmed_counts(conn, split)
-            if (lines if task == "ocr-rec" else regions):
-                return split
-    return None
+        regions, lines = repo.confirmed_counts(conn, split)
+    return lines if task == "ocr-rec" else regions
+
+
+def _split_to_compare_on(ws: Workspace, task: str) -> str | None:
+    return next((s for s in ("test", "val") if confirmed_labels(ws, task, s)), None)
 
 
 def judge(ws: Workspace, model: str, loop: dict[str, Any]) -> dict[str, Any]:

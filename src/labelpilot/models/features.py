@@ -63,6 +63,15 @@ def _feature_tensor(onnx: object, model: object, sample: np.ndarray) -> tuple[st
     return best[2], best[1]
 
 
+def _reads(node: Any) -> list[str]:
+    """The names a node reads, those its subgraphs read from outside included."""
+    names = [i for i in node.input if i]
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            names += [i for n in sub.node for i in n.input if i]
+    return names
+
+
 def cut_at(onnx: Any, model: Any, tensor: str) -> Any:
     """The part of `model` that computes `tensor` from the first input: the nodes it
     depends on, in their order, and their weights. (onnx's Extractor needs every tensor's
@@ -71,28 +80,21 @@ def cut_at(onnx: Any, model: Any, tensor: str) -> Any:
     g = model.graph
     producer = {out: k for k, node in enumerate(g.node) for out in node.output}
     keep: set[int] = set()
+    used: set[str] = set()
     stack = [tensor]
     while stack:
         k = producer.get(stack.pop())
         if k is None or k in keep:
             continue
         keep.add(k)
-        stack.extend(i for i in g.node[k].input if i)
-        for attr in g.node[k].attribute:  # names a subgraph reads from outside
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                stack.extend(i for n in sub.node for i in n.input if i)
-    nodes = [g.node[k] for k in sorted(keep)]
-    used = {i for n in nodes for i in n.input}
-    for n in nodes:
-        for attr in n.attribute:
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                used.update(i for sn in sub.node for i in sn.input)
+        reads = _reads(g.node[k])
+        used.update(reads)
+        stack.extend(reads)
     graph = onnx.helper.make_graph(
-        nodes, g.name or "features", [g.input[0]], [],
+        [g.node[k] for k in sorted(keep)], g.name or "features", [g.input[0]], [],
         initializer=[t for t in g.initializer if t.name in used])
-    out = onnx.helper.make_model(graph, opset_imports=list(model.opset_import),
-                                 ir_version=model.ir_version)
-    return out
+    return onnx.helper.make_model(graph, opset_imports=list(model.opset_import),
+                                  ir_version=model.ir_version)
 
 
 class FeatureExtractor:

@@ -181,11 +181,7 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
-    model = body.model or ws.prelabeler
-    if model is None:
-        raise LabelPilotError("name the model to pre-label with",
-                              hint="or make one the project's pre-labeler (PATCH /api/project)")
-    kind, params = plan_autolabel(ws, model=model, images=body.images,
+    kind, params = plan_autolabel(ws, model=body.model, images=body.images,
                                   min_score=body.min_score, mapping=body.map,
                                   unmapped=body.unmapped, lines=body.lines)
     with ws.engine.connect() as conn:
