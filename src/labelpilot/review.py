@@ -263,7 +263,8 @@ def _fields(a: Annotation | None) -> dict[str, Any] | None:
     if a is None:
         return None
     return {"label": a.label, "shape": a.shape.to_dict(), "text": a.text,
-            "attributes": a.attributes, "status": a.status, "version": a.version}
+            "attributes": a.attributes, "status": a.status, "version": a.version,
+            "source": a.source, "score": a.score}
 
 
 def _may_change(conn: Connection, user: UserInfo, img: Any, *, before: Annotation | None,

@@ -1,8 +1,9 @@
-"""`init`, `import`, `export`, `split`, `stats`, `gc`, `formats`, `demo`: the workspace and
-its data."""
+"""`init`, `import`, `export`, `split`, `stats`, `report`, `gc`, `formats`, `demo`: the
+workspace and its data."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from labelpilot.cli.common import (
     progress_bar,
     user_errors,
 )
+from labelpilot.errors import LabelPilotError
 from labelpilot.formats import list_formats
 
 commands = typer.Typer()
@@ -193,6 +195,51 @@ def stats(
         for k, v in s[key].items():
             table.add_row(f"  {escape(str(k))}", str(v))
     out.print(table)
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise LabelPilotError(f"--since {text!r} is not a date",
+                              hint="give it as YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@commands.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="Workspace directory.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write (the "
+                                           "figures' data go beside it as .json).")
+                        ] = Path("report.html"),
+    since: Annotated[str | None, typer.Option(
+        help="Progress and throughput from this date on (YYYY-MM-DD); the dataset as a "
+             "whole either way.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Analytics: dataset health, labeling progress and model quality as one self-contained
+    HTML file of figures (and their data as JSON)."""
+    from labelpilot.analytics.report import build, write
+
+    with user_errors():
+        when = _since(since)
+        ws = open_workspace(directory)
+        try:
+            r = build(ws, since=when)
+        finally:
+            ws.close()
+        html_path, json_path = write(r, out_path)
+    if as_json:
+        print_json({**r.to_dict(), "html": str(html_path), "json": str(json_path)})
+        return
+    drawn = sum(p.why_not is None for p in r.panels)
+    out.print(f"wrote {escape(str(html_path))} ({drawn} of {len(r.panels)} figures and tables"
+              f" drawn, {r.seconds:.1f} s) and its data {escape(str(json_path))}")
+    for p in r.panels:
+        if p.why_not is not None:
+            out.print(f"  not drawn: {escape(p.title)}: {escape(p.why_not)}")
 
 
 @commands.command()

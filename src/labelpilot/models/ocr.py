@@ -435,6 +435,22 @@ def norm_pad(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def dictionary(manifest: ModelManifest) -> set[str]:
+    """The characters a recognizer can read (its dict file, else the list its ONNX file
+    carries), without starting a session."""
+    if "dict" in manifest.files:
+        path, _ = manifest.file("dict")
+        return set(path.read_text(encoding="utf-8").splitlines()) | {" "}
+    import onnx
+
+    path, _ = manifest.file("rec")
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+            .metadata_props}
+    if "character" not in meta:
+        raise ModelError(f"recognizer {path} carries no character list")
+    return set(meta["character"].splitlines()) | {" "}
+
+
 def builtin_manifest() -> ModelManifest:
     """The embedded OCR model: the PP-OCRv6 small files inside the `rapidocr` wheel."""
     try:

@@ -213,6 +213,16 @@ class Embedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ImageHash(Base):
+    """A perceptual hash of an image's content (64-bit difference hash, as 16 hex digits),
+    computed once per blob: near-duplicate images in the analytics."""
+
+    __tablename__ = "image_hashes"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dhash: Mapped[str] = mapped_column(String(16))
+
+
 def table(model: type[Base]) -> Table:
     """The Core table of a model, typed as one (for bulk statements)."""
     return model.__table__  # type: ignore[return-value]
