@@ -62,6 +62,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "select": ("reviewer", "choose what to label next (active learning: the labeling "
                "queue's order)"),
     "export": ("reviewer", "export the labels and download them"),
+    "view_analytics": ("reviewer", "see the analytics: dataset health, everyone's labeling "
+                                   "progress and throughput, model quality"),
     "cancel_job": ("reviewer", "cancel a job"),
     "train": ("admin", "train a model"),
     "optimize": ("admin", "make an optimized (INT8) variant of a model"),

@@ -105,6 +105,10 @@ def export(api: Api, role: str) -> int:
     return int(api.post(role, "/api/exports", json={"format": "coco"}).status_code)
 
 
+def view_analytics(api: Api, role: str) -> int:
+    return int(api.get(role, "/api/analytics").status_code)
+
+
 def cancel_job(api: Api, role: str) -> int:
     job = api.post("admin", "/api/exports", json={"format": "coco"}).json()
     return int(api.post(role, f"/api/jobs/{job['id']}/cancel").status_code)
@@ -132,8 +136,8 @@ def manage_users(api: Api, role: str) -> int:
 
 TRIES: dict[str, Callable[[Api, str], int]] = {f.__name__: f for f in (
     annotate, edit_reviewed, edit_done_image, submit, review, set_review_state, set_split,
-    add_label_class, assign, release_claim, prelabel, select, export, cancel_job, train, optimize,
-    edit_project, manage_users)}
+    add_label_class, assign, release_claim, prelabel, select, export, view_analytics,
+    cancel_job, train, optimize, edit_project, manage_users)}
 
 
 TRIES["import"] = import_  # `import` is a keyword: the function has another name

@@ -37,6 +37,17 @@ export interface ModelInfo {
   variants?: Record<string, any>;
 }
 
+export interface AnalyticsPanel {
+  key: string; section: string; title: string;
+  kind: "bar" | "stacked" | "hist" | "area" | "heatmap" | "reliability" | "table";
+  caption: string; data: Record<string, unknown>; why_not: string | null; svg: string | null;
+}
+
+export interface AnalyticsReport {
+  workspace: string; task: string; stamp: string; built_at: string; seconds: number;
+  cached: boolean; sections: string[]; panels: AnalyticsPanel[];
+}
+
 export interface OptimizeOptions {
   int8?: boolean;
   calibrate_on?: "train" | "val";
@@ -266,6 +277,7 @@ export async function logout(): Promise<void> {
 export const api = {
   me: () => call<Me>("GET", "/api/auth/me"),
   project: () => call<Project>("GET", "/api/project"),
+  analytics: () => call<AnalyticsReport>("GET", "/api/analytics"),
   images: (q: Record<string, string>) =>
     call<{ data: Image[]; count: number }>("GET", `/api/images?${new URLSearchParams(q)}`),
   image: (id: number) => call<Image>("GET", `/api/images/${id}`),

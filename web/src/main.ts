@@ -11,6 +11,7 @@ import { queueActions } from "./team";
 import { exportPanel, importPanel } from "./transfer";
 import { jobsList, modelsView, prelabelPanel, trainPanel } from "./assist";
 import { loopPanel, selectPanel } from "./active";
+import { analyticsView } from "./analytics";
 import { el } from "./dom";
 import { labelView, openNext } from "./editor";
 
@@ -52,6 +53,7 @@ function header(project?: Project): HTMLElement {
     el("span", { class: "project" }, project ? `${project.name} (${project.task})` : ""),
     el("a", { href: "#/images" }, "Images"),
     el("a", { href: "#/models" }, "Models"),
+    ...(me && me.role !== "annotator" ? [el("a", { href: "#/analytics" }, "Analytics")] : []),
     ...(me?.role === "admin" ? [el("a", { href: "#/users" }, "Users")] : []),
     el("a", { class: "who", href: "#/account", title: "change your password" },
       me ? `${me.username} · ${me.role}` : ""), out);
@@ -155,6 +157,10 @@ async function route(): Promise<void> {
     const m = hash.match(/^#\/label\/(\d+)$/);
     if (m) return await labelView(app, header, me, Number(m[1]));
     if (hash === "#/images") return await imagesView(app, header, me);
+    if (hash === "#/analytics" && me.role !== "annotator") {
+      app.replaceChildren(await analyticsView(header(await api.project())));
+      return;
+    }
     if (hash === "#/models") {
       app.replaceChildren(await modelsView(header(await api.project()), me));
       return;

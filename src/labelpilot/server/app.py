@@ -84,6 +84,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     app.state.detections = DetectionCache()
     app.state.login_throttle = LoginThrottle()
     app.state.thumbnails = Thumbnails(ws.root / "thumbs", ws.blobs)
+    app.state.reports = None  # the analytics' ReportCache, made on first use
     app.state.hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="labelpilot-hash")
 
     @app.exception_handler(LabelPilotError)
@@ -179,6 +180,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
         return {"status": "ok", "version": __version__}
 
     from labelpilot.server.routes import (
+        analytics,
         annotations,
         auth,
         images,
@@ -190,7 +192,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
     )
     from labelpilot.server.schemas import ERRORS
 
-    for module in (auth, users, project, images, segment, annotations, jobs, models):
+    for module in (auth, users, project, images, segment, annotations, jobs, models, analytics):
         app.include_router(module.router, responses=ERRORS)
     return app
 
