@@ -33,43 +33,47 @@ def dhash(source: Path | bytes) -> str | None:
 
 
 def groups(hashes: dict[str, int]) -> list[tuple[list[str], int]]:
-    """Contents (SHA-256) whose hashes are within MAX_BITS of another's, as connected
-    groups with the largest distance inside each; band-bucketed, not all pairs."""
+    """Contents (SHA-256) whose hashes are within MAX_BITS of a group's first member, as
+    groups with the largest distance inside each. Candidates share one of BANDS bands of
+    the 64 bits (two hashes at most 4 bits apart always do); inside a band's bucket, the
+    first member not yet grouped leads and takes every member within MAX_BITS of it
+    (vectorized); groups found in different bands that share a member are merged."""
     keys = list(hashes)
-    parent = list(range(len(keys)))
-    far = [0] * len(keys)
+    values = np.array([hashes[k] for k in keys], dtype=np.uint64)
+    parent = np.arange(len(keys))
+    far = np.zeros(len(keys), dtype=np.int64)
 
     def root(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
-            i = parent[i]
+            i = int(parent[i])
         return i
 
-    values = np.array([hashes[k] for k in keys], dtype=np.uint64)
+    def join(leader: int, members: np.ndarray, dist: int) -> None:
+        r = root(leader)
+        for m in members:
+            rm = root(int(m))
+            if rm != r:
+                parent[rm] = r
+                far[r] = max(far[r], far[rm])
+        far[r] = max(far[r], dist)
+
     width = -(-64 // BANDS)
-    seen: set[tuple[int, int]] = set()
     for band in range(BANDS):
         part = (values >> np.uint64(band * width)) & np.uint64((1 << width) - 1)
         order = np.argsort(part, kind="stable")
-        runs = np.split(order, np.flatnonzero(np.diff(part[order])) + 1)
-        for run in runs:
-            if len(run) < 2:
-                continue
-            for x in range(len(run)):
-                for y in range(x + 1, len(run)):
-                    i, j = int(run[x]), int(run[y])
-                    if (i, j) in seen:
-                        continue
-                    seen.add((i, j))
-                    d = int(values[i] ^ values[j]).bit_count()
-                    if d <= MAX_BITS:
-                        ri, rj = root(i), root(j)
-                        parent[rj] = ri
-                        far[ri] = max(far[ri], far[rj], d)
+        for run in np.split(order, np.flatnonzero(np.diff(part[order])) + 1):
+            left = run
+            while len(left) > 1:
+                d = np.bitwise_count(values[left] ^ values[left[0]])
+                near = d <= MAX_BITS
+                if near.sum() > 1:
+                    join(int(left[0]), left[near][1:], int(d[near].max()))
+                left = left[~near]
     out: dict[int, list[str]] = {}
     for i, k in enumerate(keys):
         out.setdefault(root(i), []).append(k)
-    return [(v, far[r]) for r, v in out.items() if len(v) > 1]
+    return [(v, int(far[r])) for r, v in out.items() if len(v) > 1]
 
 
 def panel(images: pd.DataFrame, hashes: dict[str, str], unreadable: int) -> Panel:

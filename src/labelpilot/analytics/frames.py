@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,25 +44,20 @@ class Frames:
     deleted: pd.DataFrame
     since: datetime | None = None
 
-    @property
+    @cached_property
     def labels(self) -> pd.DataFrame:
         a = self.annotations
         return a[a.status != "rejected"]
-
-    @property
-    def confirmed(self) -> pd.DataFrame:
-        a = self.annotations
-        return a[a.status.isin(("accepted", "edited"))]
 
     def proposals(self) -> pd.DataFrame:
         """Every proposal, deleted ones included, with its outcome, proposed class and
         text, and model version (`source`)."""
         a = self.annotations[self.annotations.source.str.startswith("model:")]
         p = a.join(self.changes, on="id")
-        changed = p.content_changed.fillna(False).astype(bool)
+        changed = p.content_changed.eq(True)
         p = p.assign(
             proposed_label=p.proposed_label.where(p.proposed_label.notna(), p.label),
-            proposed_text=p.proposed_text.where(p.first_update.fillna(False).astype(bool),
+            proposed_text=p.proposed_text.where(p.first_update.eq(True),
                                                 p.text),
             outcome=np.select(
                 [p.status == "predicted", p.status == "rejected",

@@ -208,18 +208,6 @@ def outliers(f: Frames) -> Panel:
                   "annotation_ids": [r[2] for r in found], "count": len(found)})
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of `a` (n, 4) with every box of `b` (m, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def disagreements(f: Frames) -> Panel:
     """Confirmed labels where a model proposal of another class, at least SURE, overlaps
     them (IoU 0.5 or more) and was not accepted (still proposed, or rejected)."""
@@ -232,17 +220,20 @@ def disagreements(f: Frames) -> Panel:
     if sure.empty:
         return missing("model_disagreements", SECTION, title, "table",
                        f"no unaccepted model proposal scores {SURE} or more")
-    found = []
-    sure_by = dict(tuple(sure.groupby("image_id")))
     cols = ["x1", "y1", "x2", "y2"]
-    for image_id, g in people[people.image_id.isin(sure_by)].groupby("image_id"):
-        s = sure_by[image_id]
-        iou = _iou(g[cols].to_numpy(), s[cols].to_numpy())
-        other = g.label.to_numpy()[:, None] != s.label.to_numpy()[None, :]
-        hit = (iou >= 0.5) & other
-        for i, j in zip(*np.nonzero(hit), strict=True):
-            found.append((float(s.score.iloc[j]), int(image_id), int(g.id.iloc[i]),
-                          str(g.label.iloc[i]), str(s.label.iloc[j]), round(float(iou[i, j]), 2)))
+    pairs = people[["id", "image_id", "label", *cols]].merge(
+        sure[["image_id", "label", "score", *cols]], on="image_id", suffixes=("", "_m"))
+    pairs = pairs[pairs.label != pairs.label_m]
+    iw = (np.minimum(pairs.x2, pairs.x2_m) - np.maximum(pairs.x1, pairs.x1_m)).clip(lower=0)
+    ih = (np.minimum(pairs.y2, pairs.y2_m) - np.maximum(pairs.y1, pairs.y1_m)).clip(lower=0)
+    inter = iw * ih
+    union = ((pairs.x2 - pairs.x1) * (pairs.y2 - pairs.y1)
+             + (pairs.x2_m - pairs.x1_m) * (pairs.y2_m - pairs.y1_m) - inter)
+    pairs = pairs.assign(iou=(inter / union.where(union > 0)).fillna(0.0))
+    hit = pairs[pairs.iou >= 0.5]
+    found = [(float(s), int(i), int(a), str(lab), str(lm), round(float(u), 2))
+             for s, i, a, lab, lm, u in zip(hit.score, hit.image_id, hit.id, hit.label,
+                                            hit.label_m, hit.iou, strict=True)]
     found.sort(key=lambda r: -r[0])
     names = dict(zip(f.images.id, f.images.file_name, strict=True))
     caption = (f"{plural(len(found), 'label')} overlapped (IoU 0.5 or more) by an unaccepted "

@@ -219,8 +219,8 @@ def worst_images(f: Frames, p: pd.DataFrame) -> Panel:
     if r.empty:
         return missing("worst_images", SECTION, title, "table",
                        "no model proposal has been reviewed yet")
-    g = r.groupby("image_id").outcome
-    bad = g.apply(lambda s: int(s.isin(("rejected", "edited")).sum()))
+    g = r.assign(bad=r.outcome.isin(("rejected", "edited"))).groupby("image_id")
+    bad = g.bad.sum().astype(int)
     total = g.size()
     human = f.annotations[(f.annotations.source == "human")
                           & (f.annotations.status != "rejected")
