@@ -72,8 +72,19 @@ def build(root: Path, n_images: int, per_image: int) -> Path:
     return root
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_step(script: str, name: str, db_url: str | None = None) -> dict[str, Any]:
+    """Run `script --step name` in a fresh process (its peak memory its own) and return
+    the JSON it prints last."""
+    cmd = [sys.executable, script, "--step", name]
+    if db_url:
+        cmd += ["--db-url", db_url]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, float]:
@@ -86,7 +97,7 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, flo
         with gc_paused():
             ds = get_format("coco").load(data)
         n = sum(len(item.annotations) for item in ds.items)
-        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": _peak_mb()}
+        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": peak_mb()}
     if name in ("labelpilot-import", "labelpilot-import-link"):
         from labelpilot.transfer import import_dataset
         from labelpilot.workspace import Workspace
@@ -104,7 +115,7 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, flo
         for p in old:
             shutil.rmtree(p, ignore_errors=True)
         assert r.annotations_added > 0, r
-        return {"seconds": dt, "annotations": r.annotations_added, "peak_mb": _peak_mb()}
+        return {"seconds": dt, "annotations": r.annotations_added, "peak_mb": peak_mb()}
     if name == "labelpilot-export":
         from labelpilot.transfer import export_dataset
         from labelpilot.workspace import Workspace
@@ -115,21 +126,21 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, flo
         t = time.perf_counter()
         exported = export_dataset(ws, work / "lp_export", format="coco", include_images=False)
         return {"seconds": time.perf_counter() - t, "annotations": exported.annotations,
-                "peak_mb": _peak_mb()}
+                "peak_mb": peak_mb()}
     from datumaro.components.dataset import Dataset
 
     if name == "datumaro-import":
         t = time.perf_counter()
         ds = Dataset.import_from(str(data), "coco_instances")
         n = sum(len(item.annotations) for item in ds)
-        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": _peak_mb()}
+        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": peak_mb()}
     if name == "datumaro-export":
         shutil.rmtree(work / "dm_export", ignore_errors=True)
         ds = Dataset.import_from(str(data), "coco_instances")
         n = sum(len(item.annotations) for item in ds)
         t = time.perf_counter()
         ds.export(str(work / "dm_export"), "coco_instances", save_media=False)
-        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": _peak_mb()}
+        return {"seconds": time.perf_counter() - t, "annotations": n, "peak_mb": peak_mb()}
     raise SystemExit(f"unknown step {name}")
 
 
@@ -153,12 +164,8 @@ def main() -> None:
           f"(built in {time.perf_counter() - t:.1f} s) at {data}")
     work.mkdir(parents=True, exist_ok=True)
 
-    def run(name: str, db_url: str | None = None) -> dict[str, float]:
-        cmd = [sys.executable, __file__, "--step", name]
-        if db_url:
-            cmd += ["--db-url", db_url]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+    def run(name: str, db_url: str | None = None) -> dict[str, Any]:
+        return run_step(__file__, name, db_url)
 
     results = {}
     for name in ("labelpilot-parse", "labelpilot-import-link", "labelpilot-import",

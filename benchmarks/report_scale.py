@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -38,13 +36,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from coco_import_export import build as build_coco
+from coco_import_export import peak_mb, run_step
 
 OUT = Path(__file__).resolve().parent / "out"
 PEOPLE = ("anna", "ben", "chen", "dara", "rita")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def simulate_review(ws: Any, seed: int = 0) -> dict[str, int]:
@@ -158,7 +153,7 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, Any
         dt = time.perf_counter() - t
         ws.close()
         drawn = sum(p.why_not is None for p in report.panels)
-        return {"seconds": dt, "peak_mb": _peak_mb(), "hashed": report.hashed,
+        return {"seconds": dt, "peak_mb": peak_mb(), "hashed": report.hashed,
                 "panels": len(report.panels), "drawn": drawn}
     if name == "page":
         from fastapi.testclient import TestClient
@@ -185,7 +180,7 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, Any
             size = len(resp.content)
         ws.close()
         return {"first": times[0], "cached": min(times[1:]), "bytes": size,
-                "peak_mb": _peak_mb()}
+                "peak_mb": peak_mb()}
     if name == "datumaro":
         from datumaro.components.dataset import Dataset
         from datumaro.components.operations import (
@@ -203,7 +198,7 @@ def step(name: str, data: Path, work: Path, db_url: str | None) -> dict[str, Any
         compute_image_statistics(ds)
         img_s = time.perf_counter() - t
         return {"import": imported, "ann_stats": ann_s, "image_stats": img_s,
-                "seconds": imported + ann_s + img_s, "peak_mb": _peak_mb(),
+                "seconds": imported + ann_s + img_s, "peak_mb": peak_mb(),
                 "annotations": int(ann.get("annotations count", 0))}
     raise SystemExit(f"unknown step {name}")
 
@@ -235,11 +230,7 @@ def main() -> None:
         db_url = f"{args.postgres}?options=-csearch_path%3Dlp_report"
 
     def run(name: str) -> dict[str, Any]:
-        cmd = [sys.executable, __file__, "--step", name]
-        if db_url:
-            cmd += ["--db-url", db_url]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        return dict(json.loads(out.strip().splitlines()[-1]))
+        return run_step(__file__, name, db_url)
 
     setup = run("setup")
     print(f"workspace: {args.images:,} images, {setup['annotations']:,} annotations, "

@@ -3,7 +3,6 @@ workspace where proposals were made, accepted, edited, rejected and deleted by p
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -326,7 +325,6 @@ def test_near_duplicate_groups_find_hashes_a_few_bits_apart() -> None:
         bits = rng.choice(64, size=4, replace=False)
         other = base[0] ^ sum(1 << int(b) for b in bits)
         assert len(dedup.groups({"a": base[0], "b": other})) == 1, trial
-    assert math.isclose(len(base), 50)
 
 
 def test_cli_report_writes_html_and_json(tmp_path: Path) -> None:

@@ -75,16 +75,24 @@ def _json(v: Any) -> dict[str, Any]:
     return orjson.loads(v) if v else {}
 
 
+def content_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether an audit entry's before and after differ in class, shape, text or
+    attributes (a status alone is a decision, not an edit)."""
+    return any(before.get(k) != after.get(k) for k in CONTENT)
+
+
 def load(conn: Connection, since: datetime | None = None) -> Frames:
     images = pd.DataFrame(rows.image_table(conn), columns=list(rows.IMAGE_COLUMNS))
     ann = pd.DataFrame(rows.annotation_table(conn), columns=list(rows.ANNOTATION_COLUMNS))
     for col in ("x1", "y1", "x2", "y2", "score"):
         ann[col] = ann[col].astype(float)
-    audit = pd.DataFrame(rows.audit_table(conn, since), columns=list(rows.AUDIT_COLUMNS))
-    changes, deleted = _changes(audit if since is None else
-                                pd.DataFrame(rows.audit_table(conn), columns=list(rows.AUDIT_COLUMNS)))
-    audit = audit[audit.action.isin((*WORK_ACTIONS, "promote"))].rename(columns={"at": "time"})
+    # the whole log (what became of each proposal); the activity panels see it from `since`
+    log = pd.DataFrame(rows.audit_table(conn), columns=list(rows.AUDIT_COLUMNS))
+    changes, deleted = _changes(log)
+    audit = log[log.action.isin((*WORK_ACTIONS, "promote"))].rename(columns={"at": "time"})
     audit["time"] = pd.to_datetime(audit.time, utc=True)
+    if since is not None:
+        audit = audit[audit.time >= pd.Timestamp(since)]
     images["created_at"] = pd.to_datetime(images.created_at, utc=True)
     return Frames(images=images, annotations=ann, audit=audit, changes=changes,
                   deleted=deleted, since=since)
@@ -107,8 +115,7 @@ def _changes(audit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                 "label": b.get("label"), "text": b.get("text"),
                                 "score": b.get("score"), "source": source})
             continue
-        a = _json(after)
-        changed = any(b.get(k) != a.get(k) for k in CONTENT)
+        changed = content_changed(b, _json(after))
         row = per.get(int(aid))
         if row is None:
             per[int(aid)] = [changed, b.get("label"), b.get("text"), True]

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from labelpilot.analytics.frames import Frames
+from labelpilot.analytics.frames import Frames, content_changed
 from labelpilot.analytics.panel import Panel, missing, plural
 
 SECTION = "Labeling progress"
@@ -136,7 +136,7 @@ def review_outcomes(f: Frames) -> Panel:
             outcome[aid] = (author, "rejected")
         else:
             b, c = orjson.loads(before or "{}"), orjson.loads(after or "{}")
-            if any(b.get(k) != c.get(k) for k in ("label", "shape", "text", "attributes")):
+            if content_changed(b, c):
                 outcome[aid] = (author, "edited")
             elif c.get("status") in ("accepted", "rejected"):
                 outcome[aid] = (author, c["status"])

@@ -50,26 +50,32 @@ class Report:
                            for p in self.panels]}
 
 
-def _models(ws: Workspace) -> tuple[list[dict[str, Any]], set[str] | None, str]:
-    """The workspace's trained models, the pre-labeler's character dictionary (OCR), and
-    what of the models folder a report depends on (for the cache stamp)."""
-    from labelpilot.models.registry import get_manifest, list_models
+def _models(ws: Workspace) -> tuple[list[dict[str, Any]], str]:
+    """The workspace's trained models, and what of them a report depends on (names,
+    versions, the pre-labeler: part of the cache stamp). Manifests only: cheap enough for
+    every request's stamp check."""
+    from labelpilot.models.registry import list_models
 
     infos = list_models(ws.models_dir)
     default = ws.prelabeler
     mine = [{"name": i.name, "version": i.version, "task": i.task, "metrics": i.metrics,
              "default": i.name == default} for i in infos if not i.builtin]
-    dictionary = None
-    if ws.config.task == "ocr":
-        from labelpilot.models.ocr import dictionary as read_dictionary
+    return mine, repr(sorted((i.name, i.version) for i in infos)) + repr(default)
 
-        try:
-            m = get_manifest(default or "ocr", ws.models_dir)
-            dictionary = read_dictionary(m) if m.kind == "ocr" else None
-        except LabelPilotError:
-            dictionary = None
-    state = repr(sorted((i.name, i.version) for i in infos)) + repr(default)
-    return mine, dictionary, state
+
+def _dictionary(ws: Workspace) -> set[str] | None:
+    """The characters the OCR pre-labeler can read (None in other tasks, or if it has no
+    dictionary to read)."""
+    if ws.config.task != "ocr":
+        return None
+    from labelpilot.models.ocr import dictionary
+    from labelpilot.models.registry import get_manifest
+
+    try:
+        m = get_manifest(ws.prelabeler or "ocr", ws.models_dir)
+        return dictionary(m) if m.kind == "ocr" else None
+    except LabelPilotError:
+        return None
 
 
 def _hash_missing(ws: Workspace, images: Any, known: dict[str, str]) -> tuple[dict[str, str], int]:
@@ -93,7 +99,8 @@ def build(ws: Workspace, *, since: datetime | None = None, now: datetime | None 
           draw: bool = True) -> Report:
     """Every panel of the report (drawn as SVG unless `draw` is false)."""
     start = time.perf_counter()
-    models, dictionary, models_state = _models(ws)
+    models, models_state = _models(ws)
+    dictionary = _dictionary(ws)
     with ws.engine.connect() as conn:
         stamp = rows.stamp(conn)
         f = frames.load(conn, since)
@@ -132,7 +139,7 @@ class ReportCache:
     def current_stamp(self) -> str:
         with self.ws.engine.connect() as conn:
             store_stamp = rows.stamp(conn)
-        return _full_stamp(store_stamp, _models(self.ws)[2], None)
+        return _full_stamp(store_stamp, _models(self.ws)[1], None)
 
     def get(self) -> tuple[Report, bool]:
         """The report, and whether this call built it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -61,14 +60,12 @@ def annotation_table(conn: Connection) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in conn.exec_driver_sql(str(q.compile(dialect=conn.dialect))).all()]
 
 
-def audit_table(conn: Connection, since: datetime | None = None) -> list[tuple[Any, ...]]:
-    """The audit log (from `since` on) as tuples in AUDIT_COLUMNS' order, oldest first.
-    Only the entries that change something carry their JSON (comments leave it out)."""
+def audit_table(conn: Connection) -> list[tuple[Any, ...]]:
+    """The audit log as tuples in AUDIT_COLUMNS' order, oldest first (comments left out:
+    they change nothing)."""
     c = audit_t.c
     q = select(c.id, c.image_id, c.annotation_id, c.action, c.username, c.at, c.before,
                c.after).where(c.action != "comment").order_by(c.id)
-    if since is not None:
-        q = q.where(c.at >= since)
     return [_utc(tuple(r), 5) for r in conn.execute(q).all()]
 
 
