@@ -60,7 +60,7 @@ demo: $(VENV)/.installed web
 	$(VENV)/bin/labelpilot serve $(DEMO_DIR)
 
 test: lint web reference /usr/bin/chromium $(LS_VENV)/.installed
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # ruff (PLC2701: no imports of another module's private names), mypy over the package,
 # the tests and the benchmarks, and the layer contracts of pyproject.toml.

@@ -40,3 +40,13 @@ def require_onnx(what: str) -> Any:
         raise ModelError(f"the onnx package is needed {what}",
                          hint="pip install onnx (a dependency of labelpilot)") from None
     return onnx
+
+
+def require_ray() -> Any:
+    """The `ray` module ([ray] extra)."""
+    try:
+        import ray
+    except ImportError:
+        raise LabelPilotError("the Ray executor needs Ray",
+                              hint="pip install 'labelpilot[ray]'") from None
+    return ray

@@ -29,5 +29,13 @@ class Settings(BaseSettings):
     threads: int = 8
     # Slows each job item down (seconds): for demos and for tests that stop a job half-way.
     job_item_delay: float = 0.0
+    # Where the server's pre-labeling jobs run their models when a request asks for the
+    # ray executor (`"executor": "ray"`), or always with executor=ray: a Ray cluster's
+    # address (None: RAY_ADDRESS, else one the server starts), workers (None: one per CPU)
+    # and GPUs per worker. Requests choose local or ray, never the address.
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_workers: int | None = None
+    ray_gpus_per_worker: float = 0.0
     # Disk kept per segmentation model for image embeddings (least recently used go first).
     embedding_cache_mb: int = 2048

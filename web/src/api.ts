@@ -64,6 +64,8 @@ export interface AutolabelOptions {
   unmapped?: "drop" | "add" | null;
   /** OCR models: find the text lines, or read each image whole as one cropped line */
   lines?: "detect" | "whole-image" | null;
+  /** where the models run: in the server, or on the Ray cluster the server is set up for */
+  executor?: "local" | "ray" | null;
 }
 
 export interface TrainOptions {

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from labelpilot.errors import LabelPilotError
 from labelpilot.jobs import engine
+
+if TYPE_CHECKING:
+    from labelpilot.executors import ExecutorSpec
 from labelpilot.workspace import Workspace
 
 err = Console(stderr=True)
@@ -39,6 +42,33 @@ class Task(StrEnum):
     detect = "detect"
     segment = "segment"
     classify = "classify"
+
+
+class ExecutorKind(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOpt = Annotated[ExecutorKind, typer.Option(
+    "--executor", help="Where the models run: local (this process) or ray (a Ray cluster: "
+                       "pip install 'labelpilot[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="With --executor ray: auto (the cluster `ray start` made here), "
+                          "HOST:PORT or ray://HOST:10001 [default: RAY_ADDRESS, else a "
+                          "cluster started for this command].")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="With --executor ray: model workers, one CPU each [default: one per "
+                      "CPU of the cluster].")]
+GpusOpt = Annotated[float, typer.Option(
+    "--gpus-per-worker", help="With --executor ray: GPUs each worker takes.")]
+
+
+def executor_spec(kind: ExecutorKind, address: str | None, workers: int | None,
+                  gpus: float) -> ExecutorSpec:
+    """The ExecutorSpec the executor options name (a user error when they disagree)."""
+    from labelpilot.executors import ExecutorSpec
+
+    return ExecutorSpec(kind.value, address, workers, gpus)
 
 
 class SplitOpt(StrEnum):
@@ -124,9 +154,11 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
 def run_job(ws: Workspace, job_id: int, label: str, *, show: bool) -> engine.JobInfo:
     """Run (or resume) a job here, in a worker thread, with a progress bar from its row."""
     from labelpilot.jobs.kinds import HANDLERS  # loads every handler's modules: only here
+    from labelpilot.settings import Settings
 
+    delay = Settings().job_item_delay
     with progress_bar(show) as progress, ThreadPoolExecutor(1) as pool:
-        future = pool.submit(engine.run_job, ws, job_id, HANDLERS)
+        future = pool.submit(engine.run_job, ws, job_id, HANDLERS, item_delay_s=delay)
         while not future.done():
             time.sleep(0.3)
             if progress:

@@ -11,12 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import (
+    ExecutorKind,
+    ExecutorOpt,
+    GpusOpt,
     ImagesOpt,
     JsonOpt,
     MapOpt,
+    RayAddressOpt,
     SplitOpt,
+    WorkersOpt,
     class_map,
     err,
+    executor_spec,
     finish_job,
     open_workspace,
     out,
@@ -54,6 +60,10 @@ def autolabel(
     lines: Annotated[str | None, typer.Option(help=(
         "OCR models: detect (find the text lines) or whole-image (each image is one cropped "
         "line: the recognizer reads it whole) [default: the project's text_lines]"))] = None,
+    executor: ExecutorOpt = ExecutorKind.local,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
@@ -67,7 +77,8 @@ def autolabel(
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
                                       unmapped=unmapped, tile=tile, overlap=overlap,
-                                      lines=lines)
+                                      lines=lines, executor=executor_spec(
+                                          executor, ray_address, workers, gpus_per_worker))
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind=kind, user="cli", params=params)
         job = run_job(ws, job.id, f"autolabel ({params['model']})", show=not as_json)
@@ -100,6 +111,10 @@ def eval_(
     map_: MapOpt = None,
     tile: TileOpt = None,
     overlap: OverlapOpt = 0.2,
+    executor: ExecutorOpt = ExecutorKind.local,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a model against the accepted labels: OCR detection P/R/H, recognition
@@ -112,7 +127,8 @@ def eval_(
         with progress_bar(not as_json) as progress:
             result = evaluate_model(ws, model_name=model, split=split.value if split else None,
                                     progress=progress, mapping=class_map(map_),
-                                    tile=tile, overlap=overlap)
+                                    tile=tile, overlap=overlap, executor=executor_spec(
+                                        executor, ray_address, workers, gpus_per_worker))
         ws.close()
     if as_json:
         print_json(result)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from labelpilot.annotations import object_boxes, region_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections, mistakes
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
+from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor, plan_work
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import get_manifest, load_detector, load_ocr
@@ -29,12 +32,14 @@ EVAL_MIN_SCORE = 0.001
 
 def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
                       progress: Any = None, mapping: dict[str, str] | None = None,
-                      tiling: Tiling | None = None) -> dict[str, Any]:
+                      tiling: Tiling | None = None, *, name: str | None = None,
+                      executor: ExecutorSpec | None = None) -> dict[str, Any]:
     """mAP by the COCO protocol (detections down to EVAL_MIN_SCORE, 100 per image),
     per-class AP, and the accept rate of what the model shows (its display thresholds)
     against the accepted boxes (any region shape counts by its bounding box; COCO crowd
     regions are ignored). The model's classes are named as pre-labeling names them
-    (`mapping`, then by name; the others dropped)."""
+    (`mapping`, then by name; the others dropped). With `name` (the model's name in the
+    workspace), the images run on `executor`; else here, on `model` itself."""
     with ws.engine.connect() as conn:
         names = LabelMap(model.spec.labels, repo.label_names(conn), mapping, "drop")
         rows, anns = repo.confirmed_labels(conn, split)
@@ -44,14 +49,14 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
                               hint="accept or import ground truth first (e.g. --split test)")
     tiling = tiling or model.default_tiling
     per_image = []
-    for n, row in enumerate(rows, 1):
+    for n, (ref, found) in enumerate(_detections(ws, model, name, executor, rows, tiling), 1):
+        if isinstance(found, Failure):
+            raise LabelPilotError(found.message, hint="evaluation needs every image")
         gts = [GtBox(box, a.label, bool(a.attributes.get("iscrowd")))
-               for box, a in object_boxes(anns.get(row.id, []))]
+               for box, a in object_boxes(anns.get(ref.id, []))]
         dets = []
-        for a in model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE,
-                               tiling=tiling):
+        for a, shown in found:  # shown: by the model's own class name
             score = float(a.score or 0.0)
-            shown = score >= model.threshold_for(a.label)  # by the model's own class name
             dets += [DetBox(m.shape.bbox(), m.label, score, shown) for m in names.apply([a])]
         per_image.append((dets, gts))
         if progress:
@@ -64,6 +69,25 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
                         f"{model.settings.max_detections} per image); accept rate: the "
                         f"proposals the model shows (score >= {model.settings.score_threshold}"
                         f"{' or its class threshold' if model.settings.class_thresholds else ''})"}
+
+
+def _detections(ws: Workspace, model: DetectorModel, name: str | None,
+                executor: ExecutorSpec | None, rows: list[Any], tiling: Tiling | None
+                ) -> Iterator[tuple[Any, Any]]:
+    """(image, [(detection, shown)]) for each row, in order."""
+    if name is None:  # a model not registered in the workspace (a candidate being scored)
+        for row in rows:
+            found = model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE,
+                                  tiling=tiling)
+            yield row, [(a, float(a.score or 0.0) >= model.threshold_for(a.label))
+                        for a in found]
+        return
+    work = plan_work(ws, name, "eval-detect", score_threshold=EVAL_MIN_SCORE,
+                     tile=tiling.size if tiling else None,
+                     overlap=tiling.overlap if tiling else 0.2)
+    with closing(open_executor(executor or ExecutorSpec()).map(
+            work, [ImageRef.of(r) for r in rows])) as results:
+        yield from results
 
 
 def worst_images(rows: list[Any], per_image: list[tuple[list[DetBox], list[GtBox]]],
@@ -98,9 +122,11 @@ def truth_crops(image: np.ndarray, gt: list[GtLine]) -> list[np.ndarray]:
 
 def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
                    progress: Any = None, mapping: dict[str, str] | None = None,
-                   tile: int | None = None, overlap: float = 0.2) -> dict[str, Any]:
+                   tile: int | None = None, overlap: float = 0.2,
+                   executor: ExecutorSpec | None = None) -> dict[str, Any]:
     """Evaluate a model against the workspace's accepted labels: OCR text lines (see
-    evaluation.ocr) or detection boxes (see evaluation.detect)."""
+    evaluation.ocr) or detection boxes (see evaluation.detect); the images run on
+    `executor` (default: here)."""
     kind = get_manifest(model_name, ws.models_dir).kind
     if tile is not None:
         with ws.engine.connect() as conn:
@@ -110,7 +136,8 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
         tiling = None
     if kind == "detect":
         detector = load_detector(model_name, ws.models_dir)
-        return evaluate_detector(ws, detector, split, progress, mapping, tiling)
+        return evaluate_detector(ws, detector, split, progress, mapping, tiling,
+                                 name=model_name, executor=executor)
     if mapping:
         raise LabelPilotError(f"--map applies to detectors; {model_name} is not one")
     model = load_ocr(model_name, ws.models_dir)
@@ -123,15 +150,21 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
         where = f"the {split} split" if split else "the workspace"
         raise LabelPilotError(f"{where} has no accepted text lines to evaluate against",
                               hint="accept or import ground truth first (e.g. --split test)")
-    for n, (row, lines) in enumerate(items, 1):
-        image = ws.blobs.load_image(row)
+    refs = []
+    for row, lines in items:
         gt = text_truth(lines)
-        pred = [PredLine(region_corners(a.shape), a.text or "") for a in model.predict(image)]
-        crops = truth_crops(image, gt)
-        recs.append([text for text, _ in model.recognize(crops)])
         gts.append(gt)
-        preds.append(pred)
-        if progress:
-            progress("eval", n, len(items))
+        refs.append(ImageRef.of(row, tuple(tuple((float(x), float(y)) for x, y in g.points)
+                                           for g in gt)))
+    work = plan_work(ws, model_name, "eval-ocr")
+    with closing(open_executor(executor or ExecutorSpec()).map(work, refs)) as results:
+        for n, (_, found) in enumerate(results, 1):
+            if isinstance(found, Failure):
+                raise LabelPilotError(found.message, hint="evaluation needs every image")
+            found_lines, texts = found
+            preds.append([PredLine(region_corners(a.shape), a.text or "") for a in found_lines])
+            recs.append(texts)
+            if progress:
+                progress("eval", n, len(items))
     result = evaluate(gts, preds, recs)
     return {"model": model.spec.source, "split": split, **result}

@@ -3,16 +3,14 @@ with the re-run rules of `labelpilot.proposals`, one image per transaction."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from contextlib import closing
+from typing import Any
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError, ValidationError
+from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor, plan_work
 from labelpilot.jobs.engine import JobContext
-from labelpilot.models.detect import DetectorModel, Tiling, check_tiling
-from labelpilot.models.ocr import OcrModel
+from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
 from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals
 from labelpilot.store import repo
@@ -37,13 +35,14 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
 def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",
                    min_score: float = 0.0,
                    mapping: dict[str, str] | None = None, unmapped: str | None = None,
-                   tile: int | None = None, overlap: float = 0.2, lines: str | None = None
-                   ) -> tuple[str, dict[str, Any]]:
+                   tile: int | None = None, overlap: float = 0.2, lines: str | None = None,
+                   executor: ExecutorSpec | None = None) -> tuple[str, dict[str, Any]]:
     """The job (kind, params) that pre-labels with `model`: `autolabel` for OCR models and
     detectors (a detector's class map is checked now, not in the job), `segment-everything`
     for interactive segmenters (masks for whole images). `lines` (OCR models): `detect`
     finds the text lines, `whole-image` reads each image as one line; default: the
-    project's `text_lines`. `model` None: the project's pre-labeler."""
+    project's `text_lines`. `model` None: the project's pre-labeler. `executor`: where the
+    inference runs (default: in the job's process)."""
     model = model or ws.prelabeler
     if model is None:
         raise LabelPilotError("name the model to pre-label with (--model, or `model` in the "
@@ -58,7 +57,13 @@ def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",
                               "are found (lines) is for OCR models")
     params: dict[str, Any] = {"model": model, "images": images}
     if manifest.kind in SEGMENTER_KINDS:
+        if executor is not None and executor.kind != "local":
+            raise ValidationError(f"{model} is a segmenter: segment everything runs in the "
+                                  "job's process", hint="leave out --executor ray, or "
+                                  "pre-label with an OCR model or a detector")
         return "segment-everything", {**params, "min_quality": min_score}
+    if executor is not None and executor.params():
+        params["executor"] = executor.params()
     params["min_score"] = min_score
     if manifest.kind == "ocr":
         params["lines"] = lines or ws.config.text_lines
@@ -80,9 +85,8 @@ def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",
 
 def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
-    model = load_predictor(p.get("model", "ocr"), ctx.ws.models_dir, threads=1)
-    min_score = float(p.get("min_score", 0.0))
-    tiling = Tiling(int(p["tile"]), float(p.get("overlap", 0.2))) if p.get("tile") else None
+    name = p.get("model", "ocr")
+    model = load_predictor(name, ctx.ws.models_dir, threads=1)  # its classes, its source
     with ctx.ws.engine.connect() as conn:
         rows = prelabel_targets(conn, p.get("images", "new"))
         project_labels = repo.label_names(conn)
@@ -95,43 +99,24 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
     failed: list[str] = []
 
     lines = (p.get("lines") or ctx.ws.config.text_lines) if model.spec.task == "ocr" else None
-    whole = lines == "whole-image"
-
-    def infer(row: Any) -> list[Annotation]:
-        image = ctx.ws.blobs.load_image(row)
-        if whole:
-            found = cast(OcrModel, model).predict_whole(image, min_score=min_score)
-        elif tiling is not None:
-            found = cast(DetectorModel, model).predict(image, min_score=min_score, tiling=tiling)
-        else:
-            found = model.predict(image, min_score=min_score)
-        return label_map.apply(found) if label_map is not None else found
-
-    # Two images in flight, one inference thread each (one ONNX thread per image runs
-    # more images per second than two threads on one image); writes happen here, in order.
-    with ThreadPoolExecutor(2) as pool:
-        for row, future in _windowed(pool, infer, todo, ahead=3):
-            try:
-                proposals = future.result()
-            except LabelPilotError as e:
-                failed.append(e.message)
+    work = plan_work(ctx.ws, name, "prelabel-whole" if lines == "whole-image" else "prelabel",
+                     min_score=float(p.get("min_score", 0.0)),
+                     tile=int(p["tile"]) if p.get("tile") else None,
+                     overlap=float(p.get("overlap", 0.2)))
+    executor = open_executor(ExecutorSpec.from_params(p.get("executor")))
+    # inference where the executor runs it; the writes here, image by image, in order
+    with closing(executor.map(work, [ImageRef.of(r) for r in todo])) as results:
+        for ref, found in results:
+            if isinstance(found, Failure):
+                failed.append(found.message)
                 continue
-            add_counts(totals, store_image_proposals(ctx, row.id, proposals))
+            proposals = label_map.apply(found) if label_map is not None else found
+            add_counts(totals, store_image_proposals(ctx, ref.id, proposals))
     out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
     if lines is not None:
         out["lines"] = lines
     if label_map is not None:
         out["dropped_unmapped"] = label_map.dropped
+    if p.get("executor"):
+        out["executor"] = p["executor"]["kind"]
     return out
-
-
-def _windowed(pool: ThreadPoolExecutor, fn: Any, items: list[Any], ahead: int
-              ) -> Iterator[tuple[Any, Future[Any]]]:
-    """(item, future) in order, keeping `ahead` more submitted than consumed."""
-    pending: deque[tuple[Any, Future[Any]]] = deque()
-    for item in items:
-        pending.append((item, pool.submit(fn, item)))
-        if len(pending) > ahead:
-            yield pending.popleft()
-    while pending:
-        yield pending.popleft()

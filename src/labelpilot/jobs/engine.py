@@ -229,6 +229,8 @@ class JobContext:
         with self.ws.transaction() as conn:
             result = effect(conn)
             self.record_in(conn, key)
+        if self.item_delay_s:
+            time.sleep(self.item_delay_s)
         if self.cancel_requested():
             raise Cancelled()
         return result

@@ -495,6 +495,8 @@ class RecognizeResult(BaseModel):
 
 
 class AutolabelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is said, not ignored
+
     model: Annotated[str, Field(max_length=200)] | None = Field(
         None, description="default: the project's pre-labeler (see GET /api/project)")
     images: Literal["new", "all"] = "new"
@@ -505,6 +507,10 @@ class AutolabelCreate(BaseModel):
     lines: Literal["detect", "whole-image"] | None = Field(
         None, description="OCR models: find the text lines (detect) or read each image as "
         "one cropped line (whole-image); default: the project's text_lines")
+    executor: Literal["local", "ray"] | None = Field(
+        None, description="where the models run: in the server (local) or on the Ray cluster "
+        "the server is set up for (LABELPILOT_RAY_ADDRESS); default: the server's "
+        "LABELPILOT_EXECUTOR")
 
 
 class SelectCreate(BaseModel):

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from labelpilot.archives import ARCHIVE_SUFFIXES
 from labelpilot.errors import AuthError, LabelPilotError, NotFoundError
+from labelpilot.executors import ExecutorSpec
 from labelpilot.formats import get_format
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
@@ -36,6 +37,7 @@ from labelpilot.server.deps import (
     CanTrain,
     CurrentUser,
     JobId,
+    SettingsDep,
     TokenDep,
     WakeRunner,
     WorkspaceDep,
@@ -50,6 +52,7 @@ from labelpilot.server.schemas import (
     SelectCreate,
     TrainCreate,
 )
+from labelpilot.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -175,15 +178,26 @@ async def start_import(
     return _public(job)
 
 
+def server_executor(settings: Settings, kind: str | None) -> ExecutorSpec:
+    """The executor a request's job runs on: the one it names (local or ray) or the
+    server's; a Ray cluster only as the server's settings describe it."""
+    kind = kind or settings.executor
+    if kind != "ray":
+        return ExecutorSpec(kind)
+    return ExecutorSpec("ray", settings.ray_address, settings.ray_workers,
+                        settings.ray_gpus_per_worker)
+
+
 @router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
-                    wake: WakeRunner) -> JobPublic:
+                    wake: WakeRunner, settings: SettingsDep) -> JobPublic:
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
     kind, params = plan_autolabel(ws, model=body.model, images=body.images,
                                   min_score=body.min_score, mapping=body.map,
-                                  unmapped=body.unmapped, lines=body.lines)
+                                  unmapped=body.unmapped, lines=body.lines,
+                                  executor=server_executor(settings, body.executor))
     with ws.engine.connect() as conn:
         _, why_not = prelabel_readiness(conn, body.images)
     if why_not is not None:  # said before a job is queued

@@ -1,0 +1,143 @@
+"""What an executor runs per image, the same code in this process and on a Ray worker: a
+`Worker` loads the model named by a `Work` once (refusing one whose version or files
+differ from the driver's), reads each image from the blob folder by its reference, and
+returns the operation's result, or a `Failure` for an image that cannot be read."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from labelpilot.errors import LabelPilotError, ModelError
+from labelpilot.geometry.crops import rectify
+from labelpilot.models.detect import DetectorModel, Tiling
+from labelpilot.models.ocr import OcrModel
+from labelpilot.models.registry import get_manifest, load_detector, load_ocr, load_predictor
+from labelpilot.store.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from labelpilot.workspace import Workspace
+
+# prelabel: proposals (min_score; tile/overlap for detectors); prelabel-whole: an OCR
+# model reads each image as one line; eval-detect: every detection scored at least
+# score_threshold, each with whether the model shows it; eval-ocr: the OCR proposals and
+# the transcriptions of the image's true quads (ImageRef.truth).
+OPS = ("prelabel", "prelabel-whole", "eval-detect", "eval-ocr")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image by content: its blob's SHA-256 and suffix (and, for the messages, its id
+    and file name). `truth`: true text quads, for eval-ocr."""
+
+    id: int
+    file_name: str
+    sha256: str
+    suffix: str
+    truth: tuple[tuple[tuple[float, float], ...], ...] = ()
+
+    @classmethod
+    def of(cls, row: Any, truth: tuple[tuple[tuple[float, float], ...], ...] = ()) -> ImageRef:
+        return cls(int(row.id), str(row.file_name), str(row.sha256), str(row.suffix), truth)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One job's per-image work: the model (name, version and its files' checksums: what
+    every worker must load), where blobs and models are, the operation and its options."""
+
+    blobs: str
+    models_dir: str | None
+    model: str
+    version: str
+    checksums: tuple[tuple[str, str], ...]
+    op: str
+    min_score: float = 0.0
+    score_threshold: float | None = None
+    tile: int | None = None
+    overlap: float = 0.2
+    threads: int = 1
+
+    @property
+    def tiling(self) -> Tiling | None:
+        return Tiling(self.tile, self.overlap) if self.tile else None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An image the worker could not read (it is reported, the job goes on)."""
+
+    message: str
+
+
+def plan_work(ws: Workspace, model: str, op: str, **options: Any) -> Work:
+    if op not in OPS:
+        raise LabelPilotError(f"unknown operation {op!r}; known: {', '.join(OPS)}")
+    manifest = get_manifest(model, ws.models_dir)
+    return Work(str(ws.blobs.root), str(ws.models_dir) if ws.models_dir else None, model,
+                manifest.version, _checksums(manifest), op, **options)
+
+
+def _checksums(manifest: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((role, f.sha256) for role, f in manifest.files.items()))
+
+
+class Worker:
+    """Runs a `Work` on images; the model is loaded at the first image (in the process's
+    model cache, with the fastest kept variant for this machine's device)."""
+
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.blobs = BlobStore(Path(work.blobs))
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> Any:
+        w = self.work
+        models_dir = Path(w.models_dir) if w.models_dir else None
+        manifest = get_manifest(w.model, models_dir)
+        if manifest.version != w.version or _checksums(manifest) != w.checksums:
+            raise ModelError(
+                f"this worker has model {w.model} version {manifest.version} with other "
+                f"files than the job's (version {w.version})",
+                hint=f"every worker must see the same models folder ({w.models_dir}): sync "
+                     "it, or run the job again after the model is copied everywhere")
+        if w.op == "eval-detect":
+            return load_detector(w.model, models_dir, threads=w.threads)
+        if w.op in ("eval-ocr", "prelabel-whole"):
+            return load_ocr(w.model, models_dir, threads=w.threads)
+        return load_predictor(w.model, models_dir, threads=w.threads)
+
+    def run(self, ref: ImageRef) -> Any:
+        model = self.model  # a model that cannot load fails the job, not the image
+        try:
+            image = self.blobs.load_image(ref)
+        except LabelPilotError as e:
+            return Failure(e.message)
+        w = self.work
+        if w.op == "prelabel-whole":
+            return cast(OcrModel, model).predict_whole(image, min_score=w.min_score)
+        if w.op == "prelabel":
+            if w.tiling is not None:
+                return cast(DetectorModel, model).predict(image, min_score=w.min_score,
+                                                          tiling=w.tiling)
+            return model.predict(image, min_score=w.min_score)
+        if w.op == "eval-detect":
+            det = cast(DetectorModel, model)
+            found = det.predict(image, score_threshold=w.score_threshold,
+                                tiling=w.tiling or det.default_tiling)
+            return [(a, float(a.score or 0.0) >= det.threshold_for(a.label)) for a in found]
+        ocr = cast(OcrModel, model)
+        crops = [rectify(image, np.asarray(q)) for q in ref.truth]
+        return ocr.predict(image), [text for text, _ in ocr.recognize(crops)]

@@ -1,0 +1,235 @@
+"""The Ray executor against the local one: the same proposals byte for byte in the
+exported COCO (coco128 with a detector; the MMOCR toy set with the OCR model), the same
+evaluation, a worker killed mid-job costing nothing but time, a driver killed mid-job
+resumed with every image pre-labeled once; and the errors a user gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labelpilot.errors import LabelPilotError, ModelError, ValidationError
+from labelpilot.evaluation.run import evaluate_model
+from labelpilot.executors import ExecutorSpec, ImageRef, open_executor, plan_work
+from labelpilot.executors.work import Worker
+from labelpilot.jobs import engine, kinds
+from labelpilot.jobs.autolabel import plan_autolabel
+from labelpilot.models.catalogue import install
+from labelpilot.store import annotations as annotation_rows
+from labelpilot.store import repo
+from labelpilot.transfer import export_dataset, import_dataset
+from labelpilot.workspace import Workspace
+
+pytestmark = pytest.mark.xdist_group("ray")  # one cluster per test process: run together
+LABELPILOT = Path(sys.executable).parent / "labelpilot"
+
+
+def coco_images(shared: Path, folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for f in sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:count]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def ocr_images(shared: Path) -> Path:
+    return shared / "datasets" / "mmocr_toy" / "det_toy_dataset" / "imgs" / "test"
+
+
+def new_workspace(path: Path, task: str, images: Path, shared: Path,
+                  database_url: str | None = None) -> Workspace:
+    ws = Workspace.create(path, task=task, labels=[] if task == "detect" else ["text"],
+                          database_url=database_url)
+    import_dataset(ws, images, format="images")
+    if task == "detect":
+        install(ws.models_dir, "yolox-nano", str(shared / "models"))
+    return ws
+
+
+def prelabel(ws: Workspace, model: str, executor: ExecutorSpec | None = None
+             ) -> engine.JobInfo:
+    kind, params = plan_autolabel(ws, model=model, unmapped="add", executor=executor)
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind=kind, user="test", params=params)
+    return engine.run_job(ws, job.id, kinds.HANDLERS)
+
+
+def coco_bytes(ws: Workspace, dest: Path) -> bytes:
+    export_dataset(ws, dest, format="coco", status="all", include_images=False)
+    (found,) = list(dest.rglob("*.json"))
+    return found.read_bytes()
+
+
+@pytest.mark.parametrize(("task", "model"), [("detect", "yolox-nano"), ("ocr", "ocr")])
+def test_ray_prelabels_exactly_as_the_local_executor(
+        task: str, model: str, make_workspace: Any, tmp_path: Path, shared: Path,
+        ray_cluster: str) -> None:
+    images = (coco_images(shared, tmp_path / "imgs", 10) if task == "detect"
+              else ocr_images(shared))
+    local = new_workspace(tmp_path / "local", task, images, shared)
+    assert prelabel(local, model).status == "done"
+    # the Ray run writes to the database under test (SQLite or PostgreSQL)
+    probe = make_workspace(task=task)
+    url = probe.config.database_url
+    probe.close()
+    remote = new_workspace(tmp_path / "remote", task, images, shared, database_url=url)
+    spec = ExecutorSpec("ray", ray_cluster, workers=2)
+    job = prelabel(remote, model, spec)
+    assert job.status == "done", job.error
+    assert job.result and job.result["executor"] == "ray" and job.result["failed_images"] == []
+    assert job.params["executor"]["address"] == ray_cluster
+    want = coco_bytes(local, tmp_path / "a")
+    got = coco_bytes(remote, tmp_path / "b")
+    assert len(json.loads(want)["annotations"]) >= 10
+    assert got == want
+    if task == "detect":  # evaluation too: the proposals accepted as truth, then scored
+        with local.transaction() as conn:
+            ids = [int(a.id or 0) for found in repo.annotations_for_images(
+                conn, [r.id for r in repo.list_images(conn)]).values() for a in found]
+            annotation_rows.set_status(conn, ids, status="accepted", username="test",
+                                       when=repo.now())
+        mine = evaluate_model(local, model_name=model, split=None)
+        theirs = evaluate_model(local, model_name=model, split=None, executor=spec)
+        assert theirs == mine and mine["map50"] > 0.9
+    local.close()
+    remote.close()
+
+
+def test_a_worker_killed_mid_job_costs_only_time(tmp_path: Path, shared: Path,
+                                                 ray_cluster: str) -> None:
+    ws = new_workspace(tmp_path / "ws", "detect", coco_images(shared, tmp_path / "i", 24),
+                       shared)
+    with ws.engine.connect() as conn:
+        refs = [ImageRef.of(r) for r in repo.list_images(conn)]
+    work = plan_work(ws, "yolox-nano", "prelabel")
+    want = [found for _, found in open_executor(ExecutorSpec()).map(work, refs)]
+    executor: Any = open_executor(ExecutorSpec("ray", ray_cluster, workers=2))
+    got = []
+    killed = []
+    with closing(executor.map(work, refs)) as results:
+        for _, found in results:
+            got.append(found)
+            if len(got) == 3:  # one worker's process dies with images queued at it
+                killed = executor.worker_pids()[:1]
+                os.kill(killed[0], signal.SIGKILL)
+    assert killed
+    assert got == want  # every image, once, in order, as the local executor gave them
+    ws.close()
+
+
+def job_row(ws: Workspace, job_id: int) -> engine.JobInfo:
+    with ws.engine.connect() as conn:
+        return engine.get_job(conn, job_id)
+
+
+def test_a_driver_killed_mid_job_resumes_with_every_image_once(
+        tmp_path: Path, shared: Path, ray_cluster: str) -> None:
+    images = coco_images(shared, tmp_path / "i", 12)
+    local = new_workspace(tmp_path / "local", "detect", images, shared)
+    assert prelabel(local, "yolox-nano").status == "done"
+    ws = new_workspace(tmp_path / "ws", "detect", images, shared)
+    env = {**os.environ, "LABELPILOT_JOB_ITEM_DELAY": "0.4"}
+    driver = subprocess.Popen(
+        [str(LABELPILOT), "autolabel", str(ws.root), "--model", "yolox-nano", "--unmapped",
+         "add", "--executor", "ray", "--ray-address", ray_cluster, "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    job = None
+    while time.monotonic() < deadline and driver.poll() is None:
+        with ws.engine.connect() as conn:
+            jobs = engine.list_jobs(conn)
+        if jobs and jobs[0].done >= 3:
+            job = jobs[0]
+            break
+        time.sleep(0.2)
+    assert job is not None, driver.communicate()
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    half = job_row(ws, job.id)
+    assert half.status == "running" and 3 <= half.done < 12
+    resumed = subprocess.run([str(LABELPILOT), "jobs", "run", str(ws.root), "--json"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    (after,) = json.loads(resumed.stdout)
+    assert after["status"] == "done" and after["done"] == 12
+    assert coco_bytes(ws, tmp_path / "b") == coco_bytes(local, tmp_path / "a")
+    ws.close()
+    local.close()
+
+
+def test_what_the_executor_options_refuse(tmp_path: Path, shared: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="for the ray executor"):
+        ExecutorSpec("local", workers=2)
+    with pytest.raises(ValidationError, match="must be one of local, ray"):
+        ExecutorSpec("dask")
+    with pytest.raises(ValidationError, match="1 to 4096"):
+        ExecutorSpec("ray", workers=0)
+    assert ExecutorSpec.from_params(ExecutorSpec("ray", "auto", 3).params()) \
+        == ExecutorSpec("ray", "auto", 3)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(LabelPilotError) as e:
+        open_executor(ExecutorSpec("ray"))
+    assert "labelpilot[ray]" in (e.value.hint or "")
+    # a worker that sees another version of the model than the driver refuses to run it
+    ws = new_workspace(tmp_path / "ws", "detect", coco_images(shared, tmp_path / "i", 1),
+                       shared)
+    with ws.engine.connect() as conn:
+        (row,) = repo.list_images(conn)
+    work = plan_work(ws, "yolox-nano", "prelabel")
+    stale = Worker(type(work)(**{**work.__dict__, "version": "other"}))
+    with pytest.raises(ModelError, match="same models folder"):
+        stale.run(ImageRef.of(row))
+    assert Worker(work).run(ImageRef.of(row))  # the right one does
+    with pytest.raises(ValidationError, match="segment everything runs in the job's process"):
+        plan_autolabel(ws, model="graphcut", executor=ExecutorSpec("ray"))
+    ws.close()
+
+
+def test_more_workers_than_the_cluster_has_is_said(ray_cluster: str) -> None:
+    with pytest.raises(LabelPilotError, match="has 2 CPU"):
+        open_executor(ExecutorSpec("ray", ray_cluster, workers=3))
+
+
+def test_the_server_runs_autolabel_on_its_ray_cluster(tmp_path: Path, shared: Path,
+                                                      ray_cluster: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelpilot.server.app import create_app
+    from labelpilot.settings import Settings
+    from tests.server.conftest import PASSWORD, add_users
+
+    ws = new_workspace(tmp_path / "ws", "detect", coco_images(shared, tmp_path / "i", 4),
+                       shared)
+    add_users(ws)
+    settings = Settings(ray_address=ray_cluster, ray_workers=2, job_workers=1)
+    with TestClient(create_app(ws, settings)) as client:
+        tok = client.post("/api/auth/token", data={"username": "admin",
+                                                   "password": PASSWORD}).json()["access_token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        r = client.post("/api/autolabel", headers=h, json={
+            "model": "yolox-nano", "unmapped": "add", "executor": "ray"})
+        assert r.status_code == 202, r.text
+        assert r.json()["params"]["executor"] == {
+            "kind": "ray", "address": ray_cluster, "workers": 2, "gpus_per_worker": 0.0}
+        deadline = time.monotonic() + 120
+        while (job := client.get(f"/api/jobs/{r.json()['id']}", headers=h).json()
+               )["status"] not in engine.TERMINAL:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert job["status"] == "done", job["error"]
+        assert job["result"]["executor"] == "ray" and job["result"]["added"] > 0
+        # the request picks local or ray, never where the cluster is
+        bad = client.post("/api/autolabel", headers=h, json={
+            "model": "yolox-nano", "executor": "ray", "ray_address": "10.0.0.1:6379"})
+        assert bad.status_code == 422
+    ws.close()
