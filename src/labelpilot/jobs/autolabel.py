@@ -3,7 +3,9 @@ with the re-run rules of `labelpilot.proposals`, one image per transaction."""
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
+from functools import partial
 from typing import Any
 
 from labelpilot.annotations import Annotation
@@ -30,6 +32,40 @@ def store_image_proposals(ctx: JobContext, image_id: int, proposals: list[Annota
 def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
     for k, v in counts.items():
         totals[k] += v
+
+
+class ProposalWriter:
+    """The one writer of a pre-labeling job: images' proposals stored as they arrive, a
+    few images per transaction (`JobContext.commit_items`: each image's proposals and its
+    job item together), committed when `batch` images wait or the oldest waited `wait_s`,
+    so the store's commit rate, not its round trips, sets the pace only past `batch`
+    images per commit."""
+
+    def __init__(self, ctx: JobContext, *, batch: int = 16, wait_s: float = 0.25) -> None:
+        self.ctx, self.batch, self.wait_s = ctx, batch, wait_s
+        self.totals = dict.fromkeys(TOTALS, 0)
+        self._pending: list[tuple[int, list[Annotation]]] = []
+        self._since = 0.0
+
+    def add(self, image_id: int, proposals: list[Annotation]) -> None:
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending.append((image_id, proposals))
+        if len(self._pending) >= self.batch or time.monotonic() - self._since >= self.wait_s:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for counts in self.ctx.commit_items([
+                (str(image_id), partial(_store, image_id=image_id, proposals=proposals))
+                for image_id, proposals in pending]):
+            add_counts(self.totals, counts)
+
+
+def _store(conn: Any, *, image_id: int, proposals: list[Annotation]) -> dict[str, int]:
+    return store_proposals(conn, image_id=image_id, proposals=proposals)
 
 
 def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",
@@ -95,7 +131,7 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
         label_map = LabelMap(model.spec.labels, project_labels, p.get("map"), p.get("unmapped"))
     ctx.set_items(str(r.id) for r in rows)
     todo = [r for r in rows if not ctx.is_finished(str(r.id))]
-    totals = dict.fromkeys(TOTALS, 0)
+    writer = ProposalWriter(ctx)
     failed: list[str] = []
 
     lines = (p.get("lines") or ctx.ws.config.text_lines) if model.spec.task == "ocr" else None
@@ -104,15 +140,16 @@ def run_autolabel(ctx: JobContext) -> dict[str, Any]:
                      tile=int(p["tile"]) if p.get("tile") else None,
                      overlap=float(p.get("overlap", 0.2)))
     executor = open_executor(ExecutorSpec.from_params(p.get("executor")))
-    # inference where the executor runs it; the writes here, image by image, in order
+    # inference where the executor runs it; the writes here, in the images' order
     with closing(executor.map(work, [ImageRef.of(r) for r in todo])) as results:
         for ref, found in results:
             if isinstance(found, Failure):
                 failed.append(found.message)
                 continue
-            proposals = label_map.apply(found) if label_map is not None else found
-            add_counts(totals, store_image_proposals(ctx, ref.id, proposals))
-    out = {"model": model.spec.source, "images": len(rows), **totals, "failed_images": failed}
+            writer.add(ref.id, label_map.apply(found) if label_map is not None else found)
+        writer.flush()
+    out = {"model": model.spec.source, "images": len(rows), **writer.totals,
+           "failed_images": failed}
     if lines is not None:
         out["lines"] = lines
     if label_map is not None:

@@ -235,6 +235,21 @@ class JobContext:
             raise Cancelled()
         return result
 
+    def commit_items(self, items: list[tuple[str, Callable[[Connection], T]]]) -> list[T]:
+        """`commit_item` for several items in one transaction (each item's effect and
+        record still together; a crash keeps all of them or none): one commit for many
+        small items, which is what a database's commits cost most."""
+        with self.ws.transaction() as conn:
+            results = []
+            for key, effect in items:
+                results.append(effect(conn))
+                self.record_in(conn, key)
+        if self.item_delay_s:
+            time.sleep(self.item_delay_s * len(items))
+        if self.cancel_requested():
+            raise Cancelled()
+        return results
+
     def report(self, done: int, total: int) -> None:
         """Progress for work that is not a list of items (a training run's seconds)."""
         self.done = done
