@@ -56,6 +56,7 @@ def make_images(folder: Path, count: int) -> Path:
     sources = sorted((SHARED / "datasets" / "coco128" / "train2017").glob("*.jpg"))
     for k in range(count):
         image = cv2.imread(str(sources[k % len(sources)]))
+        assert image is not None, sources[k % len(sources)]
         variant = k // len(sources)
         if variant & 1:
             image = image[:, ::-1]
