@@ -3,8 +3,8 @@
 Review semantics: a re-run never touches what a person accepted or edited, nor images
 marked done; it replaces the earlier `predicted` proposals of an image, and proposes
 nothing where a person's (or a rejected) annotation already covers the spot. The jobs
-that call this store each image in one transaction, recorded as finished in that same
-transaction (`JobContext.commit_item`).
+that call this store each image (or a few) in one transaction, recorded as finished in
+that same transaction (`JobContext.commit_item`, `commit_batch`).
 """
 
 from __future__ import annotations
@@ -29,28 +29,48 @@ def store_proposals(conn: Connection, *, image_id: int, proposals: list[Annotati
                     ) -> dict[str, int]:
     """Replace the image's `predicted` annotations by `proposals`, except where a
     person's or a rejected annotation covers the spot. Done images are left alone."""
-    img = image_rows.image_row(conn, image_id)
-    if img is None or img.review_state == "done":
-        return {"added": 0, "replaced": 0, "covered": 0, "skipped_done": int(img is not None)}
-    existing = repo.annotations_for_images(conn, [image_id]).get(image_id, [])
-    kept = [region_corners(a.shape) for a in existing if a.status != "predicted"]
-    replaced = annotation_rows.delete_predicted(conn, image_id)
-    fresh = [a for a in proposals
-             if not any(polygon_iou(region_corners(a.shape), k) >= OVERLAP_IOU for k in kept)]
-    if fresh:
-        ids = repo.ensure_labels(conn, [a.label for a in fresh])
-        when = repo.db_time(conn, repo.now())
-        rows = []
+    return store_proposals_of(conn, [(image_id, proposals)])[0]
+
+
+def store_proposals_of(conn: Connection, items: Sequence[tuple[int, list[Annotation]]]
+                       ) -> list[dict[str, int]]:
+    """`store_proposals` for several images in a few statements (reads, deletes and
+    inserts of all of them together): counts per image, in the given order. The new
+    annotations get their ids in the given order, as one image at a time would."""
+    ids = [image_id for image_id, _ in items]
+    imgs = image_rows.image_rows_by_id(conn, ids)
+    live = [i for i in ids if i in imgs and imgs[i].review_state != "done"]
+    existing = repo.annotations_for_images(conn, live)
+    annotation_rows.delete_predicted_of(conn, live)
+    out, fresh_of = [], []
+    for image_id, proposals in items:
+        img = imgs.get(image_id)
+        if img is None or img.review_state == "done":
+            out.append({"added": 0, "replaced": 0, "covered": 0,
+                        "skipped_done": int(img is not None)})
+            continue
+        before = existing.get(image_id, [])
+        kept = [region_corners(a.shape) for a in before if a.status != "predicted"]
+        fresh = [a for a in proposals
+                 if not any(polygon_iou(region_corners(a.shape), k) >= OVERLAP_IOU
+                            for k in kept)]
+        fresh_of.append((img, fresh))
+        out.append({"added": len(fresh),
+                    "replaced": sum(a.status == "predicted" for a in before),
+                    "covered": len(proposals) - len(fresh), "skipped_done": 0})
+    labels = repo.ensure_labels(conn, [a.label for _, fresh in fresh_of for a in fresh])
+    when = repo.db_time(conn, repo.now())
+    rows = []
+    for img, fresh in fresh_of:
         for a in fresh:
             shape, _ = a.shape.clip(img.width, img.height)
             a.shape = shape
             label, *rest = repo.annotation_fragment(a)
-            rows.append((image_id, ids[label], *rest, 1, None, when, None, when))
-        repo.insert_annotations(conn, rows)
-    if img.review_state == "new":
-        image_rows.set_image(conn, image_id, review_state="prelabeled")
-    return {"added": len(fresh), "replaced": replaced, "covered": len(proposals) - len(fresh),
-            "skipped_done": 0}
+            rows.append((img.id, labels[label], *rest, 1, None, when, None, when))
+    repo.insert_annotations(conn, rows)
+    image_rows.set_states(conn, [img.id for img, _ in fresh_of if img.review_state == "new"],
+                          "prelabeled")
+    return out
 
 
 def _target_states(which: str) -> list[str]:

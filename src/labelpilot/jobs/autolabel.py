@@ -14,7 +14,7 @@ from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor,
 from labelpilot.jobs.engine import JobContext
 from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
-from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals
+from labelpilot.proposals import LabelMap, prelabel_targets, store_proposals, store_proposals_of
 from labelpilot.store import repo
 from labelpilot.workspace import TEXT_LINES, Workspace
 
@@ -36,10 +36,9 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
 
 class ProposalWriter:
     """The one writer of a pre-labeling job: images' proposals stored as they arrive, a
-    few images per transaction (`JobContext.commit_items`: each image's proposals and its
-    job item together), committed when `batch` images wait or the oldest waited `wait_s`,
-    so the store's commit rate, not its round trips, sets the pace only past `batch`
-    images per commit."""
+    few images per transaction (`JobContext.commit_batch`: their proposals and their job
+    items together, in a few statements for all of them: `store_proposals_of`), committed
+    when `batch` images wait or the oldest waited `wait_s`."""
 
     def __init__(self, ctx: JobContext, *, batch: int = 16, wait_s: float = 0.25) -> None:
         self.ctx, self.batch, self.wait_s = ctx, batch, wait_s
@@ -58,14 +57,9 @@ class ProposalWriter:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        for counts in self.ctx.commit_items([
-                (str(image_id), partial(_store, image_id=image_id, proposals=proposals))
-                for image_id, proposals in pending]):
+        for counts in self.ctx.commit_batch([str(image_id) for image_id, _ in pending],
+                                            partial(store_proposals_of, items=pending)):
             add_counts(self.totals, counts)
-
-
-def _store(conn: Any, *, image_id: int, proposals: list[Annotation]) -> dict[str, int]:
-    return store_proposals(conn, image_id=image_id, proposals=proposals)
 
 
 def plan_autolabel(ws: Workspace, *, model: str | None, images: str = "new",

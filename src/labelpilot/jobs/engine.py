@@ -235,20 +235,22 @@ class JobContext:
             raise Cancelled()
         return result
 
-    def commit_items(self, items: list[tuple[str, Callable[[Connection], T]]]) -> list[T]:
-        """`commit_item` for several items in one transaction (each item's effect and
-        record still together; a crash keeps all of them or none): one commit for many
-        small items, which is what a database's commits cost most."""
+    def commit_batch(self, keys: list[str], effect: Callable[[Connection], T]) -> T:
+        """`commit_item` for several items whose effects one call makes (the effect and
+        the records of all of them in one transaction: a crash keeps all or none): one
+        commit and a few statements for many small items."""
         with self.ws.transaction() as conn:
-            results = []
-            for key, effect in items:
-                results.append(effect(conn))
-                self.record_in(conn, key)
+            result = effect(conn)
+            new = [k for k in dict.fromkeys(keys) if k not in self.finished]
+            rows.add_items(conn, self.job.id, new)
+            self.finished.update(new)
+            self.done += len(new)
+            rows.set_job(conn, self.job.id, done=self.done)
         if self.item_delay_s:
-            time.sleep(self.item_delay_s * len(items))
+            time.sleep(self.item_delay_s * len(keys))
         if self.cancel_requested():
             raise Cancelled()
-        return results
+        return result
 
     def report(self, done: int, total: int) -> None:
         """Progress for work that is not a list of items (a training run's seconds)."""

@@ -65,6 +65,14 @@ def set_status(conn: Connection, ids: Sequence[int], *, status: str, username: s
         updated_at=when))
 
 
+def delete_predicted_of(conn: Connection, image_ids: list[int]) -> None:
+    """Remove the `predicted` annotations of several images."""
+    for k in range(0, len(image_ids), 500):
+        conn.execute(delete(annotations_t).where(
+            annotations_t.c.image_id.in_(image_ids[k:k + 500]),
+            annotations_t.c.status == "predicted"))
+
+
 def delete_predicted(conn: Connection, image_id: int) -> int:
     """Remove the image's `predicted` annotations (before a model proposes again)."""
     return int(conn.execute(delete(annotations_t).where(

@@ -168,6 +168,20 @@ def image_row(conn: Connection, image_id: int) -> Any | None:
     return conn.execute(select(images_t).where(images_t.c.id == image_id)).first()
 
 
+def image_rows_by_id(conn: Connection, ids: list[int]) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for chunk in chunks(ids):
+        out.update((r.id, r) for r in conn.execute(select(images_t).where(
+            images_t.c.id.in_(chunk))))
+    return out
+
+
+def set_states(conn: Connection, ids: list[int], state: str) -> None:
+    for chunk in chunks(ids):
+        conn.execute(update(images_t).where(images_t.c.id.in_(chunk)).values(
+            review_state=state))
+
+
 def count_in_states(conn: Connection, states: list[str]) -> int:
     return int(conn.execute(select(func.count()).select_from(images_t)
                             .where(images_t.c.review_state.in_(states))).scalar_one())
