@@ -10,12 +10,14 @@ import os
 import threading
 from collections import deque
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
-from labelpilot.executors.spec import ExecutorSpec
 from labelpilot.executors.work import ImageRef, Work, Worker
 from labelpilot.extras import require_ray
+
+if TYPE_CHECKING:
+    from labelpilot.executors.spec import ExecutorSpec
 
 AHEAD_PER_WORKER = 2  # images queued at each actor: one running, one ready
 _CONNECT = threading.Lock()
