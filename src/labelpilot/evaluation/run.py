@@ -14,6 +14,7 @@ from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections, mistakes
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
 from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor, plan_work
+from labelpilot.executors.work import shown_detections
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import get_manifest, load_detector, load_ocr
@@ -77,10 +78,8 @@ def _detections(ws: Workspace, model: DetectorModel, name: str | None,
     """(image, [(detection, shown)]) for each row, in order."""
     if name is None:  # a model not registered in the workspace (a candidate being scored)
         for row in rows:
-            found = model.predict(ws.blobs.load_image(row), score_threshold=EVAL_MIN_SCORE,
-                                  tiling=tiling)
-            yield row, [(a, float(a.score or 0.0) >= model.threshold_for(a.label))
-                        for a in found]
+            yield row, shown_detections(model, ws.blobs.load_image(row),
+                                        score_threshold=EVAL_MIN_SCORE, tiling=tiling)
         return
     work = plan_work(ws, name, "eval-detect", score_threshold=EVAL_MIN_SCORE,
                      tile=tiling.size if tiling else None,
@@ -135,12 +134,13 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
     else:
         tiling = None
     if kind == "detect":
-        detector = load_detector(model_name, ws.models_dir)
+        # its classes and settings here; threads=1: the local worker's own cached instance
+        detector = load_detector(model_name, ws.models_dir, threads=1)
         return evaluate_detector(ws, detector, split, progress, mapping, tiling,
                                  name=model_name, executor=executor)
     if mapping:
         raise LabelPilotError(f"--map applies to detectors; {model_name} is not one")
-    model = load_ocr(model_name, ws.models_dir)
+    model = load_ocr(model_name, ws.models_dir, threads=1)  # its source; the worker's copy
     with ws.engine.connect() as conn:
         rows, anns = repo.confirmed_labels(conn, split)
     gts, preds, recs = [], [], []

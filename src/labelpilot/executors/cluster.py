@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 AHEAD_PER_WORKER = 2  # images queued at each actor: one running, one ready
 _CONNECT = threading.Lock()
+_connected: list[str | None] = []  # the address this process is connected to, if it is
 
 
 class _Fatal:
@@ -52,9 +53,10 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
     ray = require_ray()
     with _CONNECT:
         if ray.is_initialized():
-            if getattr(connect, "address", None) == address:
+            if _connected == [address]:
                 return ray
             ray.shutdown()
+        _connected.clear()
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      num_cpus=num_cpus if address is None else None,
@@ -63,7 +65,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
             raise LabelPilotError(f"cannot reach the Ray cluster at {address}: {e}",
                                   hint="start it (`ray start --head`) or check "
                                        "--ray-address") from None
-        connect.address = address  # type: ignore[attr-defined]
+        _connected.append(address)
     return ray
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import DetectorModel, Tiling
@@ -86,6 +87,14 @@ def _checksums(manifest: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((role, f.sha256) for role, f in manifest.files.items()))
 
 
+def shown_detections(det: DetectorModel, image: np.ndarray, *, score_threshold: float | None,
+                     tiling: Tiling | None) -> list[tuple[Annotation, bool]]:
+    """A detector's detections scored at least `score_threshold`, each with whether the
+    model shows it (its display threshold for the class, by its own class name)."""
+    found = det.predict(image, score_threshold=score_threshold, tiling=tiling)
+    return [(a, float(a.score or 0.0) >= det.threshold_for(a.label)) for a in found]
+
+
 class Worker:
     """Runs a `Work` on images; the model is loaded at the first image (in the process's
     model cache, with the fastest kept variant for this machine's device)."""
@@ -135,9 +144,8 @@ class Worker:
             return model.predict(image, min_score=w.min_score)
         if w.op == "eval-detect":
             det = cast(DetectorModel, model)
-            found = det.predict(image, score_threshold=w.score_threshold,
-                                tiling=w.tiling or det.default_tiling)
-            return [(a, float(a.score or 0.0) >= det.threshold_for(a.label)) for a in found]
+            return shown_detections(det, image, score_threshold=w.score_threshold,
+                                    tiling=w.tiling or det.default_tiling)
         ocr = cast(OcrModel, model)
         crops = [rectify(image, np.asarray(q)) for q in ref.truth]
         return ocr.predict(image), [text for text, _ in ocr.recognize(crops)]

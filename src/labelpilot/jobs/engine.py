@@ -213,27 +213,21 @@ class JobContext:
         if len(self._pending) >= 50 or time.monotonic() - self._last_flush > 0.5:
             self.flush()
 
-    def record_in(self, conn: Connection, key: str) -> None:
-        """Record a finished item inside the transaction that commits its effect, so a
+    def record_in(self, conn: Connection, keys: Iterable[str]) -> None:
+        """Record finished items inside the transaction that commits their effect, so a
         crash never leaves the effect without the record (or the other way round)."""
-        if key in self.finished:
+        new = [k for k in dict.fromkeys(keys) if k not in self.finished]
+        if not new:
             return
-        rows.add_items(conn, self.job.id, [key])
-        self.finished.add(key)
-        self.done += 1
+        rows.add_items(conn, self.job.id, new)
+        self.finished.update(new)
+        self.done += len(new)
         rows.set_job(conn, self.job.id, done=self.done)
 
     def commit_item(self, key: str, effect: Callable[[Connection], T]) -> T:
         """Run `effect` and record item `key` as finished in one transaction (a crash
         never leaves one without the other); then stop if the job was cancelled."""
-        with self.ws.transaction() as conn:
-            result = effect(conn)
-            self.record_in(conn, key)
-        if self.item_delay_s:
-            time.sleep(self.item_delay_s)
-        if self.cancel_requested():
-            raise Cancelled()
-        return result
+        return self.commit_batch([key], effect)
 
     def commit_batch(self, keys: list[str], effect: Callable[[Connection], T]) -> T:
         """`commit_item` for several items whose effects one call makes (the effect and
@@ -241,11 +235,7 @@ class JobContext:
         commit and a few statements for many small items."""
         with self.ws.transaction() as conn:
             result = effect(conn)
-            new = [k for k in dict.fromkeys(keys) if k not in self.finished]
-            rows.add_items(conn, self.job.id, new)
-            self.finished.update(new)
-            self.done += len(new)
-            rows.set_job(conn, self.job.id, done=self.done)
+            self.record_in(conn, keys)
         if self.item_delay_s:
             time.sleep(self.item_delay_s * len(keys))
         if self.cancel_requested():

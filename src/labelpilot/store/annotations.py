@@ -10,7 +10,13 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from labelpilot.annotations import Annotation
-from labelpilot.store.repo import ANNOTATION_COLUMNS, annotation_fragment, annotations_t, ensure_labels
+from labelpilot.store.repo import (
+    ANNOTATION_COLUMNS,
+    annotation_fragment,
+    annotations_t,
+    chunks,
+    ensure_labels,
+)
 
 
 def insert_one(conn: Connection, *, image_id: int, annotation: Annotation, username: str,
@@ -67,13 +73,6 @@ def set_status(conn: Connection, ids: Sequence[int], *, status: str, username: s
 
 def delete_predicted_of(conn: Connection, image_ids: list[int]) -> None:
     """Remove the `predicted` annotations of several images."""
-    for k in range(0, len(image_ids), 500):
-        conn.execute(delete(annotations_t).where(
-            annotations_t.c.image_id.in_(image_ids[k:k + 500]),
-            annotations_t.c.status == "predicted"))
-
-
-def delete_predicted(conn: Connection, image_id: int) -> int:
-    """Remove the image's `predicted` annotations (before a model proposes again)."""
-    return int(conn.execute(delete(annotations_t).where(
-        annotations_t.c.image_id == image_id, annotations_t.c.status == "predicted")).rowcount)
+    for chunk in chunks(image_ids):
+        conn.execute(delete(annotations_t).where(annotations_t.c.image_id.in_(chunk),
+                                                 annotations_t.c.status == "predicted"))
