@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from labelpilot.active.select import Embedding, plan_select, repeat_selection
 from labelpilot.errors import LabelPilotError, ModelError, ValidationError
 from labelpilot.evaluation.run import evaluate_model
 from labelpilot.executors import ExecutorSpec, ImageRef, open_executor, plan_work
@@ -26,7 +27,7 @@ from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
 from labelpilot.models.catalogue import install
 from labelpilot.store import annotations as annotation_rows
-from labelpilot.store import repo
+from labelpilot.store import repo, scores
 from labelpilot.transfer import export_dataset, import_dataset
 from labelpilot.workspace import Workspace
 
@@ -102,6 +103,56 @@ def test_ray_prelabels_exactly_as_the_local_executor(
         assert theirs == mine and mine["map50"] > 0.9
     local.close()
     remote.close()
+
+
+def select(ws: Workspace, executor: ExecutorSpec | None = None, **kw: Any) -> dict[str, Any]:
+    params = plan_select(ws, executor=executor, **kw)
+    with ws.transaction() as conn:
+        job = kinds.submit(conn, kind="select", user="test", params=params.public())
+    done = engine.run_job(ws, job.id, kinds.HANDLERS)
+    assert done.status == "done" and done.result is not None, done.error
+    return done.result
+
+
+def stored_scores(ws: Workspace, source: str) -> dict[str, Any]:
+    with ws.engine.connect() as conn:
+        rows = {r.id: r.file_name for r in repo.list_images(conn)}
+        got = scores.scores_for(conn, source, list(rows))
+    return {rows[i]: v for i, v in got.items()}
+
+
+@pytest.mark.parametrize(("task", "model", "strategy"), [
+    ("detect", "yolox-nano", "hybrid"), ("ocr", "ocr", "uncertainty")])
+def test_ray_scores_and_embeds_for_active_learning_as_locally(
+        task: str, model: str, strategy: str, tmp_path: Path, shared: Path,
+        ray_cluster: str) -> None:
+    images = (coco_images(shared, tmp_path / "imgs", 12) if task == "detect"
+              else ocr_images(shared))
+    runs = []
+    for name, spec in (("local", None), ("ray", ExecutorSpec("ray", ray_cluster, workers=2))):
+        ws = new_workspace(tmp_path / name, task, images, shared)
+        if task == "ocr":  # OCR scores read the quads the images have (here proposed)
+            assert prelabel(ws, model).status == "done"
+        result = select(ws, spec, strategy=strategy, budget=5, model=model)
+        # a new model version's re-run of the selection runs where it ran
+        again = repeat_selection(ws, plan_select(ws, strategy=strategy, budget=5, model=model,
+                                                 executor=spec).public(), model)
+        assert again is not None and again.executor == (spec.params() if spec else None)
+        with ws.engine.connect() as conn:
+            vectors = scores.embeddings_for(conn, Embedding("detect").load(
+                model, ws.models_dir, 1).key, [r.sha256 for r in repo.list_images(conn)]
+            ) if task == "detect" else {}
+        runs.append((result, stored_scores(ws, result["model"]), vectors))
+        ws.close()
+    (local, local_scores, local_vectors), (remote, remote_scores, remote_vectors) = runs
+    assert remote["selected"] == local["selected"] and len(local["selected"]) == 5
+    assert remote_scores == local_scores and len(local_scores) == (12 if task == "detect"
+                                                                   else 10)
+    assert remote_vectors == local_vectors
+    if task == "detect":  # hybrid: the 12 images embedded (the 3 x budget candidates)
+        assert len(local_vectors) == 12
+    assert remote["computed"] == local["computed"] > 0
+    assert (local["executor"], remote["executor"]) == ("local", "ray")
 
 
 def test_a_worker_killed_mid_job_costs_only_time(tmp_path: Path, shared: Path,

@@ -133,6 +133,7 @@ export interface SelectOptions {
   model?: string | null;
   split?: string | null;
   seed?: number;
+  executor?: "local" | "ray" | null;
 }
 
 /** One attribute a class's shapes carry (CVAT's kinds). */

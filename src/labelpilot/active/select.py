@@ -8,10 +8,12 @@ selection with the same model computes only what is new."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +27,14 @@ from labelpilot.active.uncertainty import (
 )
 from labelpilot.annotations import Quad
 from labelpilot.errors import LabelPilotError, ValidationError
-from labelpilot.models.base import InteractiveSegmenter
-from labelpilot.models.detect import DetectorModel
+from labelpilot.executors import (
+    ExecutorSpec,
+    Failure,
+    ImageRef,
+    Operation,
+    open_executor,
+    plan_work,
+)
 from labelpilot.models.features import FeatureExtractor
 from labelpilot.models.ocr import OcrModel
 from labelpilot.models.registry import (
@@ -45,7 +53,9 @@ STRATEGIES = ("uncertainty", "diversity", "hybrid", "random")
 HYBRID_FACTOR = 3
 # the model kind each workspace task selects with (segment: any interactive segmenter)
 TASK_KINDS = {"ocr": "ocr", "detect": "detect", "segment": "segmenter"}
-_BATCH = 8
+_BATCH = 16  # images scored per transaction, at most
+_BATCH_S = 0.25  # seconds between transactions, at most
+_REFS = 500  # images whose annotations are read at once
 
 Progress = Callable[[int, int], None]
 
@@ -57,6 +67,7 @@ class SelectParams:
     model: str | None = None
     split: str | None = None
     seed: int = 0
+    executor: dict[str, Any] | None = None  # ExecutorSpec.params(): None runs here
 
     def public(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,7 +83,7 @@ def repeat_selection(ws: Workspace, last: dict[str, Any] | None, model: str
     if n == 0:
         return None
     return SelectParams(last["strategy"], min(int(last["budget"]), n), model, last.get("split"),
-                        int(last.get("seed", 0)))
+                        int(last.get("seed", 0)), last.get("executor"))
 
 
 def rescoring(ws: Workspace, last: dict[str, Any] | None, model: str) -> SelectParams | None:
@@ -90,7 +101,8 @@ def pool_size(ws: Workspace, split: str | None = None) -> int:
 
 
 def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None = None,
-                split: str | None = None, seed: int = 0) -> SelectParams:
+                split: str | None = None, seed: int = 0,
+                executor: ExecutorSpec | None = None) -> SelectParams:
     """The selection's parameters, checked before anything runs or changes: a known
     strategy, a model of the workspace's task (any model for `random`, which needs none),
     images left to choose from and a budget they can fill."""
@@ -136,67 +148,108 @@ def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None 
         raise LabelPilotError(f"the budget of {budget} is larger than the {n} image(s) "
                               f"nobody has reviewed yet{where}",
                               hint=f"ask for {n} or fewer")
-    return SelectParams(strategy, budget, model if strategy != "random" else None, split, seed)
+    if strategy == "random":
+        return SelectParams(strategy, budget, None, split, seed)
+    return SelectParams(strategy, budget, model, split, seed,
+                        (executor or ExecutorSpec()).params())
+
+
+@dataclass(frozen=True)
+class Informative:
+    """The executor's operation that scores an image's informativeness (an `Operation`):
+    `kind` is the model's (ocr, detect or segmenter); OCR reads the image's quads (in its
+    reference) or, with none and `whole_image`, the image as one line, else finds lines."""
+
+    kind: str
+    whole_image: bool = False
+
+    def load(self, name: str, models_dir: Path | None, threads: int) -> Any:
+        if self.kind == "ocr":
+            return load_ocr(name, models_dir, threads=threads)
+        if self.kind == "segmenter":
+            return load_segmenter(name, models_dir, threads=threads)
+        return load_detector(name, models_dir, threads=threads)
+
+    def run(self, model: Any, image: np.ndarray, ref: ImageRef) -> Informativeness:
+        if self.kind == "segmenter":
+            return score_masks(model, np.ascontiguousarray(image[..., ::-1]))
+        if self.kind == "ocr":
+            ocr: OcrModel = model
+            quads = [np.asarray(q, np.float32) for q in ref.quads]
+            if not quads and self.whole_image:
+                h, w = image.shape[:2]  # each image is one cropped line
+                quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
+            lines = ocr.read_quads(image, quads) if quads else ocr.read(image)
+            return score_lines(lines, low_confidence=ocr.settings.low_confidence)
+        return score_detections(model, image)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The executor's operation that embeds an image with the model's backbone (an
+    `Operation`; its model is the `FeatureExtractor` of an OCR model's detector or of a
+    detector's network). Returns the unit vector's float32 bytes."""
+
+    kind: str
+
+    def load(self, name: str, models_dir: Path | None, threads: int) -> FeatureExtractor:
+        sample = np.full((320, 320, 3), 128, np.uint8)
+        if self.kind == "ocr":
+            ocr = load_ocr(name, models_dir, threads=threads)
+            return FeatureExtractor(ocr.det.path, prepare=ocr.det_input,
+                                    sample=ocr.det_input(sample))
+        det = load_detector(name, models_dir, threads=threads)
+        return FeatureExtractor(det.session.path, prepare=det.network_input,
+                                sample=det.network_input(sample))
+
+    def run(self, model: FeatureExtractor, image: np.ndarray, ref: ImageRef) -> bytes:
+        return model.embed(image).tobytes()
 
 
 class _Scorer:
-    """One model's informativeness and embeddings for images."""
+    """One model's informativeness and embeddings for images, on the selection's
+    executor (this process by default, or a Ray cluster)."""
 
-    def __init__(self, ws: Workspace, name: str) -> None:
+    def __init__(self, ws: Workspace, name: str, executor: ExecutorSpec) -> None:
         self.ws = ws
         manifest = get_manifest(name, ws.models_dir)
-        self.ocr: OcrModel | None = None
-        self.det: DetectorModel | None = None
-        self.seg: InteractiveSegmenter | None = None
-        if manifest.kind == "ocr":
-            self.ocr = load_ocr(name, ws.models_dir, threads=1)
-            self.source = self.ocr.spec.source
-        elif manifest.kind in SEGMENTER_KINDS:
-            self.seg = load_segmenter(name, ws.models_dir, threads=1)
-            self.source = f"model:{manifest.name}@{manifest.version}"
-        else:
-            self.det = load_detector(name, ws.models_dir, threads=1)
-            self.source = self.det.spec.source
-        self._features: FeatureExtractor | None = None
-
-    def informativeness(self, row: Any, annotations: Sequence[Any]) -> Informativeness:
-        if self.seg is not None:
-            return score_masks(self.seg, self.ws.blobs.load_rgb(row))
-        image = self.ws.blobs.load_image(row)
-        if self.ocr is not None:
-            quads = [np.asarray(a.shape.corners(), np.float32) for a in annotations
-                     if a.status != "rejected" and isinstance(a.shape, Quad)]
-            if not quads and self.ws.config.text_lines == "whole-image":
-                h, w = image.shape[:2]  # each image is one cropped line
-                quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
-            lines = (self.ocr.read_quads(image, quads) if quads else self.ocr.read(image))
-            return score_lines(lines, low_confidence=self.ocr.settings.low_confidence)
-        assert self.det is not None
-        return score_detections(self.det, image)
+        self.kind = ("segmenter" if manifest.kind in SEGMENTER_KINDS else
+                     "ocr" if manifest.kind == "ocr" else "detect")
+        self.name = name
+        self.source = manifest.source
+        self.executor = executor
+        self._key: str | None = None
 
     @property
-    def features(self) -> FeatureExtractor:
-        if self._features is None:
-            sample = np.full((320, 320, 3), 128, np.uint8)
-            if self.ocr is not None:
-                self._features = FeatureExtractor(self.ocr.det.path,
-                                                  prepare=self.ocr.det_input,
-                                                  sample=self.ocr.det_input(sample))
-            else:
-                assert self.det is not None
-                self._features = FeatureExtractor(self.det.session.path,
-                                                  prepare=self.det.network_input,
-                                                  sample=self.det.network_input(sample))
-        return self._features
+    def key(self) -> str:
+        """The embeddings' key (the backbone file's content and tensor), from a copy of
+        the extractor in this process (stored embeddings are looked up before any runs)."""
+        if self._key is None:
+            self._key = Embedding(self.kind).load(self.name, self.ws.models_dir, 1).key
+        return self._key
 
-    def embed(self, row: Any) -> bytes:
-        return self.features.embed(self.ws.blobs.load_image(row)).tobytes()
+    def map(self, op: Operation, refs: list[ImageRef]) -> Iterator[list[tuple[ImageRef, Any]]]:
+        """The operation's results in batches of images done (each written with one
+        transaction by the caller): at most `_BATCH` images or `_BATCH_S` seconds apart;
+        an image that cannot be read is left out."""
+        if not refs:
+            return
+        work = plan_work(self.ws, self.name, op)
+        batch: list[tuple[ImageRef, Any]] = []
+        since = time.monotonic()
+        with closing(open_executor(self.executor).map(work, refs)) as results:
+            for ref, got in results:
+                batch.append((ref, None if isinstance(got, Failure) else got))
+                if len(batch) >= _BATCH or time.monotonic() - since >= _BATCH_S:
+                    yield batch
+                    batch, since = [], time.monotonic()
+        if batch:
+            yield batch
 
 
-def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """`fn` over items, two at a time (one ONNX thread each), in order."""
-    with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(fn, items))
+def _quads(anns: Sequence[Any]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    return tuple(tuple((float(x), float(y)) for x, y in a.shape.corners()) for a in anns
+                 if a.status != "rejected" and isinstance(a.shape, Quad))
 
 
 def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: Progress,
@@ -205,49 +258,43 @@ def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: 
     with ws.engine.connect() as conn:
         have = scores.scores_for(conn, scorer.source, [r.id for r in rows])
     todo = [r for r in rows if r.id not in have]
-    for i in range(0, len(todo), _BATCH):
-        chunk = todo[i:i + _BATCH]
-        with ws.engine.connect() as conn:
-            anns = repo.annotations_for_images(conn, [r.id for r in chunk])
-        got = _parallel(lambda r, a=anns: _safe(lambda: scorer.informativeness(  # type: ignore[misc]
-            r, a.get(r.id, []))), chunk)
-        new = [(r.id, inf.score, inf.public(), inf.reason)
-               for r, inf in zip(chunk, got, strict=True) if inf is not None]
+    refs: list[ImageRef] = []
+    for i in range(0, len(todo), _REFS):  # OCR reads each image's quads
+        chunk = todo[i:i + _REFS]
+        anns: dict[int, list[Any]] = {}
+        if scorer.kind == "ocr":
+            with ws.engine.connect() as conn:
+                anns = repo.annotations_for_images(conn, [r.id for r in chunk])
+        refs += [ImageRef.of(r, _quads(anns.get(r.id, []))) for r in chunk]
+    op = Informative(scorer.kind, ws.config.text_lines == "whole-image")
+    for batch in scorer.map(op, refs):
+        new = [(ref.id, inf.score, inf.public(), inf.reason) for ref, inf in batch
+               if inf is not None]
         with ws.transaction() as conn:
             scores.save_scores(conn, scorer.source, new)
         have.update((i, (s, p, why)) for i, s, p, why in new)
-        done[0] += len(chunk)
+        done[0] += len(batch)
         progress(done[0], total)
     return have
-
-
-def _safe(fn: Callable[[], Any]) -> Any:
-    """An image that cannot be read (its blob lost, say) is left out, not fatal."""
-    try:
-        return fn()
-    except LabelPilotError:
-        return None
 
 
 def _embeddings(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: Progress,
                 done: list[int], total: int) -> dict[str, np.ndarray]:
     """Each row's content's embedding, computing and storing the missing ones."""
-    key = scorer.features.key
+    key = scorer.key
     shas = list(dict.fromkeys(r.sha256 for r in rows))
     with ws.engine.connect() as conn:
         have = scores.embeddings_for(conn, key, shas)
     first: dict[str, Any] = {}
     for r in rows:
         first.setdefault(r.sha256, r)
-    todo = [first[s] for s in shas if s not in have]
-    for i in range(0, len(todo), _BATCH):
-        chunk = todo[i:i + _BATCH]
-        got = _parallel(lambda r: _safe(lambda: scorer.embed(r)), chunk)
-        new = {r.sha256: v for r, v in zip(chunk, got, strict=True) if v is not None}
+    todo = [ImageRef.of(first[s]) for s in shas if s not in have]
+    for batch in scorer.map(Embedding(scorer.kind), todo):
+        new = {ref.sha256: v for ref, v in batch if v is not None}
         with ws.transaction() as conn:
             scores.save_embeddings(conn, key, new)
         have.update(new)
-        done[0] += len(chunk)
+        done[0] += len(batch)
         progress(done[0], total)
     return {sha: np.frombuffer(v, np.float32) for sha, v in have.items()}
 
@@ -271,7 +318,7 @@ def select_images(ws: Workspace, params: SelectParams, *,
         chosen = [(pool[int(k)], None, f"random draw (seed {p.seed})", {}) for k in order]
     else:
         assert p.model is not None
-        scorer = _Scorer(ws, p.model)
+        scorer = _Scorer(ws, p.model, ExecutorSpec.from_params(p.executor))
         model_source = scorer.source
         need_scores = p.strategy in ("uncertainty", "hybrid")
         total = (len(pool) if need_scores else 0) + (
@@ -302,6 +349,7 @@ def select_images(ws: Workspace, params: SelectParams, *,
     with ws.transaction() as conn:
         unranked = scores.set_queue(conn, picked)
     return {"strategy": p.strategy, "model": model_source, "budget": p.budget,
+            "executor": ExecutorSpec.from_params(p.executor).kind,
             "split": p.split, "seed": p.seed, "pool": len(pool),
             "computed": done[0], "unranked": unranked,
             "selected": [{"file_name": row.file_name, "score": _round(score), "reason": reason}

@@ -208,6 +208,10 @@ def select_(
         help="Choose among this split's images only (default: every split).")] = None,
     seed: Annotated[int, typer.Option(help="random: the draw; diversity with nothing "
                                            "labeled: 0 starts from a typical image.")] = 0,
+    executor: ExecutorOpt = ExecutorKind.local,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose what to label next (active learning): the chosen images become the labeling
@@ -219,7 +223,9 @@ def select_(
     with user_errors():
         ws = open_workspace(directory)
         params = plan_select(ws, strategy=strategy.value, budget=budget, model=model,
-                             split=split.value if split else None, seed=seed)
+                             split=split.value if split else None, seed=seed,
+                             executor=executor_spec(executor, ray_address, workers,
+                                                    gpus_per_worker))
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind="select", user="cli", params=params.public())
         job = run_job(ws, job.id, f"select ({strategy.value})", show=not as_json)

@@ -1,14 +1,18 @@
 """What an executor runs per image, the same code in this process and on a Ray worker: a
 `Worker` loads the model named by a `Work` once (refusing one whose version or files
 differ from the driver's), reads each image from the blob folder by its reference, and
-returns the operation's result, or a `Failure` for an image that cannot be read."""
+returns the operation's result, or a `Failure` for an image that cannot be read.
+
+The operations are the built-in ones (`OPS`, by name) or an `Operation` a higher layer
+defines (active learning's scores and embeddings): a frozen dataclass at a module's top
+level, so that Ray sends it by reference, saying what to load and what to do per image."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -26,24 +30,36 @@ if TYPE_CHECKING:
 # prelabel: proposals (min_score; tile/overlap for detectors); prelabel-whole: an OCR
 # model reads each image as one line; eval-detect: every detection scored at least
 # score_threshold, each with whether the model shows it; eval-ocr: the OCR proposals and
-# the transcriptions of the image's true quads (ImageRef.truth).
+# the transcriptions of the image's true quads (ImageRef.quads).
 OPS = ("prelabel", "prelabel-whole", "eval-detect", "eval-ocr")
+
+Quads = tuple[tuple[tuple[float, float], ...], ...]
 
 
 @dataclass(frozen=True)
 class ImageRef:
     """An image by content: its blob's SHA-256 and suffix (and, for the messages, its id
-    and file name). `truth`: true text quads, for eval-ocr."""
+    and file name). `quads`: text quads the operation reads (eval-ocr: the true ones)."""
 
     id: int
     file_name: str
     sha256: str
     suffix: str
-    truth: tuple[tuple[tuple[float, float], ...], ...] = ()
+    quads: Quads = ()
 
     @classmethod
-    def of(cls, row: Any, truth: tuple[tuple[tuple[float, float], ...], ...] = ()) -> ImageRef:
-        return cls(int(row.id), str(row.file_name), str(row.sha256), str(row.suffix), truth)
+    def of(cls, row: Any, quads: Quads = ()) -> ImageRef:
+        return cls(int(row.id), str(row.file_name), str(row.sha256), str(row.suffix), quads)
+
+
+@runtime_checkable
+class Operation(Protocol):
+    """Per-image work a caller defines: `load` the model (once per worker), `run` it on
+    an image (BGR) and its reference. A LabelPilotError from `run` fails that image."""
+
+    def load(self, name: str, models_dir: Path | None, threads: int) -> Any: ...
+
+    def run(self, model: Any, image: np.ndarray, ref: ImageRef) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ class Work:
     model: str
     version: str
     checksums: tuple[tuple[str, str], ...]
-    op: str
+    op: str | Operation
     min_score: float = 0.0
     score_threshold: float | None = None
     tile: int | None = None
@@ -75,8 +91,8 @@ class Failure:
     message: str
 
 
-def plan_work(ws: Workspace, model: str, op: str, **options: Any) -> Work:
-    if op not in OPS:
+def plan_work(ws: Workspace, model: str, op: str | Operation, **options: Any) -> Work:
+    if isinstance(op, str) and op not in OPS:
         raise LabelPilotError(f"unknown operation {op!r}; known: {', '.join(OPS)}")
     manifest = get_manifest(model, ws.models_dir)
     return Work(str(ws.blobs.root), str(ws.models_dir) if ws.models_dir else None, model,
@@ -122,6 +138,8 @@ class Worker:
                 f"files than the job's (version {w.version})",
                 hint=f"every worker must see the same models folder ({w.models_dir}): sync "
                      "it, or run the job again after the model is copied everywhere")
+        if isinstance(w.op, Operation):
+            return w.op.load(w.model, models_dir, w.threads)
         if w.op == "eval-detect":
             return load_detector(w.model, models_dir, threads=w.threads)
         if w.op in ("eval-ocr", "prelabel-whole"):
@@ -135,6 +153,11 @@ class Worker:
         except LabelPilotError as e:
             return Failure(e.message)
         w = self.work
+        if isinstance(w.op, Operation):
+            try:
+                return w.op.run(model, image, ref)
+            except LabelPilotError as e:
+                return Failure(e.message)
         if w.op == "prelabel-whole":
             return cast(OcrModel, model).predict_whole(image, min_score=w.min_score)
         if w.op == "prelabel":
@@ -147,5 +170,5 @@ class Worker:
             return shown_detections(det, image, score_threshold=w.score_threshold,
                                     tiling=w.tiling or det.default_tiling)
         ocr = cast(OcrModel, model)
-        crops = [rectify(image, np.asarray(q)) for q in ref.truth]
+        crops = [rectify(image, np.asarray(q)) for q in ref.quads]
         return ocr.predict(image), [text for text, _ in ocr.recognize(crops)]

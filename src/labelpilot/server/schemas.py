@@ -514,6 +514,8 @@ class AutolabelCreate(BaseModel):
 
 
 class SelectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is said, not ignored
+
     strategy: Literal["uncertainty", "diversity", "hybrid", "random"] = "hybrid"
     budget: Annotated[int, Field(ge=1, le=100_000, description="how many images to put "
                                  "first in the labeling queue")]
@@ -521,6 +523,9 @@ class SelectCreate(BaseModel):
         None, description="the model that scores (default: the project's pre-labeler)")
     split: Literal["train", "val", "test", "unassigned"] | None = None
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+    executor: Literal["local", "ray"] | None = Field(
+        None, description="where the model scores the images: in the server (local) or on "
+        "the Ray cluster the server is set up for; default: the server's LABELPILOT_EXECUTOR")
 
 
 class TrainCreate(BaseModel):

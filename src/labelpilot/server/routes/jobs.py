@@ -212,7 +212,7 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
 
 @router.post("/select", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep,
-                 wake: WakeRunner) -> JobPublic:
+                 wake: WakeRunner, settings: SettingsDep) -> JobPublic:
     """Choose what to label next (active learning), as a job: the images nobody has
     reviewed are scored by the model (uncertainty), embedded with its backbone
     (diversity), both (hybrid) or drawn at random; the `budget` chosen become the labeling
@@ -221,7 +221,8 @@ def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep,
     from labelpilot.active.select import plan_select
 
     params = plan_select(ws, strategy=body.strategy, budget=body.budget, model=body.model,
-                         split=body.split, seed=body.seed)
+                         split=body.split, seed=body.seed,
+                         executor=server_executor(settings, body.executor))
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind="select", params=params.public(), user=user.username)
     wake()
