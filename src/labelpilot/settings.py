@@ -32,10 +32,14 @@ class Settings(BaseSettings):
     # Where the server's pre-labeling jobs run their models when a request asks for the
     # ray executor (`"executor": "ray"`), or always with executor=ray: a Ray cluster's
     # address (None: RAY_ADDRESS, else one the server starts), workers (None: one per CPU)
-    # and GPUs per worker. Requests choose local or ray, never the address.
+    # GPUs per worker, and where the workers read images (None: the workspace's blob
+    # folder; a folder's path as they mount it; s3://bucket/prefix with the S3 endpoint of
+    # a store that is not AWS). Requests choose local or ray, never the address.
     executor: str = "local"
     ray_address: str | None = None
     ray_workers: int | None = None
     ray_gpus_per_worker: float = 0.0
+    ray_blobs: str | None = None
+    s3_endpoint: str | None = None
     # Disk kept per segmentation model for image embeddings (least recently used go first).
     embedding_cache_mb: int = 2048

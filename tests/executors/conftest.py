@@ -1,6 +1,9 @@
 """A local Ray cluster for the tests of the Ray executor: `ray start --head` on 127.0.0.1
 (two CPUs: two model workers), started and stopped here; this process connects to it as
-a driver, as `--ray-address` makes a command do."""
+a driver, as `--ray-address` makes a command do. And an S3 server on 127.0.0.1 (moto's),
+for workers that read images from an object store; every process here (the cluster's
+too) has the same made-up credentials in its environment, as a machine's AWS
+configuration would give them."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from pathlib import Path
 import pytest
 
 RAY = Path(sys.executable).parent / "ray"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "labelpilot-test", "AWS_SECRET_ACCESS_KEY": "labelpilot-test",
+          "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def _free_port() -> int:
@@ -34,8 +39,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("ray") / "head.log"
     # token authentication, as a team's cluster would run it: the head, this driver and
     # the commands the tests start share the token through the environment
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", *S3_ENV)}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), **S3_ENV)
     pytest.importorskip("ray", reason="the [ray] extra is part of [dev]")  # reads them
     with log.open("wb") as out:
         head = subprocess.Popen(
@@ -65,3 +70,33 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of an S3-compatible server on 127.0.0.1 (moto's, in a thread)."""
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is part of [dev]")
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update(S3_ENV)
+    port = _free_port()
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture()
+def bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket's name."""
+    import boto3
+
+    name = f"lp-{secrets.token_hex(6)}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name

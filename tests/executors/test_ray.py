@@ -22,6 +22,7 @@ from labelpilot.active.select import Embedding, plan_select, repeat_selection
 from labelpilot.errors import LabelPilotError, ModelError, ValidationError
 from labelpilot.evaluation.run import evaluate_model
 from labelpilot.executors import ExecutorSpec, ImageRef, open_executor, plan_work
+from labelpilot.executors.locations import S3Blobs
 from labelpilot.executors.work import Worker
 from labelpilot.jobs import engine, kinds
 from labelpilot.jobs.autolabel import plan_autolabel
@@ -103,6 +104,30 @@ def test_ray_prelabels_exactly_as_the_local_executor(
         assert theirs == mine and mine["map50"] > 0.9
     local.close()
     remote.close()
+
+
+def test_ray_workers_read_images_from_an_object_store(
+        tmp_path: Path, shared: Path, ray_cluster: str, s3_endpoint: str, bucket: str) -> None:
+    images = coco_images(shared, tmp_path / "imgs", 10)
+    local = new_workspace(tmp_path / "local", "detect", images, shared)
+    assert prelabel(local, "yolox-nano").status == "done"
+    ws = new_workspace(tmp_path / "remote", "detect", images, shared)
+    spec = ExecutorSpec("ray", ray_cluster, workers=2, blobs=f"s3://{bucket}/ws",
+                        s3_endpoint=s3_endpoint)
+    with ws.engine.connect() as conn:
+        refs = [ImageRef.of(r) for r in repo.list_images(conn)]
+    executor: Any = open_executor(spec)
+    work = plan_work(ws, "yolox-nano", "prelabel")
+    first = list(executor.map(work, refs[:4]))  # the driver sends what the workers need
+    assert executor.sent == 4 and all(found for _, found in first)
+    assert S3Blobs(spec.blobs or "", s3_endpoint).push(ws.blobs, refs) == 6
+    ws.blobs.root.rename(tmp_path / "moved")  # from now on only the store has the images
+    job = prelabel(ws, "yolox-nano", spec)
+    assert job.status == "done" and job.result and job.result["failed_images"] == [], job.error
+    assert job.params["executor"]["blobs"] == f"s3://{bucket}/ws"
+    assert coco_bytes(ws, tmp_path / "b") == coco_bytes(local, tmp_path / "a")
+    ws.close()
+    local.close()
 
 
 def select(ws: Workspace, executor: ExecutorSpec | None = None, **kw: Any) -> dict[str, Any]:

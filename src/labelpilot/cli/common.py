@@ -61,14 +61,23 @@ WorkersOpt = Annotated[int | None, typer.Option(
                       "CPU of the cluster].")]
 GpusOpt = Annotated[float, typer.Option(
     "--gpus-per-worker", help="With --executor ray: GPUs each worker takes.")]
+BlobsOpt = Annotated[str | None, typer.Option(
+    "--blobs", help="With --executor ray: where the workers read images: s3://BUCKET/PREFIX "
+                    "(an S3-compatible store this command fills with the images it sends; "
+                    "pip install 'labelpilot[s3]') or the blob folder's path as they mount "
+                    "it [default: the workspace's blob folder, on a shared file system].")]
+S3EndpointOpt = Annotated[str | None, typer.Option(
+    "--s3-endpoint", help="With --blobs s3://...: the store's URL when it is not AWS (MinIO, "
+                          "Ceph) [default: AWS_ENDPOINT_URL on each machine].")]
 
 
 def executor_spec(kind: ExecutorKind, address: str | None, workers: int | None,
-                  gpus: float) -> ExecutorSpec:
+                  gpus: float, blobs: str | None = None,
+                  s3_endpoint: str | None = None) -> ExecutorSpec:
     """The ExecutorSpec the executor options name (a user error when they disagree)."""
     from labelpilot.executors import ExecutorSpec
 
-    return ExecutorSpec(kind.value, address, workers, gpus)
+    return ExecutorSpec(kind.value, address, workers, gpus, blobs, s3_endpoint)
 
 
 class SplitOpt(StrEnum):

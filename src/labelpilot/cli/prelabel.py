@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from labelpilot.cli.common import (
+    BlobsOpt,
     ExecutorKind,
     ExecutorOpt,
     GpusOpt,
@@ -18,6 +19,7 @@ from labelpilot.cli.common import (
     JsonOpt,
     MapOpt,
     RayAddressOpt,
+    S3EndpointOpt,
     SplitOpt,
     WorkersOpt,
     class_map,
@@ -64,6 +66,8 @@ def autolabel(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Pre-label images with a model (a resumable job; proposals are `predicted`)."""
@@ -73,12 +77,13 @@ def autolabel(
 
     with user_errors():
         ws = open_workspace(directory)
+        spec = executor_spec(executor, ray_address, workers, gpus_per_worker, blobs,
+                             s3_endpoint)
         pairs = class_map(map_)
         kind, params = plan_autolabel(ws, model=model, images=images.value,
                                       min_score=min_score, mapping=pairs,
                                       unmapped=unmapped, tile=tile, overlap=overlap,
-                                      lines=lines, executor=executor_spec(
-                                          executor, ray_address, workers, gpus_per_worker))
+                                      lines=lines, executor=spec)
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind=kind, user="cli", params=params)
         job = run_job(ws, job.id, f"autolabel ({params['model']})", show=not as_json)
@@ -115,6 +120,8 @@ def eval_(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a model against the accepted labels: OCR detection P/R/H, recognition
@@ -124,11 +131,12 @@ def eval_(
 
     with user_errors():
         ws = open_workspace(directory)
+        spec = executor_spec(executor, ray_address, workers, gpus_per_worker, blobs,
+                             s3_endpoint)
         with progress_bar(not as_json) as progress:
             result = evaluate_model(ws, model_name=model, split=split.value if split else None,
                                     progress=progress, mapping=class_map(map_),
-                                    tile=tile, overlap=overlap, executor=executor_spec(
-                                        executor, ray_address, workers, gpus_per_worker))
+                                    tile=tile, overlap=overlap, executor=spec)
         ws.close()
     if as_json:
         print_json(result)
@@ -212,6 +220,8 @@ def select_(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_worker: GpusOpt = 0.0,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose what to label next (active learning): the chosen images become the labeling
@@ -222,10 +232,11 @@ def select_(
 
     with user_errors():
         ws = open_workspace(directory)
+        spec = executor_spec(executor, ray_address, workers, gpus_per_worker, blobs,
+                             s3_endpoint)
         params = plan_select(ws, strategy=strategy.value, budget=budget, model=model,
                              split=split.value if split else None, seed=seed,
-                             executor=executor_spec(executor, ray_address, workers,
-                                                    gpus_per_worker))
+                             executor=spec)
         with ws.transaction() as conn:
             job = kinds.submit(conn, kind="select", user="cli", params=params.public())
         job = run_job(ws, job.id, f"select ({strategy.value})", show=not as_json)

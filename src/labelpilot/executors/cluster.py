@@ -10,16 +10,21 @@ import os
 import threading
 from collections import deque
 from collections.abc import Generator
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelpilot.errors import LabelPilotError
+from labelpilot.executors.locations import S3, S3Blobs
 from labelpilot.executors.work import ImageRef, Work, Worker
 from labelpilot.extras import require_ray
+from labelpilot.store.blobs import BlobStore
 
 if TYPE_CHECKING:
     from labelpilot.executors.spec import ExecutorSpec
 
 AHEAD_PER_WORKER = 2  # images queued at each actor: one running, one ready
+PUSH_AHEAD = 512  # images sent to an object store at a time, before they are asked for
 _CONNECT = threading.Lock()
 _connected: list[str | None] = []  # the address this process is connected to, if it is
 
@@ -80,9 +85,16 @@ class RayExecutor:
                                   "workers need one each",
                                   hint=f"use --workers {cpus} or fewer, or add nodes")
         self.actors: list[Any] = []
+        self.sent = 0  # images sent to the object store the workers read from
 
     def map(self, work: Work, refs: list[ImageRef]) -> Generator[tuple[ImageRef, Any], None, None]:
         ray = self.ray
+        store: S3Blobs | None = None
+        source = BlobStore(Path(work.blobs))
+        if self.spec.blobs:  # the workers read images elsewhere
+            if self.spec.blobs.startswith(S3):
+                store = S3Blobs(self.spec.blobs, self.spec.s3_endpoint)
+            work = replace(work, blobs=self.spec.blobs, blob_endpoint=self.spec.s3_endpoint)
         actor = ray.remote(RemoteWorker).options(
             num_cpus=1, num_gpus=self.spec.gpus_per_worker, max_restarts=-1,
             max_task_retries=-1)
@@ -91,6 +103,8 @@ class RayExecutor:
         pending: deque[tuple[ImageRef, Any]] = deque()
         try:
             for k, ref in enumerate(refs):
+                if store is not None and k % PUSH_AHEAD == 0:  # what the next ones need
+                    self.sent += store.push(source, refs[k:k + PUSH_AHEAD])
                 pending.append((ref, self.actors[k % n].run.remote(ref)))
                 if len(pending) >= n * AHEAD_PER_WORKER:
                     yield self._take(pending)

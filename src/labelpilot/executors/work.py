@@ -18,11 +18,11 @@ import numpy as np
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError, ModelError
+from labelpilot.executors.locations import BlobLocationError, open_location
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import DetectorModel, Tiling
 from labelpilot.models.ocr import OcrModel
 from labelpilot.models.registry import get_manifest, load_detector, load_ocr, load_predictor
-from labelpilot.store.blobs import BlobStore
 
 if TYPE_CHECKING:
     from labelpilot.workspace import Workspace
@@ -78,6 +78,7 @@ class Work:
     tile: int | None = None
     overlap: float = 0.2
     threads: int = 1
+    blob_endpoint: str | None = None  # the S3 endpoint where `blobs` is s3://...
 
     @property
     def tiling(self) -> Tiling | None:
@@ -117,7 +118,7 @@ class Worker:
 
     def __init__(self, work: Work) -> None:
         self.work = work
-        self.blobs = BlobStore(Path(work.blobs))
+        self.blobs = open_location(work.blobs, work.blob_endpoint)
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -150,6 +151,8 @@ class Worker:
         model = self.model  # a model that cannot load fails the job, not the image
         try:
             image = self.blobs.load_image(ref)
+        except BlobLocationError:
+            raise  # the job's, not the image's
         except LabelPilotError as e:
             return Failure(e.message)
         w = self.work

@@ -185,7 +185,7 @@ def server_executor(settings: Settings, kind: str | None) -> ExecutorSpec:
     if kind != "ray":
         return ExecutorSpec(kind)
     return ExecutorSpec("ray", settings.ray_address, settings.ray_workers,
-                        settings.ray_gpus_per_worker)
+                        settings.ray_gpus_per_worker, settings.ray_blobs, settings.s3_endpoint)
 
 
 @router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
