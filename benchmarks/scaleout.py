@@ -11,6 +11,10 @@ added), on this machine's 2 cores:
   machine (2 CPUs: two actors, one ONNX thread each), timed from submitting the job to
   its end (actors started and the model loaded in it); the cluster's start is said apart.
   Both runs' exported COCO files are compared byte for byte.
+- ray + S3: the same job with the workers reading the images from an S3-compatible store
+  (`--blobs s3://...`; moto's server on 127.0.0.1, a Python process on the same 2 cores,
+  so a lower bound on a real store's speed), once with the driver sending the 1,000
+  images in the run and once with them already there;
 - per-image cost: one worker running the images one after another (no writes);
 - the store writer: the proposals of the run written again into a fresh workspace on
   SQLite and on PostgreSQL, as the job writes them (each image's proposals with its job
@@ -21,6 +25,7 @@ added), on this machine's 2 cores:
 
 Usage:
     python benchmarks/scaleout.py [--images 1000] [--model yolox-nano] [--postgres URL]
+                                  [--no-s3]
 """
 
 from __future__ import annotations
@@ -139,6 +144,34 @@ class RayHead:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+class S3Server:
+    """moto's S3 server on 127.0.0.1 with a new bucket; made-up credentials in this
+    process's environment (and so in the Ray head's, started after it)."""
+
+    def __init__(self) -> None:
+        import logging
+        import socket
+
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request
+
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                          AWS_DEFAULT_REGION="us-east-1")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.bucket = "labelpilot-bench"
+        boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=self.bucket)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 def per_image_cost(ws: Any, model: str, count: int) -> tuple[float, list[Any]]:
     """Seconds per image of one worker (one core, no writes), and the refs it ran."""
     from labelpilot.executors import ImageRef, plan_work
@@ -210,6 +243,8 @@ def main() -> None:
     ap.add_argument("--model", default="yolox-nano")
     ap.add_argument("--postgres", metavar="URL", default=PG,
                     help="PostgreSQL for the writer's ceiling ('' to leave it out)")
+    ap.add_argument("--no-s3", dest="s3", action="store_false",
+                    help="leave out the runs reading images from an S3 store (moto)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     work = OUT / "scaleout"
@@ -222,13 +257,27 @@ def main() -> None:
     local_s, local_job = autolabel(local, args.model)
     print(f"local: {local_s:.1f} s", flush=True)
 
+    s3 = S3Server() if args.s3 else None  # before the head: its workers need credentials
     head = RayHead(work / "ray-head.log")
+    s3_runs: dict[str, tuple[float, bool]] = {}
     try:
         remote = workspace(work / "ray", images, args.model)
         ray_s, _ = autolabel(remote, args.model, ExecutorSpec("ray", head.address, 2))
         print(f"ray: {ray_s:.1f} s (cluster start {head.start_s:.1f} s)", flush=True)
+        if s3 is not None:
+            spec = ExecutorSpec("ray", head.address, 2, blobs=f"s3://{s3.bucket}/bench",
+                                s3_endpoint=s3.endpoint)
+            for what in ("images sent in the run", "images already in the store"):
+                ws = workspace(work / "ray-s3", images, args.model)
+                took, _ = autolabel(ws, args.model, spec)
+                s3_runs[what] = (took, coco_bytes(ws, work / "c") == coco_bytes(
+                    local, work / "a"))
+                ws.close()
+                print(f"ray + S3, {what}: {took:.1f} s", flush=True)
     finally:
         head.stop()
+        if s3 is not None:
+            s3.stop()
     same = coco_bytes(local, work / "a") == coco_bytes(remote, work / "b")
 
     cost, _ = per_image_cost(local, args.model, min(200, args.images))
@@ -264,6 +313,9 @@ def main() -> None:
     print("|---|--:|--:|--:|")
     print(f"| local executor | {local_s:.1f} | {n / local_s:.1f} | 1.00x |")
     print(f"| ray executor (2 workers) | {ray_s:.1f} | {n / ray_s:.1f} | {ray_s / local_s:.2f}x |")
+    for what, (took, same_s3) in s3_runs.items():
+        print(f"| ray, images from S3 (moto), {what} | {took:.1f} | {n / took:.1f} | "
+              f"{took / local_s:.2f}x{'' if same_s3 else ' (COCO differs!)'} |")
     print(f"\nsame COCO, byte for byte: {same}; Ray cluster start (not in the run): "
           f"{head.start_s:.1f} s; one worker: {cost * 1000:.1f} ms per image "
           f"({1 / cost:.1f} images/s per core)\n")
@@ -276,6 +328,7 @@ def main() -> None:
     (OUT / "scaleout.json").write_text(json.dumps({
         "images": n, "model": args.model, "local_s": local_s, "ray_s": ray_s,
         "ratio": ray_s / local_s, "same_coco": same, "ray_start_s": head.start_s,
+        "s3": {k: {"s": t, "same_coco": ok} for k, (t, ok) in s3_runs.items()},
         "cost_s": cost, "proposals_per_image": per_image, "writers": ceilings}, indent=1))
     print(f"\nplot: {OUT / 'scaleout.png'}")
 

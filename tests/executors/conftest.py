@@ -8,6 +8,7 @@ configuration would give them."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -76,6 +77,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_endpoint() -> Iterator[str]:
     """The URL of an S3-compatible server on 127.0.0.1 (moto's, in a thread)."""
     server_mod = pytest.importorskip("moto.server", reason="moto[server] is part of [dev]")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     port = _free_port()

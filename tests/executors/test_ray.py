@@ -13,12 +13,14 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labelpilot.active.select import Embedding, plan_select, repeat_selection
+from labelpilot.annotations import Quad
 from labelpilot.errors import LabelPilotError, ModelError, ValidationError
 from labelpilot.evaluation.run import evaluate_model
 from labelpilot.executors import ExecutorSpec, ImageRef, open_executor, plan_work
@@ -128,6 +130,58 @@ def test_ray_workers_read_images_from_an_object_store(
     assert coco_bytes(ws, tmp_path / "b") == coco_bytes(local, tmp_path / "a")
     ws.close()
     local.close()
+
+
+def test_ray_scores_the_tries_of_models_optimize_as_locally(
+        tmp_path: Path, shared: Path, ray_cluster: str) -> None:
+    from labelpilot.optimize.gate import OptimizeConfig, optimize_model
+    from tests.coco128 import detect_workspace
+
+    ws = detect_workspace(lambda **kw: Workspace.create(tmp_path / "ws", **kw), tmp_path,
+                          shared, ["person"], classes=["person"], train=10, test=6)
+    spec = ExecutorSpec("ray", ray_cluster, workers=2)
+    # a gate nothing passes: the first INT8 try is made, scored and refused
+    cfg = OptimizeConfig(min_speedup=100, max_loss=100, images=8, method="minmax")
+    here = optimize_model(ws, "yolox-nano", cfg)
+    there = optimize_model(ws, "yolox-nano", replace(cfg, executor=spec.params()))
+    assert there["fp32"] == here["fp32"] and here["fp32"]["map50"] > 0.3
+    (mine,), (theirs,) = here["tries"], there["tries"]
+    assert theirs["scores"] == mine["scores"] and theirs["size_bytes"] == mine["size_bytes"]
+    assert not theirs["kept"] and "at least 100x asked" in theirs["reason"]
+    ws.close()
+
+
+def test_ray_reads_an_ocr_candidates_parts_and_refuses_altered_files(
+        tmp_path: Path, shared: Path, ray_cluster: str) -> None:
+    from labelpilot.executors import plan_candidate
+    from labelpilot.models.ocr import builtin_manifest
+    from labelpilot.models.registry import load_ocr
+    from labelpilot.optimize.subjects import OcrParts
+
+    ws = new_workspace(tmp_path / "ws", "ocr", ocr_images(shared), shared)
+    assert prelabel(ws, "ocr").status == "done"  # the proposed quads stand for the truth
+    with ws.engine.connect() as conn:
+        rows = repo.list_images(conn)
+        anns = repo.annotations_for_images(conn, [r.id for r in rows])
+    refs = [ImageRef.of(r, tuple(tuple((float(x), float(y)) for x, y in a.shape.corners())
+                                 for a in anns.get(r.id, []) if isinstance(a.shape, Quad)))
+            for r in rows]
+    assert sum(len(r.quads) for r in refs) >= 10
+    model = load_ocr("ocr", None, threads=1)
+    op = OcrParts(det=True, rec=True)
+    want = [op.run(model, ws.blobs.load_image(r), r) for r in refs]
+    executor = open_executor(ExecutorSpec("ray", ray_cluster, workers=2))
+    manifest = builtin_manifest()
+    got = [found for _, found in executor.map(plan_candidate(ws, manifest, op), refs)]
+    assert got == want and sum(len(texts) for _, texts in got) >= 10
+    # a candidate's file that is not the one measured: the workers refuse to run it
+    det, sha = manifest.file("det")
+    copy = tmp_path / "det.onnx"
+    copy.write_bytes(det.read_bytes()[:-8])
+    altered = manifest.with_variant_files({"det": (copy, sha)})
+    with pytest.raises(LabelPilotError, match=r"det\.onnx has SHA-256"):
+        list(executor.map(plan_candidate(ws, altered, op), refs[:2]))
+    ws.close()
 
 
 def select(ws: Workspace, executor: ExecutorSpec | None = None, **kw: Any) -> dict[str, Any]:

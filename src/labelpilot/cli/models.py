@@ -9,7 +9,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelpilot.cli.common import JsonOpt, finish_job, open_workspace, out, print_json, run_job, user_errors
+from labelpilot.cli.common import (
+    BlobsOpt,
+    ExecutorKind,
+    ExecutorOpt,
+    GpusOpt,
+    JsonOpt,
+    RayAddressOpt,
+    S3EndpointOpt,
+    WorkersOpt,
+    executor_spec,
+    finish_job,
+    open_workspace,
+    out,
+    print_json,
+    run_job,
+    user_errors,
+)
 
 app = typer.Typer(help="Models: built in and in the workspace.", no_args_is_help=True)
 
@@ -102,11 +118,18 @@ def models_optimize(
                                         "split's labels.")] = True,
     only: Annotated[str | None, typer.Option(help="Try one file only: det or rec (OCR), "
                                              "model (detectors).")] = None,
+    executor: ExecutorOpt = ExecutorKind.local,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a faster variant of a model and keep it only if it is as accurate: scored with
-    the original on the test split (else val), timed on the same images; the kept variant
-    is what pre-labeling, the smart tools and serving then run."""
+    the original on the test split (else val; on the executor asked for), timed on the
+    same images here; the kept variant is what pre-labeling, the smart tools and serving
+    then run."""
     from labelpilot.jobs import kinds
     from labelpilot.jobs.optimize import plan_optimize
 
@@ -114,7 +137,9 @@ def models_optimize(
         params = plan_optimize(name, int8=int8, fp16=fp16, device=device,
                                calibrate_on=calibrate_on, images=images, method=method,
                                max_loss=max_loss, min_speedup=min_speedup, prune=prune,
-                               only=only)
+                               only=only, executor=executor_spec(
+                                   executor, ray_address, workers, gpus_per_worker, blobs,
+                                   s3_endpoint))
         ws = open_workspace(directory)
         with ws.transaction() as conn:
             job_id = kinds.submit(conn, kind="optimize", user="cli", params=params).id

@@ -13,7 +13,14 @@ from labelpilot.annotations import object_boxes, region_corners
 from labelpilot.errors import LabelPilotError
 from labelpilot.evaluation.detect import DetBox, GtBox, evaluate_detections, mistakes
 from labelpilot.evaluation.ocr import GtLine, PredLine, evaluate
-from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor, plan_work
+from labelpilot.executors import (
+    ExecutorSpec,
+    Failure,
+    ImageRef,
+    open_executor,
+    plan_candidate,
+    plan_work,
+)
 from labelpilot.executors.work import shown_detections
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import check_tiling
@@ -40,7 +47,8 @@ def evaluate_detector(ws: Workspace, model: DetectorModel, split: str | None,
     against the accepted boxes (any region shape counts by its bounding box; COCO crowd
     regions are ignored). The model's classes are named as pre-labeling names them
     (`mapping`, then by name; the others dropped). With `name` (the model's name in the
-    workspace), the images run on `executor`; else here, on `model` itself."""
+    workspace) or `executor` (a candidate's files, see `executors.plan_candidate`), the
+    images run on `executor`; else here, on `model` itself."""
     with ws.engine.connect() as conn:
         names = LabelMap(model.spec.labels, repo.label_names(conn), mapping, "drop")
         rows, anns = repo.confirmed_labels(conn, split)
@@ -76,14 +84,15 @@ def _detections(ws: Workspace, model: DetectorModel, name: str | None,
                 executor: ExecutorSpec | None, rows: list[Any], tiling: Tiling | None
                 ) -> Iterator[tuple[Any, Any]]:
     """(image, [(detection, shown)]) for each row, in order."""
-    if name is None:  # a model not registered in the workspace (a candidate being scored)
+    if name is None and executor is None:  # a candidate being scored, here
         for row in rows:
             yield row, shown_detections(model, ws.blobs.load_image(row),
                                         score_threshold=EVAL_MIN_SCORE, tiling=tiling)
         return
-    work = plan_work(ws, name, "eval-detect", score_threshold=EVAL_MIN_SCORE,
-                     tile=tiling.size if tiling else None,
-                     overlap=tiling.overlap if tiling else 0.2)
+    options = {"score_threshold": EVAL_MIN_SCORE, "tile": tiling.size if tiling else None,
+               "overlap": tiling.overlap if tiling else 0.2}
+    work = (plan_work(ws, name, "eval-detect", **options) if name is not None
+            else plan_candidate(ws, model.manifest, "eval-detect", **options))
     with closing(open_executor(executor or ExecutorSpec()).map(
             work, [ImageRef.of(r) for r in rows])) as results:
         yield from results

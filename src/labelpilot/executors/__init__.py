@@ -7,7 +7,14 @@ folder on a shared file system). Results come back in the images' order, so the 
 process that writes the store writes them as a local run would, image by image."""
 
 from labelpilot.executors.spec import EXECUTORS, ExecutorSpec, open_executor
-from labelpilot.executors.work import Failure, ImageRef, Operation, Work, plan_work
+from labelpilot.executors.work import (
+    Failure,
+    ImageRef,
+    Operation,
+    Work,
+    plan_candidate,
+    plan_work,
+)
 
 __all__ = ["EXECUTORS", "ExecutorSpec", "Failure", "ImageRef", "Operation", "Work",
-           "open_executor", "plan_work"]
+           "open_executor", "plan_candidate", "plan_work"]

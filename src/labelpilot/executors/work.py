@@ -21,6 +21,7 @@ from labelpilot.errors import LabelPilotError, ModelError
 from labelpilot.executors.locations import BlobLocationError, open_location
 from labelpilot.geometry.crops import rectify
 from labelpilot.models.detect import DetectorModel, Tiling
+from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.ocr import OcrModel
 from labelpilot.models.registry import get_manifest, load_detector, load_ocr, load_predictor
 
@@ -79,6 +80,9 @@ class Work:
     overlap: float = 0.2
     threads: int = 1
     blob_endpoint: str | None = None  # the S3 endpoint where `blobs` is s3://...
+    # a model not registered (a variant `models optimize` is measuring): the workers load
+    # these files (on a file system they share) after checking their SHA-256
+    candidate: ModelManifest | None = None
 
     @property
     def tiling(self) -> Tiling | None:
@@ -98,6 +102,16 @@ def plan_work(ws: Workspace, model: str, op: str | Operation, **options: Any) ->
     manifest = get_manifest(model, ws.models_dir)
     return Work(str(ws.blobs.root), str(ws.models_dir) if ws.models_dir else None, model,
                 manifest.version, _checksums(manifest), op, **options)
+
+
+def plan_candidate(ws: Workspace, manifest: ModelManifest, op: str | Operation,
+                   **options: Any) -> Work:
+    """The work of an unregistered model (see `Work.candidate`): a detector or OCR model."""
+    if manifest.kind not in ("detect", "ocr"):
+        raise LabelPilotError(f"a {manifest.kind} model cannot be measured on an executor")
+    return Work(str(ws.blobs.root), str(ws.models_dir) if ws.models_dir else None,
+                manifest.name, manifest.version, _checksums(manifest), op, candidate=manifest,
+                **options)
 
 
 def _checksums(manifest: Any) -> tuple[tuple[str, str], ...]:
@@ -131,6 +145,11 @@ class Worker:
 
     def _load(self) -> Any:
         w = self.work
+        if w.candidate is not None:  # these files, as they are, or none
+            w.candidate.verify()
+            if w.candidate.kind == "ocr":
+                return OcrModel(w.candidate, threads=w.threads)
+            return DetectorModel(w.candidate, threads=w.threads)
         models_dir = Path(w.models_dir) if w.models_dir else None
         manifest = get_manifest(w.model, models_dir)
         if manifest.version != w.version or _checksums(manifest) != w.checksums:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labelpilot.errors import LabelPilotError, ModelError
+from labelpilot.executors import ExecutorSpec
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.models.runtime import sha256_file
 from labelpilot.store import repo
@@ -55,6 +56,8 @@ class OptimizeConfig:
     min_speedup: float = 1.5
     prune: bool = True  # OCR: also try the recognizer pruned to the characters in use
     only: str | None = None  # one role to try (OCR: det or rec); None: every role
+    # where the tries are scored (ExecutorSpec.params(); None: here); they are timed here
+    executor: dict[str, Any] | None = None
 
 
 def check_config(cfg: OptimizeConfig) -> None:
@@ -179,6 +182,8 @@ def optimize_model(ws: Workspace, name: str, cfg: OptimizeConfig,
     else:
         subject = OcrSubject(ws, manifest, cfg.method, split, scored, calib, cfg.calibrate_on,
                              TIMED_IMAGES, cfg.prune)
+    if cfg.executor:
+        subject.executor = ExecutorSpec.from_params(cfg.executor)
     if cfg.only is not None:
         known = [r.name for r in subject.roles]
         if cfg.only not in known:

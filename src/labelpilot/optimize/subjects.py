@@ -16,7 +16,8 @@ Each try makes files from the model's own (FP32) files into a work folder; the g
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from typing import Any
 import numpy as np
 
 from labelpilot.errors import LabelPilotError
+from labelpilot.executors import (
+    ExecutorSpec,
+    Failure,
+    ImageRef,
+    open_executor,
+    plan_candidate,
+)
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.store import repo
 from labelpilot.workspace import Workspace
@@ -58,11 +66,13 @@ class Role:
 
 
 class Subject:
-    """A model being optimized: load, score, time."""
+    """A model being optimized: load, score (here, or on `executor`: the workers load the
+    candidate's files from the models folder they share), time (always here)."""
 
     roles: list[Role]
     fp32: Any
     stage_is_whole = False  # one role whose stage is the whole pre-labeling path
+    executor: ExecutorSpec | None = None
 
     def load(self, manifest: ModelManifest) -> Any:
         raise NotImplementedError
@@ -100,6 +110,33 @@ def _int8_tries(src: Path, role: str, feeds: Callable[[], list[dict[str, np.ndar
             Try("INT8, convolutions only, prediction layers in float", make(True), slower=True)]
 
 
+@dataclass(frozen=True)
+class OcrParts:
+    """An OCR model's parts on one image (an executor `Operation`): the points of the
+    lines its detector finds (`det`) and its recognizer's reading of the image's true
+    quads (`rec`, the quads in the image's reference)."""
+
+    det: bool
+    rec: bool
+
+    def load(self, name: str, models_dir: Path | None, threads: int) -> Any:
+        from labelpilot.models.registry import load_ocr
+
+        return load_ocr(name, models_dir, threads=threads)
+
+    def read(self, model: Any, image: np.ndarray, quads: list[np.ndarray]
+             ) -> tuple[list[Any], list[str]]:
+        from labelpilot.geometry.crops import rectify
+
+        lines = [ln.points.tolist() for ln in model.detect(image)] if self.det else []
+        texts = ([t for t, _ in model.recognize([rectify(image, q) for q in quads])]
+                 if self.rec else [])
+        return lines, texts
+
+    def run(self, model: Any, image: np.ndarray, ref: ImageRef) -> tuple[list[Any], list[str]]:
+        return self.read(model, image, [np.asarray(q) for q in ref.quads])
+
+
 class DetectorSubject(Subject):
     stage_is_whole = True
 
@@ -133,7 +170,8 @@ class DetectorSubject(Subject):
     def score(self, model: Any, metrics: tuple[str, ...]) -> dict[str, float]:
         from labelpilot.evaluation.run import evaluate_detector
 
-        return {"map50": float(evaluate_detector(self.ws, model, self.split)["map50"])}
+        return {"map50": float(evaluate_detector(self.ws, model, self.split,
+                                                 executor=self.executor)["map50"])}
 
     def timed_items(self, role: Role | None) -> list[Any]:
         return self.images
@@ -262,14 +300,14 @@ class OcrSubject(Subject):
     def score(self, model: Any, metrics: tuple[str, ...]) -> dict[str, float]:
         from labelpilot.evaluation.ocr import PredLine, evaluate
 
-        gts, preds, recs = [], [], []
-        for row, gt in self.rows:
-            image, _, crops = self._item(row, gt)
-            gts.append(gt)
-            if "det_hmean" in metrics:
-                preds.append([PredLine(ln.points.tolist(), "") for ln in model.detect(image)])
-            if "rec_line_accuracy" in metrics:
-                recs.append([t for t, _ in model.recognize(crops)])
+        det, rec = "det_hmean" in metrics, "rec_line_accuracy" in metrics
+        gts: list[Any] = [gt for _, gt in self.rows]
+        preds, recs = [], []
+        for lines, texts in self._read(model, OcrParts(det, rec)):
+            if det:
+                preds.append([PredLine(points, "") for points in lines])
+            if rec:
+                recs.append(texts)
         out: dict[str, float] = {}
         if "det_hmean" in metrics:
             out["det_hmean"] = float(evaluate(gts, preds, [[g.text for g in gt] for gt in gts])
@@ -278,6 +316,22 @@ class OcrSubject(Subject):
             out["rec_line_accuracy"] = float(evaluate(gts, [[] for _ in gts], recs)
                                              ["rec_line_accuracy"])
         return out
+
+    def _read(self, model: Any, op: OcrParts) -> Iterator[tuple[list[Any], list[str]]]:
+        """`op` on each scored image: here, or on the executor."""
+        if self.executor is None:
+            for row, gt in self.rows:
+                image = self.ws.blobs.load_image(row)
+                yield op.read(model, image, [np.asarray(g.points) for g in gt])
+            return
+        refs = [ImageRef.of(row, tuple(tuple((float(x), float(y)) for x, y in g.points)
+                                       for g in gt)) for row, gt in self.rows]
+        work = plan_candidate(self.ws, model.manifest, op)
+        with closing(open_executor(self.executor).map(work, refs)) as results:
+            for _, got in results:
+                if isinstance(got, Failure):
+                    raise LabelPilotError(got.message, hint="scoring needs every image")
+                yield got
 
     def timed_items(self, role: Role | None) -> list[Any]:
         return self.timed

@@ -555,6 +555,9 @@ class OptimizeCreate(BaseModel):
     min_speedup: Annotated[float, Field(gt=0, le=100)] = 1.5
     prune: bool = True  # OCR: also try the recognizer pruned to the characters in use
     only: Literal["det", "rec", "model"] | None = None  # one file only
+    executor: Literal["local", "ray"] | None = Field(
+        None, description="where the tries are scored (they are timed in the server): in "
+        "the server (local) or on its Ray cluster; default: the server's LABELPILOT_EXECUTOR")
 
 
 class JobPublic(BaseModel):

@@ -281,7 +281,7 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
 @router.post("/models/{name}/optimize", response_model=JobPublic, status_code=202,
              tags=["models"])
 def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: WorkspaceDep,
-                   wake: WakeRunner) -> JobPublic:
+                   wake: WakeRunner, settings: SettingsDep) -> JobPublic:
     """Make a faster variant of a workspace model or the built-in OCR model (INT8, and for
     OCR recognizers an output layer pruned to the characters in use) as a job, kept only
     if it passes the accuracy and speed gate (see `labelpilot models optimize`); the job's
@@ -289,7 +289,8 @@ def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: Works
     from labelpilot.models.registry import get_manifest
 
     get_manifest(name, ws.models_dir)  # 404 for a model that does not exist
-    params = plan_optimize(name, **body.model_dump())
+    params = plan_optimize(name, **body.model_dump(exclude={"executor"}),
+                           executor=server_executor(settings, body.executor))
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind="optimize", params=params, user=user.username)
     wake()
