@@ -25,6 +25,8 @@ POSTGRES_URL = os.environ.get("LABELPILOT_TEST_POSTGRES_URL",
 # In CI PostgreSQL must be there: a missing server fails the run instead of skipping.
 REQUIRE_POSTGRES = bool(os.environ.get("CI") or os.environ.get("LABELPILOT_REQUIRE_POSTGRES"))
 
+pytest_plugins = ["tests.clusters"]  # the Ray cluster and S3 server fixtures
+
 
 def _postgres_schema() -> Iterator[str]:
     from sqlalchemy import create_engine, text

@@ -3,6 +3,7 @@
 
 import { Project, SelectOptions, api, errorText } from "./api";
 import { el, toast } from "./dom";
+import { executorChoice, executorOf } from "./executor";
 
 const STRATEGIES: [SelectOptions["strategy"], string][] = [
   ["hybrid", "hybrid: uncertain and unlike each other"],
@@ -23,6 +24,7 @@ export function selectPanel(project: Project, started: () => void): {
   const budget = el("input", { id: "select-budget", type: "number", min: "1", step: "1",
     value: "20", "aria-label": "images to choose" });
   const model = el("select", { id: "select-model", "aria-label": "scoring model" });
+  const where = executorChoice(project, "select-executor");
   const button = el("button", { id: "select" }, "Choose");
   const why = el("span", { id: "select-reason", class: "hint" });
   const refresh = async () => {
@@ -43,7 +45,8 @@ export function selectPanel(project: Project, started: () => void): {
   button.onclick = async () => {
     try {
       const s = strategy.value as SelectOptions["strategy"];
-      await api.select({ strategy: s, budget: Number(budget.value), model: s === "random" ? null : model.value || null });
+      await api.select({ strategy: s, budget: Number(budget.value), model: s === "random" ? null : model.value || null,
+        executor: executorOf(where) });
       toast("choosing what to label next");
     } catch (e) {
       toast(errorText(e), "error");
@@ -52,7 +55,7 @@ export function selectPanel(project: Project, started: () => void): {
   };
   const root = el("section", { class: "panel", id: "select-panel" },
     el("h3", {}, "Choose what to label next"),
-    el("div", { class: "row" }, strategy, budget, model, button, why),
+    el("div", { class: "row" }, strategy, budget, model, ...(where ? [where] : []), button, why),
     el("p", { class: "hint" }, "The chosen images come first in “Start labeling” and in the " +
       "image grid, each with the reason it was chosen."));
   void refresh().catch(() => undefined);

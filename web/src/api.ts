@@ -198,6 +198,9 @@ export interface Project {
   loop?: LoopSettings;
   /** OCR projects: how pre-labeling finds text lines */
   text_lines?: "detect" | "whole-image";
+  /** where this server can run jobs' models (ray: the cluster it is set up for) */
+  executors?: ("local" | "ray")[];
+  executor?: "local" | "ray";
 }
 
 export interface LoopSettings {

@@ -3,6 +3,7 @@
 
 import { Job, Me, ModelInfo, Project, TrainOptions, api, errorText } from "./api";
 import { el, toast } from "./dom";
+import { executorChoice, executorOf } from "./executor";
 import { exportResult, importResult } from "./transfer";
 import { curveSvg } from "./curve";
 
@@ -58,6 +59,7 @@ export function prelabelPanel(project: Project, started: () => void): {
   const which = el("select", { id: "prelabel-images", "aria-label": "images to pre-label" },
     el("option", { value: "new" }, "new images"), el("option", { value: "all" }, "all images not done"));
   const button = el("button", { id: "prelabel" }, "Pre-label");
+  const where = executorChoice(project, "prelabel-executor");
   const why = el("span", { id: "prelabel-reason", class: "hint" });
   // whether there is anything to pre-label: said next to the button, before a job starts
   const check = async () => {
@@ -104,6 +106,7 @@ export function prelabelPanel(project: Project, started: () => void): {
         map: table ? table.map() : null,
         unmapped: table ? (table.addOthers() ? "add" : "drop") : null,
         lines: lines.hidden ? null : lines.value as "detect" | "whole-image",
+        executor: executorOf(where),
       });
       toast("pre-labeling started");
     } catch (e) {
@@ -112,7 +115,8 @@ export function prelabelPanel(project: Project, started: () => void): {
     started();
   };
   const root = el("section", { class: "panel", id: "prelabel-panel" },
-    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, lines, which, button, why), mapBox);
+    el("h3", {}, "Pre-label"), el("div", { class: "row" }, select, lines, which,
+      ...(where ? [where] : []), button, why), mapBox);
   refresh().catch(() => undefined);
   void check();
   return { root, refresh: async () => { await refresh(); await check(); } };

@@ -413,6 +413,11 @@ class ProjectPublic(BaseModel):
     text_lines: Literal["detect", "whole-image"] = Field("detect", description=(
         "OCR projects: how pre-labeling finds text lines: the text detector (detect), or "
         "each image read whole as one cropped line (whole-image)"))
+    executors: list[Literal["local", "ray"]] = Field(["local"], description=(
+        "where this server can run the models of pre-labeling, selection and optimization "
+        "jobs: local (in the server), ray (the Ray cluster it is set up for)"))
+    executor: Literal["local", "ray"] = Field("local", description=(
+        "where they run unless a request says (LABELPILOT_EXECUTOR)"))
 
 
 class LabelChange(BaseModel):

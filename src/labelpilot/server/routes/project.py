@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from labelpilot import labels, splits
 from labelpilot.errors import ValidationError
 from labelpilot.formats import FORMATS, list_formats
-from labelpilot.server.deps import CanEditProject, CurrentUser, WorkspaceDep
+from labelpilot.server.deps import CanEditProject, CurrentUser, SettingsDep, WorkspaceDep
 from labelpilot.server.schemas import (
     FormatPublic,
     LabelChange,
@@ -23,11 +23,16 @@ from labelpilot.workspace import LoopConfig, Workspace
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from labelpilot.settings import Settings
+
 router = APIRouter(prefix="/api/project", tags=["project"])
 
 
-def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
-    return ProjectPublic(name=ws.config.name, task=ws.config.task,
+def _project(ws: Workspace, conn: Connection, settings: Settings) -> ProjectPublic:
+    ray = settings.executor == "ray" or settings.ray_address is not None
+    return ProjectPublic(executors=["local", "ray"] if ray else ["local"],
+                         executor=cast(Any, settings.executor),
+                         name=ws.config.name, task=ws.config.task,
                          labels=repo.label_names(conn), label_colors=repo.label_colors(conn),
                          label_attributes=repo.label_attributes(conn),
                          label_keypoints=repo.label_keypoints(conn),
@@ -38,10 +43,10 @@ def _project(ws: Workspace, conn: Connection) -> ProjectPublic:
 
 
 @router.get("", response_model=ProjectPublic)
-def get_project(user: CurrentUser, ws: WorkspaceDep) -> ProjectPublic:
+def get_project(user: CurrentUser, ws: WorkspaceDep, settings: SettingsDep) -> ProjectPublic:
     """Settings, label classes and progress (counts by status, label, review state, split)."""
     with ws.engine.connect() as conn:
-        return _project(ws, conn)
+        return _project(ws, conn, settings)
 
 
 @router.get("/formats", response_model=list[FormatPublic])
@@ -65,18 +70,19 @@ def assign_splits(body: SplitAssign, user: CurrentUser, ws: WorkspaceDep) -> Spl
 
 @router.patch("/labels/{name}", response_model=ProjectPublic)
 def change_label(name: str, body: LabelChange, admin: CanEditProject,
-                 ws: WorkspaceDep) -> ProjectPublic:
+                 ws: WorkspaceDep, settings: SettingsDep) -> ProjectPublic:
     """Rename a label class, merge it into another (its annotations move there), give it a
     colour, or declare the attributes its shapes carry."""
     with ws.transaction() as conn:
         labels.change_label(ws, conn, name, user=admin, rename=body.name,
                             merge_into=body.merge_into, color=body.color,
                             attributes=body.attributes)
-        return _project(ws, conn)
+        return _project(ws, conn, settings)
 
 
 @router.patch("", response_model=ProjectPublic)
-def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep) -> ProjectPublic:
+def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep,
+                   settings: SettingsDep) -> ProjectPublic:
     with ws.transaction() as conn:
         if body.add_labels:
             repo.ensure_labels(conn, [n.strip() for n in body.add_labels])
@@ -106,4 +112,4 @@ def update_project(body: ProjectUpdate, admin: CanEditProject, ws: WorkspaceDep)
                                       f"{ws.config.task} project")
             ws.config.text_lines = body.text_lines
             ws.save_config()
-        return _project(ws, conn)
+        return _project(ws, conn, settings)

@@ -1,5 +1,6 @@
-"""A local Ray cluster for the tests of the Ray executor: `ray start --head` on 127.0.0.1
-(two CPUs: two model workers), started and stopped here; this process connects to it as
+"""Fixtures (a plugin of the root conftest): a local Ray cluster for the tests of the Ray
+executor, `ray start --head` on 127.0.0.1 (two CPUs: two model workers), started and
+stopped here; this process connects to it as
 a driver, as `--ray-address` makes a command do. And an S3 server on 127.0.0.1 (moto's),
 for workers that read images from an object store; every process here (the cluster's
 too) has the same made-up credentials in its environment, as a machine's AWS
