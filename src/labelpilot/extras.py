@@ -50,3 +50,13 @@ def require_ray() -> Any:
         raise LabelPilotError("the Ray executor needs Ray",
                               hint="pip install 'labelpilot[ray]'") from None
     return ray
+
+
+def require_boto3() -> Any:
+    """The `boto3` module ([s3] extra)."""
+    try:
+        import boto3
+    except ImportError:
+        raise LabelPilotError("reading images from an S3-compatible store needs boto3",
+                              hint="pip install 'labelpilot[s3]'") from None
+    return boto3

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from labelpilot.errors import LabelPilotError
+from labelpilot.extras import require_boto3
 from labelpilot.store.blobs import BlobStore
 
 S3 = "s3://"
@@ -48,16 +49,6 @@ def open_location(url: str, endpoint: str | None = None) -> BlobReader:
     return BlobStore(Path(url))
 
 
-def require_boto3() -> Any:
-    """The `boto3` module ([s3] extra)."""
-    try:
-        import boto3
-    except ImportError:
-        raise LabelPilotError("reading images from an S3-compatible store needs boto3",
-                              hint="pip install 'labelpilot[s3]'") from None
-    return boto3
-
-
 def check_url(url: str) -> None:
     """A usable location: `s3://bucket[/prefix]` or an absolute folder path."""
     if url.startswith(S3):
@@ -77,7 +68,7 @@ def check_url(url: str) -> None:
 class S3Blobs:
     def __init__(self, url: str, endpoint: str | None = None) -> None:
         check_url(url)
-        boto3 = require_boto3()
+        boto3 = require_boto3()  # the [s3] extra
         from botocore.config import Config
 
         self.url = url.rstrip("/")
