@@ -200,22 +200,32 @@ def stored_scores(ws: Workspace, source: str) -> dict[str, Any]:
     return {rows[i]: v for i, v in got.items()}
 
 
+def segment_images(shared: Path, folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for f in sorted((shared / "datasets" / "grabcut" / "data_GT").iterdir())[:count]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
 @pytest.mark.parametrize(("task", "model", "strategy"), [
-    ("detect", "yolox-nano", "hybrid"), ("ocr", "ocr", "uncertainty")])
+    ("detect", "yolox-nano", "hybrid"), ("ocr", "ocr", "uncertainty"),
+    ("segment", "graphcut", "uncertainty")])
 def test_ray_scores_and_embeds_for_active_learning_as_locally(
         task: str, model: str, strategy: str, tmp_path: Path, shared: Path,
         ray_cluster: str) -> None:
     images = (coco_images(shared, tmp_path / "imgs", 12) if task == "detect"
-              else ocr_images(shared))
+              else ocr_images(shared) if task == "ocr"
+              else segment_images(shared, tmp_path / "imgs", 3))
     runs = []
     for name, spec in (("local", None), ("ray", ExecutorSpec("ray", ray_cluster, workers=2))):
         ws = new_workspace(tmp_path / name, task, images, shared)
         if task == "ocr":  # OCR scores read the quads the images have (here proposed)
             assert prelabel(ws, model).status == "done"
-        result = select(ws, spec, strategy=strategy, budget=5, model=model)
+        budget = 2 if task == "segment" else 5
+        result = select(ws, spec, strategy=strategy, budget=budget, model=model)
         # a new model version's re-run of the selection runs where it ran
-        again = repeat_selection(ws, plan_select(ws, strategy=strategy, budget=5, model=model,
-                                                 executor=spec).public(), model)
+        again = repeat_selection(ws, plan_select(ws, strategy=strategy, budget=budget,
+                                                 model=model, executor=spec).public(), model)
         assert again is not None and again.executor == (spec.params() if spec else None)
         with ws.engine.connect() as conn:
             vectors = scores.embeddings_for(conn, Embedding("detect").load(
@@ -224,9 +234,10 @@ def test_ray_scores_and_embeds_for_active_learning_as_locally(
         runs.append((result, stored_scores(ws, result["model"]), vectors))
         ws.close()
     (local, local_scores, local_vectors), (remote, remote_scores, remote_vectors) = runs
-    assert remote["selected"] == local["selected"] and len(local["selected"]) == 5
-    assert remote_scores == local_scores and len(local_scores) == (12 if task == "detect"
-                                                                   else 10)
+    assert remote["selected"] == local["selected"]
+    assert len(local["selected"]) == (2 if task == "segment" else 5)
+    assert remote_scores == local_scores
+    assert len(local_scores) == {"detect": 12, "ocr": 10, "segment": 3}[task]
     assert remote_vectors == local_vectors
     if task == "detect":  # hybrid: the 12 images embedded (the 3 x budget candidates)
         assert len(local_vectors) == 12
