@@ -38,6 +38,16 @@ pytestmark = pytest.mark.xdist_group("ray")  # one cluster per test process: run
 LABELPILOT = Path(sys.executable).parent / "labelpilot"
 
 
+def only_on_workers(monkeypatch: pytest.MonkeyPatch, *more: tuple[Any, str]) -> None:
+    """From now on the per-image work (`Worker.run`, and `more`) fails in this process:
+    what passes runs in the cluster's worker processes, not here."""
+    def here(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the per-image work ran in the test process, not on Ray")
+
+    for owner, name in [(Worker, "run"), *more]:
+        monkeypatch.setattr(owner, name, here)
+
+
 def coco_images(shared: Path, folder: Path, count: int) -> Path:
     folder.mkdir(parents=True)
     for f in sorted((shared / "datasets" / "coco128" / "train2017").glob("*.jpg"))[:count]:
@@ -76,7 +86,7 @@ def coco_bytes(ws: Workspace, dest: Path) -> bytes:
 @pytest.mark.parametrize(("task", "model"), [("detect", "yolox-nano"), ("ocr", "ocr")])
 def test_ray_prelabels_exactly_as_the_local_executor(
         task: str, model: str, make_workspace: Any, tmp_path: Path, shared: Path,
-        ray_cluster: str) -> None:
+        ray_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
     images = (coco_images(shared, tmp_path / "imgs", 10) if task == "detect"
               else ocr_images(shared))
     local = new_workspace(tmp_path / "local", task, images, shared)
@@ -87,7 +97,9 @@ def test_ray_prelabels_exactly_as_the_local_executor(
     probe.close()
     remote = new_workspace(tmp_path / "remote", task, images, shared, database_url=url)
     spec = ExecutorSpec("ray", ray_cluster, workers=2)
-    job = prelabel(remote, model, spec)
+    with monkeypatch.context() as patch:
+        only_on_workers(patch)
+        job = prelabel(remote, model, spec)
     assert job.status == "done", job.error
     assert job.result and job.result["executor"] == "ray" and job.result["failed_images"] == []
     assert job.params["executor"]["address"] == ray_cluster
@@ -102,7 +114,9 @@ def test_ray_prelabels_exactly_as_the_local_executor(
             annotation_rows.set_status(conn, ids, status="accepted", username="test",
                                        when=repo.now())
         mine = evaluate_model(local, model_name=model, split=None)
-        theirs = evaluate_model(local, model_name=model, split=None, executor=spec)
+        with monkeypatch.context() as patch:
+            only_on_workers(patch)
+            theirs = evaluate_model(local, model_name=model, split=None, executor=spec)
         assert theirs == mine and mine["map50"] > 0.9
     local.close()
     remote.close()
@@ -133,7 +147,9 @@ def test_ray_workers_read_images_from_an_object_store(
 
 
 def test_ray_scores_the_tries_of_models_optimize_as_locally(
-        tmp_path: Path, shared: Path, ray_cluster: str) -> None:
+        tmp_path: Path, shared: Path, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labelpilot.evaluation import run as evaluation_run
     from labelpilot.optimize.gate import OptimizeConfig, optimize_model
     from tests.coco128 import detect_workspace
 
@@ -143,6 +159,7 @@ def test_ray_scores_the_tries_of_models_optimize_as_locally(
     # a gate nothing passes: the first INT8 try is made, scored and refused
     cfg = OptimizeConfig(min_speedup=100, max_loss=100, images=8, method="minmax")
     here = optimize_model(ws, "yolox-nano", cfg)
+    only_on_workers(monkeypatch, (evaluation_run, "shown_detections"))
     there = optimize_model(ws, "yolox-nano", replace(cfg, executor=spec.params()))
     assert there["fp32"] == here["fp32"] and here["fp32"]["map50"] > 0.3
     (mine,), (theirs,) = here["tries"], there["tries"]
@@ -163,9 +180,8 @@ def test_ray_reads_an_ocr_candidates_parts_and_refuses_altered_files(
     with ws.engine.connect() as conn:
         rows = repo.list_images(conn)
         anns = repo.annotations_for_images(conn, [r.id for r in rows])
-    refs = [ImageRef.of(r, tuple(tuple((float(x), float(y)) for x, y in a.shape.corners())
-                                 for a in anns.get(r.id, []) if isinstance(a.shape, Quad)))
-            for r in rows]
+    refs = [ImageRef.of(r, [a.shape.corners() for a in anns.get(r.id, [])
+                            if isinstance(a.shape, Quad)]) for r in rows]
     assert sum(len(r.quads) for r in refs) >= 10
     model = load_ocr("ocr", None, threads=1)
     op = OcrParts(det=True, rec=True)
@@ -212,7 +228,7 @@ def segment_images(shared: Path, folder: Path, count: int) -> Path:
     ("segment", "graphcut", "uncertainty")])
 def test_ray_scores_and_embeds_for_active_learning_as_locally(
         task: str, model: str, strategy: str, tmp_path: Path, shared: Path,
-        ray_cluster: str) -> None:
+        ray_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
     images = (coco_images(shared, tmp_path / "imgs", 12) if task == "detect"
               else ocr_images(shared) if task == "ocr"
               else segment_images(shared, tmp_path / "imgs", 3))
@@ -222,6 +238,8 @@ def test_ray_scores_and_embeds_for_active_learning_as_locally(
         if task == "ocr":  # OCR scores read the quads the images have (here proposed)
             assert prelabel(ws, model).status == "done"
         budget = 2 if task == "segment" else 5
+        if spec is not None:
+            only_on_workers(monkeypatch)
         result = select(ws, spec, strategy=strategy, budget=budget, model=model)
         # a new model version's re-run of the selection runs where it ran
         again = repeat_selection(ws, plan_select(ws, strategy=strategy, budget=budget,

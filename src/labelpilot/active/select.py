@@ -8,7 +8,8 @@ selection with the same model computes only what is new."""
 
 from __future__ import annotations
 
-import time
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from labelpilot.active.uncertainty import (
 from labelpilot.annotations import Quad
 from labelpilot.errors import LabelPilotError, ValidationError
 from labelpilot.executors import (
+    Batches,
     ExecutorSpec,
     Failure,
     ImageRef,
@@ -58,6 +60,9 @@ _BATCH_S = 0.25  # seconds between transactions, at most
 _REFS = 500  # images whose annotations are read at once
 
 Progress = Callable[[int, int], None]
+# each loaded model's backbone extractor (the models are the registry's cached instances)
+_EXTRACTORS: weakref.WeakKeyDictionary[Any, FeatureExtractor] = weakref.WeakKeyDictionary()
+_EXTRACTORS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -193,14 +198,22 @@ class Embedding:
     kind: str
 
     def load(self, name: str, models_dir: Path | None, threads: int) -> FeatureExtractor:
-        sample = np.full((320, 320, 3), 128, np.uint8)
-        if self.kind == "ocr":
-            ocr = load_ocr(name, models_dir, threads=threads)
-            return FeatureExtractor(ocr.det.path, prepare=ocr.det_input,
-                                    sample=ocr.det_input(sample))
-        det = load_detector(name, models_dir, threads=threads)
-        return FeatureExtractor(det.session.path, prepare=det.network_input,
-                                sample=det.network_input(sample))
+        """The extractor of the loaded model (built once per model in a process: the
+        selection's key lookup and this process's worker share it)."""
+        model: Any = (load_ocr(name, models_dir, threads=threads) if self.kind == "ocr"
+                      else load_detector(name, models_dir, threads=threads))
+        with _EXTRACTORS_LOCK:
+            found = _EXTRACTORS.get(model)
+            if found is None:
+                sample = np.full((320, 320, 3), 128, np.uint8)
+                if self.kind == "ocr":
+                    found = FeatureExtractor(model.det.path, prepare=model.det_input,
+                                             sample=model.det_input(sample))
+                else:
+                    found = FeatureExtractor(model.session.path, prepare=model.network_input,
+                                             sample=model.network_input(sample))
+                _EXTRACTORS[model] = found
+        return found
 
     def run(self, model: FeatureExtractor, image: np.ndarray, ref: ImageRef) -> bytes:
         return model.embed(image).tobytes()
@@ -222,34 +235,25 @@ class _Scorer:
 
     @property
     def key(self) -> str:
-        """The embeddings' key (the backbone file's content and tensor), from a copy of
-        the extractor in this process (stored embeddings are looked up before any runs)."""
+        """The embeddings' key (the backbone file's content and tensor), from the
+        extractor in this process (stored embeddings are looked up before any runs)."""
         if self._key is None:
             self._key = Embedding(self.kind).load(self.name, self.ws.models_dir, 1).key
         return self._key
 
-    def map(self, op: Operation, refs: list[ImageRef]) -> Iterator[list[tuple[ImageRef, Any]]]:
-        """The operation's results in batches of images done (each written with one
-        transaction by the caller): at most `_BATCH` images or `_BATCH_S` seconds apart;
-        an image that cannot be read is left out."""
+    def results(self, op: Operation, refs: list[ImageRef]) -> Iterator[tuple[ImageRef, Any]]:
+        """(ref, the operation's result) in order; None for an image that cannot be read."""
         if not refs:
             return
         work = plan_work(self.ws, self.name, op)
-        batch: list[tuple[ImageRef, Any]] = []
-        since = time.monotonic()
         with closing(open_executor(self.executor).map(work, refs)) as results:
             for ref, got in results:
-                batch.append((ref, None if isinstance(got, Failure) else got))
-                if len(batch) >= _BATCH or time.monotonic() - since >= _BATCH_S:
-                    yield batch
-                    batch, since = [], time.monotonic()
-        if batch:
-            yield batch
+                yield ref, None if isinstance(got, Failure) else got
 
 
-def _quads(anns: Sequence[Any]) -> tuple[tuple[tuple[float, float], ...], ...]:
-    return tuple(tuple((float(x), float(y)) for x, y in a.shape.corners()) for a in anns
-                 if a.status != "rejected" and isinstance(a.shape, Quad))
+def _quads(anns: Sequence[Any]) -> list[Any]:
+    return [a.shape.corners() for a in anns
+            if a.status != "rejected" and isinstance(a.shape, Quad)]
 
 
 def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: Progress,
@@ -267,7 +271,8 @@ def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: 
                 anns = repo.annotations_for_images(conn, [r.id for r in chunk])
         refs += [ImageRef.of(r, _quads(anns.get(r.id, []))) for r in chunk]
     op = Informative(scorer.kind, ws.config.text_lines == "whole-image")
-    for batch in scorer.map(op, refs):
+
+    def save(batch: list[tuple[ImageRef, Informativeness | None]]) -> None:
         new = [(ref.id, inf.score, inf.public(), inf.reason) for ref, inf in batch
                if inf is not None]
         with ws.transaction() as conn:
@@ -275,6 +280,11 @@ def _uncertainty(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: 
         have.update((i, (s, p, why)) for i, s, p, why in new)
         done[0] += len(batch)
         progress(done[0], total)
+
+    batches = Batches(save, size=_BATCH, wait_s=_BATCH_S)
+    for item in scorer.results(op, refs):
+        batches.add(item)
+    batches.flush()
     return have
 
 
@@ -289,13 +299,19 @@ def _embeddings(ws: Workspace, scorer: _Scorer, rows: Sequence[Any], progress: P
     for r in rows:
         first.setdefault(r.sha256, r)
     todo = [ImageRef.of(first[s]) for s in shas if s not in have]
-    for batch in scorer.map(Embedding(scorer.kind), todo):
+
+    def save(batch: list[tuple[ImageRef, bytes | None]]) -> None:
         new = {ref.sha256: v for ref, v in batch if v is not None}
         with ws.transaction() as conn:
             scores.save_embeddings(conn, key, new)
         have.update(new)
         done[0] += len(batch)
         progress(done[0], total)
+
+    batches = Batches(save, size=_BATCH, wait_s=_BATCH_S)
+    for item in scorer.results(Embedding(scorer.kind), todo):
+        batches.add(item)
+    batches.flush()
     return {sha: np.frombuffer(v, np.float32) for sha, v in have.items()}
 
 

@@ -163,8 +163,7 @@ def evaluate_model(ws: Workspace, *, model_name: str, split: str | None,
     for row, lines in items:
         gt = text_truth(lines)
         gts.append(gt)
-        refs.append(ImageRef.of(row, tuple(tuple((float(x), float(y)) for x, y in g.points)
-                                           for g in gt)))
+        refs.append(ImageRef.of(row, [g.points for g in gt]))
     work = plan_work(ws, model_name, "eval-ocr")
     with closing(open_executor(executor or ExecutorSpec()).map(work, refs)) as results:
         for n, (_, found) in enumerate(results, 1):

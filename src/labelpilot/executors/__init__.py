@@ -6,6 +6,7 @@ the operation and its options) and hands over images as content-addressed refere
 folder on a shared file system). Results come back in the images' order, so the one
 process that writes the store writes them as a local run would, image by image."""
 
+from labelpilot.executors.batches import Batches
 from labelpilot.executors.spec import EXECUTORS, ExecutorSpec, open_executor
 from labelpilot.executors.work import (
     Failure,
@@ -14,7 +15,8 @@ from labelpilot.executors.work import (
     Work,
     plan_candidate,
     plan_work,
+    transcriptions,
 )
 
-__all__ = ["EXECUTORS", "ExecutorSpec", "Failure", "ImageRef", "Operation", "Work",
-           "open_executor", "plan_candidate", "plan_work"]
+__all__ = ["EXECUTORS", "Batches", "ExecutorSpec", "Failure", "ImageRef", "Operation", "Work",
+           "open_executor", "plan_candidate", "plan_work", "transcriptions"]

@@ -90,7 +90,7 @@ class RayExecutor:
     def map(self, work: Work, refs: list[ImageRef]) -> Generator[tuple[ImageRef, Any], None, None]:
         ray = self.ray
         store: S3Blobs | None = None
-        source = BlobStore(Path(work.blobs))
+        source = BlobStore(Path(work.blobs))  # the workspace's folder, which a store mirrors
         if self.spec.blobs:  # the workers read images elsewhere
             if self.spec.blobs.startswith(S3):
                 store = S3Blobs(self.spec.blobs, self.spec.s3_endpoint)

@@ -10,6 +10,7 @@ level, so that Ray sends it by reference, saying what to load and what to do per
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
@@ -49,8 +50,10 @@ class ImageRef:
     quads: Quads = ()
 
     @classmethod
-    def of(cls, row: Any, quads: Quads = ()) -> ImageRef:
-        return cls(int(row.id), str(row.file_name), str(row.sha256), str(row.suffix), quads)
+    def of(cls, row: Any, quads: Iterable[Iterable[Sequence[float]]] = ()) -> ImageRef:
+        """The reference of an image row; `quads`: each a sequence of (x, y) points."""
+        return cls(int(row.id), str(row.file_name), str(row.sha256), str(row.suffix),
+                   tuple(tuple((float(p[0]), float(p[1])) for p in q) for q in quads))
 
 
 @runtime_checkable
@@ -116,6 +119,12 @@ def plan_candidate(ws: Workspace, manifest: ModelManifest, op: str | Operation,
 
 def _checksums(manifest: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((role, f.sha256) for role, f in manifest.files.items()))
+
+
+def transcriptions(ocr: OcrModel, image: np.ndarray, quads: Iterable[Any]) -> list[str]:
+    """What the recognizer reads in each quad's upright crop (a person's quad starts where
+    the text starts: no orientation guess)."""
+    return [text for text, _ in ocr.recognize([rectify(image, np.asarray(q)) for q in quads])]
 
 
 def shown_detections(det: DetectorModel, image: np.ndarray, *, score_threshold: float | None,
@@ -192,5 +201,4 @@ class Worker:
             return shown_detections(det, image, score_threshold=w.score_threshold,
                                     tiling=w.tiling or det.default_tiling)
         ocr = cast(OcrModel, model)
-        crops = [rectify(image, np.asarray(q)) for q in ref.quads]
-        return ocr.predict(image), [text for text, _ in ocr.recognize(crops)]
+        return ocr.predict(image), transcriptions(ocr, image, ref.quads)

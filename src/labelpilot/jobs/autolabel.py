@@ -3,14 +3,20 @@ with the re-run rules of `labelpilot.proposals`, one image per transaction."""
 
 from __future__ import annotations
 
-import time
 from contextlib import closing
 from functools import partial
 from typing import Any
 
 from labelpilot.annotations import Annotation
 from labelpilot.errors import LabelPilotError, ValidationError
-from labelpilot.executors import ExecutorSpec, Failure, ImageRef, open_executor, plan_work
+from labelpilot.executors import (
+    Batches,
+    ExecutorSpec,
+    Failure,
+    ImageRef,
+    open_executor,
+    plan_work,
+)
 from labelpilot.jobs.engine import JobContext
 from labelpilot.models.detect import check_tiling
 from labelpilot.models.registry import SEGMENTER_KINDS, get_manifest, load_detector, load_predictor
@@ -38,25 +44,21 @@ class ProposalWriter:
     """The one writer of a pre-labeling job: images' proposals stored as they arrive, a
     few images per transaction (`JobContext.commit_batch`: their proposals and their job
     items together, in a few statements for all of them: `store_proposals_of`), committed
-    when `batch` images wait or the oldest waited `wait_s`."""
+    when `batch` images wait or the oldest waited `wait_s` (`executors.Batches`)."""
 
     def __init__(self, ctx: JobContext, *, batch: int = 16, wait_s: float = 0.25) -> None:
-        self.ctx, self.batch, self.wait_s = ctx, batch, wait_s
+        self.ctx = ctx
         self.totals = dict.fromkeys(TOTALS, 0)
-        self._pending: list[tuple[int, list[Annotation]]] = []
-        self._since = 0.0
+        self._batches: Batches[tuple[int, list[Annotation]]] = Batches(
+            self._write, size=batch, wait_s=wait_s)
 
     def add(self, image_id: int, proposals: list[Annotation]) -> None:
-        if not self._pending:
-            self._since = time.monotonic()
-        self._pending.append((image_id, proposals))
-        if len(self._pending) >= self.batch or time.monotonic() - self._since >= self.wait_s:
-            self.flush()
+        self._batches.add((image_id, proposals))
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
+        self._batches.flush()
+
+    def _write(self, pending: list[tuple[int, list[Annotation]]]) -> None:
         for counts in self.ctx.commit_batch([str(image_id) for image_id, _ in pending],
                                             partial(store_proposals_of, items=pending)):
             add_counts(self.totals, counts)

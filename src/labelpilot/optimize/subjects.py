@@ -16,7 +16,7 @@ Each try makes files from the model's own (FP32) files into a work folder; the g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from labelpilot.executors import (
     ImageRef,
     open_executor,
     plan_candidate,
+    transcriptions,
 )
 from labelpilot.models.manifest import ModelManifest
 from labelpilot.store import repo
@@ -124,17 +125,13 @@ class OcrParts:
 
         return load_ocr(name, models_dir, threads=threads)
 
-    def read(self, model: Any, image: np.ndarray, quads: list[np.ndarray]
+    def read(self, model: Any, image: np.ndarray, quads: Iterable[Any]
              ) -> tuple[list[Any], list[str]]:
-        from labelpilot.geometry.crops import rectify
-
         lines = [ln.points.tolist() for ln in model.detect(image)] if self.det else []
-        texts = ([t for t, _ in model.recognize([rectify(image, q) for q in quads])]
-                 if self.rec else [])
-        return lines, texts
+        return lines, transcriptions(model, image, quads) if self.rec else []
 
     def run(self, model: Any, image: np.ndarray, ref: ImageRef) -> tuple[list[Any], list[str]]:
-        return self.read(model, image, [np.asarray(q) for q in ref.quads])
+        return self.read(model, image, ref.quads)
 
 
 class DetectorSubject(Subject):
@@ -322,10 +319,9 @@ class OcrSubject(Subject):
         if self.executor is None:
             for row, gt in self.rows:
                 image = self.ws.blobs.load_image(row)
-                yield op.read(model, image, [np.asarray(g.points) for g in gt])
+                yield op.read(model, image, [g.points for g in gt])
             return
-        refs = [ImageRef.of(row, tuple(tuple((float(x), float(y)) for x, y in g.points)
-                                       for g in gt)) for row, gt in self.rows]
+        refs = [ImageRef.of(row, [g.points for g in gt]) for row, gt in self.rows]
         work = plan_candidate(self.ws, model.manifest, op)
         with closing(open_executor(self.executor).map(work, refs)) as results:
             for _, got in results:
