@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.engine import Engine
 
+    from labelpilot.store.signals import JobSignals
+
 CONFIG_NAME = "labelpilot.toml"
 # how an OCR project's pre-labeling finds text lines (see WorkspaceConfig.text_lines)
 TEXT_LINES = ("detect", "whole-image")
@@ -183,8 +185,18 @@ class Workspace:
         with lock, write_transaction(engine) as conn:
             yield conn
 
+    @property
+    def job_signals(self) -> JobSignals:
+        """Who waits on jobs (the runner, SSE streams) is told here when one changes."""
+        from labelpilot.store.signals import signals_of
+
+        return signals_of(self.engine)
+
     def close(self) -> None:
         if self._engine is not None:
+            from labelpilot.store.signals import close_signals
+
+            close_signals(self._engine)
             self._engine.dispose()
             self._engine = None
 

@@ -53,7 +53,6 @@ def test_a_second_runner_leaves_a_live_runners_job_alone(make_workspace) -> None
     a = engine.JobRunner(ws, handlers, workers=1, poll_s=0.05, heartbeat_s=0.2)
     a.start()
     job_id = _submit(ws)
-    a.wake()
     running = _wait(ws, job_id, "running")
     b = engine.JobRunner(ws, handlers, workers=1, poll_s=0.05, heartbeat_s=0.2)
     b.start()  # the second server starts while the first runs the job
@@ -139,3 +138,74 @@ def test_heartbeats_go_on_while_a_job_runs(make_workspace) -> None:  # type: ign
     t.start()
     t.join(timeout=30)
     assert len(set(beats)) >= 3
+
+
+def _checkouts(ws) -> list[int]:  # type: ignore[no-untyped-def]
+    """A list that grows by one each time `ws` takes a database connection from its pool."""
+    from sqlalchemy import event
+
+    seen: list[int] = []
+    event.listen(ws.engine, "checkout", lambda *_: seen.append(1))
+    return seen
+
+
+def _listening(ws) -> int | None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: wait for the workspace's listener to be up; its server process."""
+    deadline = time.monotonic() + 20
+    while ws.job_signals.listener_pid is None:
+        assert time.monotonic() < deadline, "the job signals' listener never connected"
+        time.sleep(0.05)
+    return ws.job_signals.listener_pid
+
+
+def test_a_queued_job_wakes_an_idle_runner_without_polling(make_workspace) -> None:  # type: ignore[no-untyped-def]
+    """The runner looks for work only every 300 s here: the jobs start because they are
+    signalled, by this process's commit, and on PostgreSQL by another server's (NOTIFY),
+    also after the listener's connection was cut."""
+    from sqlalchemy import text
+
+    from labelpilot.workspace import Workspace
+
+    ws = make_workspace()
+    calls: list[int] = []
+    r = engine.JobRunner(ws, {"slow": _slow(calls, items=1, delay=0)}, workers=2, poll_s=300)
+    r.start()
+    try:
+        time.sleep(0.3)  # both workers idle, waiting
+        _wait(ws, _submit(ws), "done", timeout=20)
+        if ws.engine.dialect.name != "postgresql":
+            return
+        other = Workspace.open(ws.root)  # another server: its own engine and connections
+        try:
+            pid = _listening(ws)
+            _wait(ws, _submit(other), "done", timeout=20)
+            with other.engine.begin() as conn:  # the database drops the listener
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            deadline = time.monotonic() + 20
+            while ws.job_signals.listener_pid in (None, pid):
+                assert time.monotonic() < deadline, "the listener did not reconnect"
+                time.sleep(0.05)
+            _wait(ws, _submit(other), "done", timeout=20)
+        finally:
+            other.close()
+    finally:
+        r.stop()
+    assert len(calls) == (3 if ws.engine.dialect.name == "postgresql" else 1)
+
+
+def test_an_idle_runner_on_postgresql_does_not_poll_the_database(make_workspace) -> None:  # type: ignore[no-untyped-def]
+    ws = make_workspace()
+    r = engine.JobRunner(ws, {}, workers=2)
+    seen = _checkouts(ws)
+    r.start()
+    try:
+        assert r.poll_s == ws.job_signals.fallback_s
+        if ws.engine.dialect.name != "postgresql":
+            return  # SQLite: a 1 s look, for jobs another process queued (not signalled)
+        _listening(ws)
+        time.sleep(0.3)
+        before = len(seen)
+        time.sleep(2.0)  # the runner polled twice a second (2 workers) before signals
+        assert len(seen) == before
+    finally:
+        r.stop()

@@ -527,6 +527,78 @@ def test_an_event_stream_ends_when_its_user_is_deactivated(make_workspace, tmp_p
         assert status in ("queued", "running")  # the stream ended before the job did
 
 
+def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The stream reads its job when the job is signalled to have changed. With its
+    fallback look pushed to a minute, it still follows every change, made on PostgreSQL by
+    another server (NOTIFY); idle on PostgreSQL, it does not touch the database."""
+    import json
+    import threading
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from labelpilot.jobs import engine
+    from labelpilot.server.app import create_app
+    from labelpilot.server.routes import jobs as job_routes
+    from labelpilot.settings import Settings
+    from labelpilot.store import jobs as rows
+    from labelpilot.workspace import Workspace
+    from tests.server.conftest import add_users
+
+    monkeypatch.setattr(job_routes, "SSE_CHECK_S", 60.0)
+    ws = make_workspace()
+    add_users(ws)
+    postgres = ws.engine.dialect.name == "postgresql"
+    with ws.transaction() as conn:
+        job_id = engine.submit(conn, kind="export", params={}, user=None,
+                               known=["export"]).id
+    writer = Workspace.open(ws.root) if postgres else ws  # PostgreSQL: another server
+    checkouts: list[int] = []
+    event.listen(ws.engine, "checkout", lambda *_: checkouts.append(1))
+    events: list[dict] = []
+    with TestClient(create_app(ws, Settings(), run_jobs=False)) as client:
+        tok = client.post("/api/auth/token", data={"username": "reviewer", "password": PASSWORD}
+                          ).json()["access_token"]
+        client.cookies.clear()
+        first = threading.Event()
+
+        def follow() -> None:
+            with client.stream("GET", f"/api/jobs/{job_id}/events",
+                               headers={"Authorization": f"Bearer {tok}"}) as s:
+                for line in s.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+                        first.set()
+
+        t = threading.Thread(target=follow)
+        t.start()
+        try:
+            assert first.wait(20)
+            if postgres:
+                deadline = time.monotonic() + 20
+                while ws.job_signals.listener_pid is None:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(1.0)
+                idle = len(checkouts)
+                time.sleep(2.0)  # followed by polling, the stream read twice a second
+                assert len(checkouts) == idle  # (SQLite: a look every second, for jobs
+                # another process runs, which it is not told of)
+            for done in (1, 2):
+                with writer.transaction() as conn:
+                    rows.set_job(conn, job_id, status="running", total=3, done=done)
+                time.sleep(0.5)
+            with writer.transaction() as conn:
+                rows.set_job(conn, job_id, status="done", total=3, done=3)
+            t.join(20)
+            assert not t.is_alive(), "the stream did not end with the job"
+        finally:
+            if writer is not ws:
+                writer.close()
+    assert [(e["status"], e["done"]) for e in events] == [
+        ("queued", 0), ("running", 1), ("running", 2), ("done", 3)]
+
+
 def test_security_headers_and_head(api: Api) -> None:
     r = api.client.get("/")
     assert r.status_code == 200

@@ -28,6 +28,7 @@ import orjson
 from labelpilot.errors import LabelPilotError, NotFoundError
 from labelpilot.store import jobs as rows
 from labelpilot.store import repo
+from labelpilot.store.signals import QUEUED
 from labelpilot.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -333,11 +334,14 @@ def run_job(ws: Workspace, job_id: int, handlers: Handlers, *, item_delay_s: flo
 
 class JobRunner:
     """A small pool of worker threads in the server process that runs queued jobs. Idle,
-    it looks for work every `poll_s` (at once after `wake`), and every `lease_s / 2` for
-    jobs whose runner is gone, which it takes over."""
+    its workers wait for a job to be queued (`store.signals`: a PostgreSQL notification
+    from any server, or this process's own commit on SQLite), looking for work anyway
+    every `poll_s` (default: the signals' fallback, 15 s on PostgreSQL, 1 s on SQLite
+    where another process's jobs are not signalled), and every `lease_s / 2` for jobs
+    whose runner is gone, which they take over."""
 
     def __init__(self, ws: Workspace, handlers: Handlers, *, workers: int = 2,
-                 poll_s: float = 1.0, item_delay_s: float = 0.0, lease_s: float = LEASE_S,
+                 poll_s: float | None = None, item_delay_s: float = 0.0, lease_s: float = LEASE_S,
                  heartbeat_s: float = HEARTBEAT_S, idle: Callable[[], object] | None = None,
                  idle_every_s: float = 5.0) -> None:
         self.ws = ws
@@ -351,6 +355,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._unsubscribe: Callable[[], None] | None = None
         self._next_takeover = 0.0
         self._takeover_lock = threading.Lock()
         # work the shell gives the runner for its idle moments (the closed loop's check),
@@ -361,6 +366,10 @@ class JobRunner:
         self._idle_lock = threading.Lock()
 
     def start(self) -> None:
+        signals = self.ws.job_signals
+        if self.poll_s is None:
+            self.poll_s = signals.fallback_s
+        self._unsubscribe = signals.subscribe(self._signalled)
         # Jobs whose runner died (this server's last run, or another server) go on where
         # they stopped; jobs another live server runs are left to it.
         self._take_over()
@@ -370,14 +379,16 @@ class JobRunner:
             self._threads.append(t)
 
     def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         self._stop.set()
         self._wake.set()
         for t in self._threads:
             t.join(timeout=5)
 
-    def wake(self) -> None:
-        """A job was queued: look now instead of at the next poll."""
-        self._wake.set()
+    def _signalled(self, job_id: int | None, event: str) -> None:
+        if event == QUEUED or job_id is None:  # a job to run, or a reconnected listener
+            self._wake.set()
 
     def _take_over(self) -> None:
         with self._takeover_lock:
@@ -414,7 +425,7 @@ class JobRunner:
                 job_id = None
             if job_id is None:
                 self._when_idle()
-                self._wake.wait(self.poll_s)
+                self._wake.wait(self.poll_s or 1.0)
                 self._wake.clear()
                 continue
             try:

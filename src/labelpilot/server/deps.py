@@ -107,11 +107,3 @@ AnnotationId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
-def wake_runner(request: Request) -> Callable[[], None]:
-    """Tells this server's job runner a job was queued (so it starts now, not at the next
-    poll); does nothing where the server runs no jobs."""
-    runner = request.app.state.runner
-    return runner.wake if runner is not None else (lambda: None)
-
-
-WakeRunner = Annotated[Callable[[], None], Depends(wake_runner)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from labelpilot.errors import WorkspaceError
+from labelpilot.store import signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,9 +51,19 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def write_transaction(engine: Engine) -> Any:
-    """`engine.begin()` for a write: on SQLite the write lock is taken at BEGIN."""
-    return engine.execution_options(**{IMMEDIATE: True}).begin()
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """`engine.begin()` for a write: on SQLite the write lock is taken at BEGIN, and the job
+    signals the transaction noted are published once it has committed (PostgreSQL sends
+    its own on commit: `store.signals`)."""
+    with engine.execution_options(**{IMMEDIATE: True}).begin() as conn:
+        pending = signals.note_pending(conn)
+        try:
+            yield conn
+        finally:
+            signals.forget_pending(conn)
+    if pending:
+        signals.signals_of(engine).publish(pending)
 
 
 def safe_url(url: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from labelpilot.store.repo import now
+from labelpilot.store.signals import CHANGED, QUEUED, job_changed
 from labelpilot.store.tables import Job, JobItem, table
 
 jobs_t = table(Job)
@@ -17,9 +18,11 @@ items_t = table(JobItem)
 
 def insert_job(conn: Connection, *, kind: str, params: str, user: str | None) -> int:
     """A queued job with its parameters (JSON); returns its id."""
-    return int(conn.execute(insert(jobs_t).values(
+    job_id = int(conn.execute(insert(jobs_t).values(
         kind=kind, params=params, status="queued", total=0, done=0, cancel_requested=False,
         created_by=user, created_at=now()).returning(jobs_t.c.id)).scalar_one())
+    job_changed(conn, job_id, QUEUED)
+    return job_id
 
 
 def job_row(conn: Connection, job_id: int) -> Any | None:
@@ -42,6 +45,7 @@ def unfinished_ids(conn: Connection, *, kinds: Iterable[str] | None = None,
 
 def set_job(conn: Connection, job_id: int, **values: Any) -> None:
     conn.execute(update(jobs_t).where(jobs_t.c.id == job_id).values(**values))
+    job_changed(conn, job_id, QUEUED if values.get("status") == "queued" else CHANGED)
 
 
 def cancel_requested(conn: Connection, job_id: int) -> bool:
@@ -69,9 +73,12 @@ def requeue(conn: Connection, job_id: int, owner: str | None) -> bool:
     """Put a running job back in the queue if `owner` still holds it (no one else took it
     over meanwhile)."""
     same = jobs_t.c.owner.is_(None) if owner is None else jobs_t.c.owner == owner
-    return bool(conn.execute(update(jobs_t).where(
-        jobs_t.c.id == job_id, jobs_t.c.status == "running", same)
-        .values(status="queued", owner=None)).rowcount)
+    if not conn.execute(update(jobs_t).where(
+            jobs_t.c.id == job_id, jobs_t.c.status == "running", same)
+            .values(status="queued", owner=None)).rowcount:
+        return False
+    job_changed(conn, job_id, QUEUED)
+    return True
 
 
 def heartbeat(conn: Connection, job_id: int, owner: str) -> None:
@@ -90,4 +97,7 @@ def claim_queued(conn: Connection, owner: str) -> int | None:
     got = conn.execute(update(jobs_t).where(jobs_t.c.id == job_id, jobs_t.c.status == "queued")
                        .values(status="running", started_at=when, owner=owner,
                                heartbeat_at=when)).rowcount
-    return int(job_id) if got else None
+    if not got:
+        return None
+    job_changed(conn, int(job_id), CHANGED)
+    return int(job_id)

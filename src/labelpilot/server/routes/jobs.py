@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -39,7 +40,6 @@ from labelpilot.server.deps import (
     JobId,
     SettingsDep,
     TokenDep,
-    WakeRunner,
     WorkspaceDep,
     current_user,
 )
@@ -55,6 +55,10 @@ from labelpilot.server.schemas import (
 from labelpilot.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["jobs"])
+# an event stream reads its job at most this often while it moves, and this often when no
+# change is signalled (to end the stream of a user whose token was revoked)
+SSE_MIN_INTERVAL_S = 0.25
+SSE_CHECK_S = 5.0
 
 
 def _public(job: engine.JobInfo) -> JobPublic:
@@ -91,7 +95,8 @@ async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep, token: 
                      request: Request) -> StreamingResponse:
     """Server-Sent Events: a `progress` event whenever the job moves (done/total, rate,
     ETA), ending with its final state. The stream also ends when the user's token stops
-    being valid (signed out, deactivated)."""
+    being valid (signed out, deactivated). The stream reads the job when it is signalled
+    to have changed (`store.signals`), at most 4 times a second, and otherwise every 5 s."""
     def read() -> engine.JobInfo | None:
         """The job now, or None when the user may no longer follow it (read off the
         event loop: the database is not asynchronous)."""
@@ -106,40 +111,56 @@ async def job_events(job_id: JobId, user: CurrentUser, ws: WorkspaceDep, token: 
         raise AuthError("not signed in")
 
     async def stream() -> AsyncIterator[str]:
-        last = None
-        while True:
-            job = await run_in_threadpool(read)
-            if job is None:
-                return
-            state = (job.status, job.done, job.total, job.cancel_requested)
-            if state != last:
-                last = state
-                payload = _public(job).model_dump_json()
-                yield f"event: progress\ndata: {payload}\n\n"
-            if job.status in engine.TERMINAL or await request.is_disconnected():
-                return
-            await asyncio.sleep(0.5)
+        loop = asyncio.get_running_loop()
+        moved = asyncio.Event()
+
+        def signalled(changed: int | None, _event: str) -> None:
+            if changed is None or changed == job_id:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(moved.set)
+
+        signals = ws.job_signals
+        unsubscribe = signals.subscribe(signalled)
+        try:
+            last = None
+            while True:
+                moved.clear()
+                job = await run_in_threadpool(read)
+                if job is None:
+                    return
+                state = (job.status, job.done, job.total, job.cancel_requested)
+                if state != last:
+                    last = state
+                    payload = _public(job).model_dump_json()
+                    yield f"event: progress\ndata: {payload}\n\n"
+                if job.status in engine.TERMINAL or await request.is_disconnected():
+                    return
+                # the job's next change, or (token still valid? a change not signalled?)
+                # a look anyway every few seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(moved.wait(), min(signals.fallback_s, SSE_CHECK_S))
+                await asyncio.sleep(SSE_MIN_INTERVAL_S)
+        finally:
+            unsubscribe()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/exports", response_model=JobPublic, status_code=202, tags=["exports"])
-def start_export(body: ExportCreate, user: CanExport, ws: WorkspaceDep,
-                 wake: WakeRunner) -> JobPublic:
+def start_export(body: ExportCreate, user: CanExport, ws: WorkspaceDep) -> JobPublic:
     """Start an export job; follow it under /api/jobs/{id}, then download it."""
     with ws.transaction() as conn:
         get_format(body.format)
         job = kinds.submit(conn, kind="export", params=json.loads(body.model_dump_json()),
                            user=user.username)
-    wake()
     return _public(job)
 
 
 @router.post("/imports", response_model=JobPublic, status_code=202, tags=["imports"],
              responses={413: {"description": "over the import size limit"}})
 async def start_import(
-    user: CanImport, ws: WorkspaceDep, wake: WakeRunner,
+    user: CanImport, ws: WorkspaceDep,
     file: Annotated[UploadFile, File(description="a .zip or .tar(.gz) of images and label "
                                                  "files, laid out as the format has them")],
     format: Annotated[str, Form(description="the label format (GET /api/project/formats)")],
@@ -174,7 +195,6 @@ async def start_import(
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    wake()
     return _public(job)
 
 
@@ -190,7 +210,7 @@ def server_executor(settings: Settings, kind: str | None) -> ExecutorSpec:
 
 @router.post("/autolabel", response_model=JobPublic, status_code=202, tags=["assist"])
 def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
-                    wake: WakeRunner, settings: SettingsDep) -> JobPublic:
+                    settings: SettingsDep) -> JobPublic:
     """Pre-label images with a model, as a job (proposals are stored as `predicted`):
     OCR lines, detector boxes (classes matched to the project's labels by name, `map`
     first), or, with a segmenter, masks for whole images ("segment everything")."""
@@ -206,13 +226,11 @@ def start_autolabel(body: AutolabelCreate, user: CanPrelabel, ws: WorkspaceDep,
                               "pre-label them")
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
-    wake()
     return _public(job)
 
 
 @router.post("/select", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep,
-                 wake: WakeRunner, settings: SettingsDep) -> JobPublic:
+def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep, settings: SettingsDep) -> JobPublic:
     """Choose what to label next (active learning), as a job: the images nobody has
     reviewed are scored by the model (uncertainty), embedded with its backbone
     (diversity), both (hybrid) or drawn at random; the `budget` chosen become the labeling
@@ -225,7 +243,6 @@ def start_select(body: SelectCreate, user: CanSelect, ws: WorkspaceDep,
                          executor=server_executor(settings, body.executor))
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind="select", params=params.public(), user=user.username)
-    wake()
     return _public(job)
 
 
@@ -261,8 +278,7 @@ def check_autolabel(user: CanPrelabel, ws: WorkspaceDep,
 
 
 @router.post("/train", response_model=JobPublic, status_code=202, tags=["assist"])
-def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
-                   wake: WakeRunner) -> JobPublic:
+def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep) -> JobPublic:
     """Fine-tune on the reviewed labels of the train split, as a job (one at a time): the
     text recognizer (`ocr-rec`) or a detector (`detect`, custom auto-label)."""
     kind, params = plan_training(task=body.task, init=body.init, epochs=body.epochs,
@@ -274,14 +290,13 @@ def start_training(body: TrainCreate, user: CanTrain, ws: WorkspaceDep,
     with ws.transaction() as conn:
         ensure_no_other_training(conn)
         job = kinds.submit(conn, kind=kind, params=params, user=user.username)
-    wake()
     return _public(job)
 
 
 @router.post("/models/{name}/optimize", response_model=JobPublic, status_code=202,
              tags=["models"])
 def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: WorkspaceDep,
-                   wake: WakeRunner, settings: SettingsDep) -> JobPublic:
+                   settings: SettingsDep) -> JobPublic:
     """Make a faster variant of a workspace model or the built-in OCR model (INT8, and for
     OCR recognizers an output layer pruned to the characters in use) as a job, kept only
     if it passes the accuracy and speed gate (see `labelpilot models optimize`); the job's
@@ -293,7 +308,6 @@ def start_optimize(name: str, body: OptimizeCreate, user: CanOptimize, ws: Works
                            executor=server_executor(settings, body.executor))
     with ws.transaction() as conn:
         job = kinds.submit(conn, kind="optimize", params=params, user=user.username)
-    wake()
     return _public(job)
 
 
