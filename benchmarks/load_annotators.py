@@ -70,6 +70,8 @@ def build(root: Path, n_images: int, users: int, db_url: str | None) -> Path:
     with ws.engine.begin() as conn:
         for u in range(users):
             users_mod.add_user(conn, username=f"user{u}", password=PASSWORD, role="reviewer")
+        # a server refuses a workspace with users but no admin
+        users_mod.add_user(conn, username="admin", password=PASSWORD, role="admin")
     ws.close()
     return root
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     threads: int = 8
     # Slows each job item down (seconds): for demos and for tests that stop a job half-way.
     job_item_delay: float = 0.0
+    # Poll instead of waiting for job signals: runner workers look every second, event
+    # streams every half second (what the server did before job signals; the reference
+    # of benchmarks/idle_cost.py).
+    idle_poll: bool = False
     # Where the server's pre-labeling jobs run their models when a request asks for the
     # ray executor (`"executor": "ray"`), or always with executor=ray: a Ray cluster's
     # address (None: RAY_ADDRESS, else one the server starts), workers (None: one per CPU)

@@ -54,6 +54,7 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
 
     # idle, the runner checks whether the closed loop is due to train (a workspace setting)
     runner = JobRunner(ws, HANDLERS, workers=settings.job_workers,
+                       poll_s=1.0 if settings.idle_poll else None,
                        item_delay_s=settings.job_item_delay, idle=lambda: start_if_due(ws))
 
     @asynccontextmanager
