@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from load_annotators import OUT, PASSWORD, _free_port, build
+from load_annotators import OUT, PASSWORD, free_port, build
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -97,7 +97,7 @@ def run(label: str, db_url: str, streams: int, seconds: float, poll: bool) -> di
     root = OUT / f"idle-{label}"
     build(root, 20, 1, db_url)
     job_id = _stalled_job(root)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     if poll:

@@ -29,7 +29,7 @@ OUT = Path(__file__).resolve().parent / "out"
 PASSWORD = "load-test-password"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -146,7 +146,7 @@ def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str |
             think: float) -> dict[str, Any]:
     root = OUT / f"load-{label}"
     build(root, n_images, users, db_url)
-    port = _free_port()
+    port = free_port()
     import httpx
 
     base = f"http://127.0.0.1:{port}"
