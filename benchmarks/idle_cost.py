@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from load_annotators import OUT, PASSWORD, free_port, build
+from load_annotators import OUT, PASSWORD, build, free_port
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
