@@ -599,6 +599,17 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
         ("queued", 0), ("running", 1), ("running", 2), ("done", 3)]
 
 
+def test_times_carry_their_zone(api: Api) -> None:
+    """RFC 3339 with the zone (the store reads UTC back without one; a browser would read
+    such a time as its own local time)."""
+    from datetime import datetime
+
+    image = api.get("annotator", "/api/images").json()["data"][0]
+    job = api.post("admin", "/api/exports", json={"format": "coco"}).json()
+    for value in (image["created_at"], job["created_at"]):
+        assert datetime.fromisoformat(value).utcoffset() is not None, value
+
+
 def test_security_headers_and_head(api: Api) -> None:
     r = api.client.get("/")
     assert r.status_code == 200

@@ -2,17 +2,23 @@
 
 Schemathesis generates requests for every operation of /openapi.json (with an admin
 token) and checks each response: not a server error, a documented status code and
-content type, and a body that matches the documented schema.
+content type, and a body that matches the documented schema. Each operation alone, then
+in sequences that feed one response's values to the next request (stateful testing, on
+the links schemathesis infers from the schema: an image's id from a list or an upload to
+its annotations, an annotation's id to its update, a job's id to its cancel and download).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,14 +37,18 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
-def test_api_conforms_to_its_openapi(make_workspace: Callable[..., Workspace],
-                                     tmp_path: Path) -> None:
-    ws = make_workspace(labels=["cat", "dog"])
+def _app(ws: Workspace, tmp_path: Path) -> tuple[Any, str]:
+    """The app on a workspace with 2 images, 2 classes and an admin; the admin's token."""
     import_dataset(ws, coco_dir(tmp_path / "c", 2), format="coco")
     with ws.engine.begin() as conn:
         admin = users.add_user(conn, username="admin", password="admin-password", role="admin")
         token, _ = users.issue_token(conn, admin)
-    app = create_app(ws, Settings(max_upload_bytes=1_000_000), run_jobs=False)
+    return create_app(ws, Settings(max_upload_bytes=1_000_000), run_jobs=False), token
+
+
+def test_api_conforms_to_its_openapi(make_workspace: Callable[..., Workspace],
+                                     tmp_path: Path) -> None:
+    app, token = _app(make_workspace(labels=["cat", "dog"]), tmp_path)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
     operations = [r.ok() for r in schema.get_all_operations()]  # type: ignore[union-attr]
@@ -56,3 +66,48 @@ def test_api_conforms_to_its_openapi(make_workspace: Callable[..., Workspace],
         run()
         tested.append(f"{op.method.upper()} {op.path}")
     assert len(tested) >= 20, tested
+
+
+def test_api_holds_up_under_linked_sequences(make_workspace: Callable[..., Workspace],
+                                             tmp_path: Path) -> None:
+    """Stateful: scenarios of up to 8 calls where later requests use the ids and names
+    earlier responses returned, until 400 calls have been made, all with the same checks."""
+    app, token = _app(make_workspace(labels=["cat", "dog"]), tmp_path)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(
+        path_regex=r".*/events$")  # a stream that ends only with its job
+    calls: collections.Counter[int] = collections.Counter()
+    linked: collections.Counter[str] = collections.Counter()
+    failures: list[str] = []
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {token}"}}
+
+        def step(self, input: Any) -> Any:
+            out = super().step(input)
+            calls[out.response.status_code] += 1
+            if input.transition is not None:  # fed by an earlier response
+                linked[input.case.operation.label] += 1
+            return out
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
+                              **kwargs: Any) -> None:
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except Exception as e:
+                failures.append(f"{case.operation.label}: {e}")
+                raise
+
+    rounds = 0
+    while sum(calls.values()) < 400 and rounds < 30:
+        rounds += 1
+        # The app keeps its state between scenarios (as schemathesis's own runner does), so
+        # a replayed prefix may offer other links: then another round starts.
+        with contextlib.suppress(FlakyStrategyDefinition):
+            Machine.run(settings=settings(
+                max_examples=20, stateful_step_count=8, deadline=None, derandomize=True,
+                database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+    assert not failures, failures[:3]
+    assert sum(calls.values()) >= 400 and not any(code >= 500 for code in calls)
+    # the sequences really chained calls: ids from earlier responses, on many operations
+    assert sum(linked.values()) >= 50 and len(linked) >= 8, linked

@@ -20,6 +20,7 @@ from labelpilot.assist.click_box import DetectionCache
 from labelpilot.assist.sessions import SessionPool
 from labelpilot.errors import AuthError, ForbiddenError
 from labelpilot.settings import Settings
+from labelpilot.store.tables import MAX_INT
 from labelpilot.users import UserInfo, user_for_token
 from labelpilot.workspace import Workspace
 
@@ -99,9 +100,9 @@ CanManageUsers = Annotated[UserInfo, Depends(may("manage_users"))]
 CanAssign = Annotated[UserInfo, Depends(may("assign"))]
 
 
-# Ids and versions are 64-bit in the database: larger ones are refused as input (422), not
-# passed down to fail in the driver.
-MAX_DB_INT = 2**63 - 1
+# Ids and versions are Integer columns (32 bits on PostgreSQL): larger ones are refused as
+# input (422), not passed down to fail in the driver.
+MAX_DB_INT = MAX_INT
 ImageId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 AnnotationId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from labelpilot.annotations import Annotation, ReviewState
-from labelpilot.store.tables import UNRANKED
+from labelpilot.store.tables import MAX_INT, UNRANKED
 
 # Limits on every field a client writes (the README's reliability section lists them): a
 # request within the body limit can still not store more than these.
@@ -26,7 +26,16 @@ MAX_HOLES = 1_000
 MAX_RLE = 4 * 1024 * 1024  # characters of a mask's compressed RLE
 MAX_ATTRIBUTES_BYTES = 64 * 1024  # a shape's attributes, as JSON
 MAX_ATTRIBUTES_DEPTH = 8
-MAX_DB_INT = 2**63 - 1
+MAX_DB_INT = MAX_INT  # ids, versions and numbers kept in Integer columns
+
+
+def _utc(d: datetime) -> datetime:
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d
+
+
+# Times the store keeps in UTC (SQLite and PostgreSQL read them back without a zone), as
+# RFC 3339 with their zone: a browser reads a time without one as its local time.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 _CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
 
 
@@ -206,9 +215,9 @@ class AnnotationPublic(AnnotationBase):
     status: Status
     version: int
     created_by: str | None
-    created_at: datetime | None
+    created_at: UtcDatetime | None
     updated_by: str | None
-    updated_at: datetime | None
+    updated_at: UtcDatetime | None
 
     @classmethod
     def of(cls, a: Annotation, image_id: int) -> AnnotationPublic:
@@ -248,14 +257,14 @@ class ImagePublic(BaseModel):
     split: Literal["train", "val", "test"] | None
     review_state: ReviewState
     claimed_by: str | None = None
-    claim_expires_at: datetime | None = None
+    claim_expires_at: UtcDatetime | None = None
     assignee: str | None = Field(None, description="the person the image is for")
     tags: list[str] = Field(default_factory=list, description="the image's classification tags")
     annotations: int = 0
     labels_version: str | None = Field(None, description=(
         "changes whenever one of its annotations does (in lists): the grid's thumbnail "
         "with shapes is asked for under it"))
-    created_at: datetime
+    created_at: UtcDatetime
     queue_rank: int | None = Field(None, description=(
         "its place in the labeling queue chosen by active learning (1 first); none when "
         "no selection ranked it"))
@@ -335,7 +344,7 @@ class AuditEntryPublic(BaseModel):
     annotation_id: int | None
     action: str
     username: str | None
-    at: datetime
+    at: UtcDatetime
     before: dict[str, Any] | None
     after: dict[str, Any] | None
 
@@ -343,7 +352,7 @@ class AuditEntryPublic(BaseModel):
 class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
-    expires_at: datetime
+    expires_at: UtcDatetime
 
 
 Role = Literal["annotator", "reviewer", "admin"]
@@ -576,9 +585,9 @@ class JobPublic(BaseModel):
     result: dict[str, Any] | None
     cancel_requested: bool
     created_by: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     rate: float | None
     eta_s: float | None
 
@@ -599,9 +608,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorDetail, "description": "Not signed in, or the token is not valid"},
     403: {"model": ErrorDetail, "description": "The user's role does not allow this"},
     404: {"model": ErrorDetail, "description": "No such resource"},
+    409: {"model": ErrorDetail, "description": "The current state does not allow it: a stale "
+                                               "edit, a name already taken, the last admin"},
     413: {"model": ErrorDetail, "description": "Over the size or pixel limit"},
     415: {"model": ErrorDetail, "description": "Not a supported image"},
     422: {"model": ErrorDetail, "description": "Invalid fields or values"},
+    429: {"model": ErrorDetail, "description": "Too many failed sign-ins: wait Retry-After"},
+    503: {"model": ErrorDetail, "description": "Busy or not ready: try again later"},
+    507: {"model": ErrorDetail, "description": "The server's disk is full"},
 }
 
 

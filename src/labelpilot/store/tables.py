@@ -31,6 +31,9 @@ NAMING = {
 
 # `ImageRow.queue_rank` of the images no selection ranked: after every ranked one
 UNRANKED = 2_000_000_000
+# The largest value of an Integer column (ids, versions, counts): 32 bits on PostgreSQL.
+# The API refuses larger numbers (422) instead of the database failing on them.
+MAX_INT = 2**31 - 1
 
 
 class Base(DeclarativeBase):
