@@ -599,6 +599,33 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
         ("queued", 0), ("running", 1), ("running", 2), ("done", 3)]
 
 
+@pytest.mark.parametrize(("url", "body", "extra"), [
+    ("/api/images/{image}/annotations",
+     {"label": "cat", "shape": {"type": "box", "xyxy": [1, 2, 30, 40]}}, "colour"),
+    ("/api/images/{image}/annotations/bulk", {"status": "accepted"}, "only_stauts"),
+    ("/api/images/{image}/recognize", {"points": [[0, 0], [9, 0], [9, 9], [0, 9]]}, "modle"),
+    ("/api/users", {"username": "newcomer", "password": "long-password", "role": "annotator"},
+     "email"),
+    ("/api/exports", {"format": "coco"}, "splits"),
+    ("/api/train", {"epochs": 1}, "epoch"),
+    ("/api/models/yolox-nano/optimize", {"int8": True}, "in8"),
+])
+def test_a_misspelt_field_is_said_not_ignored(api: Api, url: str, body: dict, extra: str) -> None:  # type: ignore[type-arg]
+    """Every request body refuses fields it does not know (422 naming the field), and the
+    request does nothing."""
+    image = api.get("admin", "/api/images").json()["data"][0]["id"]
+    url = url.format(image=image)
+    jobs = len(api.get("admin", "/api/jobs").json())
+    anns = len(api.get("admin", f"/api/images/{image}/annotations").json()["data"])
+    r = api.post("admin", url, json={**body, extra: 1})
+    assert r.status_code == 422, r.text
+    assert any(e["loc"][-1] == extra and e["type"] == "extra_forbidden"
+               for e in r.json()["detail"]), r.text
+    assert len(api.get("admin", "/api/jobs").json()) == jobs
+    assert len(api.get("admin", f"/api/images/{image}/annotations").json()["data"]) == anns
+    assert "newcomer" not in {u["username"] for u in api.get("admin", "/api/users").json()}
+
+
 def test_times_carry_their_zone(api: Api) -> None:
     """RFC 3339 with the zone (the store reads UTC back without one; a browser would read
     such a time as its own local time)."""

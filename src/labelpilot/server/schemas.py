@@ -167,6 +167,8 @@ class AnnotationBase(BaseModel):
 
 
 class AnnotationCreate(AnnotationBase, _InputLimits):
+    model_config = ConfigDict(extra="forbid")
+
     text: Text | None = None
     attributes: Attributes = {}
     group: DbInt | None = None
@@ -235,6 +237,8 @@ class AnnotationsPublic(BaseModel):
 
 
 class BulkStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: Literal["accepted", "rejected"]
     ids: Annotated[list[DbInt], Field(max_length=100_000)] | None = None
     only_status: Status | None = None
@@ -375,6 +379,8 @@ class PasswordChange(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
     password: Annotated[str, Field(min_length=8, max_length=200)]
     role: Role
@@ -489,6 +495,8 @@ class FormatPublic(BaseModel):
 
 
 class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     format: str
     status: Literal["accepted", "all"] = "accepted"
     split: Literal["train", "val", "test"] | None = None
@@ -496,6 +504,8 @@ class ExportCreate(BaseModel):
 
 
 class RecognizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     points: Annotated[list[XY], Field(min_length=4, max_length=4,
                                       description="the quad's corners, reading order")]
     model: Annotated[str, Field(max_length=200)] | None = Field(
@@ -543,6 +553,8 @@ class SelectCreate(BaseModel):
 
 
 class TrainCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     task: Literal["ocr-rec", "detect"] = "ocr-rec"
     init: Literal["pretrained", "scratch"] = "pretrained"
     epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
@@ -559,6 +571,8 @@ class TrainCreate(BaseModel):
 
 class OptimizeCreate(BaseModel):
     """What `labelpilot models optimize` takes (see its --help)."""
+    model_config = ConfigDict(extra="forbid")
+
     int8: bool = True
     fp16: bool = False
     device: Literal["cpu", "cuda", "tensorrt"] = "cpu"
