@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from labelpilot import review
@@ -167,11 +168,19 @@ def test_a_new_model_version_runs_the_last_selection_again(make_workspace, tmp_p
 def test_whole_image_projects_score_each_crop_as_one_line(make_workspace, tmp_path: Path,
                                                           shared: Path, ocr_model) -> None:
     # cropped plates not pre-labeled yet: the project reads each image whole, so every
-    # crop is scored on its one line, the ones the text detector misses included
+    # crop is scored on its one line, the ones the text detector misses included; and read
+    # as pre-labeling reads it (upright or upside down, the surer kept): a crop stored
+    # upside down is scored on its real text
+    import cv2
+
+    from labelpilot.active.uncertainty import score_lines
     from tests.jobs.test_autolabel import plate_crops
 
     ws = make_workspace(task="ocr", labels=["text"])
-    import_dataset(ws, plate_crops(tmp_path / "p", shared, 12), format="images")
+    crops = plate_crops(tmp_path / "p", shared, 12)
+    for p in sorted(crops.iterdir())[::3]:
+        cv2.imwrite(str(p), cv2.rotate(cv2.imread(str(p)), cv2.ROTATE_180))
+    import_dataset(ws, crops, format="images")
     ws.config.text_lines = "whole-image"
     out = select_images(ws, plan_select(ws, strategy="uncertainty", budget=12))
     with ws.engine.connect() as conn:
@@ -181,6 +190,17 @@ def test_whole_image_projects_score_each_crop_as_one_line(make_workspace, tmp_pa
     assert all("found no text" not in s["reason"] for s in out["selected"])
     missed = [r for r in rows if not ocr_model.read(ws.blobs.load_image(r))]
     assert missed  # what the mode is for: read whole, these are scored on their text
+    low = ocr_model.settings.low_confidence
+    turned = 0
+    for r in rows:
+        image = ws.blobs.load_image(r)
+        assert stored[r.id][0] == pytest.approx(
+            score_lines(ocr_model.read_whole(image), low_confidence=low).score, abs=1e-4)
+        h, w = image.shape[:2]
+        whole = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        turned += (ocr_model.read_whole(image)[0].text
+                   != ocr_model.read_quads(image, [whole])[0].text)
+    assert turned >= 2  # the upside-down crops: read upright only, they read otherwise
 
 
 def _tiles() -> Any:

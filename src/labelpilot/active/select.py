@@ -163,7 +163,8 @@ def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None 
 class Informative:
     """The executor's operation that scores an image's informativeness (an `Operation`):
     `kind` is the model's (ocr, detect or segmenter); OCR reads the image's quads (in its
-    reference) or, with none and `whole_image`, the image as one line, else finds lines."""
+    reference) or, with none and `whole_image`, the image as one line (`OcrModel.read_whole`,
+    as pre-labeling reads it), else finds lines."""
 
     kind: str
     whole_image: bool = False
@@ -181,10 +182,12 @@ class Informative:
         if self.kind == "ocr":
             ocr: OcrModel = model
             quads = [np.asarray(q, np.float32) for q in ref.quads]
-            if not quads and self.whole_image:
-                h, w = image.shape[:2]  # each image is one cropped line
-                quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
-            lines = ocr.read_quads(image, quads) if quads else ocr.read(image)
+            if quads:
+                lines = ocr.read_quads(image, quads)
+            elif self.whole_image:  # each image is one cropped line, read as pre-labeling
+                lines = ocr.read_whole(image)  # reads it (upright or upside down)
+            else:
+                lines = ocr.read(image)
             return score_lines(lines, low_confidence=ocr.settings.low_confidence)
         return score_detections(model, image)
 
