@@ -179,7 +179,9 @@ def test_whole_image_projects_score_each_crop_as_one_line(make_workspace, tmp_pa
     ws = make_workspace(task="ocr", labels=["text"])
     crops = plate_crops(tmp_path / "p", shared, 12)
     for p in sorted(crops.iterdir())[::3]:
-        cv2.imwrite(str(p), cv2.rotate(cv2.imread(str(p)), cv2.ROTATE_180))
+        crop = cv2.imread(str(p))
+        assert crop is not None
+        cv2.imwrite(str(p), cv2.rotate(crop, cv2.ROTATE_180))
     import_dataset(ws, crops, format="images")
     ws.config.text_lines = "whole-image"
     out = select_images(ws, plan_select(ws, strategy="uncertainty", budget=12))
