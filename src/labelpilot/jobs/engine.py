@@ -418,16 +418,28 @@ class JobRunner:
             return rows.claim_queued(conn, self.owner)
 
     def _loop(self) -> None:
+        poll_s = self.poll_s or 1.0
+        next_look = 0.0
         while not self._stop.is_set():
-            try:
-                job_id = self._claim()
-            except Exception:
-                job_id = None
-            if job_id is None:
-                self._when_idle()
-                self._wake.wait(self.poll_s or 1.0)
+            now = time.monotonic()
+            job_id = None
+            if self._wake.is_set() or now >= next_look:
                 self._wake.clear()
+                next_look = now + poll_s
+                try:
+                    job_id = self._claim()
+                except Exception:
+                    job_id = None
+            if job_id is None:
+                # the idle work (the closed loop's check) keeps its own rhythm, shorter
+                # than the fallback look on PostgreSQL; it wakes the workers if it queues
+                self._when_idle()
+                wait = next_look - time.monotonic()
+                if self.idle is not None:
+                    wait = min(wait, self.idle_every_s)
+                self._wake.wait(max(wait, 0.0))
                 continue
+            next_look = 0.0  # after a job, look again at once
             try:
                 run_job(self.ws, job_id, self.handlers, item_delay_s=self.item_delay_s,
                         owner=self.owner, heartbeat_s=self.heartbeat_s)
