@@ -114,7 +114,8 @@ def test_a_lone_surrogate_is_422_not_500(small) -> None:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("url", ["/api/images/{big}", "/api/annotations/{big}",
-                                 "/api/jobs/{big}", "/api/images/{big}/annotations"])
+                                 "/api/jobs/{big}", "/api/images/{big}/annotations",
+                                 "/api/images?offset={big}"])
 @pytest.mark.parametrize("big", [2**31, 2**63])  # past PostgreSQL's integer; past 64 bits
 def test_ids_past_the_columns_range_are_422_and_the_connection_lives_on(small, url: str, big: int) -> None:  # type: ignore[no-untyped-def]
     client, h, image_id = small

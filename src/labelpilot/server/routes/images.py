@@ -15,6 +15,7 @@ from labelpilot.assist.recognize import recognize_quad
 from labelpilot.errors import PayloadTooLargeError, ValidationError
 from labelpilot.models.registry import list_models
 from labelpilot.server.deps import (
+    MAX_DB_INT,
     CurrentUser,
     DetectionsDep,
     ImageId,
@@ -77,7 +78,7 @@ Sort = Literal["queue", "id", "file_name", "review_state"]
 @router.get("", response_model=ImagesPublic)
 def list_images(
     user: CurrentUser, ws: WorkspaceDep, filters: ListFilters,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     sort: Sort = "queue",
 ) -> ImagesPublic:
