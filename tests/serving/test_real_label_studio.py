@@ -27,6 +27,9 @@ from labelpilot.models.catalogue import install
 from labelpilot.workspace import Workspace
 from tests.server.live import free_port
 
+# one Label Studio for the module: both tests on one xdist worker (it starts in 1-2 min)
+pytestmark = pytest.mark.xdist_group("label-studio")
+
 ROOT = Path(__file__).resolve().parents[2]
 LABEL_STUDIO = ROOT / ".venv-ls" / "bin" / "label-studio"
 LS_TOKEN = "0123456789abcdef0123456789abcdef01234567"
