@@ -17,14 +17,12 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from load_annotators import OUT, PASSWORD, build, free_port
+from load_annotators import OUT, PASSWORD, build, free_port, start_server
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -102,7 +100,6 @@ def run(label: str, db_url: str, streams: int, seconds: float, poll: bool) -> di
     env = dict(os.environ)
     if poll:
         env["LABELPILOT_IDLE_POLL"] = "1"
-    import httpx
 
     stats = create_engine(db_url)
 
@@ -114,15 +111,7 @@ def run(label: str, db_url: str, streams: int, seconds: float, poll: bool) -> di
 
     without = floor()
     with open(root / "server.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
-                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                  env=env)
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        server = start_server(root, port, log, env)
         time.sleep(5.0)  # start-up's own work (migration check, blob collection) done
 
         def measure() -> dict[str, float]:

@@ -35,6 +35,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(root: Path, port: int, log: Any,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`labelpilot serve` on the workspace, once it answers /api/health."""
+    import httpx
+
+    server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=env)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return server
+
+
 def build(root: Path, n_images: int, users: int, db_url: str | None) -> Path:
     import numpy as np
     from argon2 import PasswordHasher
@@ -147,18 +164,10 @@ def run_one(label: str, users: int, seconds: float, n_images: int, db_url: str |
     root = OUT / f"load-{label}"
     build(root, n_images, users, db_url)
     port = free_port()
-    import httpx
 
     base = f"http://127.0.0.1:{port}"
     with open(root / "server.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "labelpilot.cli", "serve", str(root),
-                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        server = start_server(root, port, log)
         try:
             res = asyncio.run(load(base, users, seconds, think))
         finally:
