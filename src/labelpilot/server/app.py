@@ -79,7 +79,6 @@ def create_app(ws: Workspace, settings: Settings | None = None, *,
                   description="Smart labeling for computer vision: images, annotations, "
                               "review, jobs. Every route but sign-in needs a bearer token.")
     app.state.workspace = ws
-    app.state.runner = runner if run_jobs else None
     app.state.settings = settings
     app.state.sessions = SessionPool(ws, max_disk_bytes=settings.embedding_cache_mb << 20)
     app.state.detections = DetectionCache()
