@@ -102,9 +102,8 @@ CanAssign = Annotated[UserInfo, Depends(may("assign"))]
 
 # Ids and versions are Integer columns (32 bits on PostgreSQL): larger ones are refused as
 # input (422), not passed down to fail in the driver.
-MAX_DB_INT = MAX_INT
-ImageId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
-AnnotationId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
-JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+ImageId = Annotated[int, Path(ge=1, le=MAX_INT)]
+AnnotationId = Annotated[int, Path(ge=1, le=MAX_INT)]
+JobId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 

@@ -26,7 +26,6 @@ MAX_HOLES = 1_000
 MAX_RLE = 4 * 1024 * 1024  # characters of a mask's compressed RLE
 MAX_ATTRIBUTES_BYTES = 64 * 1024  # a shape's attributes, as JSON
 MAX_ATTRIBUTES_DEPTH = 8
-MAX_DB_INT = MAX_INT  # ids, versions and numbers kept in Integer columns
 
 
 def _utc(d: datetime) -> datetime:
@@ -110,7 +109,7 @@ class _InputLimits(BaseModel):
 
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_plain_text)]
 Attributes = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
-DbInt = Annotated[int, Field(ge=-MAX_DB_INT, le=MAX_DB_INT)]
+DbInt = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
 Coord = Annotated[float, Field(allow_inf_nan=False)]
 XY = Annotated[list[Coord], Field(min_length=2, max_length=2)]
 
@@ -181,16 +180,16 @@ class AnnotationCreate(AnnotationBase, _InputLimits):
 class CombineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[int, Field(ge=0, le=MAX_DB_INT, description="the version you read")]
+    version: Annotated[int, Field(ge=0, le=MAX_INT, description="the version you read")]
     other: DbInt = Field(description="the annotation to merge in or cut out")
-    other_version: Annotated[int, Field(ge=0, le=MAX_DB_INT)]
+    other_version: Annotated[int, Field(ge=0, le=MAX_INT)]
     op: Literal["union", "subtract"]
 
 
 class AnnotationUpdate(_InputLimits):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[int, Field(ge=0, le=MAX_DB_INT,
+    version: Annotated[int, Field(ge=0, le=MAX_INT,
                                   description="the version you read; a stale one gets 409")]
     label: Label | None = None
     shape: Shape | None = None

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Query, Response
 
 from labelpilot import review
 from labelpilot.annotations import shape_from_dict
-from labelpilot.server.deps import MAX_DB_INT, AnnotationId, CurrentUser, WorkspaceDep
+from labelpilot.server.deps import AnnotationId, CurrentUser, WorkspaceDep
 from labelpilot.server.schemas import (
     AnnotationPublic,
     AnnotationUpdate,
     CombineRequest,
     ConflictDetail,
 )
+from labelpilot.store.tables import MAX_INT
 
 router = APIRouter(prefix="/api/annotations", tags=["annotations"])
 
@@ -70,7 +71,7 @@ def combine_annotation(annotation_id: AnnotationId, body: CombineRequest, user: 
 @router.delete("/{annotation_id}", status_code=204, response_class=Response,
                responses=_CONFLICT)
 def delete_annotation(annotation_id: AnnotationId, user: CurrentUser, ws: WorkspaceDep,
-                      version: Annotated[int, Query(ge=0, le=MAX_DB_INT,
+                      version: Annotated[int, Query(ge=0, le=MAX_INT,
                                                     description="the version you read")]) -> None:
     with ws.transaction() as conn:
         review.delete_annotation(conn, annotation_id=annotation_id, version=version, user=user)

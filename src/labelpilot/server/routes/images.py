@@ -15,7 +15,6 @@ from labelpilot.assist.recognize import recognize_quad
 from labelpilot.errors import PayloadTooLargeError, ValidationError
 from labelpilot.models.registry import list_models
 from labelpilot.server.deps import (
-    MAX_DB_INT,
     CurrentUser,
     DetectionsDep,
     ImageId,
@@ -43,6 +42,7 @@ from labelpilot.server.schemas import (
 )
 from labelpilot.store import repo
 from labelpilot.store.images import UNASSIGNED
+from labelpilot.store.tables import MAX_INT
 from labelpilot.thumbnails import class_colour, with_shapes
 from labelpilot.transfer import add_image
 
@@ -78,7 +78,7 @@ Sort = Literal["queue", "id", "file_name", "review_state"]
 @router.get("", response_model=ImagesPublic)
 def list_images(
     user: CurrentUser, ws: WorkspaceDep, filters: ListFilters,
-    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     sort: Sort = "queue",
 ) -> ImagesPublic:
