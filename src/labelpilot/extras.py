@@ -3,19 +3,23 @@ extra to install, never an ImportError traceback."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from labelpilot.errors import LabelPilotError
 
 
+def _extra(module: str, needs: str, extra: str) -> Any:
+    """`module`, or a LabelPilotError saying what `needs` it and which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise LabelPilotError(needs, hint=f"pip install 'labelpilot[{extra}]'") from None
+
+
 def require_torch() -> Any:
     """The `torch` module ([train] extra)."""
-    try:
-        import torch
-    except ImportError:
-        raise LabelPilotError("this needs PyTorch",
-                              hint="pip install 'labelpilot[train]'") from None
-    return torch
+    return _extra("torch", "this needs PyTorch", "train")
 
 
 def require_cvat_sdk() -> Any:
@@ -44,19 +48,9 @@ def require_onnx(what: str) -> Any:
 
 def require_ray() -> Any:
     """The `ray` module ([ray] extra)."""
-    try:
-        import ray
-    except ImportError:
-        raise LabelPilotError("the Ray executor needs Ray",
-                              hint="pip install 'labelpilot[ray]'") from None
-    return ray
+    return _extra("ray", "the Ray executor needs Ray", "ray")
 
 
 def require_boto3() -> Any:
     """The `boto3` module ([s3] extra)."""
-    try:
-        import boto3
-    except ImportError:
-        raise LabelPilotError("reading images from an S3-compatible store needs boto3",
-                              hint="pip install 'labelpilot[s3]'") from None
-    return boto3
+    return _extra("boto3", "reading images from an S3-compatible store needs boto3", "s3")
