@@ -140,7 +140,7 @@ def test_heartbeats_go_on_while_a_job_runs(make_workspace) -> None:  # type: ign
     assert len(set(beats)) >= 3
 
 
-def _checkouts(ws) -> list[int]:  # type: ignore[no-untyped-def]
+def checkouts(ws) -> list[int]:  # type: ignore[no-untyped-def]
     """A list that grows by one each time `ws` takes a database connection from its pool."""
     from sqlalchemy import event
 
@@ -149,7 +149,7 @@ def _checkouts(ws) -> list[int]:  # type: ignore[no-untyped-def]
     return seen
 
 
-def _listening(ws) -> int | None:  # type: ignore[no-untyped-def]
+def listening(ws) -> int | None:  # type: ignore[no-untyped-def]
     """PostgreSQL: wait for the workspace's listener to be up; its server process."""
     deadline = time.monotonic() + 20
     while ws.job_signals.listener_pid is None:
@@ -177,7 +177,7 @@ def test_a_queued_job_wakes_an_idle_runner_without_polling(make_workspace) -> No
             return
         other = Workspace.open(ws.root)  # another server: its own engine and connections
         try:
-            pid = _listening(ws)
+            pid = listening(ws)
             _wait(ws, _submit(other), "done", timeout=20)
             with other.engine.begin() as conn:  # the database drops the listener
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -196,13 +196,13 @@ def test_a_queued_job_wakes_an_idle_runner_without_polling(make_workspace) -> No
 def test_an_idle_runner_on_postgresql_does_not_poll_the_database(make_workspace) -> None:  # type: ignore[no-untyped-def]
     ws = make_workspace()
     r = engine.JobRunner(ws, {}, workers=2)
-    seen = _checkouts(ws)
+    seen = checkouts(ws)
     r.start()
     try:
         assert r.poll_s == ws.job_signals.fallback_s
         if ws.engine.dialect.name != "postgresql":
             return  # SQLite: a 1 s look, for jobs another process queued (not signalled)
-        _listening(ws)
+        listening(ws)
         time.sleep(0.3)
         before = len(seen)
         time.sleep(2.0)  # the runner polled twice a second (2 workers) before signals

@@ -535,7 +535,6 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
     import threading
 
     from fastapi.testclient import TestClient
-    from sqlalchemy import event
 
     from labelpilot.jobs import engine
     from labelpilot.server.app import create_app
@@ -543,6 +542,7 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
     from labelpilot.settings import Settings
     from labelpilot.store import jobs as rows
     from labelpilot.workspace import Workspace
+    from tests.jobs.test_engine import checkouts, listening
     from tests.server.conftest import add_users
 
     monkeypatch.setattr(job_routes, "SSE_CHECK_S", 60.0)
@@ -553,8 +553,7 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
         job_id = engine.submit(conn, kind="export", params={}, user=None,
                                known=["export"]).id
     writer = Workspace.open(ws.root) if postgres else ws  # PostgreSQL: another server
-    checkouts: list[int] = []
-    event.listen(ws.engine, "checkout", lambda *_: checkouts.append(1))
+    taken = checkouts(ws)
     events: list[dict] = []
     with TestClient(create_app(ws, Settings(), run_jobs=False)) as client:
         tok = client.post("/api/auth/token", data={"username": "reviewer", "password": PASSWORD}
@@ -575,14 +574,11 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
         try:
             assert first.wait(20)
             if postgres:
-                deadline = time.monotonic() + 20
-                while ws.job_signals.listener_pid is None:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
+                listening(ws)
                 time.sleep(1.0)
-                idle = len(checkouts)
+                idle = len(taken)
                 time.sleep(2.0)  # followed by polling, the stream read twice a second
-                assert len(checkouts) == idle  # (SQLite: a look every second, for jobs
+                assert len(taken) == idle  # (SQLite: a look every second, for jobs
                 # another process runs, which it is not told of)
             for done in (1, 2):
                 with writer.transaction() as conn:
