@@ -149,6 +149,17 @@ def checkouts(ws) -> list[int]:  # type: ignore[no-untyped-def]
     return seen
 
 
+def settled(seen: list[int], quiet_s: float = 1.0, timeout: float = 20) -> None:
+    """Wait until `seen` (see `checkouts`) has not grown for `quiet_s`."""
+    deadline = time.monotonic() + timeout
+    count, since = len(seen), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "connections kept being taken"
+        time.sleep(0.05)
+        if len(seen) != count:
+            count, since = len(seen), time.monotonic()
+
+
 def listening(ws) -> int | None:  # type: ignore[no-untyped-def]
     """PostgreSQL: wait for the workspace's listener to be up; its server process."""
     deadline = time.monotonic() + 20
@@ -203,9 +214,49 @@ def test_an_idle_runner_on_postgresql_does_not_poll_the_database(make_workspace)
         if ws.engine.dialect.name != "postgresql":
             return  # SQLite: a 1 s look, for jobs another process queued (not signalled)
         listening(ws)
-        time.sleep(0.3)
+        settled(seen)  # each worker's first look done (late on a busy machine)
         before = len(seen)
         time.sleep(2.0)  # the runner polled twice a second (2 workers) before signals
         assert len(seen) == before
     finally:
         r.stop()
+
+
+def test_signals_reach_only_their_own_workspace(make_workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two workspaces in two schemas of one PostgreSQL database: the jobs of one do not
+    wake the other (the channel is the schema's)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from labelpilot.store.signals import QUEUED
+    from labelpilot.workspace import Workspace
+    from tests.conftest import POSTGRES_URL
+
+    ws = make_workspace()
+    if ws.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's signals never leave their process")
+    schema = f"lp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    other = Workspace.create(tmp_path / "other", task="detect",
+                             database_url=f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    heard: list[tuple[int | None, str]] = []
+    unsubscribe = ws.job_signals.subscribe(lambda job_id, event: heard.append((job_id, event)))
+    try:
+        listening(ws)
+        for _ in range(3):  # jobs 1, 2 and 3 over there
+            _submit(other)
+        own = _submit(ws)  # job 1 here
+        deadline = time.monotonic() + 20
+        while (own, QUEUED) not in heard:
+            assert time.monotonic() < deadline, heard
+            time.sleep(0.05)
+        assert {job_id for job_id, _ in heard} <= {own, None}, heard
+    finally:
+        unsubscribe()
+        other.close()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

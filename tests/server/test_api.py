@@ -542,7 +542,7 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
     from labelpilot.settings import Settings
     from labelpilot.store import jobs as rows
     from labelpilot.workspace import Workspace
-    from tests.jobs.test_engine import checkouts, listening
+    from tests.jobs.test_engine import checkouts, listening, settled
     from tests.server.conftest import add_users
 
     monkeypatch.setattr(job_routes, "SSE_CHECK_S", 60.0)
@@ -575,7 +575,7 @@ def test_an_event_stream_follows_signals_not_the_clock(make_workspace, monkeypat
             assert first.wait(20)
             if postgres:
                 listening(ws)
-                time.sleep(1.0)
+                settled(taken)
                 idle = len(taken)
                 time.sleep(2.0)  # followed by polling, the stream read twice a second
                 assert len(taken) == idle  # (SQLite: a look every second, for jobs

@@ -26,6 +26,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
 CHANNEL = "labelpilot_jobs"
+# PostgreSQL: the channel of the workspace whose tables the connection's search path
+# finds first (workspaces in other schemas of the same database are not told)
+CHANNEL_SQL = f"'{CHANNEL}_' || left(md5(current_schema()), 16)"
 QUEUED = "queued"
 CHANGED = "changed"
 # conn.info key: the signals a SQLite write transaction noted, published after its commit
@@ -38,8 +41,8 @@ def job_changed(conn: Connection, job_id: int, event: str = CHANGED) -> None:
     """Signal, when `conn`'s transaction commits, that job `job_id` changed (`CHANGED`) or
     is waiting to run (`QUEUED`)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                     {"channel": CHANNEL, "payload": f"{job_id} {event}"})
+        conn.execute(text(f"SELECT pg_notify({CHANNEL_SQL}, :payload)"),
+                     {"payload": f"{job_id} {event}"})
         return
     pending = conn.info.get(PENDING)
     if pending is not None:  # else not a write transaction of ours: the fallback poll sees it
@@ -125,7 +128,8 @@ class _Listener:
             try:
                 with psycopg.connect(dsn, autocommit=True, connect_timeout=5,
                                      application_name="labelpilot-job-signals") as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    channel = conn.execute(f"SELECT {CHANNEL_SQL}").fetchone()[0]  # type: ignore[index]
+                    conn.execute(f'LISTEN "{channel}"')
                     self.backend_pid = conn.info.backend_pid
                     self.ready.set()
                     delay = 0.5
