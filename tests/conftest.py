@@ -16,13 +16,10 @@ from labelpilot.workspace import Workspace
 # Under pytest-xdist each worker is one process of several on a few cores: PyTorch's own
 # thread pool (one thread a core by default) would have the workers' training steps fight
 # over the cores. One thread a worker (read when torch is first imported, after this).
-# ONNX Runtime likewise: one thread a session, not spinning between operators (spinning
-# threads of one worker burn the core the other worker's model needs; 22% of the time of
-# the model-heavy tests went to that).
+# ONNX Runtime likewise: one thread a session.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("LABELPILOT_THREADS_PER_MODEL", "1")
-    os.environ.setdefault("LABELPILOT_ORT_SPINNING", "0")
 
 SHARED = Path(os.environ.get("LABELPILOT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 POSTGRES_URL = os.environ.get("LABELPILOT_TEST_POSTGRES_URL",

@@ -13,9 +13,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Threads each ONNX model may use (default: every core).
     threads_per_model: int | None = None
-    # Whether ONNX Runtime's threads spin between operators (None: its default, on). The
-    # model server turns it off: there the cores are shared with decoding and HTTP.
-    ort_spinning: bool | None = None
+    # Whether ONNX Runtime's threads spin between operators (its own default is on). Off
+    # here: LabelPilot runs several sessions one after the other (OCR's detector, then its
+    # recognizer) and side by side (job workers, smart tools, the model server's workers),
+    # and a spinning pool takes the cores the next session needs (benchmarks/ort_spinning.py:
+    # OCR 1.3-1.4x, two jobs at once 1.7x faster off).
+    ort_spinning: bool = False
 
     max_upload_bytes: int = 50 * 1024 * 1024
     # An archive of images and label files imported from the browser.

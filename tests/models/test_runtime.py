@@ -46,6 +46,22 @@ def test_corrupt_onnx_is_refused_with_its_path(tmp_path: Path) -> None:
         OcrModel(manifest)
 
 
+def test_sessions_do_not_spin_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime's threads spin between operators by default; LabelPilot's sessions run
+    one after another and side by side, so they wait without spinning unless the setting
+    asks (see benchmarks/ort_spinning.py)."""
+    rec, _ = builtin_manifest().file("rec")
+    monkeypatch.delenv("LABELPILOT_ORT_SPINNING", raising=False)
+
+    def spinning() -> str:
+        opts = OrtSession(rec, threads=1).session.get_session_options()
+        return opts.get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning() == "0"
+    monkeypatch.setenv("LABELPILOT_ORT_SPINNING", "1")
+    assert spinning() == "1"
+
+
 def test_missing_gpu_falls_back_to_cpu_with_a_warning() -> None:
     with pytest.warns(RuntimeWarning, match="running on the CPU instead"):
         assert choose_providers("cuda") == ["CPUExecutionProvider"]

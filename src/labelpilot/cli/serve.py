@@ -80,9 +80,6 @@ def serve_models(
     from labelpilot.serving.app import create_model_server
     from labelpilot.serving.workers import ServingConfig
 
-    # the cores are shared with decoding and HTTP: threads that spin waiting for the next
-    # operator would take them from the requests (LABELPILOT_ORT_SPINNING=1 to keep it)
-    os.environ.setdefault("LABELPILOT_ORT_SPINNING", "0")
     with user_errors():
         if device != "cpu":
             raise ValidationError(f"--device {device}: only cpu is served so far",

@@ -85,10 +85,8 @@ class OrtSession:
         opts.intra_op_num_threads = threads or Settings().threads_per_model or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        spinning = Settings().ort_spinning
-        if spinning is not None:
-            opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                          "1" if spinning else "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if Settings().ort_spinning else "0")
         self._opts, self._providers = opts, choose_providers(device)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts,
