@@ -254,9 +254,26 @@ def test_segmentation_uncertainty_ranks_what_the_segmenter_doubts(make_workspace
         direct = score_masks(seg, ws.blobs.load_rgb(row))
         assert stored[row.id][0] == pytest.approx(direct.score, abs=1e-4), name
     assert [n for n, _ in queue(ws)] == names
-    # spreading out needs image embeddings these segmenters do not give
-    with pytest.raises(LabelPilotError, match="not available for segmentation"):
-        plan_select(ws, strategy="hybrid", budget=1)
+    # spreading out: the graph cut learnt no features, so the backbone LabelPilot ships
+    # (the built-in OCR model's detector) embeds the images
+    div = run(ws, strategy="diversity", budget=3)
+    assert div["model"] == "model:graphcut@1" and div["computed"] == 4
+    assert len({s["file_name"] for s in div["selected"]}) == 3
+    assert all("unlike the images labeled" in s["reason"].lower()
+               for s in div["selected"][1:])
+    from labelpilot.active.select import Embedding
+
+    backbone = Embedding("ocr").load("ocr", None, 1)
+    with ws.engine.connect() as conn:
+        stored_v = scores.embeddings_for(conn, backbone.key, [r.sha256 for r in rows.values()])
+    assert len(stored_v) == 4
+    for row in rows.values():
+        want = backbone.embed(ws.blobs.load_image(row))
+        assert np.allclose(np.frombuffer(stored_v[row.sha256], np.float32), want, atol=1e-5)
+    hyb = run(ws, strategy="hybrid", budget=2)
+    assert hyb["computed"] == 0  # the scores and the embeddings were there
+    assert all("; unlike the images" in s["reason"] or "the first pick" in s["reason"]
+               for s in hyb["selected"])
     with pytest.raises(LabelPilotError, match="an interactive segmenter"):
         plan_select(ws, strategy="uncertainty", budget=1, model="ocr")
 
@@ -275,3 +292,44 @@ def test_sam_mask_quality_and_disagreement_are_parts_of_the_score(tmp_path: Path
     assert set(inf.parts) == {"mask_quality", "mask_disagreement", "click_instability"}
     assert all(0.0 <= v <= 1.0 for v in inf.parts.values())
     assert inf.score == pytest.approx(sum(inf.parts.values()) / 3)
+
+
+def test_a_sam_spreads_out_with_its_own_image_encoder(tmp_path: Path) -> None:
+    """A SAM-family segmenter embeds with its image encoder: the embedding averaged over
+    the cells the image covers (not the padding that makes the input square)."""
+    pytest.importorskip("torch")
+    import cv2
+
+    from labelpilot.active.select import Embedding
+    from labelpilot.models.convert.sam import convert_sam
+    from labelpilot.models.registry import load_segmenter
+    from labelpilot.models.sam import SamSegmenter
+    from labelpilot.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", task="segment", labels=["object"])
+    convert_sam(ws.models_dir, "tiny-sam", arch="sam_tiny", checkpoint=None)
+    src = tmp_path / "imgs"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    tiles = _tiles()
+    cv2.imwrite(str(src / "tiles.png"), tiles)
+    cv2.imwrite(str(src / "tiles-too.png"), np.clip(tiles.astype(int) + 3, 0, 255)
+                .astype(np.uint8))
+    cv2.imwrite(str(src / "noise.png"), rng.integers(0, 255, (300, 200, 3), dtype=np.uint8))
+    import_dataset(ws, src, format="images")
+    extractor = Embedding("segmenter").load("tiny-sam", ws.models_dir, 1)
+    sam = load_segmenter("tiny-sam", ws.models_dir, threads=1)
+    assert isinstance(sam, SamSegmenter) and extractor.key.endswith("#image_embeddings")
+    # a 240 x 330 image in a square input: the rows below it are padding, left out
+    emb = sam.embed(np.ascontiguousarray(tiles[..., ::-1]))
+    g = emb.features.shape[-1]
+    rows_in = int(np.ceil(240 * emb.scale * g / sam.input_size))
+    assert rows_in < g
+    want = emb.features[0, :, :rows_in, :].mean(axis=(1, 2))
+    got = extractor.embed(tiles)
+    assert np.allclose(got, want / np.linalg.norm(want), atol=1e-5)
+    div = run(ws, strategy="diversity", budget=2)
+    assert div["model"].startswith("model:tiny-sam@") and div["computed"] == 3
+    # the two near-identical tile images are not both picked
+    assert {s["file_name"] for s in div["selected"]} != {"tiles.png", "tiles-too.png"}
+    ws.close()

@@ -225,7 +225,7 @@ def segment_images(shared: Path, folder: Path, count: int) -> Path:
 
 @pytest.mark.parametrize(("task", "model", "strategy"), [
     ("detect", "yolox-nano", "hybrid"), ("ocr", "ocr", "uncertainty"),
-    ("segment", "graphcut", "uncertainty")])
+    ("segment", "graphcut", "hybrid")])
 def test_ray_scores_and_embeds_for_active_learning_as_locally(
         task: str, model: str, strategy: str, tmp_path: Path, shared: Path,
         ray_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,9 +246,9 @@ def test_ray_scores_and_embeds_for_active_learning_as_locally(
                                                  model=model, executor=spec).public(), model)
         assert again is not None and again.executor == (spec.params() if spec else None)
         with ws.engine.connect() as conn:
-            vectors = scores.embeddings_for(conn, Embedding("detect").load(
-                model, ws.models_dir, 1).key, [r.sha256 for r in repo.list_images(conn)]
-            ) if task == "detect" else {}
+            vectors = scores.embeddings_for(conn, Embedding(
+                "detect" if task == "detect" else "segmenter").load(model, ws.models_dir, 1).key,
+                [r.sha256 for r in repo.list_images(conn)]) if task != "ocr" else {}
         runs.append((result, stored_scores(ws, result["model"]), vectors))
         ws.close()
     (local, local_scores, local_vectors), (remote, remote_scores, remote_vectors) = runs
@@ -257,8 +257,8 @@ def test_ray_scores_and_embeds_for_active_learning_as_locally(
     assert remote_scores == local_scores
     assert len(local_scores) == {"detect": 12, "ocr": 10, "segment": 3}[task]
     assert remote_vectors == local_vectors
-    if task == "detect":  # hybrid: the 12 images embedded (the 3 x budget candidates)
-        assert len(local_vectors) == 12
+    if task != "ocr":  # hybrid: every image embedded (the 3 x budget candidates)
+        assert len(local_vectors) == {"detect": 12, "segment": 3}[task]
     assert remote["computed"] == local["computed"] > 0
     assert (local["executor"], remote["executor"]) == ("local", "ray")
 

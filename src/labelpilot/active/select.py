@@ -1,5 +1,6 @@
 """Choosing what to label next: score the images nobody has reviewed with the current
-model (uncertainty), embed them with its backbone (diversity), or both (hybrid: the most
+model (uncertainty), embed them with its backbone or image encoder (diversity; a segmenter
+with no learnt features, with the shipped OCR detector's backbone), or both (hybrid: the most
 uncertain three times the budget, spread out by k-center greedy), or draw at random;
 then make the chosen images the labeling queue's first, each with the reason.
 
@@ -37,7 +38,7 @@ from labelpilot.executors import (
     open_executor,
     plan_work,
 )
-from labelpilot.models.features import FeatureExtractor
+from labelpilot.models.features import EncoderFeatures, FeatureExtractor
 from labelpilot.models.ocr import OcrModel
 from labelpilot.models.registry import (
     SEGMENTER_KINDS,
@@ -47,6 +48,7 @@ from labelpilot.models.registry import (
     load_ocr,
     load_segmenter,
 )
+from labelpilot.models.sam import SamSegmenter
 from labelpilot.store import repo, scores
 from labelpilot.workspace import Workspace
 
@@ -61,7 +63,8 @@ _REFS = 500  # images whose annotations are read at once
 
 Progress = Callable[[int, int], None]
 # each loaded model's backbone extractor (the models are the registry's cached instances)
-_EXTRACTORS: weakref.WeakKeyDictionary[Any, FeatureExtractor] = weakref.WeakKeyDictionary()
+Extractor = FeatureExtractor | EncoderFeatures
+_EXTRACTORS: weakref.WeakKeyDictionary[Any, Extractor] = weakref.WeakKeyDictionary()
 _EXTRACTORS_LOCK = threading.Lock()
 
 
@@ -127,11 +130,6 @@ def plan_select(ws: Workspace, *, strategy: str, budget: int, model: str | None 
                 f"selecting by {strategy} is not available for {task} workspaces yet",
                 hint="use --strategy random, or see the README's active-learning section")
         if kind == "segmenter":
-            if strategy != "uncertainty":
-                raise LabelPilotError(
-                    f"selecting by {strategy} is not available for segmentation workspaces "
-                    "yet: their segmenters give no image embeddings to spread out with",
-                    hint="use --strategy uncertainty or random")
             model = model or default_segmenter(ws.models_dir)
         if model is None:
             raise LabelPilotError(f"name the {kind} model to select with (--model)",
@@ -200,16 +198,29 @@ class Embedding:
 
     kind: str
 
-    def load(self, name: str, models_dir: Path | None, threads: int) -> FeatureExtractor:
+    def load(self, name: str, models_dir: Path | None, threads: int) -> Extractor:
         """The extractor of the loaded model (built once per model in a process: the
-        selection's key lookup and this process's worker share it)."""
-        model: Any = (load_ocr(name, models_dir, threads=threads) if self.kind == "ocr"
-                      else load_detector(name, models_dir, threads=threads))
+        selection's key lookup and this process's worker share it). A segmenter embeds
+        with its own image encoder (SAM); one without learnt features (the graph cut),
+        with the backbone that ships with LabelPilot: the built-in OCR model's detector
+        (a MobileNetV3, ImageNet-pretrained, then trained on text)."""
+        kind = self.kind
+        model: Any
+        if kind == "segmenter":
+            model = load_segmenter(name, models_dir, threads=threads)
+            if not isinstance(model, SamSegmenter):
+                model, kind = load_ocr("ocr", None, threads=threads), "ocr"
+        elif kind == "ocr":
+            model = load_ocr(name, models_dir, threads=threads)
+        else:
+            model = load_detector(name, models_dir, threads=threads)
         with _EXTRACTORS_LOCK:
             found = _EXTRACTORS.get(model)
             if found is None:
                 sample = np.full((320, 320, 3), 128, np.uint8)
-                if self.kind == "ocr":
+                if kind == "segmenter":
+                    found = EncoderFeatures(model)
+                elif kind == "ocr":
                     found = FeatureExtractor(model.det.path, prepare=model.det_input,
                                              sample=model.det_input(sample))
                 else:
@@ -218,7 +229,7 @@ class Embedding:
                 _EXTRACTORS[model] = found
         return found
 
-    def run(self, model: FeatureExtractor, image: np.ndarray, ref: ImageRef) -> bytes:
+    def run(self, model: Extractor, image: np.ndarray, ref: ImageRef) -> bytes:
         return model.embed(image).tobytes()
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from labelpilot.errors import ModelError
 from labelpilot.extras import require_onnx
 from labelpilot.models.runtime import sha256_file
+from labelpilot.settings import Settings
 
 OUTPUT = "labelpilot_embedding"
 
@@ -124,6 +125,8 @@ class FeatureExtractor:
         opts.intra_op_num_threads = threads or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if Settings().ort_spinning else "0")
         self.session = ort.InferenceSession(cut.SerializeToString(), opts,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
@@ -135,5 +138,27 @@ class FeatureExtractor:
     def embed(self, image: np.ndarray) -> np.ndarray:
         x = self.prepare(image)
         v = self.session.run([OUTPUT], {self.input_name: x})[0].reshape(-1).astype(np.float32)
+        n = float(np.linalg.norm(v))
+        return v / n if n > 0 else v
+
+
+class EncoderFeatures:
+    """`embed(image) -> unit vector` from a SAM-family segmenter's own image encoder: its
+    image embedding ([1, C, g, g], the image resized into the top-left of a square input)
+    averaged over the grid cells the image covers, the padding left out. `image` is BGR,
+    as the executors read it; the encoder takes RGB."""
+
+    def __init__(self, segmenter: Any) -> None:
+        self.segmenter = segmenter
+        self.key = f"onnx:{sha256_file(segmenter.encoder.path)[:16]}#image_embeddings"
+
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        emb = self.segmenter.embed(np.ascontiguousarray(image[..., ::-1]))
+        f = emb.features[0]
+        cells = f.shape[-1] / self.segmenter.input_size  # grid cells per input pixel
+        w, h = emb.size
+        gh = max(1, min(f.shape[-2], int(np.ceil(h * emb.scale * cells))))
+        gw = max(1, min(f.shape[-1], int(np.ceil(w * emb.scale * cells))))
+        v = f[:, :gh, :gw].mean(axis=(1, 2)).astype(np.float32)
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
