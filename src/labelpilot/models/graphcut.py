@@ -89,7 +89,7 @@ class GraphCutParams:
     keep: float = 1.0  # cost of flipping a pixel of the previous mask far from the click
     keep_sigma: float = 0.08  # of the diagonal: how far a correction reaches freely
     roi_margin: float = 0.15  # of the diagonal, around the mask and clicks
-    coarse_above: int = 100_000  # pixels: larger regions are cut on 2x2 blocks, then refined
+    coarse_above: int = 40_000  # pixels: larger regions are cut on 2x2 blocks, then refined
     band: int = 2  # pixels either side of the coarse boundary refined at full resolution
 
 
@@ -99,6 +99,11 @@ class GraphCutSegmenter:
 
     def __init__(self, params: GraphCutParams | None = None) -> None:
         self.p = params or GraphCutParams()
+        # the libraries a click needs, imported with the model, not by the first click
+        # (scipy's graph routines took 90 ms of one)
+        import scipy.sparse.csgraph  # noqa: F401
+
+        _maxflow()
 
     # ---- embedding -------------------------------------------------------------------
     def embed(self, image: np.ndarray) -> GraphEmbedding:
