@@ -14,9 +14,9 @@ each (`--workers`; on a CPU a run per core uses the cores better than one run ov
 them: the model alone is timed first, one image and a batch on one thread and on every
 core, in core-ms per image; not for OCR, a pipeline of several networks). The clients
 (httpx, asyncio) run in this process and send coco128 images (`--model ocr`: the ICDAR
-2015 samples) as base64 JSON (every server reads the same body). The servers run side by side and take turns, round
-after round, so that the machine's noise falls on each alike. For each number of
-concurrent clients, the rounds pooled: requests/s,
+2015 samples) as base64 JSON (every server reads the same body). The servers run side
+by side and take turns, round after round, so that the machine's noise falls on each
+alike. For each number of concurrent clients, the rounds pooled: requests/s,
 p50/p95 latency, the share of errors, and the ratio to the plain endpoint. Then the
 server's memory (RSS) with three models loaded.
 
