@@ -33,6 +33,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,7 +161,10 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, workers: int, key: 
     # the server's log goes to a file: a pipe nobody reads would block it once full
     log = ws_dir.parent / f"{tool}-{port}.log"
     with open(log, "wb") as sink:
-        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        # a process group of its own: LitServe forks its HTTP servers and spawns its
+        # workers, which outlive a terminated parent (and would load the next runs)
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -171,8 +175,25 @@ def start(tool: str, ws_dir: Path, model: str, threads: int, workers: int, key: 
         if proc.poll() is not None:
             raise SystemExit(f"{tool} did not start: {log.read_text()[-2000:]}")
         time.sleep(0.3)
-    proc.kill()
+    stop(proc)
     raise SystemExit(f"{tool} did not get ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and every process it started (its process group)."""
+    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)  # anyone of the group left?
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 async def load(url: str, headers: dict[str, str], bodies: list[bytes], clients: int,
@@ -335,14 +356,12 @@ def main() -> None:
             memory[tool] = rss_mb(proc.pid)
     finally:
         for proc, _, _ in servers.values():
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
     try:  # the model server with three models loaded
         proc, _, _ = start("labelpilot", ws_dir, a.model, a.threads, a.workers, key,
                            a.max_batch, a.wait_ms, models="yolox-nano,nanodet-m,ocr")
         memory["labelpilot, 3 models"] = rss_mb(proc.pid)
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
