@@ -18,8 +18,7 @@ import numpy as np
 
 from labelpilot.errors import ModelError
 from labelpilot.extras import require_onnx
-from labelpilot.models.runtime import sha256_file
-from labelpilot.settings import Settings
+from labelpilot.models.runtime import session_options, sha256_file
 
 OUTPUT = "labelpilot_embedding"
 
@@ -121,12 +120,7 @@ class FeatureExtractor:
             OUTPUT, onnx.TensorProto.FLOAT, [None, channels]))
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                      "1" if Settings().ort_spinning else "0")
+        opts = session_options(threads or 1)
         self.session = ort.InferenceSession(cut.SerializeToString(), opts,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
@@ -150,7 +144,9 @@ class EncoderFeatures:
 
     def __init__(self, segmenter: Any) -> None:
         self.segmenter = segmenter
-        self.key = f"onnx:{sha256_file(segmenter.encoder.path)[:16]}#image_embeddings"
+        encoder = segmenter.encoder  # an OrtSession: its file's checksum checked at load
+        sha = encoder.sha256 or sha256_file(encoder.path)
+        self.key = f"onnx:{sha[:16]}#image_embeddings"
 
     def embed(self, image: np.ndarray) -> np.ndarray:
         emb = self.segmenter.embed(np.ascontiguousarray(image[..., ::-1]))

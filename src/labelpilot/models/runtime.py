@@ -73,6 +73,20 @@ def choose_providers(requested: str = "auto") -> list[str]:
     return [*chain, "CPUExecutionProvider"]
 
 
+def session_options(threads: int | None = None) -> Any:
+    """ONNX Runtime session options as LabelPilot runs every session: `threads` intra-op
+    threads (None: `LABELPILOT_THREADS_PER_MODEL`, else every core), one inter-op thread,
+    quiet, and spinning as the settings say."""
+    settings = Settings()
+    opts = _ort().SessionOptions()
+    opts.intra_op_num_threads = threads or settings.threads_per_model or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if settings.ort_spinning else "0")
+    return opts
+
+
 class OrtSession:
     """One ONNX model: checksum checked, then loaded; `__call__(inputs) -> outputs`."""
 
@@ -80,13 +94,8 @@ class OrtSession:
                  device: str = "auto") -> None:
         verify_file(path, sha256)
         ort = _ort()
-        opts = ort.SessionOptions()
+        opts = session_options(threads)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or Settings().threads_per_model or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                      "1" if Settings().ort_spinning else "0")
         self._opts, self._providers = opts, choose_providers(device)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts,
@@ -95,6 +104,7 @@ class OrtSession:
             raise ModelError(f"{path} is not a loadable ONNX model ({type(e).__name__}: "
                              f"{str(e)[:200]})", hint="download the file again") from None
         self.path = path
+        self.sha256 = sha256  # as checked (None: not given)
         self.batching = Batching(1, "one image at a time (no batch asked for)")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
